@@ -1,0 +1,53 @@
+#ifndef CNORMSUPPORT_H
+#define CNORMSUPPORT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/// What hwloc reports about the machine, reduced to plain numbers.
+/// `ok` is 0 when hwloc could not load a topology; `message` then says why.
+typedef struct nk_topology_info {
+    int ok;
+    int packages;
+    int numa_nodes;
+    int cores;          // cores in the process's allowed cpuset
+    int pus;            // hardware threads in the process's allowed cpuset
+    int64_t l1d_bytes;  // size of one cache of each level, 0 when unknown
+    int64_t l2_bytes;
+    int64_t l3_bytes;
+    int l1d_count;      // how many caches of each level
+    int l2_count;
+    int l3_count;
+    char message[256];
+} nk_topology_info;
+
+/// Loads (once per process) and describes the topology. Never aborts.
+void nk_topology_query(nk_topology_info *out);
+
+/// For core `core_index` (0 ..< cores), the logical index of its package and
+/// of the L3 cache above it (-1 when there is none). Returns 0 on success.
+int nk_core_locality(int core_index, int *package_index, int *l3_index);
+
+/// Binds the calling thread to every PU of core `core_index`, saving the
+/// previous binding in `*saved` (an opaque handle) so it can be restored.
+/// Returns 0 on success; on failure nothing is bound and `*saved` is NULL.
+int nk_bind_thread_to_core(int core_index, void **saved);
+
+/// Restores the binding saved by nk_bind_thread_to_core and frees the handle.
+/// Returns 0 on success. Passing NULL is a no-op.
+int nk_restore_thread_binding(void *saved);
+
+/// The PU the calling thread runs on now (sched_getcpu), -1 if unknown.
+int nk_current_cpu(void);
+
+/// Linux thread id of the caller (gettid), for diagnostics.
+long nk_thread_id(void);
+
+/// Copies `count` floats with non-temporal (streaming) stores where the
+/// destination allows, bypassing the cache; used by the bandwidth probe.
+void nk_stream_copy_f32(float *dst, const float *src, size_t count);
+
+/// Compiler barrier that keeps a value alive in benchmarks.
+void nk_black_hole(const void *p);
+
+#endif

@@ -1,0 +1,130 @@
+/// The strided-columns geometry: `matrices` independent row-major matrices of
+/// `rows × columns` values; statistics are per (matrix, column), reduced down
+/// the rows.
+///
+/// | kernel              | matrices | rows     | columns |
+/// |---------------------|----------|----------|---------|
+/// | BatchNorm NHWC      | 1        | N·H·W    | C       |
+/// | BatchNorm [N, D]    | 1        | N        | D       |
+/// | InstanceNorm NHWC   | N        | H·W      | C       |
+/// | GroupNorm NHWC      | N        | H·W      | C (columns then merged per group) |
+///
+/// Rows are cut into blocks of `rowBlock` rows, sized from the L2 cache and the
+/// row width only (never from the thread count): a block of a few hundred KiB is
+/// reduced 32 columns at a time while it stays in cache.
+struct ColumnsGeometry: CustomStringConvertible {
+    var matrices: Int
+    var rows: Int
+    var columns: Int
+    var rowBlock: Int
+
+    init(matrices: Int, rows: Int, columns: Int) {
+        self.matrices = matrices
+        self.rows = rows
+        self.columns = columns
+        // Aim for blocks of about L2/8 bytes but never fewer than 64 rows, so the
+        // per-block partials (24 bytes per column) stay ≤ 10 % of the data read.
+        let target = max(1, Topology.current.l2CacheBytes / 8 / (4 * columns))
+        self.rowBlock = min(rows, max(64, target))
+    }
+
+    var blocksPerMatrix: Int { (rows + rowBlock - 1) / rowBlock }
+    var blocks: Int { matrices * blocksPerMatrix }
+    var matrixElements: Int { rows * columns }
+
+    var description: String {
+        "columns: \(matrices) matrices × \(rows) rows × \(columns) columns, blocks of \(rowBlock) rows (\(blocks) blocks)"
+    }
+
+    /// Whole matrices per worker when there are ≥ 4 per worker (InstanceNorm and
+    /// GroupNorm NHWC with large N); otherwise row blocks spread over workers
+    /// (BatchNorm NHWC, small N). Same partials, same merge tree: same bits.
+    func splitsMatrices(threading: Threading) -> Bool {
+        let workers = Parallel.workers(count: blocks, elementsPerItem: rowBlock * columns, threading: threading)
+        return workers > 1 && blocksPerMatrix > 1 && matrices < 4 * workers
+    }
+
+    func plan(threading: Threading) -> PlanDescription {
+        let split = splitsMatrices(threading: threading)
+        let workers = split
+            ? Parallel.workers(count: blocks, elementsPerItem: rowBlock * columns, threading: threading)
+            : Parallel.workers(count: matrices, elementsPerItem: matrixElements, threading: threading)
+        return PlanDescription(
+            geometry: description,
+            strategy: split ? "split row blocks across workers (column partials, merge, normalize)"
+                            : "whole matrices per worker (statistics then normalize while in cache)",
+            blocks: blocks, blockElements: rowBlock * columns, workers: workers)
+    }
+
+    /// Per-(matrix, column) statistics, then normalization.
+    ///
+    /// - `finalize(m, columnMoments)` runs once per matrix with its `columns` merged
+    ///   moments, before any block of that matrix is applied.
+    /// - `apply(m, firstRow, rowCount)` writes those rows of matrix m.
+    func reduceThenApply(
+        _ x: UnsafePointer<Float>, threading: Threading,
+        finalize: (Int, UnsafeBufferPointer<Moments>) -> Void,
+        apply: (_ matrix: Int, _ firstRow: Int, _ rowCount: Int) -> Void
+    ) {
+        let perMatrix = blocksPerMatrix
+        let partials = UnsafeMutableBufferPointer<Moments>.allocate(capacity: blocks * columns)
+        defer { partials.deallocate() }
+        let merged = UnsafeMutableBufferPointer<Moments>.allocate(capacity: matrices * columns)
+        defer { merged.deallocate() }
+
+        func reduceBlock(_ b: Int) {
+            let m = b / perMatrix
+            let first = (b - m * perMatrix) * rowBlock
+            BlockMoments.columns(
+                x + m * matrixElements + first * columns,
+                rows: min(rowBlock, rows - first), columns: columns, stride: columns,
+                into: partials.baseAddress! + b * columns)
+        }
+        func finalizeMatrix(_ m: Int) {
+            let out = merged.baseAddress! + m * columns
+            for c in 0..<columns {
+                // Tree merge down the row blocks of column c (stride `columns`).
+                let base = m * perMatrix * columns + c
+                out[c] = Moments.treeMerge(count: perMatrix) { partials[base + $0 * columns] }
+            }
+            finalize(m, UnsafeBufferPointer(start: out, count: columns))
+        }
+        func applyBlock(_ b: Int) {
+            let m = b / perMatrix
+            let first = (b - m * perMatrix) * rowBlock
+            apply(m, first, min(rowBlock, rows - first))
+        }
+
+        if splitsMatrices(threading: threading) {
+            Parallel.forEach(count: blocks, elementsPerItem: rowBlock * columns, threading: threading) { range in
+                for b in range { reduceBlock(b) }
+            }
+            Parallel.forEach(count: matrices, elementsPerItem: perMatrix * columns * 8, threading: threading) { range in
+                for m in range { finalizeMatrix(m) }
+            }
+            Parallel.forEach(count: blocks, elementsPerItem: rowBlock * columns, threading: threading) { range in
+                for b in range { applyBlock(b) }
+            }
+        } else {
+            Parallel.forEach(count: matrices, elementsPerItem: matrixElements, threading: threading) { range in
+                for m in range {
+                    for b in (m * perMatrix)..<((m + 1) * perMatrix) { reduceBlock(b) }
+                    finalizeMatrix(m)
+                    for b in (m * perMatrix)..<((m + 1) * perMatrix) { applyBlock(b) }
+                }
+            }
+        }
+    }
+
+    /// Normalization only (inference): `apply(m, firstRow, rowCount)` over all blocks.
+    func apply(threading: Threading, _ apply: (_ matrix: Int, _ firstRow: Int, _ rowCount: Int) -> Void) {
+        let perMatrix = blocksPerMatrix
+        Parallel.forEach(count: blocks, elementsPerItem: rowBlock * columns, threading: threading) { range in
+            for b in range {
+                let m = b / perMatrix
+                let first = (b - m * perMatrix) * rowBlock
+                apply(m, first, min(rowBlock, rows - first))
+            }
+        }
+    }
+}

@@ -1,0 +1,172 @@
+/// The contiguous-rows geometry: a reduction *unit* is `segments` runs of
+/// `segmentLength` contiguous values, `segmentStride` apart; unit u starts at
+/// `u · unitStride`.
+///
+/// | kernel              | unit      | segments | segmentLength | unitStride | segmentStride |
+/// |---------------------|-----------|----------|---------------|------------|---------------|
+/// | BatchNorm NCHW      | channel c | N        | H·W           | H·W        | C·H·W         |
+/// | LayerNorm / RMSNorm | row n     | 1        | D             | D          | —             |
+/// | InstanceNorm NCHW   | (n, c)    | 1        | H·W           | H·W        | —             |
+/// | GroupNorm NCHW      | (n, g)    | 1        | (C/G)·H·W     | (C/G)·H·W  | —             |
+/// | WeightNorm, dim d   | index i   | outer    | inner         | inner      | size_d·inner  |
+///
+/// Each segment is cut into blocks of `blockLength` values; the block size comes
+/// from the L1 data cache size only, never from the thread count.
+struct RowsGeometry: CustomStringConvertible {
+    var units: Int
+    var segments: Int
+    var segmentLength: Int
+    var unitStride: Int
+    var segmentStride: Int
+    var blockLength: Int
+
+    init(units: Int, segments: Int = 1, segmentLength: Int, unitStride: Int, segmentStride: Int = 0,
+         blockLength: Int = RowsGeometry.defaultBlockLength) {
+        self.units = units
+        self.segments = segments
+        self.segmentLength = segmentLength
+        self.unitStride = unitStride
+        self.segmentStride = segmentStride
+        self.blockLength = blockLength
+    }
+
+    /// Half the L1 data cache in Float32 values (4096 on a 32 KiB L1d), at least 1024.
+    static let defaultBlockLength = max(1024, Topology.current.l1DataCacheBytes / 8)
+
+    var blocksPerSegment: Int { (segmentLength + blockLength - 1) / blockLength }
+    var blocksPerUnit: Int { segments * blocksPerSegment }
+    var blocks: Int { units * blocksPerUnit }
+    var unitElements: Int { segments * segmentLength }
+
+    /// Block b of the flat enumeration unit-major, then segment, then position.
+    @inline(__always)
+    func block(_ b: Int) -> RowBlock {
+        let unit = b / blocksPerUnit
+        let within = b - unit * blocksPerUnit
+        let segment = within / blocksPerSegment
+        let start = (within - segment * blocksPerSegment) * blockLength
+        return RowBlock(
+            unit: unit, segment: segment, start: start,
+            count: min(blockLength, segmentLength - start),
+            offset: unit * unitStride + segment * segmentStride + start)
+    }
+
+    var description: String {
+        "rows: \(units) units × \(segments) segments × \(segmentLength) values, blocks of \(blockLength) (\(blocks) blocks)"
+    }
+}
+
+/// One block of the rows geometry: `count` values at element `offset`, which is
+/// position `start` of segment `segment` of unit `unit`.
+struct RowBlock {
+    var unit: Int
+    var segment: Int
+    var start: Int
+    var count: Int
+    var offset: Int
+}
+
+enum RowStatistic {
+    /// Count, mean, M2 (Welford): BatchNorm, LayerNorm, InstanceNorm, GroupNorm, AdaIN.
+    case moments
+    /// Mean of squares: RMSNorm, weight normalization.
+    case meanSquare
+}
+
+/// How a rows or columns problem is run; reported by `normbench topology`.
+public struct PlanDescription: Sendable, CustomStringConvertible {
+    public var geometry: String
+    public var strategy: String
+    public var blocks: Int
+    public var blockElements: Int
+    public var workers: Int
+    public var description: String {
+        "\(geometry)\n  strategy: \(strategy)\n  blocks: \(blocks) of ≤ \(blockElements) values, workers: \(workers)"
+    }
+}
+
+extension RowsGeometry {
+    /// Whole units go to workers when there are enough of them to keep every worker
+    /// busy (≥ 4 per worker) or a unit is a single block; each unit's statistics and
+    /// normalization then run back to back while the unit is still in cache.
+    /// Otherwise (few, large units: BatchNorm with C = 3, InstanceNorm with N·C = 2)
+    /// every unit's blocks are spread over all workers, partials merged per unit,
+    /// and the normalization spread again. Both strategies compute the same block
+    /// partials and merge them in the same tree, so they give identical bits.
+    func splitsUnits(threading: Threading) -> Bool {
+        let workers = Parallel.workers(count: blocks, elementsPerItem: blockLength, threading: threading)
+        return workers > 1 && blocksPerUnit > 1 && units < 4 * workers
+    }
+
+    func plan(threading: Threading) -> PlanDescription {
+        let split = splitsUnits(threading: threading)
+        let workers = split
+            ? Parallel.workers(count: blocks, elementsPerItem: blockLength, threading: threading)
+            : Parallel.workers(count: units, elementsPerItem: unitElements, threading: threading)
+        return PlanDescription(
+            geometry: description,
+            strategy: split ? "split each unit's blocks across workers (statistics, merge, normalize)"
+                            : "whole units per worker (statistics then normalize while in cache)",
+            blocks: blocks, blockElements: blockLength, workers: workers)
+    }
+
+    /// Statistics of every unit, then normalization.
+    ///
+    /// - `finalize(unit, moments)` runs once per unit, after all its blocks are reduced
+    ///   and merged, and before any of its blocks is applied; it may run concurrently
+    ///   for different units and must write only that unit's slots.
+    /// - `apply(block)` writes the block's outputs.
+    func reduceThenApply(
+        _ x: UnsafePointer<Float>, statistic: RowStatistic, threading: Threading,
+        finalize: (Int, Moments) -> Void, apply: (RowBlock) -> Void
+    ) {
+        let perUnit = blocksPerUnit
+        if splitsUnits(threading: threading) {
+            let partials = UnsafeMutableBufferPointer<Moments>.allocate(capacity: blocks)
+            defer { partials.deallocate() }
+            Parallel.forEach(count: blocks, elementsPerItem: blockLength, threading: threading) { range in
+                for b in range { partials[b] = reduce(x, block(b), statistic) }
+            }
+            Parallel.forEach(count: units, elementsPerItem: perUnit * 8, threading: threading) { range in
+                for u in range {
+                    finalize(u, Moments.treeMerge(UnsafeBufferPointer(rebasing: partials[(u * perUnit)..<((u + 1) * perUnit)])))
+                }
+            }
+            Parallel.forEach(count: blocks, elementsPerItem: blockLength, threading: threading) { range in
+                for b in range { apply(block(b)) }
+            }
+        } else {
+            Parallel.forEach(count: units, elementsPerItem: unitElements, threading: threading) { range in
+                withUnsafeTemporaryAllocation(of: Moments.self, capacity: perUnit) { partials in
+                    for u in range {
+                        for i in 0..<perUnit { partials[i] = reduce(x, block(u * perUnit + i), statistic) }
+                        finalize(u, Moments.treeMerge(UnsafeBufferPointer(partials)))
+                        for i in 0..<perUnit { apply(block(u * perUnit + i)) }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Statistics only (no output pass): per-unit moments into `out[0..<units]`.
+    func reduce(_ x: UnsafePointer<Float>, statistic: RowStatistic, threading: Threading,
+                into out: UnsafeMutablePointer<Moments>) {
+        reduceThenApply(x, statistic: statistic, threading: threading,
+                        finalize: { out[$0] = $1 }, apply: { _ in })
+    }
+
+    /// Normalization only, with coefficients already known (inference).
+    func apply(threading: Threading, _ apply: (RowBlock) -> Void) {
+        Parallel.forEach(count: blocks, elementsPerItem: blockLength, threading: threading) { range in
+            for b in range { apply(block(b)) }
+        }
+    }
+
+    @inline(__always)
+    private func reduce(_ x: UnsafePointer<Float>, _ b: RowBlock, _ statistic: RowStatistic) -> Moments {
+        switch statistic {
+        case .moments: return BlockMoments.contiguous(x + b.offset, b.count)
+        case .meanSquare: return BlockMoments.meanSquare(x + b.offset, b.count)
+        }
+    }
+}

@@ -1,0 +1,135 @@
+/// Batch normalization over `[N, D]`, NCHW or NHWC: statistics per channel over
+/// N·H·W values.
+///
+/// ```
+/// training:  y = γ[c] · (x − μ_B[c]) / √(σ²_B[c] + ε) + β[c]     σ²_B biased (÷ N·H·W)
+/// inference: y = γ[c] · (x − running_mean[c]) / √(running_var[c] + ε) + β[c]
+/// ```
+/// then `max(y, 0)` when `fusedReLU`. Both fold into one per-channel
+/// `(x − pivot)·scale + shift` pass (see `AffineCoefficients`).
+///
+/// **Memory passes** (N·C·H·W = T values):
+/// - training: reads `x` twice (statistics, then normalization) and writes `y`
+///   once. Per channel (NCHW) or per block of rows (NHWC) the second read comes
+///   from cache when that slice fits in L2/L3; T·4 bytes each otherwise.
+/// - inference: reads `x` once, writes `y` once.
+///
+/// **Aliasing**: `output` may be the same buffer as `input` (in place); any
+/// other overlap throws `NormError.partialOverlap`.
+public struct BatchNormalization: Sendable {
+    public let shape: TensorShape
+    public let epsilon: Float
+    public let fusedReLU: Bool
+    public let threading: Threading
+
+    /// - Parameters:
+    ///   - shape: every dimension > 0; `[N, D]` is `TensorShape.matrix(N, D)`.
+    ///   - epsilon: finite, > 0 (PyTorch's default 1e-5).
+    ///   - fusedReLU: apply max(·, 0) to the output in the same pass.
+    public init(shape: TensorShape, epsilon: Float = 1e-5, fusedReLU: Bool = false,
+                threading: Threading = .default) throws {
+        try shape.validate("shape")
+        try Check.epsilon(epsilon)
+        self.shape = shape
+        self.epsilon = epsilon
+        self.fusedReLU = fusedReLU
+        self.threading = threading
+    }
+
+    var rows: RowsGeometry {
+        RowsGeometry(units: shape.c, segments: shape.n, segmentLength: shape.spatial,
+                     unitStride: shape.spatial, segmentStride: shape.c * shape.spatial)
+    }
+
+    var columns: ColumnsGeometry {
+        ColumnsGeometry(matrices: 1, rows: shape.n * shape.spatial, columns: shape.c)
+    }
+
+    /// How the work is partitioned for this shape and threading.
+    public func plan() -> PlanDescription {
+        shape.isChannelsLast ? columns.plan(threading: threading) : rows.plan(threading: threading)
+    }
+
+    private func validate(_ input: UnsafeBufferPointer<Float>, _ output: UnsafeMutableBufferPointer<Float>,
+                          _ scale: UnsafeBufferPointer<Float>?, _ bias: UnsafeBufferPointer<Float>?,
+                          _ running: RunningStatistics?) throws {
+        try Check.length(input.count, shape.count, "input")
+        try Check.length(output.count, shape.count, "output")
+        try Check.aliasing(input, output, "output")
+        try Check.length(scale, shape.c, "scale (γ)")
+        try Check.length(bias, shape.c, "bias (β)")
+        if let running { try Check.length(running.channels, shape.c, "running statistics channels") }
+    }
+
+    /// Normalizes with the batch's statistics, updates `running` if given, and
+    /// returns the per-channel mean and 1/σ for the backward pass.
+    ///
+    /// Throws before writing anything if a buffer length is wrong, buffers
+    /// partially overlap, or N·H·W = 1 (one value per channel has no variance).
+    @discardableResult
+    public func forwardTraining(
+        input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
+        scale: UnsafeBufferPointer<Float>? = nil, bias: UnsafeBufferPointer<Float>? = nil,
+        running: RunningStatistics? = nil
+    ) throws -> SavedStatistics {
+        try validate(input, output, scale, bias, running)
+        let perChannel = shape.n * shape.spatial
+        guard perChannel > 1 else { throw NormError.singleValuePerChannel(argument: "input", valuesPerChannel: perChannel) }
+        let x = try Check.base(input, "input"), y = try Check.base(output, "output")
+        let c = shape.c
+        let moments = SlotBuffer(count: c, initial: Moments.empty)
+        let table = CoefficientTable(count: c)
+        defer { moments.deallocate(); table.deallocate() }
+        let relu = fusedReLU, eps = epsilon
+        func coefficients(_ channel: Int, _ m: Moments) {
+            moments[channel] = m
+            table[channel] = AffineCoefficients(
+                mean: m.mean, invStd: inverseStandardDeviation(m.biasedVariance, eps),
+                gamma: Double(scale?[channel] ?? 1), beta: Double(bias?[channel] ?? 0))
+        }
+        if shape.isChannelsLast {
+            let g = columns
+            g.reduceThenApply(x, threading: threading,
+                finalize: { _, columnMoments in for ch in 0..<c { coefficients(ch, columnMoments[ch]) } },
+                apply: { m, first, rows in table.applyColumns(x, y, matrix: m, geometry: g, first: first, rows: rows, relu: relu) })
+        } else {
+            let g = rows
+            g.reduceThenApply(x, statistic: .moments, threading: threading,
+                finalize: coefficients,
+                apply: { table.applyRuns(x, y, $0, run: g.segmentLength, runsPerSegment: 1, relu: relu) })
+        }
+        let batch = moments.array
+        let updated = running?.fold(batch: batch) ?? false
+        return SavedStatistics(mean: batch.map(\.mean),
+                               invStd: batch.map { inverseStandardDeviation($0.biasedVariance, eps) },
+                               runningStatisticsUpdated: updated)
+    }
+
+    /// Normalizes with `running`'s mean and variance (one read of `x`, one write of `y`).
+    public func forwardInference(
+        input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
+        scale: UnsafeBufferPointer<Float>? = nil, bias: UnsafeBufferPointer<Float>? = nil,
+        running: RunningStatistics
+    ) throws {
+        try validate(input, output, scale, bias, running)
+        let x = try Check.base(input, "input"), y = try Check.base(output, "output")
+        let table = CoefficientTable(count: shape.c)
+        defer { table.deallocate() }
+        for ch in 0..<shape.c {
+            table[ch] = AffineCoefficients(
+                mean: Double(running.mean[ch]),
+                invStd: inverseStandardDeviation(Double(running.variance[ch]), epsilon),
+                gamma: Double(scale?[ch] ?? 1), beta: Double(bias?[ch] ?? 0))
+        }
+        let relu = fusedReLU
+        if shape.isChannelsLast {
+            let g = columns
+            g.apply(threading: threading) { m, first, rows in
+                table.applyColumns(x, y, matrix: m, geometry: g, first: first, rows: rows, relu: relu)
+            }
+        } else {
+            let g = rows
+            g.apply(threading: threading) { table.applyRuns(x, y, $0, run: g.segmentLength, runsPerSegment: 1, relu: relu) }
+        }
+    }
+}

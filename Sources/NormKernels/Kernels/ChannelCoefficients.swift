@@ -1,0 +1,100 @@
+/// Per-slot `(pivot, scale, shift)` in three Float32 arrays (struct of arrays, so
+/// the NHWC pass loads 8 channels' coefficients with one vector load each).
+/// A slot is a channel (BatchNorm) or a (sample, channel) pair (InstanceNorm,
+/// GroupNorm, AdaIN: slot n·C + c). Workers write disjoint slots.
+struct CoefficientTable {
+    let pivot: UnsafeMutablePointer<Float>
+    let scale: UnsafeMutablePointer<Float>
+    let shift: UnsafeMutablePointer<Float>
+    let count: Int
+
+    init(count: Int) {
+        self.count = count
+        pivot = .allocate(capacity: count)
+        scale = .allocate(capacity: count)
+        shift = .allocate(capacity: count)
+    }
+
+    func deallocate() {
+        pivot.deallocate()
+        scale.deallocate()
+        shift.deallocate()
+    }
+
+    @inline(__always)
+    subscript(slot: Int) -> AffineCoefficients {
+        get { AffineCoefficients(pivot: pivot[slot], scale: scale[slot], shift: shift[slot]) }
+        nonmutating set {
+            pivot[slot] = newValue.pivot
+            scale[slot] = newValue.scale
+            shift[slot] = newValue.shift
+        }
+    }
+
+    /// NCHW: applies a rows-geometry block whose segment holds `runsPerSegment`
+    /// channel runs of `run` values each; run r of unit u uses slot u·runsPerSegment + r.
+    func applyRuns(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ block: RowBlock,
+                   run: Int, runsPerSegment: Int, relu: Bool) {
+        var position = block.start
+        let end = block.start + block.count
+        var offset = block.offset
+        while position < end {
+            let r = position / run
+            let n = min((r + 1) * run, end) - position
+            Apply.affine(x + offset, y + offset, n, self[block.unit * runsPerSegment + r], relu: relu)
+            position += n
+            offset += n
+        }
+    }
+
+    /// NHWC: rows [first, first + rows) of matrix m (C columns), slots m·C ..< m·C + C.
+    func applyColumns(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                      matrix m: Int, geometry g: ColumnsGeometry, first: Int, rows: Int, relu: Bool) {
+        let offset = m * g.matrixElements + first * g.columns
+        let slot = m * g.columns
+        Apply.columns(x + offset, y + offset, rows: rows, columns: g.columns, stride: g.columns,
+                      pivot: pivot + slot, scale: scale + slot, shift: shift + slot, relu: relu)
+    }
+}
+
+/// 1/√(var + ε) in Float64; ε inside the square root, as PyTorch and ONNX.
+@inline(__always)
+func inverseStandardDeviation(_ variance: Double, _ epsilon: Float) -> Double {
+    1 / (variance + Double(epsilon)).squareRoot()
+}
+
+/// Per-slot statistics a training forward pass saves for the backward pass.
+public struct SavedStatistics: Sendable, Hashable {
+    /// Mean per slot (channel for BatchNorm, row for LayerNorm/RMSNorm, (n, c) for
+    /// InstanceNorm, (n, g) for GroupNorm), Float64 so backward can form x̂
+    /// exactly even for data with a large offset. For RMSNorm, all zero.
+    public var mean: [Double]
+    /// 1/√(var + ε) per slot (PyTorch's `save_invstd` / `rstd`); for RMSNorm 1/√(mean(x²) + ε).
+    public var invStd: [Double]
+    /// Whether running statistics were updated by this call (false when none were
+    /// given, or when the batch was not finite; see `RunningStatistics`).
+    public var runningStatisticsUpdated: Bool
+
+    public init(mean: [Double], invStd: [Double], runningStatisticsUpdated: Bool = false) {
+        self.mean = mean
+        self.invStd = invStd
+        self.runningStatisticsUpdated = runningStatisticsUpdated
+    }
+}
+
+/// Slots of per-unit Float64 results written by workers (each slot by one worker).
+struct SlotBuffer<T> {
+    let base: UnsafeMutablePointer<T>
+    let count: Int
+    init(count: Int, initial: T) {
+        self.count = count
+        base = .allocate(capacity: max(1, count))
+        base.initialize(repeating: initial, count: max(1, count))
+    }
+    @inline(__always) subscript(i: Int) -> T {
+        get { base[i] }
+        nonmutating set { base[i] = newValue }
+    }
+    var array: [T] { Array(UnsafeBufferPointer(start: base, count: count)) }
+    func deallocate() { base.deallocate() }
+}

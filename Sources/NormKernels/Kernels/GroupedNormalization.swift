@@ -1,0 +1,51 @@
+/// The shared engine of InstanceNorm, GroupNorm and AdaIN: statistics per
+/// (sample n, group g of `groupSize` consecutive channels), normalization with
+/// one coefficient per (n, c).
+///
+/// - NCHW: a group's channels are one contiguous run of groupSize·H·W values
+///   (rows geometry, unit = n·G + g); the output pass walks its H·W-long channel runs.
+/// - NHWC: each sample is an H·W × C matrix (columns geometry); per-channel
+///   moments are reduced down the rows and a group's channels are then merged
+///   in a fixed tree.
+///
+/// `finalize(groupSlot, moments)` runs once per (n, g) (slot n·G + g) and must
+/// fill `table` for slots n·C + g·groupSize ..< n·C + (g + 1)·groupSize before
+/// that group is applied. With `output` nil only statistics are computed.
+func groupedNormalize(
+    shape: TensorShape, groupSize: Int, input x: UnsafePointer<Float>, output y: UnsafeMutablePointer<Float>?,
+    table: CoefficientTable?, threading: Threading, finalize: (Int, Moments) -> Void
+) {
+    let groups = shape.c / groupSize
+    if shape.isChannelsLast {
+        let g = ColumnsGeometry(matrices: shape.n, rows: shape.spatial, columns: shape.c)
+        g.reduceThenApply(x, threading: threading,
+            finalize: { n, columnMoments in
+                for group in 0..<groups {
+                    let first = group * groupSize
+                    let m = groupSize == 1 ? columnMoments[first]
+                        : Moments.treeMerge(count: groupSize) { columnMoments[first + $0] }
+                    finalize(n * groups + group, m)
+                }
+            },
+            apply: { n, first, rows in
+                if let y, let table { table.applyColumns(x, y, matrix: n, geometry: g, first: first, rows: rows, relu: false) }
+            })
+    } else {
+        let length = groupSize * shape.spatial
+        let g = RowsGeometry(units: shape.n * groups, segmentLength: length, unitStride: length)
+        g.reduceThenApply(x, statistic: .moments, threading: threading,
+            finalize: finalize,
+            apply: { block in
+                if let y, let table { table.applyRuns(x, y, block, run: shape.spatial, runsPerSegment: groupSize, relu: false) }
+            })
+    }
+}
+
+func groupedPlan(shape: TensorShape, groupSize: Int, threading: Threading) -> PlanDescription {
+    if shape.isChannelsLast {
+        return ColumnsGeometry(matrices: shape.n, rows: shape.spatial, columns: shape.c).plan(threading: threading)
+    }
+    let length = groupSize * shape.spatial
+    return RowsGeometry(units: shape.n * (shape.c / groupSize), segmentLength: length, unitStride: length)
+        .plan(threading: threading)
+}

@@ -1,0 +1,126 @@
+/// Layer normalization over the trailing `features` values of each of `rows` rows:
+/// `[N, D]`, or `[N, C, H, W]` normalized over C·H·W (then `features` = C·H·W and
+/// γ, β follow the tensor's memory order).
+///
+/// ```
+/// y[n, i] = (x[n, i] − μ[n]) / √(σ²[n] + ε) · γ[i] + β[i]      σ² biased
+/// ```
+/// γ and β are optional (PyTorch's `elementwise_affine`, `bias`). N = 1 is legal.
+///
+/// **Memory passes**: reads `x` twice (statistics, then normalization; the second
+/// from cache when a row fits in L2), reads γ and β once per row, writes `y` once.
+/// In place (`output` is `input`) is allowed.
+public struct LayerNormalization: Sendable {
+    public let rows: Int
+    public let features: Int
+    public let epsilon: Float
+    public let threading: Threading
+
+    public init(rows: Int, features: Int, epsilon: Float = 1e-5, threading: Threading = .default) throws {
+        try Check.positive(rows, "rows")
+        try Check.positive(features, "features")
+        _ = try Check.product([rows, features], "rows × features")
+        try Check.epsilon(epsilon)
+        self.rows = rows
+        self.features = features
+        self.epsilon = epsilon
+        self.threading = threading
+    }
+
+    /// LayerNorm over C·H·W of an image tensor (PyTorch `normalized_shape = [C, H, W]`).
+    public init(shape: TensorShape, epsilon: Float = 1e-5, threading: Threading = .default) throws {
+        try shape.validate("shape")
+        try self.init(rows: shape.n, features: shape.c * shape.spatial, epsilon: epsilon, threading: threading)
+    }
+
+    var geometry: RowsGeometry { RowsGeometry(units: rows, segmentLength: features, unitStride: features) }
+
+    public func plan() -> PlanDescription { geometry.plan(threading: threading) }
+
+    /// Normalizes each row; returns per-row mean and 1/σ for backward.
+    @discardableResult
+    public func forward(
+        input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
+        scale: UnsafeBufferPointer<Float>? = nil, bias: UnsafeBufferPointer<Float>? = nil
+    ) throws -> SavedStatistics {
+        let total = rows * features
+        try Check.length(input.count, total, "input")
+        try Check.length(output.count, total, "output")
+        try Check.aliasing(input, output, "output")
+        try Check.length(scale, features, "scale (γ)")
+        try Check.length(bias, features, "bias (β)")
+        let x = try Check.base(input, "input"), y = try Check.base(output, "output")
+        let mean = SlotBuffer(count: rows, initial: 0.0), invStd = SlotBuffer(count: rows, initial: 0.0)
+        let table = CoefficientTable(count: rows)
+        defer { mean.deallocate(); invStd.deallocate(); table.deallocate() }
+        let gamma = scale?.baseAddress, beta = bias?.baseAddress, eps = epsilon
+        geometry.reduceThenApply(x, statistic: .moments, threading: threading,
+            finalize: { row, m in
+                mean[row] = m.mean
+                invStd[row] = inverseStandardDeviation(m.biasedVariance, eps)
+                // (x − μ)·r = (x − p)·r + t with p = Float(μ), t = −(μ − p)·r.
+                table[row] = AffineCoefficients(mean: m.mean, invStd: invStd[row])
+            },
+            apply: { b in
+                let c = table[b.unit]
+                Apply.elementwise(x + b.offset, y + b.offset, b.count, pivot: c.pivot, invStd: c.scale, shift: c.shift,
+                                  gamma: gamma.map { $0 + b.start }, beta: beta.map { $0 + b.start })
+            })
+        return SavedStatistics(mean: mean.array, invStd: invStd.array)
+    }
+}
+
+/// RMS normalization over the trailing `features` values of each row
+/// (PyTorch `nn.RMSNorm`):
+/// ```
+/// y[n, i] = x[n, i] / √(mean_i(x[n, i]²) + ε) · γ[i]
+/// ```
+/// ε defaults to Float32's machine epsilon, as PyTorch's `eps=None`.
+///
+/// **Memory passes**: reads `x` twice (sum of squares, then scaling; the second from
+/// cache when a row fits in L2), writes `y` once. In place is allowed.
+public struct RMSNormalization: Sendable {
+    public let rows: Int
+    public let features: Int
+    public let epsilon: Float
+    public let threading: Threading
+
+    public init(rows: Int, features: Int, epsilon: Float = .ulpOfOne, threading: Threading = .default) throws {
+        try Check.positive(rows, "rows")
+        try Check.positive(features, "features")
+        _ = try Check.product([rows, features], "rows × features")
+        try Check.epsilon(epsilon)
+        self.rows = rows
+        self.features = features
+        self.epsilon = epsilon
+        self.threading = threading
+    }
+
+    var geometry: RowsGeometry { RowsGeometry(units: rows, segmentLength: features, unitStride: features) }
+
+    public func plan() -> PlanDescription { geometry.plan(threading: threading) }
+
+    /// Scales each row; returns per-row 1/rms in `invStd` (means are zero) for backward.
+    @discardableResult
+    public func forward(
+        input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
+        scale: UnsafeBufferPointer<Float>? = nil
+    ) throws -> SavedStatistics {
+        let total = rows * features
+        try Check.length(input.count, total, "input")
+        try Check.length(output.count, total, "output")
+        try Check.aliasing(input, output, "output")
+        try Check.length(scale, features, "scale (γ)")
+        let x = try Check.base(input, "input"), y = try Check.base(output, "output")
+        let invRMS = SlotBuffer(count: rows, initial: 0.0)
+        defer { invRMS.deallocate() }
+        let gamma = scale?.baseAddress, eps = epsilon
+        geometry.reduceThenApply(x, statistic: .meanSquare, threading: threading,
+            finalize: { row, m in invRMS[row] = inverseStandardDeviation(m.mean, eps) },
+            apply: { b in
+                Apply.elementwise(x + b.offset, y + b.offset, b.count, pivot: 0, invStd: Float(invRMS[b.unit]), shift: 0,
+                                  gamma: gamma.map { $0 + b.start }, beta: nil)
+            })
+        return SavedStatistics(mean: Array(repeating: 0, count: rows), invStd: invRMS.array)
+    }
+}

@@ -1,0 +1,73 @@
+/// Weight normalization (Salimans & Kingma 2016; PyTorch `torch._weight_norm`):
+/// ```
+/// w = g · v / ‖v‖
+/// ```
+/// with one norm per index of dimension `dim` (over all other dimensions), or one
+/// norm of the whole tensor when `dim` is nil. `dim = 0` is the usual "per output
+/// row" of a linear or convolution weight. A zero `v` slice gives NaN, as PyTorch.
+///
+/// Viewing `v` as `[outer, size, inner]` around `dim`, index i's values are `outer`
+/// runs of `inner` contiguous values — the same rows geometry as BatchNorm NCHW.
+/// The squared norm is a sum of squares (no cancellation), formed in Float32
+/// blocks and merged in Float64; blocks that overflow Float32 are redone in Float64.
+///
+/// **Memory passes**: reads `v` twice (norms, then scaling), writes `w` once.
+public struct WeightNormalization: Sendable {
+    public let shape: [Int]
+    public let dim: Int?
+    public let threading: Threading
+    let outer: Int, size: Int, inner: Int
+
+    public init(shape: [Int], dim: Int? = 0, threading: Threading = .default) throws {
+        guard !shape.isEmpty else { throw NormError.invalidArgument(argument: "shape", reason: "needs at least one dimension") }
+        for (i, d) in shape.enumerated() { try Check.positive(d, "shape[\(i)]") }
+        let total = try Check.product(shape, "shape")
+        if let dim {
+            guard (0..<shape.count).contains(dim) else {
+                throw NormError.invalidArgument(argument: "dim", reason: "must be in 0..<\(shape.count), got \(dim)")
+            }
+            outer = shape[..<dim].reduce(1, *)
+            size = shape[dim]
+            inner = shape[(dim + 1)...].reduce(1, *)
+        } else {
+            outer = 1; size = 1; inner = total
+        }
+        self.shape = shape
+        self.dim = dim
+        self.threading = threading
+    }
+
+    /// Number of norms (and of `g` values): `shape[dim]`, or 1 when `dim` is nil.
+    public var normCount: Int { size }
+    public var count: Int { outer * size * inner }
+
+    var geometry: RowsGeometry {
+        RowsGeometry(units: size, segments: outer, segmentLength: inner, unitStride: inner, segmentStride: size * inner)
+    }
+
+    public func plan() -> PlanDescription { geometry.plan(threading: threading) }
+
+    /// Writes `w = g · v / ‖v‖`; returns the norms ‖v‖ (Float64) for backward.
+    @discardableResult
+    public func forward(v: UnsafeBufferPointer<Float>, g: UnsafeBufferPointer<Float>,
+                        output: UnsafeMutableBufferPointer<Float>) throws -> [Double] {
+        try Check.length(v.count, count, "v")
+        try Check.length(g.count, size, "g")
+        try Check.length(output.count, count, "output (w)")
+        try Check.aliasing(v, output, "output (w)")
+        let x = try Check.base(v, "v"), y = try Check.base(output, "output (w)")
+        let norms = SlotBuffer(count: size, initial: 0.0)
+        let scale = SlotBuffer(count: size, initial: Float(0))
+        defer { norms.deallocate(); scale.deallocate() }
+        geometry.reduceThenApply(x, statistic: .meanSquare, threading: threading,
+            finalize: { i, m in
+                norms[i] = (m.mean * m.count).squareRoot()
+                scale[i] = Float(Double(g[i]) / norms[i])
+            },
+            apply: { b in
+                Apply.affine(x + b.offset, y + b.offset, b.count,
+                             AffineCoefficients(pivot: 0, scale: scale[b.unit], shift: 0), relu: false)
+            })
+        return norms.array
+    }
+}

@@ -1,0 +1,63 @@
+import CNormSupport
+import Dispatch
+
+/// The one place where NormKernels goes parallel.
+///
+/// A kernel describes its work as `count` independent items (blocks, units,
+/// row blocks) and writes each item's result to its own slot; `forEach` hands
+/// contiguous ranges of items to workers. Because no item's result depends on
+/// which worker ran it or on what else that worker ran, the assignment of items
+/// to workers — and therefore the thread count — cannot change any result.
+///
+/// Why these thresholds (measured on the 2-core Zen 4 development machine,
+/// see docs/PARALLELISM.md): `concurrentPerform` costs 0.35–3 µs per call and
+/// a second pool thread joins only when bodies last ≥ ~50 µs, so problems below
+/// `serialThresholdElements` (≈ 100 µs of streaming work) run on the caller,
+/// and larger ones are cut into about 4 ranges per worker for balance.
+enum Parallel {
+    /// Below this many elements of streaming work a call runs on the calling thread.
+    static let serialThresholdElements = 1 << 17
+
+    /// Ranges per worker when not pinning (load balance against a late-joining thread).
+    static let rangesPerWorker = 4
+
+    /// How many workers `forEach` would use for `count` items of `elementsPerItem` each.
+    static func workers(count: Int, elementsPerItem: Int, threading: Threading) -> Int {
+        guard count > 1, threading.threads > 1 else { return 1 }
+        let total = count.multipliedReportingOverflow(by: max(1, elementsPerItem))
+        if !total.overflow && total.partialValue < serialThresholdElements { return 1 }
+        return min(threading.threads, count)
+    }
+
+    /// Runs `body` over disjoint ranges covering `0..<count`, possibly concurrently.
+    static func forEach(
+        count: Int, elementsPerItem: Int, threading: Threading,
+        _ body: (Range<Int>) -> Void
+    ) {
+        guard count > 0 else { return }
+        let workers = workers(count: count, elementsPerItem: elementsPerItem, threading: threading)
+        if workers == 1 {
+            body(0..<count)
+            return
+        }
+        let affinity = threading.affinity
+        // With pinning, one range per worker so that range i is worker i on its core.
+        let ranges = affinity == .none ? min(count, workers * rangesPerWorker) : workers
+        withoutActuallyEscaping(body) { body in
+            DispatchQueue.concurrentPerform(iterations: ranges) { r in
+                let range = (r * count / ranges)..<((r + 1) * count / ranges)
+                if let core = Topology.current.core(forWorker: r, affinity: affinity) {
+                    // Pin for the duration of this range only, then restore the
+                    // pool thread's previous binding so nothing leaks into
+                    // unrelated Dispatch work after the call returns.
+                    var saved: UnsafeMutableRawPointer?
+                    let bound = nk_bind_thread_to_core(Int32(core), &saved) == 0
+                    body(range)
+                    if bound { _ = nk_restore_thread_binding(saved) }
+                } else {
+                    body(range)
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,60 @@
+import Foundation
+
+/// How workers are pinned to cores while a kernel runs.
+public enum Affinity: String, Sendable, CaseIterable, Hashable {
+    /// No pinning: Dispatch's pool threads run where the OS puts them.
+    case none
+    /// Worker i on core i in hwloc's logical order: workers share caches.
+    case compact
+    /// Workers spread over packages and L3 domains first, then cores.
+    case scatter
+}
+
+/// How many threads a kernel may use and how they are pinned.
+///
+/// The thread count never changes a result: work is cut into blocks that depend
+/// only on the shape and the cache sizes, and partial results merge in a fixed
+/// order, so 1, 2 or 64 threads give bitwise identical outputs.
+public struct Threading: Sendable, Hashable, CustomStringConvertible {
+    /// Maximum number of workers, ≥ 1.
+    public var threads: Int
+    public var affinity: Affinity
+
+    public init(threads: Int, affinity: Affinity = .none) {
+        self.threads = max(1, threads)
+        self.affinity = affinity
+    }
+
+    /// One thread: everything runs on the calling thread.
+    public static let serial = Threading(threads: 1)
+
+    /// The process default: `NORMKERNELS_THREADS` when set to a positive integer,
+    /// else the cores hwloc reports for this process (1 when hwloc failed).
+    /// `NORMKERNELS_AFFINITY` (none, compact, scatter) sets the default pinning.
+    public static var `default`: Threading { defaultThreading }
+
+    private static let defaultThreading: Threading = {
+        let env = ProcessInfo.processInfo.environment
+        var threads = Topology.current.cores
+        if let text = env["NORMKERNELS_THREADS"] {
+            if let n = Int(text.trimmingCharacters(in: .whitespaces)), n > 0 {
+                threads = n
+            } else {
+                warn("NORMKERNELS_THREADS=\(text) is not a positive integer; using \(threads)")
+            }
+        }
+        var affinity = Affinity.none
+        if let text = env["NORMKERNELS_AFFINITY"] {
+            if let a = Affinity(rawValue: text.lowercased()) { affinity = a }
+            else { warn("NORMKERNELS_AFFINITY=\(text) is not none, compact or scatter; using none") }
+        }
+        if !Topology.current.isFromHwloc { warn(Topology.current.message) }
+        return Threading(threads: threads, affinity: affinity)
+    }()
+
+    public var description: String { "\(threads) thread\(threads == 1 ? "" : "s"), affinity \(affinity.rawValue)" }
+}
+
+func warn(_ message: String) {
+    FileHandle.standardError.write(Data("NormKernels: \(message)\n".utf8))
+}

@@ -1,0 +1,222 @@
+// Single-pass statistics of one block of Float32 data: the innermost loops of
+// every forward kernel. A block is at most a few KiB, so a block's values live in
+// L1 while its moments are formed; blocks are then merged in Float64 (Moments).
+//
+// Why shifted Welford in SIMD lanes:
+// - Welford's update never forms E[x²] − E[x]², so there is no cancellation.
+// - Subtracting a pivot (the block's first value) first makes x − K exact for
+//   data clustered far from zero (mean 1e4, std 1e-2): the lanes then work on
+//   values of the size of the spread, and Float32 keeps ~7 digits of *them*.
+// - Every lane sees the same number of values, so the 1/k of the update is one
+//   scalar per vector step shared by all 32 lanes (no per-element division).
+// - The 32 lanes are combined with Chan's formula in Float64.
+// If Float32 overflows (|x − K| beyond ~1e19, e.g. values near 1e30) the block
+// is recomputed in Float64, so huge inputs give finite, correct statistics.
+
+@usableFromInline typealias F8 = SIMD8<Float>
+
+@inline(__always)
+func load8(_ p: UnsafePointer<Float>) -> F8 {
+    UnsafeRawPointer(p).loadUnaligned(as: F8.self)
+}
+
+@inline(__always)
+func store8(_ v: F8, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: F8.self)
+}
+
+enum BlockMoments {
+    /// Count, mean and M2 of `p[0..<n]` (n ≥ 1) in one pass over memory.
+    static func contiguous(_ p: UnsafePointer<Float>, _ n: Int) -> Moments {
+        let result = contiguousFloat32(p, n)
+        if result.mean.isFinite && result.m2.isFinite { return result }
+        return contiguousFloat64(p, n)
+    }
+
+    @inline(__always)
+    private static func contiguousFloat32(_ p: UnsafePointer<Float>, _ n: Int) -> Moments {
+        let pivot = p[0]
+        let k = F8(repeating: pivot)
+        // scalar math per lane: d = (x − K) − m;  m += d / count;  s += d · ((x − K) − m)
+        var m0 = F8(), m1 = F8(), m2 = F8(), m3 = F8()
+        var s0 = F8(), s1 = F8(), s2 = F8(), s3 = F8()
+        let steps = n / 32
+        var q = p
+        var step = 0
+        while step < steps {
+            step += 1
+            let r = 1 / Float(step)
+            let x0 = load8(q) - k, x1 = load8(q + 8) - k, x2 = load8(q + 16) - k, x3 = load8(q + 24) - k
+            let d0 = x0 - m0, d1 = x1 - m1, d2 = x2 - m2, d3 = x3 - m3
+            m0 += d0 * r; m1 += d1 * r; m2 += d2 * r; m3 += d3 * r
+            s0 += d0 * (x0 - m0); s1 += d1 * (x1 - m1); s2 += d2 * (x2 - m2); s3 += d3 * (x3 - m3)
+            q += 32
+        }
+        var lanes = Moments.empty
+        if steps > 0 {
+            // Chan's merge of 32 lanes with equal counts c:
+            // mean = Σ mean_l / 32;  M2 = Σ M2_l + c · Σ (mean_l − mean)²
+            let laneMean = (laneSum(m0) + laneSum(m1) + laneSum(m2) + laneSum(m3)) / 32
+            let spread = laneSpread(m0, laneMean) + laneSpread(m1, laneMean)
+                + laneSpread(m2, laneMean) + laneSpread(m3, laneMean)
+            let m2Sum = laneSum(s0) + laneSum(s1) + laneSum(s2) + laneSum(s3)
+            let c = Double(steps)
+            lanes = Moments(count: 32 * c, mean: laneMean, m2: m2Sum + c * spread)
+        }
+        // Tail (< 32 values): Welford in Float64 on the same shifted values.
+        var tail = Moments.empty
+        let kd = Double(pivot)
+        for i in (steps * 32)..<n {
+            let x = Double(p[i]) - kd
+            tail.count += 1
+            let d = x - tail.mean
+            tail.mean += d / tail.count
+            tail.m2 += d * (x - tail.mean)
+        }
+        var all = lanes.merged(with: tail)
+        all.mean += kd
+        return all
+    }
+
+    /// The Float64 fallback: Welford on x − K in double precision.
+    static func contiguousFloat64(_ p: UnsafePointer<Float>, _ n: Int) -> Moments {
+        let kd = Double(p[0])
+        var m = Moments.empty
+        for i in 0..<n {
+            let x = Double(p[i]) - kd
+            m.count += 1
+            let d = x - m.mean
+            m.mean += d / m.count
+            m.m2 += d * (x - m.mean)
+        }
+        m.mean += kd
+        return m
+    }
+
+    /// Mean of squares of `p[0..<n]` as Moments(count: n, mean: Σx²/n, m2: 0),
+    /// for RMSNorm and weight normalization. Merging with Chan's formula then
+    /// gives the mean square of the union (its m2 is meaningless and unused).
+    static func meanSquare(_ p: UnsafePointer<Float>, _ n: Int) -> Moments {
+        // scalar math: s += x · x
+        var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
+        var q = p
+        let steps = n / 32
+        for _ in 0..<steps {
+            let x0 = load8(q), x1 = load8(q + 8), x2 = load8(q + 16), x3 = load8(q + 24)
+            a0 += x0 * x0; a1 += x1 * x1; a2 += x2 * x2; a3 += x3 * x3
+            q += 32
+        }
+        var sum = Double(((a0 + a1) + (a2 + a3)).sum())
+        for i in (steps * 32)..<n { sum += Double(p[i]) * Double(p[i]) }
+        if !sum.isFinite {
+            // Float32 squares overflow beyond ~1.8e19: redo in Float64.
+            sum = 0
+            for i in 0..<n { sum += Double(p[i]) * Double(p[i]) }
+        }
+        let count = Double(n)
+        return Moments(count: count, mean: sum / count, m2: 0)
+    }
+
+    /// Per-column moments of a `rows × columns` tile with row stride `stride`
+    /// (the strided-column geometry: NHWC and [N, D]). Writes `columns` values
+    /// to `out`. Columns go 32 at a time in SIMD lanes, rows one at a time, so
+    /// the loop streams along memory; pivots are the tile's first row.
+    static func columns(
+        _ base: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int,
+        into out: UnsafeMutablePointer<Moments>
+    ) {
+        var c = 0
+        while c + 32 <= columns {
+            columnTile32(base + c, rows: rows, stride: stride, into: out + c)
+            c += 32
+        }
+        while c + 8 <= columns {
+            columnTile8(base + c, rows: rows, stride: stride, into: out + c)
+            c += 8
+        }
+        while c < columns {
+            out[c] = columnFloat64(base + c, rows: rows, stride: stride)
+            c += 1
+        }
+        for j in 0..<columns where !(out[j].mean.isFinite && out[j].m2.isFinite) {
+            out[j] = columnFloat64(base + j, rows: rows, stride: stride)
+        }
+    }
+
+    private static func columnTile32(
+        _ p: UnsafePointer<Float>, rows: Int, stride: Int, into out: UnsafeMutablePointer<Moments>
+    ) {
+        let k0 = load8(p), k1 = load8(p + 8), k2 = load8(p + 16), k3 = load8(p + 24)
+        var m0 = F8(), m1 = F8(), m2 = F8(), m3 = F8()
+        var s0 = F8(), s1 = F8(), s2 = F8(), s3 = F8()
+        var q = p
+        for row in 0..<rows {
+            // scalar math per column: d = (x − K) − m;  m += d / (row + 1);  s += d · ((x − K) − m)
+            let r = 1 / Float(row + 1)
+            let x0 = load8(q) - k0, x1 = load8(q + 8) - k1, x2 = load8(q + 16) - k2, x3 = load8(q + 24) - k3
+            let d0 = x0 - m0, d1 = x1 - m1, d2 = x2 - m2, d3 = x3 - m3
+            m0 += d0 * r; m1 += d1 * r; m2 += d2 * r; m3 += d3 * r
+            s0 += d0 * (x0 - m0); s1 += d1 * (x1 - m1); s2 += d2 * (x2 - m2); s3 += d3 * (x3 - m3)
+            q += stride
+        }
+        let count = Double(rows)
+        writeLanes(count, k0, m0, s0, out)
+        writeLanes(count, k1, m1, s1, out + 8)
+        writeLanes(count, k2, m2, s2, out + 16)
+        writeLanes(count, k3, m3, s3, out + 24)
+    }
+
+    private static func columnTile8(
+        _ p: UnsafePointer<Float>, rows: Int, stride: Int, into out: UnsafeMutablePointer<Moments>
+    ) {
+        let k = load8(p)
+        var m = F8(), s = F8()
+        var q = p
+        for row in 0..<rows {
+            let r = 1 / Float(row + 1)
+            let x = load8(q) - k
+            let d = x - m
+            m += d * r
+            s += d * (x - m)
+            q += stride
+        }
+        writeLanes(Double(rows), k, m, s, out)
+    }
+
+    @inline(__always)
+    private static func laneSum(_ v: F8) -> Double {
+        var s = 0.0
+        for l in 0..<8 { s += Double(v[l]) }
+        return s
+    }
+
+    @inline(__always)
+    private static func laneSpread(_ v: F8, _ mean: Double) -> Double {
+        var s = 0.0
+        for l in 0..<8 { let d = Double(v[l]) - mean; s += d * d }
+        return s
+    }
+
+    /// Lane l of a column tile: mean = K + m (the pivot added back in Float64).
+    @inline(__always)
+    private static func writeLanes(_ count: Double, _ k: F8, _ m: F8, _ s: F8, _ out: UnsafeMutablePointer<Moments>) {
+        for l in 0..<8 { out[l] = Moments(count: count, mean: Double(k[l]) + Double(m[l]), m2: Double(s[l])) }
+    }
+
+    /// One strided column in Float64: the remainder columns and the overflow fallback.
+    static func columnFloat64(_ p: UnsafePointer<Float>, rows: Int, stride: Int) -> Moments {
+        let kd = Double(p[0])
+        var m = Moments.empty
+        var q = p
+        for _ in 0..<rows {
+            let x = Double(q.pointee) - kd
+            m.count += 1
+            let d = x - m.mean
+            m.mean += d / m.count
+            m.m2 += d * (x - m.mean)
+            q += stride
+        }
+        m.mean += kd
+        return m
+    }
+}

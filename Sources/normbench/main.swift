@@ -1,0 +1,2 @@
+import NormKernels
+print(Topology.current)
