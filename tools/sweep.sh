@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 tools/ensure-deps.sh
 FLAGS=()
 if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
-    FLAGS=(-Xcc -march=x86-64-v3 -Xswiftc -target-cpu -Xswiftc x86-64-v3)
+    FLAGS=(-Xcc -march=x86-64-v3)
 fi
 swift build -c release --product normbench --scratch-path .build-release "${FLAGS[@]}" >&2
 exec .build-release/release/normbench sweep "$@"
