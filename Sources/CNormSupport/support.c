@@ -107,6 +107,17 @@ int nk_restore_thread_binding(void *saved) {
     return rc;
 }
 
+int nk_thread_binding_weight(void) {
+    pthread_once(&g_once, load_topology);
+    if (!g_loaded) return -1;
+    hwloc_bitmap_t set = hwloc_bitmap_alloc();
+    if (!set) return -1;
+    int weight = -1;
+    if (hwloc_get_cpubind(g_topology, set, HWLOC_CPUBIND_THREAD) == 0) weight = hwloc_bitmap_weight(set);
+    hwloc_bitmap_free(set);
+    return weight;
+}
+
 int nk_current_cpu(void) { return sched_getcpu(); }
 
 long nk_thread_id(void) { return (long)syscall(SYS_gettid); }

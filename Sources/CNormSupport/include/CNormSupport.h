@@ -37,6 +37,10 @@ int nk_bind_thread_to_core(int core_index, void **saved);
 /// Returns 0 on success. Passing NULL is a no-op.
 int nk_restore_thread_binding(void *saved);
 
+/// How many PUs the calling thread is allowed to run on (its current binding),
+/// -1 when unknown. Tests use it to prove pinning does not leak.
+int nk_thread_binding_weight(void);
+
 /// The PU the calling thread runs on now (sched_getcpu), -1 if unknown.
 int nk_current_cpu(void);
 

@@ -98,3 +98,9 @@ public struct Topology: Sendable, CustomStringConvertible {
             """
     }
 }
+
+extension Topology {
+    /// PUs the calling thread may run on now (-1 when hwloc cannot tell); lets
+    /// tests check that pinning is undone when a kernel returns.
+    static func callingThreadBindingWeight() -> Int { Int(nk_thread_binding_weight()) }
+}
