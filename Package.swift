@@ -27,6 +27,8 @@ let package = Package(
             name: "normbench",
             dependencies: [
                 "NormKernels",
+                // Non-temporal copy and the black hole for the bandwidth probe.
+                "CNormSupport",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

@@ -1,2 +1,0 @@
-import NormKernels
-print(Topology.current)
