@@ -67,32 +67,64 @@ struct ColumnsGeometry: CustomStringConvertible {
         apply: (_ matrix: Int, _ firstRow: Int, _ rowCount: Int) -> Void
     ) {
         let perMatrix = blocksPerMatrix
-        let partials = UnsafeMutableBufferPointer<Moments>.allocate(capacity: blocks * columns)
-        defer { partials.deallocate() }
         let merged = UnsafeMutableBufferPointer<Moments>.allocate(capacity: matrices * columns)
         defer { merged.deallocate() }
+        let columns = self.columns, matrixElements = self.matrixElements
+        withoutActuallyEscaping(apply) { apply in
+            reduceThenApply(
+                threading: threading,
+                reduce: { m, first, rows, out in
+                    BlockMoments.columns(
+                        x + m * matrixElements + first * columns,
+                        rows: rows, columns: columns, stride: columns, into: out)
+                },
+                finalize: { m, partials in
+                    let out = merged.baseAddress! + m * columns
+                    for c in 0..<columns {
+                        // Tree merge down the row blocks of column c (stride `columns`).
+                        out[c] = Moments.treeMerge(count: perMatrix) { partials[$0 * columns + c] }
+                    }
+                    finalize(m, UnsafeBufferPointer(start: out, count: columns))
+                },
+                apply: apply)
+        }
+    }
+
+    /// The engine behind every columns-geometry kernel, forward and backward:
+    /// `columns` partials per row block, each matrix's partials handed to
+    /// `finalize`, then (when `apply` is given) the output pass.
+    ///
+    /// - `reduce(m, firstRow, rowCount, out)` writes the row block's `columns`
+    ///   partials (one per column) to `out`; it must depend only on that block's data.
+    ///   `Partial` must be a trivial type (plain numbers).
+    /// - `finalize(m, partials)` gets matrix m's `blocksPerMatrix × columns` partials,
+    ///   row-block-major (column c of block k at `k · columns + c`), and merges them
+    ///   down the row blocks in a fixed order (a tree). It runs once per matrix, before
+    ///   any block of that matrix is applied, and writes only that matrix's slots.
+    /// - `apply(m, firstRow, rowCount)`, when not nil, writes those rows of matrix m.
+    ///   With nil the call is a single pass over the data.
+    func reduceThenApply<Partial>(
+        threading: Threading,
+        reduce: (_ matrix: Int, _ firstRow: Int, _ rowCount: Int, _ out: UnsafeMutablePointer<Partial>) -> Void,
+        finalize: (_ matrix: Int, _ partials: UnsafeBufferPointer<Partial>) -> Void,
+        apply: ((_ matrix: Int, _ firstRow: Int, _ rowCount: Int) -> Void)?
+    ) {
+        let perMatrix = blocksPerMatrix
+        let partials = UnsafeMutableBufferPointer<Partial>.allocate(capacity: blocks * columns)
+        defer { partials.deallocate() }
 
         func reduceBlock(_ b: Int) {
             let m = b / perMatrix
             let first = (b - m * perMatrix) * rowBlock
-            BlockMoments.columns(
-                x + m * matrixElements + first * columns,
-                rows: min(rowBlock, rows - first), columns: columns, stride: columns,
-                into: partials.baseAddress! + b * columns)
+            reduce(m, first, min(rowBlock, rows - first), partials.baseAddress! + b * columns)
         }
         func finalizeMatrix(_ m: Int) {
-            let out = merged.baseAddress! + m * columns
-            for c in 0..<columns {
-                // Tree merge down the row blocks of column c (stride `columns`).
-                let base = m * perMatrix * columns + c
-                out[c] = Moments.treeMerge(count: perMatrix) { partials[base + $0 * columns] }
-            }
-            finalize(m, UnsafeBufferPointer(start: out, count: columns))
+            finalize(m, UnsafeBufferPointer(rebasing: partials[(m * perMatrix * columns)..<((m + 1) * perMatrix * columns)]))
         }
         func applyBlock(_ b: Int) {
             let m = b / perMatrix
             let first = (b - m * perMatrix) * rowBlock
-            apply(m, first, min(rowBlock, rows - first))
+            apply?(m, first, min(rowBlock, rows - first))
         }
 
         if splitsMatrices(threading: threading) {
@@ -102,15 +134,19 @@ struct ColumnsGeometry: CustomStringConvertible {
             Parallel.forEach(count: matrices, elementsPerItem: perMatrix * columns * 8, threading: threading) { range in
                 for m in range { finalizeMatrix(m) }
             }
-            Parallel.forEach(count: blocks, elementsPerItem: rowBlock * columns, threading: threading) { range in
-                for b in range { applyBlock(b) }
+            if apply != nil {
+                Parallel.forEach(count: blocks, elementsPerItem: rowBlock * columns, threading: threading) { range in
+                    for b in range { applyBlock(b) }
+                }
             }
         } else {
             Parallel.forEach(count: matrices, elementsPerItem: matrixElements, threading: threading) { range in
                 for m in range {
                     for b in (m * perMatrix)..<((m + 1) * perMatrix) { reduceBlock(b) }
                     finalizeMatrix(m)
-                    for b in (m * perMatrix)..<((m + 1) * perMatrix) { applyBlock(b) }
+                    if apply != nil {
+                        for b in (m * perMatrix)..<((m + 1) * perMatrix) { applyBlock(b) }
+                    }
                 }
             }
         }

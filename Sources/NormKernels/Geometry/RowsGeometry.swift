@@ -120,28 +120,63 @@ extension RowsGeometry {
         _ x: UnsafePointer<Float>, statistic: RowStatistic, threading: Threading,
         finalize: (Int, Moments) -> Void, apply: (RowBlock) -> Void
     ) {
+        withoutActuallyEscaping(apply) { apply in
+            reduceThenApply(
+                threading: threading,
+                reduce: { reduce(x, $0, statistic) },
+                finalize: { u, partials in finalize(u, Moments.treeMerge(partials)) },
+                apply: apply)
+        }
+    }
+
+    /// The engine behind every rows-geometry kernel, forward and backward: a
+    /// partial per block, the partials of each unit handed to `finalize`, then
+    /// (when `apply` is given) the output pass.
+    ///
+    /// - `reduce(block)` returns the block's partial; it must depend only on the
+    ///   block's data, never on which worker runs it.
+    /// - `finalize(unit, partials)` gets the unit's `blocksPerUnit` partials in block
+    ///   order (segment-major, then position) and merges them in a fixed order (a
+    ///   tree). It runs once per unit, before any of that unit's blocks is applied,
+    ///   possibly concurrently for different units; it writes only that unit's slots.
+    /// - `apply(block)`, when not nil, writes the block's outputs. With nil the call
+    ///   is a single pass over the data (statistics or gradient sums only).
+    ///
+    /// The two strategies (whole units per worker, or every unit's blocks spread
+    /// over the workers) compute the same partials and hand them over in the same
+    /// order, so results do not depend on the thread count.
+    func reduceThenApply<Partial>(
+        threading: Threading,
+        reduce: (RowBlock) -> Partial,
+        finalize: (_ unit: Int, _ partials: UnsafeBufferPointer<Partial>) -> Void,
+        apply: ((RowBlock) -> Void)?
+    ) {
         let perUnit = blocksPerUnit
         if splitsUnits(threading: threading) {
-            let partials = UnsafeMutableBufferPointer<Moments>.allocate(capacity: blocks)
+            let partials = UnsafeMutableBufferPointer<Partial>.allocate(capacity: blocks)
             defer { partials.deallocate() }
             Parallel.forEach(count: blocks, elementsPerItem: blockLength, threading: threading) { range in
-                for b in range { partials[b] = reduce(x, block(b), statistic) }
+                for b in range { (partials.baseAddress! + b).initialize(to: reduce(block(b))) }
             }
             Parallel.forEach(count: units, elementsPerItem: perUnit * 8, threading: threading) { range in
                 for u in range {
-                    finalize(u, Moments.treeMerge(UnsafeBufferPointer(rebasing: partials[(u * perUnit)..<((u + 1) * perUnit)])))
+                    finalize(u, UnsafeBufferPointer(rebasing: partials[(u * perUnit)..<((u + 1) * perUnit)]))
                 }
             }
-            Parallel.forEach(count: blocks, elementsPerItem: blockLength, threading: threading) { range in
-                for b in range { apply(block(b)) }
+            if let apply {
+                Parallel.forEach(count: blocks, elementsPerItem: blockLength, threading: threading) { range in
+                    for b in range { apply(block(b)) }
+                }
             }
         } else {
             Parallel.forEach(count: units, elementsPerItem: unitElements, threading: threading) { range in
-                withUnsafeTemporaryAllocation(of: Moments.self, capacity: perUnit) { partials in
+                withUnsafeTemporaryAllocation(of: Partial.self, capacity: perUnit) { partials in
                     for u in range {
-                        for i in 0..<perUnit { partials[i] = reduce(x, block(u * perUnit + i), statistic) }
-                        finalize(u, Moments.treeMerge(UnsafeBufferPointer(partials)))
-                        for i in 0..<perUnit { apply(block(u * perUnit + i)) }
+                        for i in 0..<perUnit { (partials.baseAddress! + i).initialize(to: reduce(block(u * perUnit + i))) }
+                        finalize(u, UnsafeBufferPointer(partials))
+                        if let apply {
+                            for i in 0..<perUnit { apply(block(u * perUnit + i)) }
+                        }
                     }
                 }
             }
