@@ -33,14 +33,21 @@ enum BlockMoments {
         return contiguousFloat64(p, n)
     }
 
-    @inline(__always)
-    private static func contiguousFloat32(_ p: UnsafePointer<Float>, _ n: Int) -> Moments {
-        let pivot = p[0]
+    /// The 32 Welford lanes of a block: per-lane mean and M2 of x − K after
+    /// `steps` vector steps. Kept out of line so the optimizer vectorizes the loop
+    /// as written (inlined into its callers, LLVM's SLP pass re-shuffled lanes and
+    /// ran 4× slower).
+    struct Lanes {
+        var m0 = F8(), m1 = F8(), m2 = F8(), m3 = F8()
+        var s0 = F8(), s1 = F8(), s2 = F8(), s3 = F8()
+    }
+
+    @inline(never)
+    static func welfordLanes(_ p: UnsafePointer<Float>, steps: Int, pivot: Float) -> Lanes {
         let k = F8(repeating: pivot)
         // scalar math per lane: d = (x − K) − m;  m += d / count;  s += d · ((x − K) − m)
         var m0 = F8(), m1 = F8(), m2 = F8(), m3 = F8()
         var s0 = F8(), s1 = F8(), s2 = F8(), s3 = F8()
-        let steps = n / 32
         var q = p
         var step = 0
         while step < steps {
@@ -52,6 +59,14 @@ enum BlockMoments {
             s0 += d0 * (x0 - m0); s1 += d1 * (x1 - m1); s2 += d2 * (x2 - m2); s3 += d3 * (x3 - m3)
             q += 32
         }
+        return Lanes(m0: m0, m1: m1, m2: m2, m3: m3, s0: s0, s1: s1, s2: s2, s3: s3)
+    }
+
+    private static func contiguousFloat32(_ p: UnsafePointer<Float>, _ n: Int) -> Moments {
+        let pivot = p[0]
+        let steps = n / 32
+        let l = welfordLanes(p, steps: steps, pivot: pivot)
+        let (m0, m1, m2, m3, s0, s1, s2, s3) = (l.m0, l.m1, l.m2, l.m3, l.s0, l.s1, l.s2, l.s3)
         var lanes = Moments.empty
         if steps > 0 {
             // Chan's merge of 32 lanes with equal counts c:
