@@ -54,4 +54,21 @@ void nk_stream_copy_f32(float *dst, const float *src, size_t count);
 /// Compiler barrier that keeps a value alive in benchmarks.
 void nk_black_hole(const void *p);
 
+/// Eight floats; Swift imports this type as SIMD8<Float>.
+typedef float nk_float8 __attribute__((ext_vector_type(8)));
+
+/// Stores `value` at `dst` (32-byte aligned) with a non-temporal hint: the line
+/// goes to memory without being read first (no write-allocate) and without
+/// evicting useful data. Swift cannot express this store; as a static inline
+/// function it is compiled into the Swift caller and inlined, so the kernel loop
+/// stays in Swift and pays no call.
+static inline __attribute__((always_inline)) void nk_stream8(float *dst, nk_float8 value) {
+    __builtin_nontemporal_store(value, (nk_float8 *)dst);
+}
+
+/// Orders earlier non-temporal stores before later stores (sfence).
+static inline __attribute__((always_inline)) void nk_stream_fence(void) {
+    __builtin_ia32_sfence();
+}
+
 #endif

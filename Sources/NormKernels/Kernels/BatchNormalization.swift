@@ -78,7 +78,7 @@ public struct BatchNormalization: Sendable {
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
         let c = shape.c
         let moments = SlotBuffer(count: c, initial: Moments.empty)
-        let table = CoefficientTable(count: c)
+        let table = CoefficientTable(count: c, streaming: prefersStreamingStores(elements: shape.count))
         defer { moments.deallocate(); table.deallocate() }
         let relu = fusedReLU, eps = epsilon
         func coefficients(_ channel: Int, _ m: Moments) {
@@ -113,7 +113,7 @@ public struct BatchNormalization: Sendable {
     ) throws {
         try validate(input, output, scale, bias, running)
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
-        let table = CoefficientTable(count: shape.c)
+        let table = CoefficientTable(count: shape.c, streaming: prefersStreamingStores(elements: shape.count))
         defer { table.deallocate() }
         for ch in 0..<shape.c {
             table[ch] = AffineCoefficients(

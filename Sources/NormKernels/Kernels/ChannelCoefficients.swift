@@ -7,9 +7,12 @@ struct CoefficientTable {
     let scale: UnsafeMutablePointer<Float>
     let shift: UnsafeMutablePointer<Float>
     let count: Int
+    /// Write outputs with non-temporal stores (see `prefersStreamingStores`).
+    let streaming: Bool
 
-    init(count: Int) {
+    init(count: Int, streaming: Bool = false) {
         self.count = count
+        self.streaming = streaming
         pivot = .allocate(capacity: count)
         scale = .allocate(capacity: count)
         shift = .allocate(capacity: count)
@@ -41,7 +44,7 @@ struct CoefficientTable {
         while position < end {
             let r = position / run
             let n = min((r + 1) * run, end) - position
-            Apply.affine(x + offset, y + offset, n, self[block.unit * runsPerSegment + r], relu: relu)
+            Apply.affine(x + offset, y + offset, n, self[block.unit * runsPerSegment + r], relu: relu, streaming: streaming)
             position += n
             offset += n
         }
@@ -53,7 +56,7 @@ struct CoefficientTable {
         let offset = m * g.matrixElements + first * g.columns
         let slot = m * g.columns
         Apply.columns(x + offset, y + offset, rows: rows, columns: g.columns, stride: g.columns,
-                      pivot: pivot + slot, scale: scale + slot, shift: shift + slot, relu: relu)
+                      pivot: pivot + slot, scale: scale + slot, shift: shift + slot, relu: relu, streaming: streaming)
     }
 }
 

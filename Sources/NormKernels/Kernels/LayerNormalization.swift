@@ -54,6 +54,7 @@ public struct LayerNormalization: Sendable {
         let table = CoefficientTable(count: rows)
         defer { mean.deallocate(); invStd.deallocate(); table.deallocate() }
         let gamma = scale?.baseAddress, beta = bias?.baseAddress, eps = epsilon
+        let streaming = prefersStreamingStores(elements: total)
         geometry.reduceThenApply(x, statistic: .moments, threading: threading,
             finalize: { row, m in
                 mean[row] = m.mean
@@ -64,7 +65,7 @@ public struct LayerNormalization: Sendable {
             apply: { b in
                 let c = table[b.unit]
                 Apply.elementwise(x + b.offset, y + b.offset, b.count, pivot: c.pivot, invStd: c.scale, shift: c.shift,
-                                  gamma: gamma.map { $0 + b.start }, beta: beta.map { $0 + b.start })
+                                  gamma: gamma.map { $0 + b.start }, beta: beta.map { $0 + b.start }, streaming: streaming)
             })
         return SavedStatistics(mean: mean.array, invStd: invStd.array)
     }
@@ -115,11 +116,12 @@ public struct RMSNormalization: Sendable {
         let invRMS = SlotBuffer(count: rows, initial: 0.0)
         defer { invRMS.deallocate() }
         let gamma = scale?.baseAddress, eps = epsilon
+        let streaming = prefersStreamingStores(elements: total)
         geometry.reduceThenApply(x, statistic: .meanSquare, threading: threading,
             finalize: { row, m in invRMS[row] = inverseStandardDeviation(m.mean, eps) },
             apply: { b in
                 Apply.elementwise(x + b.offset, y + b.offset, b.count, pivot: 0, invStd: Float(invRMS[b.unit]), shift: 0,
-                                  gamma: gamma.map { $0 + b.start }, beta: nil)
+                                  gamma: gamma.map { $0 + b.start }, beta: nil, streaming: streaming)
             })
         return SavedStatistics(mean: Array(repeating: 0, count: rows), invStd: invRMS.array)
     }

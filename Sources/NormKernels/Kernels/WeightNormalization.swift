@@ -57,6 +57,7 @@ public struct WeightNormalization: Sendable {
         try Check.aliasing(v, output, "output (w)")
         let x = try Check.base(v, "v"), y = try Check.base(output, "output (w)")
         let norms = SlotBuffer(count: size, initial: 0.0)
+        let streaming = prefersStreamingStores(elements: count)
         let scale = SlotBuffer(count: size, initial: Float(0))
         defer { norms.deallocate(); scale.deallocate() }
         geometry.reduceThenApply(x, statistic: .meanSquare, threading: threading,
@@ -66,7 +67,8 @@ public struct WeightNormalization: Sendable {
             },
             apply: { b in
                 Apply.affine(x + b.offset, y + b.offset, b.count,
-                             AffineCoefficients(pivot: 0, scale: scale[b.unit], shift: 0), relu: false)
+                             AffineCoefficients(pivot: 0, scale: scale[b.unit], shift: 0), relu: false,
+                             streaming: streaming)
             })
         return norms.array
     }

@@ -1,3 +1,6 @@
+import CNormSupport
+import Foundation
+
 // The normalization pass: one fused multiply-add per element with coefficients
 // folded per channel (or per element for LayerNorm/RMSNorm).
 //
@@ -5,6 +8,12 @@
 // and the rest folded into the shift. For data with mean 1e4 and std 1e-2,
 // x − p is exact (Sterbenz) and small, so the output keeps full precision where
 // the usual y = x·s + (β − mean·s) would lose ~6 digits to rounding x·s ≈ 1e6.
+//
+// Stores: when the tensors a call touches are larger than the last-level cache,
+// the output is written with non-temporal stores (`nk_stream8`, a static inline
+// C function that compiles into these Swift loops). A normal store first reads
+// the destination line into cache (write-allocate), so streaming saves one of
+// the three memory transfers per output element and keeps `x` in cache.
 
 /// Per-channel coefficients of `y = (x − pivot) · scale + shift`.
 struct AffineCoefficients {
@@ -33,38 +42,100 @@ struct AffineCoefficients {
     }
 }
 
+/// Whether a call whose input and output hold `elements` values each should
+/// stream its output past the cache: true when both together exceed the
+/// last-level cache (L3, or 4× the L2 when hwloc reports no L3).
+/// `NORMKERNELS_STREAMING=never|always` overrides the rule (for measurements).
+func prefersStreamingStores(elements: Int) -> Bool {
+    switch streamingOverride {
+    case .some(true): return true
+    case .some(false): return false
+    case .none: break
+    }
+    let topology = Topology.current
+    let lastLevel = topology.l3CacheBytes > 0 ? topology.l3CacheBytes : 4 * topology.l2CacheBytes
+    return 2 * 4 * elements > lastLevel
+}
+
+private let streamingOverride: Bool? = {
+    switch ProcessInfo.processInfo.environment["NORMKERNELS_STREAMING"] {
+    case "always": return true
+    case "never": return false
+    default: return nil
+    }
+}()
+
+/// How the output loops store a vector: through the cache, or streaming.
+protocol VectorStore {
+    /// Values to store one at a time before `p` is aligned for `store`.
+    static func prologue(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Int
+    static func store(_ v: F8, _ p: UnsafeMutablePointer<Float>)
+    static func finish()
+}
+
+enum CachedStore: VectorStore {
+    @inline(__always) static func prologue(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Int { 0 }
+    @inline(__always) static func store(_ v: F8, _ p: UnsafeMutablePointer<Float>) { store8(v, p) }
+    @inline(__always) static func finish() {}
+}
+
+enum StreamingStore: VectorStore {
+    /// Non-temporal vector stores need 32-byte alignment.
+    @inline(__always) static func prologue(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Int {
+        let misaligned = Int(bitPattern: UInt(bitPattern: p)) & 31
+        return misaligned == 0 ? 0 : min(n, (32 - misaligned) / 4)
+    }
+    @inline(__always) static func store(_ v: F8, _ p: UnsafeMutablePointer<Float>) { nk_stream8(p, v) }
+    @inline(__always) static func finish() { nk_stream_fence() }
+}
+
 enum Apply {
     /// `dst[i] = (src[i] − c.pivot) · c.scale + c.shift`, then max(·, 0) when `relu`
     /// (NaN stays NaN, as in PyTorch). `dst` may equal `src`.
     static func affine(
         _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
-        _ c: AffineCoefficients, relu: Bool
+        _ c: AffineCoefficients, relu: Bool, streaming: Bool = false
     ) {
-        if relu { affine(src, dst, n, c, clamp: F8(repeating: 0)) } else { affine(src, dst, n, c, clamp: F8(repeating: -.infinity)) }
+        let clamp: Float = relu ? 0 : -.infinity
+        if streaming {
+            affine(src, dst, n, c, clamp: clamp, StreamingStore.self)
+        } else {
+            affine(src, dst, n, c, clamp: clamp, CachedStore.self)
+        }
     }
 
     @inline(__always)
-    private static func affine(
+    private static func affine<S: VectorStore>(
         _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
-        _ c: AffineCoefficients, clamp: F8
+        _ c: AffineCoefficients, clamp: Float, _: S.Type
     ) {
+        @inline(__always) func scalar(_ i: Int) {
+            let y = (src[i] - c.pivot) * c.scale + c.shift
+            dst[i] = y < clamp ? clamp : y
+        }
         let p = F8(repeating: c.pivot), s = F8(repeating: c.scale), t = F8(repeating: c.shift)
+        let floor = F8(repeating: clamp)
         var i = 0
+        let head = S.prologue(dst, n)
+        while i < head { scalar(i); i += 1 }
         while i + 16 <= n {
+            // scalar math: y = max((x − p)·s + t, clamp)
             var y0 = (load8(src + i) - p) * s + t
             var y1 = (load8(src + i + 8) - p) * s + t
-            y0.replace(with: clamp, where: y0 .< clamp)
-            y1.replace(with: clamp, where: y1 .< clamp)
-            store8(y0, dst + i)
-            store8(y1, dst + i + 8)
+            y0.replace(with: floor, where: y0 .< floor)
+            y1.replace(with: floor, where: y1 .< floor)
+            S.store(y0, dst + i)
+            S.store(y1, dst + i + 8)
             i += 16
         }
-        let floor = clamp[0]
-        while i < n {
-            let y = (src[i] - c.pivot) * c.scale + c.shift
-            dst[i] = y < floor ? floor : y
-            i += 1
+        while i + 8 <= n {
+            var y0 = (load8(src + i) - p) * s + t
+            y0.replace(with: floor, where: y0 .< floor)
+            S.store(y0, dst + i)
+            i += 8
         }
+        while i < n { scalar(i); i += 1 }
+        S.finish()
     }
 
     /// LayerNorm/RMSNorm: `dst[i] = ((src[i] − pivot) · invStd + shift) · γ[i] + β[i]`,
@@ -72,38 +143,45 @@ enum Apply {
     static func elementwise(
         _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
         pivot: Float, invStd: Float, shift: Float,
-        gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?
+        gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, streaming: Bool = false
     ) {
-        guard let gamma else {
-            if let beta {
-                // y = x̂ + β[i]
-                let p = F8(repeating: pivot), s = F8(repeating: invStd), t = F8(repeating: shift)
-                var i = 0
-                while i + 8 <= n {
-                    store8((load8(src + i) - p) * s + t + load8(beta + i), dst + i)
-                    i += 8
-                }
-                while i < n { dst[i] = (src[i] - pivot) * invStd + shift + beta[i]; i += 1 }
-            } else {
-                affine(src, dst, n, AffineCoefficients(pivot: pivot, scale: invStd, shift: shift), relu: false)
-            }
+        guard gamma != nil || beta != nil else {
+            affine(src, dst, n, AffineCoefficients(pivot: pivot, scale: invStd, shift: shift),
+                   relu: false, streaming: streaming)
             return
+        }
+        if streaming {
+            elementwise(src, dst, n, pivot, invStd, shift, gamma, beta, StreamingStore.self)
+        } else {
+            elementwise(src, dst, n, pivot, invStd, shift, gamma, beta, CachedStore.self)
+        }
+    }
+
+    @inline(__always)
+    private static func elementwise<S: VectorStore>(
+        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
+        _ pivot: Float, _ invStd: Float, _ shift: Float,
+        _ gamma: UnsafePointer<Float>?, _ beta: UnsafePointer<Float>?, _: S.Type
+    ) {
+        // Absent γ or β read from a constant vector instead (one loop, no branches inside).
+        let one = F8(repeating: 1), zero = F8()
+        let hasGamma = gamma != nil, hasBeta = beta != nil
+        @inline(__always) func g8(_ i: Int) -> F8 { hasGamma ? load8(gamma! + i) : one }
+        @inline(__always) func b8(_ i: Int) -> F8 { hasBeta ? load8(beta! + i) : zero }
+        @inline(__always) func scalar(_ i: Int) {
+            dst[i] = ((src[i] - pivot) * invStd + shift) * (gamma?[i] ?? 1) + (beta?[i] ?? 0)
         }
         let p = F8(repeating: pivot), s = F8(repeating: invStd), t = F8(repeating: shift)
         var i = 0
-        if let beta {
-            while i + 8 <= n {
-                store8(((load8(src + i) - p) * s + t) * load8(gamma + i) + load8(beta + i), dst + i)
-                i += 8
-            }
-            while i < n { dst[i] = ((src[i] - pivot) * invStd + shift) * gamma[i] + beta[i]; i += 1 }
-        } else {
-            while i + 8 <= n {
-                store8(((load8(src + i) - p) * s + t) * load8(gamma + i), dst + i)
-                i += 8
-            }
-            while i < n { dst[i] = ((src[i] - pivot) * invStd + shift) * gamma[i]; i += 1 }
+        let head = S.prologue(dst, n)
+        while i < head { scalar(i); i += 1 }
+        while i + 8 <= n {
+            // scalar math: y = ((x − p)·r + t)·γ + β
+            S.store(((load8(src + i) - p) * s + t) * g8(i) + b8(i), dst + i)
+            i += 8
         }
+        while i < n { scalar(i); i += 1 }
+        S.finish()
     }
 
     /// Strided columns: for each of `rows` rows of `columns` values (row stride
@@ -112,24 +190,47 @@ enum Apply {
         _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
         rows: Int, columns: Int, stride: Int,
         pivot: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
-        relu: Bool
+        relu: Bool, streaming: Bool = false
     ) {
         let clamp: Float = relu ? 0 : -.infinity
-        let clamp8 = F8(repeating: clamp)
+        // Stream only when every row starts 32-byte aligned: a scalar store into
+        // a line that non-temporal stores are filling forces that line through
+        // the cache and costs far more than streaming saves (measured 10× slower
+        // on 64-channel NHWC rows with a 16-byte-aligned base).
+        let aligned = stride % 8 == 0 && Int(bitPattern: UInt(bitPattern: dst)) & 31 == 0
+        if streaming && aligned {
+            self.columns(src, dst, rows, columns, stride, pivot, scale, shift, clamp, StreamingStore.self)
+        } else {
+            self.columns(src, dst, rows, columns, stride, pivot, scale, shift, clamp, CachedStore.self)
+        }
+    }
+
+    @inline(__always)
+    private static func columns<S: VectorStore>(
+        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
+        _ rows: Int, _ columns: Int, _ stride: Int,
+        _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
+        _ clamp: Float, _: S.Type
+    ) {
+        let floor = F8(repeating: clamp)
         for r in 0..<rows {
             let x = src + r * stride, y = dst + r * stride
-            var c = 0
-            while c + 8 <= columns {
-                var v = (load8(x + c) - load8(pivot + c)) * load8(scale + c) + load8(shift + c)
-                v.replace(with: clamp8, where: v .< clamp8)
-                store8(v, y + c)
-                c += 8
-            }
-            while c < columns {
+            @inline(__always) func scalar(_ c: Int) {
                 let v = (x[c] - pivot[c]) * scale[c] + shift[c]
                 y[c] = v < clamp ? clamp : v
-                c += 1
             }
+            var c = 0
+            let head = S.prologue(y, columns)
+            while c < head { scalar(c); c += 1 }
+            while c + 8 <= columns {
+                // scalar math: y[c] = max((x[c] − p[c])·s[c] + t[c], clamp)
+                var v = (load8(x + c) - load8(pivot + c)) * load8(scale + c) + load8(shift + c)
+                v.replace(with: floor, where: v .< floor)
+                S.store(v, y + c)
+                c += 8
+            }
+            while c < columns { scalar(c); c += 1 }
         }
+        S.finish()
     }
 }

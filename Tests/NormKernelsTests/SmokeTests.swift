@@ -1,3 +1,0 @@
-import Testing
-@testable import NormKernels
-@Test func smoke() { #expect(Topology.current.cores >= 1) }
