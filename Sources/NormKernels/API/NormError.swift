@@ -22,6 +22,9 @@ public enum NormError: Error, Equatable, Sendable, CustomStringConvertible {
     case invalidArgument(argument: String, reason: String)
     /// Output and input overlap without being the same buffer.
     case partialOverlap(argument: String)
+    /// Two buffers that must not share memory do (e.g. two gradient outputs, or a
+    /// gradient output and an input it does not replace).
+    case overlappingBuffers(argument: String, other: String)
 
     public var description: String {
         switch self {
@@ -45,6 +48,8 @@ public enum NormError: Error, Equatable, Sendable, CustomStringConvertible {
             return "\(argument): \(reason)"
         case let .partialOverlap(argument):
             return "\(argument) overlaps the input without being the same buffer (in-place needs identical buffers)"
+        case let .overlappingBuffers(argument, other):
+            return "\(argument) shares memory with \(other); it must be a separate buffer"
         }
     }
 }

@@ -1,0 +1,202 @@
+extension BatchNormalization {
+    /// Gradients of `forwardTraining` through the batch statistics, with respect to
+    /// the input, γ and β; pass only the gradient buffers you want.
+    ///
+    /// Per channel c with M = N·H·W values, μ and r = 1/√(σ²_B + ε) from `saved`:
+    /// ```
+    /// g  = dy, or 0 where the forward output y ≤ 0 (fusedReLU; y passed as `output`)
+    /// x̂  = (x − μ)·r  =  (x − p)·r + t          p = Float(μ), t = −(μ − p)·r
+    /// dβ[c] = Σ g,   dγ[c] = Σ g·x̂
+    /// dx = γ·r·(g − dβ/M − x̂·dγ/M)
+    ///    = (γ·r)·g + b·(x − p) + c′              b = −γ·r²·dγ/M,  c′ = −γ·r·(dβ + t·dγ)/M
+    /// ```
+    /// The sums are formed per block in Float32 lanes, converted to Float64 and
+    /// merged per channel in a fixed tree (NCHW: the forward's blocks of each
+    /// channel; NHWC/[N, D]: per-column partials per block of rows, merged down the
+    /// row blocks), so every gradient is bitwise identical for any thread count;
+    /// dγ and dβ are exactly those per-channel sums.
+    ///
+    /// **Memory passes** (T = N·C·H·W values):
+    /// - `gradInput` requested: reads `x` and `dy` (and `output` with fusedReLU) twice
+    ///   and writes dx once; the second read comes from cache when a channel (NCHW)
+    ///   or a block of rows (NHWC) fits in L2.
+    /// - only `gradScale`/`gradBias`: one pass.
+    ///
+    /// **Aliasing**: `gradInput` may be `gradOutput`, `input` or `output` (in place);
+    /// gradient buffers must not otherwise share memory with each other or the inputs.
+    /// Throws before writing anything on a wrong length (input, gradOutput, output,
+    /// saved statistics, scale, any gradient buffer), a missing `output` with
+    /// fusedReLU, or an overlap.
+    public func backwardTraining(
+        input: UnsafeBufferPointer<Float>, gradOutput: UnsafeBufferPointer<Float>,
+        saved: SavedStatistics, scale: UnsafeBufferPointer<Float>? = nil,
+        output: UnsafeBufferPointer<Float>? = nil,
+        gradInput: UnsafeMutableBufferPointer<Float>? = nil,
+        gradScale: UnsafeMutableBufferPointer<Float>? = nil,
+        gradBias: UnsafeMutableBufferPointer<Float>? = nil
+    ) throws {
+        try Check.saved(saved.mean, shape.c, "saved.mean")
+        try Check.saved(saved.invStd, shape.c, "saved.invStd")
+        let mask = try validateBackward(input, gradOutput, scale, output, gradInput, gradScale, gradBias)
+        let x = try Check.base(input, "input"), dy = try Check.base(gradOutput, "gradOutput")
+        let dx = gradInput?.baseAddress
+        guard dx != nil || gradScale != nil || gradBias != nil else { return }
+        let channels = shape.c, count = Double(shape.n * shape.spatial)
+        let mean = saved.mean, invStd = saved.invStd
+        let xhat = CoefficientTable(count: channels)
+        defer { xhat.deallocate() }
+        for c in 0..<channels { xhat[c] = AffineCoefficients(mean: mean[c], invStd: invStd[c]) }
+        let sums = SlotBuffer(count: channels, initial: GradientSums.zero)
+        defer { sums.deallocate() }
+        let table: GradientTable? = dx != nil ? GradientTable(count: channels) : nil
+        defer { table?.deallocate() }
+        channelPasses(x: x, dy: dy, mask: mask, xhat: xhat, reduce: true, table: table, dx: dx, dxReadsInput: true) { c, s in
+            sums[c] = s
+            if let table {
+                let gain = Double(scale?[c] ?? 1), r = invStd[c]
+                table[c] = GradientCoefficients(mean: mean[c], invStd: r, a: gain * r,
+                                                m1: gain * s.dy / count, m2: gain * s.dyXhat / count)
+            }
+        }
+        for c in 0..<channels {
+            gradScale?[c] = Float(sums[c].dyXhat)
+            gradBias?[c] = Float(sums[c].dy)
+        }
+    }
+
+    /// Gradients of `forwardInference`: the running statistics are constants.
+    /// ```
+    /// r = 1/√(running_var + ε),   x̂ = (x − running_mean)·r,   g = dy (0 where y ≤ 0 with fusedReLU)
+    /// dx = γ·r·g,   dγ[c] = Σ g·x̂,   dβ[c] = Σ g
+    /// ```
+    /// **Memory passes**: dx alone reads `dy` once (x is not needed) and writes dx
+    /// once; dγ/dβ read `x` and `dy` once; all three read `dy` twice and `x` once.
+    /// Same aliasing rules and checks as `backwardTraining`.
+    public func backwardInference(
+        input: UnsafeBufferPointer<Float>, gradOutput: UnsafeBufferPointer<Float>,
+        running: RunningStatistics, scale: UnsafeBufferPointer<Float>? = nil,
+        output: UnsafeBufferPointer<Float>? = nil,
+        gradInput: UnsafeMutableBufferPointer<Float>? = nil,
+        gradScale: UnsafeMutableBufferPointer<Float>? = nil,
+        gradBias: UnsafeMutableBufferPointer<Float>? = nil
+    ) throws {
+        try Check.length(running.channels, shape.c, "running statistics channels")
+        let mask = try validateBackward(input, gradOutput, scale, output, gradInput, gradScale, gradBias)
+        let x = try Check.base(input, "input"), dy = try Check.base(gradOutput, "gradOutput")
+        let dx = gradInput?.baseAddress
+        let needSums = gradScale != nil || gradBias != nil
+        guard dx != nil || needSums else { return }
+        let channels = shape.c
+        let runningMean = running.mean, runningVariance = running.variance
+        let xhat = CoefficientTable(count: channels)
+        defer { xhat.deallocate() }
+        let table: GradientTable? = dx != nil ? GradientTable(count: channels) : nil
+        defer { table?.deallocate() }
+        for c in 0..<channels {
+            let r = inverseStandardDeviation(Double(runningVariance[c]), epsilon)
+            xhat[c] = AffineCoefficients(mean: Double(runningMean[c]), invStd: r)
+            table?[c] = GradientCoefficients(pivot: 0, a: Float(Double(scale?[c] ?? 1) * r), b: 0, c: 0)
+        }
+        let sums = SlotBuffer(count: channels, initial: GradientSums.zero)
+        defer { sums.deallocate() }
+        channelPasses(x: x, dy: dy, mask: mask, xhat: xhat, reduce: needSums, table: table, dx: dx,
+                      dxReadsInput: false) { c, s in sums[c] = s }
+        for c in 0..<channels {
+            gradScale?[c] = Float(sums[c].dyXhat)
+            gradBias?[c] = Float(sums[c].dy)
+        }
+    }
+
+    /// Checks shared by both backward passes; returns the ReLU mask (the forward
+    /// output) when `fusedReLU`.
+    private func validateBackward(
+        _ input: UnsafeBufferPointer<Float>, _ gradOutput: UnsafeBufferPointer<Float>,
+        _ scale: UnsafeBufferPointer<Float>?, _ output: UnsafeBufferPointer<Float>?,
+        _ gradInput: UnsafeMutableBufferPointer<Float>?, _ gradScale: UnsafeMutableBufferPointer<Float>?,
+        _ gradBias: UnsafeMutableBufferPointer<Float>?
+    ) throws -> UnsafePointer<Float>? {
+        try Check.length(input.count, shape.count, "input")
+        try Check.length(gradOutput.count, shape.count, "gradOutput")
+        if fusedReLU {
+            guard let output else {
+                throw NormError.invalidArgument(argument: "output",
+                                                reason: "fusedReLU backward needs the forward output (the ReLU mask)")
+            }
+            try Check.length(output.count, shape.count, "output")
+        }
+        try Check.length(scale, shape.c, "scale (γ)")
+        try Check.length(gradInput, shape.count, "gradInput")
+        try Check.length(gradScale, shape.c, "gradScale (dγ)")
+        try Check.length(gradBias, shape.c, "gradBias (dβ)")
+        let y = fusedReLU ? output : nil
+        try Check.gradientBuffers(
+            outputs: [("gradInput", MemorySpan(gradInput)), ("gradScale", MemorySpan(gradScale)), ("gradBias", MemorySpan(gradBias))],
+            inputs: [("input", MemorySpan(input)), ("gradOutput", MemorySpan(gradOutput)), ("output", MemorySpan(y))],
+            replaceable: ["gradInput": ["input", "gradOutput", "output"]])
+        return try y.map { try Check.base($0, "output") }
+    }
+
+    /// The passes over the data: per-channel sums (when `reduce`; `finalize(c, sums)`
+    /// runs once per channel), then dx from `table` (when `dx`; without
+    /// `dxReadsInput` dx = a·g, x unread). NCHW uses the rows geometry (unit =
+    /// channel, N segments of H·W), NHWC/[N, D] the columns geometry.
+    private func channelPasses(
+        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
+        xhat: CoefficientTable, reduce: Bool, table: GradientTable?, dx: UnsafeMutablePointer<Float>?,
+        dxReadsInput: Bool, finalize: (Int, GradientSums) -> Void
+    ) {
+        let xForDx: UnsafePointer<Float>? = dxReadsInput ? x : nil
+        let channels = shape.c
+        withoutActuallyEscaping(finalize) { finalize in
+            if shape.isChannelsLast {
+                let g = columns
+                let apply: ((Int, Int, Int) -> Void)? = dx.map { dx in
+                    { _, first, rows in
+                        let o = first * channels
+                        BlockGradients.applyColumns(x: xForDx.map { $0 + o }, dy: dy + o, mask: mask.map { $0 + o }, dx + o,
+                                                    rows: rows, columns: channels, stride: channels, table: table!, slot: 0)
+                    }
+                }
+                guard reduce else {
+                    if let apply { g.apply(threading: threading, apply) }
+                    return
+                }
+                let perMatrix = g.blocksPerMatrix
+                g.reduceThenApply(
+                    threading: threading,
+                    reduce: { _, first, rows, out in
+                        let o = first * channels
+                        BlockGradients.columns(
+                            x + o, dy + o, mask: mask.map { $0 + o }, rows: rows, columns: channels, stride: channels,
+                            pivot: xhat.pivot, scale: xhat.scale, shift: xhat.shift, into: out)
+                    },
+                    finalize: { _, parts in
+                        for c in 0..<channels {
+                            finalize(c, GradientSums.treeSum(count: perMatrix) { parts[$0 * channels + c] })
+                        }
+                    },
+                    apply: apply)
+            } else {
+                let g = rows
+                let apply: ((RowBlock) -> Void)? = dx.map { dx in
+                    { b in
+                        BlockGradients.apply(x: xForDx.map { $0 + b.offset }, dy: dy + b.offset, mask: mask.map { $0 + b.offset },
+                                             gamma: nil, dx + b.offset, b.count, table![b.unit])
+                    }
+                }
+                guard reduce else {
+                    if let apply { g.apply(threading: threading, apply) }
+                    return
+                }
+                g.reduceThenApply(
+                    threading: threading,
+                    reduce: { b in
+                        BlockGradients.contiguous(x + b.offset, dy + b.offset, b.count, xhat[b.unit],
+                                                  mask: mask.map { $0 + b.offset }, gamma: nil)
+                    },
+                    finalize: { c, parts in finalize(c, GradientSums.treeSum(parts)) },
+                    apply: apply)
+            }
+        }
+    }
+}

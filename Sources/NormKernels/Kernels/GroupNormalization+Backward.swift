@@ -1,0 +1,64 @@
+extension GroupNormalization {
+    /// Gradients of `forward` with respect to the input, γ and β; pass only the
+    /// gradient buffers you want.
+    ///
+    /// Per (n, g) with M = (C/G)·H·W values, μ and r = 1/√(σ² + ε) from `saved`:
+    /// ```
+    /// x̂ = (x − μ)·r
+    /// ds[n, c] = Σ_hw dy,   dsx[n, c] = Σ_hw dy·x̂                      per (n, c)
+    /// m₁ = Σ_{c∈g} γ[c]·ds[n, c] / M,   m₂ = Σ_{c∈g} γ[c]·dsx[n, c] / M
+    /// dx[n, c, ·] = r·(γ[c]·dy − m₁ − x̂·m₂)
+    ///             = (γ[c]·r)·dy + b·(x − p) + c′      b = −r²·m₂, c′ = −r·(m₁ + t·m₂), p = Float(μ), t = −(μ − p)·r
+    /// dγ[c] = Σ_n dsx[n, c],   dβ[c] = Σ_n ds[n, c]
+    /// ```
+    /// (PyTorch's `group_norm_kernel.cpp` form.) Sums are formed per block in
+    /// Float32 lanes and merged in Float64 in fixed trees: bitwise identical for
+    /// any thread count.
+    ///
+    /// **Memory passes**: with `gradInput`, reads `x` and `dy` twice (sums, then dx)
+    /// and writes dx once; the second read comes from cache when one sample's group
+    /// (NCHW) or one sample (NHWC) fits in L2. Only `gradScale`/`gradBias`: one pass.
+    ///
+    /// **Aliasing**: `gradInput` may be `gradOutput` or `input` (in place); gradient
+    /// buffers must not otherwise share memory. Throws before writing anything.
+    public func backward(
+        input: UnsafeBufferPointer<Float>, gradOutput: UnsafeBufferPointer<Float>,
+        saved: SavedStatistics, scale: UnsafeBufferPointer<Float>? = nil,
+        gradInput: UnsafeMutableBufferPointer<Float>? = nil,
+        gradScale: UnsafeMutableBufferPointer<Float>? = nil,
+        gradBias: UnsafeMutableBufferPointer<Float>? = nil
+    ) throws {
+        let slots = shape.n * groups
+        try checkGroupedBackward(shape: shape, slots: slots, input: input, gradOutput: gradOutput, saved: saved,
+                                 scale: scale, gradInput: gradInput, gradScale: gradScale, gradBias: gradBias)
+        let x = try Check.base(input, "input"), dy = try Check.base(gradOutput, "gradOutput")
+        let dx = gradInput?.baseAddress
+        guard dx != nil || gradScale != nil || gradBias != nil else { return }
+        let size = shape.c / groups, channels = shape.c, G = groups
+        let count = Double(size * shape.spatial)
+        let mean = saved.mean, invStd = saved.invStd
+        let xhat = CoefficientTable(count: slots)
+        defer { xhat.deallocate() }
+        for s in 0..<slots { xhat[s] = AffineCoefficients(mean: mean[s], invStd: invStd[s]) }
+        let sums = SlotBuffer(count: shape.n * channels, initial: GradientSums.zero)
+        defer { sums.deallocate() }
+        let table: GradientTable? = dx != nil ? GradientTable(count: shape.n * channels) : nil
+        defer { table?.deallocate() }
+        groupedBackward(shape: shape, groupSize: size, x: x, dy: dy, xhat: xhat, channelSums: sums.base,
+                        table: table, dx: dx, threading: threading) { slot, channelSums in
+            guard let table else { return }
+            let n = slot / G, first = (slot - n * G) * size
+            let gain = { (j: Int) in Double(scale?[first + j] ?? 1) }
+            let total = GradientSums.treeSum(count: size) { j in
+                GradientSums(dy: gain(j) * channelSums[j].dy, dyXhat: gain(j) * channelSums[j].dyXhat)
+            }
+            let r = invStd[slot]
+            for j in 0..<size {
+                table[n * channels + first + j] = GradientCoefficients(
+                    mean: mean[slot], invStd: r, a: gain(j) * r, m1: total.dy / count, m2: total.dyXhat / count)
+            }
+        }
+        channelGradients(sums.base, samples: shape.n, channels: channels,
+                         gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress)
+    }
+}

@@ -1,0 +1,118 @@
+/// The shared backward engine of InstanceNorm, GroupNorm and AdaIN (content):
+/// per-(n, c) sums Σdy and Σdy·x̂, with x̂ from the statistics of the (n, g)
+/// group slot, then (optionally) the dx pass with one coefficient set per (n, c).
+///
+/// - NCHW: unit (n, g) of the rows geometry with one *segment per channel*
+///   (`segments` = groupSize runs of H·W values), so no block straddles two
+///   channels and each block's partial belongs to one (n, c). A channel's block
+///   partials are tree-merged, then the group's channel sums go to `finalizeGroup`.
+/// - NHWC: each sample is an H·W × C matrix (columns geometry); per-column partials
+///   per row block are tree-merged down the row blocks.
+///
+/// `finalizeGroup(groupSlot, channelSums)` runs once per (n, g) (slot n·G + g) with
+/// that group's `groupSize` channel sums (also stored in `channelSums` at n·C + c);
+/// when `dx` is given it must fill `table` for the group's (n, c) slots.
+/// Results do not depend on the thread count (fixed blocks, fixed trees).
+func groupedBackward(
+    shape: TensorShape, groupSize: Int, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+    xhat: CoefficientTable, channelSums: UnsafeMutablePointer<GradientSums>,
+    table: GradientTable?, dx: UnsafeMutablePointer<Float>?, threading: Threading,
+    finalizeGroup: (_ groupSlot: Int, _ channelSums: UnsafePointer<GradientSums>) -> Void
+) {
+    let groups = shape.c / groupSize, channels = shape.c, spatial = shape.spatial
+    if shape.isChannelsLast {
+        let g = ColumnsGeometry(matrices: shape.n, rows: spatial, columns: channels)
+        let perMatrix = g.blocksPerMatrix
+        // Column j of sample n uses its group's x̂ coefficients.
+        let expanded = CoefficientTable(count: shape.n * channels)
+        defer { expanded.deallocate() }
+        for slot in 0..<(shape.n * channels) {
+            let n = slot / channels
+            expanded[slot] = xhat[n * groups + (slot - n * channels) / groupSize]
+        }
+        withoutActuallyEscaping(finalizeGroup) { finalizeGroup in
+            g.reduceThenApply(
+                threading: threading,
+                reduce: { m, first, rows, out in
+                    let o = m * g.matrixElements + first * channels, s = m * channels
+                    BlockGradients.columns(
+                        x + o, dy + o, mask: nil, rows: rows, columns: channels, stride: channels,
+                        pivot: expanded.pivot + s, scale: expanded.scale + s, shift: expanded.shift + s, into: out)
+                },
+                finalize: { m, parts in
+                    for c in 0..<channels {
+                        channelSums[m * channels + c] = GradientSums.treeSum(count: perMatrix) { parts[$0 * channels + c] }
+                    }
+                    for group in 0..<groups {
+                        finalizeGroup(m * groups + group, channelSums + m * channels + group * groupSize)
+                    }
+                },
+                apply: dx.map { dx in
+                    { m, first, rows in
+                        let o = m * g.matrixElements + first * channels
+                        BlockGradients.applyColumns(x: x + o, dy: dy + o, mask: nil, dx + o, rows: rows,
+                                                    columns: channels, stride: channels, table: table!, slot: m * channels)
+                    }
+                })
+        }
+    } else {
+        let g = RowsGeometry(units: shape.n * groups, segments: groupSize, segmentLength: spatial,
+                             unitStride: groupSize * spatial, segmentStride: spatial)
+        let perSegment = g.blocksPerSegment
+        withoutActuallyEscaping(finalizeGroup) { finalizeGroup in
+            g.reduceThenApply(
+                threading: threading,
+                reduce: { b in
+                    BlockGradients.contiguous(x + b.offset, dy + b.offset, b.count, xhat[b.unit], mask: nil, gamma: nil)
+                },
+                finalize: { u, parts in
+                    // Unit u = n·G + g holds channels (n, g·size + j): slots u·size + j.
+                    let base = u * groupSize
+                    for j in 0..<groupSize {
+                        channelSums[base + j] = GradientSums.treeSum(count: perSegment) { parts[j * perSegment + $0] }
+                    }
+                    finalizeGroup(u, channelSums + base)
+                },
+                apply: dx.map { dx in
+                    { b in
+                        BlockGradients.apply(x: x + b.offset, dy: dy + b.offset, mask: nil, gamma: nil,
+                                             dx + b.offset, b.count, table![b.unit * groupSize + b.segment])
+                    }
+                })
+        }
+    }
+}
+
+/// dγ[c] = Σ_n Σdy·x̂ and dβ[c] = Σ_n Σdy from per-(n, c) sums, tree-merged over n.
+func channelGradients(
+    _ sums: UnsafePointer<GradientSums>, samples: Int, channels: Int,
+    gradScale: UnsafeMutablePointer<Float>?, gradBias: UnsafeMutablePointer<Float>?
+) {
+    guard gradScale != nil || gradBias != nil else { return }
+    for c in 0..<channels {
+        let total = GradientSums.treeSum(count: samples) { sums[$0 * channels + c] }
+        gradScale?[c] = Float(total.dyXhat)
+        gradBias?[c] = Float(total.dy)
+    }
+}
+
+/// Argument checks shared by the InstanceNorm and GroupNorm backward.
+func checkGroupedBackward(
+    shape: TensorShape, slots: Int, input: UnsafeBufferPointer<Float>, gradOutput: UnsafeBufferPointer<Float>,
+    saved: SavedStatistics, scale: UnsafeBufferPointer<Float>?,
+    gradInput: UnsafeMutableBufferPointer<Float>?, gradScale: UnsafeMutableBufferPointer<Float>?,
+    gradBias: UnsafeMutableBufferPointer<Float>?
+) throws {
+    try Check.length(input.count, shape.count, "input")
+    try Check.length(gradOutput.count, shape.count, "gradOutput")
+    try Check.saved(saved.mean, slots, "saved.mean")
+    try Check.saved(saved.invStd, slots, "saved.invStd")
+    try Check.length(scale, shape.c, "scale (γ)")
+    try Check.length(gradInput, shape.count, "gradInput")
+    try Check.length(gradScale, shape.c, "gradScale (dγ)")
+    try Check.length(gradBias, shape.c, "gradBias (dβ)")
+    try Check.gradientBuffers(
+        outputs: [("gradInput", MemorySpan(gradInput)), ("gradScale", MemorySpan(gradScale)), ("gradBias", MemorySpan(gradBias))],
+        inputs: [("input", MemorySpan(input)), ("gradOutput", MemorySpan(gradOutput))],
+        replaceable: ["gradInput": ["input", "gradOutput"]])
+}

@@ -1,0 +1,65 @@
+extension InstanceNormalization {
+    /// Gradients of `forwardTraining` (statistics of each instance) with respect to
+    /// the input, γ and β; pass only the gradient buffers you want.
+    ///
+    /// Per (n, c) with M = H·W values, μ and r = 1/√(σ² + ε) from `saved`:
+    /// ```
+    /// x̂ = (x − μ)·r
+    /// dx    = γ[c]·r·(dy − mean(dy) − x̂·mean(dy·x̂))
+    ///       = (γ[c]·r)·dy + b·(x − p) + c′       b = −γ·r²·mean(dy·x̂), c′ = −γ·r·(mean(dy) + t·mean(dy·x̂))
+    /// dγ[c] = Σ_n Σ_hw dy·x̂,   dβ[c] = Σ_n Σ_hw dy
+    /// ```
+    /// Bitwise identical for any thread count (fixed blocks, fixed Float64 trees;
+    /// dγ/dβ merge the per-(n, c) sums over n in a fixed tree).
+    ///
+    /// **Memory passes**: with `gradInput`, reads `x` and `dy` twice and writes dx
+    /// once (the second read from cache when an instance — NCHW — or a sample — NHWC —
+    /// fits in L2); only `gradScale`/`gradBias`: one pass.
+    /// `gradInput` may be `gradOutput` or `input`. Throws before writing anything.
+    public func backwardTraining(
+        input: UnsafeBufferPointer<Float>, gradOutput: UnsafeBufferPointer<Float>,
+        saved: SavedStatistics, scale: UnsafeBufferPointer<Float>? = nil,
+        gradInput: UnsafeMutableBufferPointer<Float>? = nil,
+        gradScale: UnsafeMutableBufferPointer<Float>? = nil,
+        gradBias: UnsafeMutableBufferPointer<Float>? = nil
+    ) throws {
+        let slots = shape.n * shape.c
+        try checkGroupedBackward(shape: shape, slots: slots, input: input, gradOutput: gradOutput, saved: saved,
+                                 scale: scale, gradInput: gradInput, gradScale: gradScale, gradBias: gradBias)
+        let x = try Check.base(input, "input"), dy = try Check.base(gradOutput, "gradOutput")
+        let dx = gradInput?.baseAddress
+        guard dx != nil || gradScale != nil || gradBias != nil else { return }
+        let channels = shape.c, count = Double(shape.spatial)
+        let mean = saved.mean, invStd = saved.invStd
+        let xhat = CoefficientTable(count: slots)
+        defer { xhat.deallocate() }
+        for s in 0..<slots { xhat[s] = AffineCoefficients(mean: mean[s], invStd: invStd[s]) }
+        let sums = SlotBuffer(count: slots, initial: GradientSums.zero)
+        defer { sums.deallocate() }
+        let table: GradientTable? = dx != nil ? GradientTable(count: slots) : nil
+        defer { table?.deallocate() }
+        groupedBackward(shape: shape, groupSize: 1, x: x, dy: dy, xhat: xhat, channelSums: sums.base,
+                        table: table, dx: dx, threading: threading) { slot, channelSums in
+            guard let table else { return }
+            let gain = Double(scale?[slot % channels] ?? 1), r = invStd[slot], s = channelSums[0]
+            table[slot] = GradientCoefficients(mean: mean[slot], invStd: r, a: gain * r,
+                                               m1: gain * s.dy / count, m2: gain * s.dyXhat / count)
+        }
+        channelGradients(sums.base, samples: shape.n, channels: channels,
+                         gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress)
+    }
+
+    /// Gradients of `forwardInference` (running statistics held fixed): this is
+    /// `BatchNormalization.backwardInference` with the same shape and ε.
+    public func backwardInference(
+        input: UnsafeBufferPointer<Float>, gradOutput: UnsafeBufferPointer<Float>,
+        running: RunningStatistics, scale: UnsafeBufferPointer<Float>? = nil,
+        gradInput: UnsafeMutableBufferPointer<Float>? = nil,
+        gradScale: UnsafeMutableBufferPointer<Float>? = nil,
+        gradBias: UnsafeMutableBufferPointer<Float>? = nil
+    ) throws {
+        try BatchNormalization(shape: shape, epsilon: epsilon, threading: threading)
+            .backwardInference(input: input, gradOutput: gradOutput, running: running, scale: scale,
+                               gradInput: gradInput, gradScale: gradScale, gradBias: gradBias)
+    }
+}

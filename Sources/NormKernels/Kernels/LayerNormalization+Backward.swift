@@ -1,0 +1,197 @@
+extension LayerNormalization {
+    /// Gradients of `forward` with respect to the input, γ and β; the caller
+    /// passes only the gradient buffers it wants and pays only for those.
+    ///
+    /// ```
+    /// x̂ = (x − μ)·r            r = 1/√(σ² + ε), μ and r from `saved` (Float64)
+    /// g = dy · γ               (γ = 1 without scale)
+    /// dx    = r · (g − mean_i(g) − x̂ · mean_i(g·x̂))          per row
+    ///       = (r·γ[i])·dy + b·(x − p) + c                       p = Float(μ), t = −(μ − p)·r,
+    ///                                                           b = −r²·mean(g·x̂), c = −r·(mean(g) + t·mean(g·x̂))
+    /// dγ[i] = Σ_rows dy · x̂     dβ[i] = Σ_rows dy               column sums across rows
+    /// ```
+    /// Row sums are formed per block of ≤ 4096 values and merged per row in a fixed
+    /// tree; column sums per block of rows (partials per row block and column) and
+    /// merged down the row blocks in a fixed tree: bitwise identical for any thread count.
+    ///
+    /// **Memory passes** (T = rows·features values):
+    /// - `gradInput` requested: reads `x` and `dy` twice (row sums, then one sweep that
+    ///   writes dx and, if requested, accumulates dγ/dβ) and writes dx once. Work goes
+    ///   by blocks of rows sized to L2/8 per input, so when rows are short the second
+    ///   read comes from cache.
+    /// - only `gradScale`/`gradBias`: one pass reading `x` and `dy`.
+    ///
+    /// **Aliasing**: `gradInput` may be `gradOutput` or `input` (in place); gradient
+    /// buffers must not otherwise share memory with each other or the inputs.
+    /// Throws before writing anything on a wrong length (input, gradOutput, saved
+    /// statistics, scale, any gradient buffer) or overlap.
+    public func backward(
+        input: UnsafeBufferPointer<Float>, gradOutput: UnsafeBufferPointer<Float>,
+        saved: SavedStatistics, scale: UnsafeBufferPointer<Float>? = nil,
+        gradInput: UnsafeMutableBufferPointer<Float>? = nil,
+        gradScale: UnsafeMutableBufferPointer<Float>? = nil,
+        gradBias: UnsafeMutableBufferPointer<Float>? = nil
+    ) throws {
+        let total = rows * features
+        try Check.length(input.count, total, "input")
+        try Check.length(gradOutput.count, total, "gradOutput")
+        try Check.saved(saved.mean, rows, "saved.mean")
+        try Check.saved(saved.invStd, rows, "saved.invStd")
+        try Check.length(scale, features, "scale (γ)")
+        try Check.length(gradInput, total, "gradInput")
+        try Check.length(gradScale, features, "gradScale (dγ)")
+        try Check.length(gradBias, features, "gradBias (dβ)")
+        try Check.gradientBuffers(
+            outputs: [("gradInput", MemorySpan(gradInput)), ("gradScale", MemorySpan(gradScale)), ("gradBias", MemorySpan(gradBias))],
+            inputs: [("input", MemorySpan(input)), ("gradOutput", MemorySpan(gradOutput))],
+            replaceable: ["gradInput": ["input", "gradOutput"]])
+        let x = try Check.base(input, "input"), dy = try Check.base(gradOutput, "gradOutput")
+        rowNormalizationBackward(
+            rows: rows, features: features, x: x, dy: dy, mean: saved.mean, invStd: saved.invStd, centered: true,
+            gamma: scale?.baseAddress, dx: gradInput?.baseAddress,
+            gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress, threading: threading)
+    }
+}
+
+extension RMSNormalization {
+    /// Gradients of `forward` with respect to the input and γ.
+    ///
+    /// ```
+    /// x̂ = x·r                  r = 1/√(mean(x²) + ε) from `saved.invStd` (saved.mean is ignored)
+    /// g = dy · γ
+    /// dx    = r · (g − x̂ · mean_i(g·x̂))  =  (r·γ[i])·dy − r²·mean(g·x̂)·x
+    /// dγ[i] = Σ_rows dy · x̂
+    /// ```
+    /// Same engine, determinism and memory passes as `LayerNormalization.backward`:
+    /// with `gradInput`, `x` and `dy` are read twice and dx written once; dγ alone
+    /// is one pass. `gradInput` may be `gradOutput` or `input`.
+    public func backward(
+        input: UnsafeBufferPointer<Float>, gradOutput: UnsafeBufferPointer<Float>,
+        saved: SavedStatistics, scale: UnsafeBufferPointer<Float>? = nil,
+        gradInput: UnsafeMutableBufferPointer<Float>? = nil,
+        gradScale: UnsafeMutableBufferPointer<Float>? = nil
+    ) throws {
+        let total = rows * features
+        try Check.length(input.count, total, "input")
+        try Check.length(gradOutput.count, total, "gradOutput")
+        try Check.saved(saved.invStd, rows, "saved.invStd")
+        try Check.length(scale, features, "scale (γ)")
+        try Check.length(gradInput, total, "gradInput")
+        try Check.length(gradScale, features, "gradScale (dγ)")
+        try Check.gradientBuffers(
+            outputs: [("gradInput", MemorySpan(gradInput)), ("gradScale", MemorySpan(gradScale))],
+            inputs: [("input", MemorySpan(input)), ("gradOutput", MemorySpan(gradOutput))],
+            replaceable: ["gradInput": ["input", "gradOutput"]])
+        let x = try Check.base(input, "input"), dy = try Check.base(gradOutput, "gradOutput")
+        rowNormalizationBackward(
+            rows: rows, features: features, x: x, dy: dy, mean: nil, invStd: saved.invStd, centered: false,
+            gamma: scale?.baseAddress, dx: gradInput?.baseAddress,
+            gradScale: gradScale?.baseAddress, gradBias: nil, threading: threading)
+    }
+}
+
+/// Column tile width of the row-normalization backward sweep (a multiple of 8):
+/// its Float32 column accumulators (8 KiB) stay in L1.
+let rowNormalizationTileColumns = 1024
+
+/// The engine of LayerNorm and RMSNorm backward over `rows × features`.
+///
+/// Two reductions with different directions: per-row Σg, Σg·x̂ (for dx; the rows
+/// geometry's blocks of a row, merged per row in a fixed tree) and per-column
+/// Σdy, Σdy·x̂ (dβ, dγ; partials per block of rows — the columns geometry's row
+/// blocks — merged down the row blocks in a fixed tree). The dx sweep and the
+/// column sums share one pass over tiles of (row block × ≤ 1024 columns).
+///
+/// Strategies: with many row blocks (≥ 4 per worker, or one worker) each worker
+/// takes whole row blocks — row sums, then the sweep, while the block (≈ L2/8 per
+/// input) is in cache. With few row blocks (long rows), the row sums are spread
+/// over all workers by blocks, then the tiles. Same partials, same trees: same bits.
+func rowNormalizationBackward(
+    rows: Int, features: Int, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+    mean: [Double]?, invStd: [Double], centered: Bool,
+    gamma: UnsafePointer<Float>?, dx: UnsafeMutablePointer<Float>?,
+    gradScale: UnsafeMutablePointer<Float>?, gradBias: UnsafeMutablePointer<Float>?,
+    threading: Threading
+) {
+    let needColumns = gradScale != nil || gradBias != nil
+    guard dx != nil || needColumns else { return }
+    let D = features
+    let rowGeometry = RowsGeometry(units: rows, segmentLength: D, unitStride: D)
+    let rowBlock = ColumnsGeometry(matrices: 1, rows: rows, columns: D).rowBlock
+    let rowBlocks = (rows + rowBlock - 1) / rowBlock
+    let tileWidth = min(D, rowNormalizationTileColumns)
+    let tilesPerRowBlock = (D + tileWidth - 1) / tileWidth
+
+    let xhat = CoefficientTable(count: rows)
+    defer { xhat.deallocate() }
+    for r in 0..<rows { xhat[r] = AffineCoefficients(mean: mean?[r] ?? 0, invStd: invStd[r]) }
+    let table: GradientTable? = dx != nil ? GradientTable(count: rows) : nil
+    defer { table?.deallocate() }
+    let columnSums: UnsafeMutablePointer<GradientSums>? = needColumns ? .allocate(capacity: rowBlocks * D) : nil
+    defer { columnSums?.deallocate() }
+
+    func reduceRowBlock(_ b: RowBlock) -> GradientSums {
+        BlockGradients.contiguous(x + b.offset, dy + b.offset, b.count, xhat[b.unit],
+                                  mask: nil, gamma: gamma.map { $0 + b.start })
+    }
+    func finalizeRow(_ r: Int, _ parts: UnsafeBufferPointer<GradientSums>) {
+        let sums = GradientSums.treeSum(parts)
+        let count = Double(D)
+        table![r] = GradientCoefficients(
+            mean: mean?[r] ?? 0, invStd: invStd[r], a: invStd[r],
+            m1: centered ? sums.dy / count : 0, m2: sums.dyXhat / count)
+    }
+    func tile(_ rb: Int, _ ct: Int, _ scratch: UnsafeMutablePointer<Float>) {
+        let r0 = rb * rowBlock, c0 = ct * tileWidth
+        let nc = min(tileWidth, D - c0)
+        let sums = columnSums.map { $0 + rb * D + c0 }
+        sums?.initialize(repeating: .zero, count: nc)
+        let o = r0 * D + c0
+        BlockGradients.rowTile(
+            x + o, dy + o, dx: dx.map { $0 + o }, gamma: gamma.map { $0 + c0 },
+            rows: min(rowBlock, rows - r0), columns: nc, stride: D, firstRow: r0,
+            xhat: xhat, dxTable: table, columnSums: sums, scratch: scratch)
+    }
+
+    let workers = Parallel.workers(count: rowBlocks, elementsPerItem: rowBlock * D, threading: threading)
+    if workers == 1 || rowBlocks >= 4 * workers {
+        let perRow = rowGeometry.blocksPerUnit
+        Parallel.forEach(count: rowBlocks, elementsPerItem: rowBlock * D, threading: threading) { range in
+            withUnsafeTemporaryAllocation(of: GradientSums.self, capacity: perRow) { parts in
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * tileWidth) { scratch in
+                    for rb in range {
+                        if dx != nil {
+                            for r in (rb * rowBlock)..<min(rows, (rb + 1) * rowBlock) {
+                                for i in 0..<perRow {
+                                    (parts.baseAddress! + i).initialize(to: reduceRowBlock(rowGeometry.block(r * perRow + i)))
+                                }
+                                finalizeRow(r, UnsafeBufferPointer(parts))
+                            }
+                        }
+                        for ct in 0..<tilesPerRowBlock { tile(rb, ct, scratch.baseAddress!) }
+                    }
+                }
+            }
+        }
+    } else {
+        if dx != nil {
+            rowGeometry.reduceThenApply(threading: threading, reduce: reduceRowBlock, finalize: finalizeRow, apply: nil)
+        }
+        Parallel.forEach(count: rowBlocks * tilesPerRowBlock, elementsPerItem: rowBlock * tileWidth,
+                         threading: threading) { range in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * tileWidth) { scratch in
+                for i in range { tile(i / tilesPerRowBlock, i % tilesPerRowBlock, scratch.baseAddress!) }
+            }
+        }
+    }
+
+    if let columnSums {
+        Parallel.forEach(count: D, elementsPerItem: rowBlocks * 4, threading: threading) { range in
+            for c in range {
+                let sums = GradientSums.treeSum(count: rowBlocks) { columnSums[$0 * D + c] }
+                gradScale?[c] = Float(sums.dyXhat)
+                gradBias?[c] = Float(sums.dy)
+            }
+        }
+    }
+}

@@ -1,0 +1,411 @@
+// The innermost loops of every backward kernel: the gradient sums of one block
+// (reduction pass) and the dx pass.
+//
+// Why this form:
+// - Centered sums Σg and Σg·x̂, with x̂ = (x − p)·s + t formed exactly as the
+//   forward pass forms it (p = Float(μ), s = Float(invStd), t = −(μ − p)·invStd):
+//   x − p is exact for data clustered far from zero, so nothing cancels. The
+//   uncentered Σx·dy − μ·Σdy loses every digit at mean 1e4, std 1e-2.
+// - Float32 SIMD lanes within a block (≤ 4096 values: ≤ 256 per lane), lanes
+//   summed into Float64 in a fixed order; columns accumulate at most
+//   `flushRows` rows in Float32 before adding into Float64. Blocks are merged
+//   in Float64 trees by the geometries.
+// - `acc += a * b`, never `addingProduct`: without FMA in the target (SSE2 by
+//   default) the latter is a library call per lane.
+// - The scalar remainder columns use exactly the Float32 operations of a SIMD
+//   lane, so a column's sums do not depend on whether it sits in a vector or
+//   in the remainder (LayerNorm's column tiles rely on this).
+// If Float32 overflows (dy or x̂ beyond ~1e19) the block is redone in Float64.
+
+/// Lane sum in Float64, lanes in order.
+@inline(__always)
+private func laneSum64(_ v: F8) -> Double {
+    var s = 0.0
+    for l in 0..<8 { s += Double(v[l]) }
+    return s
+}
+
+/// g = dy · γ[i] (γ when given), 0 where the forward output y ≤ 0 (fused ReLU).
+@inline(__always)
+private func gradient8(_ dy: UnsafePointer<Float>, _ mask: UnsafePointer<Float>?,
+                       _ gamma: UnsafePointer<Float>?, _ i: Int) -> F8 {
+    var d = load8(dy + i)
+    if let mask { d.replace(with: F8(), where: load8(mask + i) .<= F8()) }
+    if let gamma { d *= load8(gamma + i) }
+    return d
+}
+
+@inline(__always)
+private func gradient1(_ dy: UnsafePointer<Float>, _ mask: UnsafePointer<Float>?,
+                       _ gamma: UnsafePointer<Float>?, _ i: Int) -> Float {
+    var d = dy[i]
+    if let mask, mask[i] <= 0 { d = 0 }
+    if let gamma { d *= gamma[i] }
+    return d
+}
+
+enum BlockGradients {
+    /// Rows of a column tile accumulated in Float32 before they are added in Float64.
+    static let flushRows = 128
+
+    // MARK: Reduction pass
+
+    /// Σg and Σg·x̂ over `n` contiguous values, x̂ = (x − c.pivot)·c.scale + c.shift,
+    /// g = dy (· γ[i] when `gamma`) (0 where `mask[i]` ≤ 0 when `mask`).
+    static func contiguous(
+        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ n: Int, _ c: AffineCoefficients,
+        mask: UnsafePointer<Float>?, gamma: UnsafePointer<Float>?
+    ) -> GradientSums {
+        let sums: GradientSums
+        switch (mask, gamma) {
+        case (nil, nil): sums = contiguousFloat32(x, dy, n, c, nil, nil)
+        case let (mask?, nil): sums = contiguousFloat32(x, dy, n, c, mask, nil)
+        case let (nil, gamma?): sums = contiguousFloat32(x, dy, n, c, nil, gamma)
+        case let (mask?, gamma?): sums = contiguousFloat32(x, dy, n, c, mask, gamma)
+        }
+        if sums.isFinite { return sums }
+        return contiguousFloat64(x, dy, n, c, mask, gamma)
+    }
+
+    @inline(__always)
+    private static func contiguousFloat32(
+        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ n: Int, _ c: AffineCoefficients,
+        _ mask: UnsafePointer<Float>?, _ gamma: UnsafePointer<Float>?
+    ) -> GradientSums {
+        let p = F8(repeating: c.pivot), s = F8(repeating: c.scale), t = F8(repeating: c.shift)
+        var g0 = F8(), g1 = F8(), h0 = F8(), h1 = F8()
+        var i = 0
+        // scalar math: x̂ = (x − p)·s + t;  Σg += g;  Σgx̂ += g·x̂
+        while i + 16 <= n {
+            let d0 = gradient8(dy, mask, gamma, i), d1 = gradient8(dy, mask, gamma, i + 8)
+            let x0 = (load8(x + i) - p) * s + t, x1 = (load8(x + i + 8) - p) * s + t
+            g0 += d0; g1 += d1
+            h0 += d0 * x0; h1 += d1 * x1
+            i += 16
+        }
+        var sums = GradientSums(dy: laneSum64(g0) + laneSum64(g1), dyXhat: laneSum64(h0) + laneSum64(h1))
+        while i < n {
+            let d = gradient1(dy, mask, gamma, i)
+            let h = (x[i] - c.pivot) * c.scale + c.shift
+            sums.dy += Double(d)
+            sums.dyXhat += Double(d) * Double(h)
+            i += 1
+        }
+        return sums
+    }
+
+    /// The Float64 fallback (also what non-finite inputs end in).
+    private static func contiguousFloat64(
+        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ n: Int, _ c: AffineCoefficients,
+        _ mask: UnsafePointer<Float>?, _ gamma: UnsafePointer<Float>?
+    ) -> GradientSums {
+        var sums = GradientSums.zero
+        let p = Double(c.pivot), s = Double(c.scale), t = Double(c.shift)
+        for i in 0..<n {
+            var d = Double(dy[i])
+            if let mask, mask[i] <= 0 { d = 0 }
+            if let gamma { d *= Double(gamma[i]) }
+            sums.dy += d
+            sums.dyXhat += d * ((Double(x[i]) - p) * s + t)
+        }
+        return sums
+    }
+
+    /// Per-column Σg and Σg·x̂ of a `rows × columns` tile (row stride `stride`), with
+    /// per-column x̂ coefficients; writes (initializes) `columns` sums at `out`.
+    /// Columns go 8 at a time in SIMD lanes, rows inner; every `flushRows` rows the
+    /// Float32 lanes are added into the Float64 sums.
+    static func columns(
+        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
+        rows: Int, columns: Int, stride: Int,
+        pivot: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
+        into out: UnsafeMutablePointer<GradientSums>
+    ) {
+        out.initialize(repeating: .zero, count: columns)
+        var c = 0
+        while c + 8 <= columns {
+            if let mask {
+                columnTile8(x + c, dy + c, mask + c, rows, stride, load8(pivot + c), load8(scale + c), load8(shift + c), out + c)
+            } else {
+                columnTile8(x + c, dy + c, nil, rows, stride, load8(pivot + c), load8(scale + c), load8(shift + c), out + c)
+            }
+            c += 8
+        }
+        while c < columns {
+            columnScalar(x + c, dy + c, mask.map { $0 + c }, rows, stride, pivot[c], scale[c], shift[c], out + c)
+            c += 1
+        }
+        for j in 0..<columns where !out[j].isFinite {
+            out[j] = columnFloat64(x + j, dy + j, mask.map { $0 + j }, rows, stride, pivot[j], scale[j], shift[j])
+        }
+    }
+
+    @inline(__always)
+    private static func columnTile8(
+        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ mask: UnsafePointer<Float>?,
+        _ rows: Int, _ stride: Int, _ p: F8, _ s: F8, _ t: F8, _ out: UnsafeMutablePointer<GradientSums>
+    ) {
+        var row = 0
+        while row < rows {
+            let end = min(rows, row + flushRows)
+            var g = F8(), h = F8()
+            // scalar math per column: x̂ = (x − p)·s + t;  Σg += g;  Σgx̂ += g·x̂
+            while row < end {
+                let o = row * stride
+                let d = gradient8(dy + o, mask.map { $0 + o }, nil, 0)
+                g += d
+                h += d * ((load8(x + o) - p) * s + t)
+                row += 1
+            }
+            for l in 0..<8 {
+                out[l].dy += Double(g[l])
+                out[l].dyXhat += Double(h[l])
+            }
+        }
+    }
+
+    /// One column with exactly a SIMD lane's Float32 operations.
+    private static func columnScalar(
+        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ mask: UnsafePointer<Float>?,
+        _ rows: Int, _ stride: Int, _ p: Float, _ s: Float, _ t: Float, _ out: UnsafeMutablePointer<GradientSums>
+    ) {
+        var row = 0
+        while row < rows {
+            let end = min(rows, row + flushRows)
+            var g: Float = 0, h: Float = 0
+            while row < end {
+                let o = row * stride
+                let d = gradient1(dy + o, mask.map { $0 + o }, nil, 0)
+                g += d
+                h += d * ((x[o] - p) * s + t)
+                row += 1
+            }
+            out.pointee.dy += Double(g)
+            out.pointee.dyXhat += Double(h)
+        }
+    }
+
+    private static func columnFloat64(
+        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ mask: UnsafePointer<Float>?,
+        _ rows: Int, _ stride: Int, _ p: Float, _ s: Float, _ t: Float
+    ) -> GradientSums {
+        var sums = GradientSums.zero
+        for row in 0..<rows {
+            let o = row * stride
+            var d = Double(dy[o])
+            if let mask, mask[o] <= 0 { d = 0 }
+            sums.dy += d
+            sums.dyXhat += d * ((Double(x[o]) - Double(p)) * Double(s) + Double(t))
+        }
+        return sums
+    }
+
+    // MARK: Output pass
+
+    /// `dst[i] = a·g + (b·(x[i] − pivot) + c)` over `n` contiguous values, with
+    /// g = dy (· γ[i]) (0 where mask ≤ 0). `x` nil drops the x term (dst = a·g:
+    /// inference); `dy` nil drops the g term (dst = b·(x − pivot) + c: AdaIN's style).
+    /// `dst` may equal `x` or `dy` (each element is read before it is written).
+    static func apply(
+        x: UnsafePointer<Float>?, dy: UnsafePointer<Float>?, mask: UnsafePointer<Float>?,
+        gamma: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ k: GradientCoefficients
+    ) {
+        guard let dy else {
+            if let x { applyCore(x, nil, nil, nil, dst, n, k, useX: true, useDy: false) }
+            return
+        }
+        guard let x else {
+            switch (mask, gamma) {
+            case (nil, nil): applyCore(nil, dy, nil, nil, dst, n, k, useX: false, useDy: true)
+            case let (mask?, nil): applyCore(nil, dy, mask, nil, dst, n, k, useX: false, useDy: true)
+            case let (nil, gamma?): applyCore(nil, dy, nil, gamma, dst, n, k, useX: false, useDy: true)
+            case let (mask?, gamma?): applyCore(nil, dy, mask, gamma, dst, n, k, useX: false, useDy: true)
+            }
+            return
+        }
+        switch (mask, gamma) {
+        case (nil, nil): applyCore(x, dy, nil, nil, dst, n, k, useX: true, useDy: true)
+        case let (mask?, nil): applyCore(x, dy, mask, nil, dst, n, k, useX: true, useDy: true)
+        case let (nil, gamma?): applyCore(x, dy, nil, gamma, dst, n, k, useX: true, useDy: true)
+        case let (mask?, gamma?): applyCore(x, dy, mask, gamma, dst, n, k, useX: true, useDy: true)
+        }
+    }
+
+    @inline(__always)
+    private static func applyCore(
+        _ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
+        _ gamma: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ k: GradientCoefficients,
+        useX: Bool, useDy: Bool
+    ) {
+        let p = F8(repeating: k.pivot), a = F8(repeating: k.a), b = F8(repeating: k.b), c = F8(repeating: k.c)
+        var i = 0
+        // scalar math: dx = a·g + (b·(x − p) + c)
+        while i + 8 <= n {
+            var v = F8()
+            if useX { v = b * (load8(x! + i) - p) + c }
+            if useDy { v = useX ? a * gradient8(dy!, mask, gamma, i) + v : a * gradient8(dy!, mask, gamma, i) }
+            store8(v, dst + i)
+            i += 8
+        }
+        while i < n {
+            var v: Float = 0
+            if useX { v = k.b * (x![i] - k.pivot) + k.c }
+            if useDy { v = useX ? k.a * gradient1(dy!, mask, gamma, i) + v : k.a * gradient1(dy!, mask, gamma, i) }
+            dst[i] = v
+            i += 1
+        }
+    }
+
+    /// Strided columns: for `rows` rows of `columns` values (row stride `stride`),
+    /// `dst[r, j] = a[j]·g + (b[j]·(x[r, j] − pivot[j]) + c[j])` with the table's
+    /// slots `slot ..< slot + columns`; `x` nil or `dy` nil as in `apply`.
+    static func applyColumns(
+        x: UnsafePointer<Float>?, dy: UnsafePointer<Float>?, mask: UnsafePointer<Float>?,
+        _ dst: UnsafeMutablePointer<Float>, rows: Int, columns: Int, stride: Int,
+        table: GradientTable, slot: Int
+    ) {
+        let pivot = table.pivot + slot, a = table.a + slot, b = table.b + slot, c = table.c + slot
+        for r in 0..<rows {
+            let o = r * stride
+            switch (x, dy, mask) {
+            case let (x?, dy?, nil):
+                applyRow(x + o, dy + o, nil, dst + o, columns, pivot, a, b, c, useX: true, useDy: true)
+            case let (x?, dy?, mask?):
+                applyRow(x + o, dy + o, mask + o, dst + o, columns, pivot, a, b, c, useX: true, useDy: true)
+            case let (nil, dy?, nil):
+                applyRow(nil, dy + o, nil, dst + o, columns, pivot, a, b, c, useX: false, useDy: true)
+            case let (nil, dy?, mask?):
+                applyRow(nil, dy + o, mask + o, dst + o, columns, pivot, a, b, c, useX: false, useDy: true)
+            case let (x?, nil, _):
+                applyRow(x + o, nil, nil, dst + o, columns, pivot, a, b, c, useX: true, useDy: false)
+            case (nil, nil, _):
+                return
+            }
+        }
+    }
+
+    @inline(__always)
+    private static func applyRow(
+        _ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
+        _ dst: UnsafeMutablePointer<Float>, _ columns: Int,
+        _ pivot: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>,
+        useX: Bool, useDy: Bool
+    ) {
+        var j = 0
+        while j + 8 <= columns {
+            var v = F8()
+            if useX { v = load8(b + j) * (load8(x! + j) - load8(pivot + j)) + load8(c + j) }
+            if useDy {
+                let g = load8(a + j) * gradient8(dy!, mask, nil, j)
+                v = useX ? g + v : g
+            }
+            store8(v, dst + j)
+            j += 8
+        }
+        while j < columns {
+            var v: Float = 0
+            if useX { v = b[j] * (x![j] - pivot[j]) + c[j] }
+            if useDy {
+                let g = a[j] * gradient1(dy!, mask, nil, j)
+                v = useX ? g + v : g
+            }
+            dst[j] = v
+            j += 1
+        }
+    }
+}
+
+extension BlockGradients {
+    /// The LayerNorm/RMSNorm tile: `rows` rows × `columns` columns (row stride
+    /// `stride`) of rows `firstRow ..< firstRow + rows`, each row with its own
+    /// x̂ coefficients (`xhat`) and dx coefficients (`dxTable`), γ per column.
+    /// One sweep, rows outer, that
+    /// - writes `dx = a·(dy·γ) + (b·(x − pivot) + c)` when `dx` is given, and
+    /// - adds each column's Σdy and Σdy·x̂ (dy not scaled by γ: these are dβ and dγ)
+    ///   into `columnSums` when given, from Float32 accumulators (`scratch`, 2·columns
+    ///   values) flushed into Float64 every `flushRows` rows.
+    /// A column's sums use the same Float32 operations whether it is in a vector or
+    /// in the remainder, so they do not depend on how columns are cut into tiles.
+    static func rowTile(
+        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?,
+        gamma: UnsafePointer<Float>?, rows: Int, columns: Int, stride: Int, firstRow: Int,
+        xhat: CoefficientTable, dxTable: GradientTable?,
+        columnSums: UnsafeMutablePointer<GradientSums>?, scratch: UnsafeMutablePointer<Float>
+    ) {
+        let accG = scratch, accH = scratch + columns
+        var row = 0
+        while row < rows {
+            let end = min(rows, row + flushRows)
+            if columnSums != nil {
+                accG.update(repeating: 0, count: columns)
+                accH.update(repeating: 0, count: columns)
+            }
+            while row < end {
+                let o = row * stride
+                let h = xhat[firstRow + row]
+                switch (dx, dxTable, columnSums) {
+                case let (dx?, table?, _?):
+                    let k = table[firstRow + row]
+                    if let gamma {
+                        tileRow(x + o, dy + o, dx + o, gamma, columns, h, k, accG, accH, sums: true, write: true)
+                    } else {
+                        tileRow(x + o, dy + o, dx + o, nil, columns, h, k, accG, accH, sums: true, write: true)
+                    }
+                case let (dx?, table?, nil):
+                    let k = table[firstRow + row]
+                    if let gamma {
+                        tileRow(x + o, dy + o, dx + o, gamma, columns, h, k, accG, accH, sums: false, write: true)
+                    } else {
+                        tileRow(x + o, dy + o, dx + o, nil, columns, h, k, accG, accH, sums: false, write: true)
+                    }
+                default:
+                    let k = GradientCoefficients(pivot: 0, a: 0, b: 0, c: 0)
+                    tileRow(x + o, dy + o, nil, nil, columns, h, k, accG, accH, sums: true, write: false)
+                }
+                row += 1
+            }
+            if let columnSums {
+                for j in 0..<columns {
+                    columnSums[j].dy += Double(accG[j])
+                    columnSums[j].dyXhat += Double(accH[j])
+                }
+            }
+        }
+    }
+
+    @inline(__always)
+    private static func tileRow(
+        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>?,
+        _ gamma: UnsafePointer<Float>?, _ columns: Int, _ h: AffineCoefficients, _ k: GradientCoefficients,
+        _ accG: UnsafeMutablePointer<Float>, _ accH: UnsafeMutablePointer<Float>, sums: Bool, write: Bool
+    ) {
+        let p = F8(repeating: h.pivot), s = F8(repeating: h.scale), t = F8(repeating: h.shift)
+        let a = F8(repeating: k.a), b = F8(repeating: k.b), c = F8(repeating: k.c), q = F8(repeating: k.pivot)
+        var j = 0
+        // scalar math: x̂ = (x − p)·s + t;  ΣG[j] += dy;  ΣH[j] += dy·x̂;  dx = a·(dy·γ[j]) + (b·(x − p) + c)
+        while j + 8 <= columns {
+            let xv = load8(x + j), d = load8(dy + j)
+            if sums {
+                store8(load8(accG + j) + d, accG + j)
+                store8(load8(accH + j) + d * ((xv - p) * s + t), accH + j)
+            }
+            if write {
+                let g = gamma.map { d * load8($0 + j) } ?? d
+                store8(a * g + (b * (xv - q) + c), dx! + j)
+            }
+            j += 8
+        }
+        while j < columns {
+            let xv = x[j], d = dy[j]
+            if sums {
+                accG[j] += d
+                accH[j] += d * ((xv - h.pivot) * h.scale + h.shift)
+            }
+            if write {
+                let g = gamma.map { d * $0[j] } ?? d
+                dx![j] = k.a * g + (k.b * (xv - k.pivot) + k.c)
+            }
+            j += 1
+        }
+    }
+}
