@@ -177,7 +177,10 @@ extension BatchNormalization {
                     },
                     apply: apply)
             } else {
-                let g = rows
+                // One block never spans two samples' runs (no short-segment grouping):
+                // each block is one contiguous run.
+                let g = RowsGeometry(units: channels, segments: shape.n, segmentLength: shape.spatial,
+                                     unitStride: shape.spatial, segmentStride: channels * shape.spatial)
                 let apply: ((RowBlock) -> Void)? = dx.map { dx in
                     { b in
                         BlockGradients.apply(x: xForDx.map { $0 + b.offset }, dy: dy + b.offset, mask: mask.map { $0 + b.offset },

@@ -41,6 +41,9 @@ extension WeightNormalization {
         defer { dg.deallocate() }
         let table: GradientTable? = dv != nil ? GradientTable(count: size) : nil
         defer { table?.deallocate() }
+        // Blocks are contiguous runs (no short-segment grouping).
+        let geometry = RowsGeometry(units: size, segments: outer, segmentLength: inner, unitStride: inner,
+                                    segmentStride: size * inner)
         geometry.reduceThenApply(
             threading: threading,
             reduce: { b in

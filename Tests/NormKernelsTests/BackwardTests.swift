@@ -1,0 +1,578 @@
+// Backward kernels: bitwise determinism across thread counts, gradient subsets
+// and in-place calls, bad-input errors with nothing written, and accuracy of dx
+// for data with a large offset (mean 1e4, std 1e-2).
+import Testing
+@testable import NormKernels
+
+// MARK: - Helpers (fileprivate, prefixed bw)
+
+fileprivate func bwValues(_ count: Int, seed: UInt64, _ lo: Double = -1, _ hi: Double = 1) -> [Float] {
+    var state = seed &* 0x9E37_79B9_7F4A_7C15 &+ 0x51ED_270B
+    return (0..<count).map { _ in
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        z ^= z >> 31
+        return Float(lo + (hi - lo) * Double(z >> 11) / Double(1 << 53))
+    }
+}
+
+/// Approximately normal values (sum of 4 uniforms, rescaled): mean `mean`, std `std`.
+fileprivate func bwGaussian(_ count: Int, seed: UInt64, mean: Double, std: Double) -> [Float] {
+    let u = bwValues(4 * count, seed: seed, -1, 1)
+    return (0..<count).map { i in
+        let s = Double(u[4 * i]) + Double(u[4 * i + 1]) + Double(u[4 * i + 2]) + Double(u[4 * i + 3])
+        return Float(mean + std * s * (3.0 / 4).squareRoot())   // var of a sum of 4 U(−1,1) is 4/3
+    }
+}
+
+fileprivate func bwBits(_ a: [Float]?) -> [UInt32]? { a?.map(\.bitPattern) }
+
+fileprivate let bwThreadCounts = [2, 3, 5, 8]
+
+/// Runs `body` with 1 thread and each of `bwThreadCounts`; every gradient must be bitwise equal.
+fileprivate func bwExpectDeterministic(
+    _ what: String, sourceLocation: SourceLocation = #_sourceLocation,
+    _ body: (Threading) throws -> [[Float]?]
+) throws {
+    let reference = try body(Threading(threads: 1)).map(bwBits)
+    #expect(reference.allSatisfy { $0 != nil }, "\(what): a gradient is missing", sourceLocation: sourceLocation)
+    for threads in bwThreadCounts {
+        let got = try body(Threading(threads: threads)).map(bwBits)
+        for i in 0..<reference.count where got[i] != reference[i] {
+            let differing = zip(got[i] ?? [], reference[i] ?? []).filter { $0 != $1 }.count
+            Issue.record("\(what): gradient \(i) differs with \(threads) threads (\(differing) values)",
+                         sourceLocation: sourceLocation)
+        }
+    }
+}
+
+/// A recognisable NaN: gradient buffers are filled with it before a call that must throw.
+fileprivate let bwSentinel = Float(bitPattern: 0x7FC0_BEEF)
+
+fileprivate func bwUntouched(_ buffer: UnsafeMutableBufferPointer<Float>) -> Bool {
+    buffer.allSatisfy { $0.bitPattern == bwSentinel.bitPattern }
+}
+
+/// Expects `body` to throw `expected` and every sentinel buffer to stay untouched.
+fileprivate func bwExpectRejected(
+    _ expected: NormError, _ buffers: [UnsafeMutableBufferPointer<Float>],
+    sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void
+) {
+    for b in buffers { b.update(repeating: bwSentinel) }
+    do {
+        try body()
+        Issue.record("expected \(expected), nothing thrown", sourceLocation: sourceLocation)
+    } catch let error as NormError {
+        #expect(error == expected, sourceLocation: sourceLocation)
+    } catch {
+        Issue.record("unexpected error \(error)", sourceLocation: sourceLocation)
+    }
+    for (i, b) in buffers.enumerated() where !bwUntouched(b) {
+        Issue.record("buffer \(i) was written although the call threw", sourceLocation: sourceLocation)
+    }
+}
+
+/// Normwise relative error max|a − e| / max|e|.
+fileprivate func bwRelativeError(_ a: [Float], _ e: [Double]) -> Double {
+    var worst = 0.0, scale = 0.0
+    for i in 0..<e.count {
+        worst = max(worst, abs(Double(a[i]) - e[i]))
+        scale = max(scale, abs(e[i]))
+    }
+    return worst / scale
+}
+
+/// Float64 closed form of the centered backward for one slot of values at `idx`:
+/// dx = k·r·(g − mean(g) − x̂·mean(g·x̂)) with the slot's exact Float64 statistics.
+fileprivate func bwCenteredReference(_ x: [Float], _ dy: [Float], _ slots: [[Int]], eps: Double,
+                                     gain: (Int) -> Double) -> [Double] {
+    var dx = [Double](repeating: 0, count: x.count)
+    for slot in slots {
+        let m = Double(slot.count)
+        let mean = slot.reduce(0.0) { $0 + Double(x[$1]) } / m
+        let variance = slot.reduce(0.0) { $0 + (Double(x[$1]) - mean) * (Double(x[$1]) - mean) } / m
+        let r = 1 / (variance + eps).squareRoot()
+        var sumG = 0.0, sumGX = 0.0
+        for i in slot {
+            let g = gain(i) * Double(dy[i])
+            sumG += g
+            sumGX += g * (Double(x[i]) - mean) * r
+        }
+        for i in slot {
+            let xhat = (Double(x[i]) - mean) * r
+            dx[i] = r * (gain(i) * Double(dy[i]) - sumG / m - xhat * sumGX / m)
+        }
+    }
+    return dx
+}
+
+fileprivate func bwOffset(_ shape: TensorShape, _ n: Int, _ c: Int, _ s: Int) -> Int {
+    shape.layout == .nchw ? (n * shape.c + c) * shape.spatial + s : (n * shape.spatial + s) * shape.c + c
+}
+
+struct BackwardTests {
+    // MARK: - Determinism across thread counts
+
+    static let batchShapes: [TensorShape] = [
+        TensorShape(n: 8, c: 3, h: 128, w: 130, layout: .nchw),     // few channels: blocks split across workers
+        TensorShape(n: 4, c: 64, h: 24, w: 24, layout: .nchw),      // many channels: whole channels per worker
+        TensorShape(n: 8, c: 3, h: 128, w: 130, layout: .nhwc),
+        TensorShape(n: 4, c: 64, h: 24, w: 24, layout: .nhwc),
+        TensorShape.matrix(4096, 40),
+        TensorShape(n: 3, c: 13, h: 61, w: 67, layout: .nhwc),      // odd channel count (SIMD remainder)
+    ]
+
+    @Test("BatchNorm backward is bitwise identical for 1, 2, 3, 5, 8 threads", arguments: batchShapes)
+    func batchNormDeterminism(shape: TensorShape) throws {
+        let x = bwValues(shape.count, seed: 1, -3, 5), dy = bwValues(shape.count, seed: 2)
+        let gamma = bwValues(shape.c, seed: 3, 0.5, 1.5), beta = bwValues(shape.c, seed: 4)
+        for relu in [false, true] {
+            let forward = try BatchNormalization(shape: shape, fusedReLU: relu, threading: .serial)
+            let (y, saved) = try forward.forwardTraining(x, scale: gamma, bias: beta)
+            try bwExpectDeterministic("BN training \(shape) relu \(relu)") { threading in
+                let bn = try BatchNormalization(shape: shape, fusedReLU: relu, threading: threading)
+                let g = try bn.backwardTraining(x, gradOutput: dy, saved: saved, scale: gamma, output: y)
+                return [g.input, g.scale, g.bias]
+            }
+            let running = try RunningStatistics(channels: shape.c, mean: bwValues(shape.c, seed: 5),
+                                                variance: bwValues(shape.c, seed: 6, 0.5, 2))
+            try bwExpectDeterministic("BN inference \(shape) relu \(relu)") { threading in
+                let bn = try BatchNormalization(shape: shape, fusedReLU: relu, threading: threading)
+                let g = try bn.backwardInference(x, gradOutput: dy, running: running, scale: gamma, output: y)
+                return [g.input, g.scale, g.bias]
+            }
+        }
+    }
+
+    static let groupedShapes: [TensorShape] = [
+        TensorShape(n: 2, c: 3, h: 150, w: 150, layout: .nchw),    // few instances: blocks split across workers
+        TensorShape(n: 2, c: 3, h: 150, w: 150, layout: .nhwc),
+        TensorShape(n: 16, c: 32, h: 17, w: 17, layout: .nchw),    // many instances: whole units per worker
+        TensorShape(n: 16, c: 32, h: 17, w: 17, layout: .nhwc),
+    ]
+
+    @Test("InstanceNorm and GroupNorm backward are bitwise identical for any thread count", arguments: groupedShapes)
+    func groupedDeterminism(shape: TensorShape) throws {
+        let x = bwValues(shape.count, seed: 7, -2, 4), dy = bwValues(shape.count, seed: 8)
+        let gamma = bwValues(shape.c, seed: 9, 0.5, 1.5), beta = bwValues(shape.c, seed: 10)
+        let (_, inSaved) = try InstanceNormalization(shape: shape, threading: .serial).forwardTraining(x, scale: gamma, bias: beta)
+        try bwExpectDeterministic("IN \(shape)") { threading in
+            let g = try InstanceNormalization(shape: shape, threading: threading)
+                .backwardTraining(x, gradOutput: dy, saved: inSaved, scale: gamma)
+            return [g.input, g.scale, g.bias]
+        }
+        for groups in [1, shape.c == 3 ? 3 : 8] {
+            let (_, saved) = try GroupNormalization(shape: shape, groups: groups, threading: .serial).forward(x, scale: gamma, bias: beta)
+            try bwExpectDeterministic("GN \(shape) G \(groups)") { threading in
+                let g = try GroupNormalization(shape: shape, groups: groups, threading: threading)
+                    .backward(x, gradOutput: dy, saved: saved, scale: gamma)
+                return [g.input, g.scale, g.bias]
+            }
+        }
+    }
+
+    @Test("LayerNorm and RMSNorm backward are bitwise identical for any thread count",
+          arguments: [(512, 300), (3, 70_000), (8192, 32), (2048, 97), (1, 200_000)])
+    func rowDeterminism(rows: Int, features: Int) throws {
+        let x = bwValues(rows * features, seed: 11, -2, 3), dy = bwValues(rows * features, seed: 12)
+        let gamma = bwValues(features, seed: 13, 0.5, 1.5), beta = bwValues(features, seed: 14)
+        let (_, saved) = try LayerNormalization(rows: rows, features: features, threading: .serial).forward(x, scale: gamma, bias: beta)
+        try bwExpectDeterministic("LN \(rows)×\(features)") { threading in
+            let g = try LayerNormalization(rows: rows, features: features, threading: threading)
+                .backward(x, gradOutput: dy, saved: saved, scale: gamma)
+            return [g.input, g.scale, g.bias]
+        }
+        let (_, rmsSaved) = try RMSNormalization(rows: rows, features: features, threading: .serial).forward(x, scale: gamma)
+        try bwExpectDeterministic("RMS \(rows)×\(features)") { threading in
+            let g = try RMSNormalization(rows: rows, features: features, threading: threading)
+                .backward(x, gradOutput: dy, saved: rmsSaved, scale: gamma)
+            return [g.input, g.scale]
+        }
+    }
+
+    @Test("AdaIN backward is bitwise identical for any thread count", arguments: [Layout.nchw, .nhwc])
+    func adainDeterminism(layout: Layout) throws {
+        for unbiased in [false, true] {
+            let content = TensorShape(n: 2, c: 4, h: 130, w: 130, layout: layout)
+            let style = TensorShape(n: 2, c: 4, h: 100, w: 90, layout: layout)
+            let x = bwValues(content.count, seed: 15, -2, 2), s = bwValues(style.count, seed: 16, -1, 3)
+            let dy = bwValues(content.count, seed: 17)
+            let (_, saved) = try AdaptiveInstanceNormalization(content: content, style: style, unbiasedVariance: unbiased,
+                                                               threading: .serial).forward(content: x, style: s)
+            try bwExpectDeterministic("AdaIN \(layout) unbiased \(unbiased)") { threading in
+                let g = try AdaptiveInstanceNormalization(content: content, style: style, unbiasedVariance: unbiased,
+                                                          threading: threading)
+                    .backward(content: x, style: s, gradOutput: dy, saved: saved)
+                return [g.content, g.style]
+            }
+        }
+    }
+
+    @Test("WeightNorm backward is bitwise identical for any thread count",
+          arguments: [([512, 300], Optional(0)), ([300, 512], 1), ([600, 300], nil), ([4, 200, 200], 0)])
+    func weightNormDeterminism(shape: [Int], dim: Int?) throws {
+        let count = shape.reduce(1, *)
+        let wn = try WeightNormalization(shape: shape, dim: dim, threading: .serial)
+        let v = bwValues(count, seed: 18, -2, 2), g = bwValues(wn.normCount, seed: 19), dw = bwValues(count, seed: 20)
+        let (_, norms) = try wn.forward(v: v, g: g)
+        try bwExpectDeterministic("WN \(shape) dim \(String(describing: dim))") { threading in
+            let r = try WeightNormalization(shape: shape, dim: dim, threading: threading)
+                .backward(v: v, g: g, gradWeight: dw, norms: norms)
+            return [r.v, r.g]
+        }
+    }
+
+    // MARK: - Gradient subsets and in-place calls
+
+    @Test("Each gradient computed alone equals the same gradient computed with the others")
+    func subsetsMatchFullCalls() throws {
+        let threading = Threading(threads: 2)
+        for shape in [TensorShape(n: 8, c: 3, h: 128, w: 130, layout: .nchw), TensorShape(n: 4, c: 64, h: 24, w: 24, layout: .nhwc)] {
+            let x = bwValues(shape.count, seed: 21, -2, 2), dy = bwValues(shape.count, seed: 22)
+            let gamma = bwValues(shape.c, seed: 23, 0.5, 1.5)
+            let bn = try BatchNormalization(shape: shape, threading: threading)
+            let (_, saved) = try bn.forwardTraining(x, scale: gamma)
+            let all = try bn.backwardTraining(x, gradOutput: dy, saved: saved, scale: gamma)
+            let dxOnly = try bn.backwardTraining(x, gradOutput: dy, saved: saved, scale: gamma, computing: .input)
+            let parameters = try bn.backwardTraining(x, gradOutput: dy, saved: saved, scale: gamma, computing: .parameters)
+            #expect(dxOnly.scale == nil && dxOnly.bias == nil && parameters.input == nil)
+            #expect(bwBits(dxOnly.input) == bwBits(all.input), "BN \(shape) dx alone")
+            #expect(bwBits(parameters.scale) == bwBits(all.scale) && bwBits(parameters.bias) == bwBits(all.bias), "BN \(shape) dγ/dβ alone")
+
+            let gn = try GroupNormalization(shape: shape, groups: shape.c == 3 ? 3 : 16, threading: threading)
+            let (_, gnSaved) = try gn.forward(x, scale: gamma)
+            let gnAll = try gn.backward(x, gradOutput: dy, saved: gnSaved, scale: gamma)
+            let gnDx = try gn.backward(x, gradOutput: dy, saved: gnSaved, scale: gamma, computing: .input)
+            let gnScale = try gn.backward(x, gradOutput: dy, saved: gnSaved, scale: gamma, computing: .scale)
+            #expect(bwBits(gnDx.input) == bwBits(gnAll.input) && bwBits(gnScale.scale) == bwBits(gnAll.scale))
+            #expect(gnScale.bias == nil)
+        }
+        for (rows, features) in [(512, 300), (3, 70_000)] {
+            let x = bwValues(rows * features, seed: 24, -2, 2), dy = bwValues(rows * features, seed: 25)
+            let gamma = bwValues(features, seed: 26, 0.5, 1.5)
+            let ln = try LayerNormalization(rows: rows, features: features, threading: threading)
+            let (_, saved) = try ln.forward(x, scale: gamma)
+            let all = try ln.backward(x, gradOutput: dy, saved: saved, scale: gamma)
+            let dxOnly = try ln.backward(x, gradOutput: dy, saved: saved, scale: gamma, computing: .input)
+            let parameters = try ln.backward(x, gradOutput: dy, saved: saved, scale: gamma, computing: .parameters)
+            #expect(bwBits(dxOnly.input) == bwBits(all.input), "LN dx alone")
+            #expect(bwBits(parameters.scale) == bwBits(all.scale) && bwBits(parameters.bias) == bwBits(all.bias), "LN dγ/dβ alone")
+        }
+        let content = TensorShape(n: 2, c: 4, h: 130, w: 130), style = TensorShape(n: 2, c: 4, h: 64, w: 64)
+        let x = bwValues(content.count, seed: 27), s = bwValues(style.count, seed: 28), dy = bwValues(content.count, seed: 29)
+        let ada = try AdaptiveInstanceNormalization(content: content, style: style, threading: threading)
+        let (_, saved) = try ada.forward(content: x, style: s)
+        let both = try ada.backward(content: x, style: s, gradOutput: dy, saved: saved)
+        let styleOnly = try ada.backward(content: x, style: s, gradOutput: dy, saved: saved, gradContent: false)
+        #expect(styleOnly.content == nil && bwBits(styleOnly.style) == bwBits(both.style))
+    }
+
+    @Test("In place: dx may replace dy or x, dstyle the style, dv the upstream dw")
+    func inPlace() throws {
+        let shape = TensorShape(n: 4, c: 64, h: 24, w: 24, layout: .nchw)
+        let x = bwValues(shape.count, seed: 30, -2, 2), dy = bwValues(shape.count, seed: 31)
+        let gamma = bwValues(shape.c, seed: 32, 0.5, 1.5)
+        let bn = try BatchNormalization(shape: shape, threading: Threading(threads: 2))
+        let (_, saved) = try bn.forwardTraining(x, scale: gamma)
+        let expected = try bn.backwardTraining(x, gradOutput: dy, saved: saved, scale: gamma)
+        var buffer = dy
+        try x.withUnsafeBufferPointer { xp in
+            try gamma.withUnsafeBufferPointer { gp in
+                try buffer.withUnsafeMutableBufferPointer { b in
+                    try bn.backwardTraining(input: xp, gradOutput: UnsafeBufferPointer(b), saved: saved, scale: gp, gradInput: b)
+                }
+            }
+        }
+        #expect(bwBits(buffer) == bwBits(expected.input), "BN dx over dy")
+        var xBuffer = x
+        try dy.withUnsafeBufferPointer { dyp in
+            try gamma.withUnsafeBufferPointer { gp in
+                try xBuffer.withUnsafeMutableBufferPointer { b in
+                    try bn.backwardTraining(input: UnsafeBufferPointer(b), gradOutput: dyp, saved: saved, scale: gp, gradInput: b)
+                }
+            }
+        }
+        #expect(bwBits(xBuffer) == bwBits(expected.input), "BN dx over x")
+
+        let (rows, features) = (256, 1000)
+        let lx = bwValues(rows * features, seed: 33), ldy = bwValues(rows * features, seed: 34)
+        let ln = try LayerNormalization(rows: rows, features: features, threading: Threading(threads: 2))
+        let (_, lsaved) = try ln.forward(lx)
+        let lexpected = try ln.backward(lx, gradOutput: ldy, saved: lsaved)
+        var lbuffer = ldy
+        var dGamma = [Float](repeating: 0, count: features)
+        try lx.withUnsafeBufferPointer { xp in
+            try lbuffer.withUnsafeMutableBufferPointer { b in
+                try dGamma.withUnsafeMutableBufferPointer { dg in
+                    try ln.backward(input: xp, gradOutput: UnsafeBufferPointer(b), saved: lsaved, gradInput: b, gradScale: dg)
+                }
+            }
+        }
+        #expect(bwBits(lbuffer) == bwBits(lexpected.input) && bwBits(dGamma) == bwBits(lexpected.scale), "LN dx over dy")
+
+        let content = TensorShape(n: 2, c: 3, h: 40, w: 40), style = TensorShape(n: 2, c: 3, h: 30, w: 30, layout: .nhwc)
+        let cx = bwValues(content.count, seed: 35), sx = bwValues(style.count, seed: 36), cdy = bwValues(content.count, seed: 37)
+        let ada = try AdaptiveInstanceNormalization(content: content, style: style)
+        let (_, asaved) = try ada.forward(content: cx, style: sx)
+        let aexpected = try ada.backward(content: cx, style: sx, gradOutput: cdy, saved: asaved)
+        var sBuffer = sx
+        try cx.withUnsafeBufferPointer { xp in
+            try cdy.withUnsafeBufferPointer { dyp in
+                try sBuffer.withUnsafeMutableBufferPointer { sb in
+                    try ada.backward(content: xp, style: UnsafeBufferPointer(sb), gradOutput: dyp, saved: asaved, gradStyle: sb)
+                }
+            }
+        }
+        #expect(bwBits(sBuffer) == bwBits(aexpected.style), "AdaIN dstyle over style")
+
+        let wn = try WeightNormalization(shape: [64, 300], dim: 0)
+        let v = bwValues(64 * 300, seed: 38), g = bwValues(64, seed: 39), dw = bwValues(64 * 300, seed: 40)
+        let (_, norms) = try wn.forward(v: v, g: g)
+        let wexpected = try wn.backward(v: v, g: g, gradWeight: dw, norms: norms)
+        var dwBuffer = dw
+        try v.withUnsafeBufferPointer { vp in
+            try g.withUnsafeBufferPointer { gp in
+                try dwBuffer.withUnsafeMutableBufferPointer { b in
+                    try wn.backward(v: vp, g: gp, gradWeight: UnsafeBufferPointer(b), norms: norms, gradV: b)
+                }
+            }
+        }
+        #expect(bwBits(dwBuffer) == bwBits(wexpected.v), "WN dv over dw")
+    }
+
+    // MARK: - Bad inputs: the right error, nothing written
+
+    @Test("BatchNorm backward rejects bad arguments before writing anything")
+    func batchNormErrors() throws {
+        let shape = TensorShape(n: 2, c: 3, h: 4, w: 4)
+        let count = shape.count
+        let x = bwValues(count, seed: 41), dy = bwValues(count, seed: 42)
+        let bn = try BatchNormalization(shape: shape)
+        let (_, saved) = try bn.forwardTraining(x)
+        let relu = try BatchNormalization(shape: shape, fusedReLU: true)
+        // One allocation holding dx, dγ, dβ and spare room, so overlaps can be built.
+        let storage = UnsafeMutableBufferPointer<Float>.allocate(capacity: 2 * count + 16)
+        defer { storage.deallocate() }
+        let dx = UnsafeMutableBufferPointer(rebasing: storage[0..<count])
+        let dg = UnsafeMutableBufferPointer(rebasing: storage[count..<(count + 3)])
+        let db = UnsafeMutableBufferPointer(rebasing: storage[(count + 3)..<(count + 6)])
+        let all = [dx, dg, db]
+        try x.withUnsafeBufferPointer { xp in
+            try dy.withUnsafeBufferPointer { dyp in
+                let shortDy = UnsafeBufferPointer(rebasing: dyp[1...])
+                bwExpectRejected(.lengthMismatch(argument: "gradOutput", expected: count, actual: count - 1), all) {
+                    try bn.backwardTraining(input: xp, gradOutput: shortDy, saved: saved, gradInput: dx, gradScale: dg, gradBias: db)
+                }
+                let badSaved = SavedStatistics(mean: Array(saved.mean.prefix(2)), invStd: saved.invStd)
+                bwExpectRejected(.lengthMismatch(argument: "saved.mean", expected: 3, actual: 2), all) {
+                    try bn.backwardTraining(input: xp, gradOutput: dyp, saved: badSaved, gradInput: dx, gradScale: dg, gradBias: db)
+                }
+                let noStats = SavedStatistics(mean: saved.mean, invStd: [])
+                bwExpectRejected(.lengthMismatch(argument: "saved.invStd", expected: 3, actual: 0), all) {
+                    try bn.backwardTraining(input: xp, gradOutput: dyp, saved: noStats, gradInput: dx, gradScale: dg, gradBias: db)
+                }
+                let longScale = UnsafeMutableBufferPointer(rebasing: storage[count..<(count + 4)])
+                bwExpectRejected(.lengthMismatch(argument: "gradScale (dγ)", expected: 3, actual: 4), [dx, longScale]) {
+                    try bn.backwardTraining(input: xp, gradOutput: dyp, saved: saved, gradInput: dx, gradScale: longScale)
+                }
+                let shortDx = UnsafeMutableBufferPointer(rebasing: storage[0..<(count - 1)])
+                bwExpectRejected(.lengthMismatch(argument: "gradInput", expected: count, actual: count - 1), [shortDx, dg]) {
+                    try bn.backwardTraining(input: xp, gradOutput: dyp, saved: saved, gradInput: shortDx, gradScale: dg)
+                }
+                let gamma2 = [Float](repeating: 1, count: 2)
+                try gamma2.withUnsafeBufferPointer { gp in
+                    bwExpectRejected(.lengthMismatch(argument: "scale (γ)", expected: 3, actual: 2), all) {
+                        try bn.backwardTraining(input: xp, gradOutput: dyp, saved: saved, scale: gp, gradInput: dx, gradScale: dg, gradBias: db)
+                    }
+                }
+                bwExpectRejected(.invalidArgument(argument: "output", reason: "fusedReLU backward needs the forward output (the ReLU mask)"), all) {
+                    try relu.backwardTraining(input: xp, gradOutput: dyp, saved: saved, gradInput: dx, gradScale: dg, gradBias: db)
+                }
+                bwExpectRejected(.overlappingBuffers(argument: "gradScale", other: "gradBias"), [dx, dg]) {
+                    try bn.backwardTraining(input: xp, gradOutput: dyp, saved: saved, gradInput: dx, gradScale: dg, gradBias: dg)
+                }
+                let straddling = UnsafeMutableBufferPointer(rebasing: storage[(count - 1)..<(count + 2)])
+                bwExpectRejected(.overlappingBuffers(argument: "gradInput", other: "gradScale"), [dx, straddling]) {
+                    try bn.backwardTraining(input: xp, gradOutput: dyp, saved: saved, gradInput: dx, gradScale: straddling)
+                }
+                let running = try RunningStatistics(channels: 4)
+                bwExpectRejected(.lengthMismatch(argument: "running statistics channels", expected: 3, actual: 4), all) {
+                    try bn.backwardInference(input: xp, gradOutput: dyp, running: running, gradInput: dx, gradScale: dg, gradBias: db)
+                }
+            }
+        }
+        // gradInput partially overlapping gradOutput (shifted by one value).
+        let shared = UnsafeMutableBufferPointer<Float>.allocate(capacity: count + 1)
+        defer { shared.deallocate() }
+        shared.initialize(repeating: 0.5)
+        let sharedDy = UnsafeBufferPointer(rebasing: shared[0..<count])
+        let shiftedDx = UnsafeMutableBufferPointer(rebasing: shared[1...])
+        try x.withUnsafeBufferPointer { xp in
+            do {
+                try bn.backwardTraining(input: xp, gradOutput: sharedDy, saved: saved, gradInput: shiftedDx)
+                Issue.record("partial overlap of gradInput and gradOutput was accepted")
+            } catch let error as NormError {
+                #expect(error == .partialOverlap(argument: "gradInput (against gradOutput)"))
+            }
+            #expect(shared.allSatisfy { $0 == 0.5 }, "nothing written on partial overlap")
+        }
+    }
+
+    @Test("Every other backward rejects bad arguments before writing anything")
+    func otherErrors() throws {
+        // LayerNorm: wrong dy, wrong saved, wrong dγ length, dx partially over x.
+        let (rows, features) = (4, 10)
+        let x = bwValues(rows * features, seed: 43), dy = bwValues(rows * features, seed: 44)
+        let ln = try LayerNormalization(rows: rows, features: features)
+        let (_, saved) = try ln.forward(x)
+        var dxArray = [Float](repeating: 0, count: rows * features), dgArray = [Float](repeating: 0, count: features + 1)
+        try x.withUnsafeBufferPointer { xp in
+            try dy.withUnsafeBufferPointer { dyp in
+                try dxArray.withUnsafeMutableBufferPointer { dx in
+                    try dgArray.withUnsafeMutableBufferPointer { dgAll in
+                        let dg = UnsafeMutableBufferPointer(rebasing: dgAll[0..<features])
+                        bwExpectRejected(.lengthMismatch(argument: "gradOutput", expected: 40, actual: 39), [dx, dg]) {
+                            try ln.backward(input: xp, gradOutput: UnsafeBufferPointer(rebasing: dyp[1...]), saved: saved, gradInput: dx, gradScale: dg)
+                        }
+                        bwExpectRejected(.lengthMismatch(argument: "saved.mean", expected: 4, actual: 3),  [dx, dg]) {
+                            try ln.backward(input: xp, gradOutput: dyp, saved: SavedStatistics(mean: [0, 0, 0], invStd: saved.invStd), gradInput: dx, gradScale: dg)
+                        }
+                        bwExpectRejected(.lengthMismatch(argument: "gradScale (dγ)", expected: 10, actual: 11), [dx, dgAll]) {
+                            try ln.backward(input: xp, gradOutput: dyp, saved: saved, gradInput: dx, gradScale: dgAll)
+                        }
+                        let rms = try RMSNormalization(rows: rows, features: features)
+                        bwExpectRejected(.lengthMismatch(argument: "saved.invStd", expected: 4, actual: 5), [dx, dg]) {
+                            try rms.backward(input: xp, gradOutput: dyp, saved: SavedStatistics(mean: [], invStd: [1, 1, 1, 1, 1]), gradInput: dx, gradScale: dg)
+                        }
+                    }
+                }
+            }
+        }
+        // GroupNorm / InstanceNorm: saved per (n, g) / (n, c).
+        let shape = TensorShape(n: 2, c: 6, h: 3, w: 3, layout: .nhwc)
+        let gx = bwValues(shape.count, seed: 45), gdy = bwValues(shape.count, seed: 46)
+        let gn = try GroupNormalization(shape: shape, groups: 3)
+        let (_, gsaved) = try gn.forward(gx)
+        let inorm = try InstanceNormalization(shape: shape)
+        var gdx = [Float](repeating: 0, count: shape.count), gdb = [Float](repeating: 0, count: 6)
+        try gx.withUnsafeBufferPointer { xp in
+            try gdy.withUnsafeBufferPointer { dyp in
+                try gdx.withUnsafeMutableBufferPointer { dx in
+                    try gdb.withUnsafeMutableBufferPointer { db in
+                        bwExpectRejected(.lengthMismatch(argument: "saved.mean", expected: 12, actual: 6), [dx, db]) {
+                            try inorm.backwardTraining(input: xp, gradOutput: dyp, saved: gsaved, gradInput: dx, gradBias: db)
+                        }
+                        bwExpectRejected(.overlappingBuffers(argument: "gradInput", other: "gradBias"), [dx]) {
+                            try gn.backward(input: xp, gradOutput: dyp, saved: gsaved, gradInput: dx,
+                                            gradBias: UnsafeMutableBufferPointer(rebasing: dx[0..<6]))
+                        }
+                    }
+                }
+            }
+        }
+        // AdaIN: wrong style length, dstyle sharing the content.
+        let content = TensorShape(n: 1, c: 2, h: 3, w: 3), style = TensorShape(n: 1, c: 2, h: 2, w: 2)
+        let ada = try AdaptiveInstanceNormalization(content: content, style: style)
+        let cx = bwValues(content.count, seed: 47), sx = bwValues(style.count, seed: 48), cdy = bwValues(content.count, seed: 49)
+        let (_, asaved) = try ada.forward(content: cx, style: sx)
+        var adx = [Float](repeating: 0, count: content.count), ads = [Float](repeating: 0, count: style.count)
+        var contentCopy = cx
+        try cdy.withUnsafeBufferPointer { dyp in
+            try sx.withUnsafeBufferPointer { sp in
+                try adx.withUnsafeMutableBufferPointer { dc in
+                    try ads.withUnsafeMutableBufferPointer { ds in
+                        try contentCopy.withUnsafeMutableBufferPointer { cm in
+                            let cp = UnsafeBufferPointer(cm)
+                            bwExpectRejected(.lengthMismatch(argument: "style", expected: 8, actual: 7), [dc, ds]) {
+                                try ada.backward(content: cp, style: UnsafeBufferPointer(rebasing: sp[1...]), gradOutput: dyp,
+                                                 saved: asaved, gradContent: dc, gradStyle: ds)
+                            }
+                            bwExpectRejected(.lengthMismatch(argument: "saved.styleStd", expected: 2, actual: 1), [dc, ds]) {
+                                var bad = asaved
+                                bad.styleStd = [1]
+                                try ada.backward(content: cp, style: sp, gradOutput: dyp, saved: bad, gradContent: dc, gradStyle: ds)
+                            }
+                            let dsInContent = UnsafeMutableBufferPointer(rebasing: cm[0..<8])
+                            let before = Array(cm)
+                            do {
+                                try ada.backward(content: cp, style: sp, gradOutput: dyp, saved: asaved, gradContent: dc, gradStyle: dsInContent)
+                                Issue.record("dstyle inside the content was accepted")
+                            } catch let error as NormError {
+                                #expect(error == .overlappingBuffers(argument: "gradStyle", other: "content"))
+                            }
+                            #expect(Array(cm) == before)
+                        }
+                    }
+                }
+            }
+        }
+        // WeightNorm: wrong norms, wrong dw.
+        let wn = try WeightNormalization(shape: [3, 4], dim: 0)
+        let v = bwValues(12, seed: 50), g = bwValues(3, seed: 51), dw = bwValues(12, seed: 52)
+        let (_, norms) = try wn.forward(v: v, g: g)
+        var dv = [Float](repeating: 0, count: 12), dgw = [Float](repeating: 0, count: 3)
+        try v.withUnsafeBufferPointer { vp in
+            try g.withUnsafeBufferPointer { gp in
+                try dw.withUnsafeBufferPointer { dwp in
+                    try dv.withUnsafeMutableBufferPointer { dvp in
+                        try dgw.withUnsafeMutableBufferPointer { dgp in
+                            bwExpectRejected(.lengthMismatch(argument: "norms", expected: 3, actual: 2), [dvp, dgp]) {
+                                try wn.backward(v: vp, g: gp, gradWeight: dwp, norms: Array(norms.prefix(2)), gradV: dvp, gradG: dgp)
+                            }
+                            bwExpectRejected(.lengthMismatch(argument: "gradWeight", expected: 12, actual: 11), [dvp, dgp]) {
+                                try wn.backward(v: vp, g: gp, gradWeight: UnsafeBufferPointer(rebasing: dwp[1...]), norms: norms,
+                                                gradV: dvp, gradG: dgp)
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    // MARK: - Large offset: mean 1e4, std 1e-2
+
+    @Test("dx keeps its accuracy for data at mean 1e4, std 1e-2 (centered sums, pivot split)")
+    func largeOffset() throws {
+        let tolerance = 1e-5
+        for shape in [TensorShape(n: 4, c: 3, h: 32, w: 33, layout: .nchw), TensorShape(n: 4, c: 3, h: 32, w: 33, layout: .nhwc),
+                      TensorShape.matrix(512, 17)] {
+            let x = bwGaussian(shape.count, seed: 53, mean: 1e4, std: 1e-2), dy = bwValues(shape.count, seed: 54)
+            let gamma = bwValues(shape.c, seed: 55, 0.5, 1.5)
+            let bn = try BatchNormalization(shape: shape, threading: Threading(threads: 2))
+            let (_, saved) = try bn.forwardTraining(x, scale: gamma)
+            let dx = try #require(try bn.backwardTraining(x, gradOutput: dy, saved: saved, scale: gamma, computing: .input).input)
+            let slots = (0..<shape.c).map { c in
+                (0..<shape.n).flatMap { n in (0..<shape.spatial).map { bwOffset(shape, n, c, $0) } }
+            }
+            let channel = { (i: Int) in shape.layout == .nchw && shape.spatial > 1 ? (i / shape.spatial) % shape.c : i % shape.c }
+            let reference = bwCenteredReference(x, dy, slots, eps: Double(Float(1e-5))) { Double(gamma[channel($0)]) }
+            let error = bwRelativeError(dx, reference)
+            #expect(error < tolerance, "BN \(shape): relative error \(error)")
+
+            let gn = try GroupNormalization(shape: shape, groups: shape.c == 3 ? 3 : 1, threading: Threading(threads: 2))
+            let (_, gsaved) = try gn.forward(x, scale: gamma)
+            let gdx = try #require(try gn.backward(x, gradOutput: dy, saved: gsaved, scale: gamma, computing: .input).input)
+            let instanceSlots = (0..<shape.n).flatMap { n in
+                (0..<shape.c).map { c in (0..<shape.spatial).map { bwOffset(shape, n, c, $0) } }
+            }
+            if shape.c == 3 && shape.spatial > 1 {
+                let greference = bwCenteredReference(x, dy, instanceSlots, eps: Double(Float(1e-5))) { Double(gamma[channel($0)]) }
+                let gerror = bwRelativeError(gdx, greference)
+                #expect(gerror < tolerance, "GN (= IN) \(shape): relative error \(gerror)")
+            }
+        }
+        let (rows, features) = (64, 1000)
+        let x = bwGaussian(rows * features, seed: 56, mean: 1e4, std: 1e-2), dy = bwValues(rows * features, seed: 57)
+        let gamma = bwValues(features, seed: 58, 0.5, 1.5)
+        let ln = try LayerNormalization(rows: rows, features: features)
+        let (_, saved) = try ln.forward(x, scale: gamma)
+        let dx = try #require(try ln.backward(x, gradOutput: dy, saved: saved, scale: gamma).input)
+        let slots = (0..<rows).map { r in Array((r * features)..<((r + 1) * features)) }
+        let reference = bwCenteredReference(x, dy, slots, eps: Double(Float(1e-5))) { Double(gamma[$0 % features]) }
+        let error = bwRelativeError(dx, reference)
+        #expect(error < tolerance, "LN: relative error \(error)")
+    }
+}
