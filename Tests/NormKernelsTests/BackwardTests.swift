@@ -382,7 +382,7 @@ struct BackwardTests {
                     try bn.backwardTraining(input: xp, gradOutput: dyp, saved: saved, gradInput: shortDx, gradScale: dg)
                 }
                 let gamma2 = [Float](repeating: 1, count: 2)
-                try gamma2.withUnsafeBufferPointer { gp in
+                gamma2.withUnsafeBufferPointer { gp in
                     bwExpectRejected(.lengthMismatch(argument: "scale (γ)", expected: 3, actual: 2), all) {
                         try bn.backwardTraining(input: xp, gradOutput: dyp, saved: saved, scale: gp, gradInput: dx, gradScale: dg, gradBias: db)
                     }
@@ -457,10 +457,10 @@ struct BackwardTests {
         let (_, gsaved) = try gn.forward(gx)
         let inorm = try InstanceNormalization(shape: shape)
         var gdx = [Float](repeating: 0, count: shape.count), gdb = [Float](repeating: 0, count: 6)
-        try gx.withUnsafeBufferPointer { xp in
-            try gdy.withUnsafeBufferPointer { dyp in
-                try gdx.withUnsafeMutableBufferPointer { dx in
-                    try gdb.withUnsafeMutableBufferPointer { db in
+        gx.withUnsafeBufferPointer { xp in
+            gdy.withUnsafeBufferPointer { dyp in
+                gdx.withUnsafeMutableBufferPointer { dx in
+                    gdb.withUnsafeMutableBufferPointer { db in
                         bwExpectRejected(.lengthMismatch(argument: "saved.mean", expected: 12, actual: 6), [dx, db]) {
                             try inorm.backwardTraining(input: xp, gradOutput: dyp, saved: gsaved, gradInput: dx, gradBias: db)
                         }
@@ -513,11 +513,11 @@ struct BackwardTests {
         let v = bwValues(12, seed: 50), g = bwValues(3, seed: 51), dw = bwValues(12, seed: 52)
         let (_, norms) = try wn.forward(v: v, g: g)
         var dv = [Float](repeating: 0, count: 12), dgw = [Float](repeating: 0, count: 3)
-        try v.withUnsafeBufferPointer { vp in
-            try g.withUnsafeBufferPointer { gp in
-                try dw.withUnsafeBufferPointer { dwp in
-                    try dv.withUnsafeMutableBufferPointer { dvp in
-                        try dgw.withUnsafeMutableBufferPointer { dgp in
+        v.withUnsafeBufferPointer { vp in
+            g.withUnsafeBufferPointer { gp in
+                dw.withUnsafeBufferPointer { dwp in
+                    dv.withUnsafeMutableBufferPointer { dvp in
+                        dgw.withUnsafeMutableBufferPointer { dgp in
                             bwExpectRejected(.lengthMismatch(argument: "norms", expected: 3, actual: 2), [dvp, dgp]) {
                                 try wn.backward(v: vp, g: gp, gradWeight: dwp, norms: Array(norms.prefix(2)), gradV: dvp, gradG: dgp)
                             }
