@@ -19,22 +19,30 @@ struct RowsGeometry: CustomStringConvertible {
     var unitStride: Int
     var segmentStride: Int
     var blockLength: Int
+    /// Consecutive segments of one unit that share a block (1 unless short
+    /// segments are grouped: BatchNorm NCHW with H·W = 49 puts 83 samples' runs
+    /// in one 4096-value block instead of paying a block's overhead per 49 values).
+    var segmentsPerBlock: Int
 
     init(units: Int, segments: Int = 1, segmentLength: Int, unitStride: Int, segmentStride: Int = 0,
-         blockLength: Int = RowsGeometry.defaultBlockLength) {
+         blockLength: Int = RowsGeometry.defaultBlockLength, groupShortSegments: Bool = false) {
         self.units = units
         self.segments = segments
         self.segmentLength = segmentLength
         self.unitStride = unitStride
         self.segmentStride = segmentStride
         self.blockLength = blockLength
+        self.segmentsPerBlock = groupShortSegments && segments > 1 && 2 * segmentLength <= blockLength
+            ? min(segments, blockLength / segmentLength) : 1
     }
 
     /// Half the L1 data cache in Float32 values (4096 on a 32 KiB L1d), at least 1024.
     static let defaultBlockLength = max(1024, Topology.current.l1DataCacheBytes / 8)
 
-    var blocksPerSegment: Int { (segmentLength + blockLength - 1) / blockLength }
-    var blocksPerUnit: Int { segments * blocksPerSegment }
+    var blocksPerSegment: Int { segmentsPerBlock > 1 ? 1 : (segmentLength + blockLength - 1) / blockLength }
+    var blocksPerUnit: Int {
+        segmentsPerBlock > 1 ? (segments + segmentsPerBlock - 1) / segmentsPerBlock : segments * blocksPerSegment
+    }
     var blocks: Int { units * blocksPerUnit }
     var unitElements: Int { segments * segmentLength }
 
@@ -43,6 +51,13 @@ struct RowsGeometry: CustomStringConvertible {
     func block(_ b: Int) -> RowBlock {
         let unit = b / blocksPerUnit
         let within = b - unit * blocksPerUnit
+        if segmentsPerBlock > 1 {
+            let first = within * segmentsPerBlock
+            return RowBlock(
+                unit: unit, segment: first, start: 0, count: segmentLength,
+                offset: unit * unitStride + first * segmentStride,
+                segmentCount: min(segmentsPerBlock, segments - first))
+        }
         let segment = within / blocksPerSegment
         let start = (within - segment * blocksPerSegment) * blockLength
         return RowBlock(
@@ -52,7 +67,9 @@ struct RowsGeometry: CustomStringConvertible {
     }
 
     var description: String {
-        "rows: \(units) units × \(segments) segments × \(segmentLength) values, blocks of \(blockLength) (\(blocks) blocks)"
+        let blocking = segmentsPerBlock > 1
+            ? "blocks of \(segmentsPerBlock) segments" : "blocks of \(blockLength) values"
+        return "rows: \(units) units × \(segments) segments × \(segmentLength) values, \(blocking) (\(blocks) blocks)"
     }
 }
 
@@ -64,6 +81,9 @@ struct RowBlock {
     var start: Int
     var count: Int
     var offset: Int
+    /// Segments covered (each `count` values, `segmentStride` apart); 1 unless
+    /// the geometry groups short segments. Output passes see one segment at a time.
+    var segmentCount: Int = 1
 }
 
 enum RowStatistic {
@@ -165,7 +185,7 @@ extension RowsGeometry {
             }
             if let apply {
                 Parallel.forEach(count: blocks, elementsPerItem: blockLength, threading: threading) { range in
-                    for b in range { apply(block(b)) }
+                    for b in range { applyPieces(block(b), apply) }
                 }
             }
         } else {
@@ -175,7 +195,7 @@ extension RowsGeometry {
                         for i in 0..<perUnit { (partials.baseAddress! + i).initialize(to: reduce(block(u * perUnit + i))) }
                         finalize(u, UnsafeBufferPointer(partials))
                         if let apply {
-                            for i in 0..<perUnit { apply(block(u * perUnit + i)) }
+                            for i in 0..<perUnit { applyPieces(block(u * perUnit + i), apply) }
                         }
                     }
                 }
@@ -193,15 +213,29 @@ extension RowsGeometry {
     /// Normalization only, with coefficients already known (inference).
     func apply(threading: Threading, _ apply: (RowBlock) -> Void) {
         Parallel.forEach(count: blocks, elementsPerItem: blockLength, threading: threading) { range in
-            for b in range { apply(block(b)) }
+            for b in range { applyPieces(block(b), apply) }
+        }
+    }
+
+    /// Hands a block to an output pass one segment at a time.
+    @inline(__always)
+    func applyPieces(_ b: RowBlock, _ apply: (RowBlock) -> Void) {
+        if b.segmentCount == 1 { apply(b); return }
+        for i in 0..<b.segmentCount {
+            apply(RowBlock(unit: b.unit, segment: b.segment + i, start: 0, count: b.count,
+                           offset: b.offset + i * segmentStride))
         }
     }
 
     @inline(__always)
     private func reduce(_ x: UnsafePointer<Float>, _ b: RowBlock, _ statistic: RowStatistic) -> Moments {
         switch statistic {
-        case .moments: return BlockMoments.contiguous(x + b.offset, b.count)
-        case .meanSquare: return BlockMoments.meanSquare(x + b.offset, b.count)
+        case .moments:
+            return BlockMoments.segmented(x + b.offset, length: b.count, stride: segmentStride, segments: b.segmentCount)
+        case .meanSquare:
+            var m = Moments.empty
+            for i in 0..<b.segmentCount { m = m.merged(with: BlockMoments.meanSquare(x + b.offset + i * segmentStride, b.count)) }
+            return m
         }
     }
 }

@@ -38,7 +38,8 @@ public struct BatchNormalization: Sendable {
 
     var rows: RowsGeometry {
         RowsGeometry(units: shape.c, segments: shape.n, segmentLength: shape.spatial,
-                     unitStride: shape.spatial, segmentStride: shape.c * shape.spatial)
+                     unitStride: shape.spatial, segmentStride: shape.c * shape.spatial,
+                     groupShortSegments: true)
     }
 
     var columns: ColumnsGeometry {

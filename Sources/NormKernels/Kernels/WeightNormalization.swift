@@ -42,7 +42,8 @@ public struct WeightNormalization: Sendable {
     public var count: Int { outer * size * inner }
 
     var geometry: RowsGeometry {
-        RowsGeometry(units: size, segments: outer, segmentLength: inner, unitStride: inner, segmentStride: size * inner)
+        RowsGeometry(units: size, segments: outer, segmentLength: inner, unitStride: inner, segmentStride: size * inner,
+                     groupShortSegments: true)
     }
 
     public func plan() -> PlanDescription { geometry.plan(threading: threading) }

@@ -27,68 +27,123 @@ func store8(_ v: F8, _ p: UnsafeMutablePointer<Float>) {
 
 enum BlockMoments {
     /// Count, mean and M2 of `p[0..<n]` (n ≥ 1) in one pass over memory.
+    @inline(__always)
     static func contiguous(_ p: UnsafePointer<Float>, _ n: Int) -> Moments {
-        let result = contiguousFloat32(p, n)
-        if result.mean.isFinite && result.m2.isFinite { return result }
-        return contiguousFloat64(p, n)
+        segmented(p, length: n, stride: n, segments: 1)
     }
 
-    /// The 32 Welford lanes of a block: per-lane mean and M2 of x − K after
-    /// `steps` vector steps. Kept out of line so the optimizer vectorizes the loop
-    /// as written (inlined into its callers, LLVM's SLP pass re-shuffled lanes and
-    /// ran 4× slower).
+    /// Count, mean and M2 of `segments` runs of `length` contiguous values, `stride`
+    /// apart (BatchNorm NCHW with a small H·W: one block spans several samples).
+    ///
+    /// Three stages, all on x − K (K = the first value):
+    /// 1. every run's full 32-value chunks through 32 Welford lanes (4 × SIMD8);
+    /// 2. the remaining full 8-value chunks through 8 more lanes;
+    /// 3. the last < 8 values of each run, one by one in Float64.
+    /// Within a stage all lanes have seen the same number of values, so one 1/k per
+    /// step serves every lane; the stages merge with Chan's formula in Float64.
+    static func segmented(_ p: UnsafePointer<Float>, length: Int, stride: Int, segments: Int) -> Moments {
+        let result = segmentedFloat32(p, length: length, stride: stride, segments: segments)
+        if result.mean.isFinite && result.m2.isFinite { return result }
+        var all = Moments.empty
+        for s in 0..<segments { all = all.merged(with: contiguousFloat64(p + s * stride, length)) }
+        return all
+    }
+
+    /// The 32 Welford lanes of a block: per-lane mean and M2 of x − K.
     struct Lanes {
         var m0 = F8(), m1 = F8(), m2 = F8(), m3 = F8()
         var s0 = F8(), s1 = F8(), s2 = F8(), s3 = F8()
     }
 
+    /// Stage 1. Kept out of line so the optimizer vectorizes the loop as written
+    /// (inlined into its callers, LLVM's SLP pass re-shuffled the lanes across
+    /// accumulators and the loop ran 4× slower).
     @inline(never)
-    static func welfordLanes(_ p: UnsafePointer<Float>, steps: Int, pivot: Float) -> Lanes {
+    static func welfordLanes32(_ p: UnsafePointer<Float>, length: Int, stride: Int, segments: Int,
+                               pivot: Float) -> Lanes {
         let k = F8(repeating: pivot)
         // scalar math per lane: d = (x − K) − m;  m += d / count;  s += d · ((x − K) − m)
         var m0 = F8(), m1 = F8(), m2 = F8(), m3 = F8()
         var s0 = F8(), s1 = F8(), s2 = F8(), s3 = F8()
-        var q = p
+        let chunks = length / 32
         var step = 0
-        while step < steps {
-            step += 1
-            let r = 1 / Float(step)
-            let x0 = load8(q) - k, x1 = load8(q + 8) - k, x2 = load8(q + 16) - k, x3 = load8(q + 24) - k
-            let d0 = x0 - m0, d1 = x1 - m1, d2 = x2 - m2, d3 = x3 - m3
-            m0 += d0 * r; m1 += d1 * r; m2 += d2 * r; m3 += d3 * r
-            s0 += d0 * (x0 - m0); s1 += d1 * (x1 - m1); s2 += d2 * (x2 - m2); s3 += d3 * (x3 - m3)
-            q += 32
+        for segment in 0..<segments {
+            var q = p + segment * stride
+            for _ in 0..<chunks {
+                step += 1
+                let r = 1 / Float(step)
+                let x0 = load8(q) - k, x1 = load8(q + 8) - k, x2 = load8(q + 16) - k, x3 = load8(q + 24) - k
+                let d0 = x0 - m0, d1 = x1 - m1, d2 = x2 - m2, d3 = x3 - m3
+                m0 += d0 * r; m1 += d1 * r; m2 += d2 * r; m3 += d3 * r
+                s0 += d0 * (x0 - m0); s1 += d1 * (x1 - m1); s2 += d2 * (x2 - m2); s3 += d3 * (x3 - m3)
+                q += 32
+            }
         }
         return Lanes(m0: m0, m1: m1, m2: m2, m3: m3, s0: s0, s1: s1, s2: s2, s3: s3)
     }
 
-    private static func contiguousFloat32(_ p: UnsafePointer<Float>, _ n: Int) -> Moments {
+    /// Stage 2: the full 8-value chunks after each run's 32-value chunks.
+    @inline(never)
+    static func welfordLanes8(_ p: UnsafePointer<Float>, length: Int, stride: Int, segments: Int,
+                              pivot: Float) -> (mean: F8, m2: F8, steps: Int) {
+        let k = F8(repeating: pivot)
+        var m = F8(), s = F8()
+        let first = length / 32 * 32, chunks = (length - first) / 8
+        var step = 0
+        for segment in 0..<segments {
+            var q = p + segment * stride + first
+            for _ in 0..<chunks {
+                step += 1
+                let r = 1 / Float(step)
+                let x = load8(q) - k
+                let d = x - m
+                m += d * r
+                s += d * (x - m)
+                q += 8
+            }
+        }
+        return (m, s, step)
+    }
+
+    private static func segmentedFloat32(_ p: UnsafePointer<Float>, length: Int, stride: Int, segments: Int) -> Moments {
         let pivot = p[0]
-        let steps = n / 32
-        let l = welfordLanes(p, steps: steps, pivot: pivot)
-        let (m0, m1, m2, m3, s0, s1, s2, s3) = (l.m0, l.m1, l.m2, l.m3, l.s0, l.s1, l.s2, l.s3)
-        var lanes = Moments.empty
-        if steps > 0 {
+        let kd = Double(pivot)
+        var all = Moments.empty
+        let steps32 = length / 32 * segments
+        if steps32 > 0 {
+            let l = welfordLanes32(p, length: length, stride: stride, segments: segments, pivot: pivot)
             // Chan's merge of 32 lanes with equal counts c:
             // mean = Σ mean_l / 32;  M2 = Σ M2_l + c · Σ (mean_l − mean)²
-            let laneMean = (laneSum(m0) + laneSum(m1) + laneSum(m2) + laneSum(m3)) / 32
-            let spread = laneSpread(m0, laneMean) + laneSpread(m1, laneMean)
-                + laneSpread(m2, laneMean) + laneSpread(m3, laneMean)
-            let m2Sum = laneSum(s0) + laneSum(s1) + laneSum(s2) + laneSum(s3)
-            let c = Double(steps)
-            lanes = Moments(count: 32 * c, mean: laneMean, m2: m2Sum + c * spread)
+            let laneMean = (laneSum(l.m0) + laneSum(l.m1) + laneSum(l.m2) + laneSum(l.m3)) / 32
+            let spread = laneSpread(l.m0, laneMean) + laneSpread(l.m1, laneMean)
+                + laneSpread(l.m2, laneMean) + laneSpread(l.m3, laneMean)
+            let m2Sum = laneSum(l.s0) + laneSum(l.s1) + laneSum(l.s2) + laneSum(l.s3)
+            let c = Double(steps32)
+            all = Moments(count: 32 * c, mean: laneMean, m2: m2Sum + c * spread)
         }
-        // Tail (< 32 values): Welford in Float64 on the same shifted values.
-        var tail = Moments.empty
-        let kd = Double(pivot)
-        for i in (steps * 32)..<n {
-            let x = Double(p[i]) - kd
-            tail.count += 1
-            let d = x - tail.mean
-            tail.mean += d / tail.count
-            tail.m2 += d * (x - tail.mean)
+        let rest = length % 32
+        if rest >= 8 {
+            let l = welfordLanes8(p, length: length, stride: stride, segments: segments, pivot: pivot)
+            let laneMean = laneSum(l.mean) / 8
+            let c = Double(l.steps)
+            all = all.merged(with: Moments(count: 8 * c, mean: laneMean, m2: laneSum(l.m2) + c * laneSpread(l.mean, laneMean)))
         }
-        var all = lanes.merged(with: tail)
+        if length % 8 > 0 {
+            // Stage 3: the last length % 8 values of each run, Welford in Float64.
+            var tail = Moments.empty
+            let from = length - length % 8
+            for segment in 0..<segments {
+                let q = p + segment * stride
+                for i in from..<length {
+                    let x = Double(q[i]) - kd
+                    tail.count += 1
+                    let d = x - tail.mean
+                    tail.mean += d / tail.count
+                    tail.m2 += d * (x - tail.mean)
+                }
+            }
+            all = all.merged(with: tail)
+        }
         all.mean += kd
         return all
     }
