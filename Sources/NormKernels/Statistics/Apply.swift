@@ -193,6 +193,26 @@ enum Apply {
         relu: Bool, streaming: Bool = false
     ) {
         let clamp: Float = relu ? 0 : -.infinity
+        if columns < 8 && stride == columns {
+            // Narrow rows (NHWC with C < 8): k rows at a time as one row of k·C
+            // values with the coefficients repeated k times, as the statistics do.
+            let k = BlockMoments.foldedRows(columns: columns), width = k * columns
+            let superRows = rows / k
+            if superRows > 0 {
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 3 * width) { wide in
+                    let p = wide.baseAddress!, s = p + width, t = p + 2 * width
+                    for j in 0..<width { p[j] = pivot[j % columns]; s[j] = scale[j % columns]; t[j] = shift[j % columns] }
+                    self.columns(src, dst, rows: superRows, columns: width, stride: width,
+                                 pivot: p, scale: s, shift: t, relu: relu, streaming: streaming)
+                }
+            }
+            let done = superRows * k
+            if done < rows {
+                self.columns(src + done * columns, dst + done * columns, rows - done, columns, stride,
+                             pivot, scale, shift, clamp, CachedStore.self)
+            }
+            return
+        }
         // Stream only when every row starts 32-byte aligned: a scalar store into
         // a line that non-temporal stores are filling forces that line through
         // the cache and costs far more than streaming saves (measured 10× slower

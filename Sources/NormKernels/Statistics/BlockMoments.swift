@@ -195,6 +195,10 @@ enum BlockMoments {
         _ base: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int,
         into out: UnsafeMutablePointer<Moments>
     ) {
+        if columns < 8 {
+            narrowColumns(base, rows: rows, columns: columns, stride: stride, into: out)
+            return
+        }
         var c = 0
         while c + 32 <= columns {
             columnTile32(base + c, rows: rows, stride: stride, into: out + c)
@@ -204,12 +208,49 @@ enum BlockMoments {
             columnTile8(base + c, rows: rows, stride: stride, into: out + c)
             c += 8
         }
-        while c < columns {
-            out[c] = columnFloat64(base + c, rows: rows, stride: stride)
-            c += 1
+        if c < columns {
+            // The last 1–7 columns: one more 8-wide tile ending at the last column.
+            // Lanes never mix, so the columns it recomputes get the same bits again.
+            columnTile8(base + columns - 8, rows: rows, stride: stride, into: out + columns - 8)
         }
         for j in 0..<columns where !(out[j].mean.isFinite && out[j].m2.isFinite) {
             out[j] = columnFloat64(base + j, rows: rows, stride: stride)
+        }
+    }
+
+    /// Rows folded into one "super-row" for narrow matrices (NHWC with C < 8,
+    /// e.g. RGB): k·C ≥ 32 and a multiple of 8, so k consecutive rows form SIMD
+    /// tiles whose columns repeat the channel pattern.
+    static func foldedRows(columns c: Int) -> Int {
+        var k = 1
+        while (k * c) % 8 != 0 || k * c < 32 { k += 1 }
+        return k
+    }
+
+    /// C < 8 columns: k rows at a time as one row of k·C columns through the SIMD
+    /// tiles, then each channel's k columns merged in a fixed tree, then the
+    /// remaining rows (< k) column by column in Float64.
+    private static func narrowColumns(
+        _ base: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int,
+        into out: UnsafeMutablePointer<Moments>
+    ) {
+        let k = foldedRows(columns: columns)
+        let superRows = stride == columns ? rows / k : 0
+        if superRows < 2 {
+            for c in 0..<columns { out[c] = columnFloat64(base + c, rows: rows, stride: stride) }
+            return
+        }
+        let width = k * columns
+        withUnsafeTemporaryAllocation(of: Moments.self, capacity: width) { wide in
+            self.columns(base, rows: superRows, columns: width, stride: width, into: wide.baseAddress!)
+            let done = superRows * k
+            for c in 0..<columns {
+                var m = Moments.treeMerge(count: k) { wide[$0 * columns + c] }
+                if done < rows {
+                    m = m.merged(with: columnFloat64(base + done * columns + c, rows: rows - done, stride: columns))
+                }
+                out[c] = m
+            }
         }
     }
 
