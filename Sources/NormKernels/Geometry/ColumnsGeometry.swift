@@ -135,7 +135,7 @@ struct ColumnsGeometry: CustomStringConvertible {
                 for m in range { finalizeMatrix(m) }
             }
             if apply != nil {
-                Parallel.forEach(count: blocks, elementsPerItem: rowBlock * columns, threading: threading) { range in
+                Parallel.forEach(count: blocks, elementsPerItem: rowBlock * columns, threading: threading, fromTheEnd: true) { range in
                     for b in range { applyBlock(b) }
                 }
             }
@@ -145,7 +145,8 @@ struct ColumnsGeometry: CustomStringConvertible {
                     for b in (m * perMatrix)..<((m + 1) * perMatrix) { reduceBlock(b) }
                     finalizeMatrix(m)
                     if apply != nil {
-                        for b in (m * perMatrix)..<((m + 1) * perMatrix) { applyBlock(b) }
+                        // Last block first: it is the one most surely still in cache.
+                        for b in ((m * perMatrix)..<((m + 1) * perMatrix)).reversed() { applyBlock(b) }
                     }
                 }
             }

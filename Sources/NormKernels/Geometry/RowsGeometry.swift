@@ -184,7 +184,7 @@ extension RowsGeometry {
                 }
             }
             if let apply {
-                Parallel.forEach(count: blocks, elementsPerItem: blockLength, threading: threading) { range in
+                Parallel.forEach(count: blocks, elementsPerItem: blockLength, threading: threading, fromTheEnd: true) { range in
                     for b in range { applyPieces(block(b), apply) }
                 }
             }
@@ -195,7 +195,8 @@ extension RowsGeometry {
                         for i in 0..<perUnit { (partials.baseAddress! + i).initialize(to: reduce(block(u * perUnit + i))) }
                         finalize(u, UnsafeBufferPointer(partials))
                         if let apply {
-                            for i in 0..<perUnit { applyPieces(block(u * perUnit + i), apply) }
+                            // Last block first: it is the one most surely still in cache.
+                            for i in (0..<perUnit).reversed() { applyPieces(block(u * perUnit + i), apply) }
                         }
                     }
                 }

@@ -30,21 +30,34 @@ enum Parallel {
     }
 
     /// Runs `body` over disjoint ranges covering `0..<count`, possibly concurrently.
+    ///
+    /// `fromTheEnd` hands out the last ranges first. A second pass over data that
+    /// the first pass just streamed through (training: statistics, then output)
+    /// then starts with what is still in the last-level cache instead of with what
+    /// was evicted first. Results are the same either way.
     static func forEach(
-        count: Int, elementsPerItem: Int, threading: Threading,
+        count: Int, elementsPerItem: Int, threading: Threading, fromTheEnd: Bool = false,
         _ body: (Range<Int>) -> Void
     ) {
         guard count > 0 else { return }
         let workers = workers(count: count, elementsPerItem: elementsPerItem, threading: threading)
         if workers == 1 {
-            body(0..<count)
+            if fromTheEnd {
+                // Walk back in cache-sized steps; each step itself runs forward.
+                var end = count
+                let step = max(1, (256 << 10) / max(1, elementsPerItem))
+                while end > 0 { body(max(0, end - step)..<end); end -= step }
+            } else {
+                body(0..<count)
+            }
             return
         }
         let affinity = threading.affinity
         // With pinning, one range per worker so that range i is worker i on its core.
         let ranges = affinity == .none ? min(count, workers * rangesPerWorker) : workers
         withoutActuallyEscaping(body) { body in
-            DispatchQueue.concurrentPerform(iterations: ranges) { r in
+            DispatchQueue.concurrentPerform(iterations: ranges) { i in
+                let r = fromTheEnd ? ranges - 1 - i : i
                 let range = (r * count / ranges)..<((r + 1) * count / ranges)
                 if let core = Topology.current.core(forWorker: r, affinity: affinity) {
                     // Pin for the duration of this range only, then restore the
