@@ -265,22 +265,23 @@ enum BlockGradients {
         table: GradientTable, slot: Int
     ) {
         let pivot = table.pivot + slot, a = table.a + slot, b = table.b + slot, c = table.c + slot
-        for r in 0..<rows {
-            let o = r * stride
-            switch (x, dy, mask) {
-            case let (x?, dy?, nil):
-                applyRow(x + o, dy + o, nil, dst + o, columns, pivot, a, b, c, useX: true, useDy: true)
-            case let (x?, dy?, mask?):
-                applyRow(x + o, dy + o, mask + o, dst + o, columns, pivot, a, b, c, useX: true, useDy: true)
-            case let (nil, dy?, nil):
-                applyRow(nil, dy + o, nil, dst + o, columns, pivot, a, b, c, useX: false, useDy: true)
-            case let (nil, dy?, mask?):
-                applyRow(nil, dy + o, mask + o, dst + o, columns, pivot, a, b, c, useX: false, useDy: true)
-            case let (x?, nil, _):
-                applyRow(x + o, nil, nil, dst + o, columns, pivot, a, b, c, useX: true, useDy: false)
-            case (nil, nil, _):
-                return
+        // One specialized row loop per case (the case is decided once, not per row).
+        @inline(__always)
+        func sweep(_ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
+                  useX: Bool, useDy: Bool) {
+            for r in 0..<rows {
+                let o = r * stride
+                applyRow(x.map { $0 + o }, dy.map { $0 + o }, mask.map { $0 + o }, dst + o, columns,
+                         pivot, a, b, c, useX: useX, useDy: useDy)
             }
+        }
+        switch (x, dy, mask) {
+        case let (x?, dy?, nil): sweep(x, dy, nil, useX: true, useDy: true)
+        case let (x?, dy?, mask?): sweep(x, dy, mask, useX: true, useDy: true)
+        case let (nil, dy?, nil): sweep(nil, dy, nil, useX: false, useDy: true)
+        case let (nil, dy?, mask?): sweep(nil, dy, mask, useX: false, useDy: true)
+        case let (x?, nil, _): sweep(x, nil, nil, useX: true, useDy: false)
+        case (nil, nil, _): return
         }
     }
 

@@ -20,19 +20,27 @@ struct GradientSums: Hashable {
     var isFinite: Bool { dy.isFinite && dyXhat.isFinite }
 
     /// Pairwise sum in a fixed tree: ((0,1),(2,3)),…; the shape depends only on `count`.
+    /// One and two parts (one row block, one block per unit: the common cases) are
+    /// summed inline; the recursion is a call.
     @inline(__always)
     static func treeSum(count: Int, _ element: (Int) -> GradientSums) -> GradientSums {
-        func sum(_ lo: Int, _ hi: Int) -> GradientSums {
-            switch hi - lo {
-            case 0: return .zero
-            case 1: return element(lo)
-            case 2: return element(lo) + element(lo + 1)
-            default:
-                let mid = lo + (hi - lo) / 2
-                return sum(lo, mid) + sum(mid, hi)
-            }
+        switch count {
+        case 0: return .zero
+        case 1: return element(0)
+        case 2: return element(0) + element(1)
+        default: return treeSum(0, count, element)
         }
-        return sum(0, count)
+    }
+
+    private static func treeSum(_ lo: Int, _ hi: Int, _ element: (Int) -> GradientSums) -> GradientSums {
+        switch hi - lo {
+        case 0: return .zero
+        case 1: return element(lo)
+        case 2: return element(lo) + element(lo + 1)
+        default:
+            let mid = lo + (hi - lo) / 2
+            return treeSum(lo, mid, element) + treeSum(mid, hi, element)
+        }
     }
 
     static func treeSum(_ parts: UnsafeBufferPointer<GradientSums>) -> GradientSums {
