@@ -177,10 +177,7 @@ extension BatchNormalization {
                     },
                     apply: apply)
             } else {
-                // One block never spans two samples' runs (no short-segment grouping):
-                // each block is one contiguous run.
-                let g = RowsGeometry(units: channels, segments: shape.n, segmentLength: shape.spatial,
-                                     unitStride: shape.spatial, segmentStride: channels * shape.spatial)
+                let g = rows   // the forward's blocks: short H·W runs of several samples share a block
                 let apply: ((RowBlock) -> Void)? = dx.map { dx in
                     { b in
                         BlockGradients.apply(x: xForDx.map { $0 + b.offset }, dy: dy + b.offset, mask: mask.map { $0 + b.offset },
@@ -194,8 +191,9 @@ extension BatchNormalization {
                 g.reduceThenApply(
                     threading: threading,
                     reduce: { b in
-                        BlockGradients.contiguous(x + b.offset, dy + b.offset, b.count, xhat[b.unit],
-                                                  mask: mask.map { $0 + b.offset }, gamma: nil)
+                        BlockGradients.segmented(x + b.offset, dy + b.offset, length: b.count, stride: g.segmentStride,
+                                                 segments: b.segmentCount, xhat[b.unit],
+                                                 mask: mask.map { $0 + b.offset }, gamma: nil)
                     },
                     finalize: { c, parts in finalize(c, GradientSums.treeSum(parts)) },
                     apply: apply)

@@ -41,13 +41,12 @@ extension WeightNormalization {
         defer { dg.deallocate() }
         let table: GradientTable? = dv != nil ? GradientTable(count: size) : nil
         defer { table?.deallocate() }
-        // Blocks are contiguous runs (no short-segment grouping).
-        let geometry = RowsGeometry(units: size, segments: outer, segmentLength: inner, unitStride: inner,
-                                    segmentStride: size * inner)
+        let geometry = self.geometry   // the forward's blocks (short runs grouped)
         geometry.reduceThenApply(
             threading: threading,
             reduce: { b in
-                BlockGradients.contiguous(x + b.offset, dw + b.offset, b.count, xhat[b.unit], mask: nil, gamma: nil)
+                BlockGradients.segmented(x + b.offset, dw + b.offset, length: b.count, stride: geometry.segmentStride,
+                                         segments: b.segmentCount, xhat[b.unit], mask: nil, gamma: nil)
             },
             finalize: { i, parts in
                 let d = GradientSums.treeSum(parts).dyXhat

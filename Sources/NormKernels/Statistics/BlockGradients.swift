@@ -52,61 +52,82 @@ enum BlockGradients {
 
     /// Σg and Σg·x̂ over `n` contiguous values, x̂ = (x − c.pivot)·c.scale + c.shift,
     /// g = dy (· γ[i] when `gamma`) (0 where `mask[i]` ≤ 0 when `mask`).
+    @inline(__always)
     static func contiguous(
         _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ n: Int, _ c: AffineCoefficients,
         mask: UnsafePointer<Float>?, gamma: UnsafePointer<Float>?
     ) -> GradientSums {
+        segmented(x, dy, length: n, stride: 0, segments: 1, c, mask: mask, gamma: gamma)
+    }
+
+    /// The same sums over `segments` runs of `length` values, `stride` apart (a block
+    /// of the rows geometry that groups short segments: BatchNorm NCHW with small
+    /// H·W). The SIMD lanes carry over from run to run; each run's last < 16 values
+    /// are added in Float64. `gamma` and `mask` are indexed like `x`, except that
+    /// γ restarts at every run (position within the run).
+    static func segmented(
+        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, length n: Int, stride: Int, segments: Int,
+        _ c: AffineCoefficients, mask: UnsafePointer<Float>?, gamma: UnsafePointer<Float>?
+    ) -> GradientSums {
         let sums: GradientSums
         switch (mask, gamma) {
-        case (nil, nil): sums = contiguousFloat32(x, dy, n, c, nil, nil)
-        case let (mask?, nil): sums = contiguousFloat32(x, dy, n, c, mask, nil)
-        case let (nil, gamma?): sums = contiguousFloat32(x, dy, n, c, nil, gamma)
-        case let (mask?, gamma?): sums = contiguousFloat32(x, dy, n, c, mask, gamma)
+        case (nil, nil): sums = segmentedFloat32(x, dy, n, stride, segments, c, nil, nil)
+        case let (mask?, nil): sums = segmentedFloat32(x, dy, n, stride, segments, c, mask, nil)
+        case let (nil, gamma?): sums = segmentedFloat32(x, dy, n, stride, segments, c, nil, gamma)
+        case let (mask?, gamma?): sums = segmentedFloat32(x, dy, n, stride, segments, c, mask, gamma)
         }
         if sums.isFinite { return sums }
-        return contiguousFloat64(x, dy, n, c, mask, gamma)
+        return segmentedFloat64(x, dy, n, stride, segments, c, mask, gamma)
     }
 
     @inline(__always)
-    private static func contiguousFloat32(
-        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ n: Int, _ c: AffineCoefficients,
-        _ mask: UnsafePointer<Float>?, _ gamma: UnsafePointer<Float>?
+    private static func segmentedFloat32(
+        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ n: Int, _ stride: Int, _ segments: Int,
+        _ c: AffineCoefficients, _ mask: UnsafePointer<Float>?, _ gamma: UnsafePointer<Float>?
     ) -> GradientSums {
         let p = F8(repeating: c.pivot), s = F8(repeating: c.scale), t = F8(repeating: c.shift)
         var g0 = F8(), g1 = F8(), h0 = F8(), h1 = F8()
-        var i = 0
-        // scalar math: x̂ = (x − p)·s + t;  Σg += g;  Σgx̂ += g·x̂
-        while i + 16 <= n {
-            let d0 = gradient8(dy, mask, gamma, i), d1 = gradient8(dy, mask, gamma, i + 8)
-            let x0 = (load8(x + i) - p) * s + t, x1 = (load8(x + i + 8) - p) * s + t
-            g0 += d0; g1 += d1
-            h0 += d0 * x0; h1 += d1 * x1
-            i += 16
+        var tail = GradientSums.zero
+        for segment in 0..<segments {
+            let o = segment * stride
+            let xs = x + o, ds = dy + o, ms = mask.map { $0 + o }
+            var i = 0
+            // scalar math: x̂ = (x − p)·s + t;  Σg += g;  Σgx̂ += g·x̂
+            while i + 16 <= n {
+                let d0 = gradient8(ds, ms, gamma, i), d1 = gradient8(ds, ms, gamma, i + 8)
+                let x0 = (load8(xs + i) - p) * s + t, x1 = (load8(xs + i + 8) - p) * s + t
+                g0 += d0; g1 += d1
+                h0 += d0 * x0; h1 += d1 * x1
+                i += 16
+            }
+            while i < n {
+                let d = gradient1(ds, ms, gamma, i)
+                let h = (xs[i] - c.pivot) * c.scale + c.shift
+                tail.dy += Double(d)
+                tail.dyXhat += Double(d) * Double(h)
+                i += 1
+            }
         }
-        var sums = GradientSums(dy: laneSum64(g0) + laneSum64(g1), dyXhat: laneSum64(h0) + laneSum64(h1))
-        while i < n {
-            let d = gradient1(dy, mask, gamma, i)
-            let h = (x[i] - c.pivot) * c.scale + c.shift
-            sums.dy += Double(d)
-            sums.dyXhat += Double(d) * Double(h)
-            i += 1
-        }
-        return sums
+        return GradientSums(dy: (laneSum64(g0) + laneSum64(g1)) + tail.dy,
+                            dyXhat: (laneSum64(h0) + laneSum64(h1)) + tail.dyXhat)
     }
 
     /// The Float64 fallback (also what non-finite inputs end in).
-    private static func contiguousFloat64(
-        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ n: Int, _ c: AffineCoefficients,
-        _ mask: UnsafePointer<Float>?, _ gamma: UnsafePointer<Float>?
+    private static func segmentedFloat64(
+        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ n: Int, _ stride: Int, _ segments: Int,
+        _ c: AffineCoefficients, _ mask: UnsafePointer<Float>?, _ gamma: UnsafePointer<Float>?
     ) -> GradientSums {
         var sums = GradientSums.zero
         let p = Double(c.pivot), s = Double(c.scale), t = Double(c.shift)
-        for i in 0..<n {
-            var d = Double(dy[i])
-            if let mask, mask[i] <= 0 { d = 0 }
-            if let gamma { d *= Double(gamma[i]) }
-            sums.dy += d
-            sums.dyXhat += d * ((Double(x[i]) - p) * s + t)
+        for segment in 0..<segments {
+            let o = segment * stride
+            for i in 0..<n {
+                var d = Double(dy[o + i])
+                if let mask, mask[o + i] <= 0 { d = 0 }
+                if let gamma { d *= Double(gamma[i]) }
+                sums.dy += d
+                sums.dyXhat += d * ((Double(x[o + i]) - p) * s + t)
+            }
         }
         return sums
     }
