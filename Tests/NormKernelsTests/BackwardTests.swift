@@ -224,6 +224,28 @@ struct BackwardTests {
         }
     }
 
+    @Test("InstanceNorm inference backward is BatchNorm inference backward with the same running statistics")
+    func instanceNormInference() throws {
+        for shape in [TensorShape(n: 2, c: 5, h: 6, w: 7, layout: .nchw), TensorShape(n: 2, c: 5, h: 6, w: 7, layout: .nhwc)] {
+            let x = bwValues(shape.count, seed: 59), dy = bwValues(shape.count, seed: 60)
+            let gamma = bwValues(shape.c, seed: 61, 0.5, 1.5)
+            let running = try RunningStatistics(channels: shape.c, mean: bwValues(shape.c, seed: 62),
+                                                variance: bwValues(shape.c, seed: 63, 0.5, 2))
+            let viaInstance = try InstanceNormalization(shape: shape, epsilon: 1e-3)
+                .backwardInference(x, gradOutput: dy, running: running, scale: gamma)
+            let viaBatch = try BatchNormalization(shape: shape, epsilon: 1e-3)
+                .backwardInference(x, gradOutput: dy, running: running, scale: gamma)
+            #expect(viaInstance == viaBatch)
+            // dx = γ·dy/√(running_var + ε), exactly the per-channel scale.
+            let dx = try #require(viaInstance.input)
+            for i in 0..<shape.count {
+                let c = shape.layout == .nchw ? (i / shape.spatial) % shape.c : i % shape.c
+                let expected = Double(gamma[c]) / (Double(running.variance[c]) + Double(Float(1e-3))).squareRoot() * Double(dy[i])
+                #expect(abs(Double(dx[i]) - expected) <= 1e-6 * max(1, abs(expected)))
+            }
+        }
+    }
+
     // MARK: - Gradient subsets and in-place calls
 
     @Test("Each gradient computed alone equals the same gradient computed with the others")
