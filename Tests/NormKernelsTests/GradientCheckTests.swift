@@ -112,6 +112,8 @@ struct GradientCheckTests {
         TensorShape(n: 3, c: 4, h: 2, w: 3, layout: .nhwc),
         TensorShape.matrix(6, 5),
         TensorShape(n: 2, c: 9, h: 3, w: 1, layout: .nhwc),
+        TensorShape(n: 5, c: 3, h: 1, w: 3, layout: .nhwc),         // C < 8: periodic lanes, then a rest
+        TensorShape.matrix(11, 5),
     ]
 
     @Test("BatchNorm training: dx, dγ, dβ by finite differences",

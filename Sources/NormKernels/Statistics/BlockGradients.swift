@@ -143,6 +143,91 @@ enum BlockGradients {
         into out: UnsafeMutablePointer<GradientSums>
     ) {
         out.initialize(repeating: .zero, count: columns)
+        if columns < 8 && stride == columns && rows * columns >= 8 * periodVectors(columns) {
+            periodicColumns(x, dy, mask: mask, rows: rows, columns: columns,
+                            pivot: pivot, scale: scale, shift: shift, into: out)
+        } else {
+            stridedColumns(x, dy, mask: mask, rows: rows, columns: columns, stride: stride,
+                           pivot: pivot, scale: scale, shift: shift, into: out)
+        }
+        for j in 0..<columns where !out[j].isFinite {
+            out[j] = columnFloat64(x + j, dy + j, mask.map { $0 + j }, rows, stride, pivot[j], scale[j], shift[j])
+        }
+    }
+
+    /// Vectors in one period of a contiguous `columns`-wide stream: lcm(columns, 8)/8.
+    @inline(__always)
+    static func periodVectors(_ columns: Int) -> Int {
+        var a = columns, b = 8
+        while b != 0 { (a, b) = (b, a % b) }
+        return columns / a
+    }
+
+    /// Fewer than 8 contiguous columns (NHWC with C = 3, [N, D] with D < 8): the
+    /// rows form one contiguous stream whose lane l of vector v always holds column
+    /// (8v + l) mod C, so the stream goes through full SIMD vectors with per-lane
+    /// coefficient patterns (period lcm(C, 8) values) instead of one strided scalar
+    /// loop per column. Lanes are folded into their columns in Float64 every
+    /// ≈ `flushRows` rows; the last < period values are added in Float64.
+    private static func periodicColumns(
+        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
+        rows: Int, columns: Int,
+        pivot: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
+        into out: UnsafeMutablePointer<GradientSums>
+    ) {
+        let vectors = periodVectors(columns), period = 8 * vectors
+        let total = rows * columns
+        let stepsPerFlush = max(1, flushRows * columns / period)
+        withUnsafeTemporaryAllocation(of: F8.self, capacity: 5 * vectors) { buffer in
+            let p = buffer.baseAddress!, s = p + vectors, t = s + vectors, g = t + vectors, h = g + vectors
+            for v in 0..<vectors {
+                for l in 0..<8 {
+                    let j = (8 * v + l) % columns
+                    p[v][l] = pivot[j]; s[v][l] = scale[j]; t[v][l] = shift[j]
+                }
+            }
+            func fold() {
+                for v in 0..<vectors {
+                    for l in 0..<8 {
+                        let j = (8 * v + l) % columns
+                        out[j].dy += Double(g[v][l])
+                        out[j].dyXhat += Double(h[v][l])
+                    }
+                    g[v] = F8(); h[v] = F8()
+                }
+            }
+            for v in 0..<vectors { g[v] = F8(); h[v] = F8() }
+            var i = 0, steps = 0
+            // scalar math per lane: x̂ = (x − p)·s + t;  Σg += g;  Σgx̂ += g·x̂
+            while i + period <= total {
+                for v in 0..<vectors {
+                    let o = i + 8 * v
+                    let d = gradient8(dy + o, mask.map { $0 + o }, nil, 0)
+                    g[v] += d
+                    h[v] += d * ((load8(x + o) - p[v]) * s[v] + t[v])
+                }
+                i += period
+                steps += 1
+                if steps == stepsPerFlush { fold(); steps = 0 }
+            }
+            fold()
+            while i < total {
+                let j = i % columns
+                var d = Double(dy[i])
+                if let mask, mask[i] <= 0 { d = 0 }
+                out[j].dy += d
+                out[j].dyXhat += d * Double((x[i] - pivot[j]) * scale[j] + shift[j])
+                i += 1
+            }
+        }
+    }
+
+    private static func stridedColumns(
+        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
+        rows: Int, columns: Int, stride: Int,
+        pivot: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
+        into out: UnsafeMutablePointer<GradientSums>
+    ) {
         var c = 0
         while c + 8 <= columns {
             if let mask {
@@ -155,9 +240,6 @@ enum BlockGradients {
         while c < columns {
             columnScalar(x + c, dy + c, mask.map { $0 + c }, rows, stride, pivot[c], scale[c], shift[c], out + c)
             c += 1
-        }
-        for j in 0..<columns where !out[j].isFinite {
-            out[j] = columnFloat64(x + j, dy + j, mask.map { $0 + j }, rows, stride, pivot[j], scale[j], shift[j])
         }
     }
 
@@ -286,6 +368,11 @@ enum BlockGradients {
         table: GradientTable, slot: Int
     ) {
         let pivot = table.pivot + slot, a = table.a + slot, b = table.b + slot, c = table.c + slot
+        if columns < 8 && stride == columns && rows * columns >= 8 * periodVectors(columns) {
+            periodicApply(x: x, dy: dy, mask: mask, dst, total: rows * columns, columns: columns,
+                          pivot: pivot, a: a, b: b, c: c)
+            return
+        }
         // One specialized row loop per case (the case is decided once, not per row).
         @inline(__always)
         func sweep(_ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
@@ -303,6 +390,66 @@ enum BlockGradients {
         case let (nil, dy?, mask?): sweep(nil, dy, mask, useX: false, useDy: true)
         case let (x?, nil, _): sweep(x, nil, nil, useX: true, useDy: false)
         case (nil, nil, _): return
+        }
+    }
+
+    /// `applyColumns` for < 8 contiguous columns: the rows as one stream with
+    /// per-lane coefficient patterns of period lcm(C, 8) (see `periodicColumns`).
+    private static func periodicApply(
+        x: UnsafePointer<Float>?, dy: UnsafePointer<Float>?, mask: UnsafePointer<Float>?,
+        _ dst: UnsafeMutablePointer<Float>, total: Int, columns: Int,
+        pivot: UnsafePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafePointer<Float>
+    ) {
+        let vectors = periodVectors(columns), period = 8 * vectors
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * period) { buffer in
+            let pp = buffer.baseAddress!, pa = pp + period, pb = pa + period, pc = pb + period
+            for i in 0..<period {
+                let j = i % columns
+                pp[i] = pivot[j]; pa[i] = a[j]; pb[i] = b[j]; pc[i] = c[j]
+            }
+            // The pattern repeats every `period` values: apply it period by period
+            // with the row kernel (its `columns` = period, all vectors full).
+            var i = 0
+            while i + period <= total {
+                switch (x, dy, mask) {
+                case let (x?, dy?, nil):
+                    applyRow(x + i, dy + i, nil, dst + i, period, pp, pa, pb, pc, useX: true, useDy: true)
+                case let (x?, dy?, mask?):
+                    applyRow(x + i, dy + i, mask + i, dst + i, period, pp, pa, pb, pc, useX: true, useDy: true)
+                case let (nil, dy?, nil):
+                    applyRow(nil, dy + i, nil, dst + i, period, pp, pa, pb, pc, useX: false, useDy: true)
+                case let (nil, dy?, mask?):
+                    applyRow(nil, dy + i, mask + i, dst + i, period, pp, pa, pb, pc, useX: false, useDy: true)
+                case let (x?, nil, _):
+                    applyRow(x + i, nil, nil, dst + i, period, pp, pa, pb, pc, useX: true, useDy: false)
+                case (nil, nil, _):
+                    return
+                }
+                i += period
+            }
+            // The rest (whole rows, fewer than a period) with the same per-element math.
+            let rest = total - i
+            if rest > 0 {
+                applyColumnsScalarRest(x: x.map { $0 + i }, dy: dy.map { $0 + i }, mask: mask.map { $0 + i },
+                                       dst + i, count: rest, pattern: (UnsafePointer(pp), UnsafePointer(pa), UnsafePointer(pb), UnsafePointer(pc)))
+            }
+        }
+    }
+
+    private static func applyColumnsScalarRest(
+        x: UnsafePointer<Float>?, dy: UnsafePointer<Float>?, mask: UnsafePointer<Float>?,
+        _ dst: UnsafeMutablePointer<Float>, count: Int,
+        pattern: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>)
+    ) {
+        let (pp, pa, pb, pc) = pattern
+        for k in 0..<count {
+            var v: Float = 0
+            if let x { v = pb[k] * (x[k] - pp[k]) + pc[k] }
+            if let dy {
+                let g = pa[k] * gradient1(dy, mask, nil, k)
+                v = x != nil ? g + v : g
+            }
+            dst[k] = v
         }
     }
 
