@@ -299,12 +299,9 @@ struct HardNumericsTinyTests {
 
     @Test("WeightNorm: v ≈ 1e-25, whose squares flush to zero in the Float32 lanes")
     func weightNormUnderflow() {
-        // Known bug (reported): BlockMoments.meanSquare redoes a block in Float64
-        // only when the Float32 sum overflows, not when the squares underflow, so
-        // ‖v‖ is computed from the < 32-value tails alone (or is 0: w = ±∞).
-        withKnownIssue("bug: BlockMoments.meanSquare ignores Float32 underflow of x² (|x| < ~1e-19)") {
-            check([([8, 4100], 0, 1e-25), ([64, 4097], nil, 1e-25), ([4, 33], 0, 1e-25)])
-        }
+        // Squares below Float32's normal range: BlockMoments.meanSquare redoes such
+        // blocks in Float64 (it once computed ‖v‖ from the scalar tails alone).
+        check([([8, 4100], 0, 1e-25), ([64, 4097], nil, 1e-25), ([4, 33], 0, 1e-25)])
     }
 }
 
@@ -340,8 +337,8 @@ struct HardNumericsLargeReductionTests {
 
     @Test("BatchNorm NHWC [1, 1250, 1000, 8]: 1.25e6 values per channel through the 8-wide column tiles")
     func columnTiles() throws {
-        // C = 1 above takes the scalar Float64 column path; C = 8 runs the Float32
-        // Welford column tile over blocks of 4096 rows, the least accurate path.
+        // C = 8 runs the Float32 Welford column tiles; their lanes fold into
+        // Float64 every 128 rows, so the mean is as good as the contiguous path's.
         var rng = SplitMix64("1e7 columns")
         let shape = TensorShape(n: 1, c: 8, h: 1250, w: 1000, layout: .nhwc)
         let x = rng.normals(shape.count, mean: 50, std: 5)
@@ -349,15 +346,8 @@ struct HardNumericsLargeReductionTests {
         let (y, saved) = try BatchNormalization(shape: shape).forwardTraining(x)
         for c in 0..<shape.c {
             let mean = ref.mean[c], variance = ref.statistics[c].biasedVariance
-            // Known issue (reported): the Float32 column tiles run Welford over a whole
-            // row block (4096 rows at C = 8) per lane, so the mean is good to ~4e-8·σ
-            // here against ~4e-10·σ on the contiguous path.
-            withKnownIssue("column-tile Welford accumulates a whole row block in Float32", isIntermittent: true) {
-                #expect(abs(saved.mean[c] - mean) < 1e-9 * abs(mean) + 1e-7,
-                        "channel \(c): mean \(saved.mean[c]) vs \(mean), error \(abs(saved.mean[c] - mean))")
-            }
-            // What the column path does guarantee today: 1e-7·σ.
-            #expect(abs(saved.mean[c] - mean) < 1e-7 * 5, "channel \(c): mean error \(abs(saved.mean[c] - mean))")
+            #expect(abs(saved.mean[c] - mean) < 1e-9 * abs(mean) + 1e-7,
+                    "channel \(c): mean \(saved.mean[c]) vs \(mean), error \(abs(saved.mean[c] - mean))")
             let kernelVariance = 1 / (saved.invStd[c] * saved.invStd[c]) - Double(Float(1e-5))
             #expect(abs(kernelVariance - variance) < 1e-6 * variance,
                     "channel \(c): variance relative error \(abs(kernelVariance / variance - 1))")

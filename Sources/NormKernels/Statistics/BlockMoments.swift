@@ -178,12 +178,13 @@ enum BlockMoments {
         }
         var sum = Double(((a0 + a1) + (a2 + a3)).sum())
         for i in (steps * 32)..<n { sum += Double(p[i]) * Double(p[i]) }
-        if !sum.isFinite {
-            // Float32 squares overflow beyond ~1.8e19: redo in Float64.
+        let count = Double(n)
+        if !sum.isFinite || sum < count * 0x1p-100 {
+            // Float32 squares overflow beyond ~1.8e19 and lose bits below ~1e-19
+            // (they reach the subnormal range): redo such blocks in Float64.
             sum = 0
             for i in 0..<n { sum += Double(p[i]) * Double(p[i]) }
         }
-        let count = Double(n)
         return Moments(count: count, mean: sum / count, m2: 0)
     }
 
@@ -254,7 +255,39 @@ enum BlockMoments {
         }
     }
 
+    /// Rows a column tile's Float32 lanes run before they are folded into Float64:
+    /// each lane's Welford then sees at most 128 values, as in the contiguous path,
+    /// so a tall row block does not cost accuracy.
+    static let columnChunkRows = 128
+
     private static func columnTile32(
+        _ p: UnsafePointer<Float>, rows: Int, stride: Int, into out: UnsafeMutablePointer<Moments>
+    ) {
+        for j in 0..<32 { out[j] = .empty }
+        var first = 0
+        while first < rows {
+            let n = min(columnChunkRows, rows - first)
+            columnChunk32(p + first * stride, rows: n, stride: stride, into: out)
+            first += n
+        }
+    }
+
+    private static func columnTile8(
+        _ p: UnsafePointer<Float>, rows: Int, stride: Int, into out: UnsafeMutablePointer<Moments>
+    ) {
+        for j in 0..<8 { out[j] = .empty }
+        var first = 0
+        while first < rows {
+            let n = min(columnChunkRows, rows - first)
+            columnChunk8(p + first * stride, rows: n, stride: stride, into: out)
+            first += n
+        }
+    }
+
+    /// ≤ 128 rows of a 32-column tile in Float32 lanes (pivots: the chunk's first
+    /// row), merged into `out` with Chan's formula.
+    @inline(never)
+    private static func columnChunk32(
         _ p: UnsafePointer<Float>, rows: Int, stride: Int, into out: UnsafeMutablePointer<Moments>
     ) {
         let k0 = load8(p), k1 = load8(p + 8), k2 = load8(p + 16), k3 = load8(p + 24)
@@ -271,13 +304,14 @@ enum BlockMoments {
             q += stride
         }
         let count = Double(rows)
-        writeLanes(count, k0, m0, s0, out)
-        writeLanes(count, k1, m1, s1, out + 8)
-        writeLanes(count, k2, m2, s2, out + 16)
-        writeLanes(count, k3, m3, s3, out + 24)
+        mergeLanes(count, k0, m0, s0, out)
+        mergeLanes(count, k1, m1, s1, out + 8)
+        mergeLanes(count, k2, m2, s2, out + 16)
+        mergeLanes(count, k3, m3, s3, out + 24)
     }
 
-    private static func columnTile8(
+    @inline(never)
+    private static func columnChunk8(
         _ p: UnsafePointer<Float>, rows: Int, stride: Int, into out: UnsafeMutablePointer<Moments>
     ) {
         let k = load8(p)
@@ -291,7 +325,15 @@ enum BlockMoments {
             s += d * (x - m)
             q += stride
         }
-        writeLanes(Double(rows), k, m, s, out)
+        mergeLanes(Double(rows), k, m, s, out)
+    }
+
+    /// out[l] ← out[l] ⊕ (count, K[l] + m[l], s[l]) for the 8 lanes.
+    @inline(__always)
+    private static func mergeLanes(_ count: Double, _ k: F8, _ m: F8, _ s: F8, _ out: UnsafeMutablePointer<Moments>) {
+        for l in 0..<8 {
+            out[l] = out[l].merged(with: Moments(count: count, mean: Double(k[l]) + Double(m[l]), m2: Double(s[l])))
+        }
     }
 
     @inline(__always)
@@ -308,11 +350,6 @@ enum BlockMoments {
         return s
     }
 
-    /// Lane l of a column tile: mean = K + m (the pivot added back in Float64).
-    @inline(__always)
-    private static func writeLanes(_ count: Double, _ k: F8, _ m: F8, _ s: F8, _ out: UnsafeMutablePointer<Moments>) {
-        for l in 0..<8 { out[l] = Moments(count: count, mean: Double(k[l]) + Double(m[l]), m2: Double(s[l])) }
-    }
 
     /// One strided column in Float64: the remainder columns and the overflow fallback.
     static func columnFloat64(_ p: UnsafePointer<Float>, rows: Int, stride: Int) -> Moments {
