@@ -90,9 +90,11 @@ extension RMSNormalization {
     }
 }
 
-/// Column tile width of the row-normalization backward sweep (a multiple of 8):
-/// its Float32 column accumulators (8 KiB) stay in L1.
-let rowNormalizationTileColumns = 1024
+/// Column tile width of the row-normalization backward sweep (a multiple of 8).
+/// Each row of a tile is 16 KiB of contiguous data per input (several pages, so
+/// few rows 4 MiB apart still stream), and the Float32 column accumulators
+/// (32 KiB) stay in L1/L2. The width does not change any result.
+let rowNormalizationTileColumns = 4096
 
 /// The engine of LayerNorm and RMSNorm backward over `rows × features`.
 ///
@@ -127,7 +129,12 @@ func rowNormalizationBackward(
     for r in 0..<rows { xhat[r] = AffineCoefficients(mean: mean?[r] ?? 0, invStd: invStd[r]) }
     let table: GradientTable? = dx != nil ? GradientTable(count: rows) : nil
     defer { table?.deallocate() }
-    let columnSums: UnsafeMutablePointer<GradientSums>? = needColumns ? .allocate(capacity: rowBlocks * D) : nil
+    // Column partials per (row block, column). With a single row block (fewer rows
+    // than a block) each tile's sums are final: they go from a per-worker buffer
+    // straight to dγ/dβ, with no T-sized partial buffer (whose first touch cost
+    // as much as the pass) and no merge pass. Same values: a one-part tree is the part.
+    let direct = rowBlocks == 1
+    let columnSums: UnsafeMutablePointer<GradientSums>? = needColumns && !direct ? .allocate(capacity: rowBlocks * D) : nil
     defer { columnSums?.deallocate() }
 
     func reduceRowBlock(_ b: RowBlock) -> GradientSums {
@@ -141,16 +148,30 @@ func rowNormalizationBackward(
             mean: mean?[r] ?? 0, invStd: invStd[r], a: invStd[r],
             m1: centered ? sums.dy / count : 0, m2: sums.dyXhat / count)
     }
-    func tile(_ rb: Int, _ ct: Int, _ scratch: UnsafeMutablePointer<Float>) {
+    func tile(_ rb: Int, _ ct: Int, _ scratch: UnsafeMutablePointer<Float>, _ tileSums: UnsafeMutablePointer<GradientSums>) {
         let r0 = rb * rowBlock, c0 = ct * tileWidth
         let nc = min(tileWidth, D - c0)
-        let sums = columnSums.map { $0 + rb * D + c0 }
+        let sums: UnsafeMutablePointer<GradientSums>? = needColumns ? (direct ? tileSums : columnSums! + rb * D + c0) : nil
         sums?.initialize(repeating: .zero, count: nc)
         let o = r0 * D + c0
         BlockGradients.rowTile(
             x + o, dy + o, dx: dx.map { $0 + o }, gamma: gamma.map { $0 + c0 },
             rows: min(rowBlock, rows - r0), columns: nc, stride: D, firstRow: r0,
             xhat: xhat, dxTable: table, columnSums: sums, scratch: scratch)
+        if needColumns && direct {
+            for j in 0..<nc {
+                gradScale?[c0 + j] = Float(tileSums[j].dyXhat)
+                gradBias?[c0 + j] = Float(tileSums[j].dy)
+            }
+        }
+    }
+    /// Per-worker scratch: Float32 column accumulators and (single row block) the tile's sums.
+    func withTileScratch(_ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<GradientSums>) -> Void) {
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * tileWidth) { scratch in
+            withUnsafeTemporaryAllocation(of: GradientSums.self, capacity: direct && needColumns ? tileWidth : 1) { sums in
+                body(scratch.baseAddress!, sums.baseAddress!)
+            }
+        }
     }
 
     let workers = Parallel.workers(count: rowBlocks, elementsPerItem: rowBlock * D, threading: threading)
@@ -158,7 +179,7 @@ func rowNormalizationBackward(
         let perRow = rowGeometry.blocksPerUnit
         Parallel.forEach(count: rowBlocks, elementsPerItem: rowBlock * D, threading: threading) { range in
             withUnsafeTemporaryAllocation(of: GradientSums.self, capacity: perRow) { parts in
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * tileWidth) { scratch in
+                withTileScratch { scratch, tileSums in
                     for rb in range {
                         if dx != nil {
                             for r in (rb * rowBlock)..<min(rows, (rb + 1) * rowBlock) {
@@ -168,7 +189,7 @@ func rowNormalizationBackward(
                                 finalizeRow(r, UnsafeBufferPointer(parts))
                             }
                         }
-                        for ct in 0..<tilesPerRowBlock { tile(rb, ct, scratch.baseAddress!) }
+                        for ct in 0..<tilesPerRowBlock { tile(rb, ct, scratch, tileSums) }
                     }
                 }
             }
@@ -179,8 +200,8 @@ func rowNormalizationBackward(
         }
         Parallel.forEach(count: rowBlocks * tilesPerRowBlock, elementsPerItem: rowBlock * tileWidth,
                          threading: threading) { range in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * tileWidth) { scratch in
-                for i in range { tile(i / tilesPerRowBlock, i % tilesPerRowBlock, scratch.baseAddress!) }
+            withTileScratch { scratch, tileSums in
+                for i in range { tile(i / tilesPerRowBlock, i % tilesPerRowBlock, scratch, tileSums) }
             }
         }
     }

@@ -134,8 +134,9 @@ enum BlockGradients {
 
     /// Per-column Σg and Σg·x̂ of a `rows × columns` tile (row stride `stride`), with
     /// per-column x̂ coefficients; writes (initializes) `columns` sums at `out`.
-    /// Columns go 8 at a time in SIMD lanes, rows inner; every `flushRows` rows the
-    /// Float32 lanes are added into the Float64 sums.
+    /// Rows are read in memory order into per-column Float32 accumulators, added
+    /// into the Float64 sums every `flushRows` rows (< 8 contiguous columns: periodic
+    /// lanes, see `periodicColumns`).
     static func columns(
         _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
         rows: Int, columns: Int, stride: Int,
@@ -222,69 +223,60 @@ enum BlockGradients {
         }
     }
 
+    /// ≥ 8 columns: rows outer, so memory is read in order (an 8-column tile walked
+    /// down the rows used half a cache line per row and ran at a third of the
+    /// bandwidth); per-column Float32 accumulators live in `scratch`-sized stack
+    /// memory and are added into the Float64 sums every `flushRows` rows. A column
+    /// gets the same Float32 operations in a vector and in the remainder.
     private static func stridedColumns(
         _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
         rows: Int, columns: Int, stride: Int,
         pivot: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
         into out: UnsafeMutablePointer<GradientSums>
     ) {
-        var c = 0
-        while c + 8 <= columns {
-            if let mask {
-                columnTile8(x + c, dy + c, mask + c, rows, stride, load8(pivot + c), load8(scale + c), load8(shift + c), out + c)
-            } else {
-                columnTile8(x + c, dy + c, nil, rows, stride, load8(pivot + c), load8(scale + c), load8(shift + c), out + c)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * columns) { scratch in
+            let accG = scratch.baseAddress!, accH = accG + columns
+            var row = 0
+            while row < rows {
+                let end = min(rows, row + flushRows)
+                accG.update(repeating: 0, count: columns)
+                accH.update(repeating: 0, count: columns)
+                while row < end {
+                    let o = row * stride
+                    if let mask {
+                        accumulateRow(x + o, dy + o, mask + o, columns, pivot, scale, shift, accG, accH)
+                    } else {
+                        accumulateRow(x + o, dy + o, nil, columns, pivot, scale, shift, accG, accH)
+                    }
+                    row += 1
+                }
+                for j in 0..<columns {
+                    out[j].dy += Double(accG[j])
+                    out[j].dyXhat += Double(accH[j])
+                }
             }
-            c += 8
-        }
-        while c < columns {
-            columnScalar(x + c, dy + c, mask.map { $0 + c }, rows, stride, pivot[c], scale[c], shift[c], out + c)
-            c += 1
         }
     }
 
     @inline(__always)
-    private static func columnTile8(
-        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ mask: UnsafePointer<Float>?,
-        _ rows: Int, _ stride: Int, _ p: F8, _ s: F8, _ t: F8, _ out: UnsafeMutablePointer<GradientSums>
+    private static func accumulateRow(
+        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ mask: UnsafePointer<Float>?, _ columns: Int,
+        _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
+        _ accG: UnsafeMutablePointer<Float>, _ accH: UnsafeMutablePointer<Float>
     ) {
-        var row = 0
-        while row < rows {
-            let end = min(rows, row + flushRows)
-            var g = F8(), h = F8()
-            // scalar math per column: x̂ = (x − p)·s + t;  Σg += g;  Σgx̂ += g·x̂
-            while row < end {
-                let o = row * stride
-                let d = gradient8(dy + o, mask.map { $0 + o }, nil, 0)
-                g += d
-                h += d * ((load8(x + o) - p) * s + t)
-                row += 1
-            }
-            for l in 0..<8 {
-                out[l].dy += Double(g[l])
-                out[l].dyXhat += Double(h[l])
-            }
+        var j = 0
+        // scalar math per column: x̂ = (x − p)·s + t;  Σg += g;  Σgx̂ += g·x̂
+        while j + 8 <= columns {
+            let d = gradient8(dy, mask, nil, j)
+            store8(load8(accG + j) + d, accG + j)
+            store8(load8(accH + j) + d * ((load8(x + j) - load8(pivot + j)) * load8(scale + j) + load8(shift + j)), accH + j)
+            j += 8
         }
-    }
-
-    /// One column with exactly a SIMD lane's Float32 operations.
-    private static func columnScalar(
-        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ mask: UnsafePointer<Float>?,
-        _ rows: Int, _ stride: Int, _ p: Float, _ s: Float, _ t: Float, _ out: UnsafeMutablePointer<GradientSums>
-    ) {
-        var row = 0
-        while row < rows {
-            let end = min(rows, row + flushRows)
-            var g: Float = 0, h: Float = 0
-            while row < end {
-                let o = row * stride
-                let d = gradient1(dy + o, mask.map { $0 + o }, nil, 0)
-                g += d
-                h += d * ((x[o] - p) * s + t)
-                row += 1
-            }
-            out.pointee.dy += Double(g)
-            out.pointee.dyXhat += Double(h)
+        while j < columns {
+            let d = gradient1(dy, mask, nil, j)
+            accG[j] += d
+            accH[j] += d * ((x[j] - pivot[j]) * scale[j] + shift[j])
+            j += 1
         }
     }
 
