@@ -200,6 +200,10 @@ enum BlockMoments {
             narrowColumns(base, rows: rows, columns: columns, stride: stride, into: out)
             return
         }
+        if columns >= rowMajorColumns {
+            wideColumns(base, rows: rows, columns: columns, stride: stride, into: out)
+            return
+        }
         var c = 0
         while c + 32 <= columns {
             columnTile32(base + c, rows: rows, stride: stride, into: out + c)
@@ -216,6 +220,71 @@ enum BlockMoments {
         }
         for j in 0..<columns where !(out[j].mean.isFinite && out[j].m2.isFinite) {
             out[j] = columnFloat64(base + j, rows: rows, stride: stride)
+        }
+    }
+
+    /// From this many columns on, a block is reduced row by row with the lanes'
+    /// state in memory (L1) rather than in registers tile by tile. A tile walks
+    /// down the rows at the row stride; with wide rows every step lands on another
+    /// page, the prefetcher stops, and each tile's lines come from DRAM one miss at
+    /// a time (BatchNorm [32768, 1024] ran at 4 GB/s). Row by row streams.
+    static let rowMajorColumns = 64
+
+    /// Wide blocks: each row updates every column's Welford state (pivot = the
+    /// chunk's first row, mean and M2 in Float32 arrays that stay in L1), folded
+    /// into Float64 every `columnChunkRows` rows like the tiles.
+    private static func wideColumns(
+        _ base: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int,
+        into out: UnsafeMutablePointer<Moments>
+    ) {
+        for c in 0..<columns { out[c] = .empty }
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * columns) { state in
+            let mean = state.baseAddress!, m2 = mean + columns
+            var first = 0
+            while first < rows {
+                let n = min(columnChunkRows, rows - first)
+                let chunk = base + first * stride
+                mean.initialize(repeating: 0, count: 2 * columns)
+                for row in 0..<n {
+                    welfordRow(chunk + row * stride, pivot: chunk, mean: mean, m2: m2, columns: columns,
+                               r: 1 / Float(row + 1))
+                }
+                let count = Double(n)
+                for c in 0..<columns {
+                    out[c] = out[c].merged(with: Moments(count: count, mean: Double(chunk[c]) + Double(mean[c]),
+                                                         m2: Double(m2[c])))
+                }
+                first += n
+            }
+        }
+        for j in 0..<columns where !(out[j].mean.isFinite && out[j].m2.isFinite) {
+            out[j] = columnFloat64(base + j, rows: rows, stride: stride)
+        }
+    }
+
+    /// One row of the wide-block reduction (out of line: see `welfordLanes32`).
+    @inline(never)
+    private static func welfordRow(
+        _ x: UnsafePointer<Float>, pivot k: UnsafePointer<Float>,
+        mean: UnsafeMutablePointer<Float>, m2: UnsafeMutablePointer<Float>, columns: Int, r: Float
+    ) {
+        // scalar math per column: d = (x − K) − m;  m += d · r;  s += d · ((x − K) − m)
+        var c = 0
+        while c + 8 <= columns {
+            let v = load8(x + c) - load8(k + c)
+            let m = load8(mean + c)
+            let d = v - m
+            let mNew = m + d * r
+            store8(mNew, mean + c)
+            store8(load8(m2 + c) + d * (v - mNew), m2 + c)
+            c += 8
+        }
+        while c < columns {
+            let v = x[c] - k[c]
+            let d = v - mean[c]
+            mean[c] += d * r
+            m2[c] += d * (v - mean[c])
+            c += 1
         }
     }
 

@@ -1,0 +1,20 @@
+#!/usr/bin/env bash
+# Runs the issue-6 case sets (peer set and DRAM set) through normbench and writes
+# one CSV per set under OUT (default out/). Usage: tools/perf-sets.sh [OUT] [THREADS]
+# Build first: swift build -c release --product normbench --scratch-path .build-release -Xcc -march=x86-64-v3
+set -euo pipefail
+cd "$(dirname "$0")/.."
+OUT=${1:-out}; THREADS=${2:-2}; BIN=${NORMBENCH:-.build-release/release/normbench}
+mkdir -p "$OUT"
+common=(--threads "$THREADS" --budget-ms "${BUDGET_MS:-300}" --directions forward-training,forward-inference,backward)
+run() { local name=$1; shift; "$BIN" sweep "${common[@]}" "$@" --csv "$OUT/$name.csv" --json "$OUT/$name.json"; }
+# Peer set: the shapes PyTorch, oneDNN and ONNX Runtime were measured on.
+run peer-batchnorm    --ops batchnorm    --shapes 32x64x56x56,8x256x28x28,64x512x7x7,4096x1024x1x1
+run peer-layernorm    --ops layernorm    --shapes 8192x1024x1x1,2048x4096x1x1,16384x768x1x1
+run peer-groupnorm    --ops groupnorm    --groups 32 --shapes 32x64x56x56,2x320x64x64,2x1280x16x16
+run peer-instancenorm --ops instancenorm --shapes 32x64x56x56,1x64x256x256
+# DRAM set: every tensor at least 3x the last-level cache.
+run dram-batchnorm    --ops batchnorm    --shapes 128x64x56x56
+run dram-layernorm    --ops layernorm    --shapes 32768x1024x1x1
+run dram-groupnorm    --ops groupnorm    --groups 32 --shapes 64x128x56x56
+run dram-instancenorm --ops instancenorm --shapes 32x64x128x128
