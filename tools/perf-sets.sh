@@ -7,7 +7,17 @@ cd "$(dirname "$0")/.."
 OUT=${1:-out}; THREADS=${2:-2}; BIN=${NORMBENCH:-.build-release/release/normbench}
 mkdir -p "$OUT"
 common=(--threads "$THREADS" --budget-ms "${BUDGET_MS:-300}" --directions forward-training,forward-inference,backward)
-run() { local name=$1; shift; "$BIN" sweep "${common[@]}" "$@" --csv "$OUT/$name.csv" --json "$OUT/$name.json"; }
+# With TORCH_PY set (a python with torch), each set also runs through
+# tools/torch_compare.py right after normbench, so both sit in one run.
+run() {
+    local name=$1; shift
+    "$BIN" sweep "${common[@]}" "$@" --csv "$OUT/$name.csv" --json "$OUT/$name.json"
+    if [ -n "${TORCH_PY:-}" ]; then
+        "$TORCH_PY" tools/torch_compare.py --threads "$THREADS" --budget-ms "${BUDGET_MS:-300}" \
+            --directions forward-training,forward-inference,backward "$@" \
+            --csv "$OUT/$name.torch.csv" --normbench-json "$OUT/$name.json" >&2
+    fi
+}
 # Peer set: the shapes PyTorch, oneDNN and ONNX Runtime were measured on.
 run peer-batchnorm    --ops batchnorm    --shapes 32x64x56x56,8x256x28x28,64x512x7x7,4096x1024x1x1
 run peer-layernorm    --ops layernorm    --shapes 8192x1024x1x1,2048x4096x1x1,16384x768x1x1

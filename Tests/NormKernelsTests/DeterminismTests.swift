@@ -39,6 +39,7 @@ fileprivate func bits(_ values: [Double]) -> [Float] { values.flatMap { [Float(b
         TensorShape(n: 2, c: 3, h: 160, w: 160),   // few channels: units split
         TensorShape(n: 4, c: 64, h: 28, w: 28),    // many channels: whole units
         TensorShape(n: 1, c: 2, h: 300, w: 301),   // N·C = 2, odd sizes
+        TensorShape(n: 64, c: 64, h: 7, w: 7),     // short runs: grouped blocks, memory-order output
     ]
 
     static func allLayouts(_ s: TensorShape) -> [TensorShape] {

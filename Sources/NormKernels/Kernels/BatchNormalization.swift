@@ -93,6 +93,12 @@ public struct BatchNormalization: Sendable {
             g.reduceThenApply(x, threading: threading,
                 finalize: { _, columnMoments in for ch in 0..<c { coefficients(ch, columnMoments[ch]) } },
                 apply: { m, first, rows in table.applyColumns(x, y, matrix: m, geometry: g, first: first, rows: rows, relu: relu) })
+        } else if shape.spatial < BatchNormalization.shortRunSpatial {
+            // Short runs (H·W = 49): the channel-major output pass would jump C·H·W
+            // values between runs; gather statistics channel by channel, then write
+            // the output in memory order as inference does.
+            rows.reduceThenApply(x, statistic: .moments, threading: threading, finalize: coefficients, apply: { _ in })
+            applyInMemoryOrder(x, y, table)
         } else {
             let g = rows
             g.reduceThenApply(x, statistic: .moments, threading: threading,
@@ -129,8 +135,23 @@ public struct BatchNormalization: Sendable {
                 table.applyColumns(x, y, matrix: m, geometry: g, first: first, rows: rows, relu: relu)
             }
         } else {
-            let g = rows
-            g.apply(threading: threading) { table.applyRuns(x, y, $0, run: g.segmentLength, runsPerSegment: 1, relu: relu) }
+            applyInMemoryOrder(x, y, table)
+        }
+    }
+
+    /// Below this H·W, NCHW training writes its output in a separate memory-order pass.
+    static let shortRunSpatial = 256
+
+    /// NCHW output pass in memory order: one unit per sample, runs of H·W values
+    /// cycling through the channels' coefficients. Channel by channel, the walk
+    /// would jump C·H·W values between runs; with H·W = 49 the prefetchers give up
+    /// (BatchNorm inference [64, 512, 7, 7]: 1.45 → 0.36 ms on 2 threads).
+    private func applyInMemoryOrder(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                    _ table: CoefficientTable) {
+        let hw = shape.spatial, c = shape.c, relu = fusedReLU
+        let g = RowsGeometry(units: shape.n, segmentLength: c * hw, unitStride: c * hw)
+        g.apply(threading: threading) {
+            table.applyRuns(x, y, $0, run: hw, runsPerSegment: c, slotsPerUnit: 0, relu: relu)
         }
     }
 }

@@ -36,15 +36,20 @@ struct CoefficientTable {
 
     /// NCHW: applies a rows-geometry block whose segment holds `runsPerSegment`
     /// channel runs of `run` values each; run r of unit u uses slot u·runsPerSegment + r.
+    ///
+    /// `slotsPerUnit` (default `runsPerSegment`) is 0 when every unit uses the same
+    /// slots: BatchNorm inference walks NCHW in memory order, one unit per sample,
+    /// with run r of any sample using channel r's coefficients.
     func applyRuns(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ block: RowBlock,
-                   run: Int, runsPerSegment: Int, relu: Bool) {
+                   run: Int, runsPerSegment: Int, slotsPerUnit: Int? = nil, relu: Bool) {
+        let slotBase = block.unit * (slotsPerUnit ?? runsPerSegment)
         var position = block.start
         let end = block.start + block.count
         var offset = block.offset
         while position < end {
             let r = position / run
             let n = min((r + 1) * run, end) - position
-            Apply.affine(x + offset, y + offset, n, self[block.unit * runsPerSegment + r], relu: relu, streaming: streaming)
+            Apply.affine(x + offset, y + offset, n, self[slotBase + r], relu: relu, streaming: streaming)
             position += n
             offset += n
         }

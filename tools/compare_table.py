@@ -1,0 +1,49 @@
+#!/usr/bin/env python3
+"""Joins normbench CSVs with tools/torch_compare.py CSVs of the same cases into a
+Markdown table: our median, PyTorch's median, the speedup, and both fractions of
+copy bandwidth. Usage: tools/compare_table.py out/after   (reads *.csv, *.torch.csv)
+Also: tools/compare_table.py --before out/before out/after  (before/after table).
+Standard library only."""
+import csv, glob, os, sys
+
+KEY = ("op", "direction", "layout", "N", "C", "H", "W", "G", "threads")
+
+def load(paths):
+    rows = {}
+    for p in paths:
+        with open(p) as f:
+            for r in csv.DictReader(f):
+                rows[tuple(r[k] for k in KEY)] = r
+    return rows
+
+def shape(k):
+    return f"{k[3]}x{k[4]}x{k[5]}x{k[6]}" + (f" G{k[7]}" if k[7] not in ("", "-", "1") or k[0] == "groupnorm" else "")
+
+def main():
+    args = sys.argv[1:]
+    if args and args[0] == "--before":
+        before_dir, after_dir = args[1], args[2]
+        b = load(sorted(set(glob.glob(f"{before_dir}/*.csv")) - set(glob.glob(f"{before_dir}/*.torch.csv"))))
+        a = load(sorted(set(glob.glob(f"{after_dir}/*.csv")) - set(glob.glob(f"{after_dir}/*.torch.csv"))))
+        print("| op | direction | layout | shape | before ms | after ms | speedup | before ×copy | after ×copy |")
+        print("|---|---|---|---|---:|---:|---:|---:|---:|")
+        for k in sorted(a):
+            if k not in b: continue
+            rb, ra = b[k], a[k]
+            sp = float(rb["median_ms"]) / float(ra["median_ms"])
+            print(f"| {k[0]} | {k[1]} | {k[2]} | {shape(k)} | {float(rb['median_ms']):.3f} | {float(ra['median_ms']):.3f} | {sp:.2f}× | {float(rb['fraction_of_copy']):.2f} | {float(ra['fraction_of_copy']):.2f} |")
+        return
+    d = args[0]
+    ours = load(sorted(set(glob.glob(f"{d}/*.csv")) - set(glob.glob(f"{d}/*.torch.csv"))))
+    torch = load(sorted(glob.glob(f"{d}/*.torch.csv")))
+    print("| op | direction | layout | shape | ours ms | torch ms | ours faster by | ours ×copy | torch ×copy | checked |")
+    print("|---|---|---|---|---:|---:|---:|---:|---:|---|")
+    for k in sorted(ours):
+        o = ours[k]; t = torch.get(k)
+        tm = f"{float(t['median_ms']):.3f}" if t else "–"
+        sp = f"{float(t['median_ms']) / float(o['median_ms']):.2f}×" if t else "–"
+        tf = f"{float(t['fraction_of_copy']):.2f}" if t else "–"
+        print(f"| {k[0]} | {k[1]} | {k[2]} | {shape(k)} | {float(o['median_ms']):.3f} | {tm} | {sp} | {float(o['fraction_of_copy']):.2f} | {tf} | {o['checked']} |")
+
+if __name__ == "__main__":
+    main()
