@@ -43,8 +43,11 @@ struct AffineCoefficients {
 }
 
 /// Whether a call whose input and output hold `elements` values each should
-/// stream its output past the cache: true when both together exceed the
-/// last-level cache (L3, or 4× the L2 when hwloc reports no L3).
+/// stream its output past the cache: true when both together fill at least 3/4
+/// of the last-level cache (L3, or 4× the L2 when hwloc reports no L3).
+/// Measured on the 32 MiB-L3 machine (docs/PERFORMANCE.md): at 12–21 MB
+/// streaming cost up to 3× (the output no longer stays in L3 for the next
+/// call); at 32 MB it gained 1.6× (BatchNorm [4096, 1024] inference).
 /// `NORMKERNELS_STREAMING=never|always` overrides the rule (for measurements).
 func prefersStreamingStores(elements: Int) -> Bool {
     switch streamingOverride {
@@ -54,7 +57,7 @@ func prefersStreamingStores(elements: Int) -> Bool {
     }
     let topology = Topology.current
     let lastLevel = topology.l3CacheBytes > 0 ? topology.l3CacheBytes : 4 * topology.l2CacheBytes
-    return 2 * 4 * elements > lastLevel
+    return 4 * 2 * 4 * elements >= 3 * lastLevel
 }
 
 private let streamingOverride: Bool? = {
