@@ -36,10 +36,10 @@ fileprivate func bwExpectDeterministic(
     _ what: String, sourceLocation: SourceLocation = #_sourceLocation,
     _ body: (Threading) throws -> [[Float]?]
 ) throws {
-    let reference = try body(Threading(threads: 1)).map(bwBits)
+    let reference = try body(Threading(threads: 1, parallelThreshold: 4096)).map(bwBits)
     #expect(reference.allSatisfy { $0 != nil }, "\(what): a gradient is missing", sourceLocation: sourceLocation)
     for threads in bwThreadCounts {
-        let got = try body(Threading(threads: threads)).map(bwBits)
+        let got = try body(Threading(threads: threads, parallelThreshold: 4096)).map(bwBits)
         for i in 0..<reference.count where got[i] != reference[i] {
             let differing = zip(got[i] ?? [], reference[i] ?? []).filter { $0 != $1 }.count
             Issue.record("\(what): gradient \(i) differs with \(threads) threads (\(differing) values)",
@@ -250,7 +250,7 @@ struct BackwardTests {
 
     @Test("Each gradient computed alone equals the same gradient computed with the others")
     func subsetsMatchFullCalls() throws {
-        let threading = Threading(threads: 2)
+        let threading = Threading(threads: 2, parallelThreshold: 4096)
         for shape in [TensorShape(n: 8, c: 3, h: 128, w: 130, layout: .nchw), TensorShape(n: 4, c: 64, h: 24, w: 24, layout: .nhwc)] {
             let x = bwValues(shape.count, seed: 21, -2, 2), dy = bwValues(shape.count, seed: 22)
             let gamma = bwValues(shape.c, seed: 23, 0.5, 1.5)
@@ -296,7 +296,7 @@ struct BackwardTests {
         let shape = TensorShape(n: 4, c: 64, h: 24, w: 24, layout: .nchw)
         let x = bwValues(shape.count, seed: 30, -2, 2), dy = bwValues(shape.count, seed: 31)
         let gamma = bwValues(shape.c, seed: 32, 0.5, 1.5)
-        let bn = try BatchNormalization(shape: shape, threading: Threading(threads: 2))
+        let bn = try BatchNormalization(shape: shape, threading: Threading(threads: 2, parallelThreshold: 4096))
         let (_, saved) = try bn.forwardTraining(x, scale: gamma)
         let expected = try bn.backwardTraining(x, gradOutput: dy, saved: saved, scale: gamma)
         var buffer = dy
@@ -320,7 +320,7 @@ struct BackwardTests {
 
         let (rows, features) = (256, 1000)
         let lx = bwValues(rows * features, seed: 33), ldy = bwValues(rows * features, seed: 34)
-        let ln = try LayerNormalization(rows: rows, features: features, threading: Threading(threads: 2))
+        let ln = try LayerNormalization(rows: rows, features: features, threading: Threading(threads: 2, parallelThreshold: 4096))
         let (_, lsaved) = try ln.forward(lx)
         let lexpected = try ln.backward(lx, gradOutput: ldy, saved: lsaved)
         var lbuffer = ldy
@@ -563,7 +563,7 @@ struct BackwardTests {
                       TensorShape.matrix(512, 17)] {
             let x = bwGaussian(shape.count, seed: 53, mean: 1e4, std: 1e-2), dy = bwValues(shape.count, seed: 54)
             let gamma = bwValues(shape.c, seed: 55, 0.5, 1.5)
-            let bn = try BatchNormalization(shape: shape, threading: Threading(threads: 2))
+            let bn = try BatchNormalization(shape: shape, threading: Threading(threads: 2, parallelThreshold: 4096))
             let (_, saved) = try bn.forwardTraining(x, scale: gamma)
             let dx = try #require(try bn.backwardTraining(x, gradOutput: dy, saved: saved, scale: gamma, computing: .input).input)
             let slots = (0..<shape.c).map { c in
@@ -574,7 +574,7 @@ struct BackwardTests {
             let error = bwRelativeError(dx, reference)
             #expect(error < tolerance, "BN \(shape): relative error \(error)")
 
-            let gn = try GroupNormalization(shape: shape, groups: shape.c == 3 ? 3 : 1, threading: Threading(threads: 2))
+            let gn = try GroupNormalization(shape: shape, groups: shape.c == 3 ? 3 : 1, threading: Threading(threads: 2, parallelThreshold: 4096))
             let (_, gsaved) = try gn.forward(x, scale: gamma)
             let gdx = try #require(try gn.backward(x, gradOutput: dy, saved: gsaved, scale: gamma, computing: .input).input)
             let instanceSlots = (0..<shape.n).flatMap { n in

@@ -20,8 +20,8 @@ fileprivate func rtData(_ count: Int, seed: UInt64, offset: Float = 0) -> [Float
 }
 
 fileprivate let rtThreadings: [Threading] =
-    [1, 2, 3, 4, 5, 8, 16].map { Threading(threads: $0) }
-    + [Threading(threads: 2, affinity: .compact), Threading(threads: 2, affinity: .scatter)]
+    [1, 2, 3, 4, 5, 8, 16].map { Threading(threads: $0, parallelThreshold: 4096) }
+    + [Threading(threads: 2, affinity: .compact, parallelThreshold: 4096), Threading(threads: 2, affinity: .scatter, parallelThreshold: 4096)]
 
 /// Runs `body` for every threading and expects the same bits as with one thread.
 fileprivate func expectSameBits(_ label: String, _ body: (Threading) throws -> [Float]) throws {
@@ -132,8 +132,8 @@ fileprivate func bits(_ values: [Double]) -> [Float] { values.flatMap { [Float(b
     /// must each get exactly the serial result (kernels keep no shared mutable state).
     @Test func eightCallersShareADescriptor() throws {
         let shape = TensorShape(n: 8, c: 16, h: 40, w: 40, layout: .nhwc)
-        let bn = try BatchNormalization(shape: shape, threading: Threading(threads: 2))
-        let gn = try GroupNormalization(shape: shape, groups: 4, threading: Threading(threads: 2))
+        let bn = try BatchNormalization(shape: shape, threading: Threading(threads: 2, parallelThreshold: 4096))
+        let gn = try GroupNormalization(shape: shape, groups: 4, threading: Threading(threads: 2, parallelThreshold: 4096))
         let inputs = (0..<8).map { rtData(shape.count, seed: UInt64(100 + $0)) }
         let expectedBN = try inputs.map { try BatchNormalization(shape: shape, threading: .serial).forwardTraining($0).output }
         let expectedGN = try inputs.map { try GroupNormalization(shape: shape, groups: 4, threading: .serial).forward($0).output }
@@ -153,7 +153,7 @@ fileprivate func bits(_ values: [Double]) -> [Float] { values.flatMap { [Float(b
     /// A kernel called from inside another concurrentPerform (nested parallelism)
     /// finishes (no deadlock) and matches the serial result.
     @Test func nestedInsideConcurrentPerform() throws {
-        let ln = try LayerNormalization(rows: 256, features: 1000, threading: Threading(threads: 4))
+        let ln = try LayerNormalization(rows: 256, features: 1000, threading: Threading(threads: 4, parallelThreshold: 4096))
         let x = rtData(256 * 1000, seed: 21)
         let expected = try LayerNormalization(rows: 256, features: 1000, threading: .serial).forward(x).output
         let ok = UnsafeMutableBufferPointer<Bool>.allocate(capacity: 16)
@@ -178,7 +178,7 @@ fileprivate func bits(_ values: [Double]) -> [Float] { values.flatMap { [Float(b
         defer { weights.deallocate() }
         weights.initialize(repeating: -2)
         let items = 64
-        Parallel.forEach(count: items, elementsPerItem: 1 << 20, threading: Threading(threads: 2, affinity: affinity)) { range in
+        Parallel.forEach(count: items, elementsPerItem: 1 << 20, threading: Threading(threads: 2, affinity: affinity, parallelThreshold: 4096)) { range in
             for i in range { weights[i] = Topology.callingThreadBindingWeight() }
         }
         let puPerCore = max(1, topology.processingUnits / topology.cores)

@@ -10,14 +10,11 @@ import Dispatch
 /// to workers — and therefore the thread count — cannot change any result.
 ///
 /// Why these thresholds (measured on the 2-core Zen 4 development machine,
-/// see docs/PARALLELISM.md): `concurrentPerform` costs 0.35–3 µs per call and
-/// a second pool thread joins only when bodies last ≥ ~50 µs, so problems below
-/// `serialThresholdElements` (≈ 100 µs of streaming work) run on the caller,
+/// see docs/PARALLELISM.md): `concurrentPerform` costs 0.35–3 µs per call but a
+/// parked pool thread needs 100–250 µs to join, so problems below
+/// `Threading.parallelThreshold` (2^20 elements by default) run on the caller,
 /// and larger ones are cut into about 4 ranges per worker for balance.
 enum Parallel {
-    /// Below this many elements of streaming work a call runs on the calling thread.
-    static let serialThresholdElements = 1 << 17
-
     /// Ranges per worker when not pinning (load balance against a late-joining thread).
     static let rangesPerWorker = 4
 
@@ -25,7 +22,7 @@ enum Parallel {
     static func workers(count: Int, elementsPerItem: Int, threading: Threading) -> Int {
         guard count > 1, threading.threads > 1 else { return 1 }
         let total = count.multipliedReportingOverflow(by: max(1, elementsPerItem))
-        if !total.overflow && total.partialValue < serialThresholdElements { return 1 }
+        if !total.overflow && total.partialValue < threading.parallelThreshold { return 1 }
         return min(threading.threads, count)
     }
 
