@@ -245,10 +245,7 @@ enum BlockMoments {
                 let n = min(columnChunkRows, rows - first)
                 let chunk = base + first * stride
                 mean.initialize(repeating: 0, count: 2 * columns)
-                for row in 0..<n {
-                    welfordRow(chunk + row * stride, pivot: chunk, mean: mean, m2: m2, columns: columns,
-                               r: 1 / Float(row + 1))
-                }
+                welfordRows(chunk, rows: n, stride: stride, mean: mean, m2: m2, columns: columns)
                 let count = Double(n)
                 for c in 0..<columns {
                     out[c] = out[c].merged(with: Moments(count: count, mean: Double(chunk[c]) + Double(mean[c]),
@@ -262,8 +259,19 @@ enum BlockMoments {
         }
     }
 
-    /// One row of the wide-block reduction (out of line: see `welfordLanes32`).
+    /// Rows of the wide-block reduction, pivots = the first row (out of line: see
+    /// `welfordLanes32`).
     @inline(never)
+    private static func welfordRows(
+        _ first: UnsafePointer<Float>, rows: Int, stride: Int,
+        mean: UnsafeMutablePointer<Float>, m2: UnsafeMutablePointer<Float>, columns: Int
+    ) {
+        for row in 0..<rows {
+            welfordRow(first + row * stride, pivot: first, mean: mean, m2: m2, columns: columns, r: 1 / Float(row + 1))
+        }
+    }
+
+    @inline(__always)
     private static func welfordRow(
         _ x: UnsafePointer<Float>, pivot k: UnsafePointer<Float>,
         mean: UnsafeMutablePointer<Float>, m2: UnsafeMutablePointer<Float>, columns: Int, r: Float
