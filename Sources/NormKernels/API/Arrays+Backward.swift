@@ -67,15 +67,11 @@ extension BatchNormalization {
         output: [Float]? = nil, computing selection: GradientSelection = .all
     ) throws -> NormGradients {
         try makeGradients(selection, input: shape.count, parameters: shape.c) { dx, dγ, dβ in
-            try input.withUnsafeBufferPointer { x in
-                try gradOutput.withUnsafeBufferPointer { dy in
-                    try withOptionalBuffer(scale) { g in
-                        try withOptionalBuffer(output) { y in
-                            try backwardTraining(input: x, gradOutput: dy, saved: saved, scale: g, output: y,
-                                                 gradInput: dx, gradScale: dγ, gradBias: dβ)
-                        }
-                    }
-                }
+            try withBuffers(input, gradOutput, scale) { x, dy, g in
+                try withOptionalBuffer(output) { y in
+                    try backwardTraining(input: x, gradOutput: dy, saved: saved, scale: g, output: y,
+                                         gradInput: dx, gradScale: dγ, gradBias: dβ)
+            }
             }
         }
     }
@@ -86,15 +82,11 @@ extension BatchNormalization {
         output: [Float]? = nil, computing selection: GradientSelection = .all
     ) throws -> NormGradients {
         try makeGradients(selection, input: shape.count, parameters: shape.c) { dx, dγ, dβ in
-            try input.withUnsafeBufferPointer { x in
-                try gradOutput.withUnsafeBufferPointer { dy in
-                    try withOptionalBuffer(scale) { g in
-                        try withOptionalBuffer(output) { y in
-                            try backwardInference(input: x, gradOutput: dy, running: running, scale: g, output: y,
-                                                  gradInput: dx, gradScale: dγ, gradBias: dβ)
-                        }
-                    }
-                }
+            try withBuffers(input, gradOutput, scale) { x, dy, g in
+                try withOptionalBuffer(output) { y in
+                    try backwardInference(input: x, gradOutput: dy, running: running, scale: g, output: y,
+                                          gradInput: dx, gradScale: dγ, gradBias: dβ)
+            }
             }
         }
     }
@@ -107,13 +99,9 @@ extension InstanceNormalization {
         computing selection: GradientSelection = .all
     ) throws -> NormGradients {
         try makeGradients(selection, input: shape.count, parameters: shape.c) { dx, dγ, dβ in
-            try input.withUnsafeBufferPointer { x in
-                try gradOutput.withUnsafeBufferPointer { dy in
-                    try withOptionalBuffer(scale) { g in
-                        try backwardTraining(input: x, gradOutput: dy, saved: saved, scale: g,
-                                             gradInput: dx, gradScale: dγ, gradBias: dβ)
-                    }
-                }
+            try withBuffers(input, gradOutput, scale) { x, dy, g in
+                try backwardTraining(input: x, gradOutput: dy, saved: saved, scale: g,
+                                     gradInput: dx, gradScale: dγ, gradBias: dβ)
             }
         }
     }
@@ -124,13 +112,9 @@ extension InstanceNormalization {
         computing selection: GradientSelection = .all
     ) throws -> NormGradients {
         try makeGradients(selection, input: shape.count, parameters: shape.c) { dx, dγ, dβ in
-            try input.withUnsafeBufferPointer { x in
-                try gradOutput.withUnsafeBufferPointer { dy in
-                    try withOptionalBuffer(scale) { g in
-                        try backwardInference(input: x, gradOutput: dy, running: running, scale: g,
-                                              gradInput: dx, gradScale: dγ, gradBias: dβ)
-                    }
-                }
+            try withBuffers(input, gradOutput, scale) { x, dy, g in
+                try backwardInference(input: x, gradOutput: dy, running: running, scale: g,
+                                      gradInput: dx, gradScale: dγ, gradBias: dβ)
             }
         }
     }
@@ -143,13 +127,9 @@ extension GroupNormalization {
         computing selection: GradientSelection = .all
     ) throws -> NormGradients {
         try makeGradients(selection, input: shape.count, parameters: shape.c) { dx, dγ, dβ in
-            try input.withUnsafeBufferPointer { x in
-                try gradOutput.withUnsafeBufferPointer { dy in
-                    try withOptionalBuffer(scale) { g in
-                        try backward(input: x, gradOutput: dy, saved: saved, scale: g,
-                                     gradInput: dx, gradScale: dγ, gradBias: dβ)
-                    }
-                }
+            try withBuffers(input, gradOutput, scale) { x, dy, g in
+                try backward(input: x, gradOutput: dy, saved: saved, scale: g,
+                             gradInput: dx, gradScale: dγ, gradBias: dβ)
             }
         }
     }
@@ -162,13 +142,9 @@ extension LayerNormalization {
         computing selection: GradientSelection = .all
     ) throws -> NormGradients {
         try makeGradients(selection, input: rows * features, parameters: features) { dx, dγ, dβ in
-            try input.withUnsafeBufferPointer { x in
-                try gradOutput.withUnsafeBufferPointer { dy in
-                    try withOptionalBuffer(scale) { g in
-                        try backward(input: x, gradOutput: dy, saved: saved, scale: g,
-                                     gradInput: dx, gradScale: dγ, gradBias: dβ)
-                    }
-                }
+            try withBuffers(input, gradOutput, scale) { x, dy, g in
+                try backward(input: x, gradOutput: dy, saved: saved, scale: g,
+                             gradInput: dx, gradScale: dγ, gradBias: dβ)
             }
         }
     }
@@ -181,12 +157,8 @@ extension RMSNormalization {
         computing selection: GradientSelection = .all
     ) throws -> NormGradients {
         try makeGradients(selection, input: rows * features, parameters: features, hasBias: false) { dx, dγ, _ in
-            try input.withUnsafeBufferPointer { x in
-                try gradOutput.withUnsafeBufferPointer { dy in
-                    try withOptionalBuffer(scale) { g in
-                        try backward(input: x, gradOutput: dy, saved: saved, scale: g, gradInput: dx, gradScale: dγ)
-                    }
-                }
+            try withBuffers(input, gradOutput, scale) { x, dy, g in
+                try backward(input: x, gradOutput: dy, saved: saved, scale: g, gradInput: dx, gradScale: dγ)
             }
         }
     }
@@ -235,5 +207,16 @@ extension WeightNormalization {
             }
         }
         return (dv, dg)
+    }
+}
+
+/// Calls `body` with the buffers of two arrays and an optional third.
+@inline(__always)
+func withBuffers<R>(
+    _ a: [Float], _ b: [Float], _ c: [Float]?,
+    _ body: (UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>?) throws -> R
+) rethrows -> R {
+    try a.withUnsafeBufferPointer { a in
+        try b.withUnsafeBufferPointer { b in try withOptionalBuffer(c) { c in try body(a, b, c) } }
     }
 }

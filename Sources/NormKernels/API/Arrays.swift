@@ -14,12 +14,8 @@ extension BatchNormalization {
                                 running: RunningStatistics? = nil) throws -> (output: [Float], saved: SavedStatistics) {
         var saved = SavedStatistics(mean: [], invStd: [])
         let output = try makeOutput(input.count) { out in
-            try input.withUnsafeBufferPointer { x in
-                try withOptionalBuffer(scale) { g in
-                    try withOptionalBuffer(bias) { b in
-                        saved = try forwardTraining(input: x, output: out, scale: g, bias: b, running: running)
-                    }
-                }
+            try withBuffers(input, scale, bias) { x, g, b in
+                saved = try forwardTraining(input: x, output: out, scale: g, bias: b, running: running)
             }
         }
         return (output, saved)
@@ -28,12 +24,8 @@ extension BatchNormalization {
     public func forwardInference(_ input: [Float], scale: [Float]? = nil, bias: [Float]? = nil,
                                  running: RunningStatistics) throws -> [Float] {
         try makeOutput(input.count) { out in
-            try input.withUnsafeBufferPointer { x in
-                try withOptionalBuffer(scale) { g in
-                    try withOptionalBuffer(bias) { b in
-                        try forwardInference(input: x, output: out, scale: g, bias: b, running: running)
-                    }
-                }
+            try withBuffers(input, scale, bias) { x, g, b in
+                try forwardInference(input: x, output: out, scale: g, bias: b, running: running)
             }
         }
     }
@@ -44,12 +36,8 @@ extension InstanceNormalization {
                                 running: RunningStatistics? = nil) throws -> (output: [Float], saved: SavedStatistics) {
         var saved = SavedStatistics(mean: [], invStd: [])
         let output = try makeOutput(input.count) { out in
-            try input.withUnsafeBufferPointer { x in
-                try withOptionalBuffer(scale) { g in
-                    try withOptionalBuffer(bias) { b in
-                        saved = try forwardTraining(input: x, output: out, scale: g, bias: b, running: running)
-                    }
-                }
+            try withBuffers(input, scale, bias) { x, g, b in
+                saved = try forwardTraining(input: x, output: out, scale: g, bias: b, running: running)
             }
         }
         return (output, saved)
@@ -58,12 +46,8 @@ extension InstanceNormalization {
     public func forwardInference(_ input: [Float], scale: [Float]? = nil, bias: [Float]? = nil,
                                  running: RunningStatistics) throws -> [Float] {
         try makeOutput(input.count) { out in
-            try input.withUnsafeBufferPointer { x in
-                try withOptionalBuffer(scale) { g in
-                    try withOptionalBuffer(bias) { b in
-                        try forwardInference(input: x, output: out, scale: g, bias: b, running: running)
-                    }
-                }
+            try withBuffers(input, scale, bias) { x, g, b in
+                try forwardInference(input: x, output: out, scale: g, bias: b, running: running)
             }
         }
     }
@@ -74,10 +58,8 @@ extension LayerNormalization {
         -> (output: [Float], saved: SavedStatistics) {
         var saved = SavedStatistics(mean: [], invStd: [])
         let output = try makeOutput(input.count) { out in
-            try input.withUnsafeBufferPointer { x in
-                try withOptionalBuffer(scale) { g in
-                    try withOptionalBuffer(bias) { b in saved = try forward(input: x, output: out, scale: g, bias: b) }
-                }
+            try withBuffers(input, scale, bias) { x, g, b in
+                saved = try forward(input: x, output: out, scale: g, bias: b)
             }
         }
         return (output, saved)
@@ -89,10 +71,8 @@ extension GroupNormalization {
         -> (output: [Float], saved: SavedStatistics) {
         var saved = SavedStatistics(mean: [], invStd: [])
         let output = try makeOutput(input.count) { out in
-            try input.withUnsafeBufferPointer { x in
-                try withOptionalBuffer(scale) { g in
-                    try withOptionalBuffer(bias) { b in saved = try forward(input: x, output: out, scale: g, bias: b) }
-                }
+            try withBuffers(input, scale, bias) { x, g, b in
+                saved = try forward(input: x, output: out, scale: g, bias: b)
             }
         }
         return (output, saved)
@@ -132,5 +112,16 @@ extension WeightNormalization {
             }
         }
         return (w, norms)
+    }
+}
+
+/// Calls `body` with an array's buffer and two optional ones.
+@inline(__always)
+func withBuffers<R>(
+    _ a: [Float], _ b: [Float]?, _ c: [Float]?,
+    _ body: (UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>?, UnsafeBufferPointer<Float>?) throws -> R
+) rethrows -> R {
+    try a.withUnsafeBufferPointer { a in
+        try withOptionalBuffer(b) { b in try withOptionalBuffer(c) { c in try body(a, b, c) } }
     }
 }
