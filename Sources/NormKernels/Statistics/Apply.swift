@@ -92,6 +92,24 @@ enum StreamingStore: VectorStore {
     @inline(__always) static func finish() { nk_stream_fence() }
 }
 
+/// The activation fused into an output loop, as a type so that each loop is
+/// compiled without the ReLU's compare and blend when there is none.
+protocol FusedActivation {
+    static func apply(_ v: F8) -> F8
+    static func apply(_ v: Float) -> Float
+}
+
+enum NoActivation: FusedActivation {
+    @inline(__always) static func apply(_ v: F8) -> F8 { v }
+    @inline(__always) static func apply(_ v: Float) -> Float { v }
+}
+
+/// max(v, 0), with NaN passed through as PyTorch's ReLU does.
+enum ReLUActivation: FusedActivation {
+    @inline(__always) static func apply(_ v: F8) -> F8 { v.replacing(with: 0, where: v .< 0) }
+    @inline(__always) static func apply(_ v: Float) -> Float { v < 0 ? 0 : v }
+}
+
 enum Apply {
     /// `dst[i] = (src[i] − c.pivot) · c.scale + c.shift`, then max(·, 0) when `relu`
     /// (NaN stays NaN, as in PyTorch). `dst` may equal `src`.
@@ -99,42 +117,34 @@ enum Apply {
         _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
         _ c: AffineCoefficients, relu: Bool, streaming: Bool = false
     ) {
-        let clamp: Float = relu ? 0 : -.infinity
-        if streaming {
-            affine(src, dst, n, c, clamp: clamp, StreamingStore.self)
-        } else {
-            affine(src, dst, n, c, clamp: clamp, CachedStore.self)
+        switch (streaming, relu) {
+        case (true, true): affine(src, dst, n, c, StreamingStore.self, ReLUActivation.self)
+        case (true, false): affine(src, dst, n, c, StreamingStore.self, NoActivation.self)
+        case (false, true): affine(src, dst, n, c, CachedStore.self, ReLUActivation.self)
+        case (false, false): affine(src, dst, n, c, CachedStore.self, NoActivation.self)
         }
     }
 
     @inline(__always)
-    private static func affine<S: VectorStore>(
+    private static func affine<S: VectorStore, A: FusedActivation>(
         _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
-        _ c: AffineCoefficients, clamp: Float, _: S.Type
+        _ c: AffineCoefficients, _: S.Type, _: A.Type
     ) {
         @inline(__always) func scalar(_ i: Int) {
-            let y = (src[i] - c.pivot) * c.scale + c.shift
-            dst[i] = y < clamp ? clamp : y
+            dst[i] = A.apply((src[i] - c.pivot) * c.scale + c.shift)
         }
         let p = F8(repeating: c.pivot), s = F8(repeating: c.scale), t = F8(repeating: c.shift)
-        let floor = F8(repeating: clamp)
         var i = 0
         let head = S.prologue(dst, n)
         while i < head { scalar(i); i += 1 }
         while i + 16 <= n {
-            // scalar math: y = max((x − p)·s + t, clamp)
-            var y0 = (load8(src + i) - p) * s + t
-            var y1 = (load8(src + i + 8) - p) * s + t
-            y0.replace(with: floor, where: y0 .< floor)
-            y1.replace(with: floor, where: y1 .< floor)
-            S.store(y0, dst + i)
-            S.store(y1, dst + i + 8)
+            // scalar math: y = act((x − p)·s + t)
+            S.store(A.apply((load8(src + i) - p) * s + t), dst + i)
+            S.store(A.apply((load8(src + i + 8) - p) * s + t), dst + i + 8)
             i += 16
         }
         while i + 8 <= n {
-            var y0 = (load8(src + i) - p) * s + t
-            y0.replace(with: floor, where: y0 .< floor)
-            S.store(y0, dst + i)
+            S.store(A.apply((load8(src + i) - p) * s + t), dst + i)
             i += 8
         }
         while i < n { scalar(i); i += 1 }
@@ -195,7 +205,6 @@ enum Apply {
         pivot: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
         relu: Bool, streaming: Bool = false
     ) {
-        let clamp: Float = relu ? 0 : -.infinity
         if columns < 8 && stride == columns {
             // Narrow rows (NHWC with C < 8): k rows at a time as one row of k·C
             // values with the coefficients repeated k times, as the statistics do.
@@ -211,8 +220,8 @@ enum Apply {
             }
             let done = superRows * k
             if done < rows {
-                self.columns(src + done * columns, dst + done * columns, rows - done, columns, stride,
-                             pivot, scale, shift, clamp, CachedStore.self)
+                self.columns(src + done * columns, dst + done * columns, rows: rows - done, columns: columns,
+                             stride: stride, pivot: pivot, scale: scale, shift: shift, relu: relu, streaming: false)
             }
             return
         }
@@ -221,35 +230,36 @@ enum Apply {
         // the cache and costs far more than streaming saves (measured 10× slower
         // on 64-channel NHWC rows with a 16-byte-aligned base).
         let aligned = stride % 8 == 0 && Int(bitPattern: UInt(bitPattern: dst)) & 31 == 0
-        if streaming && aligned {
-            self.columns(src, dst, rows, columns, stride, pivot, scale, shift, clamp, StreamingStore.self)
-        } else {
-            self.columns(src, dst, rows, columns, stride, pivot, scale, shift, clamp, CachedStore.self)
+        switch (streaming && aligned, relu) {
+        case (true, true):
+            self.columns(src, dst, rows, columns, stride, pivot, scale, shift, StreamingStore.self, ReLUActivation.self)
+        case (true, false):
+            self.columns(src, dst, rows, columns, stride, pivot, scale, shift, StreamingStore.self, NoActivation.self)
+        case (false, true):
+            self.columns(src, dst, rows, columns, stride, pivot, scale, shift, CachedStore.self, ReLUActivation.self)
+        case (false, false):
+            self.columns(src, dst, rows, columns, stride, pivot, scale, shift, CachedStore.self, NoActivation.self)
         }
     }
 
     @inline(__always)
-    private static func columns<S: VectorStore>(
+    private static func columns<S: VectorStore, A: FusedActivation>(
         _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
         _ rows: Int, _ columns: Int, _ stride: Int,
         _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
-        _ clamp: Float, _: S.Type
+        _: S.Type, _: A.Type
     ) {
-        let floor = F8(repeating: clamp)
         for r in 0..<rows {
             let x = src + r * stride, y = dst + r * stride
             @inline(__always) func scalar(_ c: Int) {
-                let v = (x[c] - pivot[c]) * scale[c] + shift[c]
-                y[c] = v < clamp ? clamp : v
+                y[c] = A.apply((x[c] - pivot[c]) * scale[c] + shift[c])
             }
             var c = 0
             let head = S.prologue(y, columns)
             while c < head { scalar(c); c += 1 }
             while c + 8 <= columns {
-                // scalar math: y[c] = max((x[c] − p[c])·s[c] + t[c], clamp)
-                var v = (load8(x + c) - load8(pivot + c)) * load8(scale + c) + load8(shift + c)
-                v.replace(with: floor, where: v .< floor)
-                S.store(v, y + c)
+                // scalar math: y[c] = act((x[c] − p[c])·s[c] + t[c])
+                S.store(A.apply((load8(x + c) - load8(pivot + c)) * load8(scale + c) + load8(shift + c)), y + c)
                 c += 8
             }
             while c < columns { scalar(c); c += 1 }
