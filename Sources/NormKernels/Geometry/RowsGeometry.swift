@@ -207,8 +207,16 @@ extension RowsGeometry {
     /// Statistics only (no output pass): per-unit moments into `out[0..<units]`.
     func reduce(_ x: UnsafePointer<Float>, statistic: RowStatistic, threading: Threading,
                 into out: UnsafeMutablePointer<Moments>) {
-        reduceThenApply(x, statistic: statistic, threading: threading,
-                        finalize: { out[$0] = $1 }, apply: { _ in })
+        reduce(x, statistic: statistic, threading: threading, finalize: { out[$0] = $1 })
+    }
+
+    /// Statistics only: `finalize(unit, moments)` once per unit, no output pass.
+    func reduce(_ x: UnsafePointer<Float>, statistic: RowStatistic, threading: Threading,
+                finalize: (Int, Moments) -> Void) {
+        reduceThenApply(threading: threading,
+                        reduce: { reduce(x, $0, statistic) },
+                        finalize: { u, partials in finalize(u, Moments.treeMerge(partials)) },
+                        apply: nil)
     }
 
     /// Normalization only, with coefficients already known (inference).

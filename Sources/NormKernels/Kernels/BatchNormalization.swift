@@ -97,7 +97,7 @@ public struct BatchNormalization: Sendable {
             // Short runs (H·W = 49): the channel-major output pass would jump C·H·W
             // values between runs; gather statistics channel by channel, then write
             // the output in memory order as inference does.
-            rows.reduceThenApply(x, statistic: .moments, threading: threading, finalize: coefficients, apply: { _ in })
+            rows.reduce(x, statistic: .moments, threading: threading, finalize: coefficients)
             applyInMemoryOrder(x, y, table)
         } else {
             let g = rows
