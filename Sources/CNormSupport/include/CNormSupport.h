@@ -66,6 +66,30 @@ static inline __attribute__((always_inline)) void nk_stream8(float *dst, nk_floa
     __builtin_nontemporal_store(value, (nk_float8 *)dst);
 }
 
+/// a·b + c in one rounding (vfmadd) when the build targets FMA (`-Xcc
+/// -march=x86-64-v3` defines __FMA__), else a multiply then an add. Swift never
+/// fuses a multiply and an add by itself, and its `addingProduct` becomes a
+/// libm call per lane on targets without FMA (the default x86-64 build); this
+/// helper gives the Swift loops the fused instruction where it exists and plain
+/// arithmetic everywhere else.
+static inline __attribute__((always_inline)) nk_float8 nk_muladd8(nk_float8 a, nk_float8 b, nk_float8 c) {
+#if defined(__FMA__)
+    return __builtin_elementwise_fma(a, b, c);
+#else
+    return a * b + c;
+#endif
+}
+
+/// The scalar twin of `nk_muladd8`, so that the scalar ends of a loop round
+/// exactly like its vector body.
+static inline __attribute__((always_inline)) float nk_muladd1(float a, float b, float c) {
+#if defined(__FMA__)
+    return __builtin_fmaf(a, b, c);
+#else
+    return a * b + c;
+#endif
+}
+
 /// Orders earlier non-temporal stores before later stores (sfence).
 static inline __attribute__((always_inline)) void nk_stream_fence(void) {
     __builtin_ia32_sfence();

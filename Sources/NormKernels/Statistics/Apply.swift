@@ -131,7 +131,7 @@ enum Apply {
         _ c: AffineCoefficients, _: S.Type, _: A.Type
     ) {
         @inline(__always) func scalar(_ i: Int) {
-            dst[i] = A.apply((src[i] - c.pivot) * c.scale + c.shift)
+            dst[i] = A.apply(muladd(src[i] - c.pivot, c.scale, c.shift))
         }
         let p = F8(repeating: c.pivot), s = F8(repeating: c.scale), t = F8(repeating: c.shift)
         var i = 0
@@ -139,12 +139,12 @@ enum Apply {
         while i < head { scalar(i); i += 1 }
         while i + 16 <= n {
             // scalar math: y = act((x − p)·s + t)
-            S.store(A.apply((load8(src + i) - p) * s + t), dst + i)
-            S.store(A.apply((load8(src + i + 8) - p) * s + t), dst + i + 8)
+            S.store(A.apply(muladd(load8(src + i) - p, s, t)), dst + i)
+            S.store(A.apply(muladd(load8(src + i + 8) - p, s, t)), dst + i + 8)
             i += 16
         }
         while i + 8 <= n {
-            S.store(A.apply((load8(src + i) - p) * s + t), dst + i)
+            S.store(A.apply(muladd(load8(src + i) - p, s, t)), dst + i)
             i += 8
         }
         while i < n { scalar(i); i += 1 }
@@ -182,7 +182,7 @@ enum Apply {
         @inline(__always) func g8(_ i: Int) -> F8 { hasGamma ? load8(gamma! + i) : one }
         @inline(__always) func b8(_ i: Int) -> F8 { hasBeta ? load8(beta! + i) : zero }
         @inline(__always) func scalar(_ i: Int) {
-            dst[i] = ((src[i] - pivot) * invStd + shift) * (gamma?[i] ?? 1) + (beta?[i] ?? 0)
+            dst[i] = muladd(muladd(src[i] - pivot, invStd, shift), gamma?[i] ?? 1, beta?[i] ?? 0)
         }
         let p = F8(repeating: pivot), s = F8(repeating: invStd), t = F8(repeating: shift)
         var i = 0
@@ -190,7 +190,7 @@ enum Apply {
         while i < head { scalar(i); i += 1 }
         while i + 8 <= n {
             // scalar math: y = ((x − p)·r + t)·γ + β
-            S.store(((load8(src + i) - p) * s + t) * g8(i) + b8(i), dst + i)
+            S.store(muladd(muladd(load8(src + i) - p, s, t), g8(i), b8(i)), dst + i)
             i += 8
         }
         while i < n { scalar(i); i += 1 }
@@ -262,14 +262,14 @@ enum Apply {
         for r in 0..<rows {
             let x = src + r * stride, y = dst + r * stride
             @inline(__always) func scalar(_ c: Int) {
-                y[c] = A.apply((x[c] - pivot[c]) * scale[c] + shift[c])
+                y[c] = A.apply(muladd(x[c] - pivot[c], scale[c], shift[c]))
             }
             var c = 0
             let head = S.prologue(y, columns)
             while c < head { scalar(c); c += 1 }
             while c + 8 <= columns {
                 // scalar math: y[c] = act((x[c] − p[c])·s[c] + t[c])
-                S.store(A.apply((load8(x + c) - load8(pivot + c)) * load8(scale + c) + load8(shift + c)), y + c)
+                S.store(A.apply(muladd(load8(x + c) - load8(pivot + c), load8(scale + c), load8(shift + c))), y + c)
                 c += 8
             }
             while c < columns { scalar(c); c += 1 }

@@ -10,7 +10,8 @@
 //   summed into Float64 in a fixed order; columns accumulate at most
 //   `flushRows` rows in Float32 before adding into Float64. Blocks are merged
 //   in Float64 trees by the geometries.
-// - `acc += a * b`, never `addingProduct`: without FMA in the target (SSE2 by
+// - `muladd` (one fused multiply-add where the target has FMA, else a multiply
+//   and an add), never `addingProduct`: without FMA in the target (SSE2 by
 //   default) the latter is a library call per lane.
 // - The scalar remainder columns use exactly the Float32 operations of a SIMD
 //   lane, so a column's sums do not depend on whether it sits in a vector or
@@ -86,30 +87,40 @@ enum BlockGradients {
         _ c: AffineCoefficients, _ mask: UnsafePointer<Float>?, _ gamma: UnsafePointer<Float>?
     ) -> GradientSums {
         let p = F8(repeating: c.pivot), s = F8(repeating: c.scale), t = F8(repeating: c.shift)
-        var g0 = F8(), g1 = F8(), h0 = F8(), h1 = F8()
+        // Four accumulator pairs: Σg·x̂ is a chain of multiply-adds (4 cycles each),
+        // so four independent chains keep the pipes full.
+        var g0 = F8(), g1 = F8(), g2 = F8(), g3 = F8(), h0 = F8(), h1 = F8(), h2 = F8(), h3 = F8()
         var tail = GradientSums.zero
+        @inline(__always) func step(_ xs: UnsafePointer<Float>, _ ds: UnsafePointer<Float>,
+                                    _ ms: UnsafePointer<Float>?, _ i: Int, _ g: inout F8, _ h: inout F8) {
+            let d = gradient8(ds, ms, gamma, i)
+            g += d
+            h = muladd(d, muladd(load8(xs + i) - p, s, t), h)
+        }
         for segment in 0..<segments {
             let o = segment * stride
             let xs = x + o, ds = dy + o, ms = mask.map { $0 + o }
             var i = 0
             // scalar math: x̂ = (x − p)·s + t;  Σg += g;  Σgx̂ += g·x̂
-            while i + 16 <= n {
-                let d0 = gradient8(ds, ms, gamma, i), d1 = gradient8(ds, ms, gamma, i + 8)
-                let x0 = (load8(xs + i) - p) * s + t, x1 = (load8(xs + i + 8) - p) * s + t
-                g0 += d0; g1 += d1
-                h0 += d0 * x0; h1 += d1 * x1
-                i += 16
+            while i + 32 <= n {
+                step(xs, ds, ms, i, &g0, &h0); step(xs, ds, ms, i + 8, &g1, &h1)
+                step(xs, ds, ms, i + 16, &g2, &h2); step(xs, ds, ms, i + 24, &g3, &h3)
+                i += 32
+            }
+            while i + 8 <= n {
+                step(xs, ds, ms, i, &g0, &h0)
+                i += 8
             }
             while i < n {
                 let d = gradient1(ds, ms, gamma, i)
-                let h = (xs[i] - c.pivot) * c.scale + c.shift
+                let h = muladd(xs[i] - c.pivot, c.scale, c.shift)
                 tail.dy += Double(d)
                 tail.dyXhat += Double(d) * Double(h)
                 i += 1
             }
         }
-        return GradientSums(dy: (laneSum64(g0) + laneSum64(g1)) + tail.dy,
-                            dyXhat: (laneSum64(h0) + laneSum64(h1)) + tail.dyXhat)
+        return GradientSums(dy: ((laneSum64(g0) + laneSum64(g1)) + (laneSum64(g2) + laneSum64(g3))) + tail.dy,
+                            dyXhat: ((laneSum64(h0) + laneSum64(h1)) + (laneSum64(h2) + laneSum64(h3))) + tail.dyXhat)
     }
 
     /// The Float64 fallback (also what non-finite inputs end in).
@@ -205,7 +216,7 @@ enum BlockGradients {
                     let o = i + 8 * v
                     let d = gradient8(dy + o, mask.map { $0 + o }, nil, 0)
                     g[v] += d
-                    h[v] += d * ((load8(x + o) - p[v]) * s[v] + t[v])
+                    h[v] = muladd(d, muladd(load8(x + o) - p[v], s[v], t[v]), h[v])
                 }
                 i += period
                 steps += 1
@@ -217,7 +228,7 @@ enum BlockGradients {
                 var d = Double(dy[i])
                 if let mask, mask[i] <= 0 { d = 0 }
                 out[j].dy += d
-                out[j].dyXhat += d * Double((x[i] - pivot[j]) * scale[j] + shift[j])
+                out[j].dyXhat += d * Double(muladd(x[i] - pivot[j], scale[j], shift[j]))
                 i += 1
             }
         }
@@ -269,13 +280,13 @@ enum BlockGradients {
         while j + 8 <= columns {
             let d = gradient8(dy, mask, nil, j)
             store8(load8(accG + j) + d, accG + j)
-            store8(load8(accH + j) + d * ((load8(x + j) - load8(pivot + j)) * load8(scale + j) + load8(shift + j)), accH + j)
+            store8(muladd(d, muladd(load8(x + j) - load8(pivot + j), load8(scale + j), load8(shift + j)), load8(accH + j)), accH + j)
             j += 8
         }
         while j < columns {
             let d = gradient1(dy, mask, nil, j)
             accG[j] += d
-            accH[j] += d * ((x[j] - pivot[j]) * scale[j] + shift[j])
+            accH[j] = muladd(d, muladd(x[j] - pivot[j], scale[j], shift[j]), accH[j])
             j += 1
         }
     }
@@ -337,15 +348,15 @@ enum BlockGradients {
         // scalar math: dx = a·g + (b·(x − p) + c)
         while i + 8 <= n {
             var v = F8()
-            if useX { v = b * (load8(x! + i) - p) + c }
-            if useDy { v = useX ? a * gradient8(dy!, mask, gamma, i) + v : a * gradient8(dy!, mask, gamma, i) }
+            if useX { v = muladd(b, load8(x! + i) - p, c) }
+            if useDy { v = useX ? muladd(a, gradient8(dy!, mask, gamma, i), v) : a * gradient8(dy!, mask, gamma, i) }
             store8(v, dst + i)
             i += 8
         }
         while i < n {
             var v: Float = 0
-            if useX { v = k.b * (x![i] - k.pivot) + k.c }
-            if useDy { v = useX ? k.a * gradient1(dy!, mask, gamma, i) + v : k.a * gradient1(dy!, mask, gamma, i) }
+            if useX { v = muladd(k.b, x![i] - k.pivot, k.c) }
+            if useDy { v = useX ? muladd(k.a, gradient1(dy!, mask, gamma, i), v) : k.a * gradient1(dy!, mask, gamma, i) }
             dst[i] = v
             i += 1
         }
@@ -436,10 +447,10 @@ enum BlockGradients {
         let (pp, pa, pb, pc) = pattern
         for k in 0..<count {
             var v: Float = 0
-            if let x { v = pb[k] * (x[k] - pp[k]) + pc[k] }
+            if let x { v = muladd(pb[k], x[k] - pp[k], pc[k]) }
             if let dy {
-                let g = pa[k] * gradient1(dy, mask, nil, k)
-                v = x != nil ? g + v : g
+                let g = gradient1(dy, mask, nil, k)
+                v = x != nil ? muladd(pa[k], g, v) : pa[k] * g
             }
             dst[k] = v
         }
@@ -455,20 +466,20 @@ enum BlockGradients {
         var j = 0
         while j + 8 <= columns {
             var v = F8()
-            if useX { v = load8(b + j) * (load8(x! + j) - load8(pivot + j)) + load8(c + j) }
+            if useX { v = muladd(load8(b + j), load8(x! + j) - load8(pivot + j), load8(c + j)) }
             if useDy {
-                let g = load8(a + j) * gradient8(dy!, mask, nil, j)
-                v = useX ? g + v : g
+                let g = gradient8(dy!, mask, nil, j)
+                v = useX ? muladd(load8(a + j), g, v) : load8(a + j) * g
             }
             store8(v, dst + j)
             j += 8
         }
         while j < columns {
             var v: Float = 0
-            if useX { v = b[j] * (x![j] - pivot[j]) + c[j] }
+            if useX { v = muladd(b[j], x![j] - pivot[j], c[j]) }
             if useDy {
-                let g = a[j] * gradient1(dy!, mask, nil, j)
-                v = useX ? g + v : g
+                let g = gradient1(dy!, mask, nil, j)
+                v = useX ? muladd(a[j], g, v) : a[j] * g
             }
             dst[j] = v
             j += 1
@@ -548,11 +559,11 @@ extension BlockGradients {
             let xv = load8(x + j), d = load8(dy + j)
             if sums {
                 store8(load8(accG + j) + d, accG + j)
-                store8(load8(accH + j) + d * ((xv - p) * s + t), accH + j)
+                store8(muladd(d, muladd(xv - p, s, t), load8(accH + j)), accH + j)
             }
             if write {
                 let g = gamma.map { d * load8($0 + j) } ?? d
-                store8(a * g + (b * (xv - q) + c), dx! + j)
+                store8(muladd(a, g, muladd(b, xv - q, c)), dx! + j)
             }
             j += 8
         }
@@ -560,11 +571,11 @@ extension BlockGradients {
             let xv = x[j], d = dy[j]
             if sums {
                 accG[j] += d
-                accH[j] += d * ((xv - h.pivot) * h.scale + h.shift)
+                accH[j] = muladd(d, muladd(xv - h.pivot, h.scale, h.shift), accH[j])
             }
             if write {
                 let g = gamma.map { d * $0[j] } ?? d
-                dx![j] = k.a * g + (k.b * (xv - k.pivot) + k.c)
+                dx![j] = muladd(k.a, g, muladd(k.b, xv - k.pivot, k.c))
             }
             j += 1
         }

@@ -13,6 +13,8 @@
 // If Float32 overflows (|x − K| beyond ~1e19, e.g. values near 1e30) the block
 // is recomputed in Float64, so huge inputs give finite, correct statistics.
 
+import CNormSupport
+
 @usableFromInline typealias F8 = SIMD8<Float>
 
 @inline(__always)
@@ -23,6 +25,58 @@ func load8(_ p: UnsafePointer<Float>) -> F8 {
 @inline(__always)
 func store8(_ v: F8, _ p: UnsafeMutablePointer<Float>) {
     UnsafeMutableRawPointer(p).storeBytes(of: v, as: F8.self)
+}
+
+/// a·b + c, fused where the build targets FMA (see `nk_muladd8`).
+@inline(__always)
+func muladd(_ a: F8, _ b: F8, _ c: F8) -> F8 { nk_muladd8(a, b, c) }
+
+/// a·b + c for one value, rounded as `muladd` rounds each lane.
+@inline(__always)
+func muladd(_ a: Float, _ b: Float, _ c: Float) -> Float { nk_muladd1(a, b, c) }
+
+/// One Welford step of 8 lanes that have each seen k − 1 values, with
+/// r = 1/k and q = 1 − 1/k broadcast:
+/// ```
+/// d  = x − m
+/// m' = m·q + x·r          (= m + d/k, written so that m' depends on m through one multiply-add)
+/// s' = s + d·(x − m')
+/// ```
+/// The textbook m + (x − m)/k chains a subtract and a multiply-add through m
+/// (7 cycles per step on Zen 4); here the chain is one multiply-add (4 cycles),
+/// so 4 vectors of lanes keep the floating-point pipes busy instead of waiting.
+@inline(__always)
+func welfordStep(_ x: F8, _ m: inout F8, _ s: inout F8, r: F8, q: F8) {
+    let d = x - m
+    m = muladd(m, q, x * r)
+    s = muladd(d, x - m, s)
+}
+
+/// The weights (r, q) = (1/k, 1 − 1/k) of Welford step k, from a table for the
+/// first `count` steps: a scalar division per step (vdivss) costs more than the
+/// whole vector update of 32 lanes (measured: 4096 values in L1, 0.46 µs with
+/// the division, 0.32 µs with the table).
+enum WelfordWeights {
+    static let count = 512
+    /// Pairs (1/k, 1 − 1/k) at index 2k, for k in 1..<count (index 0 unused).
+    static let table: UnsafePointer<Float> = {
+        let t = UnsafeMutablePointer<Float>.allocate(capacity: 2 * count)
+        t[0] = 0; t[1] = 0
+        for k in 1..<count { t[2 * k] = 1 / Float(k); t[2 * k + 1] = 1 - 1 / Float(k) }
+        return UnsafePointer(t)
+    }()
+
+    @inline(__always)
+    static func step(_ k: Int, _ table: UnsafePointer<Float>) -> (r: F8, q: F8) {
+        if k < count { return (F8(repeating: table[2 * k]), F8(repeating: table[2 * k + 1])) }
+        let r = 1 / Float(k)
+        return (F8(repeating: r), F8(repeating: 1 - r))
+    }
+
+    @inline(__always)
+    static func scalar(_ k: Int, _ table: UnsafePointer<Float>) -> Float {
+        k < count ? table[2 * k] : 1 / Float(k)
+    }
 }
 
 enum BlockMoments {
@@ -62,20 +116,21 @@ enum BlockMoments {
     static func welfordLanes32(_ p: UnsafePointer<Float>, length: Int, stride: Int, segments: Int,
                                pivot: Float) -> Lanes {
         let k = F8(repeating: pivot)
-        // scalar math per lane: d = (x − K) − m;  m += d / count;  s += d · ((x − K) − m)
+        // scalar math per lane, on x − K: d = x − m;  m += d / count;  s += d · (x − m)
         var m0 = F8(), m1 = F8(), m2 = F8(), m3 = F8()
         var s0 = F8(), s1 = F8(), s2 = F8(), s3 = F8()
         let chunks = length / 32
+        let weights = WelfordWeights.table
         var step = 0
         for segment in 0..<segments {
             var q = p + segment * stride
             for _ in 0..<chunks {
                 step += 1
-                let r = 1 / Float(step)
-                let x0 = load8(q) - k, x1 = load8(q + 8) - k, x2 = load8(q + 16) - k, x3 = load8(q + 24) - k
-                let d0 = x0 - m0, d1 = x1 - m1, d2 = x2 - m2, d3 = x3 - m3
-                m0 += d0 * r; m1 += d1 * r; m2 += d2 * r; m3 += d3 * r
-                s0 += d0 * (x0 - m0); s1 += d1 * (x1 - m1); s2 += d2 * (x2 - m2); s3 += d3 * (x3 - m3)
+                let (r, w) = WelfordWeights.step(step, weights)
+                welfordStep(load8(q) - k, &m0, &s0, r: r, q: w)
+                welfordStep(load8(q + 8) - k, &m1, &s1, r: r, q: w)
+                welfordStep(load8(q + 16) - k, &m2, &s2, r: r, q: w)
+                welfordStep(load8(q + 24) - k, &m3, &s3, r: r, q: w)
                 q += 32
             }
         }
@@ -89,16 +144,14 @@ enum BlockMoments {
         let k = F8(repeating: pivot)
         var m = F8(), s = F8()
         let first = length / 32 * 32, chunks = (length - first) / 8
+        let weights = WelfordWeights.table
         var step = 0
         for segment in 0..<segments {
             var q = p + segment * stride + first
             for _ in 0..<chunks {
                 step += 1
-                let r = 1 / Float(step)
-                let x = load8(q) - k
-                let d = x - m
-                m += d * r
-                s += d * (x - m)
+                let (r, w) = WelfordWeights.step(step, weights)
+                welfordStep(load8(q) - k, &m, &s, r: r, q: w)
                 q += 8
             }
         }
@@ -114,10 +167,13 @@ enum BlockMoments {
             let l = welfordLanes32(p, length: length, stride: stride, segments: segments, pivot: pivot)
             // Chan's merge of 32 lanes with equal counts c:
             // mean = Σ mean_l / 32;  M2 = Σ M2_l + c · Σ (mean_l − mean)²
-            let laneMean = (laneSum(l.m0) + laneSum(l.m1) + laneSum(l.m2) + laneSum(l.m3)) / 32
-            let spread = laneSpread(l.m0, laneMean) + laneSpread(l.m1, laneMean)
-                + laneSpread(l.m2, laneMean) + laneSpread(l.m3, laneMean)
-            let m2Sum = laneSum(l.s0) + laneSum(l.s1) + laneSum(l.s2) + laneSum(l.s3)
+            // (in Float64 vectors: 8 lanes at a time instead of 32 scalar steps)
+            let a0 = wide(l.m0), a1 = wide(l.m1), a2 = wide(l.m2), a3 = wide(l.m3)
+            let laneMean = ((a0 + a1) + (a2 + a3)).sum() / 32
+            let mv = D8(repeating: laneMean)
+            let e0 = a0 - mv, e1 = a1 - mv, e2 = a2 - mv, e3 = a3 - mv
+            let spread = ((e0 * e0 + e1 * e1) + (e2 * e2 + e3 * e3)).sum()
+            let m2Sum = ((wide(l.s0) + wide(l.s1)) + (wide(l.s2) + wide(l.s3))).sum()
             let c = Double(steps32)
             all = Moments(count: 32 * c, mean: laneMean, m2: m2Sum + c * spread)
         }
@@ -266,31 +322,32 @@ enum BlockMoments {
         _ first: UnsafePointer<Float>, rows: Int, stride: Int,
         mean: UnsafeMutablePointer<Float>, m2: UnsafeMutablePointer<Float>, columns: Int
     ) {
+        let weights = WelfordWeights.table
         for row in 0..<rows {
-            welfordRow(first + row * stride, pivot: first, mean: mean, m2: m2, columns: columns, r: 1 / Float(row + 1))
+            let (r, q) = WelfordWeights.step(row + 1, weights)
+            welfordRow(first + row * stride, pivot: first, mean: mean, m2: m2, columns: columns,
+                       r: r, q: q, rs: WelfordWeights.scalar(row + 1, weights))
         }
     }
 
     @inline(__always)
     private static func welfordRow(
         _ x: UnsafePointer<Float>, pivot k: UnsafePointer<Float>,
-        mean: UnsafeMutablePointer<Float>, m2: UnsafeMutablePointer<Float>, columns: Int, r: Float
+        mean: UnsafeMutablePointer<Float>, m2: UnsafeMutablePointer<Float>, columns: Int, r: F8, q: F8, rs: Float
     ) {
         // scalar math per column: d = (x − K) − m;  m += d · r;  s += d · ((x − K) − m)
         var c = 0
         while c + 8 <= columns {
-            let v = load8(x + c) - load8(k + c)
-            let m = load8(mean + c)
-            let d = v - m
-            let mNew = m + d * r
-            store8(mNew, mean + c)
-            store8(load8(m2 + c) + d * (v - mNew), m2 + c)
+            var m = load8(mean + c), s = load8(m2 + c)
+            welfordStep(load8(x + c) - load8(k + c), &m, &s, r: r, q: q)
+            store8(m, mean + c)
+            store8(s, m2 + c)
             c += 8
         }
         while c < columns {
             let v = x[c] - k[c]
             let d = v - mean[c]
-            mean[c] += d * r
+            mean[c] += d * rs
             m2[c] += d * (v - mean[c])
             c += 1
         }
@@ -371,13 +428,14 @@ enum BlockMoments {
         var m0 = F8(), m1 = F8(), m2 = F8(), m3 = F8()
         var s0 = F8(), s1 = F8(), s2 = F8(), s3 = F8()
         var q = p
+        let weights = WelfordWeights.table
         for row in 0..<rows {
             // scalar math per column: d = (x − K) − m;  m += d / (row + 1);  s += d · ((x − K) − m)
-            let r = 1 / Float(row + 1)
-            let x0 = load8(q) - k0, x1 = load8(q + 8) - k1, x2 = load8(q + 16) - k2, x3 = load8(q + 24) - k3
-            let d0 = x0 - m0, d1 = x1 - m1, d2 = x2 - m2, d3 = x3 - m3
-            m0 += d0 * r; m1 += d1 * r; m2 += d2 * r; m3 += d3 * r
-            s0 += d0 * (x0 - m0); s1 += d1 * (x1 - m1); s2 += d2 * (x2 - m2); s3 += d3 * (x3 - m3)
+            let (r, w) = WelfordWeights.step(row + 1, weights)
+            welfordStep(load8(q) - k0, &m0, &s0, r: r, q: w)
+            welfordStep(load8(q + 8) - k1, &m1, &s1, r: r, q: w)
+            welfordStep(load8(q + 16) - k2, &m2, &s2, r: r, q: w)
+            welfordStep(load8(q + 24) - k3, &m3, &s3, r: r, q: w)
             q += stride
         }
         let count = Double(rows)
@@ -394,12 +452,10 @@ enum BlockMoments {
         let k = load8(p)
         var m = F8(), s = F8()
         var q = p
+        let weights = WelfordWeights.table
         for row in 0..<rows {
-            let r = 1 / Float(row + 1)
-            let x = load8(q) - k
-            let d = x - m
-            m += d * r
-            s += d * (x - m)
+            let (r, w) = WelfordWeights.step(row + 1, weights)
+            welfordStep(load8(q) - k, &m, &s, r: r, q: w)
             q += stride
         }
         mergeLanes(Double(rows), k, m, s, out)
@@ -411,6 +467,13 @@ enum BlockMoments {
         for l in 0..<8 {
             out[l] = out[l].merged(with: Moments(count: count, mean: Double(k[l]) + Double(m[l]), m2: Double(s[l])))
         }
+    }
+
+    typealias D8 = SIMD8<Double>
+
+    @inline(__always)
+    private static func wide(_ v: F8) -> D8 {
+        D8(Double(v[0]), Double(v[1]), Double(v[2]), Double(v[3]), Double(v[4]), Double(v[5]), Double(v[6]), Double(v[7]))
     }
 
     @inline(__always)
