@@ -67,7 +67,7 @@ public struct AdaptiveInstanceNormalization: Sendable {
         func variance(_ m: Moments) -> Double { unbiased ? m.unbiasedVariance : m.biasedVariance }
         let styleMean = SlotBuffer(count: slots, initial: 0.0), styleStd = SlotBuffer(count: slots, initial: 0.0)
         let contentMean = SlotBuffer(count: slots, initial: 0.0), contentInvStd = SlotBuffer(count: slots, initial: 0.0)
-        let table = CoefficientTable(count: slots, streaming: prefersStreamingStores(elements: content.count))
+        let table = CoefficientTable(count: slots, streaming: prefersStreamingStores(elements: content.count, output: y, inputs: x, s))
         defer { [styleMean, styleStd, contentMean, contentInvStd].forEach { $0.deallocate() }; table.deallocate() }
         groupedNormalize(shape: style, groupSize: 1, input: s, output: nil, table: nil, threading: threading) { slot, m in
             styleMean[slot] = m.mean

@@ -147,6 +147,10 @@ extension BatchNormalization {
     ) {
         let xForDx: UnsafePointer<Float>? = dxReadsInput ? x : nil
         let channels = shape.c
+        let streaming = dx.map { dx in
+            mask.map { prefersStreamingStores(elements: shape.count, output: dx, inputs: x, dy, $0) }
+                ?? prefersStreamingStores(elements: shape.count, output: dx, inputs: x, dy)
+        } ?? false
         withoutActuallyEscaping(finalize) { finalize in
             if shape.isChannelsLast {
                 let g = columns
@@ -154,7 +158,8 @@ extension BatchNormalization {
                     { _, first, rows in
                         let o = first * channels
                         BlockGradients.applyColumns(x: xForDx.map { $0 + o }, dy: dy + o, mask: mask.map { $0 + o }, dx + o,
-                                                    rows: rows, columns: channels, stride: channels, table: table!, slot: 0)
+                                                    rows: rows, columns: channels, stride: channels, table: table!, slot: 0,
+                                                    streaming: streaming)
                     }
                 }
                 guard reduce else {
@@ -181,7 +186,7 @@ extension BatchNormalization {
                 let apply: ((RowBlock) -> Void)? = dx.map { dx in
                     { b in
                         BlockGradients.apply(x: xForDx.map { $0 + b.offset }, dy: dy + b.offset, mask: mask.map { $0 + b.offset },
-                                             gamma: nil, dx + b.offset, b.count, table![b.unit])
+                                             gamma: nil, dx + b.offset, b.count, table![b.unit], streaming: streaming)
                     }
                 }
                 guard reduce else {

@@ -79,7 +79,7 @@ public struct BatchNormalization: Sendable {
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
         let c = shape.c
         let moments = SlotBuffer(count: c, initial: Moments.empty)
-        let table = CoefficientTable(count: c, streaming: prefersStreamingStores(elements: shape.count))
+        let table = CoefficientTable(count: c, streaming: prefersStreamingStores(elements: shape.count, output: y, inputs: x))
         defer { moments.deallocate(); table.deallocate() }
         let relu = fusedReLU, eps = epsilon
         func coefficients(_ channel: Int, _ m: Moments) {
@@ -120,7 +120,7 @@ public struct BatchNormalization: Sendable {
     ) throws {
         try validate(input, output, scale, bias, running)
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
-        let table = CoefficientTable(count: shape.c, streaming: prefersStreamingStores(elements: shape.count))
+        let table = CoefficientTable(count: shape.c, streaming: prefersStreamingStores(elements: shape.count, output: y, inputs: x))
         defer { table.deallocate() }
         for ch in 0..<shape.c {
             table[ch] = AffineCoefficients(

@@ -41,7 +41,7 @@ public struct GroupNormalization: Sendable {
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
         let slots = shape.n * groups, size = shape.c / groups, channels = shape.c, G = groups, eps = epsilon
         let mean = SlotBuffer(count: slots, initial: 0.0), invStd = SlotBuffer(count: slots, initial: 0.0)
-        let table = CoefficientTable(count: shape.n * shape.c, streaming: prefersStreamingStores(elements: shape.count))
+        let table = CoefficientTable(count: shape.n * shape.c, streaming: prefersStreamingStores(elements: shape.count, output: y, inputs: x))
         defer { mean.deallocate(); invStd.deallocate(); table.deallocate() }
         groupedNormalize(shape: shape, groupSize: size, input: x, output: y, table: table, threading: threading) { slot, m in
             mean[slot] = m.mean

@@ -20,6 +20,7 @@ func groupedBackward(
     finalizeGroup: (_ groupSlot: Int, _ channelSums: UnsafePointer<GradientSums>) -> Void
 ) {
     let groups = shape.c / groupSize, channels = shape.c, spatial = shape.spatial
+    let streaming = dx.map { prefersStreamingStores(elements: shape.count, output: $0, inputs: x, dy) } ?? false
     if shape.isChannelsLast {
         let g = ColumnsGeometry(matrices: shape.n, rows: spatial, columns: channels)
         let perMatrix = g.blocksPerMatrix
@@ -51,7 +52,8 @@ func groupedBackward(
                     { m, first, rows in
                         let o = m * g.matrixElements + first * channels
                         BlockGradients.applyColumns(x: x + o, dy: dy + o, mask: nil, dx + o, rows: rows,
-                                                    columns: channels, stride: channels, table: table!, slot: m * channels)
+                                                    columns: channels, stride: channels, table: table!, slot: m * channels,
+                                                    streaming: streaming)
                     }
                 })
         }
@@ -76,7 +78,7 @@ func groupedBackward(
                 apply: dx.map { dx in
                     { b in
                         BlockGradients.apply(x: x + b.offset, dy: dy + b.offset, mask: nil, gamma: nil,
-                                             dx + b.offset, b.count, table![b.unit * groupSize + b.segment])
+                                             dx + b.offset, b.count, table![b.unit * groupSize + b.segment], streaming: streaming)
                     }
                 })
         }

@@ -53,7 +53,7 @@ public struct InstanceNormalization: Sendable {
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
         let slots = shape.n * shape.c, channels = shape.c, eps = epsilon
         let moments = SlotBuffer(count: slots, initial: Moments.empty)
-        let table = CoefficientTable(count: slots, streaming: prefersStreamingStores(elements: shape.count))
+        let table = CoefficientTable(count: slots, streaming: prefersStreamingStores(elements: shape.count, output: y, inputs: x))
         defer { moments.deallocate(); table.deallocate() }
         groupedNormalize(shape: shape, groupSize: 1, input: x, output: y, table: table, threading: threading) { slot, m in
             moments[slot] = m

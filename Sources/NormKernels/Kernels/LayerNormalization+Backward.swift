@@ -123,6 +123,7 @@ func rowNormalizationBackward(
     let rowBlocks = (rows + rowBlock - 1) / rowBlock
     let tileWidth = min(D, rowNormalizationTileColumns)
     let tilesPerRowBlock = (D + tileWidth - 1) / tileWidth
+    let streaming = dx.map { prefersStreamingStores(elements: rows * D, output: $0, inputs: x, dy) } ?? false
 
     let xhat = CoefficientTable(count: rows)
     defer { xhat.deallocate() }
@@ -157,7 +158,7 @@ func rowNormalizationBackward(
         BlockGradients.rowTile(
             x + o, dy + o, dx: dx.map { $0 + o }, gamma: gamma.map { $0 + c0 },
             rows: min(rowBlock, rows - r0), columns: nc, stride: D, firstRow: r0,
-            xhat: xhat, dxTable: table, columnSums: sums, scratch: scratch)
+            xhat: xhat, dxTable: table, columnSums: sums, scratch: scratch, streaming: streaming)
         if needColumns && direct {
             for j in 0..<nc {
                 gradScale?[c0 + j] = Float(tileSums[j].dyXhat)

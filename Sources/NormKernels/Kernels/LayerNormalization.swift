@@ -54,7 +54,7 @@ public struct LayerNormalization: Sendable {
         let table = CoefficientTable(count: rows)
         defer { mean.deallocate(); invStd.deallocate(); table.deallocate() }
         let gamma = scale?.baseAddress, beta = bias?.baseAddress, eps = epsilon
-        let streaming = prefersStreamingStores(elements: total)
+        let streaming = prefersStreamingStores(elements: total, output: y, inputs: x)
         geometry.reduceThenApply(x, statistic: .moments, threading: threading,
             finalize: { row, m in
                 mean[row] = m.mean
@@ -116,7 +116,7 @@ public struct RMSNormalization: Sendable {
         let invRMS = SlotBuffer(count: rows, initial: 0.0)
         defer { invRMS.deallocate() }
         let gamma = scale?.baseAddress, eps = epsilon
-        let streaming = prefersStreamingStores(elements: total)
+        let streaming = prefersStreamingStores(elements: total, output: y, inputs: x)
         geometry.reduceThenApply(x, statistic: .meanSquare, threading: threading,
             finalize: { row, m in invRMS[row] = inverseStandardDeviation(m.mean, eps) },
             apply: { b in

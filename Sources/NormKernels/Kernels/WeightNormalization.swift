@@ -58,7 +58,7 @@ public struct WeightNormalization: Sendable {
         try Check.aliasing(v, output, "output (w)")
         let x = try Check.base(v, "v"), y = try Check.base(output, "output (w)")
         let norms = SlotBuffer(count: size, initial: 0.0)
-        let streaming = prefersStreamingStores(elements: count)
+        let streaming = prefersStreamingStores(elements: count, output: y, inputs: x)
         let scale = SlotBuffer(count: size, initial: Float(0))
         defer { norms.deallocate(); scale.deallocate() }
         geometry.reduceThenApply(x, statistic: .meanSquare, threading: threading,

@@ -49,6 +49,15 @@ struct AffineCoefficients {
 /// streaming cost up to 3× (the output no longer stays in L3 for the next
 /// call); at 32 MB it gained 1.6× (BatchNorm [4096, 1024] inference).
 /// `NORMKERNELS_STREAMING=never|always` overrides the rule (for measurements).
+///
+/// Never in place (`output` is one of `inputs`): the output's lines were just
+/// read, so an ordinary store only dirties a cached line, while a streaming
+/// store of one half of a line evicts the other half before it is read.
+func prefersStreamingStores(elements: Int, output: UnsafeMutablePointer<Float>, inputs: UnsafePointer<Float>...) -> Bool {
+    if inputs.contains(where: { $0 == UnsafePointer(output) }) { return false }
+    return prefersStreamingStores(elements: elements)
+}
+
 func prefersStreamingStores(elements: Int) -> Bool {
     switch streamingOverride {
     case .some(true): return true

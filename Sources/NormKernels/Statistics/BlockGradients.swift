@@ -312,54 +312,73 @@ enum BlockGradients {
     /// g = dy (· γ[i]) (0 where mask ≤ 0). `x` nil drops the x term (dst = a·g:
     /// inference); `dy` nil drops the g term (dst = b·(x − pivot) + c: AdaIN's style).
     /// `dst` may equal `x` or `dy` (each element is read before it is written).
+    /// `streaming` writes with non-temporal stores (callers pass
+    /// `prefersStreamingStores`, which is false in place).
     static func apply(
         x: UnsafePointer<Float>?, dy: UnsafePointer<Float>?, mask: UnsafePointer<Float>?,
-        gamma: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ k: GradientCoefficients
+        gamma: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ k: GradientCoefficients,
+        streaming: Bool = false
     ) {
-        guard let dy else {
-            if let x { applyCore(x, nil, nil, nil, dst, n, k, useX: true, useDy: false) }
-            return
-        }
-        guard let x else {
-            switch (mask, gamma) {
-            case (nil, nil): applyCore(nil, dy, nil, nil, dst, n, k, useX: false, useDy: true)
-            case let (mask?, nil): applyCore(nil, dy, mask, nil, dst, n, k, useX: false, useDy: true)
-            case let (nil, gamma?): applyCore(nil, dy, nil, gamma, dst, n, k, useX: false, useDy: true)
-            case let (mask?, gamma?): applyCore(nil, dy, mask, gamma, dst, n, k, useX: false, useDy: true)
-            }
-            return
-        }
-        switch (mask, gamma) {
-        case (nil, nil): applyCore(x, dy, nil, nil, dst, n, k, useX: true, useDy: true)
-        case let (mask?, nil): applyCore(x, dy, mask, nil, dst, n, k, useX: true, useDy: true)
-        case let (nil, gamma?): applyCore(x, dy, nil, gamma, dst, n, k, useX: true, useDy: true)
-        case let (mask?, gamma?): applyCore(x, dy, mask, gamma, dst, n, k, useX: true, useDy: true)
+        if streaming {
+            apply(x, dy, mask, gamma, dst, n, k, StreamingStore.self)
+        } else {
+            apply(x, dy, mask, gamma, dst, n, k, CachedStore.self)
         }
     }
 
     @inline(__always)
-    private static func applyCore(
+    private static func apply<S: VectorStore>(
         _ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
         _ gamma: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ k: GradientCoefficients,
-        useX: Bool, useDy: Bool
+        _: S.Type
     ) {
+        guard let dy else {
+            if let x { applyCore(x, nil, nil, nil, dst, n, k, useX: true, useDy: false, S.self) }
+            return
+        }
+        guard let x else {
+            switch (mask, gamma) {
+            case (nil, nil): applyCore(nil, dy, nil, nil, dst, n, k, useX: false, useDy: true, S.self)
+            case let (mask?, nil): applyCore(nil, dy, mask, nil, dst, n, k, useX: false, useDy: true, S.self)
+            case let (nil, gamma?): applyCore(nil, dy, nil, gamma, dst, n, k, useX: false, useDy: true, S.self)
+            case let (mask?, gamma?): applyCore(nil, dy, mask, gamma, dst, n, k, useX: false, useDy: true, S.self)
+            }
+            return
+        }
+        switch (mask, gamma) {
+        case (nil, nil): applyCore(x, dy, nil, nil, dst, n, k, useX: true, useDy: true, S.self)
+        case let (mask?, nil): applyCore(x, dy, mask, nil, dst, n, k, useX: true, useDy: true, S.self)
+        case let (nil, gamma?): applyCore(x, dy, nil, gamma, dst, n, k, useX: true, useDy: true, S.self)
+        case let (mask?, gamma?): applyCore(x, dy, mask, gamma, dst, n, k, useX: true, useDy: true, S.self)
+        }
+    }
+
+    @inline(__always)
+    private static func applyCore<S: VectorStore>(
+        _ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
+        _ gamma: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ k: GradientCoefficients,
+        useX: Bool, useDy: Bool, _: S.Type
+    ) {
+        @inline(__always) func scalar(_ i: Int) {
+            var v: Float = 0
+            if useX { v = muladd(k.b, x![i] - k.pivot, k.c) }
+            if useDy { v = useX ? muladd(k.a, gradient1(dy!, mask, gamma, i), v) : k.a * gradient1(dy!, mask, gamma, i) }
+            dst[i] = v
+        }
         let p = F8(repeating: k.pivot), a = F8(repeating: k.a), b = F8(repeating: k.b), c = F8(repeating: k.c)
         var i = 0
+        let head = S.prologue(dst, n)
+        while i < head { scalar(i); i += 1 }
         // scalar math: dx = a·g + (b·(x − p) + c)
         while i + 8 <= n {
             var v = F8()
             if useX { v = muladd(b, load8(x! + i) - p, c) }
             if useDy { v = useX ? muladd(a, gradient8(dy!, mask, gamma, i), v) : a * gradient8(dy!, mask, gamma, i) }
-            store8(v, dst + i)
+            S.store(v, dst + i)
             i += 8
         }
-        while i < n {
-            var v: Float = 0
-            if useX { v = muladd(k.b, x![i] - k.pivot, k.c) }
-            if useDy { v = useX ? muladd(k.a, gradient1(dy!, mask, gamma, i), v) : k.a * gradient1(dy!, mask, gamma, i) }
-            dst[i] = v
-            i += 1
-        }
+        while i < n { scalar(i); i += 1 }
+        S.finish()
     }
 
     /// Strided columns: for `rows` rows of `columns` values (row stride `stride`),
@@ -368,7 +387,7 @@ enum BlockGradients {
     static func applyColumns(
         x: UnsafePointer<Float>?, dy: UnsafePointer<Float>?, mask: UnsafePointer<Float>?,
         _ dst: UnsafeMutablePointer<Float>, rows: Int, columns: Int, stride: Int,
-        table: GradientTable, slot: Int
+        table: GradientTable, slot: Int, streaming: Bool = false
     ) {
         let pivot = table.pivot + slot, a = table.a + slot, b = table.b + slot, c = table.c + slot
         if columns < 8 && stride == columns && rows * columns >= 8 * periodVectors(columns) {
@@ -376,6 +395,22 @@ enum BlockGradients {
                           pivot: pivot, a: a, b: b, c: c)
             return
         }
+        // Stream only when every row starts 32-byte aligned (see `Apply.columns`).
+        if streaming && stride % 8 == 0 && Int(bitPattern: UInt(bitPattern: dst)) & 31 == 0 {
+            applyColumns(x, dy, mask, dst, rows, columns, stride, pivot, a, b, c, StreamingStore.self)
+        } else {
+            applyColumns(x, dy, mask, dst, rows, columns, stride, pivot, a, b, c, CachedStore.self)
+        }
+    }
+
+    @inline(__always)
+    private static func applyColumns<S: VectorStore>(
+        _ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
+        _ dst: UnsafeMutablePointer<Float>, _ rows: Int, _ columns: Int, _ stride: Int,
+        _ pivot: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>,
+        _: S.Type
+    ) {
+        defer { S.finish() }
         // One specialized row loop per case (the case is decided once, not per row).
         @inline(__always)
         func sweep(_ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
@@ -383,7 +418,7 @@ enum BlockGradients {
             for r in 0..<rows {
                 let o = r * stride
                 applyRow(x.map { $0 + o }, dy.map { $0 + o }, mask.map { $0 + o }, dst + o, columns,
-                         pivot, a, b, c, useX: useX, useDy: useDy)
+                         pivot, a, b, c, useX: useX, useDy: useDy, S.self)
             }
         }
         switch (x, dy, mask) {
@@ -416,15 +451,15 @@ enum BlockGradients {
             while i + period <= total {
                 switch (x, dy, mask) {
                 case let (x?, dy?, nil):
-                    applyRow(x + i, dy + i, nil, dst + i, period, pp, pa, pb, pc, useX: true, useDy: true)
+                    applyRow(x + i, dy + i, nil, dst + i, period, pp, pa, pb, pc, useX: true, useDy: true, CachedStore.self)
                 case let (x?, dy?, mask?):
-                    applyRow(x + i, dy + i, mask + i, dst + i, period, pp, pa, pb, pc, useX: true, useDy: true)
+                    applyRow(x + i, dy + i, mask + i, dst + i, period, pp, pa, pb, pc, useX: true, useDy: true, CachedStore.self)
                 case let (nil, dy?, nil):
-                    applyRow(nil, dy + i, nil, dst + i, period, pp, pa, pb, pc, useX: false, useDy: true)
+                    applyRow(nil, dy + i, nil, dst + i, period, pp, pa, pb, pc, useX: false, useDy: true, CachedStore.self)
                 case let (nil, dy?, mask?):
-                    applyRow(nil, dy + i, mask + i, dst + i, period, pp, pa, pb, pc, useX: false, useDy: true)
+                    applyRow(nil, dy + i, mask + i, dst + i, period, pp, pa, pb, pc, useX: false, useDy: true, CachedStore.self)
                 case let (x?, nil, _):
-                    applyRow(x + i, nil, nil, dst + i, period, pp, pa, pb, pc, useX: true, useDy: false)
+                    applyRow(x + i, nil, nil, dst + i, period, pp, pa, pb, pc, useX: true, useDy: false, CachedStore.self)
                 case (nil, nil, _):
                     return
                 }
@@ -457,24 +492,13 @@ enum BlockGradients {
     }
 
     @inline(__always)
-    private static func applyRow(
+    private static func applyRow<S: VectorStore>(
         _ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
         _ dst: UnsafeMutablePointer<Float>, _ columns: Int,
         _ pivot: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>,
-        useX: Bool, useDy: Bool
+        useX: Bool, useDy: Bool, _: S.Type
     ) {
-        var j = 0
-        while j + 8 <= columns {
-            var v = F8()
-            if useX { v = muladd(load8(b + j), load8(x! + j) - load8(pivot + j), load8(c + j)) }
-            if useDy {
-                let g = gradient8(dy!, mask, nil, j)
-                v = useX ? muladd(load8(a + j), g, v) : load8(a + j) * g
-            }
-            store8(v, dst + j)
-            j += 8
-        }
-        while j < columns {
+        @inline(__always) func scalar(_ j: Int) {
             var v: Float = 0
             if useX { v = muladd(b[j], x![j] - pivot[j], c[j]) }
             if useDy {
@@ -482,8 +506,21 @@ enum BlockGradients {
                 v = useX ? muladd(a[j], g, v) : a[j] * g
             }
             dst[j] = v
-            j += 1
         }
+        var j = 0
+        let head = S.prologue(dst, columns)
+        while j < head { scalar(j); j += 1 }
+        while j + 8 <= columns {
+            var v = F8()
+            if useX { v = muladd(load8(b + j), load8(x! + j) - load8(pivot + j), load8(c + j)) }
+            if useDy {
+                let g = gradient8(dy!, mask, nil, j)
+                v = useX ? muladd(load8(a + j), g, v) : load8(a + j) * g
+            }
+            S.store(v, dst + j)
+            j += 8
+        }
+        while j < columns { scalar(j); j += 1 }
     }
 }
 
@@ -502,8 +539,27 @@ extension BlockGradients {
         _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?,
         gamma: UnsafePointer<Float>?, rows: Int, columns: Int, stride: Int, firstRow: Int,
         xhat: CoefficientTable, dxTable: GradientTable?,
-        columnSums: UnsafeMutablePointer<GradientSums>?, scratch: UnsafeMutablePointer<Float>
+        columnSums: UnsafeMutablePointer<GradientSums>?, scratch: UnsafeMutablePointer<Float>,
+        streaming: Bool = false
     ) {
+        // Stream dx only when every row starts 32-byte aligned (see `Apply.columns`).
+        if streaming, let dx, stride % 8 == 0, Int(bitPattern: UInt(bitPattern: dx)) & 31 == 0 {
+            rowTile(x, dy, dx: dx, gamma: gamma, rows: rows, columns: columns, stride: stride, firstRow: firstRow,
+                    xhat: xhat, dxTable: dxTable, columnSums: columnSums, scratch: scratch, StreamingStore.self)
+        } else {
+            rowTile(x, dy, dx: dx, gamma: gamma, rows: rows, columns: columns, stride: stride, firstRow: firstRow,
+                    xhat: xhat, dxTable: dxTable, columnSums: columnSums, scratch: scratch, CachedStore.self)
+        }
+    }
+
+    @inline(__always)
+    private static func rowTile<S: VectorStore>(
+        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?,
+        gamma: UnsafePointer<Float>?, rows: Int, columns: Int, stride: Int, firstRow: Int,
+        xhat: CoefficientTable, dxTable: GradientTable?,
+        columnSums: UnsafeMutablePointer<GradientSums>?, scratch: UnsafeMutablePointer<Float>, _: S.Type
+    ) {
+        defer { S.finish() }
         let accG = scratch, accH = scratch + columns
         var row = 0
         while row < rows {
@@ -519,20 +575,20 @@ extension BlockGradients {
                 case let (dx?, table?, _?):
                     let k = table[firstRow + row]
                     if let gamma {
-                        tileRow(x + o, dy + o, dx + o, gamma, columns, h, k, accG, accH, sums: true, write: true)
+                        tileRow(x + o, dy + o, dx + o, gamma, columns, h, k, accG, accH, sums: true, write: true, S.self)
                     } else {
-                        tileRow(x + o, dy + o, dx + o, nil, columns, h, k, accG, accH, sums: true, write: true)
+                        tileRow(x + o, dy + o, dx + o, nil, columns, h, k, accG, accH, sums: true, write: true, S.self)
                     }
                 case let (dx?, table?, nil):
                     let k = table[firstRow + row]
                     if let gamma {
-                        tileRow(x + o, dy + o, dx + o, gamma, columns, h, k, accG, accH, sums: false, write: true)
+                        tileRow(x + o, dy + o, dx + o, gamma, columns, h, k, accG, accH, sums: false, write: true, S.self)
                     } else {
-                        tileRow(x + o, dy + o, dx + o, nil, columns, h, k, accG, accH, sums: false, write: true)
+                        tileRow(x + o, dy + o, dx + o, nil, columns, h, k, accG, accH, sums: false, write: true, S.self)
                     }
                 default:
                     let k = GradientCoefficients(pivot: 0, a: 0, b: 0, c: 0)
-                    tileRow(x + o, dy + o, nil, nil, columns, h, k, accG, accH, sums: true, write: false)
+                    tileRow(x + o, dy + o, nil, nil, columns, h, k, accG, accH, sums: true, write: false, S.self)
                 }
                 row += 1
             }
@@ -546,28 +602,15 @@ extension BlockGradients {
     }
 
     @inline(__always)
-    private static func tileRow(
+    private static func tileRow<S: VectorStore>(
         _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>?,
         _ gamma: UnsafePointer<Float>?, _ columns: Int, _ h: AffineCoefficients, _ k: GradientCoefficients,
-        _ accG: UnsafeMutablePointer<Float>, _ accH: UnsafeMutablePointer<Float>, sums: Bool, write: Bool
+        _ accG: UnsafeMutablePointer<Float>, _ accH: UnsafeMutablePointer<Float>, sums: Bool, write: Bool,
+        _: S.Type
     ) {
         let p = F8(repeating: h.pivot), s = F8(repeating: h.scale), t = F8(repeating: h.shift)
         let a = F8(repeating: k.a), b = F8(repeating: k.b), c = F8(repeating: k.c), q = F8(repeating: k.pivot)
-        var j = 0
-        // scalar math: x̂ = (x − p)·s + t;  ΣG[j] += dy;  ΣH[j] += dy·x̂;  dx = a·(dy·γ[j]) + (b·(x − p) + c)
-        while j + 8 <= columns {
-            let xv = load8(x + j), d = load8(dy + j)
-            if sums {
-                store8(load8(accG + j) + d, accG + j)
-                store8(muladd(d, muladd(xv - p, s, t), load8(accH + j)), accH + j)
-            }
-            if write {
-                let g = gamma.map { d * load8($0 + j) } ?? d
-                store8(muladd(a, g, muladd(b, xv - q, c)), dx! + j)
-            }
-            j += 8
-        }
-        while j < columns {
+        @inline(__always) func scalar(_ j: Int) {
             let xv = x[j], d = dy[j]
             if sums {
                 accG[j] += d
@@ -577,7 +620,23 @@ extension BlockGradients {
                 let g = gamma.map { d * $0[j] } ?? d
                 dx![j] = muladd(k.a, g, muladd(k.b, xv - k.pivot, k.c))
             }
-            j += 1
         }
+        var j = 0
+        let head = write ? S.prologue(dx!, columns) : 0
+        while j < head { scalar(j); j += 1 }
+        // scalar math: x̂ = (x − p)·s + t;  ΣG[j] += dy;  ΣH[j] += dy·x̂;  dx = a·(dy·γ[j]) + (b·(x − p) + c)
+        while j + 8 <= columns {
+            let xv = load8(x + j), d = load8(dy + j)
+            if sums {
+                store8(load8(accG + j) + d, accG + j)
+                store8(muladd(d, muladd(xv - p, s, t), load8(accH + j)), accH + j)
+            }
+            if write {
+                let g = gamma.map { d * load8($0 + j) } ?? d
+                S.store(muladd(a, g, muladd(b, xv - q, c)), dx! + j)
+            }
+            j += 8
+        }
+        while j < columns { scalar(j); j += 1 }
     }
 }
