@@ -317,26 +317,60 @@ enum BlockMoments {
 
     /// Rows of the wide-block reduction, pivots = the first row (out of line: see
     /// `welfordLanes32`).
+    ///
+    /// Rows go `rowsPerStrip` at a time: within a strip of rows (a few KiB of
+    /// contiguous memory) each 32-column tile loads its Welford state once, runs
+    /// the strip's rows with the state in registers, and stores it back. Row by
+    /// row, every 8 values cost two state loads and two state stores besides the
+    /// data load; per strip that is amortized over its rows, while memory is
+    /// still consumed strip after strip in address order.
     @inline(never)
     private static func welfordRows(
         _ first: UnsafePointer<Float>, rows: Int, stride: Int,
         mean: UnsafeMutablePointer<Float>, m2: UnsafeMutablePointer<Float>, columns: Int
     ) {
         let weights = WelfordWeights.table
-        for row in 0..<rows {
-            let (r, q) = WelfordWeights.step(row + 1, weights)
-            welfordRow(first + row * stride, pivot: first, mean: mean, m2: m2, columns: columns,
-                       r: r, q: q, rs: WelfordWeights.scalar(row + 1, weights))
+        var row = 0
+        while row < rows {
+            let n = min(rowsPerStrip, rows - row)
+            let strip = first + row * stride
+            var c = 0
+            while c + 32 <= columns {
+                let k0 = load8(first + c), k1 = load8(first + c + 8), k2 = load8(first + c + 16), k3 = load8(first + c + 24)
+                var m0 = load8(mean + c), m1 = load8(mean + c + 8), m2v = load8(mean + c + 16), m3 = load8(mean + c + 24)
+                var s0 = load8(m2 + c), s1 = load8(m2 + c + 8), s2 = load8(m2 + c + 16), s3 = load8(m2 + c + 24)
+                var q = strip + c
+                for i in 0..<n {
+                    let (r, w) = WelfordWeights.step(row + i + 1, weights)
+                    welfordStep(load8(q) - k0, &m0, &s0, r: r, q: w)
+                    welfordStep(load8(q + 8) - k1, &m1, &s1, r: r, q: w)
+                    welfordStep(load8(q + 16) - k2, &m2v, &s2, r: r, q: w)
+                    welfordStep(load8(q + 24) - k3, &m3, &s3, r: r, q: w)
+                    q += stride
+                }
+                store8(m0, mean + c); store8(m1, mean + c + 8); store8(m2v, mean + c + 16); store8(m3, mean + c + 24)
+                store8(s0, m2 + c); store8(s1, m2 + c + 8); store8(s2, m2 + c + 16); store8(s3, m2 + c + 24)
+                c += 32
+            }
+            for i in 0..<n {
+                let (r, w) = WelfordWeights.step(row + i + 1, weights)
+                welfordRow(strip + i * stride, from: c, pivot: first, mean: mean, m2: m2, columns: columns,
+                           r: r, q: w, rs: WelfordWeights.scalar(row + i + 1, weights))
+            }
+            row += n
         }
     }
 
+    /// Rows per strip in `welfordRows` (8 rows of 1024 columns = 32 KiB).
+    static let rowsPerStrip = 8
+
     @inline(__always)
     private static func welfordRow(
-        _ x: UnsafePointer<Float>, pivot k: UnsafePointer<Float>,
+        _ x: UnsafePointer<Float>, from start: Int, pivot k: UnsafePointer<Float>,
         mean: UnsafeMutablePointer<Float>, m2: UnsafeMutablePointer<Float>, columns: Int, r: F8, q: F8, rs: Float
     ) {
         // scalar math per column: d = (x − K) − m;  m += d · r;  s += d · ((x − K) − m)
-        var c = 0
+        var c = start
         while c + 8 <= columns {
             var m = load8(mean + c), s = load8(m2 + c)
             welfordStep(load8(x + c) - load8(k + c), &m, &s, r: r, q: q)
