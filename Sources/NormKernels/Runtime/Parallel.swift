@@ -38,6 +38,11 @@ enum Parallel {
     ) {
         guard count > 0 else { return }
         let workers = workers(count: count, elementsPerItem: elementsPerItem, threading: threading)
+        // Output loops may write with non-temporal stores, which are weakly
+        // ordered: each range ends with a store fence (sfence), so its results
+        // are visible before the call returns or the join completes. Cheap when
+        // nothing was streamed.
+        defer { if workers == 1 { nk_stream_fence() } }
         if workers == 1 {
             if fromTheEnd {
                 // Walk back in cache-sized steps; each step itself runs forward.
@@ -63,9 +68,11 @@ enum Parallel {
                     var saved: UnsafeMutableRawPointer?
                     let bound = nk_bind_thread_to_core(Int32(core), &saved) == 0
                     body(range)
+                    nk_stream_fence()
                     if bound { _ = nk_restore_thread_binding(saved) }
                 } else {
                     body(range)
+                    nk_stream_fence()
                 }
             }
         }

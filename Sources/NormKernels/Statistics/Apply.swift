@@ -78,17 +78,20 @@ private let streamingOverride: Bool? = {
 }()
 
 /// How the output loops store a vector: through the cache, or streaming.
+///
+/// Streaming stores are weakly ordered; the fence that makes them visible to
+/// other threads runs once per work range in `Parallel.forEach`, not per loop
+/// (an sfence waits for the write-combining buffers to drain: one per 4 KiB
+/// LayerNorm row cost more than a tenth of the pass).
 protocol VectorStore {
     /// Values to store one at a time before `p` is aligned for `store`.
     static func prologue(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Int
     static func store(_ v: F8, _ p: UnsafeMutablePointer<Float>)
-    static func finish()
 }
 
 enum CachedStore: VectorStore {
     @inline(__always) static func prologue(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Int { 0 }
     @inline(__always) static func store(_ v: F8, _ p: UnsafeMutablePointer<Float>) { store8(v, p) }
-    @inline(__always) static func finish() {}
 }
 
 enum StreamingStore: VectorStore {
@@ -98,7 +101,6 @@ enum StreamingStore: VectorStore {
         return misaligned == 0 ? 0 : min(n, (32 - misaligned) / 4)
     }
     @inline(__always) static func store(_ v: F8, _ p: UnsafeMutablePointer<Float>) { nk_stream8(p, v) }
-    @inline(__always) static func finish() { nk_stream_fence() }
 }
 
 /// The activation fused into an output loop, as a type so that each loop is
@@ -157,7 +159,6 @@ enum Apply {
             i += 8
         }
         while i < n { scalar(i); i += 1 }
-        S.finish()
     }
 
     /// LayerNorm/RMSNorm: `dst[i] = ((src[i] − pivot) · invStd + shift) · γ[i] + β[i]`,
@@ -203,7 +204,6 @@ enum Apply {
             i += 8
         }
         while i < n { scalar(i); i += 1 }
-        S.finish()
     }
 
     /// Strided columns: for each of `rows` rows of `columns` values (row stride
@@ -283,6 +283,5 @@ enum Apply {
             }
             while c < columns { scalar(c); c += 1 }
         }
-        S.finish()
     }
 }

@@ -378,7 +378,6 @@ enum BlockGradients {
             i += 8
         }
         while i < n { scalar(i); i += 1 }
-        S.finish()
     }
 
     /// Strided columns: for `rows` rows of `columns` values (row stride `stride`),
@@ -410,7 +409,6 @@ enum BlockGradients {
         _ pivot: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>,
         _: S.Type
     ) {
-        defer { S.finish() }
         // One specialized row loop per case (the case is decided once, not per row).
         @inline(__always)
         func sweep(_ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
@@ -559,7 +557,6 @@ extension BlockGradients {
         xhat: CoefficientTable, dxTable: GradientTable?,
         columnSums: UnsafeMutablePointer<GradientSums>?, scratch: UnsafeMutablePointer<Float>, _: S.Type
     ) {
-        defer { S.finish() }
         let accG = scratch, accH = scratch + columns
         var row = 0
         while row < rows {
