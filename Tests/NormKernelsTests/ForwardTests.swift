@@ -280,6 +280,25 @@ struct ForwardGroupNormTests {
         }
     }
 
+    @Test("feature vectors (H·W = 1): one contiguous run per group, per-element coefficients")
+    func featureVectors() throws {
+        // Wide rows (a run of 1024 split into 32 groups of 32), odd group sizes
+        // that end inside a SIMD vector, groups of one value (variance 0).
+        let cases = product([(TensorShape(n: 9, c: 1024, h: 1, w: 1), 32), (TensorShape(n: 5, c: 36, h: 1, w: 1), 12),
+                             (TensorShape(n: 3, c: 45, h: 1, w: 1), 5), (TensorShape(n: 2, c: 19, h: 1, w: 1), 19)],
+                            Layout.allCases)
+        sweep(cases) { item, context in
+            let ((base, groups), layout) = item
+            let shape = base.with(layout: layout)
+            var rng = SplitMix64("gn-features \(context)")
+            let x = activations(shape, &rng)
+            let (scale, bias) = Affine.both.parameters(shape.c, &rng)
+            let (y, saved) = try GroupNormalization(shape: shape, groups: groups).forward(x, scale: scale, bias: bias)
+            let ref = Reference.groupNorm(x, shape, groups: groups, scale: scale, bias: bias)
+            expectMatches(y, saved, ref, count: shape.c / groups, context)
+        }
+    }
+
     @Test("every γ/β combination")
     func affine() throws {
         let cases = product([TensorShape(n: 2, c: 40, h: 5, w: 7)], Layout.allCases, Affine.allCases, [1, 5, 8])

@@ -43,6 +43,15 @@ struct CoefficientTable {
     func applyRuns(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ block: RowBlock,
                    run: Int, runsPerSegment: Int, slotsPerUnit: Int? = nil, relu: Bool) {
         let slotBase = block.unit * (slotsPerUnit ?? runsPerSegment)
+        if run == 1 {
+            // One value per channel (H·W = 1): every element has its own slot and
+            // the slots are contiguous, so the block is one row of per-column
+            // coefficients instead of `count` one-element calls.
+            let s = slotBase + block.start
+            Apply.columns(x + block.offset, y + block.offset, rows: 1, columns: block.count, stride: block.count,
+                          pivot: pivot + s, scale: scale + s, shift: shift + s, relu: relu, streaming: streaming)
+            return
+        }
         var position = block.start
         let end = block.start + block.count
         var offset = block.offset
