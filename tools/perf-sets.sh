@@ -9,8 +9,10 @@ mkdir -p "$OUT"
 common=(--threads "$THREADS" --budget-ms "${BUDGET_MS:-300}" --directions forward-training,forward-inference,backward)
 # With TORCH_PY set (a python with torch), each set also runs through
 # tools/torch_compare.py right after normbench, so both sit in one run.
+# SETS=peer-batchnorm,dram-layernorm runs only the named sets.
 run() {
     local name=$1; shift
+    if [ -n "${SETS:-}" ] && [[ ",$SETS," != *",$name,"* ]]; then return 0; fi
     "$BIN" sweep "${common[@]}" "$@" --csv "$OUT/$name.csv" --json "$OUT/$name.json"
     if [ -n "${TORCH_PY:-}" ]; then
         "$TORCH_PY" tools/torch_compare.py --threads "$THREADS" --budget-ms "${BUDGET_MS:-300}" \

@@ -23,6 +23,10 @@ struct RowsGeometry: CustomStringConvertible {
     /// segments are grouped: BatchNorm NCHW with H·W = 49 puts 83 samples' runs
     /// in one 4096-value block instead of paying a block's overhead per 49 values).
     var segmentsPerBlock: Int
+    /// Blocks per segment and per unit (stored: `block(_:)` runs once per block
+    /// and integer divisions cost ~20 cycles each).
+    private(set) var blocksPerSegment: Int
+    private(set) var blocksPerUnit: Int
 
     init(units: Int, segments: Int = 1, segmentLength: Int, unitStride: Int, segmentStride: Int = 0,
          blockLength: Int = RowsGeometry.defaultBlockLength, groupShortSegments: Bool = false) {
@@ -32,8 +36,11 @@ struct RowsGeometry: CustomStringConvertible {
         self.unitStride = unitStride
         self.segmentStride = segmentStride
         self.blockLength = blockLength
-        self.segmentsPerBlock = groupShortSegments && segments > 1 && 2 * segmentLength <= blockLength
+        let grouped = groupShortSegments && segments > 1 && 2 * segmentLength <= blockLength
             ? min(segments, blockLength / segmentLength) : 1
+        self.segmentsPerBlock = grouped
+        self.blocksPerSegment = grouped > 1 ? 1 : (segmentLength + blockLength - 1) / blockLength
+        self.blocksPerUnit = grouped > 1 ? (segments + grouped - 1) / grouped : segments * blocksPerSegment
     }
 
     /// Half the L1 data cache in Float32 values (4096 on a 32 KiB L1d), at least 1024.
@@ -43,16 +50,22 @@ struct RowsGeometry: CustomStringConvertible {
     /// the L2: the batch is read again from L2 by the output pass).
     static let batchBytes = max(64 << 10, Topology.current.l2CacheBytes / 8)
 
-    var blocksPerSegment: Int { segmentsPerBlock > 1 ? 1 : (segmentLength + blockLength - 1) / blockLength }
-    var blocksPerUnit: Int {
-        segmentsPerBlock > 1 ? (segments + segmentsPerBlock - 1) / segmentsPerBlock : segments * blocksPerSegment
-    }
     var blocks: Int { units * blocksPerUnit }
     var unitElements: Int { segments * segmentLength }
+
+    /// What a unit costs, in values, for the parallel threshold: its values plus
+    /// the fixed work of a unit (reduce, finalize, apply calls: ≈ 80 ns measured
+    /// on units of 4–32 values, the time of ~64 values). Without it, InstanceNorm
+    /// on [64, 1024, 2, 2] (65 536 units of 4 values, 6 ms) ran on one thread.
+    var unitCost: Int { unitElements + 64 }
 
     /// Block b of the flat enumeration unit-major, then segment, then position.
     @inline(__always)
     func block(_ b: Int) -> RowBlock {
+        if blocksPerUnit == 1 && segmentsPerBlock == 1 {
+            // One block per unit (LayerNorm rows, small groups): no divisions.
+            return RowBlock(unit: b, segment: 0, start: 0, count: segmentLength, offset: b * unitStride)
+        }
         let unit = b / blocksPerUnit
         let within = b - unit * blocksPerUnit
         if segmentsPerBlock > 1 {
@@ -126,7 +139,7 @@ extension RowsGeometry {
         let split = splitsUnits(threading: threading)
         let workers = split
             ? Parallel.workers(count: blocks, elementsPerItem: blockLength, threading: threading)
-            : Parallel.workers(count: units, elementsPerItem: unitElements, threading: threading)
+            : Parallel.workers(count: units, elementsPerItem: unitCost, threading: threading)
         return PlanDescription(
             geometry: description,
             strategy: split ? "split each unit's blocks across workers (statistics, merge, normalize)"
@@ -199,7 +212,7 @@ extension RowsGeometry {
             // would start cold for the prefetcher (measured: LayerNorm [32768, 1024]
             // ran 1.5× slower than InstanceNorm on the same bytes in 64 KiB units).
             let batch = max(1, min(units, RowsGeometry.batchBytes / (4 * max(1, unitElements))))
-            Parallel.forEach(count: units, elementsPerItem: unitElements, threading: threading) { range in
+            Parallel.forEach(count: units, elementsPerItem: unitCost, threading: threading) { range in
                 withUnsafeTemporaryAllocation(of: Partial.self, capacity: perUnit * batch) { partials in
                     var first = range.lowerBound
                     while first < range.upperBound {

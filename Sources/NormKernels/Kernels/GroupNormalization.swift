@@ -39,6 +39,9 @@ public struct GroupNormalization: Sendable {
         try Check.length(scale, shape.c, "scale (γ)")
         try Check.length(bias, shape.c, "bias (β)")
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
+        if shape.spatial == 1 {
+            return featureVectors(x, y, scale: scale?.baseAddress, bias: bias?.baseAddress)
+        }
         let slots = shape.n * groups, size = shape.c / groups, channels = shape.c, G = groups, eps = epsilon
         let mean = SlotBuffer(count: slots, initial: 0.0), invStd = SlotBuffer(count: slots, initial: 0.0)
         let table = CoefficientTable(count: shape.n * shape.c, streaming: prefersStreamingStores(elements: shape.count, output: y, inputs: x))
@@ -53,6 +56,33 @@ public struct GroupNormalization: Sendable {
                     gamma: Double(scale?[c] ?? 1), beta: Double(bias?[c] ?? 0))
             }
         }
+        return SavedStatistics(mean: mean.array, invStd: invStd.array)
+    }
+
+    /// H·W = 1 (GroupNorm over feature vectors [N, C]): each (n, g) group is one
+    /// row of C/G values, normalized as LayerNorm normalizes a row, with γ and β
+    /// read at the group's first channel. The general path would build a
+    /// coefficient per (n, c) — as many as there are values — which cost more
+    /// than the normalization itself.
+    private func featureVectors(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                scale gamma: UnsafePointer<Float>?, bias beta: UnsafePointer<Float>?) -> SavedStatistics {
+        let slots = shape.n * groups, size = shape.c / groups, G = groups, eps = epsilon
+        let mean = SlotBuffer(count: slots, initial: 0.0), invStd = SlotBuffer(count: slots, initial: 0.0)
+        let table = CoefficientTable(count: slots)
+        defer { mean.deallocate(); invStd.deallocate(); table.deallocate() }
+        let streaming = prefersStreamingStores(elements: shape.count, output: y, inputs: x)
+        RowsGeometry(units: slots, segmentLength: size, unitStride: size)
+            .reduceThenApply(x, statistic: .moments, threading: threading,
+                finalize: { slot, m in
+                    mean[slot] = m.mean
+                    invStd[slot] = inverseStandardDeviation(m.biasedVariance, eps)
+                    table[slot] = AffineCoefficients(mean: m.mean, invStd: invStd[slot])
+                },
+                apply: { b in
+                    let c = table[b.unit], first = (b.unit % G) * size + b.start
+                    Apply.elementwise(x + b.offset, y + b.offset, b.count, pivot: c.pivot, invStd: c.scale, shift: c.shift,
+                                      gamma: gamma.map { $0 + first }, beta: beta.map { $0 + first }, streaming: streaming)
+                })
         return SavedStatistics(mean: mean.array, invStd: invStd.array)
     }
 }

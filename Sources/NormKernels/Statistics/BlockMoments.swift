@@ -90,7 +90,8 @@ enum BlockMoments {
     /// apart (BatchNorm NCHW with a small H·W: one block spans several samples).
     ///
     /// Three stages, all on x − K (K = the first value):
-    /// 1. every run's full 32-value chunks through 32 Welford lanes (4 × SIMD8);
+    /// 1. every run's full 32-value chunks through 32 Welford lanes (4 × SIMD8),
+    ///    for runs of at least 64 values;
     /// 2. the remaining full 8-value chunks through 8 more lanes;
     /// 3. the last < 8 values of each run, one by one in Float64.
     /// Within a stage all lanes have seen the same number of values, so one 1/k per
@@ -140,10 +141,10 @@ enum BlockMoments {
     /// Stage 2: the full 8-value chunks after each run's 32-value chunks.
     @inline(never)
     static func welfordLanes8(_ p: UnsafePointer<Float>, length: Int, stride: Int, segments: Int,
-                              pivot: Float) -> (mean: F8, m2: F8, steps: Int) {
+                              from first: Int, pivot: Float) -> (mean: F8, m2: F8, steps: Int) {
         let k = F8(repeating: pivot)
         var m = F8(), s = F8()
-        let first = length / 32 * 32, chunks = (length - first) / 8
+        let chunks = (length - first) / 8
         let weights = WelfordWeights.table
         var step = 0
         for segment in 0..<segments {
@@ -162,7 +163,9 @@ enum BlockMoments {
         let pivot = p[0]
         let kd = Double(pivot)
         var all = Moments.empty
-        let steps32 = length / 32 * segments
+        // Stage 1 only from two 32-value steps on: a single step leaves each lane
+        // one value, and merging 32 lanes costs more than 4 steps of 8 lanes.
+        let steps32 = length >= 64 ? length / 32 * segments : 0
         if steps32 > 0 {
             let l = welfordLanes32(p, length: length, stride: stride, segments: segments, pivot: pivot)
             // Chan's merge of 32 lanes with equal counts c:
@@ -177,9 +180,9 @@ enum BlockMoments {
             let c = Double(steps32)
             all = Moments(count: 32 * c, mean: laneMean, m2: m2Sum + c * spread)
         }
-        let rest = length % 32
-        if rest >= 8 {
-            let l = welfordLanes8(p, length: length, stride: stride, segments: segments, pivot: pivot)
+        let stage1 = steps32 > 0 ? length / 32 * 32 : 0
+        if length - stage1 >= 8 {
+            let l = welfordLanes8(p, length: length, stride: stride, segments: segments, from: stage1, pivot: pivot)
             let laneMean = laneSum(l.mean) / 8
             let c = Double(l.steps)
             all = all.merged(with: Moments(count: 8 * c, mean: laneMean, m2: laneSum(l.m2) + c * laneSpread(l.mean, laneMean)))
