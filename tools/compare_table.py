@@ -2,7 +2,8 @@
 """Joins normbench CSVs with tools/torch_compare.py CSVs of the same cases into a
 Markdown table: our median, PyTorch's median, the speedup, and both fractions of
 copy bandwidth. Usage: tools/compare_table.py out/after   (reads *.csv, *.torch.csv)
-Also: tools/compare_table.py --before out/before out/after  (before/after table).
+Also: tools/compare_table.py --before out/before out/after  (before/after table),
+      tools/compare_table.py --targets out/after  (issue-6 DRAM targets from dram-*.csv).
 Standard library only."""
 import csv, glob, os, sys
 
@@ -32,6 +33,20 @@ def main():
             rb, ra = b[k], a[k]
             sp = float(rb["median_ms"]) / float(ra["median_ms"])
             print(f"| {k[0]} | {k[1]} | {k[2]} | {shape(k)} | {float(rb['median_ms']):.3f} | {float(ra['median_ms']):.3f} | {sp:.2f}× | {float(rb['fraction_of_copy']):.2f} | {float(ra['fraction_of_copy']):.2f} |")
+        return
+    if args and args[0] == "--targets":
+        # Forward training ≥ 0.85 of copy, backward ≥ 0.80 (issue 6, DRAM set).
+        rows = load(sorted(glob.glob(f"{args[1]}/dram-*.csv")) and
+                    sorted(set(glob.glob(f"{args[1]}/dram-*.csv")) - set(glob.glob(f"{args[1]}/dram-*.torch.csv"))))
+        targets = {"forward-training": 0.85, "backward": 0.80}
+        print("| op | direction | layout | shape | median ms | GB/s | × copy | target | reached? |")
+        print("|---|---|---|---|---:|---:|---:|---:|---|")
+        for k in sorted(rows, key=lambda k: (k[0], k[1] != "forward-training", k[2])):
+            if k[1] not in targets: continue
+            r = rows[k]
+            frac, t = float(r["fraction_of_copy"]), targets[k[1]]
+            verdict = "yes" if frac >= t else f"no, by {round(100 * (1 - frac / t))} %"
+            print(f"| {k[0]} | {k[1]} | {k[2]} | {shape(k)} | {float(r['median_ms']):.2f} | {float(r['gbps']):.1f} | {frac:.2f} | {t:.2f} | {verdict} |")
         return
     d = args[0]
     ours = load(sorted(set(glob.glob(f"{d}/*.csv")) - set(glob.glob(f"{d}/*.torch.csv"))))
