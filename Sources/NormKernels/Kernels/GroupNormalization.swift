@@ -66,23 +66,8 @@ public struct GroupNormalization: Sendable {
     /// than the normalization itself.
     private func featureVectors(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                                 scale gamma: UnsafePointer<Float>?, bias beta: UnsafePointer<Float>?) -> SavedStatistics {
-        let slots = shape.n * groups, size = shape.c / groups, G = groups, eps = epsilon
-        let mean = SlotBuffer(count: slots, initial: 0.0), invStd = SlotBuffer(count: slots, initial: 0.0)
-        let table = CoefficientTable(count: slots)
-        defer { mean.deallocate(); invStd.deallocate(); table.deallocate() }
-        let streaming = prefersStreamingStores(elements: shape.count, output: y, inputs: x)
-        RowsGeometry(units: slots, segmentLength: size, unitStride: size)
-            .reduceThenApply(x, statistic: .moments, threading: threading,
-                finalize: { slot, m in
-                    mean[slot] = m.mean
-                    invStd[slot] = inverseStandardDeviation(m.biasedVariance, eps)
-                    table[slot] = AffineCoefficients(mean: m.mean, invStd: invStd[slot])
-                },
-                apply: { b in
-                    let c = table[b.unit], first = (b.unit % G) * size + b.start
-                    Apply.elementwise(x + b.offset, y + b.offset, b.count, pivot: c.pivot, invStd: c.scale, shift: c.shift,
-                                      gamma: gamma.map { $0 + first }, beta: beta.map { $0 + first }, streaming: streaming)
-                })
-        return SavedStatistics(mean: mean.array, invStd: invStd.array)
+        let size = shape.c / groups, G = groups
+        return normalizeRows(x, y, rows: shape.n * groups, features: size, epsilon: epsilon, threading: threading,
+                             gamma: gamma, beta: beta, affineOffset: { ($0 % G) * size })
     }
 }

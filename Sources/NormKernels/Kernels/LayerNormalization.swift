@@ -50,12 +50,26 @@ public struct LayerNormalization: Sendable {
         try Check.length(scale, features, "scale (γ)")
         try Check.length(bias, features, "bias (β)")
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
-        let mean = SlotBuffer(count: rows, initial: 0.0), invStd = SlotBuffer(count: rows, initial: 0.0)
-        let table = CoefficientTable(count: rows)
-        defer { mean.deallocate(); invStd.deallocate(); table.deallocate() }
-        let gamma = scale?.baseAddress, beta = bias?.baseAddress, eps = epsilon
-        let streaming = prefersStreamingStores(elements: total, output: y, inputs: x)
-        geometry.reduceThenApply(x, statistic: .moments, threading: threading,
+        return normalizeRows(x, y, rows: rows, features: features, epsilon: epsilon, threading: threading,
+                             gamma: scale?.baseAddress, beta: bias?.baseAddress, affineOffset: { _ in 0 })
+    }
+}
+
+/// LayerNorm's forward over `rows` rows of `features` values: statistics of a
+/// row, then `y = ((x − p)·r + t)·γ[i] + β[i]` while the row is in cache. γ and β
+/// of row u start at `affineOffset(u)` (0 for LayerNorm; the group's first
+/// channel when GroupNorm normalizes feature vectors group by group).
+func normalizeRows(
+    _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, features: Int,
+    epsilon eps: Float, threading: Threading,
+    gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, affineOffset: (Int) -> Int
+) -> SavedStatistics {
+    let mean = SlotBuffer(count: rows, initial: 0.0), invStd = SlotBuffer(count: rows, initial: 0.0)
+    let table = CoefficientTable(count: rows)
+    defer { mean.deallocate(); invStd.deallocate(); table.deallocate() }
+    let streaming = prefersStreamingStores(elements: rows * features, output: y, inputs: x)
+    RowsGeometry(units: rows, segmentLength: features, unitStride: features)
+        .reduceThenApply(x, statistic: .moments, threading: threading,
             finalize: { row, m in
                 mean[row] = m.mean
                 invStd[row] = inverseStandardDeviation(m.biasedVariance, eps)
@@ -63,12 +77,11 @@ public struct LayerNormalization: Sendable {
                 table[row] = AffineCoefficients(mean: m.mean, invStd: invStd[row])
             },
             apply: { b in
-                let c = table[b.unit]
+                let c = table[b.unit], first = affineOffset(b.unit) + b.start
                 Apply.elementwise(x + b.offset, y + b.offset, b.count, pivot: c.pivot, invStd: c.scale, shift: c.shift,
-                                  gamma: gamma.map { $0 + b.start }, beta: beta.map { $0 + b.start }, streaming: streaming)
+                                  gamma: gamma.map { $0 + first }, beta: beta.map { $0 + first }, streaming: streaming)
             })
-        return SavedStatistics(mean: mean.array, invStd: invStd.array)
-    }
+    return SavedStatistics(mean: mean.array, invStd: invStd.array)
 }
 
 /// RMS normalization over the trailing `features` values of each row
