@@ -165,6 +165,67 @@ fileprivate func bits(_ values: [Double]) -> [Float] { values.flatMap { [Float(b
     }
 }
 
+/// Warm workers (`Threading.spinMicroseconds`): Dispatch threads that spin between
+/// calls must give the serial bits, under concurrent and nested callers, and
+/// every range must run exactly once.
+@Suite struct WarmWorkerTests {
+    static func warm(_ threads: Int) -> Threading {
+        Threading(threads: threads, parallelThreshold: 4096, spinMicroseconds: 2000)
+    }
+
+    @Test func everyRangeRunsOnceBackToBack() {
+        let items = 1000
+        let hits = UnsafeMutableBufferPointer<Int>.allocate(capacity: items)
+        defer { hits.deallocate() }
+        for round in 0..<200 {
+            hits.initialize(repeating: 0)
+            Parallel.forEach(count: items, elementsPerItem: 1 << 12, threading: Self.warm(2 + round % 3),
+                             fromTheEnd: round % 2 == 0) { range in
+                for i in range { hits[i] += 1 }
+            }
+            #expect(hits.allSatisfy { $0 == 1 }, "round \(round)")
+        }
+    }
+
+    @Test func kernelsMatchSerialBits() throws {
+        let shape = TensorShape(n: 4, c: 24, h: 33, w: 31, layout: .nhwc)
+        let x = rtData(shape.count, seed: 77)
+        for threads in [2, 3, 8] {
+            for layout in Layout.allCases {
+                let s = shape.with(layout: layout)
+                let bn = try BatchNormalization(shape: s, threading: Self.warm(threads)).forwardTraining(x)
+                let bnSerial = try BatchNormalization(shape: s, threading: .serial).forwardTraining(x)
+                #expect(bn.output == bnSerial.output, "BatchNorm \(layout) \(threads)")
+                let gn = try GroupNormalization(shape: s, groups: 6, threading: Self.warm(threads)).forward(x)
+                let gnSerial = try GroupNormalization(shape: s, groups: 6, threading: .serial).forward(x)
+                #expect(gn.output == gnSerial.output, "GroupNorm \(layout) \(threads)")
+            }
+            let ln = try LayerNormalization(rows: 96, features: 1023, threading: Self.warm(threads)).forward(x)
+            let lnSerial = try LayerNormalization(rows: 96, features: 1023, threading: .serial).forward(x)
+            #expect(ln.output == lnSerial.output, "LayerNorm \(threads)")
+        }
+    }
+
+    @Test func concurrentAndNestedCallers() throws {
+        let ln = try LayerNormalization(rows: 256, features: 1000, threading: Self.warm(4))
+        let x = rtData(256 * 1000, seed: 21)
+        let expected = try LayerNormalization(rows: 256, features: 1000, threading: .serial).forward(x).output
+        let ok = UnsafeMutableBufferPointer<Bool>.allocate(capacity: 16)
+        defer { ok.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: 16) { i in
+            // Each caller also nests warm calls inside a warm call's ranges.
+            let inner = UnsafeMutableBufferPointer<Bool>.allocate(capacity: 4)
+            defer { inner.deallocate() }
+            inner.initialize(repeating: false)
+            Parallel.forEach(count: 4, elementsPerItem: 1 << 20, threading: Self.warm(2)) { range in
+                for j in range { inner[j] = (try? ln.forward(x).output) == expected }
+            }
+            ok[i] = inner.allSatisfy { $0 } && (try? ln.forward(x).output) == expected
+        }
+        #expect(ok.allSatisfy { $0 })
+    }
+}
+
 @Suite struct AffinityTests {
     /// Pinned workers really are pinned while they run, and no binding survives
     /// the call: Dispatch pool threads used afterwards run unbound.

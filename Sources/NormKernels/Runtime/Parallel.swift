@@ -57,6 +57,16 @@ enum Parallel {
         let affinity = threading.affinity
         // With pinning, one range per worker so that range i is worker i on its core.
         let ranges = affinity == .none ? min(count, workers * rangesPerWorker) : workers
+        if affinity == .none && threading.spinMicroseconds > 0 {
+            // Warm helpers (Dispatch threads that spin between calls): same ranges.
+            WarmWorkers.shared.run(count: ranges, helpers: workers - 1,
+                                   spinMicroseconds: threading.spinMicroseconds) { i in
+                let r = fromTheEnd ? ranges - 1 - i : i
+                body((r * count / ranges)..<((r + 1) * count / ranges))
+                nk_stream_fence()
+            }
+            return
+        }
         withoutActuallyEscaping(body) { body in
             DispatchQueue.concurrentPerform(iterations: ranges) { i in
                 let r = fromTheEnd ? ranges - 1 - i : i

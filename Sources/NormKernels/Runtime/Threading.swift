@@ -21,13 +21,31 @@ public struct Threading: Sendable, Hashable, CustomStringConvertible {
     public var affinity: Affinity
     /// Calls with fewer elements of work than this run on the calling thread.
     public var parallelThreshold: Int
+    /// How long worker threads keep spinning for the next call after a parallel
+    /// call, in µs (0: off, the default). With it on, back-to-back calls skip the
+    /// 100–250 µs a parked Dispatch thread needs to wake up, as OpenMP's
+    /// spinning workers do, at the price of a busy core for that long after each
+    /// call. Workers are still Dispatch pool threads; results do not change.
+    /// Not used with pinning (`affinity` other than `.none`).
+    public var spinMicroseconds: Int
 
     public init(threads: Int, affinity: Affinity = .none,
-                parallelThreshold: Int = Threading.defaultParallelThreshold) {
+                parallelThreshold: Int = Threading.defaultParallelThreshold,
+                spinMicroseconds: Int = Threading.defaultSpinMicroseconds) {
         self.threads = max(1, threads)
         self.affinity = affinity
         self.parallelThreshold = max(0, parallelThreshold)
+        self.spinMicroseconds = max(0, spinMicroseconds)
     }
+
+    /// `NORMKERNELS_SPIN_US` when set to a non-negative integer, else 0 (off).
+    public static let defaultSpinMicroseconds: Int = {
+        if let text = ProcessInfo.processInfo.environment["NORMKERNELS_SPIN_US"],
+           let n = Int(text), n >= 0 {
+            return n
+        }
+        return 0
+    }()
 
     /// 2^20 elements (4 MiB of Float32), or `NORMKERNELS_PARALLEL_THRESHOLD`.
     ///
@@ -74,6 +92,7 @@ public struct Threading: Sendable, Hashable, CustomStringConvertible {
 
     public var description: String {
         "\(threads) thread\(threads == 1 ? "" : "s"), affinity \(affinity.rawValue), parallel from \(parallelThreshold) elements"
+            + (spinMicroseconds > 0 ? ", workers spin \(spinMicroseconds) µs" : "")
     }
 }
 
