@@ -59,6 +59,6 @@ extension GroupNormalization {
             }
         }
         channelGradients(sums.base, samples: shape.n, channels: channels,
-                         gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress)
+                         gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress, threading: threading)
     }
 }

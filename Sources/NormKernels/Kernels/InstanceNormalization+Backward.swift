@@ -46,7 +46,7 @@ extension InstanceNormalization {
                                                m1: gain * s.dy / count, m2: gain * s.dyXhat / count)
         }
         channelGradients(sums.base, samples: shape.n, channels: channels,
-                         gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress)
+                         gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress, threading: threading)
     }
 
     /// Gradients of `forwardInference` (running statistics held fixed): this is
