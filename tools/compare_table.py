@@ -36,8 +36,7 @@ def main():
         return
     if args and args[0] == "--targets":
         # Forward training ≥ 0.85 of copy, backward ≥ 0.80 (issue 6, DRAM set).
-        rows = load(sorted(glob.glob(f"{args[1]}/dram-*.csv")) and
-                    sorted(set(glob.glob(f"{args[1]}/dram-*.csv")) - set(glob.glob(f"{args[1]}/dram-*.torch.csv"))))
+        rows = load(sorted(set(glob.glob(f"{args[1]}/dram-*.csv")) - set(glob.glob(f"{args[1]}/dram-*.torch.csv"))))
         targets = {"forward-training": 0.85, "backward": 0.80}
         print("| op | direction | layout | shape | median ms | GB/s | × copy | target | reached? |")
         print("|---|---|---|---|---:|---:|---:|---:|---|")

@@ -147,10 +147,7 @@ extension BatchNormalization {
     ) {
         let xForDx: UnsafePointer<Float>? = dxReadsInput ? x : nil
         let channels = shape.c
-        let streaming = dx.map { dx in
-            mask.map { prefersStreamingStores(elements: shape.count, output: dx, inputs: x, dy, $0) }
-                ?? prefersStreamingStores(elements: shape.count, output: dx, inputs: x, dy)
-        } ?? false
+        let streaming = dx.map { prefersStreamingStores(elements: shape.count, output: $0, inputs: x, dy, mask) } ?? false
         withoutActuallyEscaping(finalize) { finalize in
             if shape.isChannelsLast {
                 let g = columns

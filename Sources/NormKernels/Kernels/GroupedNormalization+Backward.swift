@@ -21,6 +21,9 @@ func groupedBackward(
 ) {
     let groups = shape.c / groupSize, channels = shape.c, spatial = shape.spatial
     let streaming = dx.map { prefersStreamingStores(elements: shape.count, output: $0, inputs: x, dy) } ?? false
+    // Unlike the forward (`groupsUseColumns`), H·W = 1 stays on the columns path
+    // here: the rows path would cut every channel into one-value segments
+    // (measured slower on [4096, 1024]; see docs/PERFORMANCE.md, "Known slow spots").
     if shape.isChannelsLast {
         let g = ColumnsGeometry(matrices: shape.n, rows: spatial, columns: channels)
         let perMatrix = g.blocksPerMatrix

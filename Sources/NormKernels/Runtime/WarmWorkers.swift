@@ -45,15 +45,12 @@ final class WarmWorkers: @unchecked Sendable {
             if joined.add(1, ordering: .relaxed).oldValue < maxHelpers { work() }
         }
 
-        /// Runs ranges until none is left; returns how many this thread ran.
-        @discardableResult
-        func work() -> Int {
-            var ran = 0
+        /// Runs ranges until none is left.
+        func work() {
             while true {
                 let i = next.add(1, ordering: .relaxed).oldValue
-                if i >= count { return ran }
+                if i >= count { return }
                 body!(i)
-                ran += 1
                 done.add(1, ordering: .releasing)
             }
         }

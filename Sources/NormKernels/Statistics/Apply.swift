@@ -53,7 +53,7 @@ struct AffineCoefficients {
 /// Never in place (`output` is one of `inputs`): the output's lines were just
 /// read, so an ordinary store only dirties a cached line, while a streaming
 /// store of one half of a line evicts the other half before it is read.
-func prefersStreamingStores(elements: Int, output: UnsafeMutablePointer<Float>, inputs: UnsafePointer<Float>...) -> Bool {
+func prefersStreamingStores(elements: Int, output: UnsafeMutablePointer<Float>, inputs: UnsafePointer<Float>?...) -> Bool {
     if inputs.contains(where: { $0 == UnsafePointer(output) }) { return false }
     return prefersStreamingStores(elements: elements)
 }
