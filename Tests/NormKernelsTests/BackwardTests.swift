@@ -173,6 +173,25 @@ struct BackwardTests {
         }
     }
 
+    @Test("GroupNorm backward on feature vectors (H·W = 1) is bitwise identical for any thread count",
+          arguments: [(2048, 96, 3), (300, 60, 4), (4, 20_000, 5), (1024, 64, 64)])
+    func groupedRowDeterminism(rows: Int, channels: Int, groups: Int) throws {
+        // Many row blocks, groups whose width is not a multiple of 8, long rows
+        // (row sums spread over workers), and one value per group.
+        for layout in [Layout.nchw, .nhwc] {
+            let shape = TensorShape(n: rows, c: channels, h: 1, w: 1, layout: layout)
+            let x = bwValues(shape.count, seed: 15, -2, 3), dy = bwValues(shape.count, seed: 16)
+            let gamma = bwValues(channels, seed: 17, 0.5, 1.5), beta = bwValues(channels, seed: 18)
+            let (_, saved) = try GroupNormalization(shape: shape, groups: groups, threading: .serial)
+                .forward(x, scale: gamma, bias: beta)
+            try bwExpectDeterministic("GN \(shape) G \(groups)") { threading in
+                let g = try GroupNormalization(shape: shape, groups: groups, threading: threading)
+                    .backward(x, gradOutput: dy, saved: saved, scale: gamma)
+                return [g.input, g.scale, g.bias]
+            }
+        }
+    }
+
     @Test("LayerNorm and RMSNorm backward are bitwise identical for any thread count",
           arguments: [(512, 300), (3, 70_000), (8192, 32), (2048, 97), (1, 200_000)])
     func rowDeterminism(rows: Int, features: Int) throws {

@@ -18,6 +18,8 @@ extension GroupNormalization {
     /// **Memory passes**: with `gradInput`, reads `x` and `dy` twice (sums, then dx)
     /// and writes dx once; the second read comes from cache when one sample's group
     /// (NCHW) or one sample (NHWC) fits in L2. Only `gradScale`/`gradBias`: one pass.
+    /// With H·W = 1 (feature vectors) the layouts coincide and LayerNorm's engine
+    /// runs with per-group statistics (blocks of rows, as `LayerNormalization.backward`).
     ///
     /// **Aliasing**: `gradInput` may be `gradOutput` or `input` (in place); gradient
     /// buffers must not otherwise share memory. Throws before writing anything.
@@ -34,6 +36,17 @@ extension GroupNormalization {
         let x = try Check.base(input, "input"), dy = try Check.base(gradOutput, "gradOutput")
         let dx = gradInput?.baseAddress
         guard dx != nil || gradScale != nil || gradBias != nil else { return }
+        if shape.spatial == 1 {
+            // Feature vectors ([N, C], H·W = 1): each sample is one row of C values in
+            // G contiguous groups, so LayerNorm's backward engine runs it with per-group
+            // statistics (as the forward runs `normalizeRows`). The per-(n, c) path
+            // below would keep ~48 bytes of side tables per 12 bytes of data here.
+            rowNormalizationBackward(
+                rows: shape.n, features: shape.c, x: x, dy: dy, groups: groups, mean: saved.mean, invStd: saved.invStd,
+                centered: true, gamma: scale?.baseAddress, dx: dx,
+                gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress, threading: threading)
+            return
+        }
         let size = shape.c / groups, channels = shape.c, G = groups
         let count = Double(size * shape.spatial)
         let mean = saved.mean, invStd = saved.invStd

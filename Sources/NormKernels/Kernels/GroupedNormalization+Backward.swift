@@ -22,8 +22,10 @@ func groupedBackward(
     let groups = shape.c / groupSize, channels = shape.c, spatial = shape.spatial
     let streaming = dx.map { prefersStreamingStores(elements: shape.count, output: $0, inputs: x, dy) } ?? false
     // Unlike the forward (`groupsUseColumns`), H·W = 1 stays on the columns path
-    // here: the rows path would cut every channel into one-value segments
-    // (measured slower on [4096, 1024]; see docs/PERFORMANCE.md, "Known slow spots").
+    // here: the rows path would cut every channel into one-value segments.
+    // GroupNorm sends H·W = 1 to the LayerNorm backward engine before this point
+    // (`rowNormalizationBackward` with groups); InstanceNorm and AdaIN cannot
+    // train on one value per channel.
     if shape.isChannelsLast {
         let g = ColumnsGeometry(matrices: shape.n, rows: spatial, columns: channels)
         let perMatrix = g.blocksPerMatrix

@@ -104,31 +104,37 @@ let rowNormalizationTileColumns = 4096
 /// blocks — merged down the row blocks in a fixed tree). The dx sweep and the
 /// column sums share one pass over tiles of (row block × ≤ 1024 columns).
 ///
+/// With `groups` > 1 (GroupNorm on feature vectors, H·W = 1) each row is `groups`
+/// segments of `features / groups` values with their own statistics: slot
+/// `row·groups + g` of `mean`/`invStd`, row sums per (row, group), and dx
+/// coefficients per (row, group); γ and the column sums stay per feature.
+///
 /// Strategies: with many row blocks (≥ 4 per worker, or one worker) each worker
 /// takes whole row blocks — row sums, then the sweep, while the block (≈ L2/8 per
 /// input) is in cache. With few row blocks (long rows), the row sums are spread
 /// over all workers by blocks, then the tiles. Same partials, same trees: same bits.
 func rowNormalizationBackward(
     rows: Int, features: Int, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-    mean: [Double]?, invStd: [Double], centered: Bool,
+    groups: Int = 1, mean: [Double]?, invStd: [Double], centered: Bool,
     gamma: UnsafePointer<Float>?, dx: UnsafeMutablePointer<Float>?,
     gradScale: UnsafeMutablePointer<Float>?, gradBias: UnsafeMutablePointer<Float>?,
     threading: Threading
 ) {
     let needColumns = gradScale != nil || gradBias != nil
     guard dx != nil || needColumns else { return }
-    let D = features
-    let rowGeometry = RowsGeometry(units: rows, segmentLength: D, unitStride: D)
+    let D = features, S = features / groups, slots = rows * groups
+    let rowGeometry = RowsGeometry(units: slots, segmentLength: S, unitStride: S)
     let rowBlock = ColumnsGeometry(matrices: 1, rows: rows, columns: D).rowBlock
     let rowBlocks = (rows + rowBlock - 1) / rowBlock
-    let tileWidth = min(D, rowNormalizationTileColumns)
+    // Tiles hold whole groups, so a tile row is whole segments.
+    let tileWidth = groups == 1 ? min(D, rowNormalizationTileColumns) : S * max(1, min(groups, rowNormalizationTileColumns / S))
     let tilesPerRowBlock = (D + tileWidth - 1) / tileWidth
     let streaming = dx.map { prefersStreamingStores(elements: rows * D, output: $0, inputs: x, dy) } ?? false
 
-    let xhat = CoefficientTable(count: rows)
+    let xhat = CoefficientTable(count: slots)
     defer { xhat.deallocate() }
-    for r in 0..<rows { xhat[r] = AffineCoefficients(mean: mean?[r] ?? 0, invStd: invStd[r]) }
-    let table: GradientTable? = dx != nil ? GradientTable(count: rows) : nil
+    for u in 0..<slots { xhat[u] = AffineCoefficients(mean: mean?[u] ?? 0, invStd: invStd[u]) }
+    let table: GradientTable? = dx != nil ? GradientTable(count: slots) : nil
     defer { table?.deallocate() }
     // Column partials per (row block, column). With a single row block (fewer rows
     // than a block) each tile's sums are final: they go from a per-worker buffer
@@ -140,13 +146,14 @@ func rowNormalizationBackward(
 
     func reduceRowBlock(_ b: RowBlock) -> GradientSums {
         BlockGradients.contiguous(x + b.offset, dy + b.offset, b.count, xhat[b.unit],
-                                  mask: nil, gamma: gamma.map { $0 + b.start })
+                                  mask: nil, gamma: gamma.map { $0 + (b.unit % groups) * S + b.start })
     }
-    func finalizeRow(_ r: Int, _ parts: UnsafeBufferPointer<GradientSums>) {
+    /// Slot u = row·groups + g.
+    func finalizeRow(_ u: Int, _ parts: UnsafeBufferPointer<GradientSums>) {
         let sums = GradientSums.treeSum(parts)
-        let count = Double(D)
-        table![r] = GradientCoefficients(
-            mean: mean?[r] ?? 0, invStd: invStd[r], a: invStd[r],
+        let count = Double(S)
+        table![u] = GradientCoefficients(
+            mean: mean?[u] ?? 0, invStd: invStd[u], a: invStd[u],
             m1: centered ? sums.dy / count : 0, m2: sums.dyXhat / count)
     }
     func tile(_ rb: Int, _ ct: Int, _ scratch: UnsafeMutablePointer<Float>, _ tileSums: UnsafeMutablePointer<GradientSums>) {
@@ -158,7 +165,8 @@ func rowNormalizationBackward(
         BlockGradients.rowTile(
             x + o, dy + o, dx: dx.map { $0 + o }, gamma: gamma.map { $0 + c0 },
             rows: min(rowBlock, rows - r0), columns: nc, stride: D, firstRow: r0,
-            xhat: xhat, dxTable: table, columnSums: sums, scratch: scratch, streaming: streaming)
+            xhat: xhat, dxTable: table, columnSums: sums, scratch: scratch, streaming: streaming,
+            segmentWidth: S, slotsPerRow: groups, firstSlot: c0 / S)
         if needColumns && direct {
             for j in 0..<nc {
                 gradScale?[c0 + j] = Float(tileSums[j].dyXhat)
@@ -183,11 +191,11 @@ func rowNormalizationBackward(
                 withTileScratch { scratch, tileSums in
                     for rb in range {
                         if dx != nil {
-                            for r in (rb * rowBlock)..<min(rows, (rb + 1) * rowBlock) {
+                            for u in (rb * rowBlock * groups)..<(min(rows, (rb + 1) * rowBlock) * groups) {
                                 for i in 0..<perRow {
-                                    (parts.baseAddress! + i).initialize(to: reduceRowBlock(rowGeometry.block(r * perRow + i)))
+                                    (parts.baseAddress! + i).initialize(to: reduceRowBlock(rowGeometry.block(u * perRow + i)))
                                 }
-                                finalizeRow(r, UnsafeBufferPointer(parts))
+                                finalizeRow(u, UnsafeBufferPointer(parts))
                             }
                         }
                         for ct in 0..<tilesPerRowBlock { tile(rb, ct, scratch, tileSums) }

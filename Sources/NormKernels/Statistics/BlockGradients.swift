@@ -526,6 +526,9 @@ extension BlockGradients {
     /// The LayerNorm/RMSNorm tile: `rows` rows × `columns` columns (row stride
     /// `stride`) of rows `firstRow ..< firstRow + rows`, each row with its own
     /// x̂ coefficients (`xhat`) and dx coefficients (`dxTable`), γ per column.
+    /// With `segmentWidth` < `columns` (GroupNorm on feature vectors) each row is
+    /// cut into segments of that many columns, segment s of row r using slot
+    /// `r·slotsPerRow + firstSlot + s` of both tables.
     /// One sweep, rows outer, that
     /// - writes `dx = a·(dy·γ) + (b·(x − pivot) + c)` when `dx` is given, and
     /// - adds each column's Σdy and Σdy·x̂ (dy not scaled by γ: these are dβ and dγ)
@@ -538,16 +541,27 @@ extension BlockGradients {
         gamma: UnsafePointer<Float>?, rows: Int, columns: Int, stride: Int, firstRow: Int,
         xhat: CoefficientTable, dxTable: GradientTable?,
         columnSums: UnsafeMutablePointer<GradientSums>?, scratch: UnsafeMutablePointer<Float>,
-        streaming: Bool = false
+        streaming: Bool = false, segmentWidth: Int? = nil, slotsPerRow: Int = 1, firstSlot: Int = 0
     ) {
-        // Stream dx only when every row starts 32-byte aligned (see `Apply.columns`).
-        if streaming, let dx, stride % 8 == 0, Int(bitPattern: UInt(bitPattern: dx)) & 31 == 0 {
+        let slots = RowSlots(width: segmentWidth ?? columns, perRow: slotsPerRow, first: firstSlot)
+        // Stream dx only when every row (and segment) starts 32-byte aligned (see `Apply.columns`).
+        if streaming, let dx, stride % 8 == 0, slots.width % 8 == 0 || slots.width >= columns,
+           Int(bitPattern: UInt(bitPattern: dx)) & 31 == 0 {
             rowTile(x, dy, dx: dx, gamma: gamma, rows: rows, columns: columns, stride: stride, firstRow: firstRow,
-                    xhat: xhat, dxTable: dxTable, columnSums: columnSums, scratch: scratch, StreamingStore.self)
+                    xhat: xhat, dxTable: dxTable, columnSums: columnSums, scratch: scratch, slots: slots,
+                    StreamingStore.self)
         } else {
             rowTile(x, dy, dx: dx, gamma: gamma, rows: rows, columns: columns, stride: stride, firstRow: firstRow,
-                    xhat: xhat, dxTable: dxTable, columnSums: columnSums, scratch: scratch, CachedStore.self)
+                    xhat: xhat, dxTable: dxTable, columnSums: columnSums, scratch: scratch, slots: slots,
+                    CachedStore.self)
         }
+    }
+
+    /// Which table slot each `width`-column segment of a tile row uses.
+    struct RowSlots {
+        var width: Int
+        var perRow: Int
+        var first: Int
     }
 
     @inline(__always)
@@ -555,7 +569,8 @@ extension BlockGradients {
         _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?,
         gamma: UnsafePointer<Float>?, rows: Int, columns: Int, stride: Int, firstRow: Int,
         xhat: CoefficientTable, dxTable: GradientTable?,
-        columnSums: UnsafeMutablePointer<GradientSums>?, scratch: UnsafeMutablePointer<Float>, _: S.Type
+        columnSums: UnsafeMutablePointer<GradientSums>?, scratch: UnsafeMutablePointer<Float>,
+        slots: RowSlots, _: S.Type
     ) {
         let accG = scratch, accH = scratch + columns
         var row = 0
@@ -566,26 +581,34 @@ extension BlockGradients {
                 accH.update(repeating: 0, count: columns)
             }
             while row < end {
-                let o = row * stride
-                let h = xhat[firstRow + row]
-                switch (dx, dxTable, columnSums) {
-                case let (dx?, table?, _?):
-                    let k = table[firstRow + row]
-                    if let gamma {
-                        tileRow(x + o, dy + o, dx + o, gamma, columns, h, k, accG, accH, sums: true, write: true, S.self)
-                    } else {
-                        tileRow(x + o, dy + o, dx + o, nil, columns, h, k, accG, accH, sums: true, write: true, S.self)
+                var j = 0
+                var slot = (firstRow + row) * slots.perRow + slots.first
+                while j < columns {
+                    let w = min(slots.width, columns - j)
+                    let o = row * stride + j
+                    let h = xhat[slot]
+                    let ag = accG + j, ah = accH + j, gj = gamma.map { $0 + j }
+                    switch (dx, dxTable, columnSums) {
+                    case let (dx?, table?, _?):
+                        let k = table[slot]
+                        if let gj {
+                            tileRow(x + o, dy + o, dx + o, gj, w, h, k, ag, ah, sums: true, write: true, S.self)
+                        } else {
+                            tileRow(x + o, dy + o, dx + o, nil, w, h, k, ag, ah, sums: true, write: true, S.self)
+                        }
+                    case let (dx?, table?, nil):
+                        let k = table[slot]
+                        if let gj {
+                            tileRow(x + o, dy + o, dx + o, gj, w, h, k, ag, ah, sums: false, write: true, S.self)
+                        } else {
+                            tileRow(x + o, dy + o, dx + o, nil, w, h, k, ag, ah, sums: false, write: true, S.self)
+                        }
+                    default:
+                        let k = GradientCoefficients(pivot: 0, a: 0, b: 0, c: 0)
+                        tileRow(x + o, dy + o, nil, nil, w, h, k, ag, ah, sums: true, write: false, S.self)
                     }
-                case let (dx?, table?, nil):
-                    let k = table[firstRow + row]
-                    if let gamma {
-                        tileRow(x + o, dy + o, dx + o, gamma, columns, h, k, accG, accH, sums: false, write: true, S.self)
-                    } else {
-                        tileRow(x + o, dy + o, dx + o, nil, columns, h, k, accG, accH, sums: false, write: true, S.self)
-                    }
-                default:
-                    let k = GradientCoefficients(pivot: 0, a: 0, b: 0, c: 0)
-                    tileRow(x + o, dy + o, nil, nil, columns, h, k, accG, accH, sums: true, write: false, S.self)
+                    j += w
+                    slot += 1
                 }
                 row += 1
             }
