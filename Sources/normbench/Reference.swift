@@ -18,6 +18,13 @@ import NormKernels
 /// sweep (≤ 9e-7), yet small enough to catch an ε off by 10× (e ≈ 4e-5) or any
 /// indexing mistake (e ≈ 0.1 and more); backward 5e-5, 100× its worst (≤ 4.4e-7),
 /// a little looser because dx is a difference of nearly equal terms. NaN or ±Inf fails.
+///
+/// For dx the unit's scale is the larger of rms(dx) and rms(r·g), the size of the
+/// terms dx is the difference of (g = dy·γ, r = 1/σ): Float32 rounds those terms,
+/// not their difference. With large units the two are about equal; with units of a
+/// few values dx can be far smaller than its terms (InstanceNorm [64, 1024, 2, 2]:
+/// dx ≈ 3e-4 from terms of size ~1, an error of 1.5e-7 = 2 ulps of the terms was
+/// 8e-5 of rms(dx)).
 enum Reference {
     static let fullCheckElements = 1 << 20
     /// ε of RMSNorm: Float32 machine epsilon (PyTorch `eps=None`), the library's default.
@@ -113,13 +120,17 @@ enum Reference {
         e.checkedUnits = picked.count
         for u in picked {
             let unit = unit(key, u)
-            let values = key.direction == .backward ? backward(w, unit) : forward(w, unit)
-            let rms = (values.reduce(0) { $0 + $1 * $1 } / Double(max(1, values.count))).squareRoot()
+            let (values, terms) = key.direction == .backward ? backward(w, unit) : (forward(w, unit), [])
+            let rms = max(rootMeanSquare(values), rootMeanSquare(terms))
             e.offsets += unit.offsets
             e.values += values
             e.scales += Array(repeating: rms, count: values.count)
         }
         return e
+    }
+
+    static func rootMeanSquare(_ values: [Double]) -> Double {
+        (values.reduce(0) { $0 + $1 * $1 } / Double(max(1, values.count))).squareRoot()
     }
 
     /// Mean and biased variance, two passes.
@@ -175,7 +186,8 @@ enum Reference {
         }
     }
 
-    /// dx (dv for weight normalization) for the unit's elements, training mode.
+    /// dx (dv for weight normalization) for the unit's elements, training mode,
+    /// and the leading term r·g of each (the size of what dx is a difference of).
     ///
     /// With g = dy·γ and x̂ the normalized input (r = 1/σ):
     /// ```
@@ -184,17 +196,17 @@ enum Reference {
     /// weight norm:  dv = (g_n / ‖v‖) · (dw − x̂ · Σ dw·x̂)   x̂ = v/‖v‖
     /// AdaIN:        as the moments ops with γ = σ_style (gradient w.r.t. the content)
     /// ```
-    static func backward(_ w: Workload, _ unit: Unit) -> [Double] {
+    static func backward(_ w: Workload, _ unit: Unit) -> (dx: [Double], terms: [Double]) {
         let eps = Double(Workload.epsilon), x = w.x, dy = w.dy!
         let count = Double(unit.offsets.count)
         let xs = unit.offsets.map { Double(x[$0]) }
         let dys = unit.offsets.map { Double(dy[$0]) }
         func gamma(_ i: Int) -> Double { Double(w.gamma[unit.parameters[i]]) }
         /// dx = r · (g − a·mean(g) − x̂ · mean(g·x̂)), a = 1 when centred.
-        func centred(_ xhat: [Double], _ g: [Double], r: Double, subtractMean: Bool) -> [Double] {
+        func centred(_ xhat: [Double], _ g: [Double], r: Double, subtractMean: Bool) -> ([Double], [Double]) {
             let meanG = subtractMean ? g.reduce(0, +) / count : 0
             let meanGX = zip(g, xhat).reduce(0) { $0 + $1.0 * $1.1 } / count
-            return xhat.indices.map { r * (g[$0] - meanG - xhat[$0] * meanGX) }
+            return (xhat.indices.map { r * (g[$0] - meanG - xhat[$0] * meanGX) }, g.map { r * $0 })
         }
         switch w.key.op {
         case .batchnorm, .instancenorm, .groupnorm, .layernorm:
@@ -212,7 +224,7 @@ enum Reference {
             let norm = sumOfSquares(x, unit.offsets).squareRoot(), g = gamma(0)
             let xhat = xs.map { $0 / norm }
             let dot = zip(dys, xhat).reduce(0) { $0 + $1.0 * $1.1 }
-            return xhat.indices.map { g / norm * (dys[$0] - xhat[$0] * dot) }
+            return (xhat.indices.map { g / norm * (dys[$0] - xhat[$0] * dot) }, dys.map { g / norm * $0 })
         }
     }
 
