@@ -490,28 +490,32 @@ enum BlockMoments {
     /// so a tall row block does not cost accuracy.
     static let columnChunkRows = 128
 
-    private static func columnTile32(
-        _ p: UnsafePointer<Float>, rows: Int, stride: Int, into out: UnsafeMutablePointer<Moments>
+    /// A tile of `width` (32 or 8) columns down all its rows: `chunk` runs
+    /// ≤ `columnChunkRows` rows at a time in Float32 lanes and merges them into `out`.
+    @inline(__always)
+    private static func columnTile(
+        _ p: UnsafePointer<Float>, rows: Int, stride: Int, width: Int, into out: UnsafeMutablePointer<Moments>,
+        _ chunk: (UnsafePointer<Float>, _ rows: Int, _ stride: Int, UnsafeMutablePointer<Moments>) -> Void
     ) {
-        for j in 0..<32 { out[j] = .empty }
+        for j in 0..<width { out[j] = .empty }
         var first = 0
         while first < rows {
             let n = min(columnChunkRows, rows - first)
-            columnChunk32(p + first * stride, rows: n, stride: stride, into: out)
+            chunk(p + first * stride, n, stride, out)
             first += n
         }
+    }
+
+    private static func columnTile32(
+        _ p: UnsafePointer<Float>, rows: Int, stride: Int, into out: UnsafeMutablePointer<Moments>
+    ) {
+        columnTile(p, rows: rows, stride: stride, width: 32, into: out) { columnChunk32($0, rows: $1, stride: $2, into: $3) }
     }
 
     private static func columnTile8(
         _ p: UnsafePointer<Float>, rows: Int, stride: Int, into out: UnsafeMutablePointer<Moments>
     ) {
-        for j in 0..<8 { out[j] = .empty }
-        var first = 0
-        while first < rows {
-            let n = min(columnChunkRows, rows - first)
-            columnChunk8(p + first * stride, rows: n, stride: stride, into: out)
-            first += n
-        }
+        columnTile(p, rows: rows, stride: stride, width: 8, into: out) { columnChunk8($0, rows: $1, stride: $2, into: $3) }
     }
 
     /// ≤ 128 rows of a 32-column tile in Float32 lanes (pivots: the chunk's first
