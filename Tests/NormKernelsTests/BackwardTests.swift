@@ -32,6 +32,11 @@ fileprivate func bwBits(_ a: [Float]?) -> [UInt32]? { a?.map(\.bitPattern) }
 fileprivate let bwThreadCounts = [2, 3, 5, 8]
 
 /// Runs `body` with 1 thread and each of `bwThreadCounts`; every gradient must be bitwise equal.
+/// Doubles as pairs of Float32 bit patterns, for bitwise comparisons.
+fileprivate func bwDoubleBits(_ values: [Double]) -> [Float] {
+    values.flatMap { [Float(bitPattern: UInt32(truncatingIfNeeded: $0.bitPattern)), Float(bitPattern: UInt32($0.bitPattern >> 32))] }
+}
+
 fileprivate func bwExpectDeterministic(
     _ what: String, sourceLocation: SourceLocation = #_sourceLocation,
     _ body: (Threading) throws -> [[Float]?]
@@ -189,6 +194,34 @@ struct BackwardTests {
                     .backward(x, gradOutput: dy, saved: saved, scale: gamma)
                 return [g.input, g.scale, g.bias]
             }
+        }
+    }
+
+    @Test("GroupNorm on small maps (H·W < 64 NCHW, ≤ 16 NHWC) is bitwise identical for any thread count, both directions",
+          arguments: [
+              (TensorShape(n: 1024, c: 32, h: 4, w: 4, layout: .nchw), 8),   // many row blocks (one row per sample)
+              (TensorShape(n: 2, c: 64, h: 7, w: 7, layout: .nchw), 4),      // two long rows
+              (TensorShape(n: 3, c: 40, h: 3, w: 5, layout: .nchw), 5),      // odd everything
+              (TensorShape(n: 512, c: 32, h: 4, w: 4, layout: .nhwc), 4),    // groups of 8 channels, many row blocks
+              (TensorShape(n: 3, c: 48, h: 3, w: 3, layout: .nhwc), 3),      // groups of 16, one row block
+              (TensorShape(n: 64, c: 72, h: 2, w: 2, layout: .nhwc), 3),     // groups of 24, rows of 72
+              (TensorShape(n: 5, c: 18, h: 2, w: 3, layout: .nhwc), 2),      // groups of 9 (vector + 1)
+          ])
+    func groupedSmallMapDeterminism(shape: TensorShape, groups: Int) throws {
+        #expect(GroupNormalization.smallMapPath(shape, groups: groups) != nil, "\(shape) G \(groups) takes the small-map path")
+        let x = bwValues(shape.count, seed: 19, -2, 3), dy = bwValues(shape.count, seed: 20)
+        let gamma = bwValues(shape.c, seed: 21, 0.5, 1.5), beta = bwValues(shape.c, seed: 22)
+        try bwExpectDeterministic("GN forward \(shape) G \(groups)") { threading in
+            let (y, saved) = try GroupNormalization(shape: shape, groups: groups, threading: threading)
+                .forward(x, scale: gamma, bias: beta)
+            return [y, bwDoubleBits(saved.mean), bwDoubleBits(saved.invStd)]
+        }
+        let (_, saved) = try GroupNormalization(shape: shape, groups: groups, threading: .serial)
+            .forward(x, scale: gamma, bias: beta)
+        try bwExpectDeterministic("GN backward \(shape) G \(groups)") { threading in
+            let g = try GroupNormalization(shape: shape, groups: groups, threading: threading)
+                .backward(x, gradOutput: dy, saved: saved, scale: gamma)
+            return [g.input, g.scale, g.bias]
         }
     }
 

@@ -176,6 +176,10 @@ struct GradientCheckTests {
         TensorShape(n: 2, c: 6, h: 2, w: 3, layout: .nchw),
         TensorShape(n: 2, c: 6, h: 2, w: 3, layout: .nhwc),
         TensorShape(n: 1, c: 12, h: 3, w: 3, layout: .nhwc),
+        // GroupNorm's NHWC small-map path needs groups of ≥ 8 channels: G = 1, 2
+        // give groups of 16 and 8 here, and of 18 and 9 (vector + 1) below.
+        TensorShape(n: 2, c: 16, h: 2, w: 3, layout: .nhwc),
+        TensorShape(n: 3, c: 18, h: 2, w: 2, layout: .nhwc),
     ]
 
     @Test("InstanceNorm training: dx, dγ, dβ", arguments: groupedShapes, [false, true])

@@ -9,6 +9,11 @@
 /// | InstanceNorm NCHW   | (n, c)    | 1        | H·W           | H·W        | —             |
 /// | GroupNorm NCHW      | (n, g)    | 1        | (C/G)·H·W     | (C/G)·H·W  | —             |
 /// | WeightNorm, dim d   | index i   | outer    | inner         | inner      | size_d·inner  |
+/// | GroupNorm NHWC, small H·W | (n, g) | H·W   | C/G           | C/G        | C             |
+///
+/// Units may also come in *runs* of `unitsPerRun` units, `runStride` apart (unit
+/// u = r·unitsPerRun + i starts at r·runStride + i·unitStride): GroupNorm NHWC's
+/// (n, g) starts at n·C·H·W + g·C/G. By default all units form one run.
 ///
 /// Each segment is cut into blocks of `blockLength` values; the block size comes
 /// from the L1 data cache size only, never from the thread count.
@@ -18,19 +23,30 @@ struct RowsGeometry: CustomStringConvertible {
     var segmentLength: Int
     var unitStride: Int
     var segmentStride: Int
+    var unitsPerRun: Int
+    var runStride: Int
     var blockLength: Int
     /// Consecutive segments of one unit that share a block (1 unless short
     /// segments are grouped: BatchNorm NCHW with H·W = 49 puts 83 samples' runs
     /// in one 4096-value block instead of paying a block's overhead per 49 values).
     var segmentsPerBlock: Int
+    /// Whether output passes get a block of grouped segments whole (and walk its
+    /// `segmentCount` segments themselves) instead of one call per segment.
+    var applyWholeBlocks = false
     /// Blocks per segment and per unit (stored: `block(_:)` runs once per block
     /// and integer divisions cost ~20 cycles each).
     private(set) var blocksPerSegment: Int
     private(set) var blocksPerUnit: Int
 
     init(units: Int, segments: Int = 1, segmentLength: Int, unitStride: Int, segmentStride: Int = 0,
+         unitsPerRun: Int? = nil, runStride: Int = 0,
          blockLength: Int = RowsGeometry.defaultBlockLength, groupShortSegments: Bool = false) {
         self.units = units
+        // One run (the default) is the flat case u·unitStride; so is a run stride
+        // equal to the run's length, which `unitOffset` then skips dividing for.
+        let perRun = unitsPerRun ?? units
+        self.unitsPerRun = perRun * unitStride == runStride ? units : perRun
+        self.runStride = runStride
         self.segments = segments
         self.segmentLength = segmentLength
         self.unitStride = unitStride
@@ -51,6 +67,14 @@ struct RowsGeometry: CustomStringConvertible {
     static let batchBytes = max(64 << 10, Topology.current.l2CacheBytes / 8)
 
     var blocks: Int { units * blocksPerUnit }
+
+    /// Element offset of unit u's first value.
+    @inline(__always)
+    func unitOffset(_ u: Int) -> Int {
+        if unitsPerRun >= units { return u * unitStride }
+        let run = u / unitsPerRun
+        return run * runStride + (u - run * unitsPerRun) * unitStride
+    }
     var unitElements: Int { segments * segmentLength }
 
     /// What a unit costs, in values, for the parallel threshold: its values plus
@@ -64,7 +88,7 @@ struct RowsGeometry: CustomStringConvertible {
     func block(_ b: Int) -> RowBlock {
         if blocksPerUnit == 1 && segmentsPerBlock == 1 {
             // One block per unit (LayerNorm rows, small groups): no divisions.
-            return RowBlock(unit: b, segment: 0, start: 0, count: segmentLength, offset: b * unitStride)
+            return RowBlock(unit: b, segment: 0, start: 0, count: segmentLength, offset: unitOffset(b))
         }
         let unit = b / blocksPerUnit
         let within = b - unit * blocksPerUnit
@@ -72,7 +96,7 @@ struct RowsGeometry: CustomStringConvertible {
             let first = within * segmentsPerBlock
             return RowBlock(
                 unit: unit, segment: first, start: 0, count: segmentLength,
-                offset: unit * unitStride + first * segmentStride,
+                offset: unitOffset(unit) + first * segmentStride,
                 segmentCount: min(segmentsPerBlock, segments - first))
         }
         let segment = within / blocksPerSegment
@@ -80,7 +104,7 @@ struct RowsGeometry: CustomStringConvertible {
         return RowBlock(
             unit: unit, segment: segment, start: start,
             count: min(blockLength, segmentLength - start),
-            offset: unit * unitStride + segment * segmentStride + start)
+            offset: unitOffset(unit) + segment * segmentStride + start)
     }
 
     var description: String {
@@ -261,7 +285,7 @@ extension RowsGeometry {
     /// Hands a block to an output pass one segment at a time.
     @inline(__always)
     func applyPieces(_ b: RowBlock, _ apply: (RowBlock) -> Void) {
-        if b.segmentCount == 1 { apply(b); return }
+        if b.segmentCount == 1 || applyWholeBlocks { apply(b); return }
         for i in 0..<b.segmentCount {
             apply(RowBlock(unit: b.unit, segment: b.segment + i, start: 0, count: b.count,
                            offset: b.offset + i * segmentStride))

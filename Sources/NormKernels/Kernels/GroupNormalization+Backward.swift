@@ -47,6 +47,23 @@ extension GroupNormalization {
                 gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress, threading: threading)
             return
         }
+        switch smallMapPath {
+        case .expandedAffine:
+            expandedAffineBackward(x, dy, saved: saved, gamma: scale?.baseAddress, dx: dx,
+                                   gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress)
+            return
+        case .groupSegments:
+            // Rows are the N·H·W positions of C values; H·W consecutive rows (one
+            // sample) share each group's statistics, and γ, dγ, dβ are per column.
+            rowNormalizationBackward(
+                rows: shape.n * shape.spatial, features: shape.c, x: x, dy: dy, groups: groups,
+                rowsPerSlot: shape.spatial, mean: saved.mean, invStd: saved.invStd, centered: true,
+                gamma: scale?.baseAddress, dx: dx,
+                gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress, threading: threading)
+            return
+        case nil:
+            break
+        }
         let size = shape.c / groups, channels = shape.c, G = groups
         let count = Double(size * shape.spatial)
         let mean = saved.mean, invStd = saved.invStd
@@ -73,5 +90,32 @@ extension GroupNormalization {
         }
         channelGradients(sums.base, samples: shape.n, channels: channels,
                          gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress, threading: threading)
+    }
+
+    /// NCHW with small H·W: each sample is one row of C·H·W values in G contiguous
+    /// groups, γ expanded to every position; LayerNorm's backward engine then gives
+    /// dx and per-position dγ, dβ, which are summed over each channel's H·W
+    /// positions in order (Float64).
+    private func expandedAffineBackward(
+        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, saved: SavedStatistics, gamma: UnsafePointer<Float>?,
+        dx: UnsafeMutablePointer<Float>?, gradScale: UnsafeMutablePointer<Float>?, gradBias: UnsafeMutablePointer<Float>?
+    ) {
+        let hw = shape.spatial, features = shape.c * hw
+        let affine = ExpandedAffine(gamma: gamma, beta: nil, channels: shape.c, spatial: hw)
+        let positionScale = gradScale.map { _ in UnsafeMutablePointer<Float>.allocate(capacity: features) }
+        let positionBias = gradBias.map { _ in UnsafeMutablePointer<Float>.allocate(capacity: features) }
+        defer { affine.deallocate(); positionScale?.deallocate(); positionBias?.deallocate() }
+        rowNormalizationBackward(
+            rows: shape.n, features: features, x: x, dy: dy, groups: groups, mean: saved.mean, invStd: saved.invStd,
+            centered: true, gamma: affine.gamma.map { UnsafePointer($0) }, dx: dx,
+            gradScale: positionScale, gradBias: positionBias, threading: threading)
+        for (out, positions) in [(gradScale, positionScale), (gradBias, positionBias)] {
+            guard let out, let positions else { continue }
+            for c in 0..<shape.c {
+                var sum = 0.0
+                for i in 0..<hw { sum += Double(positions[c * hw + i]) }
+                out[c] = Float(sum)
+            }
+        }
     }
 }

@@ -109,22 +109,30 @@ let rowNormalizationTileColumns = 4096
 /// `row·groups + g` of `mean`/`invStd`, row sums per (row, group), and dx
 /// coefficients per (row, group); γ and the column sums stay per feature.
 ///
+/// With `rowsPerSlot` = R > 1 (GroupNorm NHWC with small H·W: rows are the
+/// N·H·W positions, R = H·W) R consecutive rows share their statistics: segment g
+/// of row r uses slot (r / R)·groups + g, its row sums run over R segments C apart,
+/// and row blocks hold whole samples.
+///
 /// Strategies: with many row blocks (≥ 4 per worker, or one worker) each worker
 /// takes whole row blocks — row sums, then the sweep, while the block (≈ L2/8 per
 /// input) is in cache. With few row blocks (long rows), the row sums are spread
 /// over all workers by blocks, then the tiles. Same partials, same trees: same bits.
 func rowNormalizationBackward(
     rows: Int, features: Int, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-    groups: Int = 1, mean: [Double]?, invStd: [Double], centered: Bool,
+    groups: Int = 1, rowsPerSlot R: Int = 1, mean: [Double]?, invStd: [Double], centered: Bool,
     gamma: UnsafePointer<Float>?, dx: UnsafeMutablePointer<Float>?,
     gradScale: UnsafeMutablePointer<Float>?, gradBias: UnsafeMutablePointer<Float>?,
     threading: Threading
 ) {
     let needColumns = gradScale != nil || gradBias != nil
     guard dx != nil || needColumns else { return }
-    let D = features, S = features / groups, slots = rows * groups
-    let rowGeometry = RowsGeometry(units: slots, segmentLength: S, unitStride: S)
-    let rowBlock = ColumnsGeometry(matrices: 1, rows: rows, columns: D).rowBlock
+    let D = features, S = features / groups, slots = rows / R * groups
+    // Slot u = (row / R)·groups + g: R segments of S values, D apart, from
+    // (u / groups)·R·D + (u % groups)·S (with R = 1 simply u·S).
+    let rowGeometry = RowsGeometry(units: slots, segments: R, segmentLength: S, unitStride: S, segmentStride: D,
+                                   unitsPerRun: groups, runStride: R * D, groupShortSegments: R > 1)
+    let rowBlock = max(1, ColumnsGeometry(matrices: 1, rows: rows, columns: D).rowBlock / R) * R
     let rowBlocks = (rows + rowBlock - 1) / rowBlock
     // Tiles hold whole groups, so a tile row is whole segments.
     let tileWidth = groups == 1 ? min(D, rowNormalizationTileColumns) : S * max(1, min(groups, rowNormalizationTileColumns / S))
@@ -145,13 +153,13 @@ func rowNormalizationBackward(
     defer { columnSums?.deallocate() }
 
     func reduceRowBlock(_ b: RowBlock) -> GradientSums {
-        BlockGradients.contiguous(x + b.offset, dy + b.offset, b.count, xhat[b.unit],
-                                  mask: nil, gamma: gamma.map { $0 + (b.unit % groups) * S + b.start })
+        BlockGradients.segmented(x + b.offset, dy + b.offset, length: b.count, stride: D, segments: b.segmentCount,
+                                 xhat[b.unit], mask: nil, gamma: gamma.map { $0 + (b.unit % groups) * S + b.start })
     }
-    /// Slot u = row·groups + g.
+    /// Slot u = (row / R)·groups + g.
     func finalizeRow(_ u: Int, _ parts: UnsafeBufferPointer<GradientSums>) {
         let sums = GradientSums.treeSum(parts)
-        let count = Double(S)
+        let count = Double(S * R)
         table![u] = GradientCoefficients(
             mean: mean?[u] ?? 0, invStd: invStd[u], a: invStd[u],
             m1: centered ? sums.dy / count : 0, m2: sums.dyXhat / count)
@@ -166,7 +174,7 @@ func rowNormalizationBackward(
             x + o, dy + o, dx: dx.map { $0 + o }, gamma: gamma.map { $0 + c0 },
             rows: min(rowBlock, rows - r0), columns: nc, stride: D, firstRow: r0,
             xhat: xhat, dxTable: table, columnSums: sums, scratch: scratch, streaming: streaming,
-            segmentWidth: S, slotsPerRow: groups, firstSlot: c0 / S)
+            segmentWidth: S, slotsPerRow: groups, firstSlot: c0 / S, rowsPerSlot: R)
         if needColumns && direct {
             for j in 0..<nc {
                 gradScale?[c0 + j] = Float(tileSums[j].dyXhat)
@@ -191,7 +199,7 @@ func rowNormalizationBackward(
                 withTileScratch { scratch, tileSums in
                     for rb in range {
                         if dx != nil {
-                            for u in (rb * rowBlock * groups)..<(min(rows, (rb + 1) * rowBlock) * groups) {
+                            for u in (rb * rowBlock / R * groups)..<(min(rows, (rb + 1) * rowBlock) / R * groups) {
                                 for i in 0..<perRow {
                                     (parts.baseAddress! + i).initialize(to: reduceRowBlock(rowGeometry.block(u * perRow + i)))
                                 }

@@ -64,22 +64,43 @@ func normalizeRows(
     epsilon eps: Float, threading: Threading,
     gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, affineOffset: (Int) -> Int
 ) -> SavedStatistics {
-    let mean = SlotBuffer(count: rows, initial: 0.0), invStd = SlotBuffer(count: rows, initial: 0.0)
-    let table = CoefficientTable(count: rows)
+    normalizeUnits(x, y, geometry: RowsGeometry(units: rows, segmentLength: features, unitStride: features),
+                   epsilon: eps, threading: threading, gamma: gamma, beta: beta, affineOffset: affineOffset,
+                   streamingAllowed: true)
+}
+
+/// The same over any rows geometry whose units each have their own statistics and
+/// whose γ, β run along a segment: segment position i of unit u uses γ[affineOffset(u) + i].
+/// GroupNorm NHWC with small H·W is one: unit (n, g) is H·W segments of C/G values,
+/// each using γ[g·C/G ..< (g+1)·C/G]. Its segments are a few vectors long and
+/// interleaved with other units' segments, so `streamingAllowed` is false there:
+/// non-temporal stores of partial lines would each go to memory on their own.
+func normalizeUnits(
+    _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, geometry: RowsGeometry,
+    epsilon eps: Float, threading: Threading,
+    gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, affineOffset: (Int) -> Int,
+    streamingAllowed: Bool
+) -> SavedStatistics {
+    var geometry = geometry
+    geometry.applyWholeBlocks = true
+    let units = geometry.units, segmentStride = geometry.segmentStride
+    let mean = SlotBuffer(count: units, initial: 0.0), invStd = SlotBuffer(count: units, initial: 0.0)
+    let table = CoefficientTable(count: units)
     defer { mean.deallocate(); invStd.deallocate(); table.deallocate() }
-    let streaming = prefersStreamingStores(elements: rows * features, output: y, inputs: x)
-    RowsGeometry(units: rows, segmentLength: features, unitStride: features)
-        .reduceThenApply(x, statistic: .moments, threading: threading,
-            finalize: { row, m in
-                mean[row] = m.mean
-                invStd[row] = inverseStandardDeviation(m.biasedVariance, eps)
+    let streaming = streamingAllowed
+        && prefersStreamingStores(elements: units * geometry.unitElements, output: y, inputs: x)
+    geometry.reduceThenApply(x, statistic: .moments, threading: threading,
+            finalize: { unit, m in
+                mean[unit] = m.mean
+                invStd[unit] = inverseStandardDeviation(m.biasedVariance, eps)
                 // (x − μ)·r = (x − p)·r + t with p = Float(μ), t = −(μ − p)·r.
-                table[row] = AffineCoefficients(mean: m.mean, invStd: invStd[row])
+                table[unit] = AffineCoefficients(mean: m.mean, invStd: invStd[unit])
             },
             apply: { b in
                 let c = table[b.unit], first = affineOffset(b.unit) + b.start
                 Apply.elementwise(x + b.offset, y + b.offset, b.count, pivot: c.pivot, invStd: c.scale, shift: c.shift,
-                                  gamma: gamma.map { $0 + first }, beta: beta.map { $0 + first }, streaming: streaming)
+                                  gamma: gamma.map { $0 + first }, beta: beta.map { $0 + first }, streaming: streaming,
+                                  segments: b.segmentCount, stride: segmentStride)
             })
     return SavedStatistics(mean: mean.array, invStd: invStd.array)
 }

@@ -528,7 +528,8 @@ extension BlockGradients {
     /// x̂ coefficients (`xhat`) and dx coefficients (`dxTable`), γ per column.
     /// With `segmentWidth` < `columns` (GroupNorm on feature vectors) each row is
     /// cut into segments of that many columns, segment s of row r using slot
-    /// `r·slotsPerRow + firstSlot + s` of both tables.
+    /// `r·slotsPerRow + firstSlot + s` of both tables; with `rowsPerSlot` = R,
+    /// `(r / R)·slotsPerRow + firstSlot + s` (R rows share statistics).
     /// One sweep, rows outer, that
     /// - writes `dx = a·(dy·γ) + (b·(x − pivot) + c)` when `dx` is given, and
     /// - adds each column's Σdy and Σdy·x̂ (dy not scaled by γ: these are dβ and dγ)
@@ -541,9 +542,10 @@ extension BlockGradients {
         gamma: UnsafePointer<Float>?, rows: Int, columns: Int, stride: Int, firstRow: Int,
         xhat: CoefficientTable, dxTable: GradientTable?,
         columnSums: UnsafeMutablePointer<GradientSums>?, scratch: UnsafeMutablePointer<Float>,
-        streaming: Bool = false, segmentWidth: Int? = nil, slotsPerRow: Int = 1, firstSlot: Int = 0
+        streaming: Bool = false, segmentWidth: Int? = nil, slotsPerRow: Int = 1, firstSlot: Int = 0,
+        rowsPerSlot: Int = 1
     ) {
-        let slots = RowSlots(width: segmentWidth ?? columns, perRow: slotsPerRow, first: firstSlot)
+        let slots = RowSlots(width: segmentWidth ?? columns, perRow: slotsPerRow, first: firstSlot, rowsPerSlot: rowsPerSlot)
         // Stream dx only when every row (and segment) starts 32-byte aligned (see `Apply.columns`).
         if streaming, let dx, stride % 8 == 0, slots.width % 8 == 0 || slots.width >= columns,
            Int(bitPattern: UInt(bitPattern: dx)) & 31 == 0 {
@@ -562,6 +564,7 @@ extension BlockGradients {
         var width: Int
         var perRow: Int
         var first: Int
+        var rowsPerSlot: Int
     }
 
     @inline(__always)
@@ -582,7 +585,8 @@ extension BlockGradients {
             }
             while row < end {
                 var j = 0
-                var slot = (firstRow + row) * slots.perRow + slots.first
+                let slotRow = slots.rowsPerSlot == 1 ? firstRow + row : (firstRow + row) / slots.rowsPerSlot
+                var slot = slotRow * slots.perRow + slots.first
                 while j < columns {
                     let w = min(slots.width, columns - j)
                     let o = row * stride + j
