@@ -197,7 +197,7 @@ struct BackwardTests {
         }
     }
 
-    @Test("GroupNorm on small maps (H·W < 64 NCHW, ≤ 16 NHWC) is bitwise identical for any thread count, both directions",
+    @Test("GroupNorm on small maps (H·W < 64 NCHW, ≤ 16 NHWC) and InstanceNorm on tiny instances are bitwise identical for any thread count",
           arguments: [
               (TensorShape(n: 1024, c: 32, h: 4, w: 4, layout: .nchw), 8),   // many row blocks (one row per sample)
               (TensorShape(n: 2, c: 64, h: 7, w: 7, layout: .nchw), 4),      // two long rows
@@ -222,6 +222,16 @@ struct BackwardTests {
             let g = try GroupNormalization(shape: shape, groups: groups, threading: threading)
                 .backward(x, gradOutput: dy, saved: saved, scale: gamma)
             return [g.input, g.scale, g.bias]
+        }
+        guard InstanceNormalization.usesTinyUnits(shape) else { return }
+        let (_, inSaved) = try InstanceNormalization(shape: shape, threading: .serial).forwardTraining(x, scale: gamma, bias: beta)
+        try bwExpectDeterministic("IN (tiny instances) \(shape)") { threading in
+            let norm = try InstanceNormalization(shape: shape, threading: threading)
+            let running = try RunningStatistics(channels: shape.c)
+            let (y, saved) = try norm.forwardTraining(x, scale: gamma, bias: beta, running: running)
+            let g = try norm.backwardTraining(x, gradOutput: dy, saved: inSaved, scale: gamma)
+            return [y, bwDoubleBits(saved.mean), bwDoubleBits(saved.invStd), running.mean, running.variance,
+                    g.input, g.scale, g.bias]
         }
     }
 

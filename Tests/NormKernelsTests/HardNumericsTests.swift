@@ -58,7 +58,9 @@ struct HardNumericsOffsetTests {
 
     @Test("InstanceNorm NCHW and NHWC")
     func instanceNorm() throws {
-        let cases = product([TensorShape(n: 2, c: 3, h: 65, w: 65), TensorShape(n: 2, c: 41, h: 7, w: 5)], Layout.allCases)
+        // 4×4 and 1×3 NCHW take the small-instance lanes (`TinyUnits`).
+        let cases = product([TensorShape(n: 2, c: 3, h: 65, w: 65), TensorShape(n: 2, c: 41, h: 7, w: 5),
+                             TensorShape(n: 3, c: 17, h: 4, w: 4), TensorShape(n: 2, c: 9, h: 1, w: 3)], Layout.allCases)
         sweep(cases) { item, context in
             let shape = item.0.with(layout: item.1)
             var rng = SplitMix64("hard-in \(context)")
@@ -70,7 +72,9 @@ struct HardNumericsOffsetTests {
 
     @Test("GroupNorm NCHW and NHWC")
     func groupNorm() throws {
-        let cases = product([(TensorShape(n: 2, c: 8, h: 33, w: 33), 2), (TensorShape(n: 2, c: 40, h: 5, w: 5), 5)],
+        // [3, 32, 2, 3] G = 4 takes the small-map paths (NCHW rows, NHWC group segments of 8).
+        let cases = product([(TensorShape(n: 2, c: 8, h: 33, w: 33), 2), (TensorShape(n: 2, c: 40, h: 5, w: 5), 5),
+                             (TensorShape(n: 3, c: 32, h: 2, w: 3), 4)],
                             Layout.allCases)
         sweep(cases) { item, context in
             let ((base, groups), layout) = item
@@ -155,7 +159,8 @@ struct HardNumericsConstantTests {
 
     @Test("InstanceNorm and GroupNorm NCHW/NHWC: output = β[c]")
     func instanceAndGroupNorm() throws {
-        sweep(product([TensorShape(n: 2, c: 40, h: 9, w: 9), TensorShape(n: 1, c: 8, h: 70, w: 61)],
+        sweep(product([TensorShape(n: 2, c: 40, h: 9, w: 9), TensorShape(n: 1, c: 8, h: 70, w: 61),
+                       TensorShape(n: 3, c: 16, h: 3, w: 3)],   // small maps: tiny instances, GroupNorm rows/segments
                       Layout.allCases, [0, 1, 4, 8])) { item, context in
             let (base, layout, groups) = item
             let shape = base.with(layout: layout)
@@ -227,7 +232,8 @@ struct HardNumericsHugeTests {
             expectAllClose(saved.invStd, ref.invStd, atol: 0, rtol: 1e-4, "LayerNorm saved invStd", context)
         }
         sweep(product([(TensorShape(n: 2, c: 41, h: 9, w: 9), 41), (TensorShape(n: 2, c: 8, h: 9, w: 9), 4),
-                       (TensorShape(n: 2, c: 40, h: 9, w: 9), 1)], Layout.allCases)) { item, context in
+                       (TensorShape(n: 2, c: 40, h: 9, w: 9), 1), (TensorShape(n: 2, c: 16, h: 3, w: 3), 2)],
+                      Layout.allCases)) { item, context in
             let ((base, groups), layout) = item
             let shape = base.with(layout: layout)
             var rng = SplitMix64("huge-gn \(context)")
@@ -238,6 +244,20 @@ struct HardNumericsHugeTests {
             expectAllClose(y, ref.output, atol: 1e-4, rtol: 1e-4, "GroupNorm output", context)
             expectAllClose(saved.mean, ref.mean, atol: 0, rtol: 1e-6, "GroupNorm saved mean", context)
             expectAllClose(saved.invStd, ref.invStd, atol: 0, rtol: 1e-4, "GroupNorm saved invStd", context)
+        }
+    }
+
+    @Test("InstanceNorm on small maps (8 instances per vector): Float64 redo of overflowing lanes")
+    func tinyInstanceNorm() throws {
+        sweep([TensorShape(n: 2, c: 13, h: 2, w: 2), TensorShape(n: 1, c: 9, h: 4, w: 4)]) { shape, context in
+            var rng = SplitMix64("huge-in \(context)")
+            let x = hugeData(shape.count, &rng)
+            let (y, saved) = try InstanceNormalization(shape: shape).forwardTraining(x)
+            let ref = Reference.instanceNorm(x, shape)
+            #expect(y.allSatisfy { $0.isFinite }, "non-finite output — \(context)")
+            expectAllClose(y, ref.output, atol: 1e-4, rtol: 1e-4, "InstanceNorm output", context)
+            expectAllClose(saved.mean, ref.mean, atol: 0, rtol: 1e-6, "InstanceNorm saved mean", context)
+            expectAllClose(saved.invStd, ref.invStd, atol: 0, rtol: 1e-4, "InstanceNorm saved invStd", context)
         }
     }
 

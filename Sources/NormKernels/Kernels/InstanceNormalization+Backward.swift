@@ -36,14 +36,37 @@ extension InstanceNormalization {
         for s in 0..<slots { xhat[s] = AffineCoefficients(mean: mean[s], invStd: invStd[s]) }
         let sums = SlotBuffer(count: slots, initial: GradientSums.zero)
         defer { sums.deallocate() }
-        let table: GradientTable? = dx != nil ? GradientTable(count: slots) : nil
+        let table: GradientTable? = dx != nil && !usesTinyUnits ? GradientTable(count: slots) : nil
         defer { table?.deallocate() }
-        groupedBackward(shape: shape, groupSize: 1, x: x, dy: dy, xhat: xhat, channelSums: sums.base,
-                        table: table, dx: dx, threading: threading) { slot, channelSums in
-            guard let table else { return }
-            let gain = Double(scale?[slot % channels] ?? 1), r = invStd[slot], s = channelSums[0]
-            table[slot] = GradientCoefficients(mean: mean[slot], invStd: r, a: gain * r,
-                                               m1: gain * s.dy / count, m2: gain * s.dyXhat / count)
+        let gamma = scale?.baseAddress
+        func coefficients(_ slot: Int, _ s: GradientSums) -> GradientCoefficients {
+            let gain = Double(gamma?[slot % channels] ?? 1), r = invStd[slot]
+            return GradientCoefficients(mean: mean[slot], invStd: r, a: gain * r,
+                                        m1: gain * s.dy / count, m2: gain * s.dyXhat / count)
+        }
+        if usesTinyUnits {
+            // 8 instances per vector (`TinyUnits`); each instance's dx right after its sums.
+            let length = shape.spatial, base = sums.base
+            let chunks = (slots + TinyUnits.chunk - 1) / TinyUnits.chunk
+            Parallel.forEach(count: chunks, elementsPerItem: TinyUnits.chunk * (2 * length + 8), threading: threading) { range in
+                for chunk in range {
+                    let lo = chunk * TinyUnits.chunk, hi = min(slots, lo + TinyUnits.chunk)
+                    for first in stride(from: lo, to: hi, by: 8) {
+                        TinyUnits.gradientSums8(x, dy, first: first, last: hi - 1, length: length, xhat: xhat,
+                                                into: base + first)
+                        guard let dx else { continue }
+                        for u in first..<min(hi, first + 8) {
+                            let o = u * length
+                            TinyUnits.gradient(x + o, dy + o, dx + o, length, coefficients(u, base[u]))
+                        }
+                    }
+                }
+            }
+        } else {
+            groupedBackward(shape: shape, groupSize: 1, x: x, dy: dy, xhat: xhat, channelSums: sums.base,
+                            table: table, dx: dx, threading: threading) { slot, channelSums in
+                table?[slot] = coefficients(slot, channelSums[0])
+            }
         }
         channelGradients(sums.base, samples: shape.n, channels: channels,
                          gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress, threading: threading)

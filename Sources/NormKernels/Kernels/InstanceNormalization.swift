@@ -25,7 +25,24 @@ public struct InstanceNormalization: Sendable {
         self.threading = threading
     }
 
-    public func plan() -> PlanDescription { groupedPlan(shape: shape, groupSize: 1, threading: threading) }
+    public func plan() -> PlanDescription {
+        guard usesTinyUnits else { return groupedPlan(shape: shape, groupSize: 1, threading: threading) }
+        let units = shape.n * shape.c, chunks = (units + TinyUnits.chunk - 1) / TinyUnits.chunk
+        return PlanDescription(
+            geometry: "tiny units: \(units) instances of \(shape.spatial) values, 8 per vector",
+            strategy: "chunks of \(TinyUnits.chunk) instances per worker (statistics then normalize)",
+            blocks: chunks, blockElements: TinyUnits.chunk * shape.spatial,
+            workers: Parallel.workers(count: chunks, elementsPerItem: TinyUnits.chunk * (shape.spatial + 8),
+                                      threading: threading))
+    }
+
+    /// NCHW with H·W ≤ `TinyUnits.maxLength`: instances are a few contiguous values
+    /// each, taken 8 at a time in SIMD lanes (`TinyUnits`).
+    var usesTinyUnits: Bool { Self.usesTinyUnits(shape) }
+
+    static func usesTinyUnits(_ shape: TensorShape) -> Bool {
+        shape.layout == .nchw && shape.spatial > 1 && shape.spatial <= TinyUnits.maxLength
+    }
 
     private func validate(_ input: UnsafeBufferPointer<Float>, _ output: UnsafeMutableBufferPointer<Float>,
                           _ scale: UnsafeBufferPointer<Float>?, _ bias: UnsafeBufferPointer<Float>?,
@@ -51,6 +68,9 @@ public struct InstanceNormalization: Sendable {
             throw NormError.singleValuePerChannel(argument: "input (H·W per instance)", valuesPerChannel: shape.spatial)
         }
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
+        if usesTinyUnits {
+            return tinyForwardTraining(x, y, gamma: scale?.baseAddress, beta: bias?.baseAddress, running: running)
+        }
         let slots = shape.n * shape.c, channels = shape.c, eps = epsilon
         let moments = SlotBuffer(count: slots, initial: Moments.empty)
         let table = CoefficientTable(count: slots, streaming: prefersStreamingStores(elements: shape.count, output: y, inputs: x))
@@ -62,26 +82,73 @@ public struct InstanceNormalization: Sendable {
                 mean: m.mean, invStd: inverseStandardDeviation(m.biasedVariance, eps),
                 gamma: Double(scale?[c] ?? 1), beta: Double(bias?[c] ?? 0))
         }
-        let all = moments.array
-        var updated = false
-        if let running {
-            // PyTorch: the batch mean of per-instance statistics; population mode
-            // merges every instance's (count, mean, M2) into its channel.
-            let n = shape.n
-            var merged = [Moments](repeating: .empty, count: channels)
-            var means = [Double](repeating: 0, count: channels), vars = means
-            for c in 0..<channels {
-                merged[c] = Moments.treeMerge(count: n) { all[$0 * channels + c] }
-                for i in 0..<n {
-                    means[c] += all[i * channels + c].mean / Double(n)
-                    vars[c] += all[i * channels + c].unbiasedVariance / Double(n)
-                }
-            }
-            updated = running.fold(batch: merged, meanOverride: means, unbiasedVarianceOverride: vars)
-        }
-        return SavedStatistics(mean: all.map(\.mean),
-                               invStd: all.map { inverseStandardDeviation($0.biasedVariance, eps) },
+        let updated = running.map { fold($0, moments.base) } ?? false
+        return SavedStatistics(mean: (0..<slots).map { moments[$0].mean },
+                               invStd: (0..<slots).map { inverseStandardDeviation(moments[$0].biasedVariance, eps) },
                                runningStatisticsUpdated: updated)
+    }
+
+    /// PyTorch's running-statistics update: the batch mean of per-instance
+    /// statistics; population mode merges every instance's (count, mean, M2)
+    /// into its channel. Returns whether the statistics were updated.
+    private func fold(_ running: RunningStatistics, _ all: UnsafePointer<Moments>) -> Bool {
+        let n = shape.n, channels = shape.c
+        var merged = [Moments](repeating: .empty, count: channels)
+        var means = [Double](repeating: 0, count: channels), vars = means
+        for c in 0..<channels {
+            merged[c] = Moments.treeMerge(count: n) { all[$0 * channels + c] }
+            for i in 0..<n {
+                means[c] += all[i * channels + c].mean / Double(n)
+                vars[c] += all[i * channels + c].unbiasedVariance / Double(n)
+            }
+        }
+        return running.fold(batch: merged, meanOverride: means, unbiasedVarianceOverride: vars)
+    }
+
+    /// NCHW with H·W ≤ `TinyUnits.maxLength`: moments of 8 instances at a time,
+    /// then each instance's outputs while its values are in L1, `y = (x − p)·s + t`
+    /// with γ, β folded into s and t. Instances are independent, so chunks of
+    /// `TinyUnits.chunk` go to workers. Mean and 1/σ go straight into the saved
+    /// arrays, and per-instance moments are kept only for running statistics:
+    /// with ~4 values per instance, side buffers cost as much as the data.
+    private func tinyForwardTraining(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                     gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
+                                     running: RunningStatistics?) -> SavedStatistics {
+        let units = shape.n * shape.c, length = shape.spatial, channels = shape.c, eps = epsilon
+        let chunks = (units + TinyUnits.chunk - 1) / TinyUnits.chunk
+        let kept: UnsafeMutablePointer<Moments>? = running != nil ? .allocate(capacity: units) : nil
+        defer { kept?.deallocate() }
+        var invStd: [Double] = []
+        let mean = [Double](unsafeUninitializedCapacity: units) { meanOut, meanCount in
+            invStd = [Double](unsafeUninitializedCapacity: units) { invOut, invCount in
+                let meanBase = meanOut.baseAddress!, invBase = invOut.baseAddress!
+                Parallel.forEach(count: chunks, elementsPerItem: TinyUnits.chunk * (length + 8), threading: threading) { range in
+                    withUnsafeTemporaryAllocation(of: Moments.self, capacity: 8) { eight in
+                        let m8 = eight.baseAddress!
+                        for chunk in range {
+                            let lo = chunk * TinyUnits.chunk, hi = min(units, lo + TinyUnits.chunk)
+                            for first in stride(from: lo, to: hi, by: 8) {
+                                TinyUnits.moments8(x, first: first, last: hi - 1, length: length, into: m8)
+                                for u in first..<min(hi, first + 8) {
+                                    let m = m8[u - first], c = u % channels
+                                    let r = inverseStandardDeviation(m.biasedVariance, eps)
+                                    (meanBase + u).initialize(to: m.mean)
+                                    (invBase + u).initialize(to: r)
+                                    kept?[u] = m
+                                    let k = AffineCoefficients(mean: m.mean, invStd: r,
+                                                               gamma: Double(gamma?[c] ?? 1), beta: Double(beta?[c] ?? 0))
+                                    TinyUnits.normalize(x + u * length, y + u * length, length, k)
+                                }
+                            }
+                        }
+                    }
+                }
+                invCount = units
+            }
+            meanCount = units
+        }
+        let updated = kept.map { fold(running!, $0) } ?? false
+        return SavedStatistics(mean: mean, invStd: invStd, runningStatisticsUpdated: updated)
     }
 
     /// Normalizes with running statistics (PyTorch eval mode with `track_running_stats`).
