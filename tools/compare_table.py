@@ -56,7 +56,7 @@ def main():
         o = ours[k]; t = torch.get(k)
         tm = f"{float(t['median_ms']):.3f}" if t else "–"
         sp = f"{float(t['median_ms']) / float(o['median_ms']):.2f}×" if t else "–"
-        tf = f"{float(t['fraction_of_copy']):.2f}" if t else "–"
+        tf = f"{float(t['fraction_of_copy']):.2f}" if t and t["fraction_of_copy"] else "–"
         print(f"| {k[0]} | {k[1]} | {k[2]} | {shape(k)} | {float(o['median_ms']):.3f} | {tm} | {sp} | {float(o['fraction_of_copy']):.2f} | {tf} | {o['checked']} |")
 
 if __name__ == "__main__":
