@@ -33,7 +33,8 @@ extension InstanceNormalization {
         let mean = saved.mean, invStd = saved.invStd
         let xhat = CoefficientTable(count: slots)
         defer { xhat.deallocate() }
-        for s in 0..<slots { xhat[s] = AffineCoefficients(mean: mean[s], invStd: invStd[s]) }
+        // x̂ coefficients: here for the per-(n, c) engine, per chunk (in parallel) for tiny instances.
+        if !usesTinyUnits { for s in 0..<slots { xhat[s] = AffineCoefficients(mean: mean[s], invStd: invStd[s]) } }
         let sums = SlotBuffer(count: slots, initial: GradientSums.zero)
         defer { sums.deallocate() }
         let table: GradientTable? = dx != nil && !usesTinyUnits ? GradientTable(count: slots) : nil
@@ -51,6 +52,7 @@ extension InstanceNormalization {
             Parallel.forEach(count: chunks, elementsPerItem: TinyUnits.chunk * (2 * length + 8), threading: threading) { range in
                 for chunk in range {
                     let lo = chunk * TinyUnits.chunk, hi = min(slots, lo + TinyUnits.chunk)
+                    for u in lo..<hi { xhat[u] = AffineCoefficients(mean: mean[u], invStd: invStd[u]) }
                     for first in stride(from: lo, to: hi, by: 8) {
                         TinyUnits.gradientSums8(x, dy, first: first, last: hi - 1, length: length, xhat: xhat,
                                                 into: base + first)
