@@ -48,19 +48,15 @@ extension InstanceNormalization {
         if usesTinyUnits {
             // 8 instances per vector (`TinyUnits`); each instance's dx right after its sums.
             let length = shape.spatial, base = sums.base
-            let chunks = (slots + TinyUnits.chunk - 1) / TinyUnits.chunk
-            Parallel.forEach(count: chunks, elementsPerItem: TinyUnits.chunk * (2 * length + 8), threading: threading) { range in
-                for chunk in range {
-                    let lo = chunk * TinyUnits.chunk, hi = min(slots, lo + TinyUnits.chunk)
-                    for u in lo..<hi { xhat[u] = AffineCoefficients(mean: mean[u], invStd: invStd[u]) }
-                    for first in stride(from: lo, to: hi, by: 8) {
-                        TinyUnits.gradientSums8(x, dy, first: first, last: hi - 1, length: length, xhat: xhat,
-                                                into: base + first)
-                        guard let dx else { continue }
-                        for u in first..<min(hi, first + 8) {
-                            let o = u * length
-                            TinyUnits.gradient(x + o, dy + o, dx + o, length, coefficients(u, base[u]))
-                        }
+            TinyUnits.forEachChunk(units: slots, valuesPerUnit: 2 * length, threading: threading) { chunk in
+                for u in chunk { xhat[u] = AffineCoefficients(mean: mean[u], invStd: invStd[u]) }
+                for first in stride(from: chunk.lowerBound, to: chunk.upperBound, by: 8) {
+                    TinyUnits.gradientSums8(x, dy, first: first, last: chunk.upperBound - 1, length: length, xhat: xhat,
+                                            into: base + first)
+                    guard let dx else { continue }
+                    for u in first..<min(chunk.upperBound, first + 8) {
+                        let o = u * length
+                        TinyUnits.gradient(x + o, dy + o, dx + o, length, coefficients(u, base[u]))
                     }
                 }
             }

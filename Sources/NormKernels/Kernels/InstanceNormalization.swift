@@ -27,12 +27,12 @@ public struct InstanceNormalization: Sendable {
 
     public func plan() -> PlanDescription {
         guard usesTinyUnits else { return groupedPlan(shape: shape, groupSize: 1, threading: threading) }
-        let units = shape.n * shape.c, chunks = (units + TinyUnits.chunk - 1) / TinyUnits.chunk
+        let units = shape.n * shape.c, chunks = TinyUnits.chunks(units)
         return PlanDescription(
             geometry: "tiny units: \(units) instances of \(shape.spatial) values, 8 per vector",
             strategy: "chunks of \(TinyUnits.chunk) instances per worker (statistics then normalize)",
             blocks: chunks, blockElements: TinyUnits.chunk * shape.spatial,
-            workers: Parallel.workers(count: chunks, elementsPerItem: TinyUnits.chunk * (shape.spatial + 8),
+            workers: Parallel.workers(count: chunks, elementsPerItem: TinyUnits.chunkCost(valuesPerUnit: shape.spatial),
                                       threading: threading))
     }
 
@@ -115,30 +115,26 @@ public struct InstanceNormalization: Sendable {
                                      gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
                                      running: RunningStatistics?) -> SavedStatistics {
         let units = shape.n * shape.c, length = shape.spatial, channels = shape.c, eps = epsilon
-        let chunks = (units + TinyUnits.chunk - 1) / TinyUnits.chunk
         let kept: UnsafeMutablePointer<Moments>? = running != nil ? .allocate(capacity: units) : nil
         defer { kept?.deallocate() }
         var invStd: [Double] = []
         let mean = [Double](unsafeUninitializedCapacity: units) { meanOut, meanCount in
             invStd = [Double](unsafeUninitializedCapacity: units) { invOut, invCount in
                 let meanBase = meanOut.baseAddress!, invBase = invOut.baseAddress!
-                Parallel.forEach(count: chunks, elementsPerItem: TinyUnits.chunk * (length + 8), threading: threading) { range in
+                TinyUnits.forEachChunk(units: units, valuesPerUnit: length, threading: threading) { chunk in
                     withUnsafeTemporaryAllocation(of: Moments.self, capacity: 8) { eight in
                         let m8 = eight.baseAddress!
-                        for chunk in range {
-                            let lo = chunk * TinyUnits.chunk, hi = min(units, lo + TinyUnits.chunk)
-                            for first in stride(from: lo, to: hi, by: 8) {
-                                TinyUnits.moments8(x, first: first, last: hi - 1, length: length, into: m8)
-                                for u in first..<min(hi, first + 8) {
-                                    let m = m8[u - first], c = u % channels
-                                    let r = inverseStandardDeviation(m.biasedVariance, eps)
-                                    (meanBase + u).initialize(to: m.mean)
-                                    (invBase + u).initialize(to: r)
-                                    kept?[u] = m
-                                    let k = AffineCoefficients(mean: m.mean, invStd: r,
-                                                               gamma: Double(gamma?[c] ?? 1), beta: Double(beta?[c] ?? 0))
-                                    TinyUnits.normalize(x + u * length, y + u * length, length, k)
-                                }
+                        for first in stride(from: chunk.lowerBound, to: chunk.upperBound, by: 8) {
+                            TinyUnits.moments8(x, first: first, last: chunk.upperBound - 1, length: length, into: m8)
+                            for u in first..<min(chunk.upperBound, first + 8) {
+                                let m = m8[u - first], c = u % channels
+                                let r = inverseStandardDeviation(m.biasedVariance, eps)
+                                (meanBase + u).initialize(to: m.mean)
+                                (invBase + u).initialize(to: r)
+                                kept?[u] = m
+                                let k = AffineCoefficients(mean: m.mean, invStd: r,
+                                                           gamma: Double(gamma?[c] ?? 1), beta: Double(beta?[c] ?? 0))
+                                TinyUnits.normalize(x + u * length, y + u * length, length, k)
                             }
                         }
                     }

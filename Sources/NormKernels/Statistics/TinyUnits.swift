@@ -20,6 +20,20 @@ enum TinyUnits {
     /// Units per parallel work item: a fixed partition, independent of the thread count.
     static let chunk = 512
 
+    static func chunks(_ units: Int) -> Int { (units + chunk - 1) / chunk }
+
+    /// Parallel-threshold cost of a chunk: its values plus ~8 values' worth of
+    /// fixed work per unit (coefficients, the scalar ends of each unit's loops).
+    static func chunkCost(valuesPerUnit: Int) -> Int { chunk * (valuesPerUnit + 8) }
+
+    /// `body(units)` for every chunk of `units` units, chunks spread over the workers.
+    static func forEachChunk(units: Int, valuesPerUnit: Int, threading: Threading, _ body: (Range<Int>) -> Void) {
+        Parallel.forEach(count: chunks(units), elementsPerItem: chunkCost(valuesPerUnit: valuesPerUnit),
+                         threading: threading) { range in
+            for i in range { body((i * chunk)..<min(units, (i + 1) * chunk)) }
+        }
+    }
+
     /// Lane j = value i of unit `first + j` (units `first + j` past `last` repeat `last`).
     @inline(__always)
     private static func gather(_ p: UnsafePointer<Float>, _ first: Int, _ last: Int, _ i: Int, _ length: Int) -> F8 {
