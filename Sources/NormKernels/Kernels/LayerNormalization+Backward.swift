@@ -191,7 +191,11 @@ func rowNormalizationBackward(
         }
     }
 
-    let workers = Parallel.workers(count: rowBlocks, elementsPerItem: rowBlock * D, threading: threading)
+    // Whether to go parallel is decided on the finest items (tiles), not on row
+    // blocks: long rows make a single row block (LayerNorm over C·H·W of a few
+    // samples), which must still be spread over the workers by blocks and tiles.
+    let workers = Parallel.workers(count: rowBlocks * tilesPerRowBlock, elementsPerItem: rowBlock * tileWidth,
+                                   threading: threading)
     if workers == 1 || rowBlocks >= 4 * workers {
         let perRow = rowGeometry.blocksPerUnit
         Parallel.forEach(count: rowBlocks, elementsPerItem: rowBlock * D, threading: threading) { range in
