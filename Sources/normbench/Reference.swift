@@ -101,6 +101,7 @@ enum Reference {
     static func sampledUnits(count: Int, elementsPerUnit: Int) -> [Int] {
         if count * elementsPerUnit <= fullCheckElements { return Array(0..<count) }
         let k = min(count, max(2, fullCheckElements / max(1, elementsPerUnit)))
+        if k < 2 { return Array(0..<k) }   // one unit larger than the budget: check it whole
         var picked: [Int] = []
         for i in 0..<k {
             let u = Int((Double(i) * Double(count - 1) / Double(k - 1)).rounded())
