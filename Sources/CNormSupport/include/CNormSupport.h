@@ -95,4 +95,12 @@ static inline __attribute__((always_inline)) void nk_stream_fence(void) {
     __builtin_ia32_sfence();
 }
 
+/// A spin-wait hint (x86 `pause`): lets the sibling hyperthread run and keeps a
+/// waiting loop from flooding the memory system while another thread finishes.
+static inline __attribute__((always_inline)) void nk_cpu_relax(void) {
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#endif
+}
+
 #endif

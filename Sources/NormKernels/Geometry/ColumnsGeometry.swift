@@ -129,15 +129,16 @@ struct ColumnsGeometry: CustomStringConvertible {
         }
 
         if splitsMatrices(threading: threading) {
-            Parallel.forEach(count: blocks, elementsPerItem: rowBlock * columns, threading: threading) { range in
-                for b in range { reduceBlock(b) }
-            }
-            Parallel.forEach(count: matrices, elementsPerItem: perMatrix * columns * 8, threading: threading) { range in
-                for m in range { finalizeMatrix(m) }
-            }
-            if apply != nil {
-                Parallel.forEach(count: blocks, elementsPerItem: rowBlock * columns, threading: threading, fromTheEnd: true) { range in
-                    for b in range { applyBlock(b) }
+            // One parallel call, three phases: partials, per-matrix merge, output.
+            let phases = [Parallel.Phase(count: blocks, elementsPerItem: rowBlock * columns),
+                          Parallel.Phase(count: matrices, elementsPerItem: perMatrix * columns * 8),
+                          Parallel.Phase(count: apply == nil ? 0 : blocks, elementsPerItem: rowBlock * columns,
+                                         fromTheEnd: true)]
+            Parallel.forEach(phases: phases, threading: threading) { phase, range in
+                switch phase {
+                case 0: for b in range { reduceBlock(b) }
+                case 1: for m in range { finalizeMatrix(m) }
+                default: for b in range { applyBlock(b) }
                 }
             }
         } else {

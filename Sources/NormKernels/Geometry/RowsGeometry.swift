@@ -216,17 +216,20 @@ extension RowsGeometry {
         if splitsUnits(threading: threading) {
             let partials = UnsafeMutableBufferPointer<Partial>.allocate(capacity: blocks)
             defer { partials.deallocate() }
-            Parallel.forEach(count: blocks, elementsPerItem: blockLength, threading: threading) { range in
-                for b in range { (partials.baseAddress! + b).initialize(to: reduce(block(b))) }
-            }
-            Parallel.forEach(count: units, elementsPerItem: perUnit * 8, threading: threading) { range in
-                for u in range {
-                    finalize(u, UnsafeBufferPointer(rebasing: partials[(u * perUnit)..<((u + 1) * perUnit)]))
-                }
-            }
-            if let apply {
-                Parallel.forEach(count: blocks, elementsPerItem: blockLength, threading: threading, fromTheEnd: true) { range in
-                    for b in range { applyPieces(block(b), apply) }
+            // One parallel call, three phases: partials, per-unit merge, output.
+            let phases = [Parallel.Phase(count: blocks, elementsPerItem: blockLength),
+                          Parallel.Phase(count: units, elementsPerItem: perUnit * 8),
+                          Parallel.Phase(count: apply == nil ? 0 : blocks, elementsPerItem: blockLength, fromTheEnd: true)]
+            Parallel.forEach(phases: phases, threading: threading) { phase, range in
+                switch phase {
+                case 0:
+                    for b in range { (partials.baseAddress! + b).initialize(to: reduce(block(b))) }
+                case 1:
+                    for u in range {
+                        finalize(u, UnsafeBufferPointer(rebasing: partials[(u * perUnit)..<((u + 1) * perUnit)]))
+                    }
+                default:
+                    for b in range { applyPieces(block(b), apply!) }
                 }
             }
         } else {

@@ -219,29 +219,32 @@ extension BatchNormalization {
     ) {
         let n = shape.n, c = shape.c, hw = shape.spatial
         let perSample = c * hw
-        if reduce {
-            let partials = UnsafeMutablePointer<GradientSums>.allocate(capacity: n * c)
-            defer { partials.deallocate() }
-            Parallel.forEach(count: n, elementsPerItem: perSample, threading: threading) { range in
+        let partials: UnsafeMutablePointer<GradientSums>? = reduce ? .allocate(capacity: n * c) : nil
+        defer { partials?.deallocate() }
+        let write = dx != nil && table != nil
+        // One parallel call: sums per (sample, channel) run, the per-channel trees, then dx.
+        let phases = [Parallel.Phase(count: reduce ? n : 0, elementsPerItem: perSample),
+                      Parallel.Phase(count: reduce ? c : 0, elementsPerItem: 8 * n),
+                      Parallel.Phase(count: write ? n : 0, elementsPerItem: perSample)]
+        Parallel.forEach(phases: phases, threading: threading) { phase, range in
+            switch phase {
+            case 0:
                 for sample in range {
                     for ch in 0..<c {
                         let o = (sample * c + ch) * hw
-                        (partials + sample * c + ch).initialize(to: BlockGradients.contiguous(
+                        (partials! + sample * c + ch).initialize(to: BlockGradients.contiguous(
                             x + o, dy + o, hw, xhat[ch], mask: mask.map { $0 + o }, gamma: nil))
                     }
                 }
-            }
-            Parallel.forEach(count: c, elementsPerItem: 8 * n, threading: threading) { range in
-                for ch in range { finalize(ch, GradientSums.treeSum(count: n) { partials[$0 * c + ch] }) }
-            }
-        }
-        guard let dx, let table else { return }
-        Parallel.forEach(count: n, elementsPerItem: perSample, threading: threading) { range in
-            for sample in range {
-                for ch in 0..<c {
-                    let o = (sample * c + ch) * hw
-                    BlockGradients.apply(x: xForDx.map { $0 + o }, dy: dy + o, mask: mask.map { $0 + o },
-                                         gamma: nil, dx + o, hw, table[ch], streaming: streaming)
+            case 1:
+                for ch in range { finalize(ch, GradientSums.treeSum(count: n) { partials![$0 * c + ch] }) }
+            default:
+                for sample in range {
+                    for ch in 0..<c {
+                        let o = (sample * c + ch) * hw
+                        BlockGradients.apply(x: xForDx.map { $0 + o }, dy: dy + o, mask: mask.map { $0 + o },
+                                             gamma: nil, dx! + o, hw, table![ch], streaming: streaming)
+                    }
                 }
             }
         }

@@ -196,9 +196,25 @@ func rowNormalizationBackward(
     // samples), which must still be spread over the workers by blocks and tiles.
     let workers = Parallel.workers(count: rowBlocks * tilesPerRowBlock, elementsPerItem: rowBlock * tileWidth,
                                    threading: threading)
-    if workers == 1 || rowBlocks >= 4 * workers {
-        let perRow = rowGeometry.blocksPerUnit
-        Parallel.forEach(count: rowBlocks, elementsPerItem: rowBlock * D, threading: threading) { range in
+    let wholeRowBlocks = workers == 1 || rowBlocks >= 4 * workers
+    let perRow = rowGeometry.blocksPerUnit
+    let spreadSums = !wholeRowBlocks && dx != nil
+    let blockSums: UnsafeMutablePointer<GradientSums>? = spreadSums ? .allocate(capacity: rowGeometry.blocks) : nil
+    defer { blockSums?.deallocate() }
+    // One parallel call. Whole row blocks: phase 0 (row sums then the sweep of each
+    // block while it is in cache). Few row blocks: phases 1–3 (row sums spread over
+    // the workers by blocks, merged per slot, then the tiles). Phase 4 merges the
+    // column partials down the row blocks. Same partials, same trees: same bits.
+    let phases = [
+        Parallel.Phase(count: wholeRowBlocks ? rowBlocks : 0, elementsPerItem: rowBlock * D),
+        Parallel.Phase(count: spreadSums ? rowGeometry.blocks : 0, elementsPerItem: rowGeometry.blockLength),
+        Parallel.Phase(count: spreadSums ? slots : 0, elementsPerItem: perRow * 8),
+        Parallel.Phase(count: wholeRowBlocks ? 0 : rowBlocks * tilesPerRowBlock, elementsPerItem: rowBlock * tileWidth),
+        Parallel.Phase(count: columnSums != nil ? D : 0, elementsPerItem: rowBlocks * 4),
+    ]
+    Parallel.forEach(phases: phases, threading: threading) { phase, range in
+        switch phase {
+        case 0:
             withUnsafeTemporaryAllocation(of: GradientSums.self, capacity: perRow) { parts in
                 withTileScratch { scratch, tileSums in
                     for rb in range {
@@ -214,23 +230,17 @@ func rowNormalizationBackward(
                     }
                 }
             }
-        }
-    } else {
-        if dx != nil {
-            rowGeometry.reduceThenApply(threading: threading, reduce: reduceRowBlock, finalize: finalizeRow, apply: nil)
-        }
-        Parallel.forEach(count: rowBlocks * tilesPerRowBlock, elementsPerItem: rowBlock * tileWidth,
-                         threading: threading) { range in
+        case 1:
+            for b in range { (blockSums! + b).initialize(to: reduceRowBlock(rowGeometry.block(b))) }
+        case 2:
+            for u in range { finalizeRow(u, UnsafeBufferPointer(start: blockSums! + u * perRow, count: perRow)) }
+        case 3:
             withTileScratch { scratch, tileSums in
                 for i in range { tile(i / tilesPerRowBlock, i % tilesPerRowBlock, scratch, tileSums) }
             }
-        }
-    }
-
-    if let columnSums {
-        Parallel.forEach(count: D, elementsPerItem: rowBlocks * 4, threading: threading) { range in
+        default:
             for c in range {
-                let sums = GradientSums.treeSum(count: rowBlocks) { columnSums[$0 * D + c] }
+                let sums = GradientSums.treeSum(count: rowBlocks) { columnSums![$0 * D + c] }
                 gradScale?[c] = Float(sums.dyXhat)
                 gradBias?[c] = Float(sums.dy)
             }

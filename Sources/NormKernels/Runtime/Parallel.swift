@@ -1,5 +1,9 @@
 import CNormSupport
 import Dispatch
+import Synchronization
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// The one place where NormKernels goes parallel.
 ///
@@ -84,6 +88,81 @@ enum Parallel {
                     body(range)
                     nk_stream_fence()
                 }
+            }
+        }
+    }
+
+    /// The shape of one step of a multi-step parallel call: `count` items of
+    /// `elementsPerItem` values each, optionally handed out from the end.
+    struct Phase {
+        var count: Int
+        var elementsPerItem: Int
+        var fromTheEnd = false
+    }
+
+    /// Runs `body(phase, range)` over each phase's items, phase after phase: every
+    /// item of phase p finishes (and its results are visible) before any item of
+    /// phase p + 1 starts. Same ranges, same per-item results as calling `forEach`
+    /// once per phase.
+    ///
+    /// Why one call for several phases: each `concurrentPerform` waits 100–250 µs
+    /// for a parked pool thread (docs/PERFORMANCE.md, "Dispatch wake-up"), so a
+    /// kernel with statistics, merge and output phases paid it three times. Here the
+    /// workers wake once. Ranges are tickets from one atomic counter, phase after
+    /// phase; a worker that draws a ticket of phase p waits until every earlier
+    /// ticket is done. Every earlier ticket has already been drawn by a running
+    /// worker, so the wait always ends — also when Dispatch runs the workers one
+    /// after another on one thread, which then simply does every ticket in order.
+    ///
+    /// The parallel threshold is applied to the phases' total work (the wake-up is
+    /// paid once for all of them). Pinned or warm-worker threading runs the phases
+    /// as separate `forEach` calls (pinning maps one range to one worker).
+    static func forEach(
+        phases: [Phase], threading: Threading, _ body: (_ phase: Int, _ range: Range<Int>) -> Void
+    ) {
+        var total = 0, widest = 0
+        for phase in phases {
+            let cost = phase.count.multipliedReportingOverflow(by: max(1, phase.elementsPerItem))
+            let sum = total.addingReportingOverflow(cost.overflow ? Int.max : cost.partialValue)
+            total = sum.overflow ? Int.max : sum.partialValue
+            widest = max(widest, phase.count)
+        }
+        let workers = widest > 1 && threading.threads > 1 && total >= threading.parallelThreshold
+            ? min(threading.threads, widest) : 1
+        if workers == 1 || threading.affinity != .none || threading.spinMicroseconds > 0 {
+            for (p, phase) in phases.enumerated() {
+                let single = workers == 1 ? Threading.serial : threading
+                forEach(count: phase.count, elementsPerItem: phase.elementsPerItem, threading: single,
+                        fromTheEnd: phase.fromTheEnd) { body(p, $0) }
+            }
+            return
+        }
+        // Ticket t of phase p is range t − starts[p] of that phase's `ranges[p]`.
+        var ranges: [Int] = [], starts: [Int] = [0]
+        for phase in phases {
+            ranges.append(min(phase.count, workers * rangesPerWorker))
+            starts.append(starts.last! + ranges.last!)
+        }
+        let tickets = starts.last!
+        let next = Atomic<Int>(0), done = Atomic<Int>(0)
+        DispatchQueue.concurrentPerform(iterations: workers) { _ in
+            var p = 0
+            while true {
+                let t = next.add(1, ordering: .relaxed).oldValue
+                if t >= tickets { return }
+                while t >= starts[p + 1] { p += 1 }
+                // Wait for the earlier phases; `done` counts finished tickets, and no
+                // ticket of phase p can finish before all `starts[p]` earlier ones have.
+                var spins = 0
+                while done.load(ordering: .acquiring) < starts[p] {
+                    spins += 1
+                    if spins < 4096 { nk_cpu_relax() } else { sched_yield() }
+                }
+                let phase = phases[p], count = ranges[p]
+                let i = t - starts[p], r = phase.fromTheEnd ? count - 1 - i : i
+                body(p, (r * phase.count / count)..<((r + 1) * phase.count / count))
+                nk_stream_fence()
+                done.add(1, ordering: .releasing)
             }
         }
     }
