@@ -150,6 +150,45 @@ fileprivate func bits(_ values: [Double]) -> [Float] { values.flatMap { [Float(b
         }
     }
 
+    /// `Parallel.forEach(phases:)`: every item of every phase runs exactly once, and
+    /// no item of a phase starts before every item of the earlier phases is done,
+    /// also when called from inside another concurrentPerform (nested).
+    @Test func phasesRunInOrderAndOnce() {
+        let counts = [1000, 1, 0, 37, 5000, 2]
+        let offsets = counts.indices.map { counts[..<$0].reduce(0, +) }
+        let total = counts.reduce(0, +)
+        func check(_ threading: Threading, _ label: String) -> Bool {
+            let hits = UnsafeMutableBufferPointer<Int>.allocate(capacity: total)
+            let early = UnsafeMutableBufferPointer<Bool>.allocate(capacity: total)
+            defer { hits.deallocate(); early.deallocate() }
+            hits.initialize(repeating: 0)
+            early.initialize(repeating: false)
+            let phases = counts.enumerated().map {
+                Parallel.Phase(count: $0.element, elementsPerItem: 1 << 10, fromTheEnd: $0.offset % 2 == 1)
+            }
+            Parallel.forEach(phases: phases, threading: threading) { p, range in
+                // Every earlier item must already be done when this range starts.
+                let unfinished = hits[..<offsets[p]].contains { $0 != 1 }
+                for i in range {
+                    hits[offsets[p] + i] += 1
+                    early[offsets[p] + i] = unfinished
+                }
+            }
+            let ok = hits.allSatisfy { $0 == 1 } && !early.contains(true)
+            #expect(ok, "\(label)")
+            return ok
+        }
+        for threads in [1, 2, 3, 8] {
+            for round in 0..<50 { _ = check(Threading(threads: threads, parallelThreshold: 4096), "\(threads) threads, round \(round)") }
+        }
+        let nested = UnsafeMutableBufferPointer<Bool>.allocate(capacity: 8)
+        defer { nested.deallocate() }
+        DispatchQueue.concurrentPerform(iterations: 8) { i in
+            nested[i] = check(Threading(threads: 4, parallelThreshold: 4096), "nested \(i)")
+        }
+        #expect(nested.allSatisfy { $0 })
+    }
+
     /// A kernel called from inside another concurrentPerform (nested parallelism)
     /// finishes (no deadlock) and matches the serial result.
     @Test func nestedInsideConcurrentPerform() throws {
