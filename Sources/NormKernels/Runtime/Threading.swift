@@ -30,7 +30,7 @@ public struct Threading: Sendable, Hashable, CustomStringConvertible {
     public var spinMicroseconds: Int
 
     /// `parallelThreshold` nil: `NORMKERNELS_PARALLEL_THRESHOLD` when set, else
-    /// 2^20 elements, or 2^17 with warm workers (`spinMicroseconds` > 0), whose
+    /// 2^19 elements, or 2^17 with warm workers (`spinMicroseconds` > 0), whose
     /// helpers are usually awake and join in microseconds.
     public init(threads: Int, affinity: Affinity = .none,
                 parallelThreshold: Int? = nil,
@@ -39,7 +39,7 @@ public struct Threading: Sendable, Hashable, CustomStringConvertible {
         self.affinity = affinity
         self.spinMicroseconds = max(0, spinMicroseconds)
         let threshold = parallelThreshold ?? Threading.environmentParallelThreshold
-            ?? (self.spinMicroseconds > 0 && affinity == .none ? Threading.warmParallelThreshold : 1 << 20)
+            ?? (self.spinMicroseconds > 0 && affinity == .none ? Threading.warmParallelThreshold : 1 << 19)
         self.parallelThreshold = max(0, threshold)
     }
 
@@ -66,15 +66,18 @@ public struct Threading: Sendable, Hashable, CustomStringConvertible {
         return 0
     }()
 
-    /// 2^20 elements (4 MiB of Float32), or `NORMKERNELS_PARALLEL_THRESHOLD`.
+    /// 2^19 elements (2 MiB of Float32), or `NORMKERNELS_PARALLEL_THRESHOLD`.
     ///
     /// Measured on the 2-vCPU development VM: a parked Dispatch pool thread
     /// takes 100–250 µs to join a `concurrentPerform` (two 100 µs bodies: 217 µs
     /// median in parallel against 200 µs serially; two 500 µs bodies: 670 µs
     /// against 1000 µs). Normalization streams 2–5·10⁹ elements/s per core, so
-    /// below about a million elements a second thread arrives when the work is
-    /// nearly done, and waiting for it costs more than it brings.
-    public static let defaultParallelThreshold: Int = environmentParallelThreshold ?? 1 << 20
+    /// below about half a million elements a second thread arrives when the work
+    /// is nearly done, and waiting for it costs more than it brings. (2^20 while
+    /// every phase of a kernel paid the wake-up; since `Parallel.forEach(phases:)`
+    /// a call pays it once, and 2^19 measured 0.96–2.4× faster on 2^19–2^20-value
+    /// problems, 2^18 and 2^17 mixed: docs/PERFORMANCE.md, "Fifth pass".)
+    public static let defaultParallelThreshold: Int = environmentParallelThreshold ?? 1 << 19
 
     /// One thread: everything runs on the calling thread.
     public static let serial = Threading(threads: 1)
