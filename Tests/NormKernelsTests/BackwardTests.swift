@@ -197,7 +197,7 @@ struct BackwardTests {
         }
     }
 
-    @Test("GroupNorm on small maps (H·W < 64 NCHW, ≤ 16 NHWC) and InstanceNorm on tiny instances are bitwise identical for any thread count",
+    @Test("GroupNorm on small maps (H·W < 64 NCHW, ≤ 16 NHWC) and InstanceNorm on tiny instances (H·W ≤ 64) are bitwise identical for any thread count",
           arguments: [
               (TensorShape(n: 1024, c: 32, h: 4, w: 4, layout: .nchw), 8),   // many row blocks (one row per sample)
               (TensorShape(n: 2, c: 64, h: 7, w: 7, layout: .nchw), 4),      // two long rows
@@ -206,6 +206,8 @@ struct BackwardTests {
               (TensorShape(n: 3, c: 48, h: 3, w: 3, layout: .nhwc), 3),      // groups of 16, one row block
               (TensorShape(n: 64, c: 72, h: 2, w: 2, layout: .nhwc), 3),     // groups of 24, rows of 72
               (TensorShape(n: 5, c: 18, h: 2, w: 3, layout: .nhwc), 2),      // groups of 9 (vector + 1)
+              (TensorShape(n: 40, c: 27, h: 7, w: 7, layout: .nchw), 3),     // tiny instances of 49, 1080 of them
+              (TensorShape(n: 3, c: 21, h: 9, w: 7, layout: .nchw), 7),      // tiny instances of 63
           ])
     func groupedSmallMapDeterminism(shape: TensorShape, groups: Int) throws {
         #expect(GroupNormalization.smallMapPath(shape, groups: groups) != nil, "\(shape) G \(groups) takes the small-map path")

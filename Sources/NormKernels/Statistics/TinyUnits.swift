@@ -15,7 +15,7 @@
 /// missing units fed a copy of the last unit's values and then ignored.
 enum TinyUnits {
     /// Longest unit taken (measured: docs/PERFORMANCE.md).
-    static let maxLength = 16
+    static let maxLength = 64
 
     /// Units per parallel work item: a fixed partition, independent of the thread count.
     static let chunk = 512
@@ -64,7 +64,7 @@ enum TinyUnits {
 
     /// Σdy and Σdy·x̂ of units `first ..< first + 8` (clamped to `last`), with
     /// x̂ = (x − pivot)·scale + shift from `xhat` at slot `first + j`; Float32
-    /// lanes (≤ 16 values each), non-finite lanes redone by `BlockGradients`.
+    /// lanes (≤ `maxLength` values each), non-finite lanes redone by `BlockGradients`.
     @inline(__always)
     static func gradientSums8(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, first: Int, last: Int,
                               length: Int, xhat: CoefficientTable, into out: UnsafeMutablePointer<GradientSums>) {
