@@ -53,6 +53,19 @@ fileprivate func bwExpectDeterministic(
     }
 }
 
+/// GroupNorm backward with `saved` from a serial forward: every gradient bitwise
+/// equal for 1 and `bwThreadCounts` threads.
+fileprivate func bwExpectGroupNormBackwardDeterministic(
+    _ shape: TensorShape, groups: Int, x: [Float], dy: [Float], gamma: [Float], beta: [Float]
+) throws {
+    let (_, saved) = try GroupNormalization(shape: shape, groups: groups, threading: .serial).forward(x, scale: gamma, bias: beta)
+    try bwExpectDeterministic("GN \(shape) G \(groups)") { threading in
+        let g = try GroupNormalization(shape: shape, groups: groups, threading: threading)
+            .backward(x, gradOutput: dy, saved: saved, scale: gamma)
+        return [g.input, g.scale, g.bias]
+    }
+}
+
 /// A recognisable NaN: gradient buffers are filled with it before a call that must throw.
 fileprivate let bwSentinel = Float(bitPattern: 0x7FC0_BEEF)
 
@@ -169,12 +182,7 @@ struct BackwardTests {
             return [g.input, g.scale, g.bias]
         }
         for groups in [1, shape.c == 3 ? 3 : 8] {
-            let (_, saved) = try GroupNormalization(shape: shape, groups: groups, threading: .serial).forward(x, scale: gamma, bias: beta)
-            try bwExpectDeterministic("GN \(shape) G \(groups)") { threading in
-                let g = try GroupNormalization(shape: shape, groups: groups, threading: threading)
-                    .backward(x, gradOutput: dy, saved: saved, scale: gamma)
-                return [g.input, g.scale, g.bias]
-            }
+            try bwExpectGroupNormBackwardDeterministic(shape, groups: groups, x: x, dy: dy, gamma: gamma, beta: beta)
         }
     }
 
@@ -187,13 +195,7 @@ struct BackwardTests {
             let shape = TensorShape(n: rows, c: channels, h: 1, w: 1, layout: layout)
             let x = bwValues(shape.count, seed: 15, -2, 3), dy = bwValues(shape.count, seed: 16)
             let gamma = bwValues(channels, seed: 17, 0.5, 1.5), beta = bwValues(channels, seed: 18)
-            let (_, saved) = try GroupNormalization(shape: shape, groups: groups, threading: .serial)
-                .forward(x, scale: gamma, bias: beta)
-            try bwExpectDeterministic("GN \(shape) G \(groups)") { threading in
-                let g = try GroupNormalization(shape: shape, groups: groups, threading: threading)
-                    .backward(x, gradOutput: dy, saved: saved, scale: gamma)
-                return [g.input, g.scale, g.bias]
-            }
+            try bwExpectGroupNormBackwardDeterministic(shape, groups: groups, x: x, dy: dy, gamma: gamma, beta: beta)
         }
     }
 
@@ -218,13 +220,7 @@ struct BackwardTests {
                 .forward(x, scale: gamma, bias: beta)
             return [y, bwDoubleBits(saved.mean), bwDoubleBits(saved.invStd)]
         }
-        let (_, saved) = try GroupNormalization(shape: shape, groups: groups, threading: .serial)
-            .forward(x, scale: gamma, bias: beta)
-        try bwExpectDeterministic("GN backward \(shape) G \(groups)") { threading in
-            let g = try GroupNormalization(shape: shape, groups: groups, threading: threading)
-                .backward(x, gradOutput: dy, saved: saved, scale: gamma)
-            return [g.input, g.scale, g.bias]
-        }
+        try bwExpectGroupNormBackwardDeterministic(shape, groups: groups, x: x, dy: dy, gamma: gamma, beta: beta)
         guard InstanceNormalization.usesTinyUnits(shape) else { return }
         let (_, inSaved) = try InstanceNormalization(shape: shape, threading: .serial).forwardTraining(x, scale: gamma, bias: beta)
         try bwExpectDeterministic("IN (tiny instances) \(shape)") { threading in

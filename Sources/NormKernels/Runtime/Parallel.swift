@@ -153,17 +153,23 @@ enum Parallel {
                 while t >= starts[p + 1] { p += 1 }
                 // Wait for the earlier phases; `done` counts finished tickets, and no
                 // ticket of phase p can finish before all `starts[p]` earlier ones have.
-                var spins = 0
-                while done.load(ordering: .acquiring) < starts[p] {
-                    spins += 1
-                    if spins < 4096 { nk_cpu_relax() } else { sched_yield() }
-                }
+                waitUntil(done, reaches: starts[p])
                 let phase = phases[p], count = ranges[p]
                 let i = t - starts[p], r = phase.fromTheEnd ? count - 1 - i : i
                 body(p, (r * phase.count / count)..<((r + 1) * phase.count / count))
                 nk_stream_fence()
                 done.add(1, ordering: .releasing)
             }
+        }
+    }
+
+    /// Spins (x86 `pause`), then yields, until `counter` (acquire) is at least
+    /// `value`: for waits on work that a running thread is sure to finish.
+    static func waitUntil(_ counter: borrowing Atomic<Int>, reaches value: Int) {
+        var spins = 0
+        while counter.load(ordering: .acquiring) < value {
+            spins += 1
+            if spins < 4096 { nk_cpu_relax() } else { sched_yield() }
         }
     }
 }

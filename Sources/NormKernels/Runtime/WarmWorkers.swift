@@ -84,11 +84,7 @@ final class WarmWorkers: @unchecked Sendable {
             startHelpers(upTo: helpers, spinMicroseconds: spinMicroseconds)
             job.work()
             // Wait for ranges that helpers took and are still running.
-            var spins = 0
-            while job.done.load(ordering: .acquiring) < count {
-                spins += 1
-                if spins > 4096 { sched_yield() }
-            }
+            Parallel.waitUntil(job.done, reaches: count)
             publish(nil, replacing: job)
             job.body = nil   // before `withoutActuallyEscaping` ends: nothing may keep it
         }
