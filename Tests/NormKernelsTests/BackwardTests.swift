@@ -234,7 +234,7 @@ struct BackwardTests {
     }
 
     @Test("LayerNorm and RMSNorm backward are bitwise identical for any thread count",
-          arguments: [(512, 300), (3, 70_000), (8192, 32), (2048, 97), (1, 200_000)])
+          arguments: [(512, 300), (3, 70_000), (8192, 32), (2048, 97), (1, 200_000), (4100, 13)])
     func rowDeterminism(rows: Int, features: Int) throws {
         let x = bwValues(rows * features, seed: 11, -2, 3), dy = bwValues(rows * features, seed: 12)
         let gamma = bwValues(features, seed: 13, 0.5, 1.5), beta = bwValues(features, seed: 14)
@@ -612,6 +612,53 @@ struct BackwardTests {
                 }
             }
         }
+    }
+
+    // MARK: - Short rows and groups (8 per vector)
+
+    @Test("short rows and groups (row sums 8 per vector): dx against the Float64 closed form, dγ and dβ against Float64 sums",
+          arguments: [(1037, 5, 1), (1037, 16, 1), (1037, 17, 1), (600, 48, 12), (600, 48, 3), (64, 13, 1)],
+          [false, true])
+    func shortRows(size item: (rows: Int, features: Int, groups: Int), offset: Bool) throws {
+        let (rows, features, groups) = item
+        // (64, 13) is one row block; the others span several, and 1037 rows end in a
+        // partial group of 8. `offset`: mean 1e4, std 1e-2.
+        let count = rows * features, size = features / groups
+        let x = offset ? bwGaussian(count, seed: 61, mean: 1e4, std: 1e-2) : bwValues(count, seed: 61, -2, 3)
+        let dy = bwValues(count, seed: 62), gamma = bwValues(features, seed: 63, 0.5, 1.5)
+        let threading = Threading(threads: 2, parallelThreshold: 4096)
+        let grads: NormGradients
+        if groups == 1 {
+            let ln = try LayerNormalization(rows: rows, features: features, threading: threading)
+            let (_, saved) = try ln.forward(x, scale: gamma)
+            grads = try ln.backward(x, gradOutput: dy, saved: saved, scale: gamma)
+        } else {
+            let gn = try GroupNormalization(shape: .matrix(rows, features), groups: groups, threading: threading)
+            let (_, saved) = try gn.forward(x, scale: gamma)
+            grads = try gn.backward(x, gradOutput: dy, saved: saved, scale: gamma)
+        }
+        let slots = (0..<(rows * groups)).map { u in Array((u * size)..<((u + 1) * size)) }
+        let what = "\(groups == 1 ? "LN" : "GN G \(groups)") \(rows)×\(features) offset \(offset)"
+        let dx = try #require(grads.input)
+        let reference = bwCenteredReference(x, dy, slots, eps: Double(Float(1e-5))) { Double(gamma[$0 % features]) }
+        let error = bwRelativeError(dx, reference)
+        #expect(error < (offset ? 1e-5 : 1e-6), "\(what) dx: relative error \(error)")
+        // dγ[i] = Σ_rows dy·x̂, dβ[i] = Σ_rows dy, with each slot's exact Float64 statistics.
+        var dgamma = [Double](repeating: 0, count: features), dbeta = dgamma
+        for slot in slots {
+            let m = Double(slot.count)
+            let mean = slot.reduce(0.0) { $0 + Double(x[$1]) } / m
+            let variance = slot.reduce(0.0) { $0 + (Double(x[$1]) - mean) * (Double(x[$1]) - mean) } / m
+            let r = 1 / (variance + Double(Float(1e-5))).squareRoot()
+            for i in slot {
+                dgamma[i % features] += Double(dy[i]) * (Double(x[i]) - mean) * r
+                dbeta[i % features] += Double(dy[i])
+            }
+        }
+        let gError = bwRelativeError(try #require(grads.scale), dgamma)
+        let bError = bwRelativeError(try #require(grads.bias), dbeta)
+        #expect(gError < (offset ? 1e-4 : 1e-5), "\(what) dγ: relative error \(gError)")
+        #expect(bError < 1e-5, "\(what) dβ: relative error \(bError)")
     }
 
     // MARK: - Large offset: mean 1e4, std 1e-2

@@ -284,8 +284,11 @@ struct ForwardGroupNormTests {
     func featureVectors() throws {
         // Wide rows (a run of 1024 split into 32 groups of 32), odd group sizes
         // that end inside a SIMD vector, groups of one value (variance 0).
+        // Groups of ≤ 128 values go 8 per vector: 1037 samples × 12 groups span
+        // several chunks of 512 and end in a partial group of 8.
         let cases = product([(TensorShape(n: 9, c: 1024, h: 1, w: 1), 32), (TensorShape(n: 5, c: 36, h: 1, w: 1), 12),
-                             (TensorShape(n: 3, c: 45, h: 1, w: 1), 5), (TensorShape(n: 2, c: 19, h: 1, w: 1), 19)],
+                             (TensorShape(n: 3, c: 45, h: 1, w: 1), 5), (TensorShape(n: 2, c: 19, h: 1, w: 1), 19),
+                             (TensorShape(n: 1037, c: 60, h: 1, w: 1), 12), (TensorShape(n: 7, c: 1024, h: 1, w: 1), 8)],
                             Layout.allCases)
         sweep(cases) { item, context in
             let ((base, groups), layout) = item
@@ -362,6 +365,25 @@ struct ForwardRowNormTests {
             expectAllClose(y, ref.output, atol: tol, rtol: tol, "output", context)
             expectAllClose(saved.invStd, ref.invRMS, atol: 0, rtol: tol / 10, "saved 1/rms", context)
             #expect(saved.mean == Array(repeating: 0, count: rows), "RMSNorm saved means must be zero — \(context)")
+        }
+    }
+
+    @Test("short rows, 8 per vector: many chunks of 512 rows, a partial last group of 8, both sides of the length limits")
+    func shortRowsAcrossChunks() throws {
+        let cases = product([1037], [5, 16, 37, 64, 65, 128, 129])
+        sweep(cases) { item, context in
+            let (rows, features) = item
+            var rng = SplitMix64("short-rows \(context)")
+            let x = activations(TensorShape(n: rows, c: 1, h: features), &rng)
+            let (scale, bias) = Affine.both.parameters(features, &rng)
+            let (y, saved) = try LayerNormalization(rows: rows, features: features).forward(x, scale: scale, bias: bias)
+            expectMatches(y, saved, Reference.layerNorm(x, rows: rows, features: features, scale: scale, bias: bias),
+                          count: features, "LayerNorm \(context)")
+            let (r, rmsSaved) = try RMSNormalization(rows: rows, features: features).forward(x, scale: scale)
+            let ref = Reference.rmsNorm(x, rows: rows, features: features, scale: scale)
+            let tol = reductionTolerance(features)
+            expectAllClose(r, ref.output, atol: tol, rtol: tol, "RMSNorm output", context)
+            expectAllClose(rmsSaved.invStd, ref.invRMS, atol: 0, rtol: tol / 10, "RMSNorm saved 1/rms", context)
         }
     }
 

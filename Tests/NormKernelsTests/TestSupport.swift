@@ -96,7 +96,7 @@ enum Sizes {
     static let channels = [1, 3, 8, 32, 33, 40, 100]
 
     /// Lengths of one contiguous run around the 8-, 16-, 32-wide loops and the block.
-    static let features = [1, 7, 8, 15, 16, 17, 31, 32, 33, 4095, 4096, 4097, 8192, 9000, 20000, 50001]
+    static let features = [1, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 4095, 4096, 4097, 8192, 9000, 20000, 50001]
 }
 
 /// A tensor with per-(n, c) means in `center` and standard deviations in `spread`,

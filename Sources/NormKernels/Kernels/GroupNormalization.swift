@@ -26,10 +26,12 @@ public struct GroupNormalization: Sendable {
     }
 
     public func plan() -> PlanDescription {
+        if shape.spatial == 1 {
+            return rowsPlan(rows: shape.n * groups, features: shape.c / groups, .moments, threading: threading)
+        }
         switch smallMapPath {
         case .expandedAffine:
-            let length = shape.c / groups * shape.spatial
-            return RowsGeometry(units: shape.n * groups, segmentLength: length, unitStride: length).plan(threading: threading)
+            return rowsPlan(rows: shape.n * groups, features: shape.c / groups * shape.spatial, .moments, threading: threading)
         case .groupSegments:
             return groupSegmentsGeometry.plan(threading: threading)
         case nil:

@@ -27,13 +27,7 @@ public struct InstanceNormalization: Sendable {
 
     public func plan() -> PlanDescription {
         guard usesTinyUnits else { return groupedPlan(shape: shape, groupSize: 1, threading: threading) }
-        let units = shape.n * shape.c, chunks = TinyUnits.chunks(units)
-        return PlanDescription(
-            geometry: "tiny units: \(units) instances of \(shape.spatial) values, 8 per vector",
-            strategy: "chunks of \(TinyUnits.chunk) instances per worker (statistics then normalize)",
-            blocks: chunks, blockElements: TinyUnits.chunk * shape.spatial,
-            workers: Parallel.workers(count: chunks, elementsPerItem: TinyUnits.chunkCost(valuesPerUnit: shape.spatial),
-                                      threading: threading))
+        return TinyUnits.plan(units: shape.n * shape.c, length: shape.spatial, naming: "instances", threading: threading)
     }
 
     /// NCHW with H·W ≤ `TinyUnits.maxLength`: instances are a few contiguous values

@@ -156,6 +156,18 @@ func rowNormalizationBackward(
         BlockGradients.segmented(x + b.offset, dy + b.offset, length: b.count, stride: D, segments: b.segmentCount,
                                  xhat[b.unit], mask: nil, gamma: gamma.map { $0 + (b.unit % groups) * S + b.start })
     }
+    // Short segments (R = 1, ≤ `TinyUnits.maxBackwardRowLength` values): row sums of
+    // 8 slots per vector (`TinyUnits`) instead of a block reduction per slot. A
+    // slot's sums depend only on its own values, so any grouping of slots gives
+    // the same bits.
+    let tinyRows = R == 1 && S <= TinyUnits.maxBackwardRowLength
+    /// Row sums of slots `lo ..< hi` into `out[0 ..< hi − lo]`, 8 at a time.
+    func tinyRowSums(_ lo: Int, _ hi: Int, _ out: UnsafeMutablePointer<GradientSums>) {
+        for first in stride(from: lo, to: hi, by: 8) {
+            TinyUnits.gradientSums8(x, dy, first: first, last: hi - 1, length: S, xhat: xhat, gamma: gamma,
+                                    groups: groups, into: out + (first - lo))
+        }
+    }
     /// Slot u = (row / R)·groups + g.
     func finalizeRow(_ u: Int, _ parts: UnsafeBufferPointer<GradientSums>) {
         let sums = GradientSums.treeSum(parts)
@@ -215,15 +227,22 @@ func rowNormalizationBackward(
     Parallel.forEach(phases: phases, threading: threading) { phase, range in
         switch phase {
         case 0:
-            withUnsafeTemporaryAllocation(of: GradientSums.self, capacity: perRow) { parts in
+            withUnsafeTemporaryAllocation(of: GradientSums.self, capacity: max(perRow, 8)) { parts in
                 withTileScratch { scratch, tileSums in
                     for rb in range {
-                        if dx != nil {
-                            for u in (rb * rowBlock / R * groups)..<(min(rows, (rb + 1) * rowBlock) / R * groups) {
+                        let slotRange = (rb * rowBlock / R * groups)..<(min(rows, (rb + 1) * rowBlock) / R * groups)
+                        if dx != nil && tinyRows {
+                            for first in stride(from: slotRange.lowerBound, to: slotRange.upperBound, by: 8) {
+                                let end = min(slotRange.upperBound, first + 8)
+                                tinyRowSums(first, end, parts.baseAddress!)
+                                for u in first..<end { finalizeRow(u, UnsafeBufferPointer(start: parts.baseAddress! + (u - first), count: 1)) }
+                            }
+                        } else if dx != nil {
+                            for u in slotRange {
                                 for i in 0..<perRow {
                                     (parts.baseAddress! + i).initialize(to: reduceRowBlock(rowGeometry.block(u * perRow + i)))
                                 }
-                                finalizeRow(u, UnsafeBufferPointer(parts))
+                                finalizeRow(u, UnsafeBufferPointer(start: parts.baseAddress!, count: perRow))
                             }
                         }
                         for ct in 0..<tilesPerRowBlock { tile(rb, ct, scratch, tileSums) }
@@ -231,7 +250,11 @@ func rowNormalizationBackward(
                 }
             }
         case 1:
-            for b in range { (blockSums! + b).initialize(to: reduceRowBlock(rowGeometry.block(b))) }
+            if tinyRows {
+                tinyRowSums(range.lowerBound, range.upperBound, blockSums! + range.lowerBound)
+            } else {
+                for b in range { (blockSums! + b).initialize(to: reduceRowBlock(rowGeometry.block(b))) }
+            }
         case 2:
             for u in range { finalizeRow(u, UnsafeBufferPointer(start: blockSums! + u * perRow, count: perRow)) }
         case 3:

@@ -1,6 +1,8 @@
-/// Many short contiguous units — InstanceNorm NCHW on small maps, where unit
-/// (n, c) is the H·W ≤ `TinyUnits.maxLength` values of one channel — with SIMD
-/// lanes across units instead of along them.
+/// Many short contiguous units with SIMD lanes across units instead of along
+/// them: InstanceNorm NCHW on small maps (unit (n, c) is the H·W ≤ `maxLength`
+/// values of one channel), and short rows — LayerNorm and RMSNorm with
+/// D ≤ `maxRowLength`, GroupNorm whose (n, g) groups are ≤ `maxRowLength` contiguous
+/// values (feature vectors, NCHW small maps).
 ///
 /// The rows geometry gives every unit its own reduce, merge, finalize and output
 /// call: ~80–190 ns of fixed work, against ~1 ns of arithmetic for 4 values
@@ -17,6 +19,23 @@ enum TinyUnits {
     /// Longest unit taken (measured: docs/PERFORMANCE.md).
     static let maxLength = 64
 
+    /// Longest row taken by the row kernels (LayerNorm, RMSNorm, GroupNorm groups
+    /// of contiguous values), forward, 1 thread, against the rows geometry
+    /// (docs/PERFORMANCE.md): moments 1.4–3.7× faster up to 128 values, level at
+    /// 192, slower at 256; mean squares (RMSNorm, whose block kernel has no lane
+    /// merge to save) 1.3–1.6× faster up to 48, level at 64, slower from 96.
+    static func maxRowLength(_ statistic: RowStatistic) -> Int {
+        statistic == .moments ? 128 : 64
+    }
+
+    /// Longest segment whose backward row sums (Σg, Σg·x̂) go 8 slots per vector.
+    /// Shorter than the forward's limit: the sweep writing dx stays per row, the
+    /// lanes gather both x and dy, and GroupNorm gathers γ per lane as well. 1
+    /// thread, interleaved runs: GroupNorm `[N, C]` groups of 1–8 values 2.1–2.7×
+    /// faster, 16 level or faster, 32 slower (1024×1024, G = 32: 2.7–3.4 ms vs
+    /// 2.0–2.3); LayerNorm rows of 64 and 128 values 0.6–0.9×.
+    static let maxBackwardRowLength = 16
+
     /// Units per parallel work item: a fixed partition, independent of the thread count.
     static let chunk = 512
 
@@ -25,6 +44,16 @@ enum TinyUnits {
     /// Parallel-threshold cost of a chunk: its values plus ~8 values' worth of
     /// fixed work per unit (coefficients, the scalar ends of each unit's loops).
     static func chunkCost(valuesPerUnit: Int) -> Int { chunk * (valuesPerUnit + 8) }
+
+    /// The plan `normbench topology` prints for `units` units of `length` values.
+    static func plan(units: Int, length: Int, naming unitName: String, threading: Threading) -> PlanDescription {
+        let chunks = chunks(units)
+        return PlanDescription(
+            geometry: "tiny units: \(units) \(unitName) of \(length) values, 8 per vector",
+            strategy: "chunks of \(chunk) \(unitName) per worker (statistics then normalize)",
+            blocks: chunks, blockElements: chunk * length,
+            workers: Parallel.workers(count: chunks, elementsPerItem: chunkCost(valuesPerUnit: length), threading: threading))
+    }
 
     /// `body(units)` for every chunk of `units` units, chunks spread over the workers.
     static func forEachChunk(units: Int, valuesPerUnit: Int, threading: Threading, _ body: (Range<Int>) -> Void) {
@@ -62,29 +91,68 @@ enum TinyUnits {
         }
     }
 
-    /// Σdy and Σdy·x̂ of units `first ..< first + 8` (clamped to `last`), with
-    /// x̂ = (x − pivot)·scale + shift from `xhat` at slot `first + j`; Float32
-    /// lanes (≤ `maxLength` values each), non-finite lanes redone by `BlockGradients`.
+    /// Mean squares of units `first ..< first + 8` (clamped to `last`) as
+    /// Moments(count: length, mean: Σx²/length, m2: 0), as `BlockMoments.meanSquare`
+    /// gives them: Float32 lanes, and a Float64 redo of lanes whose Float32 sum
+    /// overflowed or fell where squares lose bits (below ~1e-19 per value).
+    @inline(__always)
+    static func meanSquare8(_ p: UnsafePointer<Float>, first: Int, last: Int, length: Int,
+                            into out: UnsafeMutablePointer<Moments>) {
+        var a = F8()
+        for i in 0..<length {
+            let x = gather(p, first, last, i, length)
+            a = muladd(x, x, a)
+        }
+        let count = Double(length)
+        for j in 0..<min(8, last - first + 1) {
+            var sum = Double(a[j])
+            if !sum.isFinite || sum < count * 0x1p-100 {
+                sum = 0
+                let q = p + (first + j) * length
+                for i in 0..<length { sum += Double(q[i]) * Double(q[i]) }
+            }
+            out[j] = Moments(count: count, mean: sum / count, m2: 0)
+        }
+    }
+
+    /// Σg and Σg·x̂ of units `first ..< first + 8` (clamped to `last`), with
+    /// x̂ = (x − pivot)·scale + shift from `xhat` at slot `first + j` and
+    /// g = dy·γ[(u % groups)·length + i] for value i of unit u (g = dy without γ:
+    /// InstanceNorm, whose γ is per unit and applied by the caller). Float32 lanes
+    /// (≤ `maxRowLength` values each), non-finite lanes redone by `BlockGradients`.
     @inline(__always)
     static func gradientSums8(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, first: Int, last: Int,
-                              length: Int, xhat: CoefficientTable, into out: UnsafeMutablePointer<GradientSums>) {
+                              length: Int, xhat: CoefficientTable, gamma: UnsafePointer<Float>? = nil, groups: Int = 1,
+                              into out: UnsafeMutablePointer<GradientSums>) {
         @inline(__always) func coefficient(_ table: UnsafeMutablePointer<Float>) -> F8 {
             @inline(__always) func v(_ j: Int) -> Float { table[min(first + j, last)] }
             return F8(v(0), v(1), v(2), v(3), v(4), v(5), v(6), v(7))
         }
         let p = coefficient(xhat.pivot), s = coefficient(xhat.scale), t = coefficient(xhat.shift)
         var g = F8(), h = F8()
-        for i in 0..<length {
-            let d = gather(dy, first, last, i, length)
+        // scalar math: Σg and Σg·x̂ with x̂ = (x − p)·s + t
+        @inline(__always) func step(_ i: Int, _ d: F8) {
             g += d
-            // scalar math: Σdy·x̂ with x̂ = (x − p)·s + t
             h = muladd(d, muladd(gather(x, first, last, i, length) - p, s, t), h)
+        }
+        if let gamma, groups > 1 {
+            // Each lane's group has its own γ run.
+            @inline(__always) func o(_ j: Int) -> UnsafePointer<Float> { gamma + (min(first + j, last) % groups) * length }
+            let o0 = o(0), o1 = o(1), o2 = o(2), o3 = o(3), o4 = o(4), o5 = o(5), o6 = o(6), o7 = o(7)
+            for i in 0..<length {
+                step(i, gather(dy, first, last, i, length) * F8(o0[i], o1[i], o2[i], o3[i], o4[i], o5[i], o6[i], o7[i]))
+            }
+        } else if let gamma {
+            for i in 0..<length { step(i, gather(dy, first, last, i, length) * F8(repeating: gamma[i])) }
+        } else {
+            for i in 0..<length { step(i, gather(dy, first, last, i, length)) }
         }
         for j in 0..<min(8, last - first + 1) {
             let sums = GradientSums(dy: Double(g[j]), dyXhat: Double(h[j]))
             let u = first + j
             out[j] = sums.isFinite ? sums
-                : BlockGradients.contiguous(x + u * length, dy + u * length, length, xhat[u], mask: nil, gamma: nil)
+                : BlockGradients.contiguous(x + u * length, dy + u * length, length, xhat[u], mask: nil,
+                                            gamma: gamma.map { $0 + (u % groups) * length })
         }
     }
 
