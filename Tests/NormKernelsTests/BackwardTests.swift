@@ -210,6 +210,8 @@ struct BackwardTests {
               (TensorShape(n: 5, c: 18, h: 2, w: 3, layout: .nhwc), 2),      // groups of 9 (vector + 1)
               (TensorShape(n: 40, c: 27, h: 7, w: 7, layout: .nchw), 3),     // tiny instances of 49, 1080 of them
               (TensorShape(n: 3, c: 21, h: 9, w: 7, layout: .nchw), 7),      // tiny instances of 63
+              (TensorShape(n: 70, c: 16, h: 2, w: 2, layout: .nhwc), 2),     // tiny channels, 1120 instances
+              (TensorShape(n: 9, c: 24, h: 3, w: 5, layout: .nhwc), 3),      // tiny channels forward, per-column backward
           ])
     func groupedSmallMapDeterminism(shape: TensorShape, groups: Int) throws {
         #expect(GroupNormalization.smallMapPath(shape, groups: groups) != nil, "\(shape) G \(groups) takes the small-map path")
@@ -221,7 +223,7 @@ struct BackwardTests {
             return [y, bwDoubleBits(saved.mean), bwDoubleBits(saved.invStd)]
         }
         try bwExpectGroupNormBackwardDeterministic(shape, groups: groups, x: x, dy: dy, gamma: gamma, beta: beta)
-        guard InstanceNormalization.usesTinyUnits(shape) else { return }
+        guard InstanceNormalization.usesTinyUnits(shape) || InstanceNormalization.usesTinyChannels(shape) else { return }
         let (_, inSaved) = try InstanceNormalization(shape: shape, threading: .serial).forwardTraining(x, scale: gamma, bias: beta)
         try bwExpectDeterministic("IN (tiny instances) \(shape)") { threading in
             let norm = try InstanceNormalization(shape: shape, threading: threading)
@@ -658,6 +660,38 @@ struct BackwardTests {
         let gError = bwRelativeError(try #require(grads.scale), dgamma)
         let bError = bwRelativeError(try #require(grads.bias), dbeta)
         #expect(gError < (offset ? 1e-4 : 1e-5), "\(what) dγ: relative error \(gError)")
+        #expect(bError < 1e-5, "\(what) dβ: relative error \(bError)")
+    }
+
+    @Test("InstanceNorm NHWC small maps (8 channels per vector): dx against the Float64 closed form, dγ and dβ against Float64 sums",
+          arguments: [TensorShape(n: 70, c: 16, h: 2, w: 2, layout: .nhwc), TensorShape(n: 3, c: 24, h: 1, w: 4, layout: .nhwc),
+                      TensorShape(n: 3, c: 8, h: 1, w: 2, layout: .nhwc)], [false, true])
+    func tinyChannels(shape: TensorShape, offset: Bool) throws {
+        #expect(InstanceNormalization.usesTinyChannels(shape, backward: true), "\(shape) takes the tiny-channels backward")
+        let x = offset ? bwGaussian(shape.count, seed: 71, mean: 1e4, std: 1e-2) : bwValues(shape.count, seed: 71, -2, 3)
+        let dy = bwValues(shape.count, seed: 72), gamma = bwValues(shape.c, seed: 73, 0.5, 1.5)
+        let norm = try InstanceNormalization(shape: shape, threading: Threading(threads: 2, parallelThreshold: 256))
+        let (_, saved) = try norm.forwardTraining(x, scale: gamma)
+        let grads = try norm.backwardTraining(x, gradOutput: dy, saved: saved, scale: gamma)
+        let slots = (0..<shape.n).flatMap { n in (0..<shape.c).map { c in (0..<shape.spatial).map { bwOffset(shape, n, c, $0) } } }
+        let what = "IN \(shape) offset \(offset)"
+        let reference = bwCenteredReference(x, dy, slots, eps: Double(Float(1e-5))) { Double(gamma[$0 % shape.c]) }
+        let error = bwRelativeError(try #require(grads.input), reference)
+        #expect(error < (offset ? 1e-4 : 1e-6), "\(what) dx: relative error \(error)")
+        var dgamma = [Double](repeating: 0, count: shape.c), dbeta = dgamma
+        for slot in slots {
+            let m = Double(slot.count)
+            let mean = slot.reduce(0.0) { $0 + Double(x[$1]) } / m
+            let variance = slot.reduce(0.0) { $0 + (Double(x[$1]) - mean) * (Double(x[$1]) - mean) } / m
+            let r = 1 / (variance + Double(Float(1e-5))).squareRoot()
+            for i in slot {
+                dgamma[i % shape.c] += Double(dy[i]) * (Double(x[i]) - mean) * r
+                dbeta[i % shape.c] += Double(dy[i])
+            }
+        }
+        let gError = bwRelativeError(try #require(grads.scale), dgamma)
+        let bError = bwRelativeError(try #require(grads.bias), dbeta)
+        #expect(gError < (offset ? 1e-3 : 1e-5), "\(what) dγ: relative error \(gError)")
         #expect(bError < 1e-5, "\(what) dβ: relative error \(bError)")
     }
 

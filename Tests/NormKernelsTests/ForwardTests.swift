@@ -222,6 +222,21 @@ struct ForwardInstanceNormTests {
         }
     }
 
+    @Test("NHWC small maps, 8 channels per vector: several 512-instance chunks, every γ/β combination")
+    func tinyChannels() throws {
+        let cases = product([TensorShape(n: 70, c: 16, h: 2, w: 2, layout: .nhwc), TensorShape(n: 3, c: 24, h: 3, w: 5, layout: .nhwc),
+                             TensorShape(n: 2, c: 8, h: 4, w: 4, layout: .nhwc)], Affine.allCases)
+        sweep(cases) { item, context in
+            let (shape, affine) = item
+            #expect(InstanceNormalization.usesTinyChannels(shape), "\(shape) takes the tiny-channels path")
+            var rng = SplitMix64("in-tiny-channels \(context)")
+            let x = activations(shape, &rng)
+            let (scale, bias) = affine.parameters(shape.c, &rng)
+            let (y, saved) = try InstanceNormalization(shape: shape).forwardTraining(x, scale: scale, bias: bias)
+            expectMatches(y, saved, Reference.instanceNorm(x, shape, scale: scale, bias: bias), count: shape.spatial, context)
+        }
+    }
+
     @Test("every γ/β combination")
     func affine() throws {
         let cases = product([TensorShape(n: 2, c: 33, h: 5, w: 7), TensorShape(n: 1, c: 3, h: 70, w: 61)],

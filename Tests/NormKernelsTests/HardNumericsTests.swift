@@ -247,10 +247,11 @@ struct HardNumericsHugeTests {
         }
     }
 
-    @Test("InstanceNorm on small maps (8 instances per vector): Float64 redo of overflowing lanes")
+    @Test("InstanceNorm on small maps (8 instances or 8 channels per vector): Float64 redo of overflowing lanes")
     func tinyInstanceNorm() throws {
         sweep([TensorShape(n: 2, c: 13, h: 2, w: 2), TensorShape(n: 1, c: 9, h: 4, w: 4), TensorShape(n: 2, c: 11, h: 7, w: 7),
-               TensorShape(n: 1, c: 9, h: 8, w: 8)]) { shape, context in
+               TensorShape(n: 1, c: 9, h: 8, w: 8), TensorShape(n: 2, c: 16, h: 2, w: 2, layout: .nhwc),
+               TensorShape(n: 1, c: 8, h: 4, w: 4, layout: .nhwc)]) { shape, context in
             var rng = SplitMix64("huge-in \(context)")
             let x = hugeData(shape.count, &rng)
             let (y, saved) = try InstanceNormalization(shape: shape).forwardTraining(x)

@@ -34,10 +34,12 @@ extension InstanceNormalization {
         let xhat = CoefficientTable(count: slots)
         defer { xhat.deallocate() }
         // x̂ coefficients: here for the per-(n, c) engine, per chunk (in parallel) for tiny instances.
-        if !usesTinyUnits { for s in 0..<slots { xhat[s] = AffineCoefficients(mean: mean[s], invStd: invStd[s]) } }
+        let tinyChannels = Self.usesTinyChannels(shape, backward: true)
+        let perInstance = !usesTinyUnits && !tinyChannels
+        if perInstance { for s in 0..<slots { xhat[s] = AffineCoefficients(mean: mean[s], invStd: invStd[s]) } }
         let sums = SlotBuffer(count: slots, initial: GradientSums.zero)
         defer { sums.deallocate() }
-        let table: GradientTable? = dx != nil && !usesTinyUnits ? GradientTable(count: slots) : nil
+        let table: GradientTable? = dx != nil && perInstance ? GradientTable(count: slots) : nil
         defer { table?.deallocate() }
         let gamma = scale?.baseAddress
         func coefficients(_ slot: Int, _ s: GradientSums) -> GradientCoefficients {
@@ -60,6 +62,9 @@ extension InstanceNormalization {
                     }
                 }
             }
+        } else if tinyChannels {
+            // 8 channels per vector, each position one vector load (NHWC small maps).
+            tinyChannelsBackward(x, dy, mean: mean, invStd: invStd, dx: dx, sums: sums.base, coefficients: coefficients)
         } else {
             groupedBackward(shape: shape, groupSize: 1, x: x, dy: dy, xhat: xhat, channelSums: sums.base,
                             table: table, dx: dx, threading: threading) { slot, channelSums in

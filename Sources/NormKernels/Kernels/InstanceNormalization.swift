@@ -26,6 +26,14 @@ public struct InstanceNormalization: Sendable {
     }
 
     public func plan() -> PlanDescription {
+        if usesTinyChannels {
+            return PlanDescription(
+                geometry: "tiny channels: \(shape.n * shape.c) instances of \(shape.spatial) values C apart, 8 channels per vector",
+                strategy: "chunks of \(TinyUnits.chunk) instances per worker (statistics then normalize)",
+                blocks: TinyUnits.chunks(shape.n * shape.c), blockElements: TinyUnits.chunk * shape.spatial,
+                workers: Parallel.workers(count: TinyUnits.chunks(shape.n * shape.c),
+                                          elementsPerItem: TinyUnits.chunkCost(valuesPerUnit: shape.spatial), threading: threading))
+        }
         guard usesTinyUnits else { return groupedPlan(shape: shape, groupSize: 1, threading: threading) }
         return TinyUnits.plan(units: shape.n * shape.c, length: shape.spatial, naming: "instances", threading: threading)
     }
@@ -64,6 +72,13 @@ public struct InstanceNormalization: Sendable {
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
         if usesTinyUnits {
             return tinyForwardTraining(x, y, gamma: scale?.baseAddress, beta: bias?.baseAddress, running: running)
+        }
+        if usesTinyChannels {
+            let kept: UnsafeMutablePointer<Moments>? = running != nil ? .allocate(capacity: shape.n * shape.c) : nil
+            defer { kept?.deallocate() }
+            let saved = tinyChannelsForwardTraining(x, y, gamma: scale?.baseAddress, beta: bias?.baseAddress, kept: kept)
+            let updated = kept.map { fold(running!, $0) } ?? false
+            return SavedStatistics(mean: saved.mean, invStd: saved.invStd, runningStatisticsUpdated: updated)
         }
         let slots = shape.n * shape.c, channels = shape.c, eps = epsilon
         let moments = SlotBuffer(count: slots, initial: Moments.empty)
