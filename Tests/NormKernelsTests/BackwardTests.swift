@@ -126,6 +126,25 @@ fileprivate func bwCenteredReference(_ x: [Float], _ dy: [Float], _ slots: [[Int
     return dx
 }
 
+/// Float64 dγ and dβ when value i uses parameter i % `parameters` (LayerNorm
+/// features, NHWC channels): dγ[j] = Σ dy·x̂, dβ[j] = Σ dy, x̂ from each slot's
+/// exact Float64 statistics (ε = Float(1e-5)).
+fileprivate func bwAffineGradientReference(_ x: [Float], _ dy: [Float], _ slots: [[Int]], parameters: Int)
+    -> (scale: [Double], bias: [Double]) {
+    var dgamma = [Double](repeating: 0, count: parameters), dbeta = dgamma
+    for slot in slots {
+        let m = Double(slot.count)
+        let mean = slot.reduce(0.0) { $0 + Double(x[$1]) } / m
+        let variance = slot.reduce(0.0) { $0 + (Double(x[$1]) - mean) * (Double(x[$1]) - mean) } / m
+        let r = 1 / (variance + Double(Float(1e-5))).squareRoot()
+        for i in slot {
+            dgamma[i % parameters] += Double(dy[i]) * (Double(x[i]) - mean) * r
+            dbeta[i % parameters] += Double(dy[i])
+        }
+    }
+    return (dgamma, dbeta)
+}
+
 fileprivate func bwOffset(_ shape: TensorShape, _ n: Int, _ c: Int, _ s: Int) -> Int {
     shape.layout == .nchw ? (n * shape.c + c) * shape.spatial + s : (n * shape.spatial + s) * shape.c + c
 }
@@ -645,18 +664,7 @@ struct BackwardTests {
         let reference = bwCenteredReference(x, dy, slots, eps: Double(Float(1e-5))) { Double(gamma[$0 % features]) }
         let error = bwRelativeError(dx, reference)
         #expect(error < (offset ? 1e-5 : 1e-6), "\(what) dx: relative error \(error)")
-        // dγ[i] = Σ_rows dy·x̂, dβ[i] = Σ_rows dy, with each slot's exact Float64 statistics.
-        var dgamma = [Double](repeating: 0, count: features), dbeta = dgamma
-        for slot in slots {
-            let m = Double(slot.count)
-            let mean = slot.reduce(0.0) { $0 + Double(x[$1]) } / m
-            let variance = slot.reduce(0.0) { $0 + (Double(x[$1]) - mean) * (Double(x[$1]) - mean) } / m
-            let r = 1 / (variance + Double(Float(1e-5))).squareRoot()
-            for i in slot {
-                dgamma[i % features] += Double(dy[i]) * (Double(x[i]) - mean) * r
-                dbeta[i % features] += Double(dy[i])
-            }
-        }
+        let (dgamma, dbeta) = bwAffineGradientReference(x, dy, slots, parameters: features)
         let gError = bwRelativeError(try #require(grads.scale), dgamma)
         let bError = bwRelativeError(try #require(grads.bias), dbeta)
         #expect(gError < (offset ? 1e-4 : 1e-5), "\(what) dγ: relative error \(gError)")
@@ -678,17 +686,7 @@ struct BackwardTests {
         let reference = bwCenteredReference(x, dy, slots, eps: Double(Float(1e-5))) { Double(gamma[$0 % shape.c]) }
         let error = bwRelativeError(try #require(grads.input), reference)
         #expect(error < (offset ? 1e-4 : 1e-6), "\(what) dx: relative error \(error)")
-        var dgamma = [Double](repeating: 0, count: shape.c), dbeta = dgamma
-        for slot in slots {
-            let m = Double(slot.count)
-            let mean = slot.reduce(0.0) { $0 + Double(x[$1]) } / m
-            let variance = slot.reduce(0.0) { $0 + (Double(x[$1]) - mean) * (Double(x[$1]) - mean) } / m
-            let r = 1 / (variance + Double(Float(1e-5))).squareRoot()
-            for i in slot {
-                dgamma[i % shape.c] += Double(dy[i]) * (Double(x[i]) - mean) * r
-                dbeta[i % shape.c] += Double(dy[i])
-            }
-        }
+        let (dgamma, dbeta) = bwAffineGradientReference(x, dy, slots, parameters: shape.c)
         let gError = bwRelativeError(try #require(grads.scale), dgamma)
         let bError = bwRelativeError(try #require(grads.bias), dbeta)
         #expect(gError < (offset ? 1e-3 : 1e-5), "\(what) dγ: relative error \(gError)")

@@ -99,6 +99,26 @@ public struct SavedStatistics: Sendable, Hashable {
     }
 }
 
+extension SavedStatistics {
+    /// Statistics of `count` slots (≥ 1) that `fill(mean, invStd)` writes straight
+    /// into the returned arrays — initializing every slot, from any workers — with
+    /// no side buffer and no copy (on units of a few values those cost as much as
+    /// the kernel).
+    static func filling(count: Int,
+                        _ fill: (_ mean: UnsafeMutablePointer<Double>, _ invStd: UnsafeMutablePointer<Double>) -> Void)
+        -> SavedStatistics {
+        var invStd: [Double] = []
+        let mean = [Double](unsafeUninitializedCapacity: count) { meanOut, meanCount in
+            invStd = [Double](unsafeUninitializedCapacity: count) { invOut, invCount in
+                fill(meanOut.baseAddress!, invOut.baseAddress!)
+                invCount = count
+            }
+            meanCount = count
+        }
+        return SavedStatistics(mean: mean, invStd: invStd)
+    }
+}
+
 /// Slots of per-unit Float64 results written by workers (each slot by one worker).
 struct SlotBuffer<T> {
     let base: UnsafeMutablePointer<T>

@@ -42,44 +42,38 @@ extension InstanceNormalization {
                                      gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
                                      kept: UnsafeMutablePointer<Moments>?) -> SavedStatistics {
         let hw = shape.spatial, C = shape.c, units = shape.n * C, eps = epsilon
-        var invStd: [Double] = []
-        let mean = [Double](unsafeUninitializedCapacity: units) { meanOut, meanCount in
-            invStd = [Double](unsafeUninitializedCapacity: units) { invOut, invCount in
-                let meanBase = meanOut.baseAddress!, invBase = invOut.baseAddress!
-                let weights = WelfordWeights.table
-                forEachChannelBlock(valuesPerUnit: hw) { n, c0 in
-                    let base = n * hw * C + c0
-                    let k = load8(x + base)
-                    var m = F8(), s = F8()
-                    for i in 0..<hw {
-                        let (r, q) = WelfordWeights.step(i + 1, weights)
-                        welfordStep(load8(x + base + i * C) - k, &m, &s, r: r, q: q)
-                    }
-                    var p = F8(), scale = F8(), shift = F8()
-                    for j in 0..<8 {
-                        var moments = Moments(count: Double(hw), mean: Double(k[j]) + Double(m[j]), m2: Double(s[j]))
-                        if !(moments.mean.isFinite && moments.m2.isFinite) {
-                            moments = BlockMoments.columnFloat64(x + base + j, rows: hw, stride: C)
-                        }
-                        let u = n * C + c0 + j, r = inverseStandardDeviation(moments.biasedVariance, eps)
-                        (meanBase + u).initialize(to: moments.mean)
-                        (invBase + u).initialize(to: r)
-                        kept?[u] = moments
-                        let a = AffineCoefficients(mean: moments.mean, invStd: r, gamma: Double(gamma?[c0 + j] ?? 1),
-                                                   beta: Double(beta?[c0 + j] ?? 0))
-                        p[j] = a.pivot; scale[j] = a.scale; shift[j] = a.shift
-                    }
-                    // scalar math: y = (x − p)·s + t
-                    for i in 0..<hw {
-                        let o = base + i * C
-                        store8(muladd(load8(x + o) - p, scale, shift), y + o)
-                    }
+        let saved = SavedStatistics.filling(count: units) { meanBase, invBase in
+            let weights = WelfordWeights.table
+            forEachChannelBlock(valuesPerUnit: hw) { n, c0 in
+                let base = n * hw * C + c0
+                let k = load8(x + base)
+                var m = F8(), s = F8()
+                for i in 0..<hw {
+                    let (r, q) = WelfordWeights.step(i + 1, weights)
+                    welfordStep(load8(x + base + i * C) - k, &m, &s, r: r, q: q)
                 }
-                invCount = units
+                var p = F8(), scale = F8(), shift = F8()
+                for j in 0..<8 {
+                    var moments = Moments(count: Double(hw), mean: Double(k[j]) + Double(m[j]), m2: Double(s[j]))
+                    if !(moments.mean.isFinite && moments.m2.isFinite) {
+                        moments = BlockMoments.columnFloat64(x + base + j, rows: hw, stride: C)
+                    }
+                    let u = n * C + c0 + j, r = inverseStandardDeviation(moments.biasedVariance, eps)
+                    (meanBase + u).initialize(to: moments.mean)
+                    (invBase + u).initialize(to: r)
+                    kept?[u] = moments
+                    let a = AffineCoefficients(mean: moments.mean, invStd: r, gamma: Double(gamma?[c0 + j] ?? 1),
+                                               beta: Double(beta?[c0 + j] ?? 0))
+                    p[j] = a.pivot; scale[j] = a.scale; shift[j] = a.shift
+                }
+                // scalar math: y = (x − p)·s + t
+                for i in 0..<hw {
+                    let o = base + i * C
+                    store8(muladd(load8(x + o) - p, scale, shift), y + o)
+                }
             }
-            meanCount = units
         }
-        return SavedStatistics(mean: mean, invStd: invStd)
+        return saved
     }
 
     /// Backward: Σdy and Σdy·x̂ per lane into `sums[n·C + c]` (Float32 lanes of

@@ -126,34 +126,28 @@ public struct InstanceNormalization: Sendable {
         let units = shape.n * shape.c, length = shape.spatial, channels = shape.c, eps = epsilon
         let kept: UnsafeMutablePointer<Moments>? = running != nil ? .allocate(capacity: units) : nil
         defer { kept?.deallocate() }
-        var invStd: [Double] = []
-        let mean = [Double](unsafeUninitializedCapacity: units) { meanOut, meanCount in
-            invStd = [Double](unsafeUninitializedCapacity: units) { invOut, invCount in
-                let meanBase = meanOut.baseAddress!, invBase = invOut.baseAddress!
-                TinyUnits.forEachChunk(units: units, valuesPerUnit: length, threading: threading) { chunk in
-                    withUnsafeTemporaryAllocation(of: Moments.self, capacity: 8) { eight in
-                        let m8 = eight.baseAddress!
-                        for first in stride(from: chunk.lowerBound, to: chunk.upperBound, by: 8) {
-                            TinyUnits.moments8(x, first: first, last: chunk.upperBound - 1, length: length, into: m8)
-                            for u in first..<min(chunk.upperBound, first + 8) {
-                                let m = m8[u - first], c = u % channels
-                                let r = inverseStandardDeviation(m.biasedVariance, eps)
-                                (meanBase + u).initialize(to: m.mean)
-                                (invBase + u).initialize(to: r)
-                                kept?[u] = m
-                                let k = AffineCoefficients(mean: m.mean, invStd: r,
-                                                           gamma: Double(gamma?[c] ?? 1), beta: Double(beta?[c] ?? 0))
-                                TinyUnits.normalize(x + u * length, y + u * length, length, k)
-                            }
+        let saved = SavedStatistics.filling(count: units) { meanBase, invBase in
+            TinyUnits.forEachChunk(units: units, valuesPerUnit: length, threading: threading) { chunk in
+                withUnsafeTemporaryAllocation(of: Moments.self, capacity: 8) { eight in
+                    let m8 = eight.baseAddress!
+                    for first in stride(from: chunk.lowerBound, to: chunk.upperBound, by: 8) {
+                        TinyUnits.moments8(x, first: first, last: chunk.upperBound - 1, length: length, into: m8)
+                        for u in first..<min(chunk.upperBound, first + 8) {
+                            let m = m8[u - first], c = u % channels
+                            let r = inverseStandardDeviation(m.biasedVariance, eps)
+                            (meanBase + u).initialize(to: m.mean)
+                            (invBase + u).initialize(to: r)
+                            kept?[u] = m
+                            let k = AffineCoefficients(mean: m.mean, invStd: r,
+                                                       gamma: Double(gamma?[c] ?? 1), beta: Double(beta?[c] ?? 0))
+                            TinyUnits.normalize(x + u * length, y + u * length, length, k)
                         }
                     }
                 }
-                invCount = units
             }
-            meanCount = units
         }
         let updated = kept.map { fold(running!, $0) } ?? false
-        return SavedStatistics(mean: mean, invStd: invStd, runningStatisticsUpdated: updated)
+        return SavedStatistics(mean: saved.mean, invStd: saved.invStd, runningStatisticsUpdated: updated)
     }
 
     /// Normalizes with running statistics (PyTorch eval mode with `track_running_stats`).

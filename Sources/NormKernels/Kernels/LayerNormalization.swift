@@ -94,38 +94,32 @@ func normalizeTinyRows(
     let streaming = features % 8 == 0 && Int(bitPattern: UInt(bitPattern: y)) & 31 == 0
         && prefersStreamingStores(elements: rows * features, output: y, inputs: x)
     let centered = statistic == .moments
-    var invStd: [Double] = []
-    let mean = [Double](unsafeUninitializedCapacity: rows) { meanOut, meanCount in
-        invStd = [Double](unsafeUninitializedCapacity: rows) { invOut, invCount in
-            let meanBase = meanOut.baseAddress!, invBase = invOut.baseAddress!
-            TinyUnits.forEachChunk(units: rows, valuesPerUnit: features, threading: threading) { chunk in
-                withUnsafeTemporaryAllocation(of: Moments.self, capacity: 8) { eight in
-                    let m8 = eight.baseAddress!
-                    for first in stride(from: chunk.lowerBound, to: chunk.upperBound, by: 8) {
-                        if centered {
-                            TinyUnits.moments8(x, first: first, last: chunk.upperBound - 1, length: features, into: m8)
-                        } else {
-                            TinyUnits.meanSquare8(x, first: first, last: chunk.upperBound - 1, length: features, into: m8)
-                        }
-                        for u in first..<min(chunk.upperBound, first + 8) {
-                            let m = m8[u - first]
-                            let r = inverseStandardDeviation(centered ? m.biasedVariance : m.mean, eps)
-                            (meanBase + u).initialize(to: centered ? m.mean : 0)
-                            (invBase + u).initialize(to: r)
-                            let k = AffineCoefficients(mean: centered ? m.mean : 0, invStd: r)
-                            let o = u * features, a = affineOffset(u)
-                            Apply.elementwise(x + o, y + o, features, pivot: k.pivot, invStd: k.scale, shift: k.shift,
-                                              gamma: gamma.map { $0 + a }, beta: beta.map { $0 + a },
-                                              streaming: streaming)
-                        }
+    let saved = SavedStatistics.filling(count: rows) { meanBase, invBase in
+        TinyUnits.forEachChunk(units: rows, valuesPerUnit: features, threading: threading) { chunk in
+            withUnsafeTemporaryAllocation(of: Moments.self, capacity: 8) { eight in
+                let m8 = eight.baseAddress!
+                for first in stride(from: chunk.lowerBound, to: chunk.upperBound, by: 8) {
+                    if centered {
+                        TinyUnits.moments8(x, first: first, last: chunk.upperBound - 1, length: features, into: m8)
+                    } else {
+                        TinyUnits.meanSquare8(x, first: first, last: chunk.upperBound - 1, length: features, into: m8)
+                    }
+                    for u in first..<min(chunk.upperBound, first + 8) {
+                        let m = m8[u - first]
+                        let r = inverseStandardDeviation(centered ? m.biasedVariance : m.mean, eps)
+                        (meanBase + u).initialize(to: centered ? m.mean : 0)
+                        (invBase + u).initialize(to: r)
+                        let k = AffineCoefficients(mean: centered ? m.mean : 0, invStd: r)
+                        let o = u * features, a = affineOffset(u)
+                        Apply.elementwise(x + o, y + o, features, pivot: k.pivot, invStd: k.scale, shift: k.shift,
+                                          gamma: gamma.map { $0 + a }, beta: beta.map { $0 + a },
+                                          streaming: streaming)
                     }
                 }
             }
-            invCount = rows
         }
-        meanCount = rows
     }
-    return SavedStatistics(mean: mean, invStd: invStd)
+    return saved
 }
 
 /// The same over any rows geometry whose units each have their own statistics and
