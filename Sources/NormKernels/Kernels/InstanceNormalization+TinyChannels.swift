@@ -23,15 +23,13 @@ extension InstanceNormalization {
 
     var usesTinyChannels: Bool { Self.usesTinyChannels(shape) }
 
-    /// `body(n, c0)` for every sample n and channel block c0 = 0, 8, …; chunks of
-    /// `TinyUnits.chunk` instances (a fixed partition) go to workers.
+    /// `body(n, c0)` for every sample n and channel block c0 = 0, 8, …, through
+    /// `TinyUnits.forEachChunk` over the N·C instances (n·C + c): its 512-instance
+    /// chunks hold whole 8-channel blocks because C % 8 == 0.
     func forEachChannelBlock(valuesPerUnit: Int, _ body: (_ n: Int, _ c0: Int) -> Void) {
-        let blocks = shape.c / 8, items = shape.n * blocks, perChunk = TinyUnits.chunk / 8
-        Parallel.forEach(count: (items + perChunk - 1) / perChunk,
-                         elementsPerItem: TinyUnits.chunkCost(valuesPerUnit: valuesPerUnit), threading: threading) { range in
-            for k in range {
-                for i in (k * perChunk)..<min(items, (k + 1) * perChunk) { body(i / blocks, (i % blocks) * 8) }
-            }
+        let C = shape.c
+        TinyUnits.forEachChunk(units: shape.n * C, valuesPerUnit: valuesPerUnit, threading: threading) { chunk in
+            for first in stride(from: chunk.lowerBound, to: chunk.upperBound, by: 8) { body(first / C, first % C) }
         }
     }
 

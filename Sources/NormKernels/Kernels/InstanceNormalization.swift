@@ -27,12 +27,8 @@ public struct InstanceNormalization: Sendable {
 
     public func plan() -> PlanDescription {
         if usesTinyChannels {
-            return PlanDescription(
-                geometry: "tiny channels: \(shape.n * shape.c) instances of \(shape.spatial) values C apart, 8 channels per vector",
-                strategy: "chunks of \(TinyUnits.chunk) instances per worker (statistics then normalize)",
-                blocks: TinyUnits.chunks(shape.n * shape.c), blockElements: TinyUnits.chunk * shape.spatial,
-                workers: Parallel.workers(count: TinyUnits.chunks(shape.n * shape.c),
-                                          elementsPerItem: TinyUnits.chunkCost(valuesPerUnit: shape.spatial), threading: threading))
+            return TinyUnits.plan(units: shape.n * shape.c, length: shape.spatial, naming: "instances",
+                                  lanes: "values C apart, 8 channels per vector", threading: threading)
         }
         guard usesTinyUnits else { return groupedPlan(shape: shape, groupSize: 1, threading: threading) }
         return TinyUnits.plan(units: shape.n * shape.c, length: shape.spatial, naming: "instances", threading: threading)

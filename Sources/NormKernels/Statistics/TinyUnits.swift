@@ -46,10 +46,11 @@ enum TinyUnits {
     static func chunkCost(valuesPerUnit: Int) -> Int { chunk * (valuesPerUnit + 8) }
 
     /// The plan `normbench topology` prints for `units` units of `length` values.
-    static func plan(units: Int, length: Int, naming unitName: String, threading: Threading) -> PlanDescription {
+    static func plan(units: Int, length: Int, naming unitName: String, lanes: String = "8 per vector",
+                     threading: Threading) -> PlanDescription {
         let chunks = chunks(units)
         return PlanDescription(
-            geometry: "tiny units: \(units) \(unitName) of \(length) values, 8 per vector",
+            geometry: "tiny units: \(units) \(unitName) of \(length) values, \(lanes)",
             strategy: "chunks of \(chunk) \(unitName) per worker (statistics then normalize)",
             blocks: chunks, blockElements: chunk * length,
             workers: Parallel.workers(count: chunks, elementsPerItem: chunkCost(valuesPerUnit: length), threading: threading))
