@@ -253,8 +253,11 @@ extension RowsGeometry {
                             finalize(u, UnsafeBufferPointer(start: slots, count: perUnit))
                         }
                         if let apply {
-                            // Last block first: it is the one most surely still in cache.
-                            for b in ((first * perUnit)..<(end * perUnit)).reversed() { applyPieces(block(b), apply) }
+                            // In address order: the whole batch is still in L2. Walking it
+                            // backwards (last block first) turned the write stream into
+                            // 1 KiB steps down memory with short rows, and LayerNorm
+                            // [4096, 256] ran 1.6–2× slower (docs/PERFORMANCE.md, seventh pass).
+                            for b in ((first * perUnit)..<(end * perUnit)) { applyPieces(block(b), apply) }
                         }
                         first = end
                     }
