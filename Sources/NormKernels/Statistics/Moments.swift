@@ -42,6 +42,27 @@ public struct Moments: Sendable, Hashable {
             m2: m2 + other.m2 + delta * delta * count * fraction)
     }
 
+    /// Moments of the union of `k` parts that all have the same count n (the
+    /// columns of one row block): Chan's merge of k parts at once,
+    /// ```
+    /// mean = (Σ meanᵢ) / k        M2 = Σ M2ᵢ + n · Σ (meanᵢ − mean)²
+    /// ```
+    /// summed in part order (two passes over the k means, no division per part).
+    @inline(__always)
+    static func equalCounts(_ parts: UnsafePointer<Moments>, _ k: Int) -> Moments {
+        if k == 1 { return parts[0] }
+        var sum = 0.0, m2 = 0.0
+        for i in 0..<k { sum += parts[i].mean; m2 += parts[i].m2 }
+        let mean = sum / Double(k)
+        var spread = 0.0
+        for i in 0..<k {
+            let d = parts[i].mean - mean
+            spread += d * d
+        }
+        let n = parts[0].count
+        return Moments(count: n * Double(k), mean: mean, m2: m2 + n * spread)
+    }
+
     /// Merges `parts` pairwise in a fixed tree: ((0,1),(2,3)),… The shape of the
     /// tree depends only on `parts.count`, so the result is reproducible, and
     /// pairwise merging keeps rounding error growing with log(count).
