@@ -43,11 +43,14 @@ fileprivate func bwExpectDeterministic(
 ) throws {
     let reference = try body(Threading(threads: 1, parallelThreshold: 4096)).map(bwBits)
     #expect(reference.allSatisfy { $0 != nil }, "\(what): a gradient is missing", sourceLocation: sourceLocation)
-    for threads in bwThreadCounts {
-        let got = try body(Threading(threads: threads, parallelThreshold: 4096)).map(bwBits)
+    // Parked workers (phases as tickets) at every count, warm workers (one call per phase) at two.
+    let threadings = bwThreadCounts.map { Threading(threads: $0, parallelThreshold: 4096, spinMicroseconds: 0) }
+        + [2, 3].map { Threading(threads: $0, parallelThreshold: 4096, spinMicroseconds: 200) }
+    for threading in threadings {
+        let got = try body(threading).map(bwBits)
         for i in 0..<reference.count where got[i] != reference[i] {
             let differing = zip(got[i] ?? [], reference[i] ?? []).filter { $0 != $1 }.count
-            Issue.record("\(what): gradient \(i) differs with \(threads) threads (\(differing) values)",
+            Issue.record("\(what): gradient \(i) differs with \(threading) (\(differing) values)",
                          sourceLocation: sourceLocation)
         }
     }

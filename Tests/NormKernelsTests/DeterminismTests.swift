@@ -19,8 +19,11 @@ fileprivate func rtData(_ count: Int, seed: UInt64, offset: Float = 0) -> [Float
     }
 }
 
+/// Parked workers (`concurrentPerform`, phases as tickets), warm workers (the
+/// default since the seventh pass: `WarmWorkers`, one call per phase) and pinning.
 fileprivate let rtThreadings: [Threading] =
-    [1, 2, 3, 4, 5, 8, 16].map { Threading(threads: $0, parallelThreshold: 4096) }
+    [1, 2, 3, 4, 5, 8, 16].map { Threading(threads: $0, parallelThreshold: 4096, spinMicroseconds: 0) }
+    + [2, 3, 8].map { Threading(threads: $0, parallelThreshold: 4096, spinMicroseconds: 200) }
     + [Threading(threads: 2, affinity: .compact, parallelThreshold: 4096), Threading(threads: 2, affinity: .scatter, parallelThreshold: 4096)]
 
 /// Runs `body` for every threading and expects the same bits as with one thread.
@@ -179,7 +182,10 @@ fileprivate func bits(_ values: [Double]) -> [Float] { values.flatMap { [Float(b
             return ok
         }
         for threads in [1, 2, 3, 8] {
-            for round in 0..<50 { _ = check(Threading(threads: threads, parallelThreshold: 4096), "\(threads) threads, round \(round)") }
+            for round in 0..<50 {
+                _ = check(Threading(threads: threads, parallelThreshold: 4096, spinMicroseconds: 0), "\(threads) threads, round \(round)")
+                _ = check(Threading(threads: threads, parallelThreshold: 4096, spinMicroseconds: 200), "\(threads) warm threads, round \(round)")
+            }
         }
         let nested = UnsafeMutableBufferPointer<Bool>.allocate(capacity: 8)
         defer { nested.deallocate() }

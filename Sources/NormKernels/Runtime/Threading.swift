@@ -22,11 +22,12 @@ public struct Threading: Sendable, Hashable, CustomStringConvertible {
     /// Calls with fewer elements of work than this run on the calling thread.
     public var parallelThreshold: Int
     /// How long worker threads keep spinning for the next call after a parallel
-    /// call, in µs (0: off, the default). With it on, back-to-back calls skip the
-    /// 100–250 µs a parked Dispatch thread needs to wake up, as OpenMP's
-    /// spinning workers do, at the price of a busy core for that long after each
-    /// call. Workers are still Dispatch pool threads; results do not change.
-    /// Not used with pinning (`affinity` other than `.none`).
+    /// call, in µs (default `defaultSpinMicroseconds`, 50; 0 parks them at once).
+    /// Back-to-back calls then skip the 100–250 µs a parked Dispatch thread needs
+    /// to wake up, as OpenMP's spinning workers do, at the price of a busy core
+    /// for at most that long after each call. Workers are still Dispatch pool
+    /// threads; results do not change. Not used with pinning (`affinity` other
+    /// than `.none`).
     public var spinMicroseconds: Int
 
     /// `parallelThreshold` nil: `NORMKERNELS_PARALLEL_THRESHOLD` when set, else
@@ -57,13 +58,22 @@ public struct Threading: Sendable, Hashable, CustomStringConvertible {
         return nil
     }()
 
-    /// `NORMKERNELS_SPIN_US` when set to a non-negative integer, else 0 (off).
+    /// `NORMKERNELS_SPIN_US` when set to a non-negative integer, else 50 µs.
+    ///
+    /// Why 50: measured on the 2-vCPU development VM (docs/PERFORMANCE.md, seventh
+    /// pass), 72 GroupNorm, InstanceNorm and BatchNorm cases of 0.1–3 ms on 2
+    /// threads, two alternating rounds: 62 were ≥ 1.1× faster with 50 µs of spin
+    /// than with parked workers (65 with 300 µs), most by 1.3–2×. A helper that
+    /// finds no new call within 50 µs goes back to Dispatch, so a process that
+    /// calls rarely pays at most 50 µs of one core per call. libgomp, which PyTorch
+    /// uses, spins longer by default (`GOMP_SPINCOUNT`); `NORMKERNELS_SPIN_US=0`
+    /// turns spinning off.
     public static let defaultSpinMicroseconds: Int = {
         if let text = ProcessInfo.processInfo.environment["NORMKERNELS_SPIN_US"],
            let n = Int(text), n >= 0 {
             return n
         }
-        return 0
+        return 50
     }()
 
     /// 2^19 elements (2 MiB of Float32), or `NORMKERNELS_PARALLEL_THRESHOLD`.
