@@ -16,8 +16,9 @@ import Glibc
 /// Why these thresholds (measured on the 2-core Zen 4 development machine,
 /// see docs/PARALLELISM.md): `concurrentPerform` costs 0.35–3 µs per call but a
 /// parked pool thread needs 100–250 µs to join, so problems below
-/// `Threading.parallelThreshold` (2^19 elements by default) run on the caller,
-/// and larger ones are cut into about 4 ranges per worker for balance.
+/// `Threading.parallelThreshold` (2^17 elements with the default warm workers,
+/// 2^19 with parked ones) run on the caller, and larger ones are cut into about
+/// 4 ranges per worker for balance.
 enum Parallel {
     /// Ranges per worker when not pinning (load balance against a late-joining thread).
     static let rangesPerWorker = 4
