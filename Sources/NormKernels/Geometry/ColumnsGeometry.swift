@@ -57,59 +57,27 @@ struct ColumnsGeometry: CustomStringConvertible {
             blocks: blocks, blockElements: rowBlock * columns, workers: workers)
     }
 
-    /// Per-(matrix, column) statistics, then normalization.
-    ///
-    /// - `finalize(m, columnMoments)` runs once per matrix with its `columns` merged
-    ///   moments, before any block of that matrix is applied.
-    /// - `apply(m, firstRow, rowCount)` writes those rows of matrix m.
-    func reduceThenApply(
-        _ x: UnsafePointer<Float>, threading: Threading,
-        finalize: (Int, UnsafeBufferPointer<Moments>) -> Void,
-        apply: (_ matrix: Int, _ firstRow: Int, _ rowCount: Int) -> Void
-    ) {
-        let perMatrix = blocksPerMatrix
-        let merged = UnsafeMutableBufferPointer<Moments>.allocate(capacity: matrices * columns)
-        defer { merged.deallocate() }
-        let columns = self.columns, matrixElements = self.matrixElements
-        withoutActuallyEscaping(apply) { apply in
-            reduceThenApply(
-                threading: threading,
-                reduce: { m, first, rows, out in
-                    BlockMoments.columns(
-                        x + m * matrixElements + first * columns,
-                        rows: rows, columns: columns, stride: columns, into: out)
-                },
-                finalize: { m, partials in
-                    let out = merged.baseAddress! + m * columns
-                    for c in 0..<columns {
-                        // Tree merge down the row blocks of column c (stride `columns`).
-                        out[c] = Moments.treeMerge(count: perMatrix) { partials[$0 * columns + c] }
-                    }
-                    finalize(m, UnsafeBufferPointer(start: out, count: columns))
-                },
-                apply: apply)
-        }
-    }
-
     /// Per-(matrix, group) statistics, where a group is `groupSize` consecutive
-    /// columns (GroupNorm NHWC), then normalization.
+    /// columns (1: per column — BatchNorm and InstanceNorm NHWC; C/G: GroupNorm
+    /// NHWC), then normalization.
     ///
-    /// Each row block's column moments are combined into its groups' moments at
-    /// once, so only G partials per block go down the merge tree instead of C
-    /// column partials followed by a merge over each group's columns. Every
-    /// column of a block has seen the same n rows, so the group's moments need no
-    /// division per column (k columns of means mᵢ and sums of squares M2ᵢ):
+    /// With groups of several columns, each row block's column moments are
+    /// combined into its groups' moments at once, so only G partials per block go
+    /// down the merge tree instead of C column partials followed by a merge over
+    /// each group's columns. Every column of a block has seen the same n rows, so
+    /// the group's moments need no division per column (k columns of means mᵢ and
+    /// sums of squares M2ᵢ):
     /// ```
     /// mean = (Σ mᵢ) / k        M2 = Σ M2ᵢ + n · Σ (mᵢ − mean)²
     /// ```
     /// (Chan's merge of k equal-count parts, in Float64, in column order.) With 2×1280
     /// channels the per-column tree merges had cost a tenth of the forward.
     ///
-    /// - `finalize(m, groupMoments)` runs once per matrix with its `columns / groupSize`
-    ///   moments, before any block of that matrix is applied.
+    /// - `finalize(m, moments)` runs once per matrix with its `columns / groupSize`
+    ///   merged moments, before any block of that matrix is applied.
     /// - `apply(m, firstRow, rowCount)` writes those rows of matrix m.
-    func reduceGroupsThenApply(
-        _ x: UnsafePointer<Float>, groupSize: Int, threading: Threading,
+    func reduceThenApply(
+        _ x: UnsafePointer<Float>, groupSize: Int = 1, threading: Threading,
         finalize: (Int, UnsafeBufferPointer<Moments>) -> Void,
         apply: (_ matrix: Int, _ firstRow: Int, _ rowCount: Int) -> Void
     ) {
@@ -121,10 +89,14 @@ struct ColumnsGeometry: CustomStringConvertible {
             reduceThenApply(
                 threading: threading, partialsPerBlock: groups,
                 reduce: { m, first, rows, out in
+                    let block = x + m * matrixElements + first * columns
+                    if groupSize == 1 {
+                        BlockMoments.columns(block, rows: rows, columns: columns, stride: columns, into: out)
+                        return
+                    }
                     withUnsafeTemporaryAllocation(of: Moments.self, capacity: columns) { column in
                         let c = column.baseAddress!
-                        BlockMoments.columns(x + m * matrixElements + first * columns,
-                                             rows: rows, columns: columns, stride: columns, into: c)
+                        BlockMoments.columns(block, rows: rows, columns: columns, stride: columns, into: c)
                         for g in 0..<groups {
                             (out + g).initialize(to: Moments.equalCounts(c + g * groupSize, groupSize))
                         }
@@ -133,6 +105,7 @@ struct ColumnsGeometry: CustomStringConvertible {
                 finalize: { m, partials in
                     let out = merged.baseAddress! + m * groups
                     for g in 0..<groups {
+                        // Tree merge down the row blocks of group g (stride `groups`).
                         out[g] = Moments.treeMerge(count: perMatrix) { partials[$0 * groups + g] }
                     }
                     finalize(m, UnsafeBufferPointer(start: out, count: groups))

@@ -18,18 +18,11 @@ func groupedNormalize(
     let groups = shape.c / groupSize
     if groupsUseColumns(shape) {
         let g = ColumnsGeometry(matrices: shape.n, rows: shape.spatial, columns: shape.c)
-        let apply = { (n: Int, first: Int, rows: Int) in
-            if let y, let table { table.applyColumns(x, y, matrix: n, geometry: g, first: first, rows: rows, relu: false) }
-        }
-        if groupSize == 1 {
-            g.reduceThenApply(x, threading: threading,
-                finalize: { n, moments in for c in 0..<groups { finalize(n * groups + c, moments[c]) } },
-                apply: apply)
-        } else {
-            g.reduceGroupsThenApply(x, groupSize: groupSize, threading: threading,
-                finalize: { n, moments in for group in 0..<groups { finalize(n * groups + group, moments[group]) } },
-                apply: apply)
-        }
+        g.reduceThenApply(x, groupSize: groupSize, threading: threading,
+            finalize: { n, moments in for group in 0..<groups { finalize(n * groups + group, moments[group]) } },
+            apply: { n, first, rows in
+                if let y, let table { table.applyColumns(x, y, matrix: n, geometry: g, first: first, rows: rows, relu: false) }
+            })
     } else {
         let length = groupSize * shape.spatial
         let g = RowsGeometry(units: shape.n * groups, segmentLength: length, unitStride: length)
