@@ -40,7 +40,8 @@ public struct Threading: Sendable, Hashable, CustomStringConvertible {
         self.affinity = affinity
         self.spinMicroseconds = max(0, spinMicroseconds)
         let threshold = parallelThreshold ?? Threading.environmentParallelThreshold
-            ?? (self.spinMicroseconds > 0 && affinity == .none ? Threading.warmParallelThreshold : 1 << 19)
+            ?? (self.spinMicroseconds > 0 && affinity == .none ? Threading.warmParallelThreshold
+                                                                 : Threading.defaultParallelThreshold)
         self.parallelThreshold = max(0, threshold)
     }
 
@@ -76,7 +77,9 @@ public struct Threading: Sendable, Hashable, CustomStringConvertible {
         return 50
     }()
 
+    /// The threshold with parked workers (`spinMicroseconds` 0, or pinning):
     /// 2^19 elements (2 MiB of Float32), or `NORMKERNELS_PARALLEL_THRESHOLD`.
+    /// Warm workers, the default since the seventh pass, use `warmParallelThreshold`.
     ///
     /// Measured on the 2-vCPU development VM: a parked Dispatch pool thread
     /// takes 100–250 µs to join a `concurrentPerform` (two 100 µs bodies: 217 µs
