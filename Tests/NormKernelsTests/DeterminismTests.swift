@@ -65,6 +65,39 @@ fileprivate func bits(_ values: [Double]) -> [Float] { values.flatMap { [Float(b
         }
     }
 
+    /// The columns geometry merges partials whole rows at a time (`RowTree`); each
+    /// column must come out with the bits of the per-column tree.
+    @Test func rowTreeMatchesPerColumnTree() {
+        let width = 5
+        for rows in 0...37 {
+            let values = rtData(3 * rows * width, seed: UInt64(rows) + 40)
+            let moments = (0..<(rows * width)).map { i in
+                Moments(count: Double(1 + i % 3), mean: Double(values[3 * i]) * 100, m2: Double(abs(values[3 * i + 1])))
+            }
+            let sums = (0..<(rows * width)).map { GradientSums(dy: Double(values[3 * $0]), dyXhat: Double(values[3 * $0 + 2]) * 1e3) }
+            var mergedMoments = [Moments](repeating: .empty, count: width)
+            var mergedSums = [GradientSums](repeating: .zero, count: width)
+            let scratch = RowTree.scratchCount(rows: rows, width: width)
+            moments.withUnsafeBufferPointer { m in
+                withUnsafeTemporaryAllocation(of: Moments.self, capacity: scratch) { s in
+                    RowTree.merge(m.baseAddress ?? UnsafePointer(s.baseAddress!), stride: width, rows: 0, rows,
+                                  width: width, into: &mergedMoments, scratch: s.baseAddress!)
+                }
+            }
+            sums.withUnsafeBufferPointer { g in
+                withUnsafeTemporaryAllocation(of: GradientSums.self, capacity: scratch) { s in
+                    RowTree.merge(g.baseAddress ?? UnsafePointer(s.baseAddress!), stride: width, rows: 0, rows,
+                                  width: width, into: &mergedSums, scratch: s.baseAddress!)
+                }
+            }
+            for j in 0..<width {
+                let tree = Moments.treeMerge(count: rows) { moments[$0 * width + j] }
+                #expect(mergedMoments[j] == tree, "moments: \(rows) rows, column \(j)")
+                #expect(mergedSums[j] == GradientSums.treeSum(count: rows) { sums[$0 * width + j] }, "sums: \(rows) rows, column \(j)")
+            }
+        }
+    }
+
     @Test func batchNormMatrix() throws {
         for shape in [TensorShape.matrix(4096, 64), TensorShape.matrix(300, 1024), TensorShape.matrix(70000, 3)] {
             let x = rtData(shape.count, seed: 4)

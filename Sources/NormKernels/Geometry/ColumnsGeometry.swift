@@ -73,17 +73,18 @@ struct ColumnsGeometry: CustomStringConvertible {
     /// (Chan's merge of k equal-count parts, in Float64, in column order.) With 2×1280
     /// channels the per-column tree merges had cost a tenth of the forward.
     ///
-    /// - `finalize(m, moments)` runs once per matrix with its `columns / groupSize`
-    ///   merged moments, before any block of that matrix is applied.
+    /// - `finalize(m, groups, moments)` runs once for each range of matrix m's
+    ///   groups (the ranges cover `0..<columns / groupSize`), with `moments[g]` the
+    ///   merged moments of group g for g in that range, before any block of that
+    ///   matrix is applied. Ranges may run concurrently; each must write only its
+    ///   own groups' slots.
     /// - `apply(m, firstRow, rowCount)` writes those rows of matrix m.
     func reduceThenApply(
         _ x: UnsafePointer<Float>, groupSize: Int = 1, threading: Threading,
-        finalize: (Int, UnsafeBufferPointer<Moments>) -> Void,
+        finalize: (_ matrix: Int, _ groups: Range<Int>, _ moments: UnsafePointer<Moments>) -> Void,
         apply: (_ matrix: Int, _ firstRow: Int, _ rowCount: Int) -> Void
     ) {
-        let perMatrix = blocksPerMatrix, groups = columns / groupSize
-        let merged = UnsafeMutableBufferPointer<Moments>.allocate(capacity: matrices * groups)
-        defer { merged.deallocate() }
+        let groups = columns / groupSize
         let columns = self.columns, matrixElements = self.matrixElements
         withoutActuallyEscaping(apply) { apply in
             reduceThenApply(
@@ -102,48 +103,58 @@ struct ColumnsGeometry: CustomStringConvertible {
                         }
                     }
                 },
-                finalize: { m, partials in
-                    let out = merged.baseAddress! + m * groups
-                    for g in 0..<groups {
-                        // Tree merge down the row blocks of group g (stride `groups`).
-                        out[g] = Moments.treeMerge(count: perMatrix) { partials[$0 * groups + g] }
-                    }
-                    finalize(m, UnsafeBufferPointer(start: out, count: groups))
-                },
+                finalize: finalize,
                 apply: apply)
         }
     }
 
+    /// Partials merged per item of the merge phase: a fixed number (never from
+    /// the thread count), so BatchNorm [N, 1024] spreads its merge over 8 items.
+    static let mergeWidth = 128
+
     /// The engine behind every columns-geometry kernel, forward and backward:
-    /// `width` partials per row block (one per column by default), each matrix's
-    /// partials handed to `finalize`, then (when `apply` is given) the output pass.
+    /// `width` partials per row block (one per column by default), merged down
+    /// each matrix's row blocks, handed to `finalize`, then (when `apply` is
+    /// given) the output pass.
     ///
     /// - `reduce(m, firstRow, rowCount, out)` writes the row block's `width`
     ///   partials to `out`; it must depend only on that block's data.
     ///   `Partial` must be a trivial type (plain numbers).
-    /// - `finalize(m, partials)` gets matrix m's `blocksPerMatrix × width` partials,
-    ///   row-block-major (partial c of block k at `k · width + c`), and merges them
-    ///   down the row blocks in a fixed order (a tree). It runs once per matrix, before
-    ///   any block of that matrix is applied, and writes only that matrix's slots.
+    /// - The partials of slot j are merged down matrix m's row blocks in the
+    ///   fixed tree of `RowTree` (same bits as `Moments.treeMerge` of that slot),
+    ///   `mergeWidth` slots at a time (rounded up to a multiple of `slotGroup`).
+    /// - `finalize(m, slots, merged)` runs once for each such range of slots, with
+    ///   `merged[j]` the merged partial of slot j for j in `slots`. It runs before
+    ///   any block of matrix m is applied, may run concurrently with other ranges,
+    ///   and must write only what belongs to its slots.
     /// - `apply(m, firstRow, rowCount)`, when not nil, writes those rows of matrix m.
     ///   With nil the call is a single pass over the data.
-    func reduceThenApply<Partial>(
-        threading: Threading, partialsPerBlock width: Int? = nil,
+    func reduceThenApply<Partial: TreeMergeable>(
+        threading: Threading, partialsPerBlock width: Int? = nil, slotGroup: Int = 1,
         reduce: (_ matrix: Int, _ firstRow: Int, _ rowCount: Int, _ out: UnsafeMutablePointer<Partial>) -> Void,
-        finalize: (_ matrix: Int, _ partials: UnsafeBufferPointer<Partial>) -> Void,
+        finalize: (_ matrix: Int, _ slots: Range<Int>, _ merged: UnsafePointer<Partial>) -> Void,
         apply: ((_ matrix: Int, _ firstRow: Int, _ rowCount: Int) -> Void)?
     ) {
         let perMatrix = blocksPerMatrix, width = width ?? columns
-        let partials = UnsafeMutableBufferPointer<Partial>.allocate(capacity: blocks * width)
-        defer { partials.deallocate() }
+        let chunk = min(width, (ColumnsGeometry.mergeWidth + slotGroup - 1) / slotGroup * slotGroup)
+        let chunks = (width + chunk - 1) / chunk
+        let partials = UnsafeMutablePointer<Partial>.allocate(capacity: blocks * width)
+        let merged = UnsafeMutablePointer<Partial>.allocate(capacity: matrices * width)
+        defer { partials.deallocate(); merged.deallocate() }
 
         func reduceBlock(_ b: Int) {
             let m = b / perMatrix
             let first = (b - m * perMatrix) * rowBlock
-            reduce(m, first, min(rowBlock, rows - first), partials.baseAddress! + b * width)
+            reduce(m, first, min(rowBlock, rows - first), partials + b * width)
         }
-        func finalizeMatrix(_ m: Int) {
-            finalize(m, UnsafeBufferPointer(rebasing: partials[(m * perMatrix * width)..<((m + 1) * perMatrix * width)]))
+        func mergeChunk(_ m: Int, _ k: Int) {
+            let lo = k * chunk, hi = min(width, lo + chunk)
+            let out = merged + m * width
+            withUnsafeTemporaryAllocation(of: Partial.self, capacity: RowTree.scratchCount(rows: perMatrix, width: chunk)) {
+                RowTree.merge(partials + m * perMatrix * width + lo, stride: width, rows: 0, perMatrix,
+                              width: hi - lo, into: out + lo, scratch: $0.baseAddress!)
+            }
+            finalize(m, lo..<hi, out)
         }
         func applyBlock(_ b: Int) {
             let m = b / perMatrix
@@ -152,15 +163,15 @@ struct ColumnsGeometry: CustomStringConvertible {
         }
 
         if splitsMatrices(threading: threading) {
-            // One parallel call, three phases: partials, per-matrix merge, output.
+            // One parallel call, three phases: partials, merge by slot ranges, output.
             let phases = [Parallel.Phase(count: blocks, elementsPerItem: rowBlock * columns),
-                          Parallel.Phase(count: matrices, elementsPerItem: perMatrix * width * 8),
+                          Parallel.Phase(count: matrices * chunks, elementsPerItem: perMatrix * chunk * 8),
                           Parallel.Phase(count: apply == nil ? 0 : blocks, elementsPerItem: rowBlock * columns,
                                          fromTheEnd: true)]
             Parallel.forEach(phases: phases, threading: threading) { phase, range in
                 switch phase {
                 case 0: for b in range { reduceBlock(b) }
-                case 1: for m in range { finalizeMatrix(m) }
+                case 1: for i in range { mergeChunk(i / chunks, i % chunks) }
                 default: for b in range { applyBlock(b) }
                 }
             }
@@ -168,7 +179,7 @@ struct ColumnsGeometry: CustomStringConvertible {
             Parallel.forEach(count: matrices, elementsPerItem: matrixElements, threading: threading) { range in
                 for m in range {
                     for b in (m * perMatrix)..<((m + 1) * perMatrix) { reduceBlock(b) }
-                    finalizeMatrix(m)
+                    for k in 0..<chunks { mergeChunk(m, k) }
                     if apply != nil {
                         // Last block first: it is the one most surely still in cache.
                         for b in ((m * perMatrix)..<((m + 1) * perMatrix)).reversed() { applyBlock(b) }

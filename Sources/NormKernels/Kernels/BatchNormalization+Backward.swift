@@ -163,7 +163,6 @@ extension BatchNormalization {
                     if let apply { g.apply(threading: threading, apply) }
                     return
                 }
-                let perMatrix = g.blocksPerMatrix
                 g.reduceThenApply(
                     threading: threading,
                     reduce: { _, first, rows, out in
@@ -172,11 +171,7 @@ extension BatchNormalization {
                             x + o, dy + o, mask: mask.map { $0 + o }, rows: rows, columns: channels, stride: channels,
                             pivot: xhat.pivot, scale: xhat.scale, shift: xhat.shift, into: out)
                     },
-                    finalize: { _, parts in
-                        for c in 0..<channels {
-                            finalize(c, GradientSums.treeSum(count: perMatrix) { parts[$0 * channels + c] })
-                        }
-                    },
+                    finalize: { _, range, sums in for c in range { finalize(c, sums[c]) } },
                     apply: apply)
             } else if shape.spatial < BatchNormalization.shortRunSpatial {
                 shortRunPasses(x: x, dy: dy, mask: mask, xForDx: xForDx, xhat: xhat, reduce: reduce, table: table,

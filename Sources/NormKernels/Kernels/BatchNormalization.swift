@@ -91,7 +91,7 @@ public struct BatchNormalization: Sendable {
         if shape.isChannelsLast {
             let g = columns
             g.reduceThenApply(x, threading: threading,
-                finalize: { _, columnMoments in for ch in 0..<c { coefficients(ch, columnMoments[ch]) } },
+                finalize: { _, channels, merged in for ch in channels { coefficients(ch, merged[ch]) } },
                 apply: { m, first, rows in table.applyColumns(x, y, matrix: m, geometry: g, first: first, rows: rows, relu: relu) })
         } else if shape.spatial < BatchNormalization.shortRunSpatial {
             // Short runs (H·W = 49): the channel-major output pass would jump C·H·W

@@ -28,7 +28,6 @@ func groupedBackward(
     // train on one value per channel.
     if shape.isChannelsLast {
         let g = ColumnsGeometry(matrices: shape.n, rows: spatial, columns: channels)
-        let perMatrix = g.blocksPerMatrix
         // Column j of sample n uses its group's x̂ coefficients.
         let expanded = CoefficientTable(count: shape.n * channels)
         defer { expanded.deallocate() }
@@ -39,19 +38,18 @@ func groupedBackward(
             }
         }
         withoutActuallyEscaping(finalizeGroup) { finalizeGroup in
+            // Merge ranges hold whole groups, so each range finalizes its own groups.
             g.reduceThenApply(
-                threading: threading,
+                threading: threading, slotGroup: groupSize,
                 reduce: { m, first, rows, out in
                     let o = m * g.matrixElements + first * channels, s = m * channels
                     BlockGradients.columns(
                         x + o, dy + o, mask: nil, rows: rows, columns: channels, stride: channels,
                         pivot: expanded.pivot + s, scale: expanded.scale + s, shift: expanded.shift + s, into: out)
                 },
-                finalize: { m, parts in
-                    for c in 0..<channels {
-                        channelSums[m * channels + c] = GradientSums.treeSum(count: perMatrix) { parts[$0 * channels + c] }
-                    }
-                    for group in 0..<groups {
+                finalize: { m, range, sums in
+                    for c in range { channelSums[m * channels + c] = sums[c] }
+                    for group in (range.lowerBound / groupSize)..<(range.upperBound / groupSize) {
                         finalizeGroup(m * groups + group, channelSums + m * channels + group * groupSize)
                     }
                 },
@@ -106,40 +104,18 @@ func channelGradients(
     let width = 64
     let chunks = (channels + width - 1) / width
     Parallel.forEach(count: chunks, elementsPerItem: samples * width, threading: threading) { range in
-        withUnsafeTemporaryAllocation(of: GradientSums.self, capacity: width * (2 + 2 * 64)) { scratch in
+        let scratchCount = RowTree.scratchCount(rows: samples, width: width)
+        withUnsafeTemporaryAllocation(of: GradientSums.self, capacity: width + scratchCount) { scratch in
             for chunk in range {
                 let c0 = chunk * width, w = min(width, channels - c0)
                 let out = scratch.baseAddress!
-                rowTreeSum(sums + c0, stride: channels, lo: 0, hi: samples, width: w, into: out,
-                           scratch: out + width)
+                RowTree.merge(sums + c0, stride: channels, rows: 0, samples, width: w, into: out, scratch: out + width)
                 for j in 0..<w {
                     gradScale?[c0 + j] = Float(out[j].dyXhat)
                     gradBias?[c0 + j] = Float(out[j].dy)
                 }
             }
         }
-    }
-}
-
-/// `into[j]` = `GradientSums.treeSum` over rows lo..<hi of column j (row stride
-/// `stride`), for `width` columns at once, splitting at the same midpoints.
-/// `scratch` holds `width` values per level of recursion below this one.
-private func rowTreeSum(
-    _ base: UnsafePointer<GradientSums>, stride: Int, lo: Int, hi: Int, width: Int,
-    into out: UnsafeMutablePointer<GradientSums>, scratch: UnsafeMutablePointer<GradientSums>
-) {
-    switch hi - lo {
-    case 0:
-        for j in 0..<width { out[j] = .zero }
-    case 1:
-        for j in 0..<width { out[j] = base[lo * stride + j] }
-    case 2:
-        for j in 0..<width { out[j] = base[lo * stride + j] + base[(lo + 1) * stride + j] }
-    default:
-        let mid = lo + (hi - lo) / 2
-        rowTreeSum(base, stride: stride, lo: lo, hi: mid, width: width, into: out, scratch: scratch + width)
-        rowTreeSum(base, stride: stride, lo: mid, hi: hi, width: width, into: scratch, scratch: scratch + width)
-        for j in 0..<width { out[j] = out[j] + scratch[j] }
     }
 }
 

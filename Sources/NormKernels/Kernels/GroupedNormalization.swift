@@ -4,9 +4,9 @@
 ///
 /// - NCHW: a group's channels are one contiguous run of groupSize·H·W values
 ///   (rows geometry, unit = n·G + g); the output pass walks its H·W-long channel runs.
-/// - NHWC: each sample is an H·W × C matrix (columns geometry); per-channel
-///   moments are reduced down the rows and a group's channels are then merged
-///   in a fixed tree.
+/// - NHWC: each sample is an H·W × C matrix (columns geometry); each row
+///   block's channel moments become its groups' moments at once
+///   (`Moments.equalCounts`), which are merged down the row blocks in a fixed tree.
 ///
 /// `finalize(groupSlot, moments)` runs once per (n, g) (slot n·G + g) and must
 /// fill `table` for slots n·C + g·groupSize ..< n·C + (g + 1)·groupSize before
@@ -19,7 +19,7 @@ func groupedNormalize(
     if groupsUseColumns(shape) {
         let g = ColumnsGeometry(matrices: shape.n, rows: shape.spatial, columns: shape.c)
         g.reduceThenApply(x, groupSize: groupSize, threading: threading,
-            finalize: { n, moments in for group in 0..<groups { finalize(n * groups + group, moments[group]) } },
+            finalize: { n, range, moments in for group in range { finalize(n * groups + group, moments[group]) } },
             apply: { n, first, rows in
                 if let y, let table { table.applyColumns(x, y, matrix: n, geometry: g, first: first, rows: rows, relu: false) }
             })
