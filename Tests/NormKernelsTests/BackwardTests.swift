@@ -698,20 +698,24 @@ struct BackwardTests {
 
     // MARK: - Columns merged over channel ranges
 
-    @Test("NHWC with more than 128 merge slots (merged in channel ranges, several row blocks): BatchNorm and GroupNorm forward and backward against Float64",
+    @Test("NHWC with more than 128 merge slots (merged in channel ranges, several row blocks) and ≥ 512 channels (sums in strips): BatchNorm and GroupNorm forward and backward against Float64",
           arguments: [(TensorShape(n: 2, c: 300, h: 20, w: 20, layout: .nhwc), 0),     // BatchNorm: 3 ranges of channels
                       (TensorShape(n: 1, c: 300, h: 30, w: 30, layout: .nhwc), 300),   // G = C: 3 ranges of groups
                       (TensorShape(n: 1, c: 300, h: 30, w: 30, layout: .nhwc), 100),   // groups of 3: backward ranges of 129
-                      (TensorShape(n: 2, c: 260, h: 24, w: 24, layout: .nhwc), 4)])    // groups of 65: ranges of 130
+                      (TensorShape(n: 2, c: 260, h: 24, w: 24, layout: .nhwc), 4),     // groups of 65: ranges of 130
+                      (TensorShape(n: 1, c: 531, h: 20, w: 20, layout: .nhwc), 0),     // BatchNorm + ReLU: sums in strips, 3 columns left
+                      (TensorShape(n: 1, c: 531, h: 20, w: 20, layout: .nhwc), 3)])    // groups of 177, strips
     func channelRangeMerges(shape: TensorShape, groups: Int) throws {
         let x = bwValues(shape.count, seed: 81, -2, 3), dy = bwValues(shape.count, seed: 82)
         let gamma = bwValues(shape.c, seed: 83, 0.5, 1.5), beta = bwValues(shape.c, seed: 84)
         let threading = Threading(threads: 2, parallelThreshold: 4096)
+        // BatchNorm with 531 channels fuses a ReLU: dy is masked where y ≤ 0.
+        let relu = groups == 0 && shape.c == 531
         let y: [Float], saved: SavedStatistics, grads: NormGradients, slots: [[Int]]
         if groups == 0 {
-            let bn = try BatchNormalization(shape: shape, threading: threading)
+            let bn = try BatchNormalization(shape: shape, fusedReLU: relu, threading: threading)
             (y, saved) = try bn.forwardTraining(x, scale: gamma, bias: beta)
-            grads = try bn.backwardTraining(x, gradOutput: dy, saved: saved, scale: gamma)
+            grads = try bn.backwardTraining(x, gradOutput: dy, saved: saved, scale: gamma, output: relu ? y : nil)
             slots = (0..<shape.c).map { c in (0..<shape.n).flatMap { n in (0..<shape.spatial).map { bwOffset(shape, n, c, $0) } } }
         } else {
             let gn = try GroupNormalization(shape: shape, groups: groups, threading: threading)
@@ -731,19 +735,27 @@ struct BackwardTests {
             let mean = slot.reduce(0.0) { $0 + Double(x[$1]) } / m
             let variance = slot.reduce(0.0) { $0 + (Double(x[$1]) - mean) * (Double(x[$1]) - mean) } / m
             let r = 1 / (variance + Double(Float(1e-5))).squareRoot()
-            #expect(abs(saved.mean[k] - mean) < 1e-6 && abs(saved.invStd[k] / r - 1) < 1e-5, "\(what) slot \(k) statistics")
-            for i in slot { yReference[i] = (Double(x[i]) - mean) * r * Double(gamma[i % shape.c]) + Double(beta[i % shape.c]) }
+            // Float32 lanes: the mean's error grows with the count (in units of σ).
+            let tolerance = reductionTolerance(slot.count)
+            #expect(abs(saved.mean[k] - mean) * r < tolerance / 10 && abs(saved.invStd[k] / r - 1) < tolerance,
+                    "\(what) slot \(k) statistics: mean \(saved.mean[k]) vs \(mean), invStd \(saved.invStd[k]) vs \(r)")
+            for i in slot {
+                let affine = (Double(x[i]) - mean) * r * Double(gamma[i % shape.c]) + Double(beta[i % shape.c])
+                yReference[i] = relu ? max(0, affine) : affine
+            }
         }
         #expect(bwRelativeError(y, yReference) < 1e-6, "\(what) y")
-        let dxReference = bwCenteredReference(x, dy, slots, eps: Double(Float(1e-5))) { Double(gamma[$0 % shape.c]) }
+        let g = relu ? zip(dy, y).map { $1 > 0 ? $0 : 0 } : dy
+        let dxReference = bwCenteredReference(x, g, slots, eps: Double(Float(1e-5))) { Double(gamma[$0 % shape.c]) }
         let error = bwRelativeError(try #require(grads.input), dxReference)
         #expect(error < 1e-5, "\(what) dx: relative error \(error)")
-        let (dgamma, dbeta) = bwAffineGradientReference(x, dy, slots, parameters: shape.c)
+        let (dgamma, dbeta) = bwAffineGradientReference(x, g, slots, parameters: shape.c)
         #expect(bwRelativeError(try #require(grads.scale), dgamma) < 1e-5, "\(what) dγ")
         #expect(bwRelativeError(try #require(grads.bias), dbeta) < 1e-5, "\(what) dβ")
         try bwExpectDeterministic("\(what) forward") { threading in
             if groups == 0 {
-                let (y, saved) = try BatchNormalization(shape: shape, threading: threading).forwardTraining(x, scale: gamma, bias: beta)
+                let (y, saved) = try BatchNormalization(shape: shape, fusedReLU: relu, threading: threading)
+                    .forwardTraining(x, scale: gamma, bias: beta)
                 return [y, bwDoubleBits(saved.mean), bwDoubleBits(saved.invStd)]
             }
             let (y, saved) = try GroupNormalization(shape: shape, groups: groups, threading: threading).forward(x, scale: gamma, bias: beta)
@@ -751,7 +763,8 @@ struct BackwardTests {
         }
         try bwExpectDeterministic("\(what) backward") { threading in
             let g = groups == 0
-                ? try BatchNormalization(shape: shape, threading: threading).backwardTraining(x, gradOutput: dy, saved: saved, scale: gamma)
+                ? try BatchNormalization(shape: shape, fusedReLU: relu, threading: threading)
+                    .backwardTraining(x, gradOutput: dy, saved: saved, scale: gamma, output: relu ? y : nil)
                 : try GroupNormalization(shape: shape, groups: groups, threading: threading).backward(x, gradOutput: dy, saved: saved, scale: gamma)
             return [g.input, g.scale, g.bias]
         }
