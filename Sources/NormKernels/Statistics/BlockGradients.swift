@@ -274,11 +274,12 @@ enum BlockGradients {
     }
 
     /// Rows per strip of `stridedColumns`, from `stripColumns` columns on. Narrower
-    /// blocks go row by row: strips measured 1.3× faster at 1280 columns (2 × 1280 ×
-    /// 16 × 16 backward, one thread) but 0.6–0.75× at 64 and 256, as in the forward
-    /// (`BlockMoments.stripColumns`).
+    /// blocks go row by row. BatchNorm NHWC backward, three alternating rounds,
+    /// strips against rows: 1.1–1.8× at 1024–2048 columns, but 0.5–0.75× at 512
+    /// and 640 columns on tensors of 2–3 M values (and 0.6× at 64 and 256) — the
+    /// same pattern as the forward's `BlockMoments.stripColumns`, not understood.
     static let rowsPerStrip = 8
-    static let stripColumns = 512
+    static let stripColumns = 1024
 
     @inline(__always)
     private static func accumulateStrip(
