@@ -161,6 +161,9 @@ func rowNormalizationBackward(
     // slot's sums depend only on its own values, so any grouping of slots gives
     // the same bits.
     let tinyRows = R == 1 && S <= TinyUnits.maxBackwardRowLength
+    // Other rows of up to `BlockGradients.shortRowLength` values (one block each):
+    // row sums inlined into the row loop, no per-row reduce and merge calls.
+    let shortRows = !tinyRows && R == 1 && S <= BlockGradients.shortRowLength && rowGeometry.blocksPerUnit == 1
     /// Row sums of slots `lo ..< hi` into `out[0 ..< hi − lo]`, 8 at a time.
     func tinyRowSums(_ lo: Int, _ hi: Int, _ out: UnsafeMutablePointer<GradientSums>) {
         for first in stride(from: lo, to: hi, by: 8) {
@@ -169,8 +172,15 @@ func rowNormalizationBackward(
         }
     }
     /// Slot u = (row / R)·groups + g.
+    /// Row sums of slot u (rows of ≤ `BlockGradients.shortRowLength` values, R = 1:
+    /// slot u is the S values from u·S), the same in every strategy.
+    func shortRowSums(_ u: Int) -> GradientSums {
+        BlockGradients.shortRow(x + u * S, dy + u * S, S, xhat[u], gamma: gamma.map { $0 + (u % groups) * S })
+    }
     func finalizeRow(_ u: Int, _ parts: UnsafeBufferPointer<GradientSums>) {
-        let sums = GradientSums.treeSum(parts)
+        coefficients(u, GradientSums.treeSum(count: parts.count) { parts[$0] })
+    }
+    func coefficients(_ u: Int, _ sums: GradientSums) {
         let count = Double(S * R)
         table![u] = GradientCoefficients(
             mean: mean?[u] ?? 0, invStd: invStd[u], a: invStd[u],
@@ -237,6 +247,8 @@ func rowNormalizationBackward(
                                 tinyRowSums(first, end, parts.baseAddress!)
                                 for u in first..<end { finalizeRow(u, UnsafeBufferPointer(start: parts.baseAddress! + (u - first), count: 1)) }
                             }
+                        } else if dx != nil && shortRows {
+                            for u in slotRange { coefficients(u, shortRowSums(u)) }
                         } else if dx != nil {
                             for u in slotRange {
                                 for i in 0..<perRow {
@@ -252,6 +264,9 @@ func rowNormalizationBackward(
         case 1:
             if tinyRows {
                 tinyRowSums(range.lowerBound, range.upperBound, blockSums! + range.lowerBound)
+            } else if shortRows {
+                // One block per row (perRow = 1): block u is slot u, summed as in phase 0.
+                for u in range { (blockSums! + u).initialize(to: shortRowSums(u)) }
             } else {
                 for b in range { (blockSums! + b).initialize(to: reduceRowBlock(rowGeometry.block(b))) }
             }

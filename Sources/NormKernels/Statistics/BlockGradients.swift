@@ -61,6 +61,48 @@ enum BlockGradients {
         segmented(x, dy, length: n, stride: 0, segments: 1, c, mask: mask, gamma: gamma)
     }
 
+    /// `contiguous` for a short row (≤ `shortRowLength` values, the rows of
+    /// LayerNorm/RMSNorm on small feature vectors), inlined into the caller's row
+    /// loop: two accumulator pairs joined in Float32 before one lane sum each,
+    /// instead of four pairs and eight Float64 lane sums — the lane sums had cost
+    /// more than the row's arithmetic. Non-finite Float32 sums are redone by
+    /// `contiguous` (Float64 fallback).
+    @inline(__always)
+    static func shortRow(
+        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ n: Int, _ c: AffineCoefficients,
+        gamma: UnsafePointer<Float>?
+    ) -> GradientSums {
+        let p = F8(repeating: c.pivot), s = F8(repeating: c.scale), t = F8(repeating: c.shift)
+        var g0 = F8(), g1 = F8(), h0 = F8(), h1 = F8()
+        var i = 0
+        // scalar math: x̂ = (x − p)·s + t;  Σg += g;  Σgx̂ += g·x̂
+        while i + 16 <= n {
+            let d0 = gradient8(dy, nil, gamma, i), d1 = gradient8(dy, nil, gamma, i + 8)
+            g0 += d0
+            g1 += d1
+            h0 = muladd(d0, muladd(load8(x + i) - p, s, t), h0)
+            h1 = muladd(d1, muladd(load8(x + i + 8) - p, s, t), h1)
+            i += 16
+        }
+        if i + 8 <= n {
+            let d0 = gradient8(dy, nil, gamma, i)
+            g0 += d0
+            h0 = muladd(d0, muladd(load8(x + i) - p, s, t), h0)
+            i += 8
+        }
+        var sums = GradientSums(dy: laneSum64(g0 + g1), dyXhat: laneSum64(h0 + h1))
+        while i < n {
+            let d = gradient1(dy, nil, gamma, i)
+            sums.dy += Double(d)
+            sums.dyXhat += Double(d) * Double(muladd(x[i] - c.pivot, c.scale, c.shift))
+            i += 1
+        }
+        return sums.isFinite ? sums : contiguous(x, dy, n, c, mask: nil, gamma: gamma)
+    }
+
+    /// Longest row `shortRow` takes.
+    static let shortRowLength = 64
+
     /// The same sums over `segments` runs of `length` values, `stride` apart (a block
     /// of the rows geometry that groups short segments: BatchNorm NCHW with small
     /// H·W). The SIMD lanes carry over from run to run; each run's last < 16 values
