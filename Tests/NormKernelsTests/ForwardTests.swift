@@ -383,9 +383,9 @@ struct ForwardRowNormTests {
         }
     }
 
-    @Test("short rows, 8 per vector: many chunks of 512 rows, a partial last group of 8, both sides of the length limits")
+    @Test("short rows (8 per vector; RMSNorm 16–256 one row at a time): many chunks of 512 rows, a partial last group of 8, both sides of the length limits")
     func shortRowsAcrossChunks() throws {
-        let cases = product([1037], [5, 16, 37, 64, 65, 128, 129])
+        let cases = product([1037], [5, 15, 16, 37, 64, 65, 128, 129, 256, 257])
         sweep(cases) { item, context in
             let (rows, features) = item
             var rng = SplitMix64("short-rows \(context)")

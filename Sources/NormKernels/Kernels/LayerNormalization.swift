@@ -122,6 +122,53 @@ func normalizeTinyRows(
     return saved
 }
 
+/// RMSNorm rows of `RMSNormalization.shortRows` values, one row at a time: Σx² in two Float32 vector accumulators joined before
+/// one Float64 lane sum, then the row is scaled while it is in L1. Gathering such
+/// rows 8 per vector (`normalizeTinyRows`) costs 8 scalar loads and 7 inserts per
+/// position, more than the row's own arithmetic. A row's result depends only on
+/// its values; chunks are `TinyUnits`'s fixed ones.
+func normalizeShortRowsRMS(
+    _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, features n: Int,
+    epsilon eps: Float, threading: Threading, gamma: UnsafePointer<Float>?
+) -> SavedStatistics {
+    let streaming = n % 8 == 0 && Int(bitPattern: UInt(bitPattern: y)) & 31 == 0
+        && prefersStreamingStores(elements: rows * n, output: y, inputs: x)
+    return SavedStatistics.filling(count: rows) { meanBase, invBase in
+        TinyUnits.forEachChunk(units: rows, valuesPerUnit: n, threading: threading) { chunk in
+            for u in chunk {
+                let row = x + u * n
+                var s0 = F8(), s1 = F8(), i = 0
+                // scalar math: Σx² (then r = 1/√(Σx²/n + ε), y = x·r·γ)
+                while i + 16 <= n {
+                    let v0 = load8(row + i), v1 = load8(row + i + 8)
+                    s0 = muladd(v0, v0, s0)
+                    s1 = muladd(v1, v1, s1)
+                    i += 16
+                }
+                if i + 8 <= n {
+                    let v0 = load8(row + i)
+                    s0 = muladd(v0, v0, s0)
+                    i += 8
+                }
+                var sum = 0.0
+                let lanes = s0 + s1
+                for l in 0..<8 { sum += Double(lanes[l]) }
+                while i < n { sum += Double(row[i]) * Double(row[i]); i += 1 }
+                if !sum.isFinite {
+                    // Σx² beyond Float32's range: redo the row in Float64.
+                    sum = 0
+                    for j in 0..<n { sum += Double(row[j]) * Double(row[j]) }
+                }
+                let r = inverseStandardDeviation(sum / Double(n), eps)
+                (meanBase + u).initialize(to: 0)
+                (invBase + u).initialize(to: r)
+                Apply.elementwise(row, y + u * n, n, pivot: 0, invStd: Float(r), shift: 0,
+                                  gamma: gamma, beta: nil, streaming: streaming)
+            }
+        }
+    }
+}
+
 /// The same over any rows geometry whose units each have their own statistics and
 /// whose γ, β run along a segment: segment position i of unit u uses γ[affineOffset(u) + i].
 /// GroupNorm NHWC with small H·W is one: unit (n, g) is H·W segments of C/G values,
@@ -186,7 +233,18 @@ public struct RMSNormalization: Sendable {
 
     var geometry: RowsGeometry { RowsGeometry(units: rows, segmentLength: features, unitStride: features) }
 
-    public func plan() -> PlanDescription { rowsPlan(rows: rows, features: features, .meanSquare, threading: threading) }
+    /// Row lengths the forward takes one row at a time (`normalizeShortRowsRMS`).
+    /// Eighth pass, four alternating rounds against 8 rows per vector (≤ 64) and the
+    /// rows geometry (> 64): 1.07–2× faster from 16 to 200 values, level to 1.2× at
+    /// 256 (docs/PERFORMANCE.md). Shorter rows stay 8 per vector.
+    static let shortRows = 16...256
+
+    public func plan() -> PlanDescription {
+        if RMSNormalization.shortRows.contains(features) {
+            return TinyUnits.plan(units: rows, length: features, naming: "rows", lanes: "one row at a time", threading: threading)
+        }
+        return rowsPlan(rows: rows, features: features, .meanSquare, threading: threading)
+    }
 
     /// Scales each row; returns per-row 1/rms in `invStd` (means are zero) for backward.
     @discardableResult
@@ -200,6 +258,10 @@ public struct RMSNormalization: Sendable {
         try Check.aliasing(input, output, "output")
         try Check.length(scale, features, "scale (γ)")
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
+        if RMSNormalization.shortRows.contains(features) {
+            return normalizeShortRowsRMS(x, y, rows: rows, features: features, epsilon: epsilon, threading: threading,
+                                         gamma: scale?.baseAddress)
+        }
         if features <= TinyUnits.maxRowLength(.meanSquare) {
             return normalizeTinyRows(x, y, rows: rows, features: features, statistic: .meanSquare, epsilon: epsilon,
                                      threading: threading, gamma: scale?.baseAddress, beta: nil, affineOffset: { _ in 0 })
