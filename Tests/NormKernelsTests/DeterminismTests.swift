@@ -135,7 +135,7 @@ fileprivate func bits(_ values: [Double]) -> [Float] { values.flatMap { [Float(b
     }
 
     @Test func rowKernels() throws {
-        for (rows, features) in [(512, 1024), (2, 100_003), (3000, 77), (4100, 13), (1037, 128)] {
+        for (rows, features) in [(512, 1024), (2, 100_003), (3000, 77), (4100, 13), (1037, 128), (1100, 201)] {
             let x = rtData(rows * features, seed: 9, offset: 0.5)
             let gamma = rtData(features, seed: 10), beta = rtData(features, seed: 11)
             try expectSameBits("LayerNorm \(rows)×\(features)") { t in

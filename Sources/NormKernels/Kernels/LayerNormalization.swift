@@ -66,6 +66,10 @@ func normalizeRows(
         return normalizeTinyRows(x, y, rows: rows, features: features, statistic: .moments, epsilon: eps,
                                  threading: threading, gamma: gamma, beta: beta, affineOffset: affineOffset)
     }
+    if rowByRowMoments.contains(features) {
+        return normalizeRowByRow(x, y, rows: rows, features: features, statistic: .moments, epsilon: eps,
+                                 threading: threading, gamma: gamma, beta: beta, affineOffset: affineOffset)
+    }
     return normalizeUnits(x, y, geometry: RowsGeometry(units: rows, segmentLength: features, unitStride: features),
                    epsilon: eps, threading: threading, gamma: gamma, beta: beta, affineOffset: affineOffset,
                    streamingAllowed: true)
@@ -73,7 +77,11 @@ func normalizeRows(
 
 /// The forward plan of `normalizeRows` / `normalizeTinyRows` for rows of `features` values.
 func rowsPlan(rows: Int, features: Int, _ statistic: RowStatistic, threading: Threading) -> PlanDescription {
-    features <= TinyUnits.maxRowLength(statistic)
+    let rowByRow = statistic == .moments ? rowByRowMoments.contains(features) : RMSNormalization.shortRows.contains(features)
+    if rowByRow {
+        return TinyUnits.plan(units: rows, length: features, naming: "rows", lanes: "one row at a time", threading: threading)
+    }
+    return features <= TinyUnits.maxRowLength(statistic)
         ? TinyUnits.plan(units: rows, length: features, naming: "rows", threading: threading)
         : RowsGeometry(units: rows, segmentLength: features, unitStride: features).plan(threading: threading)
 }
@@ -122,51 +130,89 @@ func normalizeTinyRows(
     return saved
 }
 
-/// RMSNorm rows of `RMSNormalization.shortRows` values, one row at a time: Σx² in two Float32 vector accumulators joined before
-/// one Float64 lane sum, then the row is scaled while it is in L1. Gathering such
-/// rows 8 per vector (`normalizeTinyRows`) costs 8 scalar loads and 7 inserts per
-/// position, more than the row's own arithmetic. A row's result depends only on
-/// its values; chunks are `TinyUnits`'s fixed ones.
-func normalizeShortRowsRMS(
+/// Rows taken one at a time, each finished while it is in L1: RMSNorm rows of
+/// `RMSNormalization.shortRows` values and LayerNorm rows of
+/// `rowByRowMoments` values. Statistics, then
+/// `y = ((x − p)·r + t)·γ[i] + β[i]` (RMSNorm: p = t = 0, no β).
+///
+/// - Mean square (RMSNorm): Σx² in two Float32 vector accumulators joined before
+///   one Float64 lane sum (Float64 redo on overflow). Gathering such rows 8 per
+///   vector (`normalizeTinyRows`) costs 8 scalar loads and 7 inserts per position,
+///   more than the row's own arithmetic.
+/// - Moments (LayerNorm): `BlockMoments.contiguous` (Welford lanes on x − x[0],
+///   Chan's merge), the rows geometry's own block reduction, without the
+///   geometry's per-row bookkeeping (block descriptors, batch slots, calls
+///   through its closures).
+///
+/// A row's result depends only on its values; chunks are `TinyUnits`'s fixed ones.
+func normalizeRowByRow(
     _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, rows: Int, features n: Int,
-    epsilon eps: Float, threading: Threading, gamma: UnsafePointer<Float>?
+    statistic: RowStatistic, epsilon eps: Float, threading: Threading,
+    gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, affineOffset: (Int) -> Int
 ) -> SavedStatistics {
     let streaming = n % 8 == 0 && Int(bitPattern: UInt(bitPattern: y)) & 31 == 0
         && prefersStreamingStores(elements: rows * n, output: y, inputs: x)
     return SavedStatistics.filling(count: rows) { meanBase, invBase in
-        TinyUnits.forEachChunk(units: rows, valuesPerUnit: n, threading: threading) { chunk in
+        // One loop per statistic (the choice is made once, not per row).
+        @inline(__always) func sweep(_ chunk: Range<Int>, centered: Bool) {
             for u in chunk {
                 let row = x + u * n
-                var s0 = F8(), s1 = F8(), i = 0
-                // scalar math: Σx² (then r = 1/√(Σx²/n + ε), y = x·r·γ)
-                while i + 16 <= n {
-                    let v0 = load8(row + i), v1 = load8(row + i + 8)
-                    s0 = muladd(v0, v0, s0)
-                    s1 = muladd(v1, v1, s1)
-                    i += 16
+                let k: AffineCoefficients
+                if centered {
+                    let m = BlockMoments.contiguous(row, n)
+                    let r = inverseStandardDeviation(m.biasedVariance, eps)
+                    (meanBase + u).initialize(to: m.mean)
+                    (invBase + u).initialize(to: r)
+                    k = AffineCoefficients(mean: m.mean, invStd: r)
+                } else {
+                    let r = inverseStandardDeviation(meanSquare(row, n), eps)
+                    (meanBase + u).initialize(to: 0)
+                    (invBase + u).initialize(to: r)
+                    k = AffineCoefficients(pivot: 0, scale: Float(r), shift: 0)
                 }
-                if i + 8 <= n {
-                    let v0 = load8(row + i)
-                    s0 = muladd(v0, v0, s0)
-                    i += 8
-                }
-                var sum = 0.0
-                let lanes = s0 + s1
-                for l in 0..<8 { sum += Double(lanes[l]) }
-                while i < n { sum += Double(row[i]) * Double(row[i]); i += 1 }
-                if !sum.isFinite {
-                    // Σx² beyond Float32's range: redo the row in Float64.
-                    sum = 0
-                    for j in 0..<n { sum += Double(row[j]) * Double(row[j]) }
-                }
-                let r = inverseStandardDeviation(sum / Double(n), eps)
-                (meanBase + u).initialize(to: 0)
-                (invBase + u).initialize(to: r)
-                Apply.elementwise(row, y + u * n, n, pivot: 0, invStd: Float(r), shift: 0,
-                                  gamma: gamma, beta: nil, streaming: streaming)
+                let a = affineOffset(u)
+                Apply.elementwise(row, y + u * n, n, pivot: k.pivot, invStd: k.scale, shift: k.shift,
+                                  gamma: gamma.map { $0 + a }, beta: beta.map { $0 + a }, streaming: streaming)
             }
         }
+        TinyUnits.forEachChunk(units: rows, valuesPerUnit: n, threading: threading) { chunk in
+            if statistic == .moments { sweep(chunk, centered: true) } else { sweep(chunk, centered: false) }
+        }
     }
+}
+
+/// LayerNorm row lengths `normalizeRows` takes one row at a time (shorter rows go
+/// 8 per vector, longer ones through the rows geometry). Eighth pass, alternating
+/// rounds against the rows geometry: 160–256 values 1.16–1.43× faster on one and
+/// two threads (docs/PERFORMANCE.md).
+let rowByRowMoments = 129...256
+
+/// Σx²/n of a short row (see `normalizeRowByRow`).
+@inline(__always)
+private func meanSquare(_ row: UnsafePointer<Float>, _ n: Int) -> Double {
+    var s0 = F8(), s1 = F8(), i = 0
+    // scalar math: Σx²
+    while i + 16 <= n {
+        let v0 = load8(row + i), v1 = load8(row + i + 8)
+        s0 = muladd(v0, v0, s0)
+        s1 = muladd(v1, v1, s1)
+        i += 16
+    }
+    if i + 8 <= n {
+        let v0 = load8(row + i)
+        s0 = muladd(v0, v0, s0)
+        i += 8
+    }
+    var sum = 0.0
+    let lanes = s0 + s1
+    for l in 0..<8 { sum += Double(lanes[l]) }
+    while i < n { sum += Double(row[i]) * Double(row[i]); i += 1 }
+    if !sum.isFinite {
+        // Σx² beyond Float32's range: redo the row in Float64.
+        sum = 0
+        for j in 0..<n { sum += Double(row[j]) * Double(row[j]) }
+    }
+    return sum / Double(n)
 }
 
 /// The same over any rows geometry whose units each have their own statistics and
@@ -233,18 +279,13 @@ public struct RMSNormalization: Sendable {
 
     var geometry: RowsGeometry { RowsGeometry(units: rows, segmentLength: features, unitStride: features) }
 
-    /// Row lengths the forward takes one row at a time (`normalizeShortRowsRMS`).
+    /// Row lengths the forward takes one row at a time (`normalizeRowByRow`).
     /// Eighth pass, four alternating rounds against 8 rows per vector (≤ 64) and the
     /// rows geometry (> 64): 1.07–2× faster from 16 to 200 values, level to 1.2× at
     /// 256 (docs/PERFORMANCE.md). Shorter rows stay 8 per vector.
     static let shortRows = 16...256
 
-    public func plan() -> PlanDescription {
-        if RMSNormalization.shortRows.contains(features) {
-            return TinyUnits.plan(units: rows, length: features, naming: "rows", lanes: "one row at a time", threading: threading)
-        }
-        return rowsPlan(rows: rows, features: features, .meanSquare, threading: threading)
-    }
+    public func plan() -> PlanDescription { rowsPlan(rows: rows, features: features, .meanSquare, threading: threading) }
 
     /// Scales each row; returns per-row 1/rms in `invStd` (means are zero) for backward.
     @discardableResult
@@ -259,8 +300,8 @@ public struct RMSNormalization: Sendable {
         try Check.length(scale, features, "scale (γ)")
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
         if RMSNormalization.shortRows.contains(features) {
-            return normalizeShortRowsRMS(x, y, rows: rows, features: features, epsilon: epsilon, threading: threading,
-                                         gamma: scale?.baseAddress)
+            return normalizeRowByRow(x, y, rows: rows, features: features, statistic: .meanSquare, epsilon: epsilon,
+                                     threading: threading, gamma: scale?.baseAddress, beta: nil, affineOffset: { _ in 0 })
         }
         if features <= TinyUnits.maxRowLength(.meanSquare) {
             return normalizeTinyRows(x, y, rows: rows, features: features, statistic: .meanSquare, epsilon: epsilon,
