@@ -232,7 +232,7 @@ extension BatchNormalization {
                     }
                 }
             case 1:
-                for ch in range { finalize(ch, GradientSums.treeSum(count: n) { partials![$0 * c + ch] }) }
+                RowTree.forEachColumn(partials!, stride: c, rows: n, columns: range, finalize)
             default:
                 for sample in range {
                     for ch in 0..<c {

@@ -98,23 +98,16 @@ func channelGradients(
 ) {
     guard gradScale != nil || gradBias != nil else { return }
     // dγ[c], dβ[c]: the tree of `GradientSums.treeSum(count: samples)` over
-    // sums[n·C + c], formed for `width` channels at a time so each step reads
+    // sums[n·C + c], formed for a chunk of channels at a time so each step reads
     // contiguous rows (column by column, [4096, 1024] missed the cache on every
     // one of its 4 M reads). Same association, so the same bits as per column.
-    let width = 64
+    let width = RowTree.columnChunk
     let chunks = (channels + width - 1) / width
     Parallel.forEach(count: chunks, elementsPerItem: samples * width, threading: threading) { range in
-        let scratchCount = RowTree.scratchCount(rows: samples, width: width)
-        withUnsafeTemporaryAllocation(of: GradientSums.self, capacity: width + scratchCount) { scratch in
-            for chunk in range {
-                let c0 = chunk * width, w = min(width, channels - c0)
-                let out = scratch.baseAddress!
-                RowTree.merge(sums + c0, stride: channels, rows: 0, samples, width: w, into: out, scratch: out + width)
-                for j in 0..<w {
-                    gradScale?[c0 + j] = Float(out[j].dyXhat)
-                    gradBias?[c0 + j] = Float(out[j].dy)
-                }
-            }
+        RowTree.forEachColumn(sums, stride: channels, rows: samples,
+                              columns: (range.lowerBound * width)..<min(channels, range.upperBound * width)) { c, total in
+            gradScale?[c] = Float(total.dyXhat)
+            gradBias?[c] = Float(total.dy)
         }
     }
 }

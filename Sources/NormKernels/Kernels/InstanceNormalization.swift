@@ -100,8 +100,8 @@ public struct InstanceNormalization: Sendable {
         let n = shape.n, channels = shape.c
         var merged = [Moments](repeating: .empty, count: channels)
         var means = [Double](repeating: 0, count: channels), vars = means
+        RowTree.forEachColumn(all, stride: channels, rows: n, columns: 0..<channels) { c, m in merged[c] = m }
         for c in 0..<channels {
-            merged[c] = Moments.treeMerge(count: n) { all[$0 * channels + c] }
             for i in 0..<n {
                 means[c] += all[i * channels + c].mean / Double(n)
                 vars[c] += all[i * channels + c].unbiasedVariance / Double(n)

@@ -277,8 +277,7 @@ func rowNormalizationBackward(
                 for i in range { tile(i / tilesPerRowBlock, i % tilesPerRowBlock, scratch, tileSums) }
             }
         default:
-            for c in range {
-                let sums = GradientSums.treeSum(count: rowBlocks) { columnSums![$0 * D + c] }
+            RowTree.forEachColumn(columnSums!, stride: D, rows: rowBlocks, columns: range) { c, sums in
                 gradScale?[c] = Float(sums.dyXhat)
                 gradBias?[c] = Float(sums.dy)
             }

@@ -36,6 +36,27 @@ enum RowTree {
         width * max(1, Int.bitWidth - rows.leadingZeroBitCount)
     }
 
+    /// Columns merged per step of `forEachColumn`.
+    static let columnChunk = 64
+
+    /// `body(j, merged)` for every column j in `columns`, in column order, where
+    /// `merged` is the tree merge of rows `0..<rows` of column j (row stride
+    /// `stride`): `merge` over chunks of `columnChunk` columns, scratch on the stack.
+    @inline(__always)
+    static func forEachColumn<P: TreeMergeable>(
+        _ base: UnsafePointer<P>, stride: Int, rows: Int, columns: Range<Int>, _ body: (Int, P) -> Void
+    ) {
+        let chunk = columnChunk
+        withUnsafeTemporaryAllocation(of: P.self, capacity: chunk + scratchCount(rows: rows, width: chunk)) { buffer in
+            let out = buffer.baseAddress!
+            for c0 in Swift.stride(from: columns.lowerBound, to: columns.upperBound, by: chunk) {
+                let w = min(chunk, columns.upperBound - c0)
+                merge(base + c0, stride: stride, rows: 0, rows, width: w, into: out, scratch: out + chunk)
+                for j in 0..<w { body(c0 + j, out[j]) }
+            }
+        }
+    }
+
     /// `into[j]` = tree merge of rows `lo..<hi` of column j (row stride `stride`)
     /// for j in 0..<width. `scratch` holds `scratchCount(rows: hi - lo, width:)` values.
     static func merge<P: TreeMergeable>(
