@@ -87,9 +87,11 @@ enum Sizes {
     /// Contiguous block of the rows geometry: half the L1d in Float32 (4096 on a 32 KiB L1d).
     static let block = RowsGeometry.defaultBlockLength
 
-    /// (H, W) with H·W = 1, odd < 8, = 8, 32 − 1, = 32, 32 + 1, block + 1, > 2 blocks.
+    /// (H, W) with H·W = 1, odd < 8, = 8, 32 − 1, = 32, 32 + 1, block + 1, > 2 blocks
+    /// (the block follows the L1d: 4097 and 8193 values on a 32 KiB L1d, 6145 and
+    /// 12291 on a 48 KiB one).
     static let spatial: [(h: Int, w: Int)] = [
-        (1, 1), (7, 1), (2, 4), (31, 1), (4, 8), (3, 11), (17, 241), (90, 100),
+        (1, 1), (7, 1), (2, 4), (31, 1), (4, 8), (3, 11), (1, block + 1), (3, 2 * block / 3 + 1),
     ]
 
     /// C = 1, odd < 8, one 8-tile, one 32-tile, 32 + 1 (scalar column), 32 + 8 (tile 8), 3·32 + 4.

@@ -95,6 +95,12 @@ static inline __attribute__((always_inline)) void nk_stream_fence(void) {
     __builtin_ia32_sfence();
 }
 
+/// Asks for the cache line at `p` to be brought into the cache ahead of use
+/// (prefetcht0). A hint only: it never faults, so it may point past a buffer.
+static inline __attribute__((always_inline)) void nk_prefetch(const void *p) {
+    __builtin_prefetch(p, 0, 3);
+}
+
 /// A spin-wait hint (x86 `pause`): lets the sibling hyperthread run and keeps a
 /// waiting loop from flooding the memory system while another thread finishes.
 static inline __attribute__((always_inline)) void nk_cpu_relax(void) {

@@ -1,3 +1,4 @@
+import CNormSupport
 // The innermost loops of every backward kernel: the gradient sums of one block
 // (reduction pass) and the dx pass.
 //
@@ -294,7 +295,7 @@ enum BlockGradients {
                 let end = min(rows, row + flushRows)
                 accG.update(repeating: 0, count: columns)
                 accH.update(repeating: 0, count: columns)
-                if columns >= stripColumns {
+                if usesStrips(columns: columns) {
                     accumulateStrips(x, dy, mask, rows: row..<end, columns, stride, pivot, scale, shift, accG, accH)
                     row = end
                 }
@@ -315,13 +316,22 @@ enum BlockGradients {
         }
     }
 
-    /// Rows per strip of `stridedColumns`, from `stripColumns` columns on. Narrower
-    /// blocks go row by row. BatchNorm NHWC backward, three alternating rounds,
-    /// strips against rows: 1.1–1.8× at 1024–2048 columns, but 0.5–0.75× at 512
-    /// and 640 columns on tensors of 2–3 M values (and 0.6× at 64 and 256) — the
-    /// same pattern as the forward's `BlockMoments.stripColumns`, not understood.
+    /// Rows per strip of `stridedColumns` and of the dx pass (`applyStrips`).
     static let rowsPerStrip = 8
+    /// The dx pass goes in strips from this many columns on (see `applyColumns`).
     static let stripColumns = 1024
+
+    /// Whether `stridedColumns` sums in strips (with the next strip prefetched,
+    /// see `accumulateStrip`) rather than row by row. Measured on BatchNorm and
+    /// InstanceNorm NHWC backward in alternating rounds (docs/PERFORMANCE.md,
+    /// "Ninth pass"): strips gain 1.1–1.4× at 128–384 columns and 1.1–1.2× at
+    /// 1024, but lose 0.7–0.9× at 512–896 columns (prefetch distances of 4–32
+    /// rows, at least 4–16 KiB, or per tile measured no better — not understood)
+    /// and at 64 columns on 25 MB tensors (InstanceNorm `[32, 64, 56, 56]`
+    /// 0.83–0.91×); row by row there.
+    static func usesStrips(columns: Int) -> Bool {
+        (128..<512).contains(columns) || columns >= 1024
+    }
 
     /// Rows `rows` in strips of up to `rowsPerStrip`: each 16-column tile keeps its
     /// coefficients and accumulators in registers down the strip, so 8 values cost
@@ -356,6 +366,11 @@ enum BlockGradients {
         _ accG: UnsafeMutablePointer<Float>, _ accH: UnsafeMutablePointer<Float>
     ) {
         var j = 0
+        // The strip reads tile by tile down its rows, out of address order, so the
+        // hardware prefetchers lose the stream: each step also prefetches the next
+        // line of x and of dy of the *next* strip, in address order (16 columns ×
+        // rows × 64 B = the next strip exactly when columns % 16 == 0).
+        var aheadX = UnsafeRawPointer(x + rows * stride), aheadDy = UnsafeRawPointer(dy + rows * stride)
         // scalar math per column: x̂ = (x − p)·s + t;  Σg += g;  Σgx̂ += g·x̂
         while j + 16 <= columns {
             let p0 = load8(pivot + j), p1 = load8(pivot + j + 8)
@@ -365,6 +380,7 @@ enum BlockGradients {
             var h0 = load8(accH + j), h1 = load8(accH + j + 8)
             var o = j
             for _ in 0..<rows {
+                nk_prefetch(aheadX); nk_prefetch(aheadDy); aheadX += 64; aheadDy += 64
                 let d0 = gradient8(dy, mask, nil, o), d1 = gradient8(dy, mask, nil, o + 8)
                 g0 += d0
                 g1 += d1

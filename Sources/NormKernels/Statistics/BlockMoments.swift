@@ -380,8 +380,16 @@ enum BlockMoments {
     /// contiguous memory) each 32-column tile loads its Welford state once, runs
     /// the strip's rows with the state in registers, and stores it back. Row by
     /// row, every 8 values cost two state loads and two state stores besides the
-    /// data load; per strip that is amortized over its rows, while memory is
-    /// still consumed strip after strip in address order.
+    /// data load; per strip that is amortized over its rows.
+    ///
+    /// A strip reads its memory tile by tile, down the rows: not in address
+    /// order, and the hardware prefetchers lose the stream (strips without help
+    /// ran 0.5–0.9× row by row at 64–640 columns). So each step of a tile also
+    /// prefetches the next 128 bytes of the *next* strip, walking it in address
+    /// order: one strip's tiles × rows × 128 B cover exactly the next strip when
+    /// the columns are a multiple of 32 and the rows contiguous. With it, strips
+    /// beat rows at every width from 64 columns (1.07–1.35×, "Ninth pass" in
+    /// docs/PERFORMANCE.md).
     @inline(never)
     private static func welfordRows(
         _ first: UnsafePointer<Float>, rows: Int, stride: Int,
@@ -390,15 +398,17 @@ enum BlockMoments {
         let weights = WelfordWeights.table
         var row = 0
         while row < rows {
-            let n = min(columns >= stripColumns ? rowsPerStrip : 1, rows - row)
+            let n = min(rowsPerStrip, rows - row)
             let strip = first + row * stride
+            var ahead = UnsafeRawPointer(strip + n * stride)
             var c = 0
-            while n > 1 && c + 32 <= columns {
+            while c + 32 <= columns {
                 let k0 = load8(first + c), k1 = load8(first + c + 8), k2 = load8(first + c + 16), k3 = load8(first + c + 24)
                 var m0 = load8(mean + c), m1 = load8(mean + c + 8), m2v = load8(mean + c + 16), m3 = load8(mean + c + 24)
                 var s0 = load8(m2 + c), s1 = load8(m2 + c + 8), s2 = load8(m2 + c + 16), s3 = load8(m2 + c + 24)
                 var q = strip + c
                 for i in 0..<n {
+                    nk_prefetch(ahead); nk_prefetch(ahead + 64); ahead += 128
                     let (r, w) = WelfordWeights.step(row + i + 1, weights)
                     welfordStep(load8(q) - k0, &m0, &s0, r: r, q: w)
                     welfordStep(load8(q + 8) - k1, &m1, &s1, r: r, q: w)
@@ -419,12 +429,8 @@ enum BlockMoments {
         }
     }
 
-    /// Rows per strip in `welfordRows` (8 rows of 1024 columns = 32 KiB), from
-    /// `stripColumns` columns on; narrower blocks go row by row (with a few hundred
-    /// columns, strips measured slower in the full kernels: GroupNorm NHWC
-    /// 2×320×64×64 1.0 → 1.5 ms, while [4096, 1024] gained 1.2–1.5×).
+    /// Rows per strip in `welfordRows` (8 rows of 1024 columns = 32 KiB).
     static let rowsPerStrip = 8
-    static let stripColumns = 512
 
     @inline(__always)
     private static func welfordRow(
