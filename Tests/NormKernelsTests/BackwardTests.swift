@@ -258,7 +258,7 @@ struct BackwardTests {
     }
 
     @Test("LayerNorm and RMSNorm backward are bitwise identical for any thread count",
-          arguments: [(512, 300), (3, 70_000), (8192, 32), (2048, 97), (1, 200_000), (4100, 13)])
+          arguments: [(512, 300), (3, 70_000), (8192, 32), (2048, 97), (1, 200_000), (4100, 13), (1100, 600), (700, 1030)])
     func rowDeterminism(rows: Int, features: Int) throws {
         let x = bwValues(rows * features, seed: 11, -2, 3), dy = bwValues(rows * features, seed: 12)
         let gamma = bwValues(features, seed: 13, 0.5, 1.5), beta = bwValues(features, seed: 14)
@@ -644,13 +644,27 @@ struct BackwardTests {
           arguments: [(1037, 5, 1), (1037, 16, 1), (1037, 17, 1), (600, 48, 12), (600, 48, 3), (64, 13, 1)],
           [false, true])
     func shortRows(size item: (rows: Int, features: Int, groups: Int), offset: Bool) throws {
-        let (rows, features, groups) = item
         // (64, 13) is one row block; the others span several, and 1037 rows end in a
-        // partial group of 8. `offset`: mean 1e4, std 1e-2.
+        // partial group of 8.
+        try checkRowBackward(item, offset: offset, threading: Threading(threads: 2, parallelThreshold: 4096))
+    }
+
+    @Test("long rows (row sums a sub-block ahead of the dx sweep, one thread; spread over workers, two): dx, dγ and dβ against Float64",
+          arguments: [(1100, 600, 1), (700, 1030, 1)], [false, true])
+    func longRows(size item: (rows: Int, features: Int, groups: Int), offset: Bool) throws {
+        // Several row blocks of 128–218 rows whose sub-blocks (15–27 rows on a 1 MiB L2)
+        // end inside a block; 1030 values leave a SIMD tail.
+        try checkRowBackward(item, offset: offset, threading: .serial)
+        try checkRowBackward(item, offset: offset, threading: Threading(threads: 2, parallelThreshold: 4096))
+    }
+
+    /// LayerNorm (groups 1) or GroupNorm on feature vectors: dx against the Float64
+    /// closed form, dγ and dβ against Float64 sums. `offset`: mean 1e4, std 1e-2.
+    private func checkRowBackward(_ item: (rows: Int, features: Int, groups: Int), offset: Bool, threading: Threading) throws {
+        let (rows, features, groups) = item
         let count = rows * features, size = features / groups
         let x = offset ? bwGaussian(count, seed: 61, mean: 1e4, std: 1e-2) : bwValues(count, seed: 61, -2, 3)
         let dy = bwValues(count, seed: 62), gamma = bwValues(features, seed: 63, 0.5, 1.5)
-        let threading = Threading(threads: 2, parallelThreshold: 4096)
         let grads: NormGradients
         if groups == 1 {
             let ln = try LayerNormalization(rows: rows, features: features, threading: threading)

@@ -96,6 +96,10 @@ extension RMSNormalization {
 /// (32 KiB) stay in L1/L2. The width does not change any result.
 let rowNormalizationTileColumns = 4096
 
+/// Rows from this length on take their row sums in sub-blocks just ahead of the
+/// dx sweep (see `rowNormalizationBackward`).
+let fusedRowLength = 512
+
 /// The engine of LayerNorm and RMSNorm backward over `rows × features`.
 ///
 /// Two reductions with different directions: per-row Σg, Σg·x̂ (for dx; the rows
@@ -177,6 +181,11 @@ func rowNormalizationBackward(
     func shortRowSums(_ u: Int) -> GradientSums {
         BlockGradients.shortRow(x + u * S, dy + u * S, S, xhat[u], gamma: gamma.map { $0 + (u % groups) * S })
     }
+    /// Row sums of slot u from its `perRow` blocks (`parts`: room for them), then its dx coefficients.
+    func blockRowSums(_ u: Int, _ parts: UnsafeMutablePointer<GradientSums>) {
+        for i in 0..<perRow { (parts + i).initialize(to: reduceRowBlock(rowGeometry.block(u * perRow + i))) }
+        finalizeRow(u, UnsafeBufferPointer(start: parts, count: perRow))
+    }
     func finalizeRow(_ u: Int, _ parts: UnsafeBufferPointer<GradientSums>) {
         coefficients(u, GradientSums.treeSum(count: parts.count) { parts[$0] })
     }
@@ -186,7 +195,8 @@ func rowNormalizationBackward(
             mean: mean?[u] ?? 0, invStd: invStd[u], a: invStd[u],
             m1: centered ? sums.dy / count : 0, m2: sums.dyXhat / count)
     }
-    func tile(_ rb: Int, _ ct: Int, _ scratch: UnsafeMutablePointer<Float>, _ tileSums: UnsafeMutablePointer<GradientSums>) {
+    func tile(_ rb: Int, _ ct: Int, _ scratch: UnsafeMutablePointer<Float>, _ tileSums: UnsafeMutablePointer<GradientSums>,
+              beforeRow: ((Int) -> Void)? = nil) {
         let r0 = rb * rowBlock, c0 = ct * tileWidth
         let nc = min(tileWidth, D - c0)
         let sums: UnsafeMutablePointer<GradientSums>? = needColumns ? (direct ? tileSums : columnSums! + rb * D + c0) : nil
@@ -196,7 +206,7 @@ func rowNormalizationBackward(
             x + o, dy + o, dx: dx.map { $0 + o }, gamma: gamma.map { $0 + c0 },
             rows: min(rowBlock, rows - r0), columns: nc, stride: D, firstRow: r0,
             xhat: xhat, dxTable: table, columnSums: sums, scratch: scratch, streaming: streaming,
-            segmentWidth: S, slotsPerRow: groups, firstSlot: c0 / S, rowsPerSlot: R)
+            segmentWidth: S, slotsPerRow: groups, firstSlot: c0 / S, rowsPerSlot: R, beforeRow: beforeRow)
         if needColumns && direct {
             for j in 0..<nc {
                 gradScale?[c0 + j] = Float(tileSums[j].dyXhat)
@@ -213,13 +223,24 @@ func rowNormalizationBackward(
         }
     }
 
+    // Rows of at least `fusedRowLength` values (one group, R = 1, one tile per row
+    // block): whole row blocks take their row sums `fusedRows` rows at a time (an
+    // eighth of the L2 of x and dy), each just before the sweep reaches those rows,
+    // so the sweep reads them again from L1/L2 instead of from L3 or memory: a row
+    // block of 128 rows of 4096 values is 4 MB of x and dy. Same sums, same
+    // coefficients, same sweep: same bits as the other strategies. 1.15–1.7× on
+    // [8192, 1024] to [2048, 4096], level at 512 values, 0.92–0.97× at 200
+    // (docs/PERFORMANCE.md, "Ninth pass").
+    let fused = !tinyRows && !shortRows && groups == 1 && R == 1 && tilesPerRowBlock == 1 && D >= fusedRowLength
+    let fusedRows = max(1, Topology.current.l2CacheBytes / 8 / (8 * D))
+    let perRow = rowGeometry.blocksPerUnit
+
     // Whether to go parallel is decided on the finest items (tiles), not on row
     // blocks: long rows make a single row block (LayerNorm over C·H·W of a few
     // samples), which must still be spread over the workers by blocks and tiles.
     let workers = Parallel.workers(count: rowBlocks * tilesPerRowBlock, elementsPerItem: rowBlock * tileWidth,
                                    threading: threading)
     let wholeRowBlocks = workers == 1 || rowBlocks >= 4 * workers
-    let perRow = rowGeometry.blocksPerUnit
     let spreadSums = !wholeRowBlocks && dx != nil
     let blockSums: UnsafeMutablePointer<GradientSums>? = spreadSums ? .allocate(capacity: rowGeometry.blocks) : nil
     defer { blockSums?.deallocate() }
@@ -241,6 +262,15 @@ func rowNormalizationBackward(
                 withTileScratch { scratch, tileSums in
                     for rb in range {
                         let slotRange = (rb * rowBlock / R * groups)..<(min(rows, (rb + 1) * rowBlock) / R * groups)
+                        if dx != nil && fused {
+                            // Row sums of each sub-block just before the sweep reaches it.
+                            tile(rb, 0, scratch, tileSums) { row in
+                                guard row % fusedRows == 0 else { return }
+                                let first = slotRange.lowerBound + row
+                                for u in first..<min(slotRange.upperBound, first + fusedRows) { blockRowSums(u, parts.baseAddress!) }
+                            }
+                            continue
+                        }
                         if dx != nil && tinyRows {
                             for first in stride(from: slotRange.lowerBound, to: slotRange.upperBound, by: 8) {
                                 let end = min(slotRange.upperBound, first + 8)
@@ -250,12 +280,7 @@ func rowNormalizationBackward(
                         } else if dx != nil && shortRows {
                             for u in slotRange { coefficients(u, shortRowSums(u)) }
                         } else if dx != nil {
-                            for u in slotRange {
-                                for i in 0..<perRow {
-                                    (parts.baseAddress! + i).initialize(to: reduceRowBlock(rowGeometry.block(u * perRow + i)))
-                                }
-                                finalizeRow(u, UnsafeBufferPointer(start: parts.baseAddress!, count: perRow))
-                            }
+                            for u in slotRange { blockRowSums(u, parts.baseAddress!) }
                         }
                         for ct in 0..<tilesPerRowBlock { tile(rb, ct, scratch, tileSums) }
                     }

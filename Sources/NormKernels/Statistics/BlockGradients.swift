@@ -754,7 +754,7 @@ extension BlockGradients {
         xhat: CoefficientTable, dxTable: GradientTable?,
         columnSums: UnsafeMutablePointer<GradientSums>?, scratch: UnsafeMutablePointer<Float>,
         streaming: Bool = false, segmentWidth: Int? = nil, slotsPerRow: Int = 1, firstSlot: Int = 0,
-        rowsPerSlot: Int = 1
+        rowsPerSlot: Int = 1, beforeRow: ((Int) -> Void)? = nil
     ) {
         let slots = RowSlots(width: segmentWidth ?? columns, perRow: slotsPerRow, first: firstSlot, rowsPerSlot: rowsPerSlot)
         // Stream dx only when every row (and segment) starts 32-byte aligned (see `Apply.columns`).
@@ -762,11 +762,11 @@ extension BlockGradients {
            Int(bitPattern: UInt(bitPattern: dx)) & 31 == 0 {
             rowTile(x, dy, dx: dx, gamma: gamma, rows: rows, columns: columns, stride: stride, firstRow: firstRow,
                     xhat: xhat, dxTable: dxTable, columnSums: columnSums, scratch: scratch, slots: slots,
-                    StreamingStore.self)
+                    beforeRow: beforeRow, StreamingStore.self)
         } else {
             rowTile(x, dy, dx: dx, gamma: gamma, rows: rows, columns: columns, stride: stride, firstRow: firstRow,
                     xhat: xhat, dxTable: dxTable, columnSums: columnSums, scratch: scratch, slots: slots,
-                    CachedStore.self)
+                    beforeRow: beforeRow, CachedStore.self)
         }
     }
 
@@ -784,7 +784,7 @@ extension BlockGradients {
         gamma: UnsafePointer<Float>?, rows: Int, columns: Int, stride: Int, firstRow: Int,
         xhat: CoefficientTable, dxTable: GradientTable?,
         columnSums: UnsafeMutablePointer<GradientSums>?, scratch: UnsafeMutablePointer<Float>,
-        slots: RowSlots, _: S.Type
+        slots: RowSlots, beforeRow: ((Int) -> Void)?, _: S.Type
     ) {
         let accG = scratch, accH = scratch + columns
         var row = 0
@@ -795,6 +795,7 @@ extension BlockGradients {
                 accH.update(repeating: 0, count: columns)
             }
             while row < end {
+                beforeRow?(row)
                 var j = 0
                 let slotRow = slots.rowsPerSlot == 1 ? firstRow + row : (firstRow + row) / slots.rowsPerSlot
                 var slot = slotRow * slots.perRow + slots.first
