@@ -712,19 +712,19 @@ struct BackwardTests {
 
     // MARK: - Columns merged over channel ranges
 
-    @Test("NHWC with more than 128 merge slots (merged in channel ranges, several row blocks) and ≥ 1024 channels (sums in strips): BatchNorm and GroupNorm forward and backward against Float64",
+    @Test("NHWC with more than 128 merge slots (merged in channel ranges, several row blocks) and ≥ 1280 channels (sums and dx in strips): BatchNorm and GroupNorm forward and backward against Float64",
           arguments: [(TensorShape(n: 2, c: 300, h: 20, w: 20, layout: .nhwc), 0),     // BatchNorm: 3 ranges of channels
                       (TensorShape(n: 1, c: 300, h: 30, w: 30, layout: .nhwc), 300),   // G = C: 3 ranges of groups
                       (TensorShape(n: 1, c: 300, h: 30, w: 30, layout: .nhwc), 100),   // groups of 3: backward ranges of 129
                       (TensorShape(n: 2, c: 260, h: 24, w: 24, layout: .nhwc), 4),     // groups of 65: ranges of 130
-                      (TensorShape(n: 1, c: 1043, h: 12, w: 12, layout: .nhwc), 0),    // BatchNorm + ReLU: sums in strips, 3 columns left
-                      (TensorShape(n: 1, c: 1048, h: 12, w: 12, layout: .nhwc), 8)])   // groups of 131, strips, aligned rows
+                      (TensorShape(n: 1, c: 1299, h: 12, w: 12, layout: .nhwc), 0),    // BatchNorm + ReLU: sums in strips, 3 columns left
+                      (TensorShape(n: 1, c: 1304, h: 12, w: 12, layout: .nhwc), 8)])   // groups of 163, strips, aligned rows
     func channelRangeMerges(shape: TensorShape, groups: Int) throws {
         let x = bwValues(shape.count, seed: 81, -2, 3), dy = bwValues(shape.count, seed: 82)
         let gamma = bwValues(shape.c, seed: 83, 0.5, 1.5), beta = bwValues(shape.c, seed: 84)
         let threading = Threading(threads: 2, parallelThreshold: 4096)
-        // BatchNorm with 1043 channels fuses a ReLU: dy is masked where y ≤ 0.
-        let relu = groups == 0 && shape.c == 1043
+        // BatchNorm with 1299 channels fuses a ReLU: dy is masked where y ≤ 0.
+        let relu = groups == 0 && shape.c == 1299
         let y: [Float], saved: SavedStatistics, grads: NormGradients, slots: [[Int]]
         if groups == 0 {
             let bn = try BatchNormalization(shape: shape, fusedReLU: relu, threading: threading)

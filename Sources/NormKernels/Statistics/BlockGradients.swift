@@ -318,19 +318,22 @@ enum BlockGradients {
 
     /// Rows per strip of `stridedColumns` and of the dx pass (`applyStrips`).
     static let rowsPerStrip = 8
-    /// The dx pass goes in strips from this many columns on (see `applyColumns`).
-    static let stripColumns = 1024
+    /// The dx pass goes in strips from this many columns on (see `applyColumns`):
+    /// at 1024 columns strips ran 0.7–0.85× row by row (ninth pass; 1.2–1.7× on
+    /// the eighth's machine), at 1280 1.04–1.07× on a 2.6 MB tensor but 0.88–0.93×
+    /// on 16 MB, at 2048–3072 1.04–1.17× (docs/PERFORMANCE.md, "Ninth pass").
+    static let stripColumns = 1280
 
     /// Whether `stridedColumns` sums in strips (with the next strip prefetched,
     /// see `accumulateStrip`) rather than row by row. Measured on BatchNorm and
     /// InstanceNorm NHWC backward in alternating rounds (docs/PERFORMANCE.md,
-    /// "Ninth pass"): strips gain 1.1–1.4× at 128–384 columns and 1.1–1.2× at
-    /// 1024, but lose 0.7–0.9× at 512–896 columns (prefetch distances of 4–32
-    /// rows, at least 4–16 KiB, or per tile measured no better — not understood)
-    /// and at 64 columns on 25 MB tensors (InstanceNorm `[32, 64, 56, 56]`
-    /// 0.83–0.91×); row by row there.
+    /// "Ninth pass"): strips gain 1.1–1.4× at 128–384 columns, 1.1× at 1280 on
+    /// small tensors and 1.02–1.17× at 1536–3072, but lose 0.7–0.9× at 512–1152
+    /// columns (prefetch distances of 4–32 rows, at least 4–16 KiB, into L2 only,
+    /// or per tile measured no better — not understood) and at 64 columns on
+    /// 25 MB tensors (InstanceNorm `[32, 64, 56, 56]` 0.83–0.91×); row by row there.
     static func usesStrips(columns: Int) -> Bool {
-        (128..<512).contains(columns) || columns >= 1024
+        (128..<512).contains(columns) || columns >= stripColumns
     }
 
     /// Rows `rows` in strips of up to `rowsPerStrip`: each 16-column tile keeps its
