@@ -120,7 +120,10 @@ public struct BatchNormalization: Sendable {
     ) throws {
         try validate(input, output, scale, bias, running)
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
-        let table = CoefficientTable(count: shape.c, streaming: prefersStreamingStores(elements: shape.count, output: y, inputs: x))
+        let streaming = prefersStreamingStores(singlePass: shape.count, threads: threading.threads,
+                                               wideRows: shape.c >= Apply.stripColumns && (shape.isChannelsLast || shape.spatial == 1),
+                                               output: y, inputs: x)
+        let table = CoefficientTable(count: shape.c, streaming: streaming)
         defer { table.deallocate() }
         for ch in 0..<shape.c {
             table[ch] = AffineCoefficients(

@@ -64,9 +64,34 @@ func prefersStreamingStores(elements: Int) -> Bool {
     case .some(false): return false
     case .none: break
     }
+    return 4 * 2 * 4 * elements >= 3 * lastLevelCacheBytes
+}
+
+/// `prefersStreamingStores` for a single pass (inference: `x` read once, `y`
+/// written once) on more than one thread: streaming only from 1.5× the
+/// last-level cache of `x` and `y` together, unless the output is written as
+/// `wideRows` (rows of ≥ `Apply.stripColumns` per-channel coefficients: NHWC, or
+/// NCHW with H·W = 1).
+///
+/// Streaming stores are bound by the memory's write bandwidth; two cores writing
+/// y through the cache keep most of an L3-sized x + y there instead. Measured
+/// (BatchNorm and InstanceNorm inference, NCHW and NHWC, 2 threads, five
+/// alternating rounds; docs/PERFORMANCE.md, "Ninth pass"): cached stores 1.47–1.57×
+/// faster with x + y = 1.0× the L3, 1.2–1.34× at 1.25×, 1.07× at 1.5×, 0.92× at
+/// 2×. On one thread streaming wins from 3/4 (cached 0.7–0.84×), and so it does
+/// for rows of 1024 channels (BatchNorm [4096, 1024], NCHW and NHWC: cached
+/// 0.93× on 2 threads, 0.52–0.57× on one), so both keep the general rule.
+func prefersStreamingStores(singlePass elements: Int, threads: Int, wideRows: Bool,
+                            output: UnsafeMutablePointer<Float>, inputs: UnsafePointer<Float>?...) -> Bool {
+    if inputs.contains(where: { $0 == UnsafePointer(output) }) { return false }
+    guard prefersStreamingStores(elements: elements) else { return false }
+    if streamingOverride != nil || threads < 2 || wideRows { return true }
+    return 2 * 2 * 4 * elements >= 3 * lastLevelCacheBytes
+}
+
+private var lastLevelCacheBytes: Int {
     let topology = Topology.current
-    let lastLevel = topology.l3CacheBytes > 0 ? topology.l3CacheBytes : 4 * topology.l2CacheBytes
-    return 4 * 2 * 4 * elements >= 3 * lastLevel
+    return topology.l3CacheBytes > 0 ? topology.l3CacheBytes : 4 * topology.l2CacheBytes
 }
 
 private let streamingOverride: Bool? = {
