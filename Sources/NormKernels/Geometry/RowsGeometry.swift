@@ -66,6 +66,18 @@ struct RowsGeometry: CustomStringConvertible {
     /// the L2: the batch is read again from L2 by the output pass).
     static let batchBytes = max(64 << 10, Topology.current.l2CacheBytes / 8)
 
+    /// The forward's batch bytes (of x; the output pass reads the batch back from
+    /// L2) for a tensor of `elements` values. When the output streams past the
+    /// cache (`prefersStreamingStores`), half the L2: each core reads and then
+    /// writes in longer phases (GroupNorm/InstanceNorm NCHW on 100 MB tensors
+    /// 1.3–1.4× faster, LayerNorm [32768, 1024] 1.15×; docs/PERFORMANCE.md, "Ninth
+    /// pass"). Through the cache y's lines take L2 room too, and half the L2 ran
+    /// 0.84–0.87× on 6 MB tensors; the backward, which holds x and dy, gained
+    /// nothing from larger batches either.
+    static func forwardBatchBytes(elements: Int) -> Int {
+        prefersStreamingStores(elements: elements) ? max(batchBytes, Topology.current.l2CacheBytes / 2) : batchBytes
+    }
+
     var blocks: Int { units * blocksPerUnit }
 
     /// Element offset of unit u's first value.
@@ -186,7 +198,7 @@ extension RowsGeometry {
                 threading: threading,
                 reduce: { reduce(x, $0, statistic) },
                 finalize: { u, partials in finalize(u, Moments.treeMerge(partials)) },
-                apply: apply)
+                apply: apply, batchBytes: RowsGeometry.forwardBatchBytes(elements: units * unitElements))
         }
     }
 
@@ -202,6 +214,8 @@ extension RowsGeometry {
     ///   possibly concurrently for different units; it writes only that unit's slots.
     /// - `apply(block)`, when not nil, writes the block's outputs. With nil the call
     ///   is a single pass over the data (statistics or gradient sums only).
+    /// - `batchBytes`: with whole units per worker, units are reduced and written
+    ///   in batches of about this many bytes of x.
     ///
     /// The two strategies (whole units per worker, or every unit's blocks spread
     /// over the workers) compute the same partials and hand them over in the same
@@ -210,7 +224,7 @@ extension RowsGeometry {
         threading: Threading,
         reduce: (RowBlock) -> Partial,
         finalize: (_ unit: Int, _ partials: UnsafeBufferPointer<Partial>) -> Void,
-        apply: ((RowBlock) -> Void)?
+        apply: ((RowBlock) -> Void)?, batchBytes: Int = RowsGeometry.batchBytes
     ) {
         let perUnit = blocksPerUnit
         if splitsUnits(threading: threading) {
@@ -233,12 +247,12 @@ extension RowsGeometry {
                 }
             }
         } else {
-            // Small units go in batches of ≈ `batchBytes`: reduce the batch, finalize
+            // Small units go in batches of ≈ `batchBytes` (of x): reduce the batch, finalize
             // it, then write it. A LayerNorm row of 4 KiB alone would switch the core
             // from reading to writing every 4 KiB, and each new row's read stream
             // would start cold for the prefetcher (measured: LayerNorm [32768, 1024]
             // ran 1.5× slower than InstanceNorm on the same bytes in 64 KiB units).
-            let batch = max(1, min(units, RowsGeometry.batchBytes / (4 * max(1, unitElements))))
+            let batch = max(1, min(units, batchBytes / (4 * max(1, unitElements))))
             Parallel.forEach(count: units, elementsPerItem: unitCost, threading: threading) { range in
                 withUnsafeTemporaryAllocation(of: Partial.self, capacity: perUnit * batch) { partials in
                     var first = range.lowerBound
