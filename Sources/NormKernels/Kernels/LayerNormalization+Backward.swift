@@ -269,8 +269,9 @@ func rowNormalizationBackward(
                                 let first = slotRange.lowerBound + row
                                 for u in first..<min(slotRange.upperBound, first + fusedRows) { blockRowSums(u, parts.baseAddress!) }
                             }
-                            continue
+                            continue    // the sweep is done
                         }
+                        // Otherwise the whole block's row sums, then the sweep.
                         if dx != nil && tinyRows {
                             for first in stride(from: slotRange.lowerBound, to: slotRange.upperBound, by: 8) {
                                 let end = min(slotRange.upperBound, first + 8)

@@ -388,8 +388,8 @@ enum BlockMoments {
     /// prefetches the next 128 bytes of the *next* strip, walking it in address
     /// order: one strip's tiles × rows × 128 B cover exactly the next strip when
     /// the columns are a multiple of 32 and the rows contiguous. With it, strips
-    /// beat rows at every width from 64 columns (1.07–1.35×, "Ninth pass" in
-    /// docs/PERFORMANCE.md).
+    /// beat rows at every width from 64 columns (1.06–1.47× at 64–640, level to
+    /// 1.15× from 1024; "Ninth pass" in docs/PERFORMANCE.md).
     @inline(never)
     private static func welfordRows(
         _ first: UnsafePointer<Float>, rows: Int, stride: Int,
