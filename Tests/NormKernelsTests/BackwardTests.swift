@@ -191,6 +191,7 @@ struct BackwardTests {
         TensorShape(n: 2, c: 3, h: 150, w: 150, layout: .nhwc),
         TensorShape(n: 16, c: 32, h: 17, w: 17, layout: .nchw),    // many instances: whole units per worker
         TensorShape(n: 16, c: 32, h: 17, w: 17, layout: .nhwc),
+        TensorShape(n: 1, c: 16, h: 16, w: 20, layout: .nchw),     // short channels: a loop over units on one thread, spread on many
     ]
 
     @Test("InstanceNorm and GroupNorm backward are bitwise identical for any thread count", arguments: groupedShapes)

@@ -66,6 +66,34 @@ func groupedBackward(
         let g = RowsGeometry(units: shape.n * groups, segments: groupSize, segmentLength: spatial,
                              unitStride: groupSize * spatial, segmentStride: spatial)
         let perSegment = g.blocksPerSegment
+        // Channels of one block each (H·W ≤ the block length) in a tensor that stays
+        // in cache, with whole units per worker: each unit's channel sums, its
+        // coefficients and its dx straight from a loop over the units. The geometry
+        // would hand out the same one-block partials (a one-part tree is the part)
+        // and the same coefficients, so the bits are those of the other strategy;
+        // what goes is its per-block bookkeeping, which cost as much as the
+        // arithmetic on 256-value channels: GroupNorm/InstanceNorm NCHW
+        // [2, 1280, 16, 16] backward 1.2–1.5×, [16, 64, 17, 17] 1.2–1.6×
+        // (docs/PERFORMANCE.md, "Ninth pass"). Larger tensors keep the geometry's
+        // batches, whose long read and write phases matter once the data streams.
+        if perSegment == 1 && !streaming && !g.splitsUnits(threading: threading) {
+            Parallel.forEach(count: g.units, elementsPerItem: g.unitCost, threading: threading) { range in
+                for u in range {
+                    let base = u * groupSize, offset = u * groupSize * spatial
+                    for j in 0..<groupSize {
+                        let o = offset + j * spatial
+                        channelSums[base + j] = BlockGradients.contiguous(x + o, dy + o, spatial, xhat[u], mask: nil, gamma: nil)
+                    }
+                    finalizeGroup(u, channelSums + base)
+                    guard let dx else { continue }
+                    for j in 0..<groupSize {
+                        let o = offset + j * spatial
+                        BlockGradients.apply(x: x + o, dy: dy + o, mask: nil, gamma: nil, dx + o, spatial, table![base + j])
+                    }
+                }
+            }
+            return
+        }
         withoutActuallyEscaping(finalizeGroup) { finalizeGroup in
             g.reduceThenApply(
                 threading: threading,
