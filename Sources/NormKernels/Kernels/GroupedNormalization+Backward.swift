@@ -66,6 +66,14 @@ func groupedBackward(
         let g = RowsGeometry(units: shape.n * groups, segments: groupSize, segmentLength: spatial,
                              unitStride: groupSize * spatial, segmentStride: spatial)
         let perSegment = g.blocksPerSegment
+        /// Σdy and Σdy·x̂ of `count` values of unit u at element `o`.
+        func sums(_ o: Int, _ count: Int, unit u: Int) -> GradientSums {
+            BlockGradients.contiguous(x + o, dy + o, count, xhat[u], mask: nil, gamma: nil)
+        }
+        /// dx of `count` values at element `o` with the coefficients of (n, c) slot `slot`.
+        func writeDx(_ dx: UnsafeMutablePointer<Float>, _ o: Int, _ count: Int, slot: Int) {
+            BlockGradients.apply(x: x + o, dy: dy + o, mask: nil, gamma: nil, dx + o, count, table![slot], streaming: streaming)
+        }
         // Channels of one block each (H·W ≤ the block length) in a tensor that stays
         // in cache, with whole units per worker: each unit's channel sums, its
         // coefficients and its dx straight from a loop over the units. The geometry
@@ -80,16 +88,10 @@ func groupedBackward(
             Parallel.forEach(count: g.units, elementsPerItem: g.unitCost, threading: threading) { range in
                 for u in range {
                     let base = u * groupSize, offset = u * groupSize * spatial
-                    for j in 0..<groupSize {
-                        let o = offset + j * spatial
-                        channelSums[base + j] = BlockGradients.contiguous(x + o, dy + o, spatial, xhat[u], mask: nil, gamma: nil)
-                    }
+                    for j in 0..<groupSize { channelSums[base + j] = sums(offset + j * spatial, spatial, unit: u) }
                     finalizeGroup(u, channelSums + base)
                     guard let dx else { continue }
-                    for j in 0..<groupSize {
-                        let o = offset + j * spatial
-                        BlockGradients.apply(x: x + o, dy: dy + o, mask: nil, gamma: nil, dx + o, spatial, table![base + j])
-                    }
+                    for j in 0..<groupSize { writeDx(dx, offset + j * spatial, spatial, slot: base + j) }
                 }
             }
             return
@@ -97,9 +99,7 @@ func groupedBackward(
         withoutActuallyEscaping(finalizeGroup) { finalizeGroup in
             g.reduceThenApply(
                 threading: threading,
-                reduce: { b in
-                    BlockGradients.contiguous(x + b.offset, dy + b.offset, b.count, xhat[b.unit], mask: nil, gamma: nil)
-                },
+                reduce: { b in sums(b.offset, b.count, unit: b.unit) },
                 finalize: { u, parts in
                     // Unit u = n·G + g holds channels (n, g·size + j): slots u·size + j.
                     let base = u * groupSize
@@ -109,10 +109,7 @@ func groupedBackward(
                     finalizeGroup(u, channelSums + base)
                 },
                 apply: dx.map { dx in
-                    { b in
-                        BlockGradients.apply(x: x + b.offset, dy: dy + b.offset, mask: nil, gamma: nil,
-                                             dx + b.offset, b.count, table![b.unit * groupSize + b.segment], streaming: streaming)
-                    }
+                    { b in writeDx(dx, b.offset, b.count, slot: b.unit * groupSize + b.segment) }
                 })
         }
     }
