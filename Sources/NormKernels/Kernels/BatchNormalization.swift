@@ -122,7 +122,7 @@ public struct BatchNormalization: Sendable {
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
         let streaming = prefersStreamingStores(singlePass: shape.count, threads: threading.threads,
                                                wideRows: shape.c >= Apply.stripColumns && (shape.isChannelsLast || shape.spatial == 1),
-                                               output: y, inputs: x)
+                                               output: y, input: x)
         let table = CoefficientTable(count: shape.c, streaming: streaming)
         defer { table.deallocate() }
         for ch in 0..<shape.c {

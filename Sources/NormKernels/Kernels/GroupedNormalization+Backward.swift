@@ -87,7 +87,7 @@ func groupedBackward(
         if perSegment == 1 && !streaming && !g.splitsUnits(threading: threading) {
             Parallel.forEach(count: g.units, elementsPerItem: g.unitCost, threading: threading) { range in
                 for u in range {
-                    let base = u * groupSize, offset = u * groupSize * spatial
+                    let base = u * groupSize, offset = g.unitOffset(u)
                     for j in 0..<groupSize { channelSums[base + j] = sums(offset + j * spatial, spatial, unit: u) }
                     finalizeGroup(u, channelSums + base)
                     guard let dx else { continue }

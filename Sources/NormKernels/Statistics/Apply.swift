@@ -82,9 +82,8 @@ func prefersStreamingStores(elements: Int) -> Bool {
 /// for rows of 1024 channels (BatchNorm [4096, 1024], NCHW and NHWC: cached
 /// 0.93× on 2 threads, 0.52–0.57× on one), so both keep the general rule.
 func prefersStreamingStores(singlePass elements: Int, threads: Int, wideRows: Bool,
-                            output: UnsafeMutablePointer<Float>, inputs: UnsafePointer<Float>?...) -> Bool {
-    if inputs.contains(where: { $0 == UnsafePointer(output) }) { return false }
-    guard prefersStreamingStores(elements: elements) else { return false }
+                            output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>) -> Bool {
+    guard prefersStreamingStores(elements: elements, output: output, inputs: input) else { return false }
     if streamingOverride != nil || threads < 2 || wideRows { return true }
     return 2 * 2 * 4 * elements >= 3 * lastLevelCacheBytes
 }
