@@ -785,6 +785,50 @@ struct BackwardTests {
         }
     }
 
+    // MARK: - BatchNorm NCHW: reductions that prefetch along runs far apart
+
+    @Test("BatchNorm NCHW over runs far apart (reductions prefetch the next run or block): forward and backward against Float64, 1 and 2 threads",
+          arguments: [(TensorShape(n: 4, c: 16, h: 24, w: 24), false),   // runs of 576, 4 per block: the next block is the next channel
+                      (TensorShape(n: 3, c: 5, h: 80, w: 80), true),     // runs of 6400 in 2 blocks; few channels: blocks split; ReLU mask
+                      (TensorShape(n: 6, c: 9, h: 17, w: 19), true)])    // runs of 323: 32-value steps, 8-value steps and a tail
+    func batchNormFarApartRuns(shape: TensorShape, relu: Bool) throws {
+        let x = bwValues(shape.count, seed: 91, -2, 3), dy = bwValues(shape.count, seed: 92)
+        let gamma = bwValues(shape.c, seed: 93, 0.5, 1.5), beta = bwValues(shape.c, seed: 94)
+        let slots = (0..<shape.c).map { c in (0..<shape.n).flatMap { n in (0..<shape.spatial).map { bwOffset(shape, n, c, $0) } } }
+        let channel = { (i: Int) in (i / shape.spatial) % shape.c }
+        for threading in [Threading.serial, Threading(threads: 2, parallelThreshold: 4096)] {
+            let what = "BN \(shape) relu \(relu) threads \(threading.threads)"
+            let bn = try BatchNormalization(shape: shape, fusedReLU: relu, threading: threading)
+            let (y, saved) = try bn.forwardTraining(x, scale: gamma, bias: beta)
+            var yReference = [Double](repeating: 0, count: x.count)
+            var dgamma = [Double](repeating: 0, count: shape.c), dbeta = dgamma
+            let g = relu ? zip(dy, y).map { $1 > 0 ? $0 : 0 } : dy
+            for (c, slot) in slots.enumerated() {
+                let m = Double(slot.count)
+                let mean = slot.reduce(0.0) { $0 + Double(x[$1]) } / m
+                let variance = slot.reduce(0.0) { $0 + (Double(x[$1]) - mean) * (Double(x[$1]) - mean) } / m
+                let r = 1 / (variance + Double(Float(1e-5))).squareRoot()
+                let tolerance = reductionTolerance(slot.count)
+                #expect(abs(saved.mean[c] - mean) * r < tolerance / 10 && abs(saved.invStd[c] / r - 1) < tolerance,
+                        "\(what) channel \(c): mean \(saved.mean[c]) vs \(mean), invStd \(saved.invStd[c]) vs \(r)")
+                for i in slot {
+                    let xhat = (Double(x[i]) - mean) * r
+                    let affine = xhat * Double(gamma[c]) + Double(beta[c])
+                    yReference[i] = relu ? max(0, affine) : affine
+                    dgamma[c] += Double(g[i]) * xhat
+                    dbeta[c] += Double(g[i])
+                }
+            }
+            #expect(bwRelativeError(y, yReference) < 1e-6, "\(what) y")
+            let grads = try bn.backwardTraining(x, gradOutput: dy, saved: saved, scale: gamma, output: relu ? y : nil)
+            let dxReference = bwCenteredReference(x, g, slots, eps: Double(Float(1e-5))) { Double(gamma[channel($0)]) }
+            let error = bwRelativeError(try #require(grads.input), dxReference)
+            #expect(error < 1e-5, "\(what) dx: relative error \(error)")
+            #expect(bwRelativeError(try #require(grads.scale), dgamma) < 1e-5, "\(what) dγ")
+            #expect(bwRelativeError(try #require(grads.bias), dbeta) < 1e-5, "\(what) dβ")
+        }
+    }
+
     // MARK: - Large offset: mean 1e4, std 1e-2
 
     @Test("dx keeps its accuracy for data at mean 1e4, std 1e-2 (centered sums, pivot split)")

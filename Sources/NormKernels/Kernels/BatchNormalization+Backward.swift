@@ -193,7 +193,7 @@ extension BatchNormalization {
                     reduce: { b in
                         BlockGradients.segmented(x + b.offset, dy + b.offset, length: b.count, stride: g.segmentStride,
                                                  segments: b.segmentCount, xhat[b.unit],
-                                                 mask: mask.map { $0 + b.offset }, gamma: nil)
+                                                 mask: mask.map { $0 + b.offset }, gamma: nil, following: b.following)
                     },
                     finalize: { c, parts in finalize(c, GradientSums.treeSum(parts)) },
                     apply: apply)
