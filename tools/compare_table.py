@@ -48,7 +48,7 @@ def main():
             print(f"| {k[0]} | {k[1]} | {k[2]} | {shape(k)} | {float(r['median_ms']):.2f} | {float(r['gbps']):.1f} | {frac:.2f} | {t:.2f} | {verdict} |")
         return
     d = args[0]
-    ours = load(sorted(set(glob.glob(f"{d}/*.csv")) - set(glob.glob(f"{d}/*.torch.csv"))))
+    ours = load(sorted(set(glob.glob(f"{d}/*-*.csv")) - set(glob.glob(f"{d}/*.torch.csv"))))   # peer-*, dram-*; not bandwidth.csv
     torch = load(sorted(glob.glob(f"{d}/*.torch.csv")))
     print("| op | direction | layout | shape | ours ms | torch ms | ours faster by | ours ×copy | torch ×copy | checked |")
     print("|---|---|---|---|---:|---:|---:|---:|---:|---|")

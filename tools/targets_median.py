@@ -6,6 +6,14 @@ Reads the run's dram-*.csv (normbench sweep --csv) and every *.json of the run
 (start and end copy probes at 2 threads), and prints the targets table with two
 fractions: against the row's own set probe (the better of its start and end,
 as `compare_table.py --targets`) and against the median of all probes.
+
+With the run's bandwidth.csv (`normbench bandwidth --kernels read,copy,nt-copy,nt-triad`,
+written by tools/perf-sets.sh right after the BatchNorm DRAM set) it also prints
+the two-pass ceiling of BatchNorm NHWC: every row holds every channel, so no
+output can be written before the whole tensor is reduced, and x (and dy) come
+from DRAM twice once the tensor is past the cache. For S bytes per tensor:
+  forward:  S / read + 2S / nt-copy        (statistics pass, then read x, write y)
+  backward: 2S / read + 3S / nt-triad      (sums over x and dy, then read both, write dx)
 """
 import csv, glob, json, os, statistics, sys
 
@@ -37,6 +45,37 @@ def main():
             verdict = f"{'yes' if own >= target else 'no'} / {'yes' if byMedian >= target else 'no'}"
             print(f"| {r['op']} | {r['direction']} | {r['layout']} | {shape} | {float(r['median_ms']):.2f} | {gbps:.1f} | "
                   f"{own:.2f} | {byMedian:.2f} | {target:.2f} | {verdict} |")
+    two_pass_ceiling(run, median)
+
+def two_pass_ceiling(run, median):
+    path = os.path.join(run, "bandwidth.csv")
+    if not os.path.exists(path):
+        return
+    probe = {r["kernel"]: float(r["gbps"]) for r in csv.DictReader(open(path)) if r["threads"] == "2"}
+    if not all(k in probe for k in ("read", "copy", "nt-copy", "nt-triad")):
+        return
+    print()
+    print(f"two-pass ceiling (BatchNorm NHWC), probes at 2 threads: read {probe['read']:.1f}, copy {probe['copy']:.1f}, "
+          f"nt-copy {probe['nt-copy']:.1f}, nt-triad {probe['nt-triad']:.1f} GB/s")
+    print()
+    print("| direction | shape | median ms | ceiling ms | ceiling ms / median ms | ceiling × copy (bandwidth.csv) | ceiling × run median | target |")
+    print("|---|---|---:|---:|---:|---:|---:|---:|")
+    for r in csv.DictReader(open(os.path.join(run, "dram-batchnorm.csv"))):
+        if r["layout"] != "nhwc" or r["threads"] != "2" or r["direction"] not in TARGETS:
+            continue
+        counted = float(r["bytes"])
+        if r["direction"] == "forward-training":
+            s = counted / 2
+            ceiling = s / probe["read"] + 2 * s / probe["nt-copy"]
+        else:
+            s = counted / 3
+            ceiling = 2 * s / probe["read"] + 3 * s / probe["nt-triad"]
+        ceiling_ms = ceiling / 1e6          # bytes / (GB/s) = ns
+        gbps = counted / ceiling_ms / 1e6
+        shape = f"{r['N']}x{r['C']}x{r['H']}x{r['W']}"
+        print(f"| {r['direction']} | {shape} | {float(r['median_ms']):.2f} | {ceiling_ms:.2f} | "
+              f"{ceiling_ms / float(r['median_ms']):.2f} | {gbps / probe['copy']:.2f} | {gbps / median:.2f} | "
+              f"{TARGETS[r['direction']]:.2f} |")
 
 if __name__ == "__main__":
     main()

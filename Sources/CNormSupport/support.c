@@ -136,4 +136,17 @@ void nk_stream_copy_f32(float *dst, const float *src, size_t count) {
     _mm_sfence();
 }
 
+void nk_stream_triad_f32(float *a, const float *b, const float *c, float s, size_t count) {
+    size_t i = 0;
+    while (i < count && (((uintptr_t)(a + i)) & 15u) != 0) { a[i] = b[i] + s * c[i]; i++; }
+    __m128 sv = _mm_set1_ps(s);
+    for (; i + 8 <= count; i += 8) {
+        __m128 x0 = _mm_add_ps(_mm_loadu_ps(b + i), _mm_mul_ps(sv, _mm_loadu_ps(c + i)));
+        __m128 x1 = _mm_add_ps(_mm_loadu_ps(b + i + 4), _mm_mul_ps(sv, _mm_loadu_ps(c + i + 4)));
+        _mm_stream_ps(a + i, x0); _mm_stream_ps(a + i + 4, x1);
+    }
+    for (; i < count; i++) a[i] = b[i] + s * c[i];
+    _mm_sfence();
+}
+
 void nk_black_hole(const void *p) { __asm__ volatile("" : : "r"(p) : "memory"); }

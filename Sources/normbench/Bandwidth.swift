@@ -15,13 +15,18 @@ import NormKernels
 ///          non-temporal stores itself above a size threshold)
 /// nt-copy  nk_stream_copy_f32 (C, _mm_stream_ps)        read S/2, write S/2
 /// triad    a = b + s·c, three S/3 arrays                read 2S/3, write S/3
+/// nt-triad the same with non-temporal stores (nk_stream_triad_f32, C)
 /// ```
+/// nt-copy and nt-triad have the traffic of a forward and a backward output
+/// pass that streams its output (read x, write y; read x and dy, write dx);
+/// with `read` they give the measured ceiling of kernels that must read their
+/// input twice (`tools/targets_median.py`, BatchNorm NHWC).
 /// "copy" is the reference for `fraction_of_copy`: its stores go through the
 /// cache (write-allocate) exactly as the kernels' stores do. The `+ 0` (with a
 /// zero LLVM cannot see) keeps LLVM from turning the loop into a memcpy call.
 final class BandwidthProbe {
     enum Kernel: String, CaseIterable {
-        case read, copy, memcpy, ntCopy = "nt-copy", triad
+        case read, copy, memcpy, ntCopy = "nt-copy", triad, ntTriad = "nt-triad"
     }
 
     let bytes: Int
@@ -50,7 +55,7 @@ final class BandwidthProbe {
         switch kernel {
         case .read: return floats / 32 * 32 * 4
         case .copy, .memcpy, .ntCopy: return 2 * half * 4
-        case .triad: return 3 * third * 4
+        case .triad, .ntTriad: return 3 * third * 4
         }
     }
 
@@ -101,6 +106,10 @@ final class BandwidthProbe {
                 let r = range(chunk, chunks, third)
                 Self.triad(p + r.lowerBound, p + third + r.lowerBound, p + 2 * third + r.lowerBound, r.count,
                            scalar: 0.5 + zero)
+            case .ntTriad:
+                let r = range(chunk, chunks, third)
+                nk_stream_triad_f32(p + r.lowerBound, p + third + r.lowerBound, p + 2 * third + r.lowerBound,
+                                    0.5 + zero, r.count)
             }
         }
         if threads <= 1 {

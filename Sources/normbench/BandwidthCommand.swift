@@ -6,7 +6,7 @@ import NormKernels
 struct BandwidthCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bandwidth",
-        abstract: "Memory bandwidth over a buffer set: read-only sum, copy, memcpy, non-temporal copy, triad.",
+        abstract: "Memory bandwidth over a buffer set: read-only sum, copy, memcpy, non-temporal copy, triad, non-temporal triad.",
         discussion: """
             Each kernel moves the whole buffer set once per pass; GB/s counts bytes read plus bytes written \
             (10^9 bytes/s). 'copy' (SIMD loop, regular stores) is what sweep's fraction_of_copy divides by.
@@ -25,7 +25,7 @@ struct BandwidthCommand: ParsableCommand {
     @Option(name: .customLong("budget-ms"), help: "Time budget per kernel and thread count, in ms.")
     var budgetMilliseconds: Double = 500
 
-    @Option(help: "Kernels, comma-separated: read,copy,memcpy,nt-copy,triad.")
+    @Option(help: "Kernels, comma-separated: read,copy,memcpy,nt-copy,triad,nt-triad.")
     var kernels: String = BandwidthProbe.Kernel.allCases.map(\.rawValue).joined(separator: ",")
 
     @Option(help: "Write the results as CSV: kernel,threads,affinity,bytes,median_ms,min_ms,gbps,best_gbps.")
@@ -64,7 +64,7 @@ struct BandwidthCommand: ParsableCommand {
         } ?? defaultThreadCounts()
         let chosen = try kernels.split(separator: ",").map { name -> BandwidthProbe.Kernel in
             guard let k = BandwidthProbe.Kernel(rawValue: name.trimmingCharacters(in: .whitespaces)) else {
-                throw ValidationError("--kernels: '\(name)' is not one of read, copy, memcpy, nt-copy, triad")
+                throw ValidationError("--kernels: '\(name)' is not one of read, copy, memcpy, nt-copy, triad, nt-triad")
             }
             return k
         }

@@ -51,6 +51,10 @@ long nk_thread_id(void);
 /// destination allows, bypassing the cache; used by the bandwidth probe.
 void nk_stream_copy_f32(float *dst, const float *src, size_t count);
 
+/// a[i] = b[i] + s·c[i] with non-temporal stores (the bandwidth probe's nt-triad:
+/// two streams read, one written past the cache, the shape of a backward dx pass).
+void nk_stream_triad_f32(float *a, const float *b, const float *c, float s, size_t count);
+
 /// Compiler barrier that keeps a value alive in benchmarks.
 void nk_black_hole(const void *p);
 
