@@ -26,12 +26,12 @@ run peer-layernorm    --ops layernorm    --shapes 8192x1024x1x1,2048x4096x1x1,16
 run peer-groupnorm    --ops groupnorm    --groups 32 --shapes 32x64x56x56,2x320x64x64,2x1280x16x16
 run peer-instancenorm --ops instancenorm --shapes 32x64x56x56,1x64x256x256
 # DRAM set: every tensor at least 3x the last-level cache.
-run dram-batchnorm    --ops batchnorm    --shapes 128x64x56x56
+run dram-batchnorm    --ops batchnorm    --shapes 128x64x56x56 --paired-copy
 # The probes that bound a kernel reading its input twice (BatchNorm NHWC), right
 # after its set: tools/targets_median.py prints the two-pass ceiling from them.
 if [ -z "${SETS:-}" ] || [[ ",$SETS," == *",dram-batchnorm,"* ]]; then
     "$BIN" bandwidth --threads "$THREADS" --kernels read,copy,nt-copy,nt-triad --csv "$OUT/bandwidth.csv"
 fi
-run dram-layernorm    --ops layernorm    --shapes 32768x1024x1x1
-run dram-groupnorm    --ops groupnorm    --groups 32 --shapes 64x128x56x56
-run dram-instancenorm --ops instancenorm --shapes 32x64x128x128
+run dram-layernorm    --ops layernorm    --shapes 32768x1024x1x1 --paired-copy
+run dram-groupnorm    --ops groupnorm    --groups 32 --shapes 64x128x56x56 --paired-copy
+run dram-instancenorm --ops instancenorm --shapes 32x64x128x128 --paired-copy

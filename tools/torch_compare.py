@@ -69,6 +69,7 @@ def arguments():
     p.add_argument("--threads", default="1" if cores == 1 else f"1,{cores}")
     p.add_argument("--budget-ms", type=float, default=150)
     p.add_argument("--min-reps", type=int, default=5)
+    p.add_argument("--paired-copy", action="store_true", help="accepted for normbench's arguments; ignored")
     p.add_argument("--config", default=None, help="normbench-style JSON config (same keys as the flags)")
     p.add_argument("--csv", required=True)
     p.add_argument("--normbench-json", default=None, help="normbench --json output: copy bandwidth for fraction_of_copy")

@@ -50,6 +50,10 @@ struct GridOptions: ParsableArguments {
 
     @Option(help: "Write the results, machine, copy bandwidth and git revision as JSON.")
     var json: String?
+
+    @Flag(name: .customLong("paired-copy"),
+          help: "After timing each case, alternate copy-probe passes with its repetitions and report the median ratio (paired_fraction); for tensors past the cache.")
+    var pairedCopy = false
 }
 
 /// The contents of `--config FILE.json`: the same keys as the flags, lists as
@@ -119,6 +123,7 @@ struct ResolvedGrid {
     var policy: MeasurementPolicy
     var csv: String?
     var json: String?
+    var pairedCopy = false
 
     /// The effective settings, recorded in the JSON file.
     var settings: [String: String] {
@@ -132,6 +137,7 @@ struct ResolvedGrid {
             "affinity": grid.affinity.rawValue,
             "budget-ms": "\(policy.budget * 1e3)",
             "min-reps": "\(policy.minReps)",
+            "paired-copy": "\(pairedCopy)",
         ]
     }
 }
@@ -188,6 +194,7 @@ extension GridOptions {
 
         let grid = CaseGrid(ops: ops, directions: directions, layouts: layouts, shapes: shapes, groups: groups,
                             threads: threads, affinity: affinity)
-        return ResolvedGrid(grid: grid, policy: policy, csv: csv ?? file?.csv, json: json ?? file?.json)
+        return ResolvedGrid(grid: grid, policy: policy, csv: csv ?? file?.csv, json: json ?? file?.json,
+                            pairedCopy: pairedCopy)
     }
 }

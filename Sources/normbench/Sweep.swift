@@ -21,6 +21,9 @@ struct CaseResult: Codable {
     /// "ok", "fail" (first repetition differs from the Float64 reference) or
     /// "error" (the kernel threw). Failed cases carry no timing.
     var checked: String
+    /// With `--paired-copy`: the median over pairs (one copy-probe pass, then one
+    /// repetition of the case) of case GB/s / copy GB/s; nil otherwise.
+    var pairedFraction: Double? = nil
     // JSON only:
     var reps: Int
     var q1Milliseconds: Double?
@@ -41,6 +44,7 @@ struct CaseResult: Codable {
         case q1Milliseconds = "q1_ms", q3Milliseconds = "q3_ms", p90Milliseconds = "p90_ms"
         case firstRepetitionMilliseconds = "first_rep_ms", maxError = "max_error"
         case checkedElements = "checked_elements", checkedUnits = "checked_units", detail
+        case pairedFraction = "paired_fraction"
     }
 }
 
@@ -51,6 +55,9 @@ struct SweepRunner {
     var policy: MeasurementPolicy
     /// Whether to measure copy bandwidth before and after (off only for tests of the harness itself).
     var measureCopy = true
+    /// `--paired-copy`: after its timing, each case alternates copy-probe passes
+    /// with its own repetitions (see `pairedFraction`).
+    var pairedCopy = false
 
     struct Report {
         var results: [CaseResult]
@@ -69,6 +76,8 @@ struct SweepRunner {
             Console.note("measuring copy bandwidth (threads \(Set(grid.threads).sorted().map(String.init).joined(separator: ",")))…")
             copy.start = CopyReference.measure(threads: grid.threads, affinity: grid.affinity)
         }
+        // One probe buffer for every pair of the run (256 MiB, allocated once).
+        let pairing = pairedCopy ? BandwidthProbe() : nil
         let total = groups.reduce(0) { $0 + $1.count }
         let progress = Progress(total: total)
         var results: [CaseResult] = []
@@ -79,7 +88,11 @@ struct SweepRunner {
             let expectation = Reference.expectation(for: workload)
             for c in cases {
                 progress.step(c.key.label + " t\(c.threads)")
-                results.append(runCase(c, workload, expectation))
+                var result = runCase(c, workload, expectation)
+                if let pairing, result.passed {
+                    result.pairedFraction = pairedFraction(c, workload, pairing, caseBytes: result.bytes)
+                }
+                results.append(result)
             }
         }
         progress.finish()
@@ -92,6 +105,31 @@ struct SweepRunner {
             }
         }
         return Report(results: results, copy: copy, skips: skips, seconds: now() - started)
+    }
+
+    /// The fraction of copy bandwidth taken pair by pair: one pass of the copy
+    /// probe at the case's thread count, then one repetition of the case, until
+    /// the time budget is spent (at least `minReps` pairs); the median of the
+    /// pairs' ratios. This VM's memory path changes speed between seconds (the
+    /// copy probe reads ~45 or ~85 GB/s), so a probe taken at the start or end
+    /// of a sweep can belong to a different state than the case. Meant for
+    /// tensors past the cache: the copy pass evicts the case's data.
+    func pairedFraction(_ c: BenchCase, _ w: Workload, _ probe: BandwidthProbe, caseBytes: Int) -> Double? {
+        guard let make = Kernels.maker(c.key.op, c.key.direction),
+              let repetition = try? make(w, c.threading) else { return nil }
+        let copyBytes = Double(probe.movedBytes(.copy))
+        var ratios: [Double] = []
+        let started = now()
+        while ratios.count < policy.minReps || (now() - started < policy.budget && ratios.count < 1000) {
+            let t0 = now()
+            probe.run(.copy, threads: c.threads, affinity: c.affinity)
+            let t1 = now()
+            guard (try? repetition()) != nil else { return nil }
+            let t2 = now()
+            ratios.append((Double(caseBytes) / (t2 - t1)) / (copyBytes / (t1 - t0)))
+        }
+        ratios.sort()
+        return ratios[ratios.count / 2]
     }
 
     /// First repetition (timed once, checked), then warm-up and timed repetitions.

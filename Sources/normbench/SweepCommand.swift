@@ -22,10 +22,20 @@ struct SweepCommand: ParsableCommand {
 
     func run() throws {
         let resolved = try options.resolve(Self.defaults)
-        let report = SweepRunner(grid: resolved.grid, policy: resolved.policy).run()
+        let report = SweepRunner(grid: resolved.grid, policy: resolved.policy, pairedCopy: resolved.pairedCopy).run()
         print(SweepTable.render(report.results), terminator: "")
         print(CopySummary.text(report.copy))
-        try Reports.write(report, resolved, command: "sweep")
+        if resolved.pairedCopy {
+            for r in report.results {
+                print("paired with copy: \(r.op) \(r.direction) \(r.layout) \(r.n)x\(r.c)x\(r.h)x\(r.w) t\(r.threads): "
+                      + (r.pairedFraction.map { String(format: "%.2f × copy", $0) } ?? "–"))
+            }
+            try Reports.write(report, resolved, command: "sweep", extraColumns: ["paired_fraction"]) {
+                [Format.fixed($0.pairedFraction, 4)]
+            }
+        } else {
+            try Reports.write(report, resolved, command: "sweep")
+        }
         try Reports.finish(report)
     }
 }
