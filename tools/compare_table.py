@@ -3,9 +3,13 @@
 Markdown table: our median, PyTorch's median, the speedup, and both fractions of
 copy bandwidth. Usage: tools/compare_table.py out/after   (reads *.csv, *.torch.csv)
 Also: tools/compare_table.py --before out/before out/after  (before/after table),
-      tools/compare_table.py --targets out/after  (issue-6 DRAM targets from dram-*.csv).
+      tools/compare_table.py --targets out/after  (issue-6 DRAM targets from dram-*.csv),
+      tools/compare_table.py --rounds out/r1 out/r2 out/r3  (several runs of perf-sets:
+        each round's ratio PyTorch / ours, their median, and in how many rounds we led;
+        the VM's speed changes between a set and PyTorch's run of it, so one
+        round's ratio can be off by 1.5× either way).
 Standard library only."""
-import csv, glob, os, sys
+import csv, glob, os, statistics, sys
 
 KEY = ("op", "direction", "layout", "N", "C", "H", "W", "G", "threads")
 
@@ -46,6 +50,21 @@ def main():
             frac, t = float(r["fraction_of_copy"]), targets[k[1]]
             verdict = "yes" if frac >= t else f"no, by {round(100 * (1 - frac / t))} %"
             print(f"| {k[0]} | {k[1]} | {k[2]} | {shape(k)} | {float(r['median_ms']):.2f} | {float(r['gbps']):.1f} | {frac:.2f} | {t:.2f} | {verdict} |")
+        return
+    if args and args[0] == "--rounds":
+        rounds = []
+        for d in args[1:]:
+            ours = load(sorted(set(glob.glob(f"{d}/*-*.csv")) - set(glob.glob(f"{d}/*.torch.csv"))))
+            torch = load(sorted(glob.glob(f"{d}/*.torch.csv")))
+            rounds.append({k: float(torch[k]["median_ms"]) / float(ours[k]["median_ms"])
+                           for k in ours if k in torch and ours[k]["median_ms"] and torch[k]["median_ms"]})
+        keys = sorted(set().union(*rounds))
+        print("| op | direction | layout | shape | PyTorch / ours, each round | median | rounds ahead |")
+        print("|---|---|---|---|---|---:|---:|")
+        for k in keys:
+            ratios = [r[k] for r in rounds if k in r]
+            print(f"| {k[0]} | {k[1]} | {k[2]} | {shape(k)} | {' / '.join(f'{x:.2f}' for x in ratios)} | "
+                  f"{statistics.median(ratios):.2f}× | {sum(x >= 1 for x in ratios)} of {len(ratios)} |")
         return
     d = args[0]
     ours = load(sorted(set(glob.glob(f"{d}/*-*.csv")) - set(glob.glob(f"{d}/*.torch.csv"))))   # peer-*, dram-*; not bandwidth.csv
