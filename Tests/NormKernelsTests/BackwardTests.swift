@@ -641,12 +641,14 @@ struct BackwardTests {
 
     // MARK: - Short rows and groups (8 per vector)
 
-    @Test("short rows and groups (row sums 8 per vector): dx against the Float64 closed form, dγ and dβ against Float64 sums",
-          arguments: [(1037, 5, 1), (1037, 16, 1), (1037, 17, 1), (600, 48, 12), (600, 48, 3), (64, 13, 1)],
+    @Test("short rows (one sweep, 8 rows at a time) and groups (row sums 8 per vector): dx against the Float64 closed form, dγ and dβ against Float64 sums",
+          arguments: [(1037, 5, 1), (1037, 16, 1), (1037, 17, 1), (600, 48, 12), (600, 48, 3), (64, 13, 1),
+                      (1037, 100, 1), (300, 301, 1), (261, 512, 1)],
           [false, true])
     func shortRows(size item: (rows: Int, features: Int, groups: Int), offset: Bool) throws {
-        // (64, 13) is one row block; the others span several, and 1037 rows end in a
-        // partial group of 8.
+        // (64, 13) is one row block; the others span several, 1037, 301 and 261 rows
+        // end in a partial group of 8, and row blocks of more than 128 rows flush
+        // their column sums more than once.
         try checkRowBackward(item, offset: offset, threading: Threading(threads: 2, parallelThreshold: 4096))
     }
 

@@ -263,6 +263,46 @@ struct HardNumericsHugeTests {
         }
     }
 
+    @Test("LayerNorm and RMSNorm backward on short rows: Σ dy·γ overflows Float32, the row is redone in Float64")
+    func shortRowBackwardOverflow() throws {
+        sweep(product([17, 32, 100, 256], [true, false])) { item, context in
+            let (features, centered) = item
+            let rows = 20
+            var rng = SplitMix64("huge-ln-backward \(context)")
+            let x = rng.uniforms(rows * features, -2...3)
+            // dy ≈ 2e37, all positive: 17 of them already pass Float32's 3.4e38.
+            let dy = (0..<(rows * features)).map { _ in Float(2e37 * (1 + 0.1 * rng.normal())) }
+            let gamma = rng.uniforms(features, 0.5...1.5)
+            let dx: [Float], saved: SavedStatistics
+            if centered {
+                let ln = try LayerNormalization(rows: rows, features: features)
+                saved = try ln.forward(x, scale: gamma).saved
+                dx = try #require(try ln.backward(x, gradOutput: dy, saved: saved, scale: gamma, computing: .input).input)
+            } else {
+                let rms = try RMSNormalization(rows: rows, features: features)
+                saved = try rms.forward(x, scale: gamma).saved
+                dx = try #require(try rms.backward(x, gradOutput: dy, saved: saved, scale: gamma, computing: .input).input)
+            }
+            // Float64: dx = r·(g − mean(g) − x̂·mean(g·x̂)), g = dy·γ (RMSNorm: no mean(g), x̂ = x·r).
+            var worst = 0.0, largest = 0.0
+            for row in 0..<rows {
+                let r = saved.invStd[row], mu = centered ? saved.mean[row] : 0
+                let idx = (row * features)..<((row + 1) * features)
+                let g = idx.map { Double(dy[$0]) * Double(gamma[$0 - row * features]) }
+                let xhat = idx.map { (Double(x[$0]) - mu) * r }
+                let m1 = centered ? g.reduce(0, +) / Double(features) : 0
+                let m2 = zip(g, xhat).reduce(0) { $0 + $1.0 * $1.1 } / Double(features)
+                for (k, i) in idx.enumerated() {
+                    let expected = r * (g[k] - m1 - xhat[k] * m2)
+                    worst = max(worst, abs(Double(dx[i]) - expected))
+                    largest = max(largest, abs(expected))
+                }
+            }
+            #expect(dx.allSatisfy { $0.isFinite }, "non-finite dx — \(context)")
+            #expect(worst / largest < 1e-5, "dx relative error \(worst / largest) — \(context)")
+        }
+    }
+
     @Test("RMSNorm: x² overflows Float32 but 1/rms is right")
     func rmsNorm() throws {
         sweep([(3, 4100), (2, 31), (1, 1)]) { item, context in

@@ -195,24 +195,43 @@ func rowNormalizationBackward(
             mean: mean?[u] ?? 0, invStd: invStd[u], a: invStd[u],
             m1: centered ? sums.dy / count : 0, m2: sums.dyXhat / count)
     }
-    func tile(_ rb: Int, _ ct: Int, _ scratch: UnsafeMutablePointer<Float>, _ tileSums: UnsafeMutablePointer<GradientSums>,
-              beforeRow: ((Int) -> Void)? = nil) {
-        let r0 = rb * rowBlock, c0 = ct * tileWidth
-        let nc = min(tileWidth, D - c0)
+    /// Where tile (rb, columns c0 ..< c0 + nc) adds its column sums (zeroed), if wanted.
+    func tileColumnSums(_ rb: Int, _ c0: Int, _ nc: Int, _ tileSums: UnsafeMutablePointer<GradientSums>)
+        -> UnsafeMutablePointer<GradientSums>? {
         let sums: UnsafeMutablePointer<GradientSums>? = needColumns ? (direct ? tileSums : columnSums! + rb * D + c0) : nil
         sums?.initialize(repeating: .zero, count: nc)
-        let o = r0 * D + c0
-        BlockGradients.rowTile(
-            x + o, dy + o, dx: dx.map { $0 + o }, gamma: gamma.map { $0 + c0 },
-            rows: min(rowBlock, rows - r0), columns: nc, stride: D, firstRow: r0,
-            xhat: xhat, dxTable: table, columnSums: sums, scratch: scratch, streaming: streaming,
-            segmentWidth: S, slotsPerRow: groups, firstSlot: c0 / S, rowsPerSlot: R, beforeRow: beforeRow)
+        return sums
+    }
+    /// With a single row block the tile's column sums are final: dγ, dβ.
+    func finishTile(_ c0: Int, _ nc: Int, _ tileSums: UnsafeMutablePointer<GradientSums>) {
         if needColumns && direct {
             for j in 0..<nc {
                 gradScale?[c0 + j] = Float(tileSums[j].dyXhat)
                 gradBias?[c0 + j] = Float(tileSums[j].dy)
             }
         }
+    }
+    func tile(_ rb: Int, _ ct: Int, _ scratch: UnsafeMutablePointer<Float>, _ tileSums: UnsafeMutablePointer<GradientSums>,
+              beforeRow: ((Int) -> Void)? = nil) {
+        let r0 = rb * rowBlock, c0 = ct * tileWidth
+        let nc = min(tileWidth, D - c0)
+        let sums = tileColumnSums(rb, c0, nc, tileSums)
+        let o = r0 * D + c0
+        BlockGradients.rowTile(
+            x + o, dy + o, dx: dx.map { $0 + o }, gamma: gamma.map { $0 + c0 },
+            rows: min(rowBlock, rows - r0), columns: nc, stride: D, firstRow: r0,
+            xhat: xhat, dxTable: table, columnSums: sums, scratch: scratch, streaming: streaming,
+            segmentWidth: S, slotsPerRow: groups, firstSlot: c0 / S, rowsPerSlot: R, beforeRow: beforeRow)
+        finishTile(c0, nc, tileSums)
+    }
+    /// A whole row block of short rows in one sweep (`ShortRowsBackward`).
+    func shortRowBlock(_ rb: Int, _ scratch: UnsafeMutablePointer<Float>, _ tileSums: UnsafeMutablePointer<GradientSums>) {
+        let r0 = rb * rowBlock
+        let sums = tileColumnSums(rb, 0, D, tileSums)
+        ShortRowsBackward.rowBlock(
+            x: x + r0 * D, dy: dy + r0 * D, dx: dx! + r0 * D, gamma: gamma, rows: min(rowBlock, rows - r0), length: D,
+            firstRow: r0, mean: mean, invStd: invStd, xhat: xhat, columnSums: sums, scratch: scratch, streaming: streaming)
+        finishTile(0, D, tileSums)
     }
     /// Per-worker scratch: Float32 column accumulators and (single row block) the tile's sums.
     func withTileScratch(_ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<GradientSums>) -> Void) {
@@ -233,6 +252,12 @@ func rowNormalizationBackward(
     // (docs/PERFORMANCE.md, "Ninth pass").
     let fused = !tinyRows && !shortRows && groups == 1 && R == 1 && tilesPerRowBlock == 1 && D >= fusedRowLength
     let fusedRows = max(1, Topology.current.l2CacheBytes / 8 / (8 * D))
+    // Rows of up to `ShortRowsBackward.maxLength` values (one group, R = 1): each
+    // row block in one sweep of eight rows at a time (`ShortRowsBackward`), and in
+    // every strategy: the row block is the item whatever the worker count, so the
+    // bits do not depend on it. (Row sums via `tinyRows`/`shortRows` remain for
+    // GroupNorm's per-group segments and for dγ/dβ alone.)
+    let shortSweep = dx != nil && groups == 1 && R == 1 && D <= ShortRowsBackward.maxLength
     let perRow = rowGeometry.blocksPerUnit
 
     // Whether to go parallel is decided on the finest items (tiles), not on row
@@ -240,7 +265,7 @@ func rowNormalizationBackward(
     // samples), which must still be spread over the workers by blocks and tiles.
     let workers = Parallel.workers(count: rowBlocks * tilesPerRowBlock, elementsPerItem: rowBlock * tileWidth,
                                    threading: threading)
-    let wholeRowBlocks = workers == 1 || rowBlocks >= 4 * workers
+    let wholeRowBlocks = workers == 1 || rowBlocks >= 4 * workers || shortSweep
     let spreadSums = !wholeRowBlocks && dx != nil
     let blockSums: UnsafeMutablePointer<GradientSums>? = spreadSums ? .allocate(capacity: rowGeometry.blocks) : nil
     defer { blockSums?.deallocate() }
@@ -262,6 +287,10 @@ func rowNormalizationBackward(
                 withTileScratch { scratch, tileSums in
                     for rb in range {
                         let slotRange = (rb * rowBlock / R * groups)..<(min(rows, (rb + 1) * rowBlock) / R * groups)
+                        if shortSweep {
+                            shortRowBlock(rb, scratch, tileSums)
+                            continue
+                        }
                         if dx != nil && fused {
                             // Row sums of each sub-block just before the sweep reaches it.
                             tile(rb, 0, scratch, tileSums) { row in

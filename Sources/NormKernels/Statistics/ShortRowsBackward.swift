@@ -1,0 +1,193 @@
+/// LayerNorm/RMSNorm backward over short rows (one group, up to `maxLength`
+/// values): a row block in one sweep, eight rows at a time.
+///
+/// ```
+/// per row u:  x̂ = (x − p)·s + t          (p, s, t: the row's `xhat` coefficients)
+///             g = dy·γ
+///             G = Σ g,  H = Σ g·x̂        Float32 lanes, then one fixed tree per row
+///             dx = a·g + b·(x − p) + c    a = r,  b = −r²·H/D,  c = −r·(G/D + t'·H/D)
+///                                         t' = −(μ − p)·r  (the pivot's residual; G = 0 for RMSNorm)
+/// per column: Σdy, Σdy·x̂                  (dβ, dγ) Float32, into Float64 every `flushRows` rows
+/// ```
+///
+/// The general engine reads a row block twice (row sums, then the dx and column
+/// sums sweep in `BlockGradients.rowTile`) and pays, per row, two Float64 lane
+/// sums, the coefficient arithmetic in scalar Float64 and a table round trip:
+/// on 32-value rows that per-row work cost more than the row's data. Here the
+/// column sums ride along the row-sum sweep (they do not need the row's
+/// coefficients), the eight rows' Float32 lanes are reduced together (three
+/// levels of pairwise sums leave row i in lane i), and their coefficients are
+/// computed in Float64 vectors, eight rows at once; the dx sweep then reads the
+/// rows again from L1.
+///
+/// Every row's result depends only on its own values (its lanes go down the
+/// same tree whichever rows share its vector), and the column sums run in row
+/// order with the flushes every `flushRows` rows from the block's start, so a
+/// row block gives the same bits in any worker.
+enum ShortRowsBackward {
+    /// Longest row taken (values). Against the general engine, alternating rounds
+    /// (docs/PERFORMANCE.md, "Tenth pass"): 1.0–1.9× at 4–16 values (it also beats
+    /// the 8-rows-per-vector `TinyUnits` sums there), 1.4–1.6× at 32–128, 1.1–1.45×
+    /// at 200–300, 1.1–1.15× at 512 (where the sub-block fused engine starts); at
+    /// 768 level.
+    static let maxLength = 512
+
+    /// Rows `firstRow ..< firstRow + rows` of a `rows × length` block at `x`,
+    /// `dy`, `dx` (rows contiguous, `length` apart). `mean`/`invStd` are indexed
+    /// by absolute row (`mean` nil: RMSNorm, x̂ = x·r and no mean term).
+    /// `columnSums` (zeroed by the caller) gets this block's Σdy and Σdy·x̂ per
+    /// column; `scratch` holds 2·length Float32 accumulators.
+    static func rowBlock(
+        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
+        gamma: UnsafePointer<Float>?, rows: Int, length: Int, firstRow: Int,
+        mean: [Double]?, invStd: [Double], xhat: CoefficientTable,
+        columnSums: UnsafeMutablePointer<GradientSums>?, scratch: UnsafeMutablePointer<Float>, streaming: Bool
+    ) {
+        // Streaming stores need every row 32-byte aligned.
+        if streaming && length % 8 == 0 && Int(bitPattern: UInt(bitPattern: dx)) & 31 == 0 {
+            rowBlock(x, dy, dx, gamma, rows, length, firstRow, mean, invStd, xhat, columnSums, scratch, StreamingStore.self)
+        } else {
+            rowBlock(x, dy, dx, gamma, rows, length, firstRow, mean, invStd, xhat, columnSums, scratch, CachedStore.self)
+        }
+    }
+
+    @inline(__always)
+    private static func rowBlock<S: VectorStore>(
+        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+        _ gamma: UnsafePointer<Float>?, _ rows: Int, _ D: Int, _ firstRow: Int,
+        _ mean: [Double]?, _ invStd: [Double], _ xhat: CoefficientTable,
+        _ columnSums: UnsafeMutablePointer<GradientSums>?, _ scratch: UnsafeMutablePointer<Float>, _: S.Type
+    ) {
+        let vectorEnd = D / 8 * 8
+        let sums = columnSums != nil
+        let accG = scratch, accH = scratch + D
+        let invCount = 1 / Double(D)
+        withUnsafeTemporaryAllocation(of: F8.self, capacity: 16) { laneBuffer in
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 48) { floats in
+                let lanes = laneBuffer.baseAddress!
+                // tails: the rows' Σ over the last D % 8 values; k: a, b, c, pivot of 8 rows
+                let tails = floats.baseAddress!, k = tails + 16
+                var i0 = 0
+                while i0 < rows {
+                    if sums && i0 % BlockGradients.flushRows == 0 {
+                        accG.update(repeating: 0, count: D)
+                        accH.update(repeating: 0, count: D)
+                    }
+                    let n = min(8, rows - i0)
+                    // Sweep 1: each row's lanes of Σg and Σg·x̂, and the column sums.
+                    for i in 0..<8 {
+                        guard i < n else {
+                            lanes[i] = F8(); lanes[8 + i] = F8(); tails[i] = 0; tails[8 + i] = 0
+                            continue
+                        }
+                        let u = firstRow + i0 + i
+                        let xr = x + (i0 + i) * D, dr = dy + (i0 + i) * D
+                        let p = F8(repeating: xhat.pivot[u]), s = F8(repeating: xhat.scale[u]), t = F8(repeating: xhat.shift[u])
+                        var g = F8(), h = F8()
+                        var j = 0
+                        // scalar math: x̂ = (x − p)·s + t;  G += dy·γ;  H += dy·γ·x̂;  ΣG[j] += dy;  ΣH[j] += dy·x̂
+                        while j < vectorEnd {
+                            let d = load8(dr + j)
+                            let xh = muladd(load8(xr + j) - p, s, t)
+                            let gg = gamma.map { d * load8($0 + j) } ?? d
+                            g += gg
+                            h = muladd(gg, xh, h)
+                            if sums {
+                                store8(load8(accG + j) + d, accG + j)
+                                store8(muladd(d, xh, load8(accH + j)), accH + j)
+                            }
+                            j += 8
+                        }
+                        var gt: Float = 0, ht: Float = 0
+                        let hp = xhat.pivot[u], hs = xhat.scale[u], hsh = xhat.shift[u]
+                        while j < D {
+                            let d = dr[j]
+                            let xh = muladd(xr[j] - hp, hs, hsh)
+                            let gg = gamma.map { d * $0[j] } ?? d
+                            gt += gg
+                            ht = muladd(gg, xh, ht)
+                            if sums {
+                                accG[j] += d
+                                accH[j] = muladd(d, xh, accH[j])
+                            }
+                            j += 1
+                        }
+                        lanes[i] = g; lanes[8 + i] = h; tails[i] = gt; tails[8 + i] = ht
+                    }
+                    let G = reduceRows(lanes) + load8(tails), H = reduceRows(lanes + 8) + load8(tails + 8)
+                    coefficients(G, H, rows: n, first: firstRow + i0, mean: mean, invStd: invStd,
+                                 invCount: invCount, into: k)
+                    for i in 0..<n where !(G[i].isFinite && H[i].isFinite) {
+                        // Float32 overflow: the row's sums again in Float64 (as the general engine does).
+                        let u = firstRow + i0 + i
+                        let r = BlockGradients.contiguous(x + (i0 + i) * D, dy + (i0 + i) * D, D, xhat[u],
+                                                          mask: nil, gamma: gamma)
+                        let c = GradientCoefficients(mean: mean?[u] ?? 0, invStd: invStd[u], a: invStd[u],
+                                                     m1: mean != nil ? r.dy * invCount : 0, m2: r.dyXhat * invCount)
+                        k[i] = c.a; k[8 + i] = c.b; k[16 + i] = c.c; k[24 + i] = c.pivot
+                    }
+                    // Sweep 2: dx, the rows again from L1.
+                    for i in 0..<n {
+                        let xr = x + (i0 + i) * D, dr = dy + (i0 + i) * D, out = dx + (i0 + i) * D
+                        let a = F8(repeating: k[i]), b = F8(repeating: k[8 + i])
+                        let c = F8(repeating: k[16 + i]), q = F8(repeating: k[24 + i])
+                        var j = 0
+                        // scalar math: dx = a·(dy·γ) + (b·(x − q) + c)
+                        while j < vectorEnd {
+                            let d = load8(dr + j)
+                            let gg = gamma.map { d * load8($0 + j) } ?? d
+                            S.store(muladd(a, gg, muladd(b, load8(xr + j) - q, c)), out + j)
+                            j += 8
+                        }
+                        while j < D {
+                            let gg = gamma.map { dr[j] * $0[j] } ?? dr[j]
+                            out[j] = muladd(k[i], gg, muladd(k[8 + i], xr[j] - k[24 + i], k[16 + i]))
+                            j += 1
+                        }
+                    }
+                    i0 += 8
+                    if let columnSums, i0 % BlockGradients.flushRows == 0 || i0 >= rows {
+                        for j in 0..<D {
+                            columnSums[j].dy += Double(accG[j])
+                            columnSums[j].dyXhat += Double(accH[j])
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Lane i of the result: the sum of the 8 lanes of `v[i]`, in the same
+    /// tree for every row: ((l0 + l1) + (l2 + l3)) + ((l4 + l5) + (l6 + l7)).
+    @inline(__always)
+    private static func reduceRows(_ v: UnsafePointer<F8>) -> F8 {
+        @inline(__always) func pairs(_ a: F8, _ b: F8) -> F8 {
+            F8(lowHalf: a.evenHalf + a.oddHalf, highHalf: b.evenHalf + b.oddHalf)
+        }
+        let q0 = pairs(v[0], v[1]), q1 = pairs(v[2], v[3]), q2 = pairs(v[4], v[5]), q3 = pairs(v[6], v[7])
+        return pairs(pairs(q0, q1), pairs(q2, q3))
+    }
+
+    /// a, b, c and the pivot of `rows` (≤ 8) rows from their sums, in Float64
+    /// lanes (the arithmetic of `GradientCoefficients(mean:invStd:a:m1:m2:)`, eight
+    /// rows at a time), into k[0..<8], k[8..<16], k[16..<24], k[24..<32].
+    @inline(__always)
+    private static func coefficients(
+        _ G: F8, _ H: F8, rows: Int, first: Int, mean: [Double]?, invStd: [Double],
+        invCount: Double, into k: UnsafeMutablePointer<Float>
+    ) {
+        var r = SIMD8<Double>(), mu = SIMD8<Double>()
+        for i in 0..<rows {
+            r[i] = invStd[first + i]
+            mu[i] = mean?[first + i] ?? 0
+        }
+        let p = SIMD8<Float>(mu)
+        let t = -(mu - SIMD8<Double>(p)) * r
+        let m2 = SIMD8<Double>(H) * invCount
+        let m1 = mean != nil ? SIMD8<Double>(G) * invCount : SIMD8<Double>()
+        store8(SIMD8<Float>(r), k)
+        store8(SIMD8<Float>(-r * r * m2), k + 8)
+        store8(SIMD8<Float>(-r * (m1 + t * m2)), k + 16)
+        store8(p, k + 24)
+    }
+}
