@@ -59,11 +59,11 @@ def main():
             rounds.append({k: float(torch[k]["median_ms"]) / float(ours[k]["median_ms"])
                            for k in ours if k in torch and ours[k]["median_ms"] and torch[k]["median_ms"]})
         keys = sorted(set().union(*rounds))
-        print("| op | direction | layout | shape | PyTorch / ours, each round | median | rounds ahead |")
-        print("|---|---|---|---|---|---:|---:|")
+        print("| op | direction | layout | shape | threads | PyTorch / ours, each round | median | rounds ahead |")
+        print("|---|---|---|---|---:|---|---:|---:|")
         for k in keys:
             ratios = [r[k] for r in rounds if k in r]
-            print(f"| {k[0]} | {k[1]} | {k[2]} | {shape(k)} | {' / '.join(f'{x:.2f}' for x in ratios)} | "
+            print(f"| {k[0]} | {k[1]} | {k[2]} | {shape(k)} | {k[8]} | {' / '.join(f'{x:.2f}' for x in ratios)} | "
                   f"{statistics.median(ratios):.2f}× | {sum(x >= 1 for x in ratios)} of {len(ratios)} |")
         return
     d = args[0]
