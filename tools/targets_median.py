@@ -47,12 +47,28 @@ def main():
                   f"{own:.2f} | {byMedian:.2f} | {target:.2f} | {verdict} |")
     two_pass_ceiling(run, median)
 
-def two_pass_ceiling(run, median):
+def bandwidth_probes(run):
+    """The run's bandwidth.csv at 2 threads ({kernel: GB/s}), or None."""
     path = os.path.join(run, "bandwidth.csv")
     if not os.path.exists(path):
-        return
+        return None
     probe = {r["kernel"]: float(r["gbps"]) for r in csv.DictReader(open(path)) if r["threads"] == "2"}
-    if not all(k in probe for k in ("read", "copy", "nt-copy", "nt-triad")):
+    return probe if all(k in probe for k in ("read", "copy", "nt-copy", "nt-triad")) else None
+
+def ceiling_ms(r, probe):
+    """Two-pass ceiling of a sweep row (BatchNorm NHWC), in ms, from the probes."""
+    counted = float(r["bytes"])
+    if r["direction"] == "forward-training":
+        s = counted / 2
+        ns = s / probe["read"] + 2 * s / probe["nt-copy"]
+    else:
+        s = counted / 3
+        ns = 2 * s / probe["read"] + 3 * s / probe["nt-triad"]
+    return ns / 1e6                          # bytes / (GB/s) = ns
+
+def two_pass_ceiling(run, median):
+    probe = bandwidth_probes(run)
+    if probe is None:
         return
     print()
     print(f"two-pass ceiling (BatchNorm NHWC), probes at 2 threads: read {probe['read']:.1f}, copy {probe['copy']:.1f}, "
@@ -63,18 +79,11 @@ def two_pass_ceiling(run, median):
     for r in csv.DictReader(open(os.path.join(run, "dram-batchnorm.csv"))):
         if r["layout"] != "nhwc" or r["threads"] != "2" or r["direction"] not in TARGETS:
             continue
-        counted = float(r["bytes"])
-        if r["direction"] == "forward-training":
-            s = counted / 2
-            ceiling = s / probe["read"] + 2 * s / probe["nt-copy"]
-        else:
-            s = counted / 3
-            ceiling = 2 * s / probe["read"] + 3 * s / probe["nt-triad"]
-        ceiling_ms = ceiling / 1e6          # bytes / (GB/s) = ns
-        gbps = counted / ceiling_ms / 1e6
+        c = ceiling_ms(r, probe)
+        gbps = float(r["bytes"]) / c / 1e6
         shape = f"{r['N']}x{r['C']}x{r['H']}x{r['W']}"
-        print(f"| {r['direction']} | {shape} | {float(r['median_ms']):.2f} | {ceiling_ms:.2f} | "
-              f"{ceiling_ms / float(r['median_ms']):.2f} | {gbps / probe['copy']:.2f} | {gbps / median:.2f} | "
+        print(f"| {r['direction']} | {shape} | {float(r['median_ms']):.2f} | {c:.2f} | "
+              f"{c / float(r['median_ms']):.2f} | {gbps / probe['copy']:.2f} | {gbps / median:.2f} | "
               f"{TARGETS[r['direction']]:.2f} |")
 
 if __name__ == "__main__":

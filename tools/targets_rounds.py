@@ -18,7 +18,7 @@ where the rounds have bandwidth.csv, BatchNorm NHWC's two-pass ceiling
 """
 import csv, os, statistics, sys
 
-TARGETS = {"forward-training": 0.85, "backward": 0.80}
+from targets_median import TARGETS, bandwidth_probes, ceiling_ms   # tools/ is the script's directory
 
 def rows(run):
     out = {}
@@ -32,19 +32,12 @@ def rows(run):
     return out
 
 def ceiling(run, r):
-    path = os.path.join(run, "bandwidth.csv")
-    if r["op"] != "batchnorm" or r["layout"] != "nhwc" or not os.path.exists(path):
+    """BatchNorm NHWC's two-pass ceiling for row r: (× copy, ceiling time / ours)."""
+    probe = bandwidth_probes(run)
+    if r["op"] != "batchnorm" or r["layout"] != "nhwc" or probe is None:
         return None
-    probe = {b["kernel"]: float(b["gbps"]) for b in csv.DictReader(open(path)) if b["threads"] == "2"}
-    counted = float(r["bytes"])
-    if r["direction"] == "forward-training":
-        s = counted / 2
-        t = s / probe["read"] + 2 * s / probe["nt-copy"]
-    else:
-        s = counted / 3
-        t = 2 * s / probe["read"] + 3 * s / probe["nt-triad"]
-    # the ceiling's fraction of copy, and the ceiling time over the measured time
-    return counted / t / probe["copy"], t / 1e6 / float(r["median_ms"])
+    c = ceiling_ms(r, probe)
+    return float(r["bytes"]) / c / 1e6 / probe["copy"], c / float(r["median_ms"])
 
 def main():
     runs = sys.argv[1:]

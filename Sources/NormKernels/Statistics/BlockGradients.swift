@@ -116,24 +116,28 @@ enum BlockGradients {
         let sums: GradientSums
         if following != 0 && gamma == nil {
             // Runs far apart (BatchNorm NCHW): prefetch along the logical stream.
-            sums = mask.map { segmentedAhead(x, dy, n, stride, segments, c, $0, following) }
-                ?? segmentedAhead(x, dy, n, stride, segments, c, nil, following)
+            sums = mask.map { segmentedFloat32(x, dy, n, stride, segments, c, $0, nil, following, PrefetchAhead.self) }
+                ?? segmentedFloat32(x, dy, n, stride, segments, c, nil, nil, following, PrefetchAhead.self)
         } else {
             switch (mask, gamma) {
-            case (nil, nil): sums = segmentedFloat32(x, dy, n, stride, segments, c, nil, nil)
-            case let (mask?, nil): sums = segmentedFloat32(x, dy, n, stride, segments, c, mask, nil)
-            case let (nil, gamma?): sums = segmentedFloat32(x, dy, n, stride, segments, c, nil, gamma)
-            case let (mask?, gamma?): sums = segmentedFloat32(x, dy, n, stride, segments, c, mask, gamma)
+            case (nil, nil): sums = segmentedFloat32(x, dy, n, stride, segments, c, nil, nil, 0, NoPrefetch.self)
+            case let (mask?, nil): sums = segmentedFloat32(x, dy, n, stride, segments, c, mask, nil, 0, NoPrefetch.self)
+            case let (nil, gamma?): sums = segmentedFloat32(x, dy, n, stride, segments, c, nil, gamma, 0, NoPrefetch.self)
+            case let (mask?, gamma?): sums = segmentedFloat32(x, dy, n, stride, segments, c, mask, gamma, 0, NoPrefetch.self)
             }
         }
         if sums.isFinite { return sums }
         return segmentedFloat64(x, dy, n, stride, segments, c, mask, gamma)
     }
 
+    /// `P`: whether each 32-value step also prefetches x, dy (and the mask) along
+    /// the logical stream (runs far apart; see `StreamPrefetch`). Same arithmetic
+    /// in the same order either way: same bits.
     @inline(__always)
-    private static func segmentedFloat32(
+    private static func segmentedFloat32<P: StreamPrefetch>(
         _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ n: Int, _ stride: Int, _ segments: Int,
-        _ c: AffineCoefficients, _ mask: UnsafePointer<Float>?, _ gamma: UnsafePointer<Float>?
+        _ c: AffineCoefficients, _ mask: UnsafePointer<Float>?, _ gamma: UnsafePointer<Float>?,
+        _ following: Int, _: P.Type
     ) -> GradientSums {
         let p = F8(repeating: c.pivot), s = F8(repeating: c.scale), t = F8(repeating: c.shift)
         // Four accumulator pairs: Σg·x̂ is a chain of multiply-adds (4 cycles each),
@@ -152,6 +156,11 @@ enum BlockGradients {
             var i = 0
             // scalar math: x̂ = (x − p)·s + t;  Σg += g;  Σgx̂ += g·x̂
             while i + 32 <= n {
+                P.lines(xs, i, length: n, segment: segment, segments: segments, stride: stride, following: following)
+                P.lines(ds, i, length: n, segment: segment, segments: segments, stride: stride, following: following)
+                if let ms {
+                    P.lines(ms, i, length: n, segment: segment, segments: segments, stride: stride, following: following)
+                }
                 step(xs, ds, ms, i, &g0, &h0); step(xs, ds, ms, i + 8, &g1, &h1)
                 step(xs, ds, ms, i + 16, &g2, &h2); step(xs, ds, ms, i + 24, &g3, &h3)
                 i += 32
@@ -162,57 +171,6 @@ enum BlockGradients {
             }
             while i < n {
                 let d = gradient1(ds, ms, gamma, i)
-                let h = muladd(xs[i] - c.pivot, c.scale, c.shift)
-                tail.dy += Double(d)
-                tail.dyXhat += Double(d) * Double(h)
-                i += 1
-            }
-        }
-        return GradientSums(dy: ((laneSum64(g0) + laneSum64(g1)) + (laneSum64(g2) + laneSum64(g3))) + tail.dy,
-                            dyXhat: ((laneSum64(h0) + laneSum64(h1)) + (laneSum64(h2) + laneSum64(h3))) + tail.dyXhat)
-    }
-
-    /// `segmentedFloat32` without γ, over runs far apart: each 32-value step also
-    /// prefetches x, dy (and the mask) `BlockMoments.prefetchDistance` values
-    /// further along the logical stream (this block's runs, then the next block
-    /// at `following`); see `BlockMoments.welfordLanes32Ahead`. Same arithmetic
-    /// in the same order: same bits.
-    @inline(never)
-    private static func segmentedAhead(
-        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ n: Int, _ stride: Int, _ segments: Int,
-        _ c: AffineCoefficients, _ mask: UnsafePointer<Float>?, _ following: Int
-    ) -> GradientSums {
-        let p = F8(repeating: c.pivot), s = F8(repeating: c.scale), t = F8(repeating: c.shift)
-        var g0 = F8(), g1 = F8(), g2 = F8(), g3 = F8(), h0 = F8(), h1 = F8(), h2 = F8(), h3 = F8()
-        var tail = GradientSums.zero
-        @inline(__always) func step(_ xs: UnsafePointer<Float>, _ ds: UnsafePointer<Float>,
-                                    _ ms: UnsafePointer<Float>?, _ i: Int, _ g: inout F8, _ h: inout F8) {
-            let d = gradient8(ds, ms, nil, i)
-            g += d
-            h = muladd(d, muladd(load8(xs + i) - p, s, t), h)
-        }
-        let distance = min(n, BlockMoments.prefetchDistance)
-        for segment in 0..<segments {
-            let o = segment * stride
-            let xs = x + o, ds = dy + o, ms = mask.map { $0 + o }
-            let jump = segment + 1 < segments ? stride : following - o
-            var i = 0
-            while i + 32 <= n {
-                let a = i + distance
-                let ahead = a < n ? a : jump + a - n
-                nk_prefetch(xs + ahead); nk_prefetch(xs + ahead + 16)
-                nk_prefetch(ds + ahead); nk_prefetch(ds + ahead + 16)
-                if let ms { nk_prefetch(ms + ahead); nk_prefetch(ms + ahead + 16) }
-                step(xs, ds, ms, i, &g0, &h0); step(xs, ds, ms, i + 8, &g1, &h1)
-                step(xs, ds, ms, i + 16, &g2, &h2); step(xs, ds, ms, i + 24, &g3, &h3)
-                i += 32
-            }
-            while i + 8 <= n {
-                step(xs, ds, ms, i, &g0, &h0)
-                i += 8
-            }
-            while i < n {
-                let d = gradient1(ds, ms, nil, i)
                 let h = muladd(xs[i] - c.pivot, c.scale, c.shift)
                 tail.dy += Double(d)
                 tail.dyXhat += Double(d) * Double(h)

@@ -98,7 +98,7 @@ enum BlockMoments {
     /// step serves every lane; the stages merge with Chan's formula in Float64.
     ///
     /// `following` ≠ 0: the element distance from `p` to the block reduced next,
-    /// prefetched while this one is read (see `welfordLanes32Ahead`).
+    /// prefetched while this one is read (see `StreamPrefetch`).
     static func segmented(_ p: UnsafePointer<Float>, length: Int, stride: Int, segments: Int,
                           following: Int = 0) -> Moments {
         let result = segmentedFloat32(p, length: length, stride: stride, segments: segments, following: following)
@@ -116,10 +116,12 @@ enum BlockMoments {
 
     /// Stage 1. Kept out of line so the optimizer vectorizes the loop as written
     /// (inlined into its callers, LLVM's SLP pass re-shuffled the lanes across
-    /// accumulators and the loop ran 4× slower).
+    /// accumulators and the loop ran 4× slower). `P` decides whether each step
+    /// also prefetches along the logical stream (runs far apart; `following`,
+    /// see `StreamPrefetch`); the arithmetic and its order are the same: same bits.
     @inline(never)
-    static func welfordLanes32(_ p: UnsafePointer<Float>, length: Int, stride: Int, segments: Int,
-                               pivot: Float) -> Lanes {
+    static func welfordLanes32<P: StreamPrefetch>(_ p: UnsafePointer<Float>, length: Int, stride: Int, segments: Int,
+                                                  pivot: Float, following: Int, _: P.Type) -> Lanes {
         let k = F8(repeating: pivot)
         // scalar math per lane, on x − K: d = x − m;  m += d / count;  s += d · (x − m)
         var m0 = F8(), m1 = F8(), m2 = F8(), m3 = F8()
@@ -128,47 +130,11 @@ enum BlockMoments {
         let weights = WelfordWeights.table
         var step = 0
         for segment in 0..<segments {
-            var q = p + segment * stride
-            for _ in 0..<chunks {
-                step += 1
-                let (r, w) = WelfordWeights.step(step, weights)
-                welfordStep(load8(q) - k, &m0, &s0, r: r, q: w)
-                welfordStep(load8(q + 8) - k, &m1, &s1, r: r, q: w)
-                welfordStep(load8(q + 16) - k, &m2, &s2, r: r, q: w)
-                welfordStep(load8(q + 24) - k, &m3, &s3, r: r, q: w)
-                q += 32
-            }
-        }
-        return Lanes(m0: m0, m1: m1, m2: m2, m3: m3, s0: s0, s1: s1, s2: s2, s3: s3)
-    }
-
-    /// Stage 1 over runs far apart, prefetching ahead along the logical stream
-    /// (this block's runs, then the next block at `following`): each 32-value step
-    /// prefetches the two lines `prefetchDistance` values further on. The hardware
-    /// prefetchers see every run as a new stream and ramp up again; BatchNorm NCHW
-    /// channels ([128, 64, 56, 56]: 128 runs of 12.5 KB, 802 KB apart) read at
-    /// 24 GB/s against 48 in memory order, 36 with prefetches 4 KiB ahead (one thread, C loop).
-    /// Same arithmetic in the same order as `welfordLanes32`: same bits.
-    @inline(never)
-    static func welfordLanes32Ahead(_ p: UnsafePointer<Float>, length: Int, stride: Int, segments: Int,
-                                    pivot: Float, following: Int) -> Lanes {
-        let k = F8(repeating: pivot)
-        var m0 = F8(), m1 = F8(), m2 = F8(), m3 = F8()
-        var s0 = F8(), s1 = F8(), s2 = F8(), s3 = F8()
-        let chunks = length / 32
-        let weights = WelfordWeights.table
-        let distance = min(length, prefetchDistance)
-        var step = 0
-        for segment in 0..<segments {
             let start = p + segment * stride
-            // From this run's start to the next run's: the block's next run, or the next block.
-            let jump = segment + 1 < segments ? stride : following - segment * stride
             var q = start
-            var i = 0
-            for _ in 0..<chunks {
-                let t = i + distance
-                let ahead = UnsafeRawPointer(start + (t < length ? t : jump + t - length))
-                nk_prefetch(ahead); nk_prefetch(ahead + 64)
+            for c in 0..<chunks {
+                P.lines(start, 32 * c, length: length, segment: segment, segments: segments, stride: stride,
+                        following: following)
                 step += 1
                 let (r, w) = WelfordWeights.step(step, weights)
                 welfordStep(load8(q) - k, &m0, &s0, r: r, q: w)
@@ -176,16 +142,10 @@ enum BlockMoments {
                 welfordStep(load8(q + 16) - k, &m2, &s2, r: r, q: w)
                 welfordStep(load8(q + 24) - k, &m3, &s3, r: r, q: w)
                 q += 32
-                i += 32
             }
         }
         return Lanes(m0: m0, m1: m1, m2: m2, m3: m3, s0: s0, s1: s1, s2: s2, s3: s3)
     }
-
-    /// Values between a read and its prefetch along far-apart runs: 8 KiB. Measured
-    /// on BatchNorm NCHW [128, 64, 56, 56] and [32, 256, 56, 56]: 8 KiB ran 1.1–1.2×
-    /// faster than 4 KiB on one thread (level on two), 2 KiB lost (0.8–0.9×).
-    static let prefetchDistance = 2048
 
     /// Stage 2: the full 8-value chunks after each run's 32-value chunks.
     @inline(never)
@@ -218,9 +178,10 @@ enum BlockMoments {
         let steps32 = length >= 64 ? length / 32 * segments : 0
         if steps32 > 0 {
             let l = following == 0
-                ? welfordLanes32(p, length: length, stride: stride, segments: segments, pivot: pivot)
-                : welfordLanes32Ahead(p, length: length, stride: stride, segments: segments, pivot: pivot,
-                                      following: following)
+                ? welfordLanes32(p, length: length, stride: stride, segments: segments, pivot: pivot,
+                                 following: 0, NoPrefetch.self)
+                : welfordLanes32(p, length: length, stride: stride, segments: segments, pivot: pivot,
+                                 following: following, PrefetchAhead.self)
             // Chan's merge of 32 lanes with equal counts c:
             // mean = Σ mean_l / 32;  M2 = Σ M2_l + c · Σ (mean_l − mean)²
             // (in Float64 vectors: 8 lanes at a time instead of 32 scalar steps)

@@ -1,0 +1,52 @@
+import CNormSupport
+
+/// Whether a reduction over runs of a unit prefetches along its logical stream:
+/// the block's runs, one after another, then the next block the same worker
+/// reduces (`RowBlock.following`). A type, so that each reduction loop is
+/// compiled once without prefetches and once with them.
+///
+/// Why: a unit of runs far apart (BatchNorm NCHW: N runs of H·W values, C·H·W
+/// apart) makes every run a new stream that the hardware prefetchers must learn
+/// again. BatchNorm `[128, 64, 56, 56]` read its channels at 24 GB/s against 48
+/// in memory order (one thread, C loop); with prefetches along the logical
+/// stream, 36 (docs/PERFORMANCE.md, "Tenth pass").
+protocol StreamPrefetch {
+    /// The step at value `i` of run `segment` (of `segments` runs of `length`
+    /// values, `stride` apart; the next block `following` values after the first
+    /// run) prefetches the lines at this offset from the run's start; nil: none.
+    static func offset(_ i: Int, length: Int, segment: Int, segments: Int, stride: Int, following: Int) -> Int?
+}
+
+extension StreamPrefetch {
+    /// Prefetches the two cache lines from `p + offset(…)` (one 32-value step).
+    @inline(__always)
+    static func lines(_ p: UnsafePointer<Float>, _ i: Int, length: Int, segment: Int, segments: Int,
+                      stride: Int, following: Int) {
+        guard let o = offset(i, length: length, segment: segment, segments: segments, stride: stride,
+                             following: following) else { return }
+        nk_prefetch(p + o); nk_prefetch(p + o + 16)
+    }
+}
+
+/// Runs read in memory order or too short to matter: the hardware prefetchers suffice.
+enum NoPrefetch: StreamPrefetch {
+    @inline(__always)
+    static func offset(_ i: Int, length: Int, segment: Int, segments: Int, stride: Int, following: Int) -> Int? { nil }
+}
+
+/// `distance` values ahead along the logical stream.
+enum PrefetchAhead: StreamPrefetch {
+    /// Values between a read and its prefetch: 8 KiB. Measured on BatchNorm NCHW
+    /// [128, 64, 56, 56] and [32, 256, 56, 56]: 8 KiB ran 1.1–1.2× faster than
+    /// 4 KiB on one thread (level on two), 2 KiB lost (0.8–0.9×).
+    static let distance = 2048
+
+    @inline(__always)
+    static func offset(_ i: Int, length: Int, segment: Int, segments: Int, stride: Int, following: Int) -> Int? {
+        let t = i + min(length, distance)
+        if t < length { return t }
+        // From this run's start to the next run's: the block's next run, or the next block.
+        let jump = segment + 1 < segments ? stride : following - segment * stride
+        return jump + t - length
+    }
+}
