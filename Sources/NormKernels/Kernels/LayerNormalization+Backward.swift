@@ -143,10 +143,20 @@ func rowNormalizationBackward(
     let tilesPerRowBlock = (D + tileWidth - 1) / tileWidth
     let streaming = dx.map { prefersStreamingStores(elements: rows * D, output: $0, inputs: x, dy) } ?? false
 
-    let xhat = CoefficientTable(count: slots)
+    // Rows of up to `ShortRowsBackward.maxLength` values (one group, R = 1): each
+    // row block in one sweep of eight rows at a time (`ShortRowsBackward`), and in
+    // every strategy: the row block is the item whatever the worker count, so the
+    // bits do not depend on it. (Row sums via `tinyRows`/`shortRows` remain for
+    // GroupNorm's per-group segments and for dγ/dβ alone.) It forms each row's
+    // x̂ coefficients itself, in parallel: no table to fill first (16 384 rows
+    // took a tenth of the one-thread call).
+    let shortSweep = dx != nil && groups == 1 && R == 1 && D <= ShortRowsBackward.maxLength
+    let xhat = CoefficientTable(count: shortSweep ? 0 : slots)
     defer { xhat.deallocate() }
-    for u in 0..<slots { xhat[u] = AffineCoefficients(mean: mean?[u] ?? 0, invStd: invStd[u]) }
-    let table: GradientTable? = dx != nil ? GradientTable(count: slots) : nil
+    if !shortSweep {
+        for u in 0..<slots { xhat[u] = AffineCoefficients(mean: mean?[u] ?? 0, invStd: invStd[u]) }
+    }
+    let table: GradientTable? = dx != nil && !shortSweep ? GradientTable(count: slots) : nil
     defer { table?.deallocate() }
     // Column partials per (row block, column). With a single row block (fewer rows
     // than a block) each tile's sums are final: they go from a per-worker buffer
@@ -230,7 +240,7 @@ func rowNormalizationBackward(
         let sums = tileColumnSums(rb, 0, D, tileSums)
         ShortRowsBackward.rowBlock(
             x: x + r0 * D, dy: dy + r0 * D, dx: dx! + r0 * D, gamma: gamma, rows: min(rowBlock, rows - r0), length: D,
-            firstRow: r0, mean: mean, invStd: invStd, xhat: xhat, columnSums: sums, scratch: scratch, streaming: streaming)
+            firstRow: r0, mean: mean, invStd: invStd, columnSums: sums, scratch: scratch, streaming: streaming)
         finishTile(0, D, tileSums)
     }
     /// Per-worker scratch: Float32 column accumulators and (single row block) the tile's sums.
@@ -252,12 +262,6 @@ func rowNormalizationBackward(
     // (docs/PERFORMANCE.md, "Ninth pass").
     let fused = !tinyRows && !shortRows && groups == 1 && R == 1 && tilesPerRowBlock == 1 && D >= fusedRowLength
     let fusedRows = max(1, Topology.current.l2CacheBytes / 8 / (8 * D))
-    // Rows of up to `ShortRowsBackward.maxLength` values (one group, R = 1): each
-    // row block in one sweep of eight rows at a time (`ShortRowsBackward`), and in
-    // every strategy: the row block is the item whatever the worker count, so the
-    // bits do not depend on it. (Row sums via `tinyRows`/`shortRows` remain for
-    // GroupNorm's per-group segments and for dγ/dβ alone.)
-    let shortSweep = dx != nil && groups == 1 && R == 1 && D <= ShortRowsBackward.maxLength
     let perRow = rowGeometry.blocksPerUnit
 
     // Whether to go parallel is decided on the finest items (tiles), not on row

@@ -2,7 +2,7 @@
 /// values): a row block in one sweep, eight rows at a time.
 ///
 /// ```
-/// per row u:  x̂ = (x − p)·s + t          (p, s, t: the row's `xhat` coefficients)
+/// per row u:  x̂ = (x − p)·s + t          (p, s, t: `AffineCoefficients(mean:invStd:)` of the row)
 ///             g = dy·γ
 ///             G = Σ g,  H = Σ g·x̂        Float32 lanes, then one fixed tree per row
 ///             dx = a·g + b·(x − p) + c    a = r,  b = −r²·H/D,  c = −r·(G/D + t'·H/D)
@@ -40,14 +40,14 @@ enum ShortRowsBackward {
     static func rowBlock(
         x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
         gamma: UnsafePointer<Float>?, rows: Int, length: Int, firstRow: Int,
-        mean: [Double]?, invStd: [Double], xhat: CoefficientTable,
+        mean: [Double]?, invStd: [Double],
         columnSums: UnsafeMutablePointer<GradientSums>?, scratch: UnsafeMutablePointer<Float>, streaming: Bool
     ) {
         // Streaming stores need every row 32-byte aligned.
         if streaming && length % 8 == 0 && Int(bitPattern: UInt(bitPattern: dx)) & 31 == 0 {
-            rowBlock(x, dy, dx, gamma, rows, length, firstRow, mean, invStd, xhat, columnSums, scratch, StreamingStore.self)
+            rowBlock(x, dy, dx, gamma, rows, length, firstRow, mean, invStd, columnSums, scratch, StreamingStore.self)
         } else {
-            rowBlock(x, dy, dx, gamma, rows, length, firstRow, mean, invStd, xhat, columnSums, scratch, CachedStore.self)
+            rowBlock(x, dy, dx, gamma, rows, length, firstRow, mean, invStd, columnSums, scratch, CachedStore.self)
         }
     }
 
@@ -55,7 +55,7 @@ enum ShortRowsBackward {
     private static func rowBlock<S: VectorStore>(
         _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
         _ gamma: UnsafePointer<Float>?, _ rows: Int, _ D: Int, _ firstRow: Int,
-        _ mean: [Double]?, _ invStd: [Double], _ xhat: CoefficientTable,
+        _ mean: [Double]?, _ invStd: [Double],
         _ columnSums: UnsafeMutablePointer<GradientSums>?, _ scratch: UnsafeMutablePointer<Float>, _: S.Type
     ) {
         let vectorEnd = D / 8 * 8
@@ -82,7 +82,8 @@ enum ShortRowsBackward {
                         }
                         let u = firstRow + i0 + i
                         let xr = x + (i0 + i) * D, dr = dy + (i0 + i) * D
-                        let p = F8(repeating: xhat.pivot[u]), s = F8(repeating: xhat.scale[u]), t = F8(repeating: xhat.shift[u])
+                        let xc = AffineCoefficients(mean: mean?[u] ?? 0, invStd: invStd[u])
+                        let p = F8(repeating: xc.pivot), s = F8(repeating: xc.scale), t = F8(repeating: xc.shift)
                         var g = F8(), h = F8()
                         var j = 0
                         // scalar math: x̂ = (x − p)·s + t;  G += dy·γ;  H += dy·γ·x̂;  ΣG[j] += dy;  ΣH[j] += dy·x̂
@@ -99,7 +100,7 @@ enum ShortRowsBackward {
                             j += 8
                         }
                         var gt: Float = 0, ht: Float = 0
-                        let hp = xhat.pivot[u], hs = xhat.scale[u], hsh = xhat.shift[u]
+                        let hp = xc.pivot, hs = xc.scale, hsh = xc.shift
                         while j < D {
                             let d = dr[j]
                             let xh = muladd(xr[j] - hp, hs, hsh)
@@ -120,7 +121,8 @@ enum ShortRowsBackward {
                     for i in 0..<n where !(G[i].isFinite && H[i].isFinite) {
                         // Float32 overflow: the row's sums again in Float64 (as the general engine does).
                         let u = firstRow + i0 + i
-                        let r = BlockGradients.contiguous(x + (i0 + i) * D, dy + (i0 + i) * D, D, xhat[u],
+                        let r = BlockGradients.contiguous(x + (i0 + i) * D, dy + (i0 + i) * D, D,
+                                                          AffineCoefficients(mean: mean?[u] ?? 0, invStd: invStd[u]),
                                                           mask: nil, gamma: gamma)
                         let c = GradientCoefficients(mean: mean?[u] ?? 0, invStd: invStd[u], a: invStd[u],
                                                      m1: mean != nil ? r.dy * invCount : 0, m2: r.dyXhat * invCount)
