@@ -418,6 +418,29 @@ struct BackwardTests {
             }
         }
         #expect(bwBits(lbuffer) == bwBits(lexpected.input) && bwBits(dGamma) == bwBits(lexpected.scale), "LN dx over dy")
+        // Short rows (`ShortRowsBackward`: each row's dx written after its sums), over dy and over x, with γ.
+        let (shortRows, shortFeatures) = (301, 100)
+        let shortX = bwValues(shortRows * shortFeatures, seed: 38), shortDy = bwValues(shortRows * shortFeatures, seed: 39)
+        let shortGamma = bwValues(shortFeatures, seed: 40, 0.5, 1.5)
+        let shortLN = try LayerNormalization(rows: shortRows, features: shortFeatures, threading: Threading(threads: 2, parallelThreshold: 4096))
+        let (_, shortSaved) = try shortLN.forward(shortX, scale: shortGamma)
+        let shortExpected = try shortLN.backward(shortX, gradOutput: shortDy, saved: shortSaved, scale: shortGamma)
+        for overX in [false, true] {
+            var shortBuffer = overX ? shortX : shortDy
+            let other = overX ? shortDy : shortX
+            try other.withUnsafeBufferPointer { op in
+                try shortGamma.withUnsafeBufferPointer { gp in
+                    try shortBuffer.withUnsafeMutableBufferPointer { b in
+                        if overX {
+                            try shortLN.backward(input: UnsafeBufferPointer(b), gradOutput: op, saved: shortSaved, scale: gp, gradInput: b)
+                        } else {
+                            try shortLN.backward(input: op, gradOutput: UnsafeBufferPointer(b), saved: shortSaved, scale: gp, gradInput: b)
+                        }
+                    }
+                }
+            }
+            #expect(bwBits(shortBuffer) == bwBits(shortExpected.input), "LN short rows dx over \(overX ? "x" : "dy")")
+        }
 
         let content = TensorShape(n: 2, c: 3, h: 40, w: 40), style = TensorShape(n: 2, c: 3, h: 30, w: 30, layout: .nhwc)
         let cx = bwValues(content.count, seed: 35), sx = bwValues(style.count, seed: 36), cdy = bwValues(content.count, seed: 37)
