@@ -95,7 +95,8 @@ enum BlockMoments {
     /// 2. the remaining full 8-value chunks through 8 more lanes;
     /// 3. the last < 8 values of each run, one by one in Float64.
     /// Within a stage all lanes have seen the same number of values, so one 1/k per
-    /// step serves every lane; the stages merge with Chan's formula in Float64.
+    /// step serves every lane, and the lanes merge pairwise in Float32 (`mergeLanes`);
+    /// the stages merge with Chan's formula in Float64.
     ///
     /// `following` ≠ 0: the element distance from `p` to the block reduced next,
     /// prefetched while this one is read (see `StreamPrefetch`).
@@ -182,24 +183,16 @@ enum BlockMoments {
                                  following: 0, NoPrefetch.self)
                 : welfordLanes32(p, length: length, stride: stride, segments: segments, pivot: pivot,
                                  following: following, PrefetchAhead.self)
-            // Chan's merge of 32 lanes with equal counts c:
-            // mean = Σ mean_l / 32;  M2 = Σ M2_l + c · Σ (mean_l − mean)²
-            // (in Float64 vectors: 8 lanes at a time instead of 32 scalar steps)
-            let a0 = wide(l.m0), a1 = wide(l.m1), a2 = wide(l.m2), a3 = wide(l.m3)
-            let laneMean = ((a0 + a1) + (a2 + a3)).sum() / 32
-            let mv = D8(repeating: laneMean)
-            let e0 = a0 - mv, e1 = a1 - mv, e2 = a2 - mv, e3 = a3 - mv
-            let spread = ((e0 * e0 + e1 * e1) + (e2 * e2 + e3 * e3)).sum()
-            let m2Sum = ((wide(l.s0) + wide(l.s1)) + (wide(l.s2) + wide(l.s3))).sum()
-            let c = Double(steps32)
-            all = Moments(count: 32 * c, mean: laneMean, m2: m2Sum + c * spread)
+            // Chan's merge of the 32 lanes, all of count c (see `mergeLanes`).
+            let c = Float(steps32)
+            let (m, s) = mergePair(mergePair((l.m0, l.s0), (l.m1, l.s1), count: c),
+                                   mergePair((l.m2, l.s2), (l.m3, l.s3), count: c), count: 2 * c)
+            all = mergeLanes(m, s, count: 4 * c)
         }
         let stage1 = steps32 > 0 ? length / 32 * 32 : 0
         if length - stage1 >= 8 {
             let l = welfordLanes8(p, length: length, stride: stride, segments: segments, from: stage1, pivot: pivot)
-            let laneMean = laneSum(l.mean) / 8
-            let c = Double(l.steps)
-            all = all.merged(with: Moments(count: 8 * c, mean: laneMean, m2: laneSum(l.m2) + c * laneSpread(l.mean, laneMean)))
+            all = all.merged(with: mergeLanes(l.mean, l.m2, count: Float(l.steps)))
         }
         if length % 8 > 0 {
             // Stage 3: the last length % 8 values of each run, Welford in Float64.
@@ -596,20 +589,28 @@ enum BlockMoments {
         D8(Double(v[0]), Double(v[1]), Double(v[2]), Double(v[3]), Double(v[4]), Double(v[5]), Double(v[6]), Double(v[7]))
     }
 
+    /// Chan's merge of two parts with the same count n per lane, lane by lane:
+    /// mean = (a + b)/2,  M2 = M2_a + M2_b + (n/2)·(a − b)².
+    /// In Float32: every term of M2 is positive (no cancellation), and the means
+    /// are of x − K (K = the block's first value), so each merge level adds a
+    /// rounding of ~6e-8 relative; the Float64 merge it replaced cost a third of
+    /// LayerNorm's forward on 200-value rows (docs/PERFORMANCE.md, "Tenth pass").
     @inline(__always)
-    private static func laneSum(_ v: F8) -> Double {
-        var s = 0.0
-        for l in 0..<8 { s += Double(v[l]) }
-        return s
+    private static func mergePair<V: SIMD>(_ a: (V, V), _ b: (V, V), count n: Float) -> (V, V) where V.Scalar == Float {
+        let d = a.0 - b.0
+        return ((a.0 + b.0) * 0.5, a.1 + b.1 + d * d * (0.5 * n))
     }
 
+    /// The 8 lanes of (mean, M2), each of `count` values, merged into one
+    /// `Moments` of 8·count values: halves pairwise (8 → 4 → 2 → 1) with `mergePair`.
     @inline(__always)
-    private static func laneSpread(_ v: F8, _ mean: Double) -> Double {
-        var s = 0.0
-        for l in 0..<8 { let d = Double(v[l]) - mean; s += d * d }
-        return s
+    private static func mergeLanes(_ m: F8, _ s: F8, count c: Float) -> Moments {
+        let (m4, s4) = mergePair((m.lowHalf, s.lowHalf), (m.highHalf, s.highHalf), count: c)
+        let (m2, s2) = mergePair((m4.lowHalf, s4.lowHalf), (m4.highHalf, s4.highHalf), count: 2 * c)
+        let d = m2[0] - m2[1]
+        return Moments(count: 8 * Double(c), mean: Double((m2[0] + m2[1]) * 0.5),
+                       m2: Double(s2[0] + s2[1] + d * d * (2 * c)))
     }
-
 
     /// One strided column in Float64: the remainder columns and the overflow fallback.
     static func columnFloat64(_ p: UnsafePointer<Float>, rows: Int, stride: Int) -> Moments {
