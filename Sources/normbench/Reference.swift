@@ -19,7 +19,8 @@ import NormKernels
 /// indexing mistake (e ≈ 0.1 and more); backward 5e-5, 100× its worst (≤ 4.4e-7),
 /// a little looser because dx is a difference of nearly equal terms. NaN or ±Inf fails.
 ///
-/// For dx the unit's scale is the larger of rms(dx) and rms(r·g), the size of the
+/// Inference takes the larger of rms(y) and the rms of |(x − running_mean)·r·γ| +
+/// |β| (see `inference`). For dx the unit's scale is the larger of rms(dx) and rms(r·g), the size of the
 /// terms dx is the difference of (g = dy·γ, r = 1/σ): Float32 rounds those terms,
 /// not their difference. With large units the two are about equal; with units of a
 /// few values dx can be far smaller than its terms (InstanceNorm [64, 1024, 2, 2]:
@@ -121,7 +122,8 @@ enum Reference {
         e.checkedUnits = picked.count
         for u in picked {
             let unit = unit(key, u)
-            let (values, terms) = key.direction == .backward ? backward(w, unit) : (forward(w, unit), [])
+            let (values, terms) = key.direction == .backward ? backward(w, unit)
+                : key.direction == .forwardInference ? inference(w, unit) : (forward(w, unit), [])
             let rms = max(rootMeanSquare(values), rootMeanSquare(terms))
             e.offsets += unit.offsets
             e.values += values
@@ -150,6 +152,24 @@ enum Reference {
 
     static func sumOfSquares(_ b: Buffer, _ offsets: [Int]) -> Double {
         offsets.reduce(0) { $0 + Double(b[$1]) * Double(b[$1]) }
+    }
+
+    /// Inference y for the unit's elements, and the size of the two terms each
+    /// is the sum of, |(x − running_mean)·r·γ| + |β|: Float32 rounds those terms,
+    /// not their sum. With units of one value (InstanceNorm with H·W = 1, where
+    /// the running statistics are per channel) y can cancel to ~1e-6 from terms
+    /// of size ~1, and the unit's own rms would turn 1 ulp of the terms into a
+    /// relative error of 2e-3 (`[4096, 1024]` inference failed its check so).
+    static func inference(_ w: Workload, _ unit: Unit) -> (y: [Double], terms: [Double]) {
+        let y = forward(w, unit)
+        let eps = Double(Workload.epsilon)
+        let terms = unit.offsets.indices.map { i -> Double in
+            let c = unit.parameters[i]
+            let r = 1 / (Double(w.runningVariance[c]) + eps).squareRoot()
+            let beta = w.beta.count > 0 ? Double(w.beta[c]) : 0
+            return abs((Double(w.x[unit.offsets[i]]) - Double(w.runningMean[c])) * r * Double(w.gamma[c])) + abs(beta)
+        }
+        return (y, terms)
     }
 
     /// y for the unit's elements.
