@@ -1,3 +1,5 @@
+import Synchronization
+
 /// Running (inference-time) mean and variance of a BatchNorm or InstanceNorm
 /// layer, and the rule that updates them after each training batch.
 ///
@@ -15,79 +17,180 @@
 ///                       mean = population mean, variance = M2/(count − 1)
 /// ```
 ///
-/// **Non-finite batches.** If any channel of a batch has a non-finite mean or
-/// variance (NaN or ±Inf in the input), the whole update is skipped: the running
-/// values and `batchesTracked` stay as they were and `skippedUpdates` counts the
-/// batch. The batch's output still carries the NaN, as PyTorch's would. PyTorch
-/// instead writes the NaN into its running buffers, poisoning every later
+/// **Updates that would not be finite are refused.** If any channel's batch mean
+/// or variance is not finite (NaN or ±Inf in the input), or the updated Float32
+/// running value of any channel would not be finite (a finite batch of values
+/// near 1e30 has a variance of ~1e60, past Float32's 3.4e38), the whole update is
+/// skipped: the running values and `batchesTracked` stay as they were and
+/// `skippedUpdates` counts the batch. The batch's own output is still computed
+/// (with the NaN, if the input had one, as PyTorch's would). PyTorch instead
+/// writes the NaN or ∞ into its running buffers, poisoning every later
 /// inference; we refuse to.
-public final class RunningStatistics: @unchecked Sendable {
+///
+/// **Thread safety.** One instance may be shared by any number of concurrent
+/// calls (training beside training, training beside inference, folding): its
+/// state lives behind a `Mutex`. A kernel takes a consistent snapshot of the
+/// running values when it starts and folds its batch in with one locked update
+/// when it ends, so concurrent training calls each count exactly once in
+/// `batchesTracked` (their order is the order in which they finish).
+///
+/// **Lengths are checked at every call.** `mean` and `variance` can be reassigned,
+/// with any length; a kernel given statistics whose arrays do not hold
+/// `channels` values throws `NormError.lengthMismatch` ("running mean" or
+/// "running variance") before it writes anything. `load(mean:variance:)` checks
+/// at once.
+public final class RunningStatistics: Sendable {
     public enum Update: Sendable, Hashable {
         case exponential(momentum: Double)
         case cumulativeAverage
         case population
     }
 
+    /// Everything that changes, behind `state`'s lock.
+    struct State: Sendable {
+        var mean: [Float]
+        var variance: [Float]
+        var batchesTracked = 0
+        var skippedUpdates = 0
+        var population: [Moments]
+    }
+
     public let channels: Int
     public let update: Update
-    /// Running mean per channel (Float32, as PyTorch's buffer).
-    public var mean: [Float]
-    /// Running unbiased variance per channel.
-    public var variance: [Float]
-    /// Batches folded in (PyTorch's `num_batches_tracked`).
-    public private(set) var batchesTracked: Int = 0
-    /// Batches refused because their statistics were not finite.
-    public private(set) var skippedUpdates: Int = 0
-    /// Population mode: exact (count, mean, M2) per channel in Float64.
-    public private(set) var population: [Moments]
+    private let state: Mutex<State>
 
     /// - Parameters:
     ///   - channels: number of channels (C, or D for `[N, D]`), > 0.
     ///   - update: the update rule; momentum must be in [0, 1].
-    ///   - mean, variance: initial values (default 0 and 1, as PyTorch).
+    ///   - mean, variance: initial values (default 0 and 1, as PyTorch); `channels`
+    ///     values each, finite, variance ≥ 0.
     public init(channels: Int, update: Update = .exponential(momentum: 0.1),
                 mean: [Float]? = nil, variance: [Float]? = nil) throws {
         try Check.positive(channels, "channels")
         if case let .exponential(m) = update, !(m >= 0 && m <= 1) { throw NormError.invalidMomentum(m) }
-        if let mean { try Check.length(mean.count, channels, "running mean") }
-        if let variance { try Check.length(variance.count, channels, "running variance") }
+        if let mean { try Self.checkValues(mean, channels: channels, "running mean", nonNegative: false) }
+        if let variance { try Self.checkValues(variance, channels: channels, "running variance", nonNegative: true) }
         self.channels = channels
         self.update = update
-        self.mean = mean ?? Array(repeating: 0, count: channels)
-        self.variance = variance ?? Array(repeating: 1, count: channels)
-        self.population = Array(repeating: .empty, count: channels)
+        self.state = Mutex(State(mean: mean ?? Array(repeating: 0, count: channels),
+                                 variance: variance ?? Array(repeating: 1, count: channels),
+                                 population: Array(repeating: .empty, count: channels)))
+    }
+
+    /// Running mean per channel (Float32, as PyTorch's buffer). Reading returns a
+    /// snapshot; an assignment of the wrong length is reported by the next call
+    /// that uses these statistics.
+    public var mean: [Float] {
+        get { state.withLock { $0.mean } }
+        set { state.withLock { $0.mean = newValue } }
+    }
+
+    /// Running unbiased variance per channel (see `mean` on assignment).
+    public var variance: [Float] {
+        get { state.withLock { $0.variance } }
+        set { state.withLock { $0.variance = newValue } }
+    }
+
+    /// Batches folded in (PyTorch's `num_batches_tracked`).
+    public var batchesTracked: Int { state.withLock { $0.batchesTracked } }
+    /// Batches refused because their statistics, or the updated running values,
+    /// were not finite.
+    public var skippedUpdates: Int { state.withLock { $0.skippedUpdates } }
+    /// Population mode: exact (count, mean, M2) per channel in Float64.
+    public var population: [Moments] { state.withLock { $0.population } }
+
+    /// Replaces the running values (e.g. restoring a checkpoint) after checking
+    /// them: `channels` finite values each, variances ≥ 0. `batchesTracked` is set
+    /// too (PyTorch's `num_batches_tracked`, which `.cumulativeAverage` continues
+    /// from). Population moments are reset to empty. Throws before changing anything.
+    public func load(mean: [Float], variance: [Float], batchesTracked: Int = 0) throws {
+        try Self.checkValues(mean, channels: channels, "running mean", nonNegative: false)
+        try Self.checkValues(variance, channels: channels, "running variance", nonNegative: true)
+        guard batchesTracked >= 0 else {
+            throw NormError.invalidArgument(argument: "batchesTracked", reason: "must be ≥ 0, got \(batchesTracked)")
+        }
+        state.withLock {
+            $0.mean = mean
+            $0.variance = variance
+            $0.batchesTracked = batchesTracked
+            $0.population = Array(repeating: .empty, count: channels)
+        }
+    }
+
+    private static func checkValues(_ values: [Float], channels: Int, _ argument: String, nonNegative: Bool) throws {
+        try Check.length(values.count, channels, argument)
+        if let i = values.firstIndex(where: { !$0.isFinite || (nonNegative && $0 < 0) }) {
+            throw NormError.invalidArgument(
+                argument: "\(argument)[\(i)]",
+                reason: "must be finite\(nonNegative ? " and ≥ 0" : ""), got \(values[i])")
+        }
+    }
+
+    /// A consistent copy of the running mean and variance for a kernel of
+    /// `expectedChannels` channels; throws if either array has been reassigned
+    /// with the wrong length (nothing has been written by then).
+    func snapshot(expectedChannels: Int) throws -> (mean: [Float], variance: [Float]) {
+        try Check.length(channels, expectedChannels, "running statistics channels")
+        let (mean, variance) = state.withLock { ($0.mean, $0.variance) }
+        try Check.length(mean.count, channels, "running mean")
+        try Check.length(variance.count, channels, "running variance")
+        return (mean, variance)
+    }
+
+    /// Checks `running` against a kernel's channel count: the descriptor's and
+    /// both arrays' lengths.
+    static func validate(_ running: RunningStatistics?, channels: Int) throws {
+        guard let running else { return }
+        _ = try running.snapshot(expectedChannels: channels)
     }
 
     /// Folds one batch in. `batch[c]` holds channel c's batch moments; for
-    /// InstanceNorm `instanceMean`/`instanceUnbiasedVariance` carry PyTorch's
+    /// InstanceNorm `meanOverride`/`unbiasedVarianceOverride` carry PyTorch's
     /// per-channel averages of the per-instance statistics instead.
-    /// Returns false (and changes nothing but `skippedUpdates`) if any is non-finite.
+    /// Returns false (and changes nothing but `skippedUpdates`) if any batch
+    /// statistic or any updated Float32 value would not be finite, or if the
+    /// arrays were reassigned with the wrong length while the kernel ran.
     @discardableResult
     func fold(batch: [Moments], meanOverride: [Double]? = nil, unbiasedVarianceOverride: [Double]? = nil) -> Bool {
         let means = meanOverride ?? batch.map(\.mean)
         let vars = unbiasedVarianceOverride ?? batch.map(\.unbiasedVariance)
-        for c in 0..<channels where !(means[c].isFinite && vars[c].isFinite) {
-            skippedUpdates += 1
-            return false
-        }
-        batchesTracked += 1
-        switch update {
-        case let .exponential(m):
-            blend(means, vars, factor: m)
-        case .cumulativeAverage:
-            blend(means, vars, factor: 1 / Double(batchesTracked))
-        case .population:
-            for c in 0..<channels {
-                population[c] = population[c].merged(with: batch[c])
-                mean[c] = Float(population[c].mean)
-                variance[c] = Float(population[c].unbiasedVariance)
+        let n = channels
+        return state.withLock { s in
+            guard s.mean.count == n, s.variance.count == n,
+                  means.allSatisfy(\.isFinite), vars.allSatisfy(\.isFinite) else {
+                s.skippedUpdates += 1
+                return false
             }
+            // Every new value is formed first and stored only if all are finite in Float32.
+            var newMean = s.mean, newVariance = s.variance, newPopulation = s.population
+            switch update {
+            case let .exponential(m):
+                Self.blend(&newMean, &newVariance, means, vars, factor: m)
+            case .cumulativeAverage:
+                Self.blend(&newMean, &newVariance, means, vars, factor: 1 / Double(s.batchesTracked + 1))
+            case .population:
+                for c in 0..<n {
+                    newPopulation[c] = newPopulation[c].merged(with: batch[c])
+                    newMean[c] = Float(newPopulation[c].mean)
+                    newVariance[c] = Float(newPopulation[c].unbiasedVariance)
+                }
+            }
+            guard newMean.allSatisfy(\.isFinite), newVariance.allSatisfy(\.isFinite),
+                  newPopulation.allSatisfy({ $0.mean.isFinite && $0.m2.isFinite }) else {
+                s.skippedUpdates += 1
+                return false
+            }
+            s.mean = newMean
+            s.variance = newVariance
+            s.population = newPopulation
+            s.batchesTracked += 1
+            return true
         }
-        return true
     }
 
-    private func blend(_ means: [Double], _ vars: [Double], factor: Double) {
-        for c in 0..<channels {
+    private static func blend(_ mean: inout [Float], _ variance: inout [Float],
+                              _ means: [Double], _ vars: [Double], factor: Double) {
+        for c in mean.indices {
             mean[c] = Float((1 - factor) * Double(mean[c]) + factor * means[c])
             variance[c] = Float((1 - factor) * Double(variance[c]) + factor * vars[c])
         }

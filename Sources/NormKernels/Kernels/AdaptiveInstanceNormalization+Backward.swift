@@ -36,10 +36,10 @@ extension AdaptiveInstanceNormalization {
         try Check.saved(saved.styleStd, slots, "saved.styleStd")
         try Check.length(gradContent, content.count, "gradContent")
         try Check.length(gradStyle, style.count, "gradStyle")
-        try Check.gradientBuffers(
-            outputs: [("gradContent", MemorySpan(gradContent)), ("gradStyle", MemorySpan(gradStyle))],
-            inputs: [("content", MemorySpan(input)), ("style", MemorySpan(styleInput)), ("gradOutput", MemorySpan(gradOutput))],
-            replaceable: ["gradContent": ["content", "gradOutput"], "gradStyle": ["style"]])
+        try Check.buffers(
+            writes: [("gradContent", MemorySpan(gradContent)), ("gradStyle", MemorySpan(gradStyle))],
+            reads: [("content", MemorySpan(input)), ("style", MemorySpan(styleInput)), ("gradOutput", MemorySpan(gradOutput))],
+            inPlace: ["gradContent": ["content", "gradOutput"], "gradStyle": ["style"]])
         let x = try Check.base(input, "content"), ys = try Check.base(styleInput, "style")
         let dy = try Check.base(gradOutput, "gradOutput")
         let dx = gradContent?.baseAddress, dstyle = gradStyle?.baseAddress

@@ -24,15 +24,18 @@ public enum BatchNormFolding {
                                            actual: weight.count)
         }
         try Check.length(bias, outChannels, "bias")
-        try Check.length(running.channels, outChannels, "running statistics channels")
+        let (runningMean, runningVariance) = try running.snapshot(expectedChannels: outChannels)
         try Check.length(scale, outChannels, "scale (γ)")
         try Check.length(shift, outChannels, "shift (β)")
+        // The weight is rewritten in place: no parameter may live inside it.
+        try Check.buffers(writes: [("weight", MemorySpan(weight))],
+                          reads: [("bias", MemorySpan(bias)), ("scale (γ)", MemorySpan(scale)), ("shift (β)", MemorySpan(shift))])
         let perOutput = weight.count / outChannels
         var folded = [Float](repeating: 0, count: outChannels)
         for o in 0..<outChannels {
-            let k = Double(scale?[o] ?? 1) / (Double(running.variance[o]) + Double(epsilon)).squareRoot()
+            let k = Double(scale?[o] ?? 1) / (Double(runningVariance[o]) + Double(epsilon)).squareRoot()
             for i in (o * perOutput)..<((o + 1) * perOutput) { weight[i] = Float(Double(weight[i]) * k) }
-            folded[o] = Float((Double(bias?[o] ?? 0) - Double(running.mean[o])) * k + Double(shift?[o] ?? 0))
+            folded[o] = Float((Double(bias?[o] ?? 0) - Double(runningMean[o])) * k + Double(shift?[o] ?? 0))
         }
         return folded
     }

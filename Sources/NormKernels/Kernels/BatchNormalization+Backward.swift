@@ -80,14 +80,13 @@ extension BatchNormalization {
         gradScale: UnsafeMutableBufferPointer<Float>? = nil,
         gradBias: UnsafeMutableBufferPointer<Float>? = nil
     ) throws {
-        try Check.length(running.channels, shape.c, "running statistics channels")
+        let (runningMean, runningVariance) = try running.snapshot(expectedChannels: shape.c)
         let mask = try validateBackward(input, gradOutput, scale, output, gradInput, gradScale, gradBias)
         let x = try Check.base(input, "input"), dy = try Check.base(gradOutput, "gradOutput")
         let dx = gradInput?.baseAddress
         let needSums = gradScale != nil || gradBias != nil
         guard dx != nil || needSums else { return }
         let channels = shape.c
-        let runningMean = running.mean, runningVariance = running.variance
         let xhat = CoefficientTable(count: channels)
         defer { xhat.deallocate() }
         let table: GradientTable? = dx != nil ? GradientTable(count: channels) : nil
@@ -129,10 +128,11 @@ extension BatchNormalization {
         try Check.length(gradScale, shape.c, "gradScale (dγ)")
         try Check.length(gradBias, shape.c, "gradBias (dβ)")
         let y = fusedReLU ? output : nil
-        try Check.gradientBuffers(
-            outputs: [("gradInput", MemorySpan(gradInput)), ("gradScale", MemorySpan(gradScale)), ("gradBias", MemorySpan(gradBias))],
-            inputs: [("input", MemorySpan(input)), ("gradOutput", MemorySpan(gradOutput)), ("output", MemorySpan(y))],
-            replaceable: ["gradInput": ["input", "gradOutput", "output"]])
+        try Check.buffers(
+            writes: [("gradInput", MemorySpan(gradInput)), ("gradScale", MemorySpan(gradScale)), ("gradBias", MemorySpan(gradBias))],
+            reads: [("input", MemorySpan(input)), ("gradOutput", MemorySpan(gradOutput)), ("output", MemorySpan(y)),
+                     ("scale (γ)", MemorySpan(scale))],
+            inPlace: ["gradInput": ["input", "gradOutput", "output"]])
         return try y.map { try Check.base($0, "output") }
     }
 

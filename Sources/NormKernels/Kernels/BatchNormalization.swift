@@ -56,10 +56,11 @@ public struct BatchNormalization: Sendable {
                           _ running: RunningStatistics?) throws {
         try Check.length(input.count, shape.count, "input")
         try Check.length(output.count, shape.count, "output")
-        try Check.aliasing(input, output, "output")
         try Check.length(scale, shape.c, "scale (γ)")
         try Check.length(bias, shape.c, "bias (β)")
-        if let running { try Check.length(running.channels, shape.c, "running statistics channels") }
+        try Check.forwardBuffers(input: ("input", input), output: ("output", output),
+                                 parameters: [("scale (γ)", scale), ("bias (β)", bias)])
+        try RunningStatistics.validate(running, channels: shape.c)
     }
 
     /// Normalizes with the batch's statistics, updates `running` if given, and
@@ -118,7 +119,10 @@ public struct BatchNormalization: Sendable {
         scale: UnsafeBufferPointer<Float>? = nil, bias: UnsafeBufferPointer<Float>? = nil,
         running: RunningStatistics
     ) throws {
-        try validate(input, output, scale, bias, running)
+        try validate(input, output, scale, bias, nil)
+        // One consistent copy, checked, before anything is written: another thread
+        // may fold a batch into (or reassign) `running` while this call runs.
+        let (runningMean, runningVariance) = try running.snapshot(expectedChannels: shape.c)
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
         let streaming = prefersStreamingStores(singlePass: shape.count, threads: threading.threads,
                                                wideRows: shape.c >= Apply.stripColumns && (shape.isChannelsLast || shape.spatial == 1),
@@ -127,8 +131,8 @@ public struct BatchNormalization: Sendable {
         defer { table.deallocate() }
         for ch in 0..<shape.c {
             table[ch] = AffineCoefficients(
-                mean: Double(running.mean[ch]),
-                invStd: inverseStandardDeviation(Double(running.variance[ch]), epsilon),
+                mean: Double(runningMean[ch]),
+                invStd: inverseStandardDeviation(Double(runningVariance[ch]), epsilon),
                 gamma: Double(scale?[ch] ?? 1), beta: Double(bias?[ch] ?? 0))
         }
         let relu = fusedReLU

@@ -47,9 +47,10 @@ public struct GroupNormalization: Sendable {
     ) throws -> SavedStatistics {
         try Check.length(input.count, shape.count, "input")
         try Check.length(output.count, shape.count, "output")
-        try Check.aliasing(input, output, "output")
         try Check.length(scale, shape.c, "scale (γ)")
         try Check.length(bias, shape.c, "bias (β)")
+        try Check.forwardBuffers(input: ("input", input), output: ("output", output),
+                                 parameters: [("scale (γ)", scale), ("bias (β)", bias)])
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
         if shape.spatial == 1 {
             return featureVectors(x, y, scale: scale?.baseAddress, bias: bias?.baseAddress)

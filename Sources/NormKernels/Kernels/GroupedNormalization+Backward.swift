@@ -152,8 +152,8 @@ func checkGroupedBackward(
     try Check.length(gradInput, shape.count, "gradInput")
     try Check.length(gradScale, shape.c, "gradScale (dγ)")
     try Check.length(gradBias, shape.c, "gradBias (dβ)")
-    try Check.gradientBuffers(
-        outputs: [("gradInput", MemorySpan(gradInput)), ("gradScale", MemorySpan(gradScale)), ("gradBias", MemorySpan(gradBias))],
-        inputs: [("input", MemorySpan(input)), ("gradOutput", MemorySpan(gradOutput))],
-        replaceable: ["gradInput": ["input", "gradOutput"]])
+    try Check.buffers(
+        writes: [("gradInput", MemorySpan(gradInput)), ("gradScale", MemorySpan(gradScale)), ("gradBias", MemorySpan(gradBias))],
+        reads: [("input", MemorySpan(input)), ("gradOutput", MemorySpan(gradOutput)), ("scale (γ)", MemorySpan(scale))],
+        inPlace: ["gradInput": ["input", "gradOutput"]])
 }

@@ -47,10 +47,11 @@ public struct InstanceNormalization: Sendable {
                           _ running: RunningStatistics?) throws {
         try Check.length(input.count, shape.count, "input")
         try Check.length(output.count, shape.count, "output")
-        try Check.aliasing(input, output, "output")
         try Check.length(scale, shape.c, "scale (γ)")
         try Check.length(bias, shape.c, "bias (β)")
-        if let running { try Check.length(running.channels, shape.c, "running statistics channels") }
+        try Check.forwardBuffers(input: ("input", input), output: ("output", output),
+                                 parameters: [("scale (γ)", scale), ("bias (β)", bias)])
+        try RunningStatistics.validate(running, channels: shape.c)
     }
 
     /// Normalizes each instance with its own statistics; updates `running` if given.

@@ -41,10 +41,10 @@ extension LayerNormalization {
         try Check.length(gradInput, total, "gradInput")
         try Check.length(gradScale, features, "gradScale (dγ)")
         try Check.length(gradBias, features, "gradBias (dβ)")
-        try Check.gradientBuffers(
-            outputs: [("gradInput", MemorySpan(gradInput)), ("gradScale", MemorySpan(gradScale)), ("gradBias", MemorySpan(gradBias))],
-            inputs: [("input", MemorySpan(input)), ("gradOutput", MemorySpan(gradOutput))],
-            replaceable: ["gradInput": ["input", "gradOutput"]])
+        try Check.buffers(
+            writes: [("gradInput", MemorySpan(gradInput)), ("gradScale", MemorySpan(gradScale)), ("gradBias", MemorySpan(gradBias))],
+            reads: [("input", MemorySpan(input)), ("gradOutput", MemorySpan(gradOutput)), ("scale (γ)", MemorySpan(scale))],
+            inPlace: ["gradInput": ["input", "gradOutput"]])
         let x = try Check.base(input, "input"), dy = try Check.base(gradOutput, "gradOutput")
         rowNormalizationBackward(
             rows: rows, features: features, x: x, dy: dy, mean: saved.mean, invStd: saved.invStd, centered: true,
@@ -78,10 +78,10 @@ extension RMSNormalization {
         try Check.length(scale, features, "scale (γ)")
         try Check.length(gradInput, total, "gradInput")
         try Check.length(gradScale, features, "gradScale (dγ)")
-        try Check.gradientBuffers(
-            outputs: [("gradInput", MemorySpan(gradInput)), ("gradScale", MemorySpan(gradScale))],
-            inputs: [("input", MemorySpan(input)), ("gradOutput", MemorySpan(gradOutput))],
-            replaceable: ["gradInput": ["input", "gradOutput"]])
+        try Check.buffers(
+            writes: [("gradInput", MemorySpan(gradInput)), ("gradScale", MemorySpan(gradScale))],
+            reads: [("input", MemorySpan(input)), ("gradOutput", MemorySpan(gradOutput)), ("scale (γ)", MemorySpan(scale))],
+            inPlace: ["gradInput": ["input", "gradOutput"]])
         let x = try Check.base(input, "input"), dy = try Check.base(gradOutput, "gradOutput")
         rowNormalizationBackward(
             rows: rows, features: features, x: x, dy: dy, mean: nil, invStd: saved.invStd, centered: false,

@@ -44,9 +44,10 @@ public struct LayerNormalization: Sendable {
         let total = rows * features
         try Check.length(input.count, total, "input")
         try Check.length(output.count, total, "output")
-        try Check.aliasing(input, output, "output")
         try Check.length(scale, features, "scale (γ)")
         try Check.length(bias, features, "bias (β)")
+        try Check.forwardBuffers(input: ("input", input), output: ("output", output),
+                                 parameters: [("scale (γ)", scale), ("bias (β)", bias)])
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
         return normalizeRows(x, y, rows: rows, features: features, epsilon: epsilon, threading: threading,
                              gamma: scale?.baseAddress, beta: bias?.baseAddress, affineOffset: { _ in 0 })
@@ -296,8 +297,8 @@ public struct RMSNormalization: Sendable {
         let total = rows * features
         try Check.length(input.count, total, "input")
         try Check.length(output.count, total, "output")
-        try Check.aliasing(input, output, "output")
         try Check.length(scale, features, "scale (γ)")
+        try Check.forwardBuffers(input: ("input", input), output: ("output", output), parameters: [("scale (γ)", scale)])
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
         if RMSNormalization.shortRows.contains(features) {
             return normalizeRowByRow(x, y, rows: rows, features: features, statistic: .meanSquare, epsilon: epsilon,

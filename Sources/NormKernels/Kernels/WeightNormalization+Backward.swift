@@ -26,10 +26,10 @@ extension WeightNormalization {
         try Check.saved(norms, size, "norms")
         try Check.length(gradV, count, "gradV")
         try Check.length(gradG, size, "gradG")
-        try Check.gradientBuffers(
-            outputs: [("gradV", MemorySpan(gradV)), ("gradG", MemorySpan(gradG))],
-            inputs: [("v", MemorySpan(v)), ("gradWeight", MemorySpan(gradWeight)), ("g", MemorySpan(g))],
-            replaceable: ["gradV": ["v", "gradWeight"], "gradG": ["g"]])
+        try Check.buffers(
+            writes: [("gradV", MemorySpan(gradV)), ("gradG", MemorySpan(gradG))],
+            reads: [("v", MemorySpan(v)), ("gradWeight", MemorySpan(gradWeight)), ("g", MemorySpan(g))],
+            inPlace: ["gradV": ["v", "gradWeight"], "gradG": ["g"]])
         let x = try Check.base(v, "v"), dw = try Check.base(gradWeight, "gradWeight")
         let dv = gradV?.baseAddress
         guard dv != nil || gradG != nil else { return }

@@ -1,0 +1,129 @@
+/// The one validation layer every public entry point goes through, before it
+/// writes anything: dimensions and size products (descriptor initializers),
+/// buffer lengths, and the overlaps between a call's buffers (`Check.buffers`).
+/// Kernels below the API assume what these checks establish and do not check again.
+enum Check {
+    /// The largest element count a descriptor may describe: 2⁴⁸ values (1 PiB of
+    /// Float32), past any buffer an x86-64 or AArch64 process can address. Keeping
+    /// counts this far below `Int.max` lets every later size computation (bytes,
+    /// blocks × threads, padded strides) run without overflow checks of its own.
+    static let maxElements = 1 << 48
+
+    static func positive(_ value: Int, _ argument: String) throws {
+        guard value > 0 else { throw NormError.invalidDimension(argument: argument, value: value) }
+    }
+
+    /// The product of positive dimensions, if it is at most `maxElements`.
+    static func product(_ dims: [Int], _ argument: String) throws -> Int {
+        var total = 1
+        for d in dims {
+            let (p, overflow) = total.multipliedReportingOverflow(by: d)
+            guard !overflow, p <= maxElements else { throw NormError.sizeOverflow(argument: argument) }
+            total = p
+        }
+        return total
+    }
+
+    static func epsilon(_ epsilon: Float) throws {
+        guard epsilon.isFinite, epsilon > 0 else { throw NormError.invalidEpsilon(Double(epsilon)) }
+    }
+
+    static func length(_ actual: Int, _ expected: Int, _ argument: String) throws {
+        guard actual == expected else {
+            throw NormError.lengthMismatch(argument: argument, expected: expected, actual: actual)
+        }
+    }
+
+    static func length(_ buffer: UnsafeBufferPointer<Float>?, _ expected: Int, _ argument: String) throws {
+        if let buffer { try length(buffer.count, expected, argument) }
+    }
+
+    static func length(_ buffer: UnsafeMutableBufferPointer<Float>?, _ expected: Int, _ argument: String) throws {
+        if let buffer { try length(buffer.count, expected, argument) }
+    }
+
+    /// Saved per-slot statistics (mean, invStd, norms, …) must have one value per slot.
+    static func saved(_ values: [Double], _ expected: Int, _ argument: String) throws {
+        try length(values.count, expected, argument)
+    }
+
+    /// Buffers must have a base address (an empty buffer has none; shapes are never empty).
+    static func base(_ buffer: UnsafeBufferPointer<Float>, _ argument: String) throws -> UnsafePointer<Float> {
+        guard let p = buffer.baseAddress else {
+            throw NormError.lengthMismatch(argument: argument, expected: 1, actual: 0)
+        }
+        return p
+    }
+
+    static func base(_ buffer: UnsafeMutableBufferPointer<Float>, _ argument: String) throws -> UnsafeMutablePointer<Float> {
+        guard let p = buffer.baseAddress else {
+            throw NormError.lengthMismatch(argument: argument, expected: 1, actual: 0)
+        }
+        return p
+    }
+
+    /// The overlap rule of every call, forward or backward. Each buffer the call
+    /// writes (`writes`) must not share memory with any other buffer of the call —
+    /// another output, an input, a parameter (γ, β, g, the style) — with one
+    /// exception: an output may *be* an input named in `inPlace[output]` (the
+    /// same address and length, read element by element before that element is
+    /// written). A partial overlap with such an input throws `.partialOverlap`
+    /// (named after the output alone when the input is the call's first, primary
+    /// input, e.g. "output"; else "output (against other)"); any other sharing
+    /// throws `.overlappingBuffers(output, other)`. Inputs may share memory with
+    /// each other: they are only read.
+    static func buffers(
+        writes: [(String, MemorySpan?)], reads: [(String, MemorySpan?)],
+        inPlace: [String: Set<String>] = [:]
+    ) throws {
+        let primary = reads.first?.0
+        for (i, (name, span)) in writes.enumerated() {
+            guard let span else { continue }
+            for (other, otherSpan) in reads {
+                guard let otherSpan, span.overlaps(otherSpan) else { continue }
+                if inPlace[name]?.contains(other) == true {
+                    if span == otherSpan { continue }
+                    throw NormError.partialOverlap(argument: other == primary ? name : "\(name) (against \(other))")
+                }
+                throw NormError.overlappingBuffers(argument: name, other: other)
+            }
+            for (other, otherSpan) in writes[(i + 1)...] {
+                guard let otherSpan, span.overlaps(otherSpan) else { continue }
+                throw NormError.overlappingBuffers(argument: name, other: other)
+            }
+        }
+    }
+
+    /// The forward rule: `output` may be `input` (in place) and must not touch
+    /// any parameter.
+    static func forwardBuffers(
+        input: (String, UnsafeBufferPointer<Float>), output: (String, UnsafeMutableBufferPointer<Float>),
+        parameters: [(String, UnsafeBufferPointer<Float>?)]
+    ) throws {
+        try buffers(writes: [(output.0, MemorySpan(output.1))],
+                    reads: [(input.0, MemorySpan(input.1))] + parameters.map { ($0.0, MemorySpan($0.1)) },
+                    inPlace: [output.0: [input.0]])
+    }
+}
+
+/// The bytes a buffer occupies (nil for an absent or empty buffer).
+struct MemorySpan: Equatable {
+    var start: UInt
+    var end: UInt
+
+    init?(_ buffer: UnsafeBufferPointer<Float>?) {
+        guard let buffer, let base = buffer.baseAddress, buffer.count > 0 else { return nil }
+        start = UInt(bitPattern: base)
+        // A hostile count could overflow the byte length: saturate (lengths are
+        // checked against the descriptor first, so this only guards the arithmetic).
+        let (bytes, overflow) = UInt(buffer.count).multipliedReportingOverflow(by: UInt(MemoryLayout<Float>.stride))
+        let (sum, overflow2) = start.addingReportingOverflow(bytes)
+        end = overflow || overflow2 ? UInt.max : sum
+    }
+
+    init?(_ buffer: UnsafeMutableBufferPointer<Float>?) {
+        self.init(buffer.map { UnsafeBufferPointer($0) })
+    }
+
+    func overlaps(_ other: MemorySpan) -> Bool { start < other.end && other.start < end }
+}
