@@ -116,13 +116,12 @@ extension BatchNormalization {
     ) throws -> UnsafePointer<Float>? {
         try Check.length(input.count, shape.count, "input")
         try Check.length(gradOutput.count, shape.count, "gradOutput")
-        if fusedReLU {
-            guard let output else {
-                throw NormError.invalidArgument(argument: "output",
-                                                reason: "fusedReLU backward needs the forward output (the ReLU mask)")
-            }
-            try Check.length(output.count, shape.count, "output")
+        if fusedReLU, output == nil {
+            throw NormError.invalidArgument(argument: "output",
+                                            reason: "fusedReLU backward needs the forward output (the ReLU mask)")
         }
+        // Checked whenever it is passed, used only with fusedReLU.
+        try Check.length(output, shape.count, "output")
         try Check.length(scale, shape.c, "scale (γ)")
         try Check.length(gradInput, shape.count, "gradInput")
         try Check.length(gradScale, shape.c, "gradScale (dγ)")
@@ -130,7 +129,7 @@ extension BatchNormalization {
         let y = fusedReLU ? output : nil
         try Check.buffers(
             writes: [("gradInput", MemorySpan(gradInput)), ("gradScale", MemorySpan(gradScale)), ("gradBias", MemorySpan(gradBias))],
-            reads: [("input", MemorySpan(input)), ("gradOutput", MemorySpan(gradOutput)), ("output", MemorySpan(y)),
+            reads: [("input", MemorySpan(input)), ("gradOutput", MemorySpan(gradOutput)), ("output", MemorySpan(output)),
                      ("scale (γ)", MemorySpan(scale))],
             inPlace: ["gradInput": ["input", "gradOutput", "output"]])
         return try y.map { try Check.base($0, "output") }
