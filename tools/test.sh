@@ -4,7 +4,8 @@
 # debug builds; -enable-testing lets tests reach internal helpers).
 #
 # Two builds, because the library compiles differently for each:
-# 1. the default target (what a consumer gets without flags: SSE2, no FMA);
+# 1. the default target (what a consumer gets without flags: SSE2, no FMA), run
+#    as built and again with NORMKERNELS_STREAMING=always;
 # 2. where the CPU has AVX2 and FMA, the build the benchmarks use
 #    (-Xcc -march=x86-64-v3: fused multiply-adds in every kernel loop), run with
 #    NORMKERNELS_STREAMING=always so the non-temporal output paths, which the
@@ -13,6 +14,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/ensure-deps.sh
 swift test -c release -Xswiftc -enable-testing "$@"
+# The same binary with every output path streaming (non-temporal stores), which
+# the tests' small tensors would otherwise never reach on a machine with a large L3.
+echo "== default build again, NORMKERNELS_STREAMING=always"
+NORMKERNELS_STREAMING=always swift test -c release -Xswiftc -enable-testing --skip-build "$@"
 if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
     echo "== again with -Xcc -march=x86-64-v3 (AVX2 + FMA) and streaming stores"
     NORMKERNELS_STREAMING=always swift test -c release -Xswiftc -enable-testing \
