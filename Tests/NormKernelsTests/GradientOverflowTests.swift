@@ -225,4 +225,50 @@ struct GradientOverflowTests {
             #expect(results[0] == results[1], "gradients differ between 1 and 3 threads — \(context)")
         }
     }
+
+    @Test("In place (dx over dy or over x) with dγ, dβ: the overflowing chunks are summed before dx replaces them")
+    func inPlace() throws {
+        // LayerNorm: short-row sweep (37), fused rows (515), tiles (1030); GroupNorm H·W = 1 with 5 groups.
+        let cases: [(rows: Int, features: Int, groups: Int?)] = [(200, 37, nil), (300, 515, nil), (150, 1030, nil), (200, 100, 5)]
+        sweep(product(cases.indices.map { $0 }, [false, true])) { item, context in
+            let (index, overX) = item
+            let (rows, features, groups) = cases[index]
+            var rng = SplitMix64("overflow-inplace \(context)")
+            let x = columnPatternedInput(rows: rows, features: features, &rng)
+            let dy = cancellingHugeGradient(rows: rows, features: features, &rng)
+            let gamma = rng.uniforms(features, 0.5...1.5)
+            let threading = Threading(threads: 2, parallelThreshold: 4096, spinMicroseconds: 0)
+            let shape = TensorShape(n: rows, c: features, h: 1, w: 1)
+            let ln = try LayerNormalization(rows: rows, features: features, threading: threading)
+            let gn = try groups.map { try GroupNormalization(shape: shape, groups: $0, threading: threading) }
+            let saved = try gn.map { try $0.forward(x, scale: gamma).saved } ?? ln.forward(x, scale: gamma).saved
+            let expected = try gn.map { try $0.backward(x, gradOutput: dy, saved: saved, scale: gamma) }
+                ?? ln.backward(x, gradOutput: dy, saved: saved, scale: gamma)
+            var buffer = overX ? x : dy
+            let other = overX ? dy : x
+            var dScale = [Float](repeating: 0, count: features), dBias = dScale
+            try other.withUnsafeBufferPointer { op in
+                try gamma.withUnsafeBufferPointer { gp in
+                    try buffer.withUnsafeMutableBufferPointer { b in
+                        try dScale.withUnsafeMutableBufferPointer { ds in
+                            try dBias.withUnsafeMutableBufferPointer { db in
+                                let (input, gradOutput) = overX ? (UnsafeBufferPointer(b), op) : (op, UnsafeBufferPointer(b))
+                                if let gn {
+                                    try gn.backward(input: input, gradOutput: gradOutput, saved: saved, scale: gp,
+                                                    gradInput: b, gradScale: ds, gradBias: db)
+                                } else {
+                                    try ln.backward(input: input, gradOutput: gradOutput, saved: saved, scale: gp,
+                                                    gradInput: b, gradScale: ds, gradBias: db)
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            #expect(expected.scale?.allSatisfy { $0.isFinite } == true, "non-finite dγ — \(context)")
+            expectIdentical(buffer, try #require(expected.input), "in-place dx", context)
+            expectIdentical(dScale, try #require(expected.scale), "in-place dγ", context)
+            expectIdentical(dBias, try #require(expected.bias), "in-place dβ", context)
+        }
+    }
 }
