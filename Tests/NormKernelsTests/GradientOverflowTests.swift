@@ -271,4 +271,47 @@ struct GradientOverflowTests {
             expectIdentical(dBias, try #require(expected.bias), "in-place dβ", context)
         }
     }
+
+    @Test("GroupNorm NCHW small maps: per-position sums past Float32's range, channel sums finite")
+    func groupNormExpandedPositions() throws {
+        // dy of sign (−1)^s at position s of every sample: each position's sum over the
+        // 60 samples is ~±1.2e39 (no Float32), each channel's over its positions ~1e37.
+        sweep(product([TensorShape(n: 60, c: 12, h: 2, w: 2), TensorShape(n: 60, c: 6, h: 3, w: 2)], Self.selections)) { item, context in
+            let (shape, selection) = item
+            let groups = 3
+            #expect(GroupNormalization.smallMapPath(shape, groups: groups) == .expandedAffine, "not expanded γ — \(context)")
+            var rng = SplitMix64("overflow-gn-positions \(context)")
+            // x of positions 2k and 2k + 1 alike (one base per channel and pair), so Σ dy·x̂
+            // cancels over a channel's positions as Σ dy does.
+            let pairBase = rng.uniforms(shape.c * shape.spatial / 2, -2...3)
+            var x = [Float](repeating: 0, count: shape.count), dy = x
+            for n in 0..<shape.n {
+                for c in 0..<shape.c {
+                    for s in 0..<shape.spatial {
+                        let o = shape.offset(n, c, s)
+                        x[o] = Float(Double(pairBase[(c * shape.spatial + s) / 2]) + 0.05 * rng.normal())
+                        dy[o] = Float((s % 2 == 0 ? 1.0 : -1.0) * 2e37 * (1 + 0.1 * rng.normal()))
+                    }
+                }
+            }
+            let gn = try GroupNormalization(shape: shape, groups: groups)
+            let saved = try gn.forward(x).saved
+            let grads = try gn.backward(x, gradOutput: dy, saved: saved, computing: selection)
+            let size = shape.c / groups
+            var dScale = [Double](repeating: 0, count: shape.c), dBias = dScale, scaleMagnitude = dScale, biasMagnitude = dScale
+            for n in 0..<shape.n {
+                for c in 0..<shape.c {
+                    let slot = n * groups + c / size
+                    for s in 0..<shape.spatial {
+                        let o = shape.offset(n, c, s), d = Double(dy[o])
+                        let xhat = (Double(x[o]) - saved.mean[slot]) * saved.invStd[slot]
+                        dBias[c] += d; biasMagnitude[c] += abs(d)
+                        dScale[c] += d * xhat; scaleMagnitude[c] += abs(d * xhat)
+                    }
+                }
+            }
+            expectColumnSums(grads.scale, dScale, magnitude: scaleMagnitude, "dγ", context)
+            expectColumnSums(grads.bias, dBias, magnitude: biasMagnitude, "dβ", context)
+        }
+    }
 }
