@@ -94,28 +94,27 @@ extension GroupNormalization {
 
     /// NCHW with small H·W: each sample is one row of C·H·W values in G contiguous
     /// groups, γ expanded to every position; LayerNorm's backward engine then gives
-    /// dx and per-position dγ, dβ, which are summed over each channel's H·W
-    /// positions in order (Float64).
+    /// dx and per-position dγ, dβ sums (Float64, never rounded to Float32: a
+    /// position's sum may pass Float32's range where its channel's does not), which
+    /// are summed over each channel's H·W positions in order (Float64).
     private func expandedAffineBackward(
         _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, saved: SavedStatistics, gamma: UnsafePointer<Float>?,
         dx: UnsafeMutablePointer<Float>?, gradScale: UnsafeMutablePointer<Float>?, gradBias: UnsafeMutablePointer<Float>?
     ) {
         let hw = shape.spatial, features = shape.c * hw
         let affine = ExpandedAffine(gamma: gamma, beta: nil, channels: shape.c, spatial: hw)
-        let positionScale = gradScale.map { _ in UnsafeMutablePointer<Float>.allocate(capacity: features) }
-        let positionBias = gradBias.map { _ in UnsafeMutablePointer<Float>.allocate(capacity: features) }
-        defer { affine.deallocate(); positionScale?.deallocate(); positionBias?.deallocate() }
+        let positions: UnsafeMutablePointer<GradientSums>? = gradScale != nil || gradBias != nil ? .allocate(capacity: features) : nil
+        defer { affine.deallocate(); positions?.deallocate() }
         rowNormalizationBackward(
             rows: shape.n, features: features, x: x, dy: dy, groups: groups, mean: saved.mean, invStd: saved.invStd,
             centered: true, gamma: affine.gamma.map { UnsafePointer($0) }, dx: dx,
-            gradScale: positionScale, gradBias: positionBias, threading: threading)
-        for (out, positions) in [(gradScale, positionScale), (gradBias, positionBias)] {
-            guard let out, let positions else { continue }
-            for c in 0..<shape.c {
-                var sum = 0.0
-                for i in 0..<hw { sum += Double(positions[c * hw + i]) }
-                out[c] = Float(sum)
-            }
+            gradScale: nil, gradBias: nil, columnTotals: positions, threading: threading)
+        guard let positions else { return }
+        for c in 0..<shape.c {
+            var sum = GradientSums.zero
+            for i in 0..<hw { sum = sum + positions[c * hw + i] }
+            gradScale?[c] = Float(sum.dyXhat)
+            gradBias?[c] = Float(sum.dy)
         }
     }
 }

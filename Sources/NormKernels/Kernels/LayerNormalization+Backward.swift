@@ -118,6 +118,10 @@ let fusedRowLength = 512
 /// of row r uses slot (r / R)·groups + g, its row sums run over R segments C apart,
 /// and row blocks hold whole samples.
 ///
+/// `columnTotals`, when given, gets every column's Float64 sums (dβ in `.dy`, dγ in
+/// `.dyXhat`) before they are rounded to Float32 (GroupNorm's expanded γ sums them
+/// further, over each channel's positions).
+///
 /// Strategies: with many row blocks (≥ 4 per worker, or one worker) each worker
 /// takes whole row blocks — row sums, then the sweep, while the block (≈ L2/8 per
 /// input) is in cache. With few row blocks (long rows), the row sums are spread
@@ -127,9 +131,9 @@ func rowNormalizationBackward(
     groups: Int = 1, rowsPerSlot R: Int = 1, mean: [Double]?, invStd: [Double], centered: Bool,
     gamma: UnsafePointer<Float>?, dx: UnsafeMutablePointer<Float>?,
     gradScale: UnsafeMutablePointer<Float>?, gradBias: UnsafeMutablePointer<Float>?,
-    threading: Threading
+    columnTotals: UnsafeMutablePointer<GradientSums>? = nil, threading: Threading
 ) {
-    let needColumns = gradScale != nil || gradBias != nil
+    let needColumns = gradScale != nil || gradBias != nil || columnTotals != nil
     guard dx != nil || needColumns else { return }
     let D = features, S = features / groups, slots = rows / R * groups
     // Slot u = (row / R)·groups + g: R segments of S values, D apart, from
@@ -218,6 +222,7 @@ func rowNormalizationBackward(
             for j in 0..<nc {
                 gradScale?[c0 + j] = Float(tileSums[j].dyXhat)
                 gradBias?[c0 + j] = Float(tileSums[j].dy)
+                columnTotals?[c0 + j] = tileSums[j]
             }
         }
     }
@@ -339,6 +344,7 @@ func rowNormalizationBackward(
             RowTree.forEachColumn(columnSums!, stride: D, rows: rowBlocks, columns: range) { c, sums in
                 gradScale?[c] = Float(sums.dyXhat)
                 gradBias?[c] = Float(sums.dy)
+                columnTotals?[c] = sums
             }
         }
     }

@@ -763,7 +763,12 @@ extension BlockGradients {
     /// - writes `dx = a·(dy·γ) + (b·(x − pivot) + c)` when `dx` is given, and
     /// - adds each column's Σdy and Σdy·x̂ (dy not scaled by γ: these are dβ and dγ)
     ///   into `columnSums` when given, from Float32 accumulators (`scratch`, 2·columns
-    ///   values) flushed into Float64 every `flushRows` rows.
+    ///   values) flushed into Float64 every `flushRows` rows; a column whose Float32
+    ///   partial of those rows is not finite gets their Float64 sums instead
+    ///   (`rowsColumnFloat64`: one test per column and flush, and the rows of a flush
+    ///   depend only on the tile, so the bits do not depend on the thread count).
+    ///   When `dx` is `x` or `dy` (in place), each flush's rows are summed before
+    ///   their dx is written, so the redo still reads the inputs.
     /// A column's sums use the same Float32 operations whether it is in a vector or
     /// in the remainder, so they do not depend on how columns are cut into tiles.
     static func rowTile(
@@ -805,35 +810,33 @@ extension BlockGradients {
         slots: RowSlots, beforeRow: ((Int) -> Void)?, _: S.Type
     ) {
         let accG = scratch, accH = scratch + columns
-        var row = 0
-        while row < rows {
-            let end = min(rows, row + flushRows)
-            if columnSums != nil {
-                accG.update(repeating: 0, count: columns)
-                accH.update(repeating: 0, count: columns)
-            }
-            while row < end {
-                beforeRow?(row)
+        /// Slot of the first segment of tile row `row`.
+        @inline(__always) func firstSlot(_ row: Int) -> Int {
+            let slotRow = slots.rowsPerSlot == 1 ? firstRow + row : (firstRow + row) / slots.rowsPerSlot
+            return slotRow * slots.perRow + slots.first
+        }
+        /// Rows `rows` of the tile: the column sums (`sums`) and/or dx (`write`).
+        @inline(__always) func sweep(_ rows: Range<Int>, sums: Bool, write: Bool) {
+            for row in rows {
+                if write { beforeRow?(row) }
                 var j = 0
-                let slotRow = slots.rowsPerSlot == 1 ? firstRow + row : (firstRow + row) / slots.rowsPerSlot
-                var slot = slotRow * slots.perRow + slots.first
+                var slot = firstSlot(row)
                 while j < columns {
                     let w = min(slots.width, columns - j)
                     let o = row * stride + j
                     let h = xhat[slot]
                     let ag = accG + j, ah = accH + j, gj = gamma.map { $0 + j }
-                    switch (dx, dxTable, columnSums) {
-                    case let (dx?, table?, _?):
+                    switch (dx, dxTable, write) {
+                    case let (dx?, table?, true):
                         let k = table[slot]
                         if let gj {
-                            tileRow(x + o, dy + o, dx + o, gj, w, h, k, ag, ah, sums: true, write: true, S.self)
-                        } else {
+                            if sums {
+                                tileRow(x + o, dy + o, dx + o, gj, w, h, k, ag, ah, sums: true, write: true, S.self)
+                            } else {
+                                tileRow(x + o, dy + o, dx + o, gj, w, h, k, ag, ah, sums: false, write: true, S.self)
+                            }
+                        } else if sums {
                             tileRow(x + o, dy + o, dx + o, nil, w, h, k, ag, ah, sums: true, write: true, S.self)
-                        }
-                    case let (dx?, table?, nil):
-                        let k = table[slot]
-                        if let gj {
-                            tileRow(x + o, dy + o, dx + o, gj, w, h, k, ag, ah, sums: false, write: true, S.self)
                         } else {
                             tileRow(x + o, dy + o, dx + o, nil, w, h, k, ag, ah, sums: false, write: true, S.self)
                         }
@@ -844,15 +847,58 @@ extension BlockGradients {
                     j += w
                     slot += 1
                 }
-                row += 1
-            }
-            if let columnSums {
-                for j in 0..<columns {
-                    columnSums[j].dy += Double(accG[j])
-                    columnSums[j].dyXhat += Double(accH[j])
-                }
             }
         }
+        // dx over x or dy (in place) with column sums: a chunk's sums first, so that
+        // a Float64 redo still reads the inputs, then its dx (same sums, same bits).
+        let writes = dx != nil && dxTable != nil
+        let split = writes && columnSums != nil
+            && (UnsafeRawPointer(dx!) == UnsafeRawPointer(x) || UnsafeRawPointer(dx!) == UnsafeRawPointer(dy))
+        var row = 0
+        while row < rows {
+            let end = min(rows, row + flushRows)
+            guard let columnSums else {
+                sweep(row..<end, sums: false, write: true)
+                row = end
+                continue
+            }
+            accG.update(repeating: 0, count: columns)
+            accH.update(repeating: 0, count: columns)
+            if split {
+                sweep(row..<end, sums: true, write: false)
+            } else {
+                sweep(row..<end, sums: true, write: writes)
+            }
+            for j in 0..<columns {
+                var part = GradientSums(dy: Double(accG[j]), dyXhat: Double(accH[j]))
+                if !part.isFinite {
+                    // Float32 overflow (or non-finite inputs): this chunk of the column in Float64.
+                    part = rowsColumnFloat64(x + j, dy + j, rows: row..<end, stride: stride) { r in
+                        xhat[firstSlot(r) + j / slots.width]
+                    }
+                }
+                columnSums[j] = columnSums[j] + part
+            }
+            if split { sweep(row..<end, sums: false, write: true) }
+            row = end
+        }
+    }
+
+    /// Σdy and Σdy·x̂ of one column down rows `rows` (row stride `stride`) in
+    /// Float64, x̂ = (x − p)·s + t with row r's coefficients `xhat(r)`: the redo of
+    /// a Float32 column partial of the row tiles that overflowed.
+    @inline(never)
+    static func rowsColumnFloat64(
+        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, rows: Range<Int>, stride: Int,
+        xhat: (Int) -> AffineCoefficients
+    ) -> GradientSums {
+        var sums = GradientSums.zero
+        for r in rows {
+            let c = xhat(r), d = Double(dy[r * stride])
+            sums.dy += d
+            sums.dyXhat += d * ((Double(x[r * stride]) - Double(c.pivot)) * Double(c.scale) + Double(c.shift))
+        }
+        return sums
     }
 
     @inline(__always)

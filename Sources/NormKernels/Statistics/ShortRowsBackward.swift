@@ -8,6 +8,7 @@
 ///             dx = a·g + b·(x − p) + c    a = r,  b = −r²·H/D,  c = −r·(G/D + t'·H/D)
 ///                                         t' = −(μ − p)·r  (the pivot's residual; G = 0 for RMSNorm)
 /// per column: Σdy, Σdy·x̂                  (dβ, dγ) Float32, into Float64 every `flushRows` rows
+///                                         (a partial that is not finite: those rows in Float64)
 /// ```
 ///
 /// The general engine reads a row block twice (row sums, then the dx and column
@@ -62,6 +63,50 @@ enum ShortRowsBackward {
         let sums = columnSums != nil
         let accG = scratch, accH = scratch + D
         let invCount = 1 / Double(D)
+        @inline(__always) func xhat(_ row: Int) -> AffineCoefficients {
+            AffineCoefficients(mean: mean?[firstRow + row] ?? 0, invStd: invStd[firstRow + row])
+        }
+        /// Adds the chunk's Float32 column partials into `columnSums`; a column whose
+        /// partial is not finite (Float32 overflow, or non-finite inputs) gets the
+        /// chunk's Float64 sums instead. One test per column and chunk; the chunks
+        /// depend only on the block, so the bits do not depend on the thread count.
+        func flush(_ chunk: Range<Int>) {
+            guard let columnSums else { return }
+            for j in 0..<D {
+                var part = GradientSums(dy: Double(accG[j]), dyXhat: Double(accH[j]))
+                if !part.isFinite {
+                    part = BlockGradients.rowsColumnFloat64(x + j, dy + j, rows: chunk, stride: D, xhat: xhat)
+                }
+                columnSums[j] = columnSums[j] + part
+            }
+        }
+        // dx over x or dy (in place) with column sums: each chunk's column sums are
+        // formed (and, where they overflow, redone) before its dx is written, in a
+        // pass of their own with the arithmetic of sweep 1: the same bits.
+        let split = sums && (UnsafeRawPointer(dx) == UnsafeRawPointer(x) || UnsafeRawPointer(dx) == UnsafeRawPointer(dy))
+        let fusedSums = sums && !split
+        func columnChunk(_ chunk: Range<Int>) {
+            for row in chunk {
+                let xr = x + row * D, dr = dy + row * D
+                let xc = xhat(row)
+                let p = F8(repeating: xc.pivot), s = F8(repeating: xc.scale), t = F8(repeating: xc.shift)
+                var j = 0
+                // scalar math: x̂ = (x − p)·s + t;  ΣG[j] += dy;  ΣH[j] += dy·x̂
+                while j < vectorEnd {
+                    let d = load8(dr + j)
+                    store8(load8(accG + j) + d, accG + j)
+                    store8(muladd(d, muladd(load8(xr + j) - p, s, t), load8(accH + j)), accH + j)
+                    j += 8
+                }
+                while j < D {
+                    let d = dr[j]
+                    accG[j] += d
+                    accH[j] = muladd(d, muladd(xr[j] - xc.pivot, xc.scale, xc.shift), accH[j])
+                    j += 1
+                }
+            }
+            flush(chunk)
+        }
         withUnsafeTemporaryAllocation(of: F8.self, capacity: 16) { laneBuffer in
             withUnsafeTemporaryAllocation(of: Float.self, capacity: 48) { floats in
                 let lanes = laneBuffer.baseAddress!
@@ -69,9 +114,13 @@ enum ShortRowsBackward {
                 let tails = floats.baseAddress!, k = tails + 16
                 var i0 = 0
                 while i0 < rows {
+                    // The `flushRows` rows (from the block's start) that row i0 is in.
+                    let c0 = i0 / BlockGradients.flushRows * BlockGradients.flushRows
+                    let chunk = c0..<min(rows, c0 + BlockGradients.flushRows)
                     if sums && i0 % BlockGradients.flushRows == 0 {
                         accG.update(repeating: 0, count: D)
                         accH.update(repeating: 0, count: D)
+                        if split { columnChunk(chunk) }
                     }
                     let n = min(8, rows - i0)
                     // Sweep 1: each row's lanes of Σg and Σg·x̂, and the column sums.
@@ -93,7 +142,7 @@ enum ShortRowsBackward {
                             let gg = gamma.map { d * load8($0 + j) } ?? d
                             g += gg
                             h = muladd(gg, xh, h)
-                            if sums {
+                            if fusedSums {
                                 store8(load8(accG + j) + d, accG + j)
                                 store8(muladd(d, xh, load8(accH + j)), accH + j)
                             }
@@ -107,7 +156,7 @@ enum ShortRowsBackward {
                             let gg = gamma.map { d * $0[j] } ?? d
                             gt += gg
                             ht = muladd(gg, xh, ht)
-                            if sums {
+                            if fusedSums {
                                 accG[j] += d
                                 accH[j] = muladd(d, xh, accH[j])
                             }
@@ -148,12 +197,7 @@ enum ShortRowsBackward {
                         }
                     }
                     i0 += 8
-                    if let columnSums, i0 % BlockGradients.flushRows == 0 || i0 >= rows {
-                        for j in 0..<D {
-                            columnSums[j].dy += Double(accG[j])
-                            columnSums[j].dyXhat += Double(accH[j])
-                        }
-                    }
+                    if !split, i0 % BlockGradients.flushRows == 0 || i0 >= rows { flush(chunk) }
                 }
             }
         }
