@@ -183,6 +183,21 @@ func sweep<Case>(_ cases: [Case], sourceLocation: SourceLocation = #_sourceLocat
 /// rounding grows with the depth of the merge tree, i.e. with log2(count).
 func reductionTolerance(_ count: Int) -> Double { 1e-5 * (1 + log2(Double(max(1, count)))) }
 
+/// Relative tolerance for a saved 1/σ (or σ) over `count` values: well below the
+/// 1/(2·count) by which M2/(n − 1) moves 1/σ away from M2/n, so a biased/unbiased
+/// swap always fails (a quarter of it, capped by `reductionTolerance`), but never
+/// under 1e-7 (about one Float32 ulp: what the kernels are asked to reach).
+func invStdTolerance(_ count: Int) -> Double {
+    max(1e-7, min(reductionTolerance(count), 0.25 / Double(max(1, count))))
+}
+
+/// Whether every saved 1/σ is within `invStdTolerance(count)` of the reference
+/// (no expectation recorded: for checks that a wrong reference is rejected).
+func invStdWithin(_ actual: [Double], _ expected: [Double], count: Int) -> Bool {
+    let tol = invStdTolerance(count)
+    return actual.count == expected.count && zip(actual, expected).allSatisfy { abs($0 - $1) <= tol * abs($1) }
+}
+
 /// Checks `|actual − expected| ≤ atol + rtol·|expected|` for every element (NaN
 /// must match NaN, ±∞ must match exactly) with one expectation whose message
 /// names the worst element, its values and the combination.
