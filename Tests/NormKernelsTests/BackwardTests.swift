@@ -158,7 +158,7 @@ struct BackwardTests {
     static let batchShapes: [TensorShape] = [
         TensorShape(n: 8, c: 3, h: 128, w: 130, layout: .nchw),     // few channels: blocks split across workers
         TensorShape(n: 4, c: 64, h: 24, w: 24, layout: .nchw),      // many channels: whole channels per worker
-        TensorShape(n: 8, c: 3, h: 128, w: 130, layout: .nhwc),
+        nhwcShape(n: 8, c: 3, spanning: 2),                         // few channels, ≥ 2 row blocks on any L2
         TensorShape(n: 4, c: 64, h: 24, w: 24, layout: .nhwc),
         TensorShape.matrix(4096, 40),
         TensorShape(n: 3, c: 13, h: 61, w: 67, layout: .nhwc),      // odd channel count (SIMD remainder)
@@ -761,10 +761,11 @@ struct BackwardTests {
     // MARK: - Columns merged over channel ranges
 
     @Test("NHWC with more than 128 merge slots (merged in channel ranges, several row blocks) and ≥ 1280 channels (sums and dx in strips): BatchNorm and GroupNorm forward and backward against Float64",
-          arguments: [(TensorShape(n: 2, c: 300, h: 20, w: 20, layout: .nhwc), 0),     // BatchNorm: 3 ranges of channels
-                      (TensorShape(n: 1, c: 300, h: 30, w: 30, layout: .nhwc), 300),   // G = C: 3 ranges of groups
-                      (TensorShape(n: 1, c: 300, h: 30, w: 30, layout: .nhwc), 100),   // groups of 3: backward ranges of 129
-                      (TensorShape(n: 2, c: 260, h: 24, w: 24, layout: .nhwc), 4),     // groups of 65: ranges of 130
+          // The first four span ≥ 3 row blocks whatever the L2 (sizes derived from the geometry).
+          arguments: [(nhwcShape(n: 2, c: 300, spanning: 3, side: 20), 0),     // BatchNorm: 3 ranges of channels
+                      (nhwcShape(n: 1, c: 300, spanning: 3, side: 30), 300),   // G = C: 3 ranges of groups
+                      (nhwcShape(n: 1, c: 300, spanning: 3, side: 30), 100),   // groups of 3: backward ranges of 129
+                      (nhwcShape(n: 2, c: 260, spanning: 3, side: 24), 4),     // groups of 65: ranges of 130
                       (TensorShape(n: 1, c: 1299, h: 12, w: 12, layout: .nhwc), 0),    // BatchNorm + ReLU: sums in strips, 3 columns left
                       (TensorShape(n: 1, c: 1304, h: 12, w: 12, layout: .nhwc), 8)])   // groups of 163, strips, aligned rows
     func channelRangeMerges(shape: TensorShape, groups: Int) throws {
@@ -790,6 +791,13 @@ struct BackwardTests {
             }
         }
         let what = groups == 0 ? "BN \(shape)" : "GN \(shape) G \(groups)"
+        if shape.c < 1000 {
+            // Several row blocks per matrix, on any cache size.
+            #expect(ColumnsGeometry(matrices: shape.n, rows: shape.spatial * (groups == 0 ? shape.n : 1), columns: shape.c)
+                        .blocksPerMatrix > 1, "\(what) spans one row block")
+            let plan = groups == 0 ? try BatchNormalization(shape: shape).plan() : try GroupNormalization(shape: shape, groups: groups).plan()
+            #expect(plan.blocks > shape.n, "\(what): \(plan)")
+        }
         // Forward: every slot's saved statistics and output against Float64.
         var yReference = [Double](repeating: 0, count: x.count)
         for (k, slot) in slots.enumerated() {

@@ -380,7 +380,8 @@ struct HardNumericsLargeReductionTests {
     @Test("BatchNorm [10, 1, 1000, 1000] NCHW (rows) and NHWC (columns) against the Float64 reference")
     func tenMillion() throws {
         // With C = 1 the NCHW and NHWC tensors are the same memory, but NCHW
-        // reduces contiguous 4096-value blocks and NHWC 32768-row column blocks.
+        // reduces contiguous blocks of L1d/8 values and NHWC column blocks of
+        // ~L2/2 bytes (38 blocks of 262144 rows on a 2 MiB L2).
         var rng = SplitMix64("1e7")
         let base = TensorShape(n: 10, c: 1, h: 1000, w: 1000)
         let x = rng.normals(base.count, mean: 50, std: 5)

@@ -101,6 +101,22 @@ enum Sizes {
     static let features = [1, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 4095, 4096, 4097, 8192, 9000, 20000, 50001]
 }
 
+/// Rows per block of the columns geometry (BatchNorm NHWC / [N, D], InstanceNorm
+/// and GroupNorm NHWC) for `columns` channels on this machine: it follows the L2
+/// (32768 rows at C = 1 on 256 KiB, 262144 on 2 MiB), so tests that must split
+/// derive their sizes from it instead of assuming a cache size.
+func columnsRowBlock(_ columns: Int) -> Int {
+    ColumnsGeometry(matrices: 1, rows: Int.max / 2, columns: columns).rowBlock
+}
+
+/// An NHWC shape of `n` samples and `c` channels whose N·H·W rows span at least
+/// `blocks` row blocks of the columns geometry on any cache size (H = W ≥ `side`).
+func nhwcShape(n: Int, c: Int, spanning blocks: Int, side: Int = 1) -> TensorShape {
+    let rows = blocks * columnsRowBlock(c) + 1
+    let s = max(side, Int((Double(rows) / Double(n)).squareRoot().rounded(.up)))
+    return TensorShape(n: n, c: c, h: s, w: s, layout: .nhwc)
+}
+
 /// A tensor with per-(n, c) means in `center` and standard deviations in `spread`,
 /// so that mixing up channels or samples changes the statistics.
 func activations(_ shape: TensorShape, _ rng: inout SplitMix64,
