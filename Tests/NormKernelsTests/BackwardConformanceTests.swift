@@ -8,12 +8,29 @@ import Testing
 
 // MARK: - Helpers (fileprivate, prefixed bw)
 
-fileprivate func bwFixtureCases(_ name: String) throws -> [[String: Any]] {
+fileprivate func bwFixtureCases(_ name: String, atLeast minimum: Int) throws -> [[String: Any]] {
     let url = try #require(Bundle.module.url(forResource: name, withExtension: "json", subdirectory: "Fixtures"),
                            "fixture \(name).json missing")
     let data = try Data(contentsOf: url)
     let root = try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-    return try #require(root["cases"] as? [[String: Any]])
+    let cases = try #require(root["cases"] as? [[String: Any]])
+    try #require(cases.count >= minimum, "fixture \(name).json has \(cases.count) cases, expected at least \(minimum)")
+    return cases
+}
+
+/// How many comparisons of each gradient actually ran (`bwMatch` skips a gradient
+/// torch has none of): each must reach the count the committed fixtures give, so
+/// a renamed key or a truncated file cannot pass by comparing nothing.
+fileprivate struct BwChecked {
+    var counts: [String: Int] = [:]
+    mutating func add(_ key: String, _ checked: Bool) { if checked { counts[key, default: 0] += 1 } }
+    func expect(_ minimums: [String: Int], _ fixture: String, sourceLocation: SourceLocation = #_sourceLocation) {
+        for (key, minimum) in minimums.sorted(by: { $0.key < $1.key }) {
+            #expect(counts[key, default: 0] >= minimum,
+                    "\(fixture).json: \(counts[key, default: 0]) cases compared \(key), expected at least \(minimum)",
+                    sourceLocation: sourceLocation)
+        }
+    }
 }
 
 /// A JSON array of numbers (nil for null or absent).
@@ -44,12 +61,14 @@ fileprivate func bwShape(_ dims: [Int], _ layout: String) -> TensorShape {
 fileprivate let bwTolerance = 1e-4
 
 /// Normwise relative match of `ours` to torch's `expected` (skipped when torch has none).
+/// Returns whether a comparison ran.
+@discardableResult
 fileprivate func bwMatch(_ ours: [Float]?, _ expected: [Double]?, _ what: String,
-                         sourceLocation: SourceLocation = #_sourceLocation) {
-    guard let expected else { return }
+                         sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
+    guard let expected else { return false }
     guard let ours, ours.count == expected.count else {
         Issue.record("\(what): \(ours?.count ?? 0) values, torch has \(expected.count)", sourceLocation: sourceLocation)
-        return
+        return true
     }
     var worst = 0.0, scale = 0.0, at = 0
     for i in 0..<expected.count {
@@ -62,12 +81,14 @@ fileprivate func bwMatch(_ ours: [Float]?, _ expected: [Double]?, _ what: String
         Issue.record("\(what): relative error \(relative) at [\(at)]: ours \(ours[at]), torch \(expected[at])",
                      sourceLocation: sourceLocation)
     }
+    return true
 }
 
 struct BackwardConformanceTests {
     @Test("BatchNorm training backward (incl. NHWC, [N, D], fused ReLU) matches PyTorch autograd")
     func batchNorm() throws {
-        for c in try bwFixtureCases("batchnorm") {
+        var checked = BwChecked()
+        for c in try bwFixtureCases("batchnorm", atLeast: 11) {
             let name = c["name"] as? String ?? "?"
             let shape = bwShape(try #require(bwInts(c["shape"])), c["layout"] as? String ?? "nchw")
             let eps = Float(bwNumber(c["eps"]) ?? 1e-5)
@@ -79,15 +100,17 @@ struct BackwardConformanceTests {
             let bn = try BatchNormalization(shape: shape, epsilon: eps, fusedReLU: relu)
             let (y, saved) = try bn.forwardTraining(x, scale: gamma, bias: beta)
             let grads = try bn.backwardTraining(x, gradOutput: dy, saved: saved, scale: gamma, output: y)
-            bwMatch(grads.input, bwNumbers(c["dx"]), "\(name) dx")
-            bwMatch(grads.scale, bwNumbers(c["dgamma"]), "\(name) dγ")
-            bwMatch(grads.bias, bwNumbers(c["dbeta"]), "\(name) dβ")
+            checked.add("dx", bwMatch(grads.input, bwNumbers(c["dx"]), "\(name) dx"))
+            checked.add("dγ", bwMatch(grads.scale, bwNumbers(c["dgamma"]), "\(name) dγ"))
+            checked.add("dβ", bwMatch(grads.bias, bwNumbers(c["dbeta"]), "\(name) dβ"))
         }
+        checked.expect(["dx": 11, "dγ": 7, "dβ": 7], "batchnorm")
     }
 
     @Test("InstanceNorm backward matches PyTorch autograd")
     func instanceNorm() throws {
-        for c in try bwFixtureCases("instancenorm") {
+        var checked = BwChecked()
+        for c in try bwFixtureCases("instancenorm", atLeast: 9) {
             let name = c["name"] as? String ?? "?"
             let shape = bwShape(try #require(bwInts(c["shape"])), c["layout"] as? String ?? "nchw")
             let eps = Float(bwNumber(c["eps"]) ?? 1e-5)
@@ -98,15 +121,17 @@ struct BackwardConformanceTests {
             let norm = try InstanceNormalization(shape: shape, epsilon: eps)
             let (_, saved) = try norm.forwardTraining(x, scale: gamma, bias: beta)
             let grads = try norm.backwardTraining(x, gradOutput: dy, saved: saved, scale: gamma)
-            bwMatch(grads.input, bwNumbers(c["dx"]), "\(name) dx")
-            bwMatch(grads.scale, bwNumbers(c["dgamma"]), "\(name) dγ")
-            bwMatch(grads.bias, bwNumbers(c["dbeta"]), "\(name) dβ")
+            checked.add("dx", bwMatch(grads.input, bwNumbers(c["dx"]), "\(name) dx"))
+            checked.add("dγ", bwMatch(grads.scale, bwNumbers(c["dgamma"]), "\(name) dγ"))
+            checked.add("dβ", bwMatch(grads.bias, bwNumbers(c["dbeta"]), "\(name) dβ"))
         }
+        checked.expect(["dx": 9, "dγ": 5, "dβ": 5], "instancenorm")
     }
 
     @Test("GroupNorm backward (NCHW and NHWC) matches PyTorch autograd")
     func groupNorm() throws {
-        for c in try bwFixtureCases("groupnorm") {
+        var checked = BwChecked()
+        for c in try bwFixtureCases("groupnorm", atLeast: 16) {
             let name = c["name"] as? String ?? "?"
             let shape = bwShape(try #require(bwInts(c["shape"])), c["layout"] as? String ?? "nchw")
             let groups = Int(try #require(bwNumber(c["groups"])))
@@ -116,15 +141,17 @@ struct BackwardConformanceTests {
             let norm = try GroupNormalization(shape: shape, groups: groups, epsilon: eps)
             let (_, saved) = try norm.forward(x, scale: gamma, bias: beta)
             let grads = try norm.backward(x, gradOutput: dy, saved: saved, scale: gamma)
-            bwMatch(grads.input, bwNumbers(c["dx"]), "\(name) dx")
-            bwMatch(grads.scale, bwNumbers(c["dgamma"]), "\(name) dγ")
-            bwMatch(grads.bias, bwNumbers(c["dbeta"]), "\(name) dβ")
+            checked.add("dx", bwMatch(grads.input, bwNumbers(c["dx"]), "\(name) dx"))
+            checked.add("dγ", bwMatch(grads.scale, bwNumbers(c["dgamma"]), "\(name) dγ"))
+            checked.add("dβ", bwMatch(grads.bias, bwNumbers(c["dbeta"]), "\(name) dβ"))
         }
+        checked.expect(["dx": 16, "dγ": 8, "dβ": 8], "groupnorm")
     }
 
     @Test("LayerNorm backward matches PyTorch autograd")
     func layerNorm() throws {
-        for c in try bwFixtureCases("layernorm") {
+        var checked = BwChecked()
+        for c in try bwFixtureCases("layernorm", atLeast: 9) {
             let name = c["name"] as? String ?? "?"
             let rows = Int(try #require(bwNumber(c["rows"]))), features = Int(try #require(bwNumber(c["features"])))
             let eps = Float(bwNumber(c["eps"]) ?? 1e-5)
@@ -133,15 +160,17 @@ struct BackwardConformanceTests {
             let norm = try LayerNormalization(rows: rows, features: features, epsilon: eps)
             let (_, saved) = try norm.forward(x, scale: gamma, bias: beta)
             let grads = try norm.backward(x, gradOutput: dy, saved: saved, scale: gamma)
-            bwMatch(grads.input, bwNumbers(c["dx"]), "\(name) dx")
-            bwMatch(grads.scale, bwNumbers(c["dgamma"]), "\(name) dγ")
-            bwMatch(grads.bias, bwNumbers(c["dbeta"]), "\(name) dβ")
+            checked.add("dx", bwMatch(grads.input, bwNumbers(c["dx"]), "\(name) dx"))
+            checked.add("dγ", bwMatch(grads.scale, bwNumbers(c["dgamma"]), "\(name) dγ"))
+            checked.add("dβ", bwMatch(grads.bias, bwNumbers(c["dbeta"]), "\(name) dβ"))
         }
+        checked.expect(["dx": 9, "dγ": 5, "dβ": 5], "layernorm")
     }
 
     @Test("RMSNorm backward matches PyTorch autograd")
     func rmsNorm() throws {
-        for c in try bwFixtureCases("rmsnorm") {
+        var checked = BwChecked()
+        for c in try bwFixtureCases("rmsnorm", atLeast: 12) {
             let name = c["name"] as? String ?? "?"
             let rows = Int(try #require(bwNumber(c["rows"]))), features = Int(try #require(bwNumber(c["features"])))
             let eps = Float(try #require(bwNumber(c["eps"])))
@@ -150,14 +179,16 @@ struct BackwardConformanceTests {
             let norm = try RMSNormalization(rows: rows, features: features, epsilon: eps)
             let (_, saved) = try norm.forward(x, scale: weight)
             let grads = try norm.backward(x, gradOutput: dy, saved: saved, scale: weight)
-            bwMatch(grads.input, bwNumbers(c["dx"]), "\(name) dx")
-            bwMatch(grads.scale, bwNumbers(c["dweight"]), "\(name) dγ")
+            checked.add("dx", bwMatch(grads.input, bwNumbers(c["dx"]), "\(name) dx"))
+            checked.add("dγ", bwMatch(grads.scale, bwNumbers(c["dweight"]), "\(name) dγ"))
         }
+        checked.expect(["dx": 12, "dγ": 6], "rmsnorm")
     }
 
     @Test("AdaIN backward (content and style) matches PyTorch autograd")
     func adain() throws {
-        for c in try bwFixtureCases("adain") {
+        var checked = BwChecked()
+        for c in try bwFixtureCases("adain", atLeast: 4) {
             let name = c["name"] as? String ?? "?"
             let layout = c["layout"] as? String ?? "nchw"
             let content = bwShape(try #require(bwInts(c["content_shape"])), layout)
@@ -168,14 +199,16 @@ struct BackwardConformanceTests {
             let ada = try AdaptiveInstanceNormalization(content: content, style: style, epsilon: eps)
             let (_, saved) = try ada.forward(content: x, style: s)
             let grads = try ada.backward(content: x, style: s, gradOutput: dy, saved: saved)
-            bwMatch(grads.content, bwNumbers(c["dcontent"]), "\(name) dcontent")
-            bwMatch(grads.style, bwNumbers(c["dstyle"]), "\(name) dstyle")
+            checked.add("dcontent", bwMatch(grads.content, bwNumbers(c["dcontent"]), "\(name) dcontent"))
+            checked.add("dstyle", bwMatch(grads.style, bwNumbers(c["dstyle"]), "\(name) dstyle"))
         }
+        checked.expect(["dcontent": 4, "dstyle": 4], "adain")
     }
 
     @Test("WeightNorm backward matches PyTorch autograd")
     func weightNorm() throws {
-        for c in try bwFixtureCases("weightnorm") {
+        var checked = BwChecked()
+        for c in try bwFixtureCases("weightnorm", atLeast: 6) {
             let name = c["name"] as? String ?? "?"
             let shape = try #require(bwInts(c["shape"]))
             let dim = bwNumber(c["dim"]).map { Int($0) }
@@ -184,8 +217,9 @@ struct BackwardConformanceTests {
             let wn = try WeightNormalization(shape: shape, dim: dim)
             let (_, norms) = try wn.forward(v: v, g: g)
             let grads = try wn.backward(v: v, g: g, gradWeight: dw, norms: norms)
-            bwMatch(grads.v, bwNumbers(c["dv"]), "\(name) dv")
-            bwMatch(grads.g, bwNumbers(c["dg"]), "\(name) dg")
+            checked.add("dv", bwMatch(grads.v, bwNumbers(c["dv"]), "\(name) dv"))
+            checked.add("dg", bwMatch(grads.g, bwNumbers(c["dg"]), "\(name) dg"))
         }
+        checked.expect(["dv": 6, "dg": 6], "weightnorm")
     }
 }

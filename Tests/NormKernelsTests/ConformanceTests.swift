@@ -9,12 +9,14 @@ import NormKernels
 struct Fixture {
     let fields: [String: Any]
 
-    static func cases(_ op: String) throws -> [Fixture] {
+    /// The cases of `op`.json; at least `atLeast` of them (the count committed
+    /// today), so a truncated or renamed fixture cannot pass by checking nothing.
+    static func cases(_ op: String, atLeast minimum: Int) throws -> [Fixture] {
         let url = try #require(Bundle.module.url(forResource: op, withExtension: "json", subdirectory: "Fixtures"),
                                "fixture \(op).json missing")
         let root = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: url)) as? [String: Any])
         let cases = try #require(root["cases"] as? [[String: Any]])
-        #expect(!cases.isEmpty, "fixture \(op).json has no cases")
+        try #require(cases.count >= minimum, "fixture \(op).json has \(cases.count) cases, expected at least \(minimum)")
         return cases.map(Fixture.init)
     }
 
@@ -50,13 +52,15 @@ func expectClose<A: Collection, B: Collection>(
 
 @Suite struct ConformanceTests {
     @Test func batchNorm() throws {
-        for f in try Fixture.cases("batchnorm") {
+        var evaluated = 0
+        for f in try Fixture.cases("batchnorm", atLeast: 11) {
             let shape = f.shape()
             let momentum = f.double("momentum")
             let running = try RunningStatistics(
                 channels: shape.c, update: momentum.map { .exponential(momentum: $0) } ?? .cumulativeAverage)
             let bn = try BatchNormalization(shape: shape, epsilon: Float(f.double("eps")!), fusedReLU: f.bool("relu"))
             let gamma = f.floats("gamma"), beta = f.floats("beta")
+            try #require(!f.steps.isEmpty, "\(f.name): no training steps")
             for (k, step) in f.steps.enumerated() {
                 let (y, saved) = try bn.forwardTraining(step.floats("input")!, scale: gamma, bias: beta, running: running)
                 expectClose(y, step.floats("output")!, "\(f.name) step \(k) output")
@@ -68,18 +72,22 @@ func expectClose<A: Collection, B: Collection>(
             if let x = f.floats("eval_input") {
                 let y = try bn.forwardInference(x, scale: gamma, bias: beta, running: running)
                 expectClose(y, f.floats("eval_output")!, "\(f.name) eval output")
+                evaluated += 1
             }
         }
+        #expect(evaluated >= 1, "batchnorm.json: \(evaluated) inference cases checked, expected at least 1")
     }
 
     @Test func instanceNorm() throws {
-        for f in try Fixture.cases("instancenorm") {
+        var tracked = 0, evaluated = 0
+        for f in try Fixture.cases("instancenorm", atLeast: 9) {
             let shape = f.shape()
             let tracking = f.bool("track_running_stats")
             let running = tracking ? try RunningStatistics(
                 channels: shape.c, update: .exponential(momentum: f.double("momentum") ?? 0.1)) : nil
             let op = try InstanceNormalization(shape: shape, epsilon: Float(f.double("eps")!))
             let gamma = f.floats("gamma"), beta = f.floats("beta")
+            try #require(!f.steps.isEmpty, "\(f.name): no training steps")
             for (k, step) in f.steps.enumerated() {
                 let (y, saved) = try op.forwardTraining(step.floats("input")!, scale: gamma, bias: beta, running: running)
                 expectClose(y, step.floats("output")!, "\(f.name) step \(k) output")
@@ -89,16 +97,20 @@ func expectClose<A: Collection, B: Collection>(
             if let running {
                 expectClose(running.mean, f.floats("running_mean")!, "\(f.name) running mean")
                 expectClose(running.variance, f.floats("running_var")!, "\(f.name) running var")
+                tracked += 1
                 if let x = f.floats("eval_input") {
                     let y = try op.forwardInference(x, scale: gamma, bias: beta, running: running)
                     expectClose(y, f.floats("eval_output")!, "\(f.name) eval output")
+                    evaluated += 1
                 }
             }
         }
+        #expect(tracked >= 1 && evaluated >= 1,
+                "instancenorm.json: \(tracked) running-statistics cases and \(evaluated) inference cases checked, expected at least 1 each")
     }
 
     @Test func groupNorm() throws {
-        for f in try Fixture.cases("groupnorm") {
+        for f in try Fixture.cases("groupnorm", atLeast: 16) {
             let op = try GroupNormalization(shape: f.shape(), groups: f.int("groups")!, epsilon: Float(f.double("eps")!))
             let (y, saved) = try op.forward(f.floats("input")!, scale: f.floats("gamma"), bias: f.floats("beta"))
             expectClose(y, f.floats("output")!, "\(f.name) output")
@@ -108,7 +120,7 @@ func expectClose<A: Collection, B: Collection>(
     }
 
     @Test func layerNorm() throws {
-        for f in try Fixture.cases("layernorm") {
+        for f in try Fixture.cases("layernorm", atLeast: 9) {
             let op = try LayerNormalization(rows: f.int("rows")!, features: f.int("features")!, epsilon: Float(f.double("eps")!))
             let (y, saved) = try op.forward(f.floats("input")!, scale: f.floats("gamma"), bias: f.floats("beta"))
             expectClose(y, f.floats("output")!, "\(f.name) output")
@@ -118,7 +130,7 @@ func expectClose<A: Collection, B: Collection>(
     }
 
     @Test func rmsNorm() throws {
-        for f in try Fixture.cases("rmsnorm") {
+        for f in try Fixture.cases("rmsnorm", atLeast: 12) {
             let op = try RMSNormalization(rows: f.int("rows")!, features: f.int("features")!, epsilon: Float(f.double("eps")!))
             let (y, _) = try op.forward(f.floats("input")!, scale: f.floats("weight"))
             expectClose(y, f.floats("output")!, "\(f.name) output")
@@ -126,7 +138,7 @@ func expectClose<A: Collection, B: Collection>(
     }
 
     @Test func adaIN() throws {
-        for f in try Fixture.cases("adain") {
+        for f in try Fixture.cases("adain", atLeast: 4) {
             let op = try AdaptiveInstanceNormalization(
                 content: f.shape("content_shape"), style: f.shape("style_shape"), epsilon: Float(f.double("eps")!))
             let (y, _) = try op.forward(content: f.floats("content")!, style: f.floats("style")!)
@@ -135,7 +147,7 @@ func expectClose<A: Collection, B: Collection>(
     }
 
     @Test func weightNorm() throws {
-        for f in try Fixture.cases("weightnorm") {
+        for f in try Fixture.cases("weightnorm", atLeast: 6) {
             let op = try WeightNormalization(shape: f.ints("shape")!, dim: f.int("dim"))
             let (w, _) = try op.forward(v: f.floats("v")!, g: f.floats("g")!)
             expectClose(w, f.floats("w")!, "\(f.name) w")
@@ -143,7 +155,7 @@ func expectClose<A: Collection, B: Collection>(
     }
 
     @Test func batchNormFolding() throws {
-        for f in try Fixture.cases("batchnorm_fold") {
+        for f in try Fixture.cases("batchnorm_fold", atLeast: 5) {
             let shape = f.ints("weight_shape")!
             let running = try RunningStatistics(channels: shape[0], mean: f.floats("running_mean"), variance: f.floats("running_var"))
             let (w, b) = try BatchNormFolding.fold(

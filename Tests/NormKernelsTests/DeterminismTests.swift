@@ -43,10 +43,22 @@ fileprivate func bits(_ values: [Double]) -> [Float] { values.flatMap { [Float(b
         TensorShape(n: 4, c: 64, h: 28, w: 28),    // many channels: whole units
         TensorShape(n: 1, c: 2, h: 300, w: 301),   // N·C = 2, odd sizes
         TensorShape(n: 64, c: 64, h: 7, w: 7),     // short runs: grouped blocks, memory-order output
+        nhwcShape(n: 2, c: 3, spanning: 2),        // NHWC few channels: ≥ 2 column row blocks on any L2, split
     ]
 
+    @Test("the shapes split blocks across workers in both geometries on this machine's caches")
+    func shapesSplit() throws {
+        let threading = Threading(threads: 2, parallelThreshold: 4096)
+        // ([2, 160, 160, 3] NHWC alone is one row block on a 2 MiB L2: nothing to split.)
+        for layout in Layout.allCases {
+            let plans = try Self.imageShapes.map { try BatchNormalization(shape: $0.with(layout: layout), threading: threading).plan() }
+            #expect(plans.contains { $0.blocks > 1 && $0.strategy.hasPrefix("split") },
+                    "no \(layout) BatchNorm shape splits its blocks: \(plans.map(\.description))")
+        }
+    }
+
     static func allLayouts(_ s: TensorShape) -> [TensorShape] {
-        [s, TensorShape(n: s.n, c: s.c, h: s.h, w: s.w, layout: .nhwc)]
+        [s.with(layout: .nchw), s.with(layout: .nhwc)]
     }
 
     @Test(arguments: imageShapes.flatMap(allLayouts))

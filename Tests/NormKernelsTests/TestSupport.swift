@@ -101,6 +101,22 @@ enum Sizes {
     static let features = [1, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 4095, 4096, 4097, 8192, 9000, 20000, 50001]
 }
 
+/// Rows per block of the columns geometry (BatchNorm NHWC / [N, D], InstanceNorm
+/// and GroupNorm NHWC) for `columns` channels on this machine: it follows the L2
+/// (32768 rows at C = 1 on 256 KiB, 262144 on 2 MiB), so tests that must split
+/// derive their sizes from it instead of assuming a cache size.
+func columnsRowBlock(_ columns: Int) -> Int {
+    ColumnsGeometry(matrices: 1, rows: Int.max / 2, columns: columns).rowBlock
+}
+
+/// An NHWC shape of `n` samples and `c` channels whose N·H·W rows span at least
+/// `blocks` row blocks of the columns geometry on any cache size (H = W ≥ `side`).
+func nhwcShape(n: Int, c: Int, spanning blocks: Int, side: Int = 1) -> TensorShape {
+    let rows = blocks * columnsRowBlock(c) + 1
+    let s = max(side, Int((Double(rows) / Double(n)).squareRoot().rounded(.up)))
+    return TensorShape(n: n, c: c, h: s, w: s, layout: .nhwc)
+}
+
 /// A tensor with per-(n, c) means in `center` and standard deviations in `spread`,
 /// so that mixing up channels or samples changes the statistics.
 func activations(_ shape: TensorShape, _ rng: inout SplitMix64,
@@ -182,6 +198,21 @@ func sweep<Case>(_ cases: [Case], sourceLocation: SourceLocation = #_sourceLocat
 /// Tolerance for O(1) normalized outputs of a reduction over `count` values:
 /// rounding grows with the depth of the merge tree, i.e. with log2(count).
 func reductionTolerance(_ count: Int) -> Double { 1e-5 * (1 + log2(Double(max(1, count)))) }
+
+/// Relative tolerance for a saved 1/σ (or σ) over `count` values: well below the
+/// 1/(2·count) by which M2/(n − 1) moves 1/σ away from M2/n, so a biased/unbiased
+/// swap always fails (a quarter of it, capped by `reductionTolerance`), but never
+/// under 1e-7 (about one Float32 ulp: what the kernels are asked to reach).
+func invStdTolerance(_ count: Int) -> Double {
+    max(1e-7, min(reductionTolerance(count), 0.25 / Double(max(1, count))))
+}
+
+/// Whether every saved 1/σ is within `invStdTolerance(count)` of the reference
+/// (no expectation recorded: for checks that a wrong reference is rejected).
+func invStdWithin(_ actual: [Double], _ expected: [Double], count: Int) -> Bool {
+    let tol = invStdTolerance(count)
+    return actual.count == expected.count && zip(actual, expected).allSatisfy { abs($0 - $1) <= tol * abs($1) }
+}
 
 /// Checks `|actual − expected| ≤ atol + rtol·|expected|` for every element (NaN
 /// must match NaN, ±∞ must match exactly) with one expectation whose message
