@@ -68,15 +68,14 @@ enum Check {
     /// exception: an output may *be* an input named in `inPlace[output]` (the
     /// same address and length, read element by element before that element is
     /// written). A partial overlap with such an input throws `.partialOverlap`
-    /// (named after the output alone when the input is the call's first, primary
-    /// input, e.g. "output"; else "output (against other)"); any other sharing
+    /// ("output (against other)", or the output's name alone against
+    /// `bareNameAgainst`, a forward call's one input); any other sharing
     /// throws `.overlappingBuffers(output, other)`. Inputs may share memory with
     /// each other: they are only read.
     static func buffers(
         writes: [(String, MemorySpan?)], reads: [(String, MemorySpan?)],
-        inPlace: [String: Set<String>] = [:]
+        inPlace: [String: Set<String>] = [:], bareNameAgainst primary: String? = nil
     ) throws {
-        let primary = reads.first?.0
         for (i, (name, span)) in writes.enumerated() {
             guard let span else { continue }
             for (other, otherSpan) in reads {
@@ -102,7 +101,7 @@ enum Check {
     ) throws {
         try buffers(writes: [(output.0, MemorySpan(output.1))],
                     reads: [(input.0, MemorySpan(input.1))] + parameters.map { ($0.0, MemorySpan($0.1)) },
-                    inPlace: [output.0: [input.0]])
+                    inPlace: [output.0: [input.0]], bareNameAgainst: input.0)
     }
 }
 
