@@ -519,7 +519,8 @@ struct Fuzzer {
                 let tolerance = floor.map { 4 * Double(Float.ulpOfOne) * $0[i] + Double(Float(e).ulp) }
                     ?? 1e-4 * abs(e) + 1e-4 * max(rms, 1e-30) + 1e-6 * magnitude
                 if !(abs(Double(a) - e) <= tolerance) || (e.isFinite && !a.isFinite) {
-                    report.failures.append("\(label): \(name)[\(i)] = \(a), reference \(e)")
+                    let bound = floor.map { ", |error| = \(abs(Double(a) - e) / (Double(Float.ulpOfOne) * $0[i])) ε·Σ|terms| (Σ|terms| = \($0[i]))" } ?? ""
+                    report.failures.append("\(label): \(name)[\(i)] = \(a), reference \(e)\(bound), \(expected.count) values")
                     break
                 }
             }
