@@ -112,6 +112,8 @@ final class BandwidthProbe {
                                     0.5 + zero, r.count)
             }
         }
+        // The workers write disjoint ranges of the probe's buffers; the join orders them.
+        nonisolated(unsafe) let work = work
         if threads <= 1 {
             work(0, 1)
         } else if affinity == .none {

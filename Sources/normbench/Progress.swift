@@ -1,5 +1,6 @@
 import Foundation
 import Glibc
+import Synchronization
 
 /// Messages for people go to stderr, so stdout carries only the table.
 enum Console {
@@ -18,7 +19,8 @@ final class Progress {
     private var done = 0
     private let started = now()
     private var lastLine = 0.0
-    private static var lineVisible = false
+    /// Whether a progress line is on the terminal now (any thread may print a note).
+    private static let lineVisible = Atomic<Bool>(false)
 
     init(total: Int) { self.total = total }
 
@@ -34,7 +36,7 @@ final class Progress {
             + label + eta
         if Console.isTerminal {
             FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8))
-            Progress.lineVisible = true
+            Progress.lineVisible.store(true, ordering: .relaxed)
         } else if elapsed - lastLine >= 15 || done == 1 {
             lastLine = elapsed
             FileHandle.standardError.write(Data((line + "\n").utf8))
@@ -48,9 +50,8 @@ final class Progress {
     }
 
     static func clearLine() {
-        if lineVisible {
+        if lineVisible.exchange(false, ordering: .relaxed) {
             FileHandle.standardError.write(Data("\r\u{1B}[K".utf8))
-            lineVisible = false
         }
     }
 }

@@ -187,10 +187,11 @@ fileprivate func bits(_ values: [Double]) -> [Float] { values.flatMap { [Float(b
         let expectedGN = try inputs.map { try GroupNormalization(shape: shape, groups: 4, threading: .serial).forward($0).output }
         let results = UnsafeMutableBufferPointer<([Float], [Float])>.allocate(capacity: 8)
         defer { results.deallocate() }
+        nonisolated(unsafe) let slots = results  // each caller writes its own slot
         DispatchQueue.concurrentPerform(iterations: 8) { i in
             let a = (try? bn.forwardTraining(inputs[i]).output) ?? []
             let b = (try? gn.forward(inputs[i]).output) ?? []
-            (results.baseAddress! + i).initialize(to: (a, b))
+            (slots.baseAddress! + i).initialize(to: (a, b))
         }
         for i in 0..<8 {
             #expect(results[i].0 == expectedBN[i], "BatchNorm caller \(i)")
@@ -205,7 +206,7 @@ fileprivate func bits(_ values: [Double]) -> [Float] { values.flatMap { [Float(b
         let counts = [1000, 1, 0, 37, 5000, 2]
         let offsets = counts.indices.map { counts[..<$0].reduce(0, +) }
         let total = counts.reduce(0, +)
-        func check(_ threading: Threading, _ label: String) -> Bool {
+        @Sendable func check(_ threading: Threading, _ label: String) -> Bool {
             let hits = UnsafeMutableBufferPointer<Int>.allocate(capacity: total)
             let early = UnsafeMutableBufferPointer<Bool>.allocate(capacity: total)
             defer { hits.deallocate(); early.deallocate() }
@@ -234,8 +235,9 @@ fileprivate func bits(_ values: [Double]) -> [Float] { values.flatMap { [Float(b
         }
         let nested = UnsafeMutableBufferPointer<Bool>.allocate(capacity: 8)
         defer { nested.deallocate() }
+        nonisolated(unsafe) let nestedSlots = nested  // each caller writes its own slot
         DispatchQueue.concurrentPerform(iterations: 8) { i in
-            nested[i] = check(Threading(threads: 4, parallelThreshold: 4096), "nested \(i)")
+            nestedSlots[i] = check(Threading(threads: 4, parallelThreshold: 4096), "nested \(i)")
         }
         #expect(nested.allSatisfy { $0 })
     }
@@ -248,8 +250,9 @@ fileprivate func bits(_ values: [Double]) -> [Float] { values.flatMap { [Float(b
         let expected = try LayerNormalization(rows: 256, features: 1000, threading: .serial).forward(x).output
         let ok = UnsafeMutableBufferPointer<Bool>.allocate(capacity: 16)
         defer { ok.deallocate() }
+        nonisolated(unsafe) let okSlots = ok  // each caller writes its own slot
         DispatchQueue.concurrentPerform(iterations: 16) { i in
-            ok[i] = (try? ln.forward(x).output) == expected
+            okSlots[i] = (try? ln.forward(x).output) == expected
         }
         #expect(ok.allSatisfy { $0 })
     }
@@ -302,6 +305,7 @@ fileprivate func bits(_ values: [Double]) -> [Float] { values.flatMap { [Float(b
         let expected = try LayerNormalization(rows: 256, features: 1000, threading: .serial).forward(x).output
         let ok = UnsafeMutableBufferPointer<Bool>.allocate(capacity: 16)
         defer { ok.deallocate() }
+        nonisolated(unsafe) let okSlots = ok  // each caller writes its own slot
         DispatchQueue.concurrentPerform(iterations: 16) { i in
             // Each caller also nests warm calls inside a warm call's ranges.
             let inner = UnsafeMutableBufferPointer<Bool>.allocate(capacity: 4)
@@ -310,7 +314,7 @@ fileprivate func bits(_ values: [Double]) -> [Float] { values.flatMap { [Float(b
             Parallel.forEach(count: 4, elementsPerItem: 1 << 20, threading: Self.warm(2)) { range in
                 for j in range { inner[j] = (try? ln.forward(x).output) == expected }
             }
-            ok[i] = inner.allSatisfy { $0 } && (try? ln.forward(x).output) == expected
+            okSlots[i] = inner.allSatisfy { $0 } && (try? ln.forward(x).output) == expected
         }
         #expect(ok.allSatisfy { $0 })
     }
@@ -338,10 +342,11 @@ fileprivate func bits(_ values: [Double]) -> [Float] { values.flatMap { [Float(b
         // Plain Dispatch work afterwards must see the unbound pool.
         let after = UnsafeMutableBufferPointer<Int>.allocate(capacity: 32)
         defer { after.deallocate() }
+        nonisolated(unsafe) let afterSlots = after  // each caller writes its own slot
         DispatchQueue.concurrentPerform(iterations: 32) { i in
             var spin = 0.0
             for k in 0..<20_000 { spin += Double(k) }
-            after[i] = Topology.callingThreadBindingWeight() + (spin < 0 ? 1 : 0)
+            afterSlots[i] = Topology.callingThreadBindingWeight() + (spin < 0 ? 1 : 0)
         }
         #expect(after.allSatisfy { $0 == unbound }, "leaked binding: \(Array(after))")
     }

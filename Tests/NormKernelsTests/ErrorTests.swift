@@ -273,7 +273,7 @@ struct ErrorInitTests {
     static let badEpsilons: [Float] = [0, -0.0, -1e-5, .nan, .infinity, -.infinity]
 
     /// Every kernel (and folding) built with ε.
-    static let epsilonUsers: [(String, (Float) throws -> Void)] = [
+    static let epsilonUsers: [(String, @Sendable (Float) throws -> Void)] = [
         ("BatchNorm", { _ = try BatchNormalization(shape: TensorShape(n: 2, c: 3), epsilon: $0) }),
         ("InstanceNorm", { _ = try InstanceNormalization(shape: TensorShape(n: 2, c: 3, h: 2), epsilon: $0) }),
         ("GroupNorm", { _ = try GroupNormalization(shape: TensorShape(n: 2, c: 4, h: 2), groups: 2, epsilon: $0) }),

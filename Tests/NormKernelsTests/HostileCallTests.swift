@@ -5,6 +5,7 @@
 // size limit. Each rejected call must throw before it writes anything.
 
 import Dispatch
+import Synchronization
 import Testing
 @testable import NormKernels
 
@@ -312,9 +313,8 @@ struct HostileCallTests {
 }
 
 /// A counter that concurrent test callers may bump.
-final class Counter: @unchecked Sendable {
-    private let lock = DispatchSemaphore(value: 1)
-    private var count = 0
-    func add() { lock.wait(); count += 1; lock.signal() }
-    var value: Int { lock.wait(); defer { lock.signal() }; return count }
+final class Counter: Sendable {
+    private let count = Mutex(0)
+    func add() { count.withLock { $0 += 1 } }
+    var value: Int { count.withLock { $0 } }
 }

@@ -73,6 +73,7 @@ enum Parallel {
             return
         }
         withoutActuallyEscaping(body) { body in
+            let body = UncheckedSendable(body)
             DispatchQueue.concurrentPerform(iterations: ranges) { i in
                 let r = fromTheEnd ? ranges - 1 - i : i
                 let range = (r * count / ranges)..<((r + 1) * count / ranges)
@@ -82,11 +83,11 @@ enum Parallel {
                     // unrelated Dispatch work after the call returns.
                     var saved: UnsafeMutableRawPointer?
                     let bound = nk_bind_thread_to_core(Int32(core), &saved) == 0
-                    body(range)
+                    body.value(range)
                     nk_stream_fence()
                     if bound { _ = nk_restore_thread_binding(saved) }
                 } else {
-                    body(range)
+                    body.value(range)
                     nk_stream_fence()
                 }
             }
@@ -139,13 +140,15 @@ enum Parallel {
             return
         }
         // Ticket t of phase p is range t − starts[p] of that phase's `ranges[p]`.
-        var ranges: [Int] = [], starts: [Int] = [0]
+        var rangeCounts: [Int] = [], phaseStarts: [Int] = [0]
         for phase in phases {
-            ranges.append(min(phase.count, workers * rangesPerWorker))
-            starts.append(starts.last! + ranges.last!)
+            rangeCounts.append(min(phase.count, workers * rangesPerWorker))
+            phaseStarts.append(phaseStarts.last! + rangeCounts.last!)
         }
-        let tickets = starts.last!
+        let ranges = rangeCounts, starts = phaseStarts, tickets = starts.last!
         let next = Atomic<Int>(0), done = Atomic<Int>(0)
+        withoutActuallyEscaping(body) { body in
+        let body = UncheckedSendable(body)
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
             var p = 0
             while true {
@@ -157,10 +160,11 @@ enum Parallel {
                 waitUntil(done, reaches: starts[p])
                 let phase = phases[p], count = ranges[p]
                 let i = t - starts[p], r = phase.fromTheEnd ? count - 1 - i : i
-                body(p, (r * phase.count / count)..<((r + 1) * phase.count / count))
+                body.value(p, (r * phase.count / count)..<((r + 1) * phase.count / count))
                 nk_stream_fence()
                 done.add(1, ordering: .releasing)
             }
+        }
         }
     }
 

@@ -59,12 +59,15 @@ func welfordStep(_ x: F8, _ m: inout F8, _ s: inout F8, r: F8, q: F8) {
 enum WelfordWeights {
     static let count = 512
     /// Pairs (1/k, 1 − 1/k) at index 2k, for k in 1..<count (index 0 unused).
-    static let table: UnsafePointer<Float> = {
+    static var table: UnsafePointer<Float> { shared.value }
+
+    /// Written once, when first used, and only read after (see `UncheckedSendable`).
+    private static let shared = UncheckedSendable<UnsafePointer<Float>>({
         let t = UnsafeMutablePointer<Float>.allocate(capacity: 2 * count)
         t[0] = 0; t[1] = 0
         for k in 1..<count { t[2 * k] = 1 / Float(k); t[2 * k + 1] = 1 - 1 / Float(k) }
         return UnsafePointer(t)
-    }()
+    }())
 
     @inline(__always)
     static func step(_ k: Int, _ table: UnsafePointer<Float>) -> (r: F8, q: F8) {
