@@ -75,7 +75,14 @@ struct Fuzzer {
 
     mutating func threading() -> Threading {
         // A low parallel threshold so that the tiny fuzz tensors still take the parallel paths.
-        Threading(threads: int(1...4), parallelThreshold: pick([0, 64, 1 << 19]))
+        var t = Threading(threads: int(1...4), parallelThreshold: pick([0, 64, 1 << 19]),
+                          spinMicroseconds: pick([0, 50, 200]))
+        // The fields are public and settable: hostile values bypass the initializer's clamps.
+        if chance(0.03) { t.threads = pick([0, -3, Int.min, Int.max]) }
+        if chance(0.03) { t.parallelThreshold = pick([-1, Int.min, Int.max]) }
+        if chance(0.03) { t.spinMicroseconds = pick([-1, Int.min, Int.max]) }
+        if chance(0.05) { t.affinity = pick([.compact, .scatter]) }
+        return t
     }
 
     mutating func shape() -> TensorShape {

@@ -27,8 +27,13 @@ public struct Threading: Sendable, Hashable, CustomStringConvertible {
     /// to wake up, as OpenMP's spinning workers do, at the price of a busy core
     /// for at most that long after each call. Workers are still Dispatch pool
     /// threads; results do not change. Not used with pinning (`affinity` other
-    /// than `.none`).
+    /// than `.none`). Values above `maxSpinMicroseconds` (1 s) spin 1 s.
     public var spinMicroseconds: Int
+
+    /// The longest spin any `spinMicroseconds` gives: past a second a parked
+    /// thread's 100–250 µs wake-up no longer matters, and a worker spinning for
+    /// ever (an `Int.max` from a configuration file) would hold a core.
+    public static let maxSpinMicroseconds = 1_000_000
 
     /// `parallelThreshold` nil: `NORMKERNELS_PARALLEL_THRESHOLD` when set, else
     /// 2^19 elements, or 2^17 with warm workers (`spinMicroseconds` > 0), whose

@@ -103,7 +103,8 @@ final class WarmWorkers: @unchecked Sendable {
     private func helperLoop(spinMicroseconds: Int) {
         var seen = -1
         var idleSince = DispatchTime.now().uptimeNanoseconds
-        let spinNanoseconds = UInt64(max(0, spinMicroseconds)) * 1000
+        // At most `Threading.maxSpinMicroseconds`, whatever was stored in the public field.
+        let spinNanoseconds = UInt64(min(max(0, spinMicroseconds), Threading.maxSpinMicroseconds)) * 1000
         var polls = 0
         while true {
             let g = generation.load(ordering: .acquiring)
