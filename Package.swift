@@ -8,11 +8,12 @@ let package = Package(
     name: "NormKernels",
     products: [
         .library(name: "NormKernels", targets: ["NormKernels"]),
-        .executable(name: "normbench", targets: ["normbench"]),
+        // The C shim, for the repository's own harness (Harness/, normbench):
+        // not part of NormKernels' API.
+        .library(name: "CNormSupport", targets: ["CNormSupport"]),
     ],
-    dependencies: [
-        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-    ],
+    // No dependencies: a package that uses NormKernels fetches nothing else.
+    // normbench and its argument parser live in the nested package Harness/.
     targets: [
         // hwloc from the system (Debian: libhwloc-dev).
         .systemLibrary(
@@ -23,15 +24,6 @@ let package = Package(
         // C shim: hwloc's macros and inline helpers, thread ids, non-temporal stores.
         .target(name: "CNormSupport", dependencies: ["CHwloc"]),
         .target(name: "NormKernels", dependencies: ["CNormSupport"]),
-        .executableTarget(
-            name: "normbench",
-            dependencies: [
-                "NormKernels",
-                // Non-temporal copy and the black hole for the bandwidth probe.
-                "CNormSupport",
-                .product(name: "ArgumentParser", package: "swift-argument-parser"),
-            ]
-        ),
         .testTarget(
             name: "NormKernelsTests",
             dependencies: ["NormKernels"],

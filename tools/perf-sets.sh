@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Runs the issue-6 case sets (peer set and DRAM set) through normbench and writes
 # one CSV per set under OUT (default out/). Usage: tools/perf-sets.sh [OUT] [THREADS]
-# Build first: swift build -c release --product normbench --scratch-path .build-release -Xcc -march=x86-64-v3
+# Build first: swift build -c release --package-path Harness --scratch-path .build-release -Xcc -march=x86-64-v3
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${1:-out}; THREADS=${2:-2}; BIN=${NORMBENCH:-.build-release/release/normbench}

@@ -9,5 +9,5 @@ FLAGS=()
 if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
     FLAGS=(-Xcc -march=x86-64-v3)
 fi
-swift build -c release --product normbench --scratch-path .build-release "${FLAGS[@]}" >&2
+swift build -c release --package-path Harness --scratch-path .build-release "${FLAGS[@]}" >&2
 exec .build-release/release/normbench sweep "$@"
