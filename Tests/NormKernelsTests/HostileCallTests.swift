@@ -318,3 +318,41 @@ final class Counter: Sendable {
     func add() { count.withLock { $0 += 1 } }
     var value: Int { count.withLock { $0 } }
 }
+
+@Suite("NormError accessors and restored saved statistics")
+struct ErrorAccessorTests {
+    @Test("argument and caseName name every case")
+    func accessors() {
+        let cases: [(NormError, String, String)] = [
+            (.invalidDimension(argument: "shape.c", value: 0), "shape.c", "invalidDimension"),
+            (.sizeOverflow(argument: "shape"), "shape", "sizeOverflow"),
+            (.lengthMismatch(argument: "input", expected: 3, actual: 2), "input", "lengthMismatch"),
+            (.shapeMismatch(argument: "style.n", expected: "2", actual: "3"), "style.n", "shapeMismatch"),
+            (.groupsDoNotDivideChannels(groups: 3, channels: 4), "groups", "groupsDoNotDivideChannels"),
+            (.singleValuePerChannel(argument: "input", valuesPerChannel: 1), "input", "singleValuePerChannel"),
+            (.invalidEpsilon(0), "epsilon", "invalidEpsilon"),
+            (.invalidMomentum(2), "momentum", "invalidMomentum"),
+            (.invalidArgument(argument: "dim", reason: "out of range"), "dim", "invalidArgument"),
+            (.partialOverlap(argument: "output"), "output", "partialOverlap"),
+            (.overlappingBuffers(argument: "output", other: "scale (γ)"), "output", "overlappingBuffers"),
+        ]
+        for (error, argument, name) in cases {
+            #expect(error.argument == argument && error.caseName == name, "\(error)")
+        }
+    }
+
+    @Test("AdaIN backward from saved statistics restored through the public initializer")
+    func restoredAdaINSaved() throws {
+        let shape = TensorShape(n: 2, c: 3, h: 4, w: 5)
+        let ada = try AdaptiveInstanceNormalization(content: shape, style: shape)
+        var rng = SplitMix64("restored AdaIN")
+        let content = rng.normals(shape.count), style = rng.normals(shape.count, mean: 1, std: 2), dy = rng.normals(shape.count)
+        let saved = try ada.forward(content: content, style: style).saved
+        let restored = AdaptiveInstanceNormalization.Saved(contentMean: saved.contentMean, contentInvStd: saved.contentInvStd,
+                                                           styleMean: saved.styleMean, styleStd: saved.styleStd)
+        #expect(restored == saved)
+        let a = try ada.backward(content: content, style: style, gradOutput: dy, saved: saved)
+        let b = try ada.backward(content: content, style: style, gradOutput: dy, saved: restored)
+        #expect(a.content!.map(\.bitPattern) == b.content!.map(\.bitPattern) && a.style!.map(\.bitPattern) == b.style!.map(\.bitPattern))
+    }
+}

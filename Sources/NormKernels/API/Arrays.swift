@@ -10,6 +10,7 @@ func makeOutput(_ count: Int, _ body: (UnsafeMutableBufferPointer<Float>) throws
 }
 
 extension BatchNormalization {
+    @discardableResult
     public func forwardTraining(_ input: [Float], scale: [Float]? = nil, bias: [Float]? = nil,
                                 running: RunningStatistics? = nil) throws -> (output: [Float], saved: SavedStatistics) {
         var saved = SavedStatistics(mean: [], invStd: [])
@@ -32,6 +33,7 @@ extension BatchNormalization {
 }
 
 extension InstanceNormalization {
+    @discardableResult
     public func forwardTraining(_ input: [Float], scale: [Float]? = nil, bias: [Float]? = nil,
                                 running: RunningStatistics? = nil) throws -> (output: [Float], saved: SavedStatistics) {
         var saved = SavedStatistics(mean: [], invStd: [])

@@ -27,6 +27,38 @@ public enum NormError: Error, Equatable, Sendable, CustomStringConvertible {
     /// a parameter such as γ, or an output and an input it does not replace).
     case overlappingBuffers(argument: String, other: String)
 
+    /// The argument the error is about ("input", "scale (γ)", "shape.c",
+    /// "epsilon", …), for callers that react per argument without matching
+    /// every case.
+    public var argument: String {
+        switch self {
+        case let .invalidDimension(argument, _), let .sizeOverflow(argument), let .lengthMismatch(argument, _, _),
+             let .shapeMismatch(argument, _, _), let .singleValuePerChannel(argument, _),
+             let .invalidArgument(argument, _), let .partialOverlap(argument), let .overlappingBuffers(argument, _):
+            return argument
+        case .groupsDoNotDivideChannels: return "groups"
+        case .invalidEpsilon: return "epsilon"
+        case .invalidMomentum: return "momentum"
+        }
+    }
+
+    /// The case's name ("lengthMismatch", "partialOverlap", …), e.g. for logs and metrics.
+    public var caseName: String {
+        switch self {
+        case .invalidDimension: "invalidDimension"
+        case .sizeOverflow: "sizeOverflow"
+        case .lengthMismatch: "lengthMismatch"
+        case .shapeMismatch: "shapeMismatch"
+        case .groupsDoNotDivideChannels: "groupsDoNotDivideChannels"
+        case .singleValuePerChannel: "singleValuePerChannel"
+        case .invalidEpsilon: "invalidEpsilon"
+        case .invalidMomentum: "invalidMomentum"
+        case .invalidArgument: "invalidArgument"
+        case .partialOverlap: "partialOverlap"
+        case .overlappingBuffers: "overlappingBuffers"
+        }
+    }
+
     public var description: String {
         switch self {
         case let .invalidDimension(argument, value):

@@ -49,6 +49,15 @@ public struct AdaptiveInstanceNormalization: Sendable {
         public var contentInvStd: [Double]
         public var styleMean: [Double]
         public var styleStd: [Double]
+
+        /// Restores saved statistics (e.g. from a checkpoint) for `backward`; each
+        /// array holds one value per (n, c), n-major. Lengths are checked by `backward`.
+        public init(contentMean: [Double], contentInvStd: [Double], styleMean: [Double], styleStd: [Double]) {
+            self.contentMean = contentMean
+            self.contentInvStd = contentInvStd
+            self.styleMean = styleMean
+            self.styleStd = styleStd
+        }
     }
 
     @discardableResult
