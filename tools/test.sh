@@ -3,7 +3,8 @@
 # the whole suite in release mode (the kernels' SIMD loops are ~50x slower in
 # debug builds; -enable-testing lets tests reach internal helpers).
 #
-# Two builds, because the library compiles differently for each:
+# First the documentation (tools/docs.sh: DocC, warnings are errors). Then two
+# builds, because the library compiles differently for each:
 # 1. the default target (what a consumer gets without flags: SSE2, no FMA), run
 #    as built and again with NORMKERNELS_STREAMING=always;
 # 2. where the CPU has AVX2 and FMA, the build the benchmarks use
@@ -13,6 +14,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/ensure-deps.sh
+# The DocC catalog and every public doc comment; a broken link fails here.
+tools/docs.sh
 swift test -c release -Xswiftc -enable-testing "$@"
 # The same binary with every output path streaming (non-temporal stores), which
 # the tests' small tensors would otherwise never reach on a machine with a large L3.

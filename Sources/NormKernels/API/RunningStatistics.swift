@@ -62,8 +62,8 @@ public final class RunningStatistics: Sendable {
     /// - Parameters:
     ///   - channels: number of channels (C, or D for `[N, D]`), > 0.
     ///   - update: the update rule; momentum must be in [0, 1].
-    ///   - mean, variance: initial values (default 0 and 1, as PyTorch); `channels`
-    ///     values each, finite, variance ≥ 0.
+    ///   - mean: initial running mean (default 0, as PyTorch); `channels` finite values.
+    ///   - variance: initial running variance (default 1); `channels` finite values ≥ 0.
     public init(channels: Int, update: Update = .exponential(momentum: 0.1),
                 mean: [Float]? = nil, variance: [Float]? = nil) throws {
         try Check.positive(channels, "channels")

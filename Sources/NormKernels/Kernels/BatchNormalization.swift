@@ -26,6 +26,7 @@ public struct BatchNormalization: Sendable {
     ///   - shape: every dimension > 0; `[N, D]` is `TensorShape.matrix(N, D)`.
     ///   - epsilon: finite, > 0 (PyTorch's default 1e-5).
     ///   - fusedReLU: apply max(·, 0) to the output in the same pass.
+    ///   - threading: threads and pinning (see ``Threading``); results do not depend on it.
     public init(shape: TensorShape, epsilon: Float = 1e-5, fusedReLU: Bool = false,
                 threading: Threading = .default) throws {
         try shape.validate("shape")
