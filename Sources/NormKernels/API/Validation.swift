@@ -72,15 +72,22 @@ enum Check {
     /// `bareNameAgainst`, a forward call's one input); any other sharing
     /// throws `.overlappingBuffers(output, other)`. Inputs may share memory with
     /// each other: they are only read.
+    ///
+    /// Called on every kernel call, so it allocates nothing: the lists are array
+    /// literals that the inlined call keeps on the stack, and `inPlace` lists
+    /// (output, input) pairs rather than a dictionary of sets (which cost
+    /// ~1 µs per call on a 2 µs LayerNorm).
+    @inline(__always)
     static func buffers(
         writes: [(String, MemorySpan?)], reads: [(String, MemorySpan?)],
-        inPlace: [String: Set<String>] = [:], bareNameAgainst primary: String? = nil
+        inPlace: [(String, String)] = [], bareNameAgainst primary: String? = nil
     ) throws {
-        for (i, (name, span)) in writes.enumerated() {
-            guard let span else { continue }
+        for i in writes.indices {
+            guard let span = writes[i].1 else { continue }
+            let name = writes[i].0
             for (other, otherSpan) in reads {
                 guard let otherSpan, span.overlaps(otherSpan) else { continue }
-                if inPlace[name]?.contains(other) == true {
+                if inPlace.contains(where: { $0.0 == name && $0.1 == other }) {
                     if span == otherSpan { continue }
                     throw NormError.partialOverlap(argument: other == primary ? name : "\(name) (against \(other))")
                 }
@@ -95,13 +102,20 @@ enum Check {
 
     /// The forward rule: `output` may be `input` (in place) and must not touch
     /// any parameter.
+    @inline(__always)
     static func forwardBuffers(
         input: (String, UnsafeBufferPointer<Float>), output: (String, UnsafeMutableBufferPointer<Float>),
-        parameters: [(String, UnsafeBufferPointer<Float>?)]
+        parameters first: (String, UnsafeBufferPointer<Float>?), _ second: (String, UnsafeBufferPointer<Float>?) = ("", nil)
     ) throws {
-        try buffers(writes: [(output.0, MemorySpan(output.1))],
-                    reads: [(input.0, MemorySpan(input.1))] + parameters.map { ($0.0, MemorySpan($0.1)) },
-                    inPlace: [output.0: [input.0]], bareNameAgainst: input.0)
+        let out = MemorySpan(output.1)
+        let inputSpan = MemorySpan(input.1), firstSpan = MemorySpan(first.1), secondSpan = MemorySpan(second.1)
+        // The common cases, no sharing or exactly in place, decided without building any list.
+        if let out, (inputSpan.map { out.overlaps($0) && $0 != out } ?? false)
+            || (firstSpan.map(out.overlaps) ?? false) || (secondSpan.map(out.overlaps) ?? false) {
+            try buffers(writes: [(output.0, out)],
+                        reads: [(input.0, inputSpan), (first.0, firstSpan), (second.0, secondSpan)],
+                        inPlace: [(output.0, input.0)], bareNameAgainst: input.0)
+        }
     }
 }
 

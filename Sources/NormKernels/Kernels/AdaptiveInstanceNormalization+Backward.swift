@@ -39,7 +39,7 @@ extension AdaptiveInstanceNormalization {
         try Check.buffers(
             writes: [("gradContent", MemorySpan(gradContent)), ("gradStyle", MemorySpan(gradStyle))],
             reads: [("content", MemorySpan(input)), ("style", MemorySpan(styleInput)), ("gradOutput", MemorySpan(gradOutput))],
-            inPlace: ["gradContent": ["content", "gradOutput"], "gradStyle": ["style"]])
+            inPlace: [("gradContent", "content"), ("gradContent", "gradOutput"), ("gradStyle", "style")])
         let x = try Check.base(input, "content"), ys = try Check.base(styleInput, "style")
         let dy = try Check.base(gradOutput, "gradOutput")
         let dx = gradContent?.baseAddress, dstyle = gradStyle?.baseAddress

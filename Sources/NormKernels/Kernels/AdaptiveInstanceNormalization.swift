@@ -68,7 +68,7 @@ public struct AdaptiveInstanceNormalization: Sendable {
         try Check.length(input.count, content.count, "content")
         try Check.length(styleInput.count, style.count, "style")
         try Check.length(output.count, content.count, "output")
-        try Check.forwardBuffers(input: ("content", input), output: ("output", output), parameters: [("style", styleInput)])
+        try Check.forwardBuffers(input: ("content", input), output: ("output", output), parameters: ("style", styleInput))
         let x = try Check.base(input, "content"), s = try Check.base(styleInput, "style")
         let y = try Check.base(output, "output")
         let slots = content.n * content.c, eps = epsilon, unbiased = unbiasedVariance

@@ -131,7 +131,7 @@ extension BatchNormalization {
             writes: [("gradInput", MemorySpan(gradInput)), ("gradScale", MemorySpan(gradScale)), ("gradBias", MemorySpan(gradBias))],
             reads: [("input", MemorySpan(input)), ("gradOutput", MemorySpan(gradOutput)), ("output", MemorySpan(output)),
                      ("scale (γ)", MemorySpan(scale))],
-            inPlace: ["gradInput": ["input", "gradOutput", "output"]])
+            inPlace: [("gradInput", "input"), ("gradInput", "gradOutput"), ("gradInput", "output")])
         return try y.map { try Check.base($0, "output") }
     }
 

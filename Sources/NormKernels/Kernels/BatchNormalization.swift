@@ -60,7 +60,7 @@ public struct BatchNormalization: Sendable {
         try Check.length(scale, shape.c, "scale (γ)")
         try Check.length(bias, shape.c, "bias (β)")
         try Check.forwardBuffers(input: ("input", input), output: ("output", output),
-                                 parameters: [("scale (γ)", scale), ("bias (β)", bias)])
+                                 parameters: ("scale (γ)", scale), ("bias (β)", bias))
         try RunningStatistics.validate(running, channels: shape.c)
     }
 

@@ -50,7 +50,7 @@ public struct GroupNormalization: Sendable {
         try Check.length(scale, shape.c, "scale (γ)")
         try Check.length(bias, shape.c, "bias (β)")
         try Check.forwardBuffers(input: ("input", input), output: ("output", output),
-                                 parameters: [("scale (γ)", scale), ("bias (β)", bias)])
+                                 parameters: ("scale (γ)", scale), ("bias (β)", bias))
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
         if shape.spatial == 1 {
             return featureVectors(x, y, scale: scale?.baseAddress, bias: bias?.baseAddress)

@@ -155,5 +155,5 @@ func checkGroupedBackward(
     try Check.buffers(
         writes: [("gradInput", MemorySpan(gradInput)), ("gradScale", MemorySpan(gradScale)), ("gradBias", MemorySpan(gradBias))],
         reads: [("input", MemorySpan(input)), ("gradOutput", MemorySpan(gradOutput)), ("scale (γ)", MemorySpan(scale))],
-        inPlace: ["gradInput": ["input", "gradOutput"]])
+        inPlace: [("gradInput", "input"), ("gradInput", "gradOutput")])
 }

@@ -44,7 +44,7 @@ extension LayerNormalization {
         try Check.buffers(
             writes: [("gradInput", MemorySpan(gradInput)), ("gradScale", MemorySpan(gradScale)), ("gradBias", MemorySpan(gradBias))],
             reads: [("input", MemorySpan(input)), ("gradOutput", MemorySpan(gradOutput)), ("scale (γ)", MemorySpan(scale))],
-            inPlace: ["gradInput": ["input", "gradOutput"]])
+            inPlace: [("gradInput", "input"), ("gradInput", "gradOutput")])
         let x = try Check.base(input, "input"), dy = try Check.base(gradOutput, "gradOutput")
         rowNormalizationBackward(
             rows: rows, features: features, x: x, dy: dy, mean: saved.mean, invStd: saved.invStd, centered: true,
@@ -81,7 +81,7 @@ extension RMSNormalization {
         try Check.buffers(
             writes: [("gradInput", MemorySpan(gradInput)), ("gradScale", MemorySpan(gradScale))],
             reads: [("input", MemorySpan(input)), ("gradOutput", MemorySpan(gradOutput)), ("scale (γ)", MemorySpan(scale))],
-            inPlace: ["gradInput": ["input", "gradOutput"]])
+            inPlace: [("gradInput", "input"), ("gradInput", "gradOutput")])
         let x = try Check.base(input, "input"), dy = try Check.base(gradOutput, "gradOutput")
         rowNormalizationBackward(
             rows: rows, features: features, x: x, dy: dy, mean: nil, invStd: saved.invStd, centered: false,

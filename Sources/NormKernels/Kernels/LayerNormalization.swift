@@ -47,7 +47,7 @@ public struct LayerNormalization: Sendable {
         try Check.length(scale, features, "scale (γ)")
         try Check.length(bias, features, "bias (β)")
         try Check.forwardBuffers(input: ("input", input), output: ("output", output),
-                                 parameters: [("scale (γ)", scale), ("bias (β)", bias)])
+                                 parameters: ("scale (γ)", scale), ("bias (β)", bias))
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
         return normalizeRows(x, y, rows: rows, features: features, epsilon: epsilon, threading: threading,
                              gamma: scale?.baseAddress, beta: bias?.baseAddress, affineOffset: { _ in 0 })
@@ -298,7 +298,7 @@ public struct RMSNormalization: Sendable {
         try Check.length(input.count, total, "input")
         try Check.length(output.count, total, "output")
         try Check.length(scale, features, "scale (γ)")
-        try Check.forwardBuffers(input: ("input", input), output: ("output", output), parameters: [("scale (γ)", scale)])
+        try Check.forwardBuffers(input: ("input", input), output: ("output", output), parameters: ("scale (γ)", scale))
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
         if RMSNormalization.shortRows.contains(features) {
             return normalizeRowByRow(x, y, rows: rows, features: features, statistic: .meanSquare, epsilon: epsilon,

@@ -29,7 +29,7 @@ extension WeightNormalization {
         try Check.buffers(
             writes: [("gradV", MemorySpan(gradV)), ("gradG", MemorySpan(gradG))],
             reads: [("v", MemorySpan(v)), ("gradWeight", MemorySpan(gradWeight)), ("g", MemorySpan(g))],
-            inPlace: ["gradV": ["v", "gradWeight"], "gradG": ["g"]])
+            inPlace: [("gradV", "v"), ("gradV", "gradWeight"), ("gradG", "g")])
         let x = try Check.base(v, "v"), dw = try Check.base(gradWeight, "gradWeight")
         let dv = gradV?.baseAddress
         guard dv != nil || gradG != nil else { return }

@@ -55,7 +55,7 @@ public struct WeightNormalization: Sendable {
         try Check.length(v.count, count, "v")
         try Check.length(g.count, size, "g")
         try Check.length(output.count, count, "output (w)")
-        try Check.forwardBuffers(input: ("v", v), output: ("output (w)", output), parameters: [("g", g)])
+        try Check.forwardBuffers(input: ("v", v), output: ("output (w)", output), parameters: ("g", g))
         let x = try Check.base(v, "v"), y = try Check.base(output, "output (w)")
         let norms = SlotBuffer(count: size, initial: 0.0)
         let streaming = prefersStreamingStores(elements: count, output: y, inputs: x)
