@@ -94,7 +94,7 @@ struct RowsGeometry: CustomStringConvertible {
     /// L2) for a tensor of `elements` values. When the output streams past the
     /// cache (`prefersStreamingStores`), half the L2: each core reads and then
     /// writes in longer phases (GroupNorm/InstanceNorm NCHW on 100 MB tensors
-    /// 1.3–1.4× faster, LayerNorm [32768, 1024] 1.15×; docs/PERFORMANCE.md, "Ninth
+    /// 1.3–1.4× faster, LayerNorm [32768, 1024] 1.15×; docs/PERFORMANCE-HISTORY.md, "Ninth
     /// pass"). Through the cache y's lines take L2 room too, and half the L2 ran
     /// 0.84–0.87× on 6 MB tensors; the backward, which holds x and dy, gained
     /// nothing from larger batches either.
@@ -300,7 +300,7 @@ extension RowsGeometry {
                             // In address order: the whole batch is still in L2. Walking it
                             // backwards (last block first) turned the write stream into
                             // 1 KiB steps down memory with short rows, and LayerNorm
-                            // [4096, 256] ran 1.6–2× slower (docs/PERFORMANCE.md, seventh pass).
+                            // [4096, 256] ran 1.6–2× slower (docs/PERFORMANCE-HISTORY.md, seventh pass).
                             for b in ((first * perUnit)..<(end * perUnit)) { applyPieces(block(b), apply) }
                         }
                         first = end

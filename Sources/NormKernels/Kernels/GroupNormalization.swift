@@ -106,7 +106,7 @@ public struct GroupNormalization: Sendable {
     }
 
     /// NCHW takes the small-map path below this H·W. 1 thread, interleaved rounds
-    /// (docs/PERFORMANCE.md): forward and backward faster up to 7×7 (backward
+    /// (docs/PERFORMANCE-HISTORY.md): forward and backward faster up to 7×7 (backward
     /// `[64, 1024, 2, 2]` 3.9 → 0.19 ms); at 8×8 the forward is 1.13× slower, at
     /// 16×16 both directions are.
     static let smallMapSpatial = 64

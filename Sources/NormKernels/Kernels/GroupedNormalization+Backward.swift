@@ -82,7 +82,7 @@ func groupedBackward(
         // what goes is its per-block bookkeeping, which cost as much as the
         // arithmetic on 256-value channels: GroupNorm/InstanceNorm NCHW
         // [2, 1280, 16, 16] backward 1.2–1.5×, [16, 64, 17, 17] 1.2–1.6×
-        // (docs/PERFORMANCE.md, "Ninth pass"). Larger tensors keep the geometry's
+        // (docs/PERFORMANCE-HISTORY.md, "Ninth pass"). Larger tensors keep the geometry's
         // batches, whose long read and write phases matter once the data streams.
         if perSegment == 1 && !streaming && !g.splitsUnits(threading: threading) {
             Parallel.forEach(count: g.units, elementsPerItem: g.unitCost, threading: threading) { range in

@@ -264,7 +264,7 @@ func rowNormalizationBackward(
     // block of 128 rows of 4096 values is 4 MB of x and dy. Same sums, same
     // coefficients, same sweep: same bits as the other strategies. 1.15–1.7× on
     // [8192, 1024] to [2048, 4096], level at 512 values, 0.92–0.97× at 200
-    // (docs/PERFORMANCE.md, "Ninth pass").
+    // (docs/PERFORMANCE-HISTORY.md, "Ninth pass").
     let fused = !tinyRows && !shortRows && groups == 1 && R == 1 && tilesPerRowBlock == 1 && D >= fusedRowLength
     let fusedRows = max(1, Topology.current.l2CacheBytes / 8 / (8 * D))
     let perRow = rowGeometry.blocksPerUnit

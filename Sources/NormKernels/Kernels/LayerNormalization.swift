@@ -185,7 +185,7 @@ func normalizeRowByRow(
 /// LayerNorm row lengths `normalizeRows` takes one row at a time (shorter rows go
 /// 8 per vector, longer ones through the rows geometry). Eighth pass, alternating
 /// rounds against the rows geometry: 160–256 values 1.16–1.43× faster on one and
-/// two threads (docs/PERFORMANCE.md).
+/// two threads (docs/PERFORMANCE-HISTORY.md).
 let rowByRowMoments = 129...256
 
 /// Σx²/n of a short row (see `normalizeRowByRow`).
@@ -283,7 +283,7 @@ public struct RMSNormalization: Sendable {
     /// Row lengths the forward takes one row at a time (`normalizeRowByRow`).
     /// Eighth pass, four alternating rounds against 8 rows per vector (≤ 64) and the
     /// rows geometry (> 64): 1.07–2× faster from 16 to 200 values, level to 1.2× at
-    /// 256 (docs/PERFORMANCE.md). Shorter rows stay 8 per vector.
+    /// 256 (docs/PERFORMANCE-HISTORY.md). Shorter rows stay 8 per vector.
     static let shortRows = 16...256
 
     public func plan() -> PlanDescription { rowsPlan(rows: rows, features: features, .meanSquare, threading: threading) }

@@ -108,7 +108,7 @@ enum Parallel {
     /// once per phase.
     ///
     /// Why one call for several phases: each `concurrentPerform` waits 100–250 µs
-    /// for a parked pool thread (docs/PERFORMANCE.md, "Dispatch wake-up"), so a
+    /// for a parked pool thread (docs/PERFORMANCE-HISTORY.md, "Dispatch wake-up"), so a
     /// kernel with statistics, merge and output phases paid it three times. Here the
     /// workers wake once. Ranges are tickets from one atomic counter, phase after
     /// phase; a worker that draws a ticket of phase p waits until every earlier

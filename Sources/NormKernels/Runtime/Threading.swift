@@ -66,7 +66,7 @@ public struct Threading: Sendable, Hashable, CustomStringConvertible {
 
     /// `NORMKERNELS_SPIN_US` when set to a non-negative integer, else 50 µs.
     ///
-    /// Why 50: measured on the 2-vCPU development VM (docs/PERFORMANCE.md, seventh
+    /// Why 50: measured on the 2-vCPU development VM (docs/PERFORMANCE-HISTORY.md, seventh
     /// pass), 72 GroupNorm, InstanceNorm and BatchNorm cases of 0.1–3 ms on 2
     /// threads, two alternating rounds: 62 were ≥ 1.1× faster with 50 µs of spin
     /// than with parked workers (65 with 300 µs), most by 1.3–2×. A helper that
@@ -94,7 +94,7 @@ public struct Threading: Sendable, Hashable, CustomStringConvertible {
     /// is nearly done, and waiting for it costs more than it brings. (2^20 while
     /// every phase of a kernel paid the wake-up; since `Parallel.forEach(phases:)`
     /// a call pays it once, and 2^19 measured 0.96–2.4× faster on 2^19–2^20-value
-    /// problems, 2^18 and 2^17 mixed: docs/PERFORMANCE.md, "Fifth pass".)
+    /// problems, 2^18 and 2^17 mixed: docs/PERFORMANCE-HISTORY.md, "Fifth pass".)
     public static let defaultParallelThreshold: Int = environmentParallelThreshold ?? 1 << 19
 
     /// One thread: everything runs on the calling thread.

@@ -6,7 +6,7 @@ import Synchronization
 /// `Threading.spinMicroseconds`, `NORMKERNELS_SPIN_US`).
 ///
 /// Why: a parked Dispatch thread needs 100–250 µs to join a `concurrentPerform`
-/// on the development VM (docs/PERFORMANCE.md, "Dispatch wake-up"), which is a
+/// on the development VM (docs/PERFORMANCE-HISTORY.md, "Dispatch wake-up"), which is a
 /// large share of a 0.5–3 ms kernel. OpenMP runtimes keep their threads spinning
 /// for a while after a parallel region (`KMP_BLOCKTIME`, `GOMP_SPINCOUNT`), so
 /// back-to-back calls find them awake. This is the same idea on Dispatch's own

@@ -45,7 +45,7 @@ struct AffineCoefficients {
 /// Whether a call whose input and output hold `elements` values each should
 /// stream its output past the cache: true when both together fill at least 3/4
 /// of the last-level cache (L3, or 4× the L2 when hwloc reports no L3).
-/// Measured on the 32 MiB-L3 machine (docs/PERFORMANCE.md): at 12–21 MB
+/// Measured on the 32 MiB-L3 machine (docs/PERFORMANCE-HISTORY.md): at 12–21 MB
 /// streaming cost up to 3× (the output no longer stays in L3 for the next
 /// call); at 32 MB it gained 1.6× (BatchNorm [4096, 1024] inference).
 /// `NORMKERNELS_STREAMING=never|always` overrides the rule (for measurements).
@@ -76,7 +76,7 @@ func prefersStreamingStores(elements: Int) -> Bool {
 /// Streaming stores are bound by the memory's write bandwidth; two cores writing
 /// y through the cache keep most of an L3-sized x + y there instead. Measured
 /// (BatchNorm and InstanceNorm inference, NCHW and NHWC, 2 threads, five
-/// alternating rounds; docs/PERFORMANCE.md, "Ninth pass"): cached stores 1.47–1.57×
+/// alternating rounds; docs/PERFORMANCE-HISTORY.md, "Ninth pass"): cached stores 1.47–1.57×
 /// faster with x + y = 1.0× the L3, 1.2–1.34× at 1.25×, 1.07× at 1.5×, 0.92× at
 /// 2×. On one thread streaming wins from 3/4 (cached 0.7–0.84×), and so it does
 /// for rows of 1024 channels (BatchNorm [4096, 1024], NCHW and NHWC: cached

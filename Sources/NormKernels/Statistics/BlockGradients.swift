@@ -336,12 +336,12 @@ enum BlockGradients {
     /// The dx pass goes in strips from this many columns on (see `applyColumns`):
     /// at 1024 columns strips ran 0.7–0.85× row by row (ninth pass; 1.2–1.7× on
     /// the eighth's machine), at 1280 1.04–1.07× on a 2.6 MB tensor but 0.88–0.93×
-    /// on 16 MB, at 2048–3072 1.04–1.17× (docs/PERFORMANCE.md, "Ninth pass").
+    /// on 16 MB, at 2048–3072 1.04–1.17× (docs/PERFORMANCE-HISTORY.md, "Ninth pass").
     static let stripColumns = 1280
 
     /// Whether `stridedColumns` sums in strips (with the next strip prefetched,
     /// see `accumulateStrip`) rather than row by row. Measured on BatchNorm and
-    /// InstanceNorm NHWC backward in alternating rounds (docs/PERFORMANCE.md,
+    /// InstanceNorm NHWC backward in alternating rounds (docs/PERFORMANCE-HISTORY.md,
     /// "Ninth pass"): strips gain 1.1–1.4× at 128–384 columns, 1.1× at 1280 on
     /// small tensors and 1.02–1.17× at 1536–3072, but lose 0.7–0.9× at 512–1152
     /// columns (prefetch distances of 4–32 rows, at least 4–16 KiB, into L2 only,

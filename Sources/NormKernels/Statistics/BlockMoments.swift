@@ -399,7 +399,7 @@ enum BlockMoments {
     /// order: one strip's tiles × rows × 128 B cover exactly the next strip when
     /// the columns are a multiple of 32 and the rows contiguous. With it, strips
     /// beat rows at every width from 64 columns (1.06–1.47× at 64–640, level to
-    /// 1.15× from 1024; "Ninth pass" in docs/PERFORMANCE.md).
+    /// 1.15× from 1024; "Ninth pass" in docs/PERFORMANCE-HISTORY.md).
     @inline(never)
     private static func welfordRows(
         _ first: UnsafePointer<Float>, rows: Int, stride: Int,
@@ -597,7 +597,7 @@ enum BlockMoments {
     /// In Float32: every term of M2 is positive (no cancellation), and the means
     /// are of x − K (K = the block's first value), so each merge level adds a
     /// rounding of ~6e-8 relative; the Float64 merge it replaced cost a third of
-    /// LayerNorm's forward on 200-value rows (docs/PERFORMANCE.md, "Tenth pass").
+    /// LayerNorm's forward on 200-value rows (docs/PERFORMANCE-HISTORY.md, "Tenth pass").
     @inline(__always)
     private static func mergePair<V: SIMD>(_ a: (V, V), _ b: (V, V), count n: Float) -> (V, V) where V.Scalar == Float {
         let d = a.0 - b.0

@@ -16,12 +16,12 @@
 /// the last units % 8 units run through the same lane code with the lanes of
 /// missing units fed a copy of the last unit's values and then ignored.
 enum TinyUnits {
-    /// Longest unit taken (measured: docs/PERFORMANCE.md).
+    /// Longest unit taken (measured: docs/PERFORMANCE-HISTORY.md).
     static let maxLength = 64
 
     /// Longest row taken by the row kernels (LayerNorm, RMSNorm, GroupNorm groups
     /// of contiguous values), forward, 1 thread, against the rows geometry
-    /// (docs/PERFORMANCE.md): moments 1.4–3.7× faster up to 128 values, level at
+    /// (docs/PERFORMANCE-HISTORY.md): moments 1.4–3.7× faster up to 128 values, level at
     /// 192, slower at 256; mean squares (RMSNorm, whose block kernel has no lane
     /// merge to save) 1.3–1.6× faster up to 48, level at 64, slower from 96.
     static func maxRowLength(_ statistic: RowStatistic) -> Int {
