@@ -356,3 +356,26 @@ struct ErrorAccessorTests {
         #expect(a.content!.map(\.bitPattern) == b.content!.map(\.bitPattern) && a.style!.map(\.bitPattern) == b.style!.map(\.bitPattern))
     }
 }
+
+@Suite("Hostile values outside the kernels")
+struct HostileValueTests {
+    @Test("Topology maps any worker index, negative or huge, to a core")
+    func anyWorkerIndex() {
+        let topology = Topology.current
+        for index in [Int.min, -7, -1, 0, 1, 5, Int.max] {
+            for affinity in [Affinity.compact, .scatter] {
+                let core = topology.core(forWorker: index, affinity: affinity)
+                #expect(core.map { (0..<topology.cores).contains($0) } == true, "\(index) \(affinity)")
+            }
+        }
+    }
+
+    @Test("RunningStatistics with more channels than any buffer could hold throws instead of trapping")
+    func hugeChannelCount() {
+        for channels in [Int.max, Check.maxElements + 1] {
+            expectNormError(.sizeOverflow(argument: "channels"), mentions: ["channels"]) {
+                _ = try RunningStatistics(channels: channels)
+            }
+        }
+    }
+}

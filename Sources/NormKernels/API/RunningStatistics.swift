@@ -67,6 +67,8 @@ public final class RunningStatistics: Sendable {
     public init(channels: Int, update: Update = .exponential(momentum: 0.1),
                 mean: [Float]? = nil, variance: [Float]? = nil) throws {
         try Check.positive(channels, "channels")
+        // As every descriptor's element count: past 2⁴⁸ no buffer could hold them.
+        guard channels <= Check.maxElements else { throw NormError.sizeOverflow(argument: "channels") }
         if case let .exponential(m) = update, !(m >= 0 && m <= 1) { throw NormError.invalidMomentum(m) }
         if let mean { try Self.checkValues(mean, channels: channels, "running mean", nonNegative: false) }
         if let variance { try Self.checkValues(variance, channels: channels, "running variance", nonNegative: true) }

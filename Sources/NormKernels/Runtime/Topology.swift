@@ -65,8 +65,9 @@ public struct Topology: Sendable, CustomStringConvertible {
     public func core(forWorker index: Int, affinity: Affinity) -> Int? {
         switch affinity {
         case .none: return nil
-        case .compact: return index % cores
-        case .scatter: return scatterOrder[index % cores]
+        // Any index, negative ones too, maps to a core (no trap on a hostile index).
+        case .compact: return (index % cores + cores) % cores
+        case .scatter: return scatterOrder[(index % cores + cores) % cores]
         }
     }
 
