@@ -309,17 +309,20 @@ enum BlockMoments {
         _ base: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int,
         into out: UnsafeMutablePointer<Moments>
     ) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * columns) { state in
-            withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * columns) { total in
-                let mean = state.baseAddress!, m2 = mean + columns
-                let totalMean = total.baseAddress!, totalM2 = totalMean + columns
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 3 * columns) { state in
+            withUnsafeTemporaryAllocation(of: Double.self, capacity: 3 * columns) { total in
+                let mean = state.baseAddress!, m2 = mean + columns, pivot = m2 + columns
+                let totalMean = total.baseAddress!, totalM2 = totalMean + columns, chunkM2 = totalM2 + columns
                 var first = 0
                 while first < rows {
                     let n = min(columnChunkRows, rows - first)
                     let chunk = base + first * stride
                     mean.initialize(repeating: 0, count: 2 * columns)
-                    welfordRows(chunk, rows: n, stride: stride, mean: mean, m2: m2, columns: columns)
-                    mergeChunk(pivot: chunk, mean: mean, m2: m2, count: n, into: totalMean, totalM2,
+                    pivot.update(from: chunk, count: columns)
+                    chunkM2.initialize(repeating: 0, count: columns)
+                    welfordRows(chunk, rows: n, stride: stride, mean: mean, m2: m2, pivot: pivot, total: chunkM2,
+                                columns: columns)
+                    mergeChunk(pivot: pivot, mean: mean, m2: chunkM2, count: n, into: totalMean, totalM2,
                                totalCount: first, columns: columns)
                     first += n
                 }
@@ -341,14 +344,14 @@ enum BlockMoments {
     /// the chunk exactly).
     @inline(__always)
     private static func mergeChunk(
-        pivot: UnsafePointer<Float>, mean: UnsafePointer<Float>, m2: UnsafePointer<Float>, count: Int,
+        pivot: UnsafePointer<Float>, mean: UnsafePointer<Float>, m2: UnsafePointer<Double>, count: Int,
         into totalMean: UnsafeMutablePointer<Double>, _ totalM2: UnsafeMutablePointer<Double>,
         totalCount: Int, columns: Int
     ) {
         if totalCount == 0 {
             for c in 0..<columns {
                 totalMean[c] = Double(pivot[c]) + Double(mean[c])
-                totalM2[c] = Double(m2[c])
+                totalM2[c] = m2[c]
             }
             return
         }
@@ -359,13 +362,13 @@ enum BlockMoments {
             let meanA = loadD8(totalMean + c), m2A = loadD8(totalM2 + c)
             let delta = (wide(load8(pivot + c)) + wide(load8(mean + c))) - meanA
             storeD8(meanA + delta * f, totalMean + c)
-            storeD8(m2A + wide(load8(m2 + c)) + delta * delta * a * f, totalM2 + c)
+            storeD8(m2A + loadD8(m2 + c) + delta * delta * a * f, totalM2 + c)
             c += 8
         }
         while c < columns {
             let delta = (Double(pivot[c]) + Double(mean[c])) - totalMean[c]
             totalMean[c] = totalMean[c] + delta * fraction
-            totalM2[c] = totalM2[c] + Double(m2[c]) + delta * delta * nA * fraction
+            totalM2[c] = totalM2[c] + m2[c] + delta * delta * nA * fraction
             c += 1
         }
     }
@@ -397,10 +400,15 @@ enum BlockMoments {
     /// the columns are a multiple of 32 and the rows contiguous. With it, strips
     /// beat rows at every width from 64 columns (1.06–1.47× at 64–640, level to
     /// 1.15× from 1024; "Ninth pass" in docs/PERFORMANCE.md).
+    ///
+    /// Pivots start as the first row and move to each column's running mean every
+    /// `pivotGroup` rows, when the Float32 M2 is folded into `total` (Float64) —
+    /// see `pivotGroup`; `foldGroup` does both after the last row too.
     @inline(never)
     private static func welfordRows(
         _ first: UnsafePointer<Float>, rows: Int, stride: Int,
-        mean: UnsafeMutablePointer<Float>, m2: UnsafeMutablePointer<Float>, columns: Int
+        mean: UnsafeMutablePointer<Float>, m2: UnsafeMutablePointer<Float>, pivot: UnsafeMutablePointer<Float>,
+        total: UnsafeMutablePointer<Double>, columns: Int
     ) {
         let weights = WelfordWeights.table
         var row = 0
@@ -410,7 +418,7 @@ enum BlockMoments {
             var ahead = UnsafeRawPointer(strip + n * stride)
             var c = 0
             while c + 32 <= columns {
-                let k0 = load8(first + c), k1 = load8(first + c + 8), k2 = load8(first + c + 16), k3 = load8(first + c + 24)
+                let k0 = load8(pivot + c), k1 = load8(pivot + c + 8), k2 = load8(pivot + c + 16), k3 = load8(pivot + c + 24)
                 var m0 = load8(mean + c), m1 = load8(mean + c + 8), m2v = load8(mean + c + 16), m3 = load8(mean + c + 24)
                 var s0 = load8(m2 + c), s1 = load8(m2 + c + 8), s2 = load8(m2 + c + 16), s3 = load8(m2 + c + 24)
                 var q = strip + c
@@ -429,10 +437,38 @@ enum BlockMoments {
             }
             for i in 0..<n {
                 let (r, w) = WelfordWeights.step(row + i + 1, weights)
-                welfordRow(strip + i * stride, from: c, pivot: first, mean: mean, m2: m2, columns: columns,
+                welfordRow(strip + i * stride, from: c, pivot: pivot, mean: mean, m2: m2, columns: columns,
                            r: r, q: w, rs: WelfordWeights.scalar(row + i + 1, weights))
             }
             row += n
+            if row % pivotGroup == 0 || row == rows { foldGroup(mean: mean, m2: m2, pivot: pivot, total: total, columns: columns) }
+        }
+    }
+
+    /// For every column: total += M2 (Float64), M2 = 0, and the pivot moves to the
+    /// running mean (`repivot`: K + m unchanged, exactly).
+    @inline(__always)
+    private static func foldGroup(
+        mean: UnsafeMutablePointer<Float>, m2: UnsafeMutablePointer<Float>, pivot: UnsafeMutablePointer<Float>,
+        total: UnsafeMutablePointer<Double>, columns: Int
+    ) {
+        var c = 0
+        while c + 8 <= columns {
+            var k = load8(pivot + c), m = load8(mean + c)
+            repivot(&k, &m)
+            store8(k, pivot + c); store8(m, mean + c)
+            storeD8(loadD8(total + c) + wide(load8(m2 + c)), total + c)
+            store8(F8(), m2 + c)
+            c += 8
+        }
+        while c < columns {
+            let k = pivot[c], m = mean[c]
+            let s = k + m, b = s - k
+            mean[c] = (k - (s - b)) + (m - b)
+            pivot[c] = s
+            total[c] += Double(m2[c])
+            m2[c] = 0
+            c += 1
         }
     }
 
@@ -531,54 +567,94 @@ enum BlockMoments {
         columnTile(p, rows: rows, stride: stride, width: 8, into: out) { columnChunk8($0, rows: $1, stride: $2, into: $3) }
     }
 
+    /// Rows a column lane runs between re-pivots: every `pivotGroup` rows each
+    /// lane moves its pivot to its running mean (`repivot`) and folds its M2 into
+    /// a Float64 total.
+    ///
+    /// Why: a Float32 Welford lane's mean rounds at every step by ε/2·|m|, where m
+    /// is the running mean of x − K; the errors of late steps survive, so a lane of
+    /// n rows ends up off by ~ε/2·|μ − K|·√(n/3). With K the chunk's first row
+    /// (|μ − K| ~ σ, up to 3σ) that was up to 7.6 ε·σ on 128-row chunks; with K
+    /// the running mean after each group it is ~0.3 ε·σ. Its M2 summed n terms in
+    /// Float32 (relative error ~ε/2·√(n/3), up to 3 ulp of 1/σ); summed per group
+    /// and folded in Float64 the error is ~ε/2·G/√(3n) (AccuracyTests).
+    static let pivotGroup = 16
+
+    /// Moves a lane's pivot to its running mean without changing K + m:
+    /// K' = K + m rounded, m' = the rounding error (Knuth's TwoSum, exact).
+    @inline(__always)
+    static func repivot(_ k: inout F8, _ m: inout F8) {
+        let s = k + m
+        let b = s - k
+        m = (k - (s - b)) + (m - b)
+        k = s
+    }
+
     /// ≤ 128 rows of a 32-column tile in Float32 lanes (pivots: the chunk's first
-    /// row), merged into `out` with Chan's formula.
+    /// row, then each lane's running mean every `pivotGroup` rows), merged into
+    /// `out` with Chan's formula.
     @inline(never)
     private static func columnChunk32(
         _ p: UnsafePointer<Float>, rows: Int, stride: Int, into out: UnsafeMutablePointer<Moments>
     ) {
-        let k0 = load8(p), k1 = load8(p + 8), k2 = load8(p + 16), k3 = load8(p + 24)
+        var k0 = load8(p), k1 = load8(p + 8), k2 = load8(p + 16), k3 = load8(p + 24)
         var m0 = F8(), m1 = F8(), m2 = F8(), m3 = F8()
-        var s0 = F8(), s1 = F8(), s2 = F8(), s3 = F8()
+        var t0 = D8(), t1 = D8(), t2 = D8(), t3 = D8()
         var q = p
         let weights = WelfordWeights.table
-        for row in 0..<rows {
-            // scalar math per column: d = (x − K) − m;  m += d / (row + 1);  s += d · ((x − K) − m)
-            let (r, w) = WelfordWeights.step(row + 1, weights)
-            welfordStep(load8(q) - k0, &m0, &s0, r: r, q: w)
-            welfordStep(load8(q + 8) - k1, &m1, &s1, r: r, q: w)
-            welfordStep(load8(q + 16) - k2, &m2, &s2, r: r, q: w)
-            welfordStep(load8(q + 24) - k3, &m3, &s3, r: r, q: w)
-            q += stride
+        var row = 0
+        while row < rows {
+            let end = min(rows, row + pivotGroup)
+            var s0 = F8(), s1 = F8(), s2 = F8(), s3 = F8()
+            while row < end {
+                // scalar math per column: d = (x − K) − m;  m += d / (row + 1);  s += d · ((x − K) − m)
+                let (r, w) = WelfordWeights.step(row + 1, weights)
+                welfordStep(load8(q) - k0, &m0, &s0, r: r, q: w)
+                welfordStep(load8(q + 8) - k1, &m1, &s1, r: r, q: w)
+                welfordStep(load8(q + 16) - k2, &m2, &s2, r: r, q: w)
+                welfordStep(load8(q + 24) - k3, &m3, &s3, r: r, q: w)
+                q += stride
+                row += 1
+            }
+            t0 += wide(s0); t1 += wide(s1); t2 += wide(s2); t3 += wide(s3)
+            if row < rows { repivot(&k0, &m0); repivot(&k1, &m1); repivot(&k2, &m2); repivot(&k3, &m3) }
         }
         let count = Double(rows)
-        mergeLanes(count, k0, m0, s0, out)
-        mergeLanes(count, k1, m1, s1, out + 8)
-        mergeLanes(count, k2, m2, s2, out + 16)
-        mergeLanes(count, k3, m3, s3, out + 24)
+        mergeLanes(count, k0, m0, t0, out)
+        mergeLanes(count, k1, m1, t1, out + 8)
+        mergeLanes(count, k2, m2, t2, out + 16)
+        mergeLanes(count, k3, m3, t3, out + 24)
     }
 
     @inline(never)
     private static func columnChunk8(
         _ p: UnsafePointer<Float>, rows: Int, stride: Int, into out: UnsafeMutablePointer<Moments>
     ) {
-        let k = load8(p)
-        var m = F8(), s = F8()
+        var k = load8(p)
+        var m = F8(), t = D8()
         var q = p
         let weights = WelfordWeights.table
-        for row in 0..<rows {
-            let (r, w) = WelfordWeights.step(row + 1, weights)
-            welfordStep(load8(q) - k, &m, &s, r: r, q: w)
-            q += stride
+        var row = 0
+        while row < rows {
+            let end = min(rows, row + pivotGroup)
+            var s = F8()
+            while row < end {
+                let (r, w) = WelfordWeights.step(row + 1, weights)
+                welfordStep(load8(q) - k, &m, &s, r: r, q: w)
+                q += stride
+                row += 1
+            }
+            t += wide(s)
+            if row < rows { repivot(&k, &m) }
         }
-        mergeLanes(Double(rows), k, m, s, out)
+        mergeLanes(Double(rows), k, m, t, out)
     }
 
     /// out[l] ← out[l] ⊕ (count, K[l] + m[l], s[l]) for the 8 lanes.
     @inline(__always)
-    private static func mergeLanes(_ count: Double, _ k: F8, _ m: F8, _ s: F8, _ out: UnsafeMutablePointer<Moments>) {
+    private static func mergeLanes(_ count: Double, _ k: F8, _ m: F8, _ s: D8, _ out: UnsafeMutablePointer<Moments>) {
         for l in 0..<8 {
-            out[l] = out[l].merged(with: Moments(count: count, mean: Double(k[l]) + Double(m[l]), m2: Double(s[l])))
+            out[l] = out[l].merged(with: Moments(count: count, mean: Double(k[l]) + Double(m[l]), m2: s[l]))
         }
     }
 
