@@ -4,12 +4,15 @@
 //
 // Why shifted Welford in SIMD lanes:
 // - Welford's update never forms E[x²] − E[x]², so there is no cancellation.
-// - Subtracting a pivot (the block's first value) first makes x − K exact for
-//   data clustered far from zero (mean 1e4, std 1e-2): the lanes then work on
-//   values of the size of the spread, and Float32 keeps ~7 digits of *them*.
+// - Subtracting a pivot K close to the mean (`blockPivot`, `columnPivot`) first
+//   makes x − K exact for data clustered far from zero (mean 1e4, std 1e-2): the
+//   lanes then work on values of the size of the spread, and Float32 keeps ~7
+//   digits of *them*. The lanes' mean of x − K rounds in proportion to |μ − K|,
+//   so K is a mean of a few values, not the first one, and column lanes move K to
+//   their running mean every `pivotGroup` rows (issue 19, AccuracyTests).
 // - Every lane sees the same number of values, so the 1/k of the update is one
 //   scalar per vector step shared by all 32 lanes (no per-element division).
-// - The 32 lanes are combined with Chan's formula in Float64.
+// - The 32 lanes are combined with Chan's formula, their M2 summed in Float64.
 // If Float32 overflows (|x − K| beyond ~1e19, e.g. values near 1e30) the block
 // is recomputed in Float64, so huge inputs give finite, correct statistics.
 
@@ -89,14 +92,15 @@ enum BlockMoments {
     /// Count, mean and M2 of `segments` runs of `length` contiguous values, `stride`
     /// apart (BatchNorm NCHW with a small H·W: one block spans several samples).
     ///
-    /// Three stages, all on x − K (K = the first value):
+    /// Three stages, all on x − K (K = `blockPivot`, a mean of 8–32 of its values):
     /// 1. every run's full 32-value chunks through 32 Welford lanes (4 × SIMD8),
     ///    for runs of at least 64 values;
     /// 2. the remaining full 8-value chunks through 8 more lanes;
     /// 3. the last < 8 values of each run, one by one in Float64.
     /// Within a stage all lanes have seen the same number of values, so one 1/k per
-    /// step serves every lane, and the lanes merge pairwise in Float32 (`mergeLanes`);
-    /// the stages merge with Chan's formula in Float64.
+    /// step serves every lane; the lanes' means merge pairwise in Float32
+    /// (`mergeLanes`), stage 1's M2 is summed in Float64; the stages merge with
+    /// Chan's formula in Float64.
     ///
     /// `following` ≠ 0: the element distance from `p` to the block reduced next,
     /// prefetched while this one is read (see `StreamPrefetch`).
@@ -184,19 +188,20 @@ enum BlockMoments {
                 : welfordLanes32(p, length: length, stride: stride, segments: segments, pivot: pivot,
                                  following: following, PrefetchAhead.self)
             // Chan's merge of the 32 lanes, all of count c (see `mergeLanes`): means
-            // and spread terms pairwise in Float32, the lanes' M2 summed in Float64.
+            // and spread terms pairwise in Float32; the lanes' M2 summed 4 → 1
+            // vectors in Float32 (two roundings) and 8 → 1 in Float64 (three fewer
+            // Float32 roundings than the pairwise merge: 1.5 → 0.5 ulp of 1/σ on
+            // LayerNorm [256, 1000], AccuracyTests).
             let c = Float(steps32), z = F8()
             let (m, spread) = mergePair(mergePair((l.m0, z), (l.m1, z), count: c),
                                         mergePair((l.m2, z), (l.m3, z), count: c), count: 2 * c)
             all = mergeLanes(m, spread, count: 4 * c)
-            all.m2 += ((wide(l.s0) + wide(l.s1)) + (wide(l.s2) + wide(l.s3))).sum()
+            all.m2 += wide((l.s0 + l.s1) + (l.s2 + l.s3)).sum()
         }
         let stage1 = steps32 > 0 ? length / 32 * 32 : 0
         if length - stage1 >= 8 {
             let l = welfordLanes8(p, length: length, stride: stride, segments: segments, from: stage1, pivot: pivot)
-            var lanes = mergeLanes(l.mean, F8(), count: Float(l.steps))
-            lanes.m2 += wide(l.m2).sum()
-            all = all.merged(with: lanes)
+            all = all.merged(with: mergeLanes(l.mean, l.m2, count: Float(l.steps)))
         }
         if length % 8 > 0 {
             // Stage 3: the last length % 8 values of each run, Welford in Float64.
@@ -360,7 +365,7 @@ enum BlockMoments {
                     let n = min(columnChunkRows, rows - first)
                     let chunk = base + first * stride
                     mean.initialize(repeating: 0, count: 2 * columns)
-                    pivot.update(from: chunk, count: columns)
+                    columnPivots(chunk, stride: stride, rows: n, columns: columns, into: pivot)
                     chunkM2.initialize(repeating: 0, count: columns)
                     welfordRows(chunk, rows: n, stride: stride, mean: mean, m2: m2, pivot: pivot, total: chunkM2,
                                 columns: columns)
@@ -622,6 +627,44 @@ enum BlockMoments {
     /// and folded in Float64 the error is ~ε/2·G/√(3n) (AccuracyTests).
     static let pivotGroup = 16
 
+    /// The first pivots of 8 columns: the mean of their first 8 rows (the first row
+    /// when there are fewer), summed in a tree and scaled by 1/8, so constant
+    /// columns keep K = x exactly; a non-finite mean (values near Float32's limit)
+    /// falls back to the first row, whose overflow the Float64 redo handles.
+    /// Within ~σ/3 of μ instead of ~σ: the first group's lane means stay small.
+    @inline(__always)
+    static func columnPivot(_ p: UnsafePointer<Float>, stride: Int, rows: Int) -> F8 {
+        let first = load8(p)
+        guard rows >= 8 else { return first }
+        let a = (first + load8(p + stride)) + (load8(p + 2 * stride) + load8(p + 3 * stride))
+        let b = (load8(p + 4 * stride) + load8(p + 5 * stride)) + (load8(p + 6 * stride) + load8(p + 7 * stride))
+        let k = (a + b) * 0.125
+        return k.replacing(with: first, where: .!((k - k) .== F8()))  // k − k is 0 only when k is finite
+    }
+
+    /// `columnPivot` for every column of a wide block (scalar for the last < 8).
+    @inline(__always)
+    static func columnPivots(_ p: UnsafePointer<Float>, stride: Int, rows: Int, columns: Int,
+                             into pivot: UnsafeMutablePointer<Float>) {
+        var c = 0
+        while c + 8 <= columns {
+            store8(columnPivot(p + c, stride: stride, rows: rows), pivot + c)
+            c += 8
+        }
+        while c < columns {
+            let x = p + c
+            var k = x[0]
+            if rows >= 8 {
+                let a = (x[0] + x[stride]) + (x[2 * stride] + x[3 * stride])
+                let b = (x[4 * stride] + x[5 * stride]) + (x[6 * stride] + x[7 * stride])
+                let mean = (a + b) * 0.125
+                if mean.isFinite { k = mean }
+            }
+            pivot[c] = k
+            c += 1
+        }
+    }
+
     /// Moves a lane's pivot to its running mean without changing K + m:
     /// K' = K + m rounded, m' = the rounding error (Knuth's TwoSum, exact).
     @inline(__always)
@@ -639,7 +682,8 @@ enum BlockMoments {
     private static func columnChunk32(
         _ p: UnsafePointer<Float>, rows: Int, stride: Int, into out: UnsafeMutablePointer<Moments>
     ) {
-        var k0 = load8(p), k1 = load8(p + 8), k2 = load8(p + 16), k3 = load8(p + 24)
+        var k0 = columnPivot(p, stride: stride, rows: rows), k1 = columnPivot(p + 8, stride: stride, rows: rows)
+        var k2 = columnPivot(p + 16, stride: stride, rows: rows), k3 = columnPivot(p + 24, stride: stride, rows: rows)
         var m0 = F8(), m1 = F8(), m2 = F8(), m3 = F8()
         var t0 = D8(), t1 = D8(), t2 = D8(), t3 = D8()
         var q = p
@@ -672,7 +716,7 @@ enum BlockMoments {
     private static func columnChunk8(
         _ p: UnsafePointer<Float>, rows: Int, stride: Int, into out: UnsafeMutablePointer<Moments>
     ) {
-        var k = load8(p)
+        var k = columnPivot(p, stride: stride, rows: rows)
         var m = F8(), t = D8()
         var q = p
         let weights = WelfordWeights.table
@@ -710,9 +754,11 @@ enum BlockMoments {
     /// Chan's merge of two parts with the same count n per lane, lane by lane:
     /// mean = (a + b)/2,  M2 = M2_a + M2_b + (n/2)·(a − b)².
     /// In Float32: every term of M2 is positive (no cancellation), and the means
-    /// are of x − K (K = the block's first value), so each merge level adds a
+    /// are of x − K (K = the block's pivot), so each merge level adds a
     /// rounding of ~6e-8 relative; the Float64 merge it replaced cost a third of
     /// LayerNorm's forward on 200-value rows (docs/PERFORMANCE.md, "Tenth pass").
+    /// Stage 1 passes zero M2s here and sums its lanes' M2 in Float64 instead:
+    /// five Float32 levels left LayerNorm [256, 1000]'s 1/σ 1.5 ulp off.
     @inline(__always)
     private static func mergePair<V: SIMD>(_ a: (V, V), _ b: (V, V), count n: Float) -> (V, V) where V.Scalar == Float {
         let d = a.0 - b.0
