@@ -4,12 +4,15 @@
 //
 // Why shifted Welford in SIMD lanes:
 // - Welford's update never forms E[x²] − E[x]², so there is no cancellation.
-// - Subtracting a pivot (the block's first value) first makes x − K exact for
-//   data clustered far from zero (mean 1e4, std 1e-2): the lanes then work on
-//   values of the size of the spread, and Float32 keeps ~7 digits of *them*.
+// - Subtracting a pivot K close to the mean (`blockPivot`, `columnPivot`) first
+//   makes x − K exact for data clustered far from zero (mean 1e4, std 1e-2): the
+//   lanes then work on values of the size of the spread, and Float32 keeps ~7
+//   digits of *them*. The lanes' mean of x − K rounds in proportion to |μ − K|,
+//   so K is a mean of a few values, not the first one, and column lanes move K to
+//   their running mean every `pivotGroup` rows (issue 19, AccuracyTests).
 // - Every lane sees the same number of values, so the 1/k of the update is one
 //   scalar per vector step shared by all 32 lanes (no per-element division).
-// - The 32 lanes are combined with Chan's formula in Float64.
+// - The 32 lanes are combined with Chan's formula, their M2 summed in Float64.
 // If Float32 overflows (|x − K| beyond ~1e19, e.g. values near 1e30) the block
 // is recomputed in Float64, so huge inputs give finite, correct statistics.
 
@@ -92,14 +95,15 @@ enum BlockMoments {
     /// Count, mean and M2 of `segments` runs of `length` contiguous values, `stride`
     /// apart (BatchNorm NCHW with a small H·W: one block spans several samples).
     ///
-    /// Three stages, all on x − K (K = the first value):
+    /// Three stages, all on x − K (K = `blockPivot`, a mean of 8–32 of its values):
     /// 1. every run's full 32-value chunks through 32 Welford lanes (4 × SIMD8),
     ///    for runs of at least 64 values;
     /// 2. the remaining full 8-value chunks through 8 more lanes;
     /// 3. the last < 8 values of each run, one by one in Float64.
     /// Within a stage all lanes have seen the same number of values, so one 1/k per
-    /// step serves every lane, and the lanes merge pairwise in Float32 (`mergeLanes`);
-    /// the stages merge with Chan's formula in Float64.
+    /// step serves every lane; the lanes' means merge pairwise in Float32
+    /// (`mergeLanes`), stage 1's M2 is summed in Float64; the stages merge with
+    /// Chan's formula in Float64.
     ///
     /// `following` ≠ 0: the element distance from `p` to the block reduced next,
     /// prefetched while this one is read (see `StreamPrefetch`).
@@ -174,7 +178,7 @@ enum BlockMoments {
 
     private static func segmentedFloat32(_ p: UnsafePointer<Float>, length: Int, stride: Int, segments: Int,
                                          following: Int) -> Moments {
-        let pivot = p[0]
+        let pivot = blockPivot(p, length: length, stride: stride, segments: segments)
         let kd = Double(pivot)
         var all = Moments.empty
         // Stage 1 only from two 32-value steps on: a single step leaves each lane
@@ -186,11 +190,16 @@ enum BlockMoments {
                                  following: 0, NoPrefetch.self)
                 : welfordLanes32(p, length: length, stride: stride, segments: segments, pivot: pivot,
                                  following: following, PrefetchAhead.self)
-            // Chan's merge of the 32 lanes, all of count c (see `mergeLanes`).
-            let c = Float(steps32)
-            let (m, s) = mergePair(mergePair((l.m0, l.s0), (l.m1, l.s1), count: c),
-                                   mergePair((l.m2, l.s2), (l.m3, l.s3), count: c), count: 2 * c)
-            all = mergeLanes(m, s, count: 4 * c)
+            // Chan's merge of the 32 lanes, all of count c (see `mergeLanes`): means
+            // and spread terms pairwise in Float32; the lanes' M2 summed 4 → 1
+            // vectors in Float32 (two roundings) and 8 → 1 in Float64 (three fewer
+            // Float32 roundings than the pairwise merge: 1.5 → 0.5 ulp of 1/σ on
+            // LayerNorm [256, 1000], AccuracyTests).
+            let c = Float(steps32), z = F8()
+            let (m, spread) = mergePair(mergePair((l.m0, z), (l.m1, z), count: c),
+                                        mergePair((l.m2, z), (l.m3, z), count: c), count: 2 * c)
+            all = mergeLanes(m, spread, count: 4 * c)
+            all.m2 += wide((l.s0 + l.s1) + (l.s2 + l.s3)).sum()
         }
         let stage1 = steps32 > 0 ? length / 32 * 32 : 0
         if length - stage1 >= 8 {
@@ -215,6 +224,44 @@ enum BlockMoments {
         }
         all.mean += kd
         return all
+    }
+
+    /// The pivot K of a block: the mean of its first 32 values (8 when it has
+    /// fewer than 32), or, for a block of several runs, of the first 8 values of
+    /// 2 or 4 runs spread over it; its first value when runs are shorter than 8.
+    ///
+    /// Why not the first value: every Welford step rounds the lane means (of
+    /// x − K) by ~ε/2·|μ − K|, and the weights (1/k, 1 − 1/k) round the same way
+    /// in all 32 lanes, so these errors do not average out: with K = x[0] (|μ − K|
+    /// up to 3σ) saved means were off by up to 3.8 ε·σ on 1000–4600-value units.
+    /// A mean of 32 values is within ~σ/6 of μ (AccuracyTests). Any finite
+    /// Float32 is a valid pivot; a non-finite one (values near Float32's limit)
+    /// falls back to x[0], whose overflow the Float64 redo then handles. Summed
+    /// in a tree of 2ⁿ values and scaled by a power of two, so constant data
+    /// gives K = x[0] exactly.
+    @inline(__always)
+    static func blockPivot(_ p: UnsafePointer<Float>, length: Int, stride: Int, segments: Int) -> Float {
+        guard length >= 8 else { return p[0] }
+        var v: F8, scale: Float
+        if segments >= 2 {
+            if segments >= 4 {
+                v = (load8(p) + load8(p + segments / 4 * stride))
+                    + (load8(p + segments / 2 * stride) + load8(p + 3 * segments / 4 * stride))
+                scale = 0.03125
+            } else {
+                v = load8(p) + load8(p + stride)
+                scale = 0.0625
+            }
+        } else if length >= 32 {
+            v = (load8(p) + load8(p + 8)) + (load8(p + 16) + load8(p + 24))
+            scale = 0.03125
+        } else {
+            v = load8(p)
+            scale = 0.125
+        }
+        let v4 = v.lowHalf + v.highHalf, v2 = v4.lowHalf + v4.highHalf
+        let k = (v2[0] + v2[1]) * scale
+        return k.isFinite ? k : p[0]
     }
 
     /// The Float64 fallback: Welford on x − K in double precision.
@@ -312,17 +359,20 @@ enum BlockMoments {
         _ base: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int,
         into out: UnsafeMutablePointer<Moments>
     ) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * columns) { state in
-            withUnsafeTemporaryAllocation(of: Double.self, capacity: 2 * columns) { total in
-                let mean = state.baseAddress!, m2 = mean + columns
-                let totalMean = total.baseAddress!, totalM2 = totalMean + columns
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 3 * columns) { state in
+            withUnsafeTemporaryAllocation(of: Double.self, capacity: 3 * columns) { total in
+                let mean = state.baseAddress!, m2 = mean + columns, pivot = m2 + columns
+                let totalMean = total.baseAddress!, totalM2 = totalMean + columns, chunkM2 = totalM2 + columns
                 var first = 0
                 while first < rows {
                     let n = min(columnChunkRows, rows - first)
                     let chunk = base + first * stride
                     mean.initialize(repeating: 0, count: 2 * columns)
-                    welfordRows(chunk, rows: n, stride: stride, mean: mean, m2: m2, columns: columns)
-                    mergeChunk(pivot: chunk, mean: mean, m2: m2, count: n, into: totalMean, totalM2,
+                    columnPivots(chunk, stride: stride, rows: n, columns: columns, into: pivot)
+                    chunkM2.initialize(repeating: 0, count: columns)
+                    welfordRows(chunk, rows: n, stride: stride, mean: mean, m2: m2, pivot: pivot, total: chunkM2,
+                                columns: columns)
+                    mergeChunk(pivot: pivot, mean: mean, m2: chunkM2, count: n, into: totalMean, totalM2,
                                totalCount: first, columns: columns)
                     first += n
                 }
@@ -344,14 +394,14 @@ enum BlockMoments {
     /// the chunk exactly).
     @inline(__always)
     private static func mergeChunk(
-        pivot: UnsafePointer<Float>, mean: UnsafePointer<Float>, m2: UnsafePointer<Float>, count: Int,
+        pivot: UnsafePointer<Float>, mean: UnsafePointer<Float>, m2: UnsafePointer<Double>, count: Int,
         into totalMean: UnsafeMutablePointer<Double>, _ totalM2: UnsafeMutablePointer<Double>,
         totalCount: Int, columns: Int
     ) {
         if totalCount == 0 {
             for c in 0..<columns {
                 totalMean[c] = Double(pivot[c]) + Double(mean[c])
-                totalM2[c] = Double(m2[c])
+                totalM2[c] = m2[c]
             }
             return
         }
@@ -362,13 +412,13 @@ enum BlockMoments {
             let meanA = loadD8(totalMean + c), m2A = loadD8(totalM2 + c)
             let delta = (wide(load8(pivot + c)) + wide(load8(mean + c))) - meanA
             storeD8(meanA + delta * f, totalMean + c)
-            storeD8(m2A + wide(load8(m2 + c)) + delta * delta * a * f, totalM2 + c)
+            storeD8(m2A + loadD8(m2 + c) + delta * delta * a * f, totalM2 + c)
             c += 8
         }
         while c < columns {
             let delta = (Double(pivot[c]) + Double(mean[c])) - totalMean[c]
             totalMean[c] = totalMean[c] + delta * fraction
-            totalM2[c] = totalM2[c] + Double(m2[c]) + delta * delta * nA * fraction
+            totalM2[c] = totalM2[c] + m2[c] + delta * delta * nA * fraction
             c += 1
         }
     }
@@ -400,10 +450,15 @@ enum BlockMoments {
     /// the columns are a multiple of 32 and the rows contiguous. With it, strips
     /// beat rows at every width from 64 columns (1.06–1.47× at 64–640, level to
     /// 1.15× from 1024; "Ninth pass" in docs/PERFORMANCE-HISTORY.md).
+    ///
+    /// Pivots start as the first row and move to each column's running mean every
+    /// `pivotGroup` rows, when the Float32 M2 is folded into `total` (Float64) —
+    /// see `pivotGroup`; `foldGroup` does both after the last row too.
     @inline(never)
     private static func welfordRows(
         _ first: UnsafePointer<Float>, rows: Int, stride: Int,
-        mean: UnsafeMutablePointer<Float>, m2: UnsafeMutablePointer<Float>, columns: Int
+        mean: UnsafeMutablePointer<Float>, m2: UnsafeMutablePointer<Float>, pivot: UnsafeMutablePointer<Float>,
+        total: UnsafeMutablePointer<Double>, columns: Int
     ) {
         let weights = WelfordWeights.table
         var row = 0
@@ -413,7 +468,7 @@ enum BlockMoments {
             var ahead = UnsafeRawPointer(strip + n * stride)
             var c = 0
             while c + 32 <= columns {
-                let k0 = load8(first + c), k1 = load8(first + c + 8), k2 = load8(first + c + 16), k3 = load8(first + c + 24)
+                let k0 = load8(pivot + c), k1 = load8(pivot + c + 8), k2 = load8(pivot + c + 16), k3 = load8(pivot + c + 24)
                 var m0 = load8(mean + c), m1 = load8(mean + c + 8), m2v = load8(mean + c + 16), m3 = load8(mean + c + 24)
                 var s0 = load8(m2 + c), s1 = load8(m2 + c + 8), s2 = load8(m2 + c + 16), s3 = load8(m2 + c + 24)
                 var q = strip + c
@@ -432,10 +487,38 @@ enum BlockMoments {
             }
             for i in 0..<n {
                 let (r, w) = WelfordWeights.step(row + i + 1, weights)
-                welfordRow(strip + i * stride, from: c, pivot: first, mean: mean, m2: m2, columns: columns,
+                welfordRow(strip + i * stride, from: c, pivot: pivot, mean: mean, m2: m2, columns: columns,
                            r: r, q: w, rs: WelfordWeights.scalar(row + i + 1, weights))
             }
             row += n
+            if row % pivotGroup == 0 || row == rows { foldGroup(mean: mean, m2: m2, pivot: pivot, total: total, columns: columns) }
+        }
+    }
+
+    /// For every column: total += M2 (Float64), M2 = 0, and the pivot moves to the
+    /// running mean (`repivot`: K + m unchanged, exactly).
+    @inline(__always)
+    private static func foldGroup(
+        mean: UnsafeMutablePointer<Float>, m2: UnsafeMutablePointer<Float>, pivot: UnsafeMutablePointer<Float>,
+        total: UnsafeMutablePointer<Double>, columns: Int
+    ) {
+        var c = 0
+        while c + 8 <= columns {
+            var k = load8(pivot + c), m = load8(mean + c)
+            repivot(&k, &m)
+            store8(k, pivot + c); store8(m, mean + c)
+            storeD8(loadD8(total + c) + wide(load8(m2 + c)), total + c)
+            store8(F8(), m2 + c)
+            c += 8
+        }
+        while c < columns {
+            let k = pivot[c], m = mean[c]
+            let s = k + m, b = s - k
+            mean[c] = (k - (s - b)) + (m - b)
+            pivot[c] = s
+            total[c] += Double(m2[c])
+            m2[c] = 0
+            c += 1
         }
     }
 
@@ -534,70 +617,151 @@ enum BlockMoments {
         columnTile(p, rows: rows, stride: stride, width: 8, into: out) { columnChunk8($0, rows: $1, stride: $2, into: $3) }
     }
 
+    /// Rows a column lane runs between re-pivots: every `pivotGroup` rows each
+    /// lane moves its pivot to its running mean (`repivot`) and folds its M2 into
+    /// a Float64 total.
+    ///
+    /// Why: a Float32 Welford lane's mean rounds at every step by ε/2·|m|, where m
+    /// is the running mean of x − K; the errors of late steps survive, so a lane of
+    /// n rows ends up off by ~ε/2·|μ − K|·√(n/3). With K the chunk's first row
+    /// (|μ − K| ~ σ, up to 3σ) that was up to 7.6 ε·σ on 128-row chunks; with K
+    /// the running mean after each group it is ~0.3 ε·σ. Its M2 summed n terms in
+    /// Float32 (relative error ~ε/2·√(n/3), up to 3 ulp of 1/σ); summed per group
+    /// and folded in Float64 the error is ~ε/2·G/√(3n) (AccuracyTests).
+    static let pivotGroup = 16
+
+    /// The first pivots of 8 columns: the mean of their first 8 rows (the first row
+    /// when there are fewer), summed in a tree and scaled by 1/8, so constant
+    /// columns keep K = x exactly; a non-finite mean (values near Float32's limit)
+    /// falls back to the first row, whose overflow the Float64 redo handles.
+    /// Within ~σ/3 of μ instead of ~σ: the first group's lane means stay small.
+    @inline(__always)
+    static func columnPivot(_ p: UnsafePointer<Float>, stride: Int, rows: Int) -> F8 {
+        let first = load8(p)
+        guard rows >= 8 else { return first }
+        let a = (first + load8(p + stride)) + (load8(p + 2 * stride) + load8(p + 3 * stride))
+        let b = (load8(p + 4 * stride) + load8(p + 5 * stride)) + (load8(p + 6 * stride) + load8(p + 7 * stride))
+        let k = (a + b) * 0.125
+        return k.replacing(with: first, where: .!((k - k) .== F8()))  // k − k is 0 only when k is finite
+    }
+
+    /// `columnPivot` for every column of a wide block (scalar for the last < 8).
+    @inline(__always)
+    static func columnPivots(_ p: UnsafePointer<Float>, stride: Int, rows: Int, columns: Int,
+                             into pivot: UnsafeMutablePointer<Float>) {
+        var c = 0
+        while c + 8 <= columns {
+            store8(columnPivot(p + c, stride: stride, rows: rows), pivot + c)
+            c += 8
+        }
+        while c < columns {
+            let x = p + c
+            var k = x[0]
+            if rows >= 8 {
+                let a = (x[0] + x[stride]) + (x[2 * stride] + x[3 * stride])
+                let b = (x[4 * stride] + x[5 * stride]) + (x[6 * stride] + x[7 * stride])
+                let mean = (a + b) * 0.125
+                if mean.isFinite { k = mean }
+            }
+            pivot[c] = k
+            c += 1
+        }
+    }
+
+    /// Moves a lane's pivot to its running mean without changing K + m:
+    /// K' = K + m rounded, m' = the rounding error (Knuth's TwoSum, exact).
+    @inline(__always)
+    static func repivot(_ k: inout F8, _ m: inout F8) {
+        let s = k + m
+        let b = s - k
+        m = (k - (s - b)) + (m - b)
+        k = s
+    }
+
     /// ≤ 128 rows of a 32-column tile in Float32 lanes (pivots: the chunk's first
-    /// row), merged into `out` with Chan's formula.
+    /// row, then each lane's running mean every `pivotGroup` rows), merged into
+    /// `out` with Chan's formula.
     @inline(never)
     private static func columnChunk32(
         _ p: UnsafePointer<Float>, rows: Int, stride: Int, into out: UnsafeMutablePointer<Moments>
     ) {
-        let k0 = load8(p), k1 = load8(p + 8), k2 = load8(p + 16), k3 = load8(p + 24)
+        var k0 = columnPivot(p, stride: stride, rows: rows), k1 = columnPivot(p + 8, stride: stride, rows: rows)
+        var k2 = columnPivot(p + 16, stride: stride, rows: rows), k3 = columnPivot(p + 24, stride: stride, rows: rows)
         var m0 = F8(), m1 = F8(), m2 = F8(), m3 = F8()
-        var s0 = F8(), s1 = F8(), s2 = F8(), s3 = F8()
+        var t0 = D8(), t1 = D8(), t2 = D8(), t3 = D8()
         var q = p
         let weights = WelfordWeights.table
-        for row in 0..<rows {
-            // scalar math per column: d = (x − K) − m;  m += d / (row + 1);  s += d · ((x − K) − m)
-            let (r, w) = WelfordWeights.step(row + 1, weights)
-            welfordStep(load8(q) - k0, &m0, &s0, r: r, q: w)
-            welfordStep(load8(q + 8) - k1, &m1, &s1, r: r, q: w)
-            welfordStep(load8(q + 16) - k2, &m2, &s2, r: r, q: w)
-            welfordStep(load8(q + 24) - k3, &m3, &s3, r: r, q: w)
-            q += stride
+        var row = 0
+        while row < rows {
+            let end = min(rows, row + pivotGroup)
+            var s0 = F8(), s1 = F8(), s2 = F8(), s3 = F8()
+            while row < end {
+                // scalar math per column: d = (x − K) − m;  m += d / (row + 1);  s += d · ((x − K) − m)
+                let (r, w) = WelfordWeights.step(row + 1, weights)
+                welfordStep(load8(q) - k0, &m0, &s0, r: r, q: w)
+                welfordStep(load8(q + 8) - k1, &m1, &s1, r: r, q: w)
+                welfordStep(load8(q + 16) - k2, &m2, &s2, r: r, q: w)
+                welfordStep(load8(q + 24) - k3, &m3, &s3, r: r, q: w)
+                q += stride
+                row += 1
+            }
+            t0 += wide(s0); t1 += wide(s1); t2 += wide(s2); t3 += wide(s3)
+            if row < rows { repivot(&k0, &m0); repivot(&k1, &m1); repivot(&k2, &m2); repivot(&k3, &m3) }
         }
         let count = Double(rows)
-        mergeLanes(count, k0, m0, s0, out)
-        mergeLanes(count, k1, m1, s1, out + 8)
-        mergeLanes(count, k2, m2, s2, out + 16)
-        mergeLanes(count, k3, m3, s3, out + 24)
+        mergeLanes(count, k0, m0, t0, out)
+        mergeLanes(count, k1, m1, t1, out + 8)
+        mergeLanes(count, k2, m2, t2, out + 16)
+        mergeLanes(count, k3, m3, t3, out + 24)
     }
 
     @inline(never)
     private static func columnChunk8(
         _ p: UnsafePointer<Float>, rows: Int, stride: Int, into out: UnsafeMutablePointer<Moments>
     ) {
-        let k = load8(p)
-        var m = F8(), s = F8()
+        var k = columnPivot(p, stride: stride, rows: rows)
+        var m = F8(), t = D8()
         var q = p
         let weights = WelfordWeights.table
-        for row in 0..<rows {
-            let (r, w) = WelfordWeights.step(row + 1, weights)
-            welfordStep(load8(q) - k, &m, &s, r: r, q: w)
-            q += stride
+        var row = 0
+        while row < rows {
+            let end = min(rows, row + pivotGroup)
+            var s = F8()
+            while row < end {
+                let (r, w) = WelfordWeights.step(row + 1, weights)
+                welfordStep(load8(q) - k, &m, &s, r: r, q: w)
+                q += stride
+                row += 1
+            }
+            t += wide(s)
+            if row < rows { repivot(&k, &m) }
         }
-        mergeLanes(Double(rows), k, m, s, out)
+        mergeLanes(Double(rows), k, m, t, out)
     }
 
     /// out[l] ← out[l] ⊕ (count, K[l] + m[l], s[l]) for the 8 lanes.
     @inline(__always)
-    private static func mergeLanes(_ count: Double, _ k: F8, _ m: F8, _ s: F8, _ out: UnsafeMutablePointer<Moments>) {
+    private static func mergeLanes(_ count: Double, _ k: F8, _ m: F8, _ s: D8, _ out: UnsafeMutablePointer<Moments>) {
         for l in 0..<8 {
-            out[l] = out[l].merged(with: Moments(count: count, mean: Double(k[l]) + Double(m[l]), m2: Double(s[l])))
+            out[l] = out[l].merged(with: Moments(count: count, mean: Double(k[l]) + Double(m[l]), m2: s[l]))
         }
     }
 
     typealias D8 = SIMD8<Double>
 
     @inline(__always)
-    private static func wide(_ v: F8) -> D8 {
+    static func wide(_ v: F8) -> D8 {
         D8(Double(v[0]), Double(v[1]), Double(v[2]), Double(v[3]), Double(v[4]), Double(v[5]), Double(v[6]), Double(v[7]))
     }
 
     /// Chan's merge of two parts with the same count n per lane, lane by lane:
     /// mean = (a + b)/2,  M2 = M2_a + M2_b + (n/2)·(a − b)².
     /// In Float32: every term of M2 is positive (no cancellation), and the means
-    /// are of x − K (K = the block's first value), so each merge level adds a
+    /// are of x − K (K = the block's pivot), so each merge level adds a
     /// rounding of ~6e-8 relative; the Float64 merge it replaced cost a third of
     /// LayerNorm's forward on 200-value rows (docs/PERFORMANCE-HISTORY.md, "Tenth pass").
+    /// Stage 1 passes zero M2s here and sums its lanes' M2 in Float64 instead:
+    /// five Float32 levels left LayerNorm [256, 1000]'s 1/σ 1.5 ulp off.
     @inline(__always)
     private static func mergePair<V: SIMD>(_ a: (V, V), _ b: (V, V), count n: Float) -> (V, V) where V.Scalar == Float {
         let d = a.0 - b.0
