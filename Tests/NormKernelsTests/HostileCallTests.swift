@@ -5,6 +5,7 @@
 // size limit. Each rejected call must throw before it writes anything.
 
 import Dispatch
+import Foundation
 import Synchronization
 import Testing
 @testable import NormKernels
@@ -377,5 +378,20 @@ struct HostileValueTests {
                 _ = try RunningStatistics(channels: channels)
             }
         }
+    }
+}
+
+@Suite("Parallel threshold from the environment")
+struct ParallelThresholdTests {
+    // The variable itself is read at each use (a computed property); setting it
+    // here would race with the other suites' getenv, so only the parsing is tested.
+    @Test("NORMKERNELS_PARALLEL_THRESHOLD: a non-negative count, else the default")
+    func parsing() {
+        #expect(Threading.parallelThreshold(fromEnvironment: "12345") == 12345)
+        #expect(Threading.parallelThreshold(fromEnvironment: " 0 ") == 0)
+        for bad in [nil, "", "-1", "many", "1e6"] as [String?] {
+            #expect(Threading.parallelThreshold(fromEnvironment: bad) == nil, "\(bad ?? "nil")")
+        }
+        #expect(Threading(threads: 2, parallelThreshold: 5).parallelThreshold == 5)
     }
 }

@@ -56,13 +56,18 @@ public struct Threading: Sendable, Hashable, CustomStringConvertible {
     /// 0.23–0.27 ms, LayerNorm [256, 1024] forward 0.11 → 0.06–0.09 ms.
     public static let warmParallelThreshold = 1 << 17
 
-    private static let environmentParallelThreshold: Int? = {
-        if let text = ProcessInfo.processInfo.environment["NORMKERNELS_PARALLEL_THRESHOLD"],
-           let n = Int(text), n >= 0 {
-            return n
-        }
-        return nil
-    }()
+    /// `NORMKERNELS_PARALLEL_THRESHOLD`, read at each use (a `Threading` built
+    /// after the variable changes sees the new value; one built before keeps its
+    /// own `parallelThreshold`).
+    private static var environmentParallelThreshold: Int? {
+        parallelThreshold(fromEnvironment: getenv("NORMKERNELS_PARALLEL_THRESHOLD").map { String(cString: $0) })
+    }
+
+    /// A non-negative integer, or nil (unset or not a count).
+    static func parallelThreshold(fromEnvironment text: String?) -> Int? {
+        guard let text, let n = Int(text.trimmingCharacters(in: .whitespaces)), n >= 0 else { return nil }
+        return n
+    }
 
     /// `NORMKERNELS_SPIN_US` when set to a non-negative integer, else 50 µs.
     ///
@@ -95,7 +100,7 @@ public struct Threading: Sendable, Hashable, CustomStringConvertible {
     /// every phase of a kernel paid the wake-up; since `Parallel.forEach(phases:)`
     /// a call pays it once, and 2^19 measured 0.96–2.4× faster on 2^19–2^20-value
     /// problems, 2^18 and 2^17 mixed: docs/PERFORMANCE-HISTORY.md, "Fifth pass".)
-    public static let defaultParallelThreshold: Int = environmentParallelThreshold ?? 1 << 19
+    public static var defaultParallelThreshold: Int { environmentParallelThreshold ?? 1 << 19 }
 
     /// One thread: everything runs on the calling thread.
     public static let serial = Threading(threads: 1)
