@@ -186,9 +186,7 @@ struct Fuzzer {
             let c = shape.c, t = shape.count
             switch op {
             case .batchTrain, .batchInfer:
-                var buffers = [Buffer(name: "input", role: .input, required: t), Buffer(name: "scale", role: .parameter, required: c),
-                               Buffer(name: "bias", role: .parameter, required: c),
-                               Buffer(name: "output", role: .output, required: t, inPlace: ["input"])]
+                var buffers = Self.affineBuffers(count: t, parameters: c)
                 optional(&buffers, ["scale", "bias"])
                 let train = op == .batchTrain
                 execute(label, &buffers, running: running, runningChannels: c, singleValue: train && shape.n * shape.spatial < 2) { b in
@@ -208,7 +206,7 @@ struct Fuzzer {
                     return ["output": y]
                 }
             default:
-                let saved = SavedStatistics(mean: doubles(c, hostile: false), invStd: doubles(c, hostile: false, positive: true))
+                let saved = savedStatistics(c)
                 var buffers = [Buffer(name: "input", role: .input, required: t), Buffer(name: "gradOutput", role: .input, required: t),
                                Buffer(name: "output", role: .input, required: t), Buffer(name: "scale", role: .parameter, required: c),
                                Buffer(name: "gradInput", role: .output, required: t, inPlace: ["input", "gradOutput", "output"]),
@@ -241,11 +239,8 @@ struct Fuzzer {
             let c = shape.c, t = shape.count
             if op == .instanceBackward {
                 let slots = shape.n * c
-                let saved = SavedStatistics(mean: doubles(slots, hostile: false), invStd: doubles(slots, hostile: false, positive: true))
-                var buffers = [Buffer(name: "input", role: .input, required: t), Buffer(name: "gradOutput", role: .input, required: t),
-                               Buffer(name: "scale", role: .parameter, required: c),
-                               Buffer(name: "gradInput", role: .output, required: t, inPlace: ["input", "gradOutput"]),
-                               Buffer(name: "gradScale", role: .output, required: c), Buffer(name: "gradBias", role: .output, required: c)]
+                let saved = savedStatistics(slots)
+                var buffers = Self.gradientBuffers(count: t, parameters: c)
                 optional(&buffers, ["scale", "gradInput", "gradScale", "gradBias"])
                 execute(label, &buffers, running: nil) { b in
                     try inorm.backwardTraining(input: b.read("input")!, gradOutput: b.read("gradOutput")!, saved: saved,
@@ -253,9 +248,7 @@ struct Fuzzer {
                                                gradScale: b.write("gradScale"), gradBias: b.write("gradBias"))
                 } reference: { v in Self.channelSums(v["gradOutput"]!, shape) }
             } else {
-                var buffers = [Buffer(name: "input", role: .input, required: t), Buffer(name: "scale", role: .parameter, required: c),
-                               Buffer(name: "bias", role: .parameter, required: c),
-                               Buffer(name: "output", role: .output, required: t, inPlace: ["input"])]
+                var buffers = Self.affineBuffers(count: t, parameters: c)
                 optional(&buffers, ["scale", "bias"])
                 let train = op == .instanceTrain
                 execute(label, &buffers, running: running, runningChannels: c, singleValue: train && shape.spatial < 2) { b in
@@ -283,11 +276,8 @@ struct Fuzzer {
             let c = shape.c, t = shape.count
             if op == .groupBackward {
                 let slots = shape.n * groups
-                let saved = SavedStatistics(mean: doubles(slots, hostile: false), invStd: doubles(slots, hostile: false, positive: true))
-                var buffers = [Buffer(name: "input", role: .input, required: t), Buffer(name: "gradOutput", role: .input, required: t),
-                               Buffer(name: "scale", role: .parameter, required: c),
-                               Buffer(name: "gradInput", role: .output, required: t, inPlace: ["input", "gradOutput"]),
-                               Buffer(name: "gradScale", role: .output, required: c), Buffer(name: "gradBias", role: .output, required: c)]
+                let saved = savedStatistics(slots)
+                var buffers = Self.gradientBuffers(count: t, parameters: c)
                 optional(&buffers, ["scale", "gradInput", "gradScale", "gradBias"])
                 execute(label, &buffers, running: nil) { b in
                     try gn.backward(input: b.read("input")!, gradOutput: b.read("gradOutput")!, saved: saved,
@@ -295,9 +285,7 @@ struct Fuzzer {
                                     gradScale: b.write("gradScale"), gradBias: b.write("gradBias"))
                 } reference: { v in Self.channelSums(v["gradOutput"]!, shape) }
             } else {
-                var buffers = [Buffer(name: "input", role: .input, required: t), Buffer(name: "scale", role: .parameter, required: c),
-                               Buffer(name: "bias", role: .parameter, required: c),
-                               Buffer(name: "output", role: .output, required: t, inPlace: ["input"])]
+                var buffers = Self.affineBuffers(count: t, parameters: c)
                 optional(&buffers, ["scale", "bias"])
                 execute(label, &buffers, running: nil) { b in
                     _ = try gn.forward(input: b.read("input")!, output: b.write("output")!, scale: b.read("scale"), bias: b.read("bias"))
@@ -315,7 +303,7 @@ struct Fuzzer {
             guard rows * features <= 60_000 else { return }
             let t = rows * features
             if op == .layerBackward || op == .rmsBackward {
-                let saved = SavedStatistics(mean: doubles(rows, hostile: false), invStd: doubles(rows, hostile: false, positive: true))
+                let saved = savedStatistics(rows)
                 var buffers = [Buffer(name: "input", role: .input, required: t), Buffer(name: "gradOutput", role: .input, required: t),
                                Buffer(name: "scale", role: .parameter, required: features),
                                Buffer(name: "gradInput", role: .output, required: t, inPlace: ["input", "gradOutput"]),
@@ -448,6 +436,26 @@ struct Fuzzer {
             if chance(0.5) { running.mean = wrong } else { running.variance = wrong }
         }
         return running
+    }
+
+    /// A forward call's buffers: input, γ, β, and an output that may be the input.
+    static func affineBuffers(count t: Int, parameters c: Int) -> [Buffer] {
+        [Buffer(name: "input", role: .input, required: t), Buffer(name: "scale", role: .parameter, required: c),
+         Buffer(name: "bias", role: .parameter, required: c),
+         Buffer(name: "output", role: .output, required: t, inPlace: ["input"])]
+    }
+
+    /// A grouped backward call's buffers (InstanceNorm, GroupNorm).
+    static func gradientBuffers(count t: Int, parameters c: Int) -> [Buffer] {
+        [Buffer(name: "input", role: .input, required: t), Buffer(name: "gradOutput", role: .input, required: t),
+         Buffer(name: "scale", role: .parameter, required: c),
+         Buffer(name: "gradInput", role: .output, required: t, inPlace: ["input", "gradOutput"]),
+         Buffer(name: "gradScale", role: .output, required: c), Buffer(name: "gradBias", role: .output, required: c)]
+    }
+
+    /// Ordinary saved statistics for `slots` units (backward calls that skip the forward).
+    mutating func savedStatistics(_ slots: Int) -> SavedStatistics {
+        SavedStatistics(mean: doubles(slots, hostile: false), invStd: doubles(slots, hostile: false, positive: true))
     }
 
     mutating func optional(_ buffers: inout [Buffer], _ names: [String]) {
