@@ -453,36 +453,60 @@ enum BlockMoments {
     ///
     /// Pivots start as the first row and move to each column's running mean every
     /// `pivotGroup` rows, when the Float32 M2 is folded into `total` (Float64) —
-    /// see `pivotGroup`; `foldGroup` does both after the last row too.
+    /// see `pivotGroup`; both after the last row too. The 32-column tiles do it
+    /// on their state in registers at the end of a group's last strip (a group's
+    /// first strip then starts M2 at 0 without loading it) instead of reloading
+    /// it in a separate pass over the columns; `foldGroup` does it for the last
+    /// < 32 columns. Same arithmetic in the same order: same bits.
     @inline(never)
     private static func welfordRows(
         _ first: UnsafePointer<Float>, rows: Int, stride: Int,
         mean: UnsafeMutablePointer<Float>, m2: UnsafeMutablePointer<Float>, pivot: UnsafeMutablePointer<Float>,
         total: UnsafeMutablePointer<Double>, columns: Int
     ) {
+        precondition(rows < WelfordWeights.count)
         let weights = WelfordWeights.table
         var row = 0
         while row < rows {
             let n = min(rowsPerStrip, rows - row)
             let strip = first + row * stride
             var ahead = UnsafeRawPointer(strip + n * stride)
+            // A group's first strip starts its lanes' M2 at 0 (the fold zeroed
+            // it); its last strip folds in registers (see `foldGroup`).
+            let opens = row % pivotGroup == 0
+            let closes = (row + n) % pivotGroup == 0 || row + n == rows
             var c = 0
             while c + 32 <= columns {
-                let k0 = load8(pivot + c), k1 = load8(pivot + c + 8), k2 = load8(pivot + c + 16), k3 = load8(pivot + c + 24)
+                var k0 = load8(pivot + c), k1 = load8(pivot + c + 8), k2 = load8(pivot + c + 16), k3 = load8(pivot + c + 24)
                 var m0 = load8(mean + c), m1 = load8(mean + c + 8), m2v = load8(mean + c + 16), m3 = load8(mean + c + 24)
-                var s0 = load8(m2 + c), s1 = load8(m2 + c + 8), s2 = load8(m2 + c + 16), s3 = load8(m2 + c + 24)
+                var s0 = F8(), s1 = F8(), s2 = F8(), s3 = F8()
+                if !opens { s0 = load8(m2 + c); s1 = load8(m2 + c + 8); s2 = load8(m2 + c + 16); s3 = load8(m2 + c + 24) }
                 var q = strip + c
-                for i in 0..<n {
+                // Chunks have at most `columnChunkRows` rows (< WelfordWeights.count):
+                // the weights come straight from the table, without the bounds
+                // check or overflow-checked index of `WelfordWeights.step`.
+                var weight = weights + 2 &* (row &+ 1)
+                for _ in 0..<n {
                     nk_prefetch(ahead); nk_prefetch(ahead + 64); ahead += 128
-                    let (r, w) = WelfordWeights.step(row + i + 1, weights)
+                    let r = F8(repeating: weight[0]), w = F8(repeating: weight[1])
+                    weight += 2
                     welfordStep(load8(q) - k0, &m0, &s0, r: r, q: w)
                     welfordStep(load8(q + 8) - k1, &m1, &s1, r: r, q: w)
                     welfordStep(load8(q + 16) - k2, &m2v, &s2, r: r, q: w)
                     welfordStep(load8(q + 24) - k3, &m3, &s3, r: r, q: w)
                     q += stride
                 }
+                if closes {
+                    repivot(&k0, &m0); repivot(&k1, &m1); repivot(&k2, &m2v); repivot(&k3, &m3)
+                    store8(k0, pivot + c); store8(k1, pivot + c + 8); store8(k2, pivot + c + 16); store8(k3, pivot + c + 24)
+                    storeD8(loadD8(total + c) + wide(s0), total + c)
+                    storeD8(loadD8(total + c + 8) + wide(s1), total + c + 8)
+                    storeD8(loadD8(total + c + 16) + wide(s2), total + c + 16)
+                    storeD8(loadD8(total + c + 24) + wide(s3), total + c + 24)
+                } else {
+                    store8(s0, m2 + c); store8(s1, m2 + c + 8); store8(s2, m2 + c + 16); store8(s3, m2 + c + 24)
+                }
                 store8(m0, mean + c); store8(m1, mean + c + 8); store8(m2v, mean + c + 16); store8(m3, mean + c + 24)
-                store8(s0, m2 + c); store8(s1, m2 + c + 8); store8(s2, m2 + c + 16); store8(s3, m2 + c + 24)
                 c += 32
             }
             for i in 0..<n {
@@ -490,8 +514,10 @@ enum BlockMoments {
                 welfordRow(strip + i * stride, from: c, pivot: pivot, mean: mean, m2: m2, columns: columns,
                            r: r, q: w, rs: WelfordWeights.scalar(row + i + 1, weights))
             }
+            if closes {
+                foldGroup(mean: mean + c, m2: m2 + c, pivot: pivot + c, total: total + c, columns: columns - c)
+            }
             row += n
-            if row % pivotGroup == 0 || row == rows { foldGroup(mean: mean, m2: m2, pivot: pivot, total: total, columns: columns) }
         }
     }
 
