@@ -18,6 +18,22 @@ struct SpanResult<R> {
     init(_ value: R) { self.value = value }
 }
 
+/// The buffers of a backward call with γ and three optional gradients (one
+/// closure instead of three nested ones at every such overload).
+@inline(__always)
+func withGradientBuffers<R>(
+    _ input: Span<Float>, _ gradOutput: Span<Float>, _ scale: Span<Float>?,
+    _ gradInput: inout MutableSpan<Float>?, _ gradScale: inout MutableSpan<Float>?, _ gradBias: inout MutableSpan<Float>?,
+    _ body: (UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>?,
+             UnsafeMutableBufferPointer<Float>?, UnsafeMutableBufferPointer<Float>?, UnsafeMutableBufferPointer<Float>?) throws -> R
+) throws -> R {
+    try withSpanBuffers(input, gradOutput) { x, dy in
+        try withSpanBuffer(scale) { g in
+            try withSpanBuffers(&gradInput, &gradScale, &gradBias) { dx, dγ, dβ in try body(x, dy, g, dx, dγ, dβ) }
+        }
+    }
+}
+
 /// Calls `body` with the span's buffer, or nil.
 @inline(__always)
 func withSpanBuffer<R>(_ span: Span<Float>?, _ body: (UnsafeBufferPointer<Float>?) throws -> R) throws -> R {
@@ -193,13 +209,9 @@ extension InstanceNormalization {
         gradScale: inout MutableSpan<Float>?,
         gradBias: inout MutableSpan<Float>?
     ) throws {
-        try withSpanBuffers(input, gradOutput) { x, dy in
-            try withSpanBuffer(scale) { g in
-                try withSpanBuffers(&gradInput, &gradScale, &gradBias) { dx, dγ, dβ in
-                    try backwardTraining(input: x, gradOutput: dy, saved: saved, scale: g,
-                                         gradInput: dx, gradScale: dγ, gradBias: dβ)
-                }
-            }
+        try withGradientBuffers(input, gradOutput, scale, &gradInput, &gradScale, &gradBias) { x, dy, g, dx, dγ, dβ in
+            try backwardTraining(input: x, gradOutput: dy, saved: saved, scale: g,
+                                 gradInput: dx, gradScale: dγ, gradBias: dβ)
         }
     }
 
@@ -211,13 +223,9 @@ extension InstanceNormalization {
         gradScale: inout MutableSpan<Float>?,
         gradBias: inout MutableSpan<Float>?
     ) throws {
-        try withSpanBuffers(input, gradOutput) { x, dy in
-            try withSpanBuffer(scale) { g in
-                try withSpanBuffers(&gradInput, &gradScale, &gradBias) { dx, dγ, dβ in
-                    try backwardInference(input: x, gradOutput: dy, running: running, scale: g,
-                                          gradInput: dx, gradScale: dγ, gradBias: dβ)
-                }
-            }
+        try withGradientBuffers(input, gradOutput, scale, &gradInput, &gradScale, &gradBias) { x, dy, g, dx, dγ, dβ in
+            try backwardInference(input: x, gradOutput: dy, running: running, scale: g,
+                                  gradInput: dx, gradScale: dγ, gradBias: dβ)
         }
     }
 }
@@ -244,13 +252,9 @@ extension GroupNormalization {
         gradScale: inout MutableSpan<Float>?,
         gradBias: inout MutableSpan<Float>?
     ) throws {
-        try withSpanBuffers(input, gradOutput) { x, dy in
-            try withSpanBuffer(scale) { g in
-                try withSpanBuffers(&gradInput, &gradScale, &gradBias) { dx, dγ, dβ in
-                    try backward(input: x, gradOutput: dy, saved: saved, scale: g,
-                                 gradInput: dx, gradScale: dγ, gradBias: dβ)
-                }
-            }
+        try withGradientBuffers(input, gradOutput, scale, &gradInput, &gradScale, &gradBias) { x, dy, g, dx, dγ, dβ in
+            try backward(input: x, gradOutput: dy, saved: saved, scale: g,
+                         gradInput: dx, gradScale: dγ, gradBias: dβ)
         }
     }
 }
@@ -277,13 +281,9 @@ extension LayerNormalization {
         gradScale: inout MutableSpan<Float>?,
         gradBias: inout MutableSpan<Float>?
     ) throws {
-        try withSpanBuffers(input, gradOutput) { x, dy in
-            try withSpanBuffer(scale) { g in
-                try withSpanBuffers(&gradInput, &gradScale, &gradBias) { dx, dγ, dβ in
-                    try backward(input: x, gradOutput: dy, saved: saved, scale: g,
-                                 gradInput: dx, gradScale: dγ, gradBias: dβ)
-                }
-            }
+        try withGradientBuffers(input, gradOutput, scale, &gradInput, &gradScale, &gradBias) { x, dy, g, dx, dγ, dβ in
+            try backward(input: x, gradOutput: dy, saved: saved, scale: g,
+                         gradInput: dx, gradScale: dγ, gradBias: dβ)
         }
     }
 }
