@@ -28,8 +28,6 @@ import NormKernels
 /// 8e-5 of rms(dx)).
 enum Reference {
     static let fullCheckElements = 1 << 20
-    /// ε of RMSNorm: Float32 machine epsilon (PyTorch `eps=None`), the library's default.
-    static let rmsEpsilon = Double(Float.ulpOfOne)
 
     /// The elements to compare and their expected values.
     struct Expectation {
