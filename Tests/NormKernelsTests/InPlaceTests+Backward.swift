@@ -6,6 +6,9 @@
 // - BatchNorm: `gradInput` may be `gradOutput`, `input` or `output` (the fused-ReLU y);
 // - AdaIN: `gradContent` may be `content` or `gradOutput`, `gradStyle` may be `style`;
 // - WeightNorm: `gradV` may be `v` or `gradWeight`, `gradG` may be `g`.
+// `inPlace` (the last of these tests, from the former BackwardTests) covers
+// BatchNorm dx over dy and x, LayerNorm rows and short rows, AdaIN dstyle over
+// the style and WeightNorm dv over dw, on its own numbered data.
 
 import Testing
 @testable import NormKernels
@@ -23,8 +26,8 @@ private func labelledValues(_ count: Int, _ label: String, _ range: ClosedRange<
 /// Copies `initial` into a buffer, lets `call` overwrite it in place, and expects
 /// the result to equal `expected` bit for bit.
 private func expectInPlace(_ what: String, initial: [Float], expected: [Float]?,
-                          sourceLocation: SourceLocation = #_sourceLocation,
-                          _ call: (UnsafeMutableBufferPointer<Float>) throws -> Void) throws {
+                           sourceLocation: SourceLocation = #_sourceLocation,
+                           _ call: (UnsafeMutableBufferPointer<Float>) throws -> Void) throws {
     let expected = try #require(expected, "\(what): no out-of-place result", sourceLocation: sourceLocation)
     #expect(initial.map(\.bitPattern) != expected.map(\.bitPattern), "\(what): the buffer already holds the result",
             sourceLocation: sourceLocation)
