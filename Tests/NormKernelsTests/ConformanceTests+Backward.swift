@@ -13,7 +13,7 @@ struct BackwardConformanceTests {
         var checked = ComparisonCounts()
         for f in try Fixture.cases("batchnorm", atLeast: 11) {
             let name = f.name
-            let shape = f.shape()
+            let shape = try f.shape()
             let eps = Float(f.double("eps") ?? 1e-5)
             let relu = f.bool("relu")
             let x = try #require(f.steps.last?.floats("input"))
@@ -34,7 +34,7 @@ struct BackwardConformanceTests {
         var checked = ComparisonCounts()
         for f in try Fixture.cases("instancenorm", atLeast: 9) {
             let name = f.name
-            let shape = f.shape()
+            let shape = try f.shape()
             let eps = Float(f.double("eps") ?? 1e-5)
             let x = try #require(f.steps.last?.floats("input"))
             let dy = try #require(f.floats("dy"))
@@ -54,7 +54,7 @@ struct BackwardConformanceTests {
         var checked = ComparisonCounts()
         for f in try Fixture.cases("groupnorm", atLeast: 16) {
             let name = f.name
-            let shape = f.shape()
+            let shape = try f.shape()
             let groups = try #require(f.int("groups"))
             let eps = Float(f.double("eps") ?? 1e-5)
             let x = try #require(f.floats("input")), dy = try #require(f.floats("dy"))
@@ -111,8 +111,8 @@ struct BackwardConformanceTests {
         var checked = ComparisonCounts()
         for f in try Fixture.cases("adain", atLeast: 4) {
             let name = f.name
-                        let content = f.shape("content_shape")
-            let style = f.shape("style_shape")
+            let content = try f.shape("content_shape")
+            let style = try f.shape("style_shape")
             let eps = Float(f.double("eps") ?? 1e-5)
             let x = try #require(f.floats("content")), s = try #require(f.floats("style"))
             let dy = try #require(f.floats("dy"))

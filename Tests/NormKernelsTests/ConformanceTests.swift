@@ -10,7 +10,7 @@ import NormKernels
     @Test func batchNorm() throws {
         var evaluated = 0
         for f in try Fixture.cases("batchnorm", atLeast: 11) {
-            let shape = f.shape()
+            let shape = try f.shape()
             let momentum = f.double("momentum")
             let running = try RunningStatistics(
                 channels: shape.c, update: momentum.map { .exponential(momentum: $0) } ?? .cumulativeAverage)
@@ -37,7 +37,7 @@ import NormKernels
     @Test func instanceNorm() throws {
         var tracked = 0, evaluated = 0
         for f in try Fixture.cases("instancenorm", atLeast: 9) {
-            let shape = f.shape()
+            let shape = try f.shape()
             let tracking = f.bool("track_running_stats")
             let running = tracking ? try RunningStatistics(
                 channels: shape.c, update: .exponential(momentum: f.double("momentum") ?? 0.1)) : nil
@@ -67,7 +67,7 @@ import NormKernels
 
     @Test func groupNorm() throws {
         for f in try Fixture.cases("groupnorm", atLeast: 16) {
-            let op = try GroupNormalization(shape: f.shape(), groups: f.int("groups")!, epsilon: Float(f.double("eps")!))
+            let op = try GroupNormalization(shape: try f.shape(), groups: f.int("groups")!, epsilon: Float(f.double("eps")!))
             let (y, saved) = try op.forward(f.floats("input")!, scale: f.floats("gamma"), bias: f.floats("beta"))
             expectClose(y, f.floats("output")!, "\(f.name) output")
             expectClose(saved.mean, f.floats("mean")!, "\(f.name) mean")
@@ -96,7 +96,7 @@ import NormKernels
     @Test func adaIN() throws {
         for f in try Fixture.cases("adain", atLeast: 4) {
             let op = try AdaptiveInstanceNormalization(
-                content: f.shape("content_shape"), style: f.shape("style_shape"), epsilon: Float(f.double("eps")!))
+                content: try f.shape("content_shape"), style: try f.shape("style_shape"), epsilon: Float(f.double("eps")!))
             let (y, _) = try op.forward(content: f.floats("content")!, style: f.floats("style")!)
             expectClose(y, f.floats("output")!, "\(f.name) output")
         }

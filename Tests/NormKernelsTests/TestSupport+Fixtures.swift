@@ -42,8 +42,11 @@ struct Fixture {
         }
     }
 
-    func shape(_ key: String = "shape") -> TensorShape {
-        let s = ints(key)!
+    /// A logical [N, C, H, W] shape in the case's layout; a missing or short
+    /// entry fails the test instead of trapping.
+    func shape(_ key: String = "shape") throws -> TensorShape {
+        let s = try #require(ints(key), "\(name): no \(key)")
+        try #require(s.count == 4, "\(name): \(key) \(s) is not [N, C, H, W]")
         return TensorShape(n: s[0], c: s[1], h: s[2], w: s[3], layout: string("layout") == "nhwc" ? .nhwc : .nchw)
     }
 }
