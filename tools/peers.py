@@ -222,7 +222,8 @@ def merge(out):
             if "ours" in times and peer_times:
                 per_round.setdefault(k, []).append(min(peer_times) / times["ours"])
     keys = sorted(best["ours"], key=lambda k: (list(SETS).index(f"peer-{k[0]}") if f"peer-{k[0]}" in SETS else 9,
-                                               k[1], k[2], int(k[3]) * int(k[4]) * int(k[5]) * int(k[6]), k[3:8], int(k[8])))
+                                               DIRECTIONS.split(",").index(k[1]), k[2],
+                                               int(k[3]) * int(k[4]) * int(k[5]) * int(k[6]), k[3:8], int(k[8])))
     present = [(t, label) for t, label in PEERS if best[t]]
     rows = []
     for k in keys:
@@ -250,7 +251,8 @@ def merge(out):
     compared = [r for r in rows if "best" in r]
     ahead = [r for r in compared if r["speed"] >= 1]
     met = [r for r in compared if r["speed"] >= r["target"]]
-    lines = [f"# Ours against the best peer ({len(rounds)} rounds, best round of each tool)", "",
+    lines = [f"# Ours against the best peer ({len(rounds)} round{'s' if len(rounds) != 1 else ''}, "
+             "best round of each tool)", "",
              "speed = best peer's median ms / ours (≥ 1: ours faster); ×copy = GB/s / copy GB/s of the same set; "
              "target 1.5 where the best peer is below half of copy bandwidth (issue 18). "
              "Each round's speed: ours and peers of that round.", "",
@@ -292,7 +294,9 @@ def probes(out):
     for path in sorted(glob.glob(os.path.join(out, "round*", "peer-*.json"))):
         with open(path) as f:
             cb = json.load(f).get("copy_bandwidth_gbps", {})
-        cells = [f"{t} thr {cb.get('start', {}).get(t, '?')} / {cb.get('end', {}).get(t, '?')}" for t in sorted(cb.get("used", {}))]
+        fmt = lambda v: f"{v:.1f}" if isinstance(v, (int, float)) else "?"
+        cells = [f"{t} thr {fmt(cb.get('start', {}).get(t))} / {fmt(cb.get('end', {}).get(t))}"
+                 for t in sorted(cb.get("used", {}))]
         lines.append(f"{os.path.relpath(path, out)}: " + "; ".join(cells))
     return lines
 
