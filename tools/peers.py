@@ -70,8 +70,9 @@ def sh(cmd, log=None, env=None, check=True):
     """Runs cmd (a list) from the repository root; stderr (and stdout with log) to the log file."""
     full_env = dict(os.environ, **(env or {}))
     with open(log, "a") if log else open(os.devnull, "w") as f:
-        if log:
-            f.write(f"$ {' '.join(cmd)}\n")
+        if log:   # the load average before each tool: the machine may be shared
+            load = open("/proc/loadavg").read().split()[:3]
+            f.write(f"# {time.strftime('%H:%M:%S')} load average {' '.join(load)}\n$ {' '.join(cmd)}\n")
             f.flush()
         r = subprocess.run(cmd, cwd=ROOT, env=full_env, stdout=f if log else subprocess.PIPE, stderr=f if log else None,
                            text=True)
@@ -135,7 +136,8 @@ def prepare(args):
 def machine_header(args, normbench, notes):
     rev = capture(["git", "rev-parse", "HEAD"]).strip()
     dirty = bool(capture(["git", "status", "--porcelain", "--untracked-files=no"]).strip())
-    lines = [f"# Peer comparison (tools/peers.py), started {datetime.datetime.utcnow().isoformat(timespec='seconds')}Z",
+    started = datetime.datetime.now(datetime.timezone.utc).strftime('%Y-%m-%dT%H:%M:%SZ')
+    lines = [f"# Peer comparison (tools/peers.py), started {started}",
              f"commit: {rev}{' (tracked files modified)' if dirty else ''}",
              f"command: python3 tools/peers.py {' '.join(sys.argv[1:])}",
              f"rounds: {args.rounds}, threads {args.threads}, budget {args.budget_ms} ms per case",
@@ -311,7 +313,7 @@ def main():
     normbench, onednn, peers, notes = prepare(args)
     if not args.out:
         short = capture(["git", "rev-parse", "--short", "HEAD"]).strip()
-        args.out = os.path.join("docs", "data", f"{datetime.date.today().isoformat()}-peers-{short}")
+        args.out = os.path.join("docs", "data", f"{datetime.datetime.now(datetime.timezone.utc).date().isoformat()}-peers-{short}")
     out = os.path.join(ROOT, args.out)
     os.makedirs(out, exist_ok=True)
     header = machine_header(args, normbench, notes) + versions(args, onednn)
