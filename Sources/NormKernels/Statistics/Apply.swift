@@ -101,32 +101,6 @@ private let streamingOverride: Bool? = {
     }
 }()
 
-/// How the output loops store a vector: through the cache, or streaming.
-///
-/// Streaming stores are weakly ordered; the fence that makes them visible to
-/// other threads runs once per work range in `Parallel.forEach`, not per loop
-/// (an sfence waits for the write-combining buffers to drain: one per 4 KiB
-/// LayerNorm row cost more than a tenth of the pass).
-protocol VectorStore {
-    /// Values to store one at a time before `p` is aligned for `store`.
-    static func prologue(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Int
-    static func store(_ v: F8, _ p: UnsafeMutablePointer<Float>)
-}
-
-enum CachedStore: VectorStore {
-    @inline(__always) static func prologue(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Int { 0 }
-    @inline(__always) static func store(_ v: F8, _ p: UnsafeMutablePointer<Float>) { store8(v, p) }
-}
-
-enum StreamingStore: VectorStore {
-    /// Non-temporal vector stores need 32-byte alignment.
-    @inline(__always) static func prologue(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Int {
-        let misaligned = Int(bitPattern: UInt(bitPattern: p)) & 31
-        return misaligned == 0 ? 0 : min(n, (32 - misaligned) / 4)
-    }
-    @inline(__always) static func store(_ v: F8, _ p: UnsafeMutablePointer<Float>) { nk_stream8(p, v) }
-}
-
 /// The activation fused into an output loop, as a type so that each loop is
 /// compiled without the ReLU's compare and blend when there is none.
 protocol FusedActivation {

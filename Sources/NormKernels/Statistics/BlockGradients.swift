@@ -19,14 +19,6 @@ import CNormSupport
 //   in the remainder (LayerNorm's column tiles rely on this).
 // If Float32 overflows (dy or x̂ beyond ~1e19) the block is redone in Float64.
 
-/// Lane sum in Float64, lanes in order.
-@inline(__always)
-private func laneSum64(_ v: F8) -> Double {
-    var s = 0.0
-    for l in 0..<8 { s += Double(v[l]) }
-    return s
-}
-
 /// g = dy · γ[i] (γ when given), 0 where the forward output y ≤ 0 (fused ReLU).
 @inline(__always)
 private func gradient8(_ dy: UnsafePointer<Float>, _ mask: UnsafePointer<Float>?,

@@ -18,26 +18,6 @@
 
 import CNormSupport
 
-@usableFromInline typealias F8 = SIMD8<Float>
-
-@inline(__always)
-func load8(_ p: UnsafePointer<Float>) -> F8 {
-    UnsafeRawPointer(p).loadUnaligned(as: F8.self)
-}
-
-@inline(__always)
-func store8(_ v: F8, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: F8.self)
-}
-
-/// a·b + c, fused where the build targets FMA (see `nk_muladd8`).
-@inline(__always)
-func muladd(_ a: F8, _ b: F8, _ c: F8) -> F8 { nk_muladd8(a, b, c) }
-
-/// a·b + c for one value, rounded as `muladd` rounds each lane.
-@inline(__always)
-func muladd(_ a: Float, _ b: Float, _ c: Float) -> Float { nk_muladd1(a, b, c) }
-
 /// One Welford step of 8 lanes that have each seen k − 1 values, with
 /// r = 1/k and q = 1 − 1/k broadcast:
 /// ```
@@ -199,7 +179,7 @@ enum BlockMoments {
             let (m, spread) = mergePair(mergePair((l.m0, z), (l.m1, z), count: c),
                                         mergePair((l.m2, z), (l.m3, z), count: c), count: 2 * c)
             all = mergeLanes(m, spread, count: 4 * c)
-            all.m2 += wide((l.s0 + l.s1) + (l.s2 + l.s3)).sum()
+            all.m2 += widened((l.s0 + l.s1) + (l.s2 + l.s3)).sum()
         }
         let stage1 = steps32 > 0 ? length / 32 * 32 : 0
         if length - stage1 >= 8 {
@@ -410,7 +390,7 @@ enum BlockMoments {
         var c = 0
         while c + 8 <= columns {
             let meanA = loadD8(totalMean + c), m2A = loadD8(totalM2 + c)
-            let delta = (wide(load8(pivot + c)) + wide(load8(mean + c))) - meanA
+            let delta = (widened(load8(pivot + c)) + widened(load8(mean + c))) - meanA
             storeD8(meanA + delta * f, totalMean + c)
             storeD8(m2A + loadD8(m2 + c) + delta * delta * a * f, totalM2 + c)
             c += 8
@@ -421,16 +401,6 @@ enum BlockMoments {
             totalM2[c] = totalM2[c] + m2[c] + delta * delta * nA * fraction
             c += 1
         }
-    }
-
-    @inline(__always)
-    private static func loadD8(_ p: UnsafePointer<Double>) -> D8 {
-        UnsafeRawPointer(p).loadUnaligned(as: D8.self)
-    }
-
-    @inline(__always)
-    private static func storeD8(_ v: D8, _ p: UnsafeMutablePointer<Double>) {
-        UnsafeMutableRawPointer(p).storeBytes(of: v, as: D8.self)
     }
 
     /// Rows of the wide-block reduction, pivots = the first row (out of line: see
@@ -499,10 +469,10 @@ enum BlockMoments {
                 if closes {
                     repivot(&k0, &m0); repivot(&k1, &m1); repivot(&k2, &m2v); repivot(&k3, &m3)
                     store8(k0, pivot + c); store8(k1, pivot + c + 8); store8(k2, pivot + c + 16); store8(k3, pivot + c + 24)
-                    storeD8(loadD8(total + c) + wide(s0), total + c)
-                    storeD8(loadD8(total + c + 8) + wide(s1), total + c + 8)
-                    storeD8(loadD8(total + c + 16) + wide(s2), total + c + 16)
-                    storeD8(loadD8(total + c + 24) + wide(s3), total + c + 24)
+                    storeD8(loadD8(total + c) + widened(s0), total + c)
+                    storeD8(loadD8(total + c + 8) + widened(s1), total + c + 8)
+                    storeD8(loadD8(total + c + 16) + widened(s2), total + c + 16)
+                    storeD8(loadD8(total + c + 24) + widened(s3), total + c + 24)
                 } else {
                     store8(s0, m2 + c); store8(s1, m2 + c + 8); store8(s2, m2 + c + 16); store8(s3, m2 + c + 24)
                 }
@@ -533,7 +503,7 @@ enum BlockMoments {
             var k = load8(pivot + c), m = load8(mean + c)
             repivot(&k, &m)
             store8(k, pivot + c); store8(m, mean + c)
-            storeD8(loadD8(total + c) + wide(load8(m2 + c)), total + c)
+            storeD8(loadD8(total + c) + widened(load8(m2 + c)), total + c)
             store8(F8(), m2 + c)
             c += 8
         }
@@ -731,7 +701,7 @@ enum BlockMoments {
                 q += stride
                 row += 1
             }
-            t0 += wide(s0); t1 += wide(s1); t2 += wide(s2); t3 += wide(s3)
+            t0 += widened(s0); t1 += widened(s1); t2 += widened(s2); t3 += widened(s3)
             if row < rows { repivot(&k0, &m0); repivot(&k1, &m1); repivot(&k2, &m2); repivot(&k3, &m3) }
         }
         let count = Double(rows)
@@ -759,7 +729,7 @@ enum BlockMoments {
                 q += stride
                 row += 1
             }
-            t += wide(s)
+            t += widened(s)
             if row < rows { repivot(&k, &m) }
         }
         mergeLanes(Double(rows), k, m, t, out)
@@ -771,13 +741,6 @@ enum BlockMoments {
         for l in 0..<8 {
             out[l] = out[l].merged(with: Moments(count: count, mean: Double(k[l]) + Double(m[l]), m2: s[l]))
         }
-    }
-
-    typealias D8 = SIMD8<Double>
-
-    @inline(__always)
-    static func wide(_ v: F8) -> D8 {
-        D8(Double(v[0]), Double(v[1]), Double(v[2]), Double(v[3]), Double(v[4]), Double(v[5]), Double(v[6]), Double(v[7]))
     }
 
     /// Chan's merge of two parts with the same count n per lane, lane by lane:
