@@ -88,7 +88,7 @@ enum TinyUnits {
         for j in 0..<min(8, last - first + 1) {
             let result = Moments(count: count, mean: Double(k[j]) + Double(m[j]), m2: Double(s[j]))
             out[j] = result.mean.isFinite && result.m2.isFinite
-                ? result : BlockMoments.contiguousFloat64(p + (first + j) * length, length)
+                ? result : BlockMoments.columnFloat64(p + (first + j) * length, rows: length, stride: 1)
         }
     }
 
