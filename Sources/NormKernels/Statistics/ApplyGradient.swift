@@ -1,8 +1,9 @@
-// The dx pass of every backward kernel (and the output of inference and
-// AdaIN's style path): dx = a·g + (b·(x − pivot) + c) with coefficients per
-// block (`apply`) or per column (`applyColumns`), g = dy masked by the fused
-// ReLU and/or scaled by γ. The pivot is subtracted first, as in the forward
-// output (Apply.swift), so dx keeps its precision for data far from zero.
+// The dx pass of every backward kernel: dx = a·g + (b·(x − pivot) + c) with
+// coefficients per block (`apply`) or per column (`applyColumns`), g = dy
+// masked by the fused ReLU and/or scaled by γ; without x (a·g) or without dy
+// (AdaIN's style gradient) where the kernel says so. The pivot is subtracted
+// first, as in the forward output (Apply.swift), so dx keeps its precision for
+// data far from zero.
 
 import CNormSupport
 

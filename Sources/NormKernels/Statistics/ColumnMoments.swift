@@ -9,7 +9,8 @@ extension BlockMoments {
     /// Per-column moments of a `rows × columns` tile with row stride `stride`
     /// (the strided-column geometry: NHWC and [N, D]). Writes `columns` values
     /// to `out`. Columns go 32 at a time in SIMD lanes, rows one at a time, so
-    /// the loop streams along memory; pivots are the tile's first row.
+    /// the loop streams along memory; pivots are a mean of the first rows
+    /// (`columnPivot`), then each lane's running mean (`pivotGroup`).
     static func columns(
         _ base: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int,
         into out: UnsafeMutablePointer<Moments>
@@ -171,8 +172,8 @@ extension BlockMoments {
         k = s
     }
 
-    /// ≤ 128 rows of a 32-column tile in Float32 lanes (pivots: the chunk's first
-    /// row, then each lane's running mean every `pivotGroup` rows), merged into
+    /// ≤ 128 rows of a 32-column tile in Float32 lanes (pivots: `columnPivot` of
+    /// the chunk, then each lane's running mean every `pivotGroup` rows), merged into
     /// `out` with Chan's formula.
     @inline(never)
     private static func columnChunk32(

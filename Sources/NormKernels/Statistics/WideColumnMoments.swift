@@ -12,8 +12,8 @@ extension BlockMoments {
     /// a time (BatchNorm [32768, 1024] ran at 4 GB/s). Row by row streams.
     static let rowMajorColumns = 64
 
-    /// Wide blocks: each row updates every column's Welford state (pivot = the
-    /// chunk's first row, mean and M2 in Float32 arrays that stay in L1), folded
+    /// Wide blocks: each row updates every column's Welford state (pivot from
+    /// `columnPivots`, mean and M2 in Float32 arrays that stay in L1), folded
     /// into Float64 every `columnChunkRows` rows like the tiles.
     ///
     /// Every column of a chunk has seen the same number of rows, so Chan's merge
@@ -89,8 +89,7 @@ extension BlockMoments {
         }
     }
 
-    /// Rows of the wide-block reduction, pivots = the first row (out of line: see
-    /// `welfordLanes32`).
+    /// Rows of the wide-block reduction (out of line: see `welfordLanes32`).
     ///
     /// Rows go `rowsPerStrip` at a time: within a strip of rows (a few KiB of
     /// contiguous memory) each 32-column tile loads its Welford state once, runs
@@ -107,7 +106,7 @@ extension BlockMoments {
     /// beat rows at every width from 64 columns (1.06–1.47× at 64–640, level to
     /// 1.15× from 1024; "Strips prefetch the next strip" in docs/PERFORMANCE-HISTORY.md).
     ///
-    /// Pivots start as the first row and move to each column's running mean every
+    /// Pivots start as `columnPivots` and move to each column's running mean every
     /// `pivotGroup` rows, when the Float32 M2 is folded into `total` (Float64) —
     /// see `pivotGroup`; both after the last row too. The 32-column tiles do it
     /// on their state in registers at the end of a group's last strip (a group's
