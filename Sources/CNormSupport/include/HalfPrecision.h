@@ -44,9 +44,15 @@ static inline __attribute__((always_inline)) int nk_cpu_has_f16c(void) {
 /// (vcvtph2ps). Only when nk_cpu_has_f16c() is 1.
 void nk_f16c_widen8(const void *src, float *dst);
 
-/// Rounds 8 floats at `src` to nearest, ties to even, and stores 8 binary16
-/// values at `dst` (vcvtps2ph). Only when nk_cpu_has_f16c() is 1.
-void nk_f16c_narrow8(const float *src, void *dst);
+/// Four floats; Swift imports this type as SIMD4<Float>.
+typedef float nk_float4 __attribute__((ext_vector_type(4)));
+
+/// Rounds the 8 floats `low`, `high` to nearest, ties to even, and stores 8
+/// binary16 values at `dst` (vcvtps2ph). Only when nk_cpu_has_f16c() is 1.
+/// The halves come in two XMM registers: a Swift SIMD8 written to the stack as
+/// two 16-byte halves and reloaded as one 32-byte vector misses store-to-load
+/// forwarding (measured 1.0 against 0.17 ns per element).
+void nk_f16c_narrow8(nk_float4 low, nk_float4 high, void *dst);
 
 /// nk_f16c_widen8 over `count` values (any count): one call for a whole block,
 /// for kernels that widen a block into an L1 scratch buffer.

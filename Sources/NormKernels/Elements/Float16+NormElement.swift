@@ -9,8 +9,8 @@
 //    Swift's own conversion would call `__extendhfsf2` / `__truncsfhf2` for each
 //    element (2.7 / 3.2);
 // 3. a CPU without F16C: the branch-free SSE2 formulas of HalfBits.swift (0.58 / 0.85).
-// All three give the same bits for every non-NaN value (ElementTests); a NaN
-// stays NaN with its sign (F16C also sets the quiet bit of a signaling NaN).
+// All three give the same bits as Swift's scalar conversions for every input,
+// NaNs included (quieted, sign and payload kept), as ElementTests checks.
 // The single-value `widen`/`narrow` (loop tails) use Swift's scalar conversion.
 
 import CNormSupport
@@ -39,9 +39,7 @@ extension Float16: NormElement {
         if nk_build_converts_half() != 0 {
             UnsafeMutableRawPointer(p).storeBytes(of: SIMD8<Float16>(v), as: SIMD8<Float16>.self)
         } else if nk_cpu_has_f16c() != 0 {
-            withUnsafeBytes(of: v) {
-                nk_f16c_narrow8($0.baseAddress!.assumingMemoryBound(to: Float.self), UnsafeMutableRawPointer(p))
-            }
+            nk_f16c_narrow8(v.lowHalf, v.highHalf, UnsafeMutableRawPointer(p))
         } else {
             UnsafeMutableRawPointer(p).storeBytes(of: narrowHalfBits(v), as: SIMD8<UInt16>.self)
         }

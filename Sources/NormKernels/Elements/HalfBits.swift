@@ -53,7 +53,8 @@ func lowHalves(_ w: U8x32) -> SIMD8<UInt16> {
 /// ```
 /// e = 0 (zero, subnormal):  m·2⁻²⁴, formed as (2⁻¹⁴ + m·2⁻²⁴) − 2⁻¹⁴ (exact)
 /// e = 1…30 (normal):        exponent rebiased by 127 − 15 = 112
-/// e = 31 (inf, NaN):        exponent 255, fraction shifted up (payload kept)
+/// e = 31 (inf, NaN):        exponent 255, fraction shifted up; a NaN gets the
+///                           quiet bit (0x400000), as `Float(Float16)` and F16C do
 /// ```
 @inlinable @inline(__always)
 func widenHalfBits(_ h: SIMD8<UInt16>) -> SIMD8<Float> {
@@ -64,7 +65,8 @@ func widenHalfBits(_ h: SIMD8<UInt16>) -> SIMD8<Float> {
     let isSpecial = negativeMask((exponent &+ 0x0400) &<< 16)  // e = 31 carries into bit 31
     let isSubnormal = negativeMask(exponent &- 1)               // e = 0
     let normal = magnitude &+ (112 << 23)
-    let special = magnitude &+ (224 << 23)
+    let isNaN = negativeMask(0 &- unsafeBitCast(magnitude & 0x7F_E000, to: I8x32.self))  // fraction ≠ 0
+    let special = (magnitude &+ (224 << 23)) | (isNaN & 0x40_0000)
     // 113 << 23 is 2⁻¹⁴; adding it makes the subnormal a normal Float32.
     let shifted = unsafeBitCast(magnitude &+ (113 << 23), to: SIMD8<Float>.self)
     let subnormal = unsafeBitCast(shifted - 0x1p-14, to: U8x32.self)
