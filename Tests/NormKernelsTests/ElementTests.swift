@@ -84,7 +84,7 @@ func expectQuietNaN(_ bits: UInt16, exponentMask: UInt16, quietBit: UInt16, from
 }
 
 /// Runs `body` at every element offset 0…8 of a 64-byte aligned buffer of `count` + 8 elements.
-func withOffsets<T>(_ count: Int, of _: T.Type, _ body: (UnsafeMutablePointer<T>) -> Void) {
+func withElementOffsets<T>(_ count: Int, of _: T.Type, _ body: (UnsafeMutablePointer<T>) -> Void) {
     let raw = UnsafeMutableRawPointer.allocate(byteCount: (count + 8) * MemoryLayout<T>.stride, alignment: 64)
     defer { raw.deallocate() }
     for offset in 0...8 {
@@ -246,7 +246,7 @@ func withOffsets<T>(_ count: Int, of _: T.Type, _ body: (UnsafeMutablePointer<T>
 
     func checkLanes<E: NormElement>(_: E.Type, _ source: [Float], sourceLocation: SourceLocation = #_sourceLocation) {
         let count = source.count
-        withOffsets(count, of: E.self) { p in
+        withElementOffsets(count, of: E.self) { p in
             for i in stride(from: 0, to: count, by: 8) {
                 E.store8(SIMD8<Float>(source[i..<i + 8]), p + i)
             }

@@ -145,7 +145,7 @@ extension BFloat16: NormElement {
         let f = unsafeBitCast(v, to: U8x32.self)
         let rounded = (f &+ 0x7FFF &+ ((f &>> 16) & 1)) &>> 16
         let isNaN = negativeMask(0x7F80_0000 &- unsafeBitCast(f & 0x7FFF_FFFF, to: I8x32.self))
-        let bits = select(isNaN, (f &>> 16) | 0x0040, rounded)
+        let bits = selectLanes(isNaN, (f &>> 16) | 0x0040, rounded)
         UnsafeMutableRawPointer(p).storeBytes(of: lowHalves(bits), as: SIMD8<UInt16>.self)
     }
 
