@@ -56,8 +56,8 @@ extension AdaptiveInstanceNormalization {
         defer { sums.deallocate() }
         let table: GradientTable? = dx != nil ? GradientTable(count: slots) : nil
         defer { table?.deallocate() }
-        groupedBackward(shape: content, groupSize: 1, x: x, dy: dy, xhat: xhat, channelSums: sums.base,
-                        table: table, dx: dx, threading: threading) { slot, slotSums in
+        channelGroupsBackward(contentPlan, x: x, dy: dy, xhat: xhat, channelSums: sums.base,
+                              table: table, dx: dx) { slot, slotSums in
             guard let table else { return }
             let gain = styleStd[slot], r = contentInvStd[slot], sum = slotSums[0]
             table[slot] = GradientCoefficients(mean: contentMean[slot], invStd: r, a: gain * r,
