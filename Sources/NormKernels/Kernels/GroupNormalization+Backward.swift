@@ -37,20 +37,27 @@ extension GroupNormalization {
         let dx = gradInput?.baseAddress
         guard dx != nil || gradScale != nil || gradBias != nil else { return }
         let gamma = scale?.baseAddress
-        let plan: ChannelGroupsPlan
         switch path {
         case .featureVectors(_, let rows), .groupSegments(_, let rows):
             rowNormalizationBackward(rows, x: x, dy: dy, mean: saved.mean, invStd: saved.invStd, gamma: gamma, dx: dx,
                                      gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress)
-            return
         case .expandedAffine(_, let rows):
             expandedAffineBackward(rows, x, dy, saved: saved, gamma: gamma, dx: dx,
                                    gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress)
-            return
-        case .channelGroups(let channelGroups):
-            plan = channelGroups
+        case .channelGroups(let plan):
+            channelGroupsPathBackward(plan, x, dy, saved: saved, gamma: gamma, dx: dx,
+                                      gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress)
         }
-        let size = shape.c / groups, channels = shape.c, G = groups
+    }
+
+    /// The channel-groups path: per-(n, c) sums, then per (n, g) the γ-weighted
+    /// sums of its channels and one dx coefficient set per (n, c).
+    private func channelGroupsPathBackward(
+        _ plan: ChannelGroupsPlan, _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, saved: SavedStatistics,
+        gamma scale: UnsafePointer<Float>?, dx: UnsafeMutablePointer<Float>?,
+        gradScale: UnsafeMutablePointer<Float>?, gradBias: UnsafeMutablePointer<Float>?
+    ) {
+        let slots = shape.n * groups, size = shape.c / groups, channels = shape.c, G = groups
         let count = Double(size * shape.spatial)
         let mean = saved.mean, invStd = saved.invStd
         let xhat = CoefficientTable(count: slots)
@@ -74,11 +81,11 @@ extension GroupNormalization {
             }
         }
         channelGradients(sums.base, samples: shape.n, channels: channels,
-                         gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress, threading: threading)
+                         gradScale: gradScale, gradBias: gradBias, threading: threading)
     }
 
     /// NCHW with small H·W: each sample is one row of C·H·W values in G contiguous
-    /// groups, γ expanded to every position; LayerNorm's backward engine then gives
+    /// groups, γ expanded to every position; the row engine's backward then gives
     /// dx and per-position dγ, dβ sums (Float64, never rounded to Float32: a
     /// position's sum may pass Float32's range where its channel's does not), which
     /// are summed over each channel's H·W positions in order (Float64).

@@ -65,13 +65,13 @@ public struct GroupNormalization: Sendable {
             defer { affine.deallocate() }
             return normalizeRows(rows, x, y, epsilon: epsilon, gamma: affine.gamma, beta: affine.beta)
         case .channelGroups(let plan):
-            return channelGroupsForward(plan, x, y, scale: scale?.baseAddress, bias: bias?.baseAddress)
+            return channelGroupsPathForward(plan, x, y, scale: scale?.baseAddress, bias: bias?.baseAddress)
         }
     }
 
     /// The channel-groups path: per-(n, g) statistics, one coefficient per (n, c)
     /// with γ and β folded in.
-    private func channelGroupsForward(_ plan: ChannelGroupsPlan, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+    private func channelGroupsPathForward(_ plan: ChannelGroupsPlan, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                                       scale: UnsafePointer<Float>?, bias: UnsafePointer<Float>?) -> SavedStatistics {
         let slots = shape.n * groups, size = shape.c / groups, channels = shape.c, G = groups, eps = epsilon
         let mean = SlotBuffer(count: slots, initial: 0.0), invStd = SlotBuffer(count: slots, initial: 0.0)
@@ -104,9 +104,9 @@ public struct GroupNormalization: Sendable {
     }
 
     /// NCHW takes the small-map path below this H·W. 1 thread, interleaved rounds
-    /// (docs/PERFORMANCE-HISTORY.md): forward and backward faster up to 7×7 (backward
-    /// `[64, 1024, 2, 2]` 3.9 → 0.19 ms); at 8×8 the forward is 1.13× slower, at
-    /// 16×16 both directions are.
+    /// (docs/PERFORMANCE-HISTORY.md, section "…: small spatial maps"): forward and
+    /// backward faster up to 7×7 (backward `[64, 1024, 2, 2]` 3.9 → 0.19 ms); at
+    /// 8×8 the forward is 1.13× slower, at 16×16 both directions are.
     static let smallMapSpatial = 64
     /// NHWC takes it up to this H·W, with groups of ≥ 8 channels: at 4×4 both
     /// directions gain 1.3–1.5×, at 7×7 with 8- or 16-channel groups they lose 2×
