@@ -40,7 +40,8 @@ public struct BatchNormalization: Sendable {
         paths = BatchNormPlan(shape: shape, threading: threading)
     }
 
-    /// NCHW: unit = channel, N segments of H·W values, C·H·W apart.
+    /// NCHW: unit = channel, N segments of H·W values, C·H·W apart (the plan
+    /// holds the one its path uses; these two are for tests).
     var rows: RowsGeometry { BatchNormPlan.channelRows(shape) }
 
     /// NHWC and [N, D]: one N·H·W × C matrix.

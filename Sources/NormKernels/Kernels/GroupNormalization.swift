@@ -8,17 +8,15 @@
 /// **Memory passes**: reads `x` twice (statistics, normalization; the second from
 /// cache when one sample's group — NCHW — or one sample — NHWC — fits in L2), writes
 /// `y` once. In place is allowed.
-///
-/// Four paths (`GroupNormPlan`, chosen at `init`): feature vectors and small
-/// maps run on the row engine (`RowNormalization.swift`), everything else on the
-/// channel-groups engine (`ChannelGroups.swift`). The backward is in
-/// `GroupNormalization+Backward.swift`.
 public struct GroupNormalization: Sendable {
     public let shape: TensorShape
     public let groups: Int
     public let epsilon: Float
     public let threading: Threading
-    /// The path and its forward and backward plans for this shape and threading.
+    // The path and its forward and backward plans for this shape and threading,
+    // chosen at `init` (`GroupNormPlan`): feature vectors and small maps run on the
+    // row engine (`RowNormalization.swift`), everything else on the channel-groups
+    // engine (`ChannelGroups.swift`). The backward is in `GroupNormalization+Backward.swift`.
     let path: GroupNormPlan
 
     public init(shape: TensorShape, groups: Int, epsilon: Float = 1e-5, threading: Threading = .default) throws {

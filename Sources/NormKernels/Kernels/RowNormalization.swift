@@ -93,6 +93,15 @@ struct RowPlan: Sendable {
     @inline(__always)
     func affineOffset(_ u: Int) -> Int { affinePeriod == 1 ? 0 : (u % affinePeriod) * affineStride }
 
+    /// Workspace a call allocates besides the statistics it returns (bytes), for a
+    /// caller that would preallocate it: the rows geometry's per-unit mean, 1/σ
+    /// and coefficients (its split strategy adds a partial per block); the
+    /// per-row strategies write straight into the returned arrays.
+    var workspaceBytes: Int {
+        guard case .geometry = strategy else { return 0 }
+        return units * (2 * MemoryLayout<Double>.stride + 3 * MemoryLayout<Float>.stride)
+    }
+
     var description: PlanDescription {
         switch strategy {
         case .eightPerVector:
