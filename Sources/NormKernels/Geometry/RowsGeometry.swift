@@ -92,14 +92,14 @@ struct RowsGeometry: CustomStringConvertible {
 
     /// The forward's batch bytes (of x; the output pass reads the batch back from
     /// L2) for a tensor of `elements` values. When the output streams past the
-    /// cache (`prefersStreamingStores`), half the L2: each core reads and then
+    /// cache (`StorePolicy(twoPass:)`), half the L2: each core reads and then
     /// writes in longer phases (GroupNorm/InstanceNorm NCHW on 100 MB tensors
-    /// 1.3–1.4× faster, LayerNorm [32768, 1024] 1.15×; docs/PERFORMANCE-HISTORY.md, "Ninth
-    /// pass"). Through the cache y's lines take L2 room too, and half the L2 ran
+    /// 1.3–1.4× faster, LayerNorm [32768, 1024] 1.15×; docs/PERFORMANCE-HISTORY.md,
+    /// "Forward batches of half the L2 when the output streams"). Through the cache y's lines take L2 room too, and half the L2 ran
     /// 0.84–0.87× on 6 MB tensors; the backward, which holds x and dy, gained
     /// nothing from larger batches either.
     static func forwardBatchBytes(elements: Int) -> Int {
-        prefersStreamingStores(elements: elements) ? max(batchBytes, Topology.current.l2CacheBytes / 2) : batchBytes
+        StorePolicy(twoPass: elements).streams ? max(batchBytes, Topology.current.l2CacheBytes / 2) : batchBytes
     }
 
     var blocks: Int { units * blocksPerUnit }
@@ -172,18 +172,6 @@ enum RowStatistic {
     case moments
     /// Mean of squares: RMSNorm, weight normalization.
     case meanSquare
-}
-
-/// How a rows or columns problem is run; reported by `normbench topology`.
-public struct PlanDescription: Sendable, CustomStringConvertible {
-    public var geometry: String
-    public var strategy: String
-    public var blocks: Int
-    public var blockElements: Int
-    public var workers: Int
-    public var description: String {
-        "\(geometry)\n  strategy: \(strategy)\n  blocks: \(blocks) of ≤ \(blockElements) values, workers: \(workers)"
-    }
 }
 
 extension RowsGeometry {
@@ -300,7 +288,8 @@ extension RowsGeometry {
                             // In address order: the whole batch is still in L2. Walking it
                             // backwards (last block first) turned the write stream into
                             // 1 KiB steps down memory with short rows, and LayerNorm
-                            // [4096, 256] ran 1.6–2× slower (docs/PERFORMANCE-HISTORY.md, seventh pass).
+                            // [4096, 256] ran 1.6–2× slower (docs/PERFORMANCE-HISTORY.md, "Rows
+                            // geometry writes each batch in address order").
                             for b in ((first * perUnit)..<(end * perUnit)) { applyPieces(block(b), apply) }
                         }
                         first = end

@@ -56,8 +56,8 @@ extension AdaptiveInstanceNormalization {
         defer { sums.deallocate() }
         let table: GradientTable? = dx != nil ? GradientTable(count: slots) : nil
         defer { table?.deallocate() }
-        groupedBackward(shape: content, groupSize: 1, x: x, dy: dy, xhat: xhat, channelSums: sums.base,
-                        table: table, dx: dx, threading: threading) { slot, slotSums in
+        channelGroupsBackward(contentPlan, x: x, dy: dy, xhat: xhat, channelSums: sums.base,
+                              table: table, dx: dx) { slot, slotSums in
             guard let table else { return }
             let gain = styleStd[slot], r = contentInvStd[slot], sum = slotSums[0]
             table[slot] = GradientCoefficients(mean: contentMean[slot], invStd: r, a: gain * r,
@@ -75,15 +75,15 @@ extension AdaptiveInstanceNormalization {
                                                  c: Float(sums[i].dy / s + b * (Double(p) - styleMean[i])))
         }
         let channels = style.c
-        if style.isChannelsLast {
-            let g = ColumnsGeometry(matrices: style.n, rows: style.spatial, columns: channels)
+        // The style's backward geometry (NHWC: columns, NCHW: one unit per (n, c)).
+        switch stylePlan.backward {
+        case .columns(let g):
             g.apply(threading: threading) { n, first, rows in
                 let o = n * g.matrixElements + first * channels
                 BlockGradients.applyColumns(x: ys + o, dy: nil, mask: nil, dstyle + o, rows: rows, columns: channels,
                                             stride: channels, table: styleTable, slot: n * channels)
             }
-        } else {
-            let g = RowsGeometry(units: slots, segmentLength: style.spatial, unitStride: style.spatial)
+        case .rows(let g):
             g.apply(threading: threading) { b in
                 BlockGradients.apply(x: ys + b.offset, dy: nil, mask: nil, gamma: nil, dstyle + b.offset, b.count,
                                      styleTable[b.unit])

@@ -17,6 +17,9 @@ public struct AdaptiveInstanceNormalization: Sendable {
     public let epsilon: Float
     public let unbiasedVariance: Bool
     public let threading: Threading
+    /// The channel-groups plans (groups of one channel) of the content and the style.
+    let contentPlan: ChannelGroupsPlan
+    let stylePlan: ChannelGroupsPlan
 
     public init(content: TensorShape, style: TensorShape, epsilon: Float = 1e-5,
                 unbiasedVariance: Bool = false, threading: Threading = .default) throws {
@@ -38,9 +41,12 @@ public struct AdaptiveInstanceNormalization: Sendable {
         self.epsilon = epsilon
         self.unbiasedVariance = unbiasedVariance
         self.threading = threading
+        contentPlan = ChannelGroupsPlan(shape: content, groupSize: 1, threading: threading)
+        stylePlan = ChannelGroupsPlan(shape: style, groupSize: 1, threading: threading)
     }
 
-    public func plan() -> PlanDescription { groupedPlan(shape: content, groupSize: 1, threading: threading) }
+    /// How the content's forward runs for this shape and threading (chosen at `init`).
+    public func plan() -> PlanDescription { contentPlan.description }
 
     /// Per-(n, c) statistics saved for backward: the content's mean and 1/σ_x, and the
     /// style's mean and σ_y.
@@ -75,13 +81,13 @@ public struct AdaptiveInstanceNormalization: Sendable {
         func variance(_ m: Moments) -> Double { unbiased ? m.unbiasedVariance : m.biasedVariance }
         let styleMean = SlotBuffer(count: slots, initial: 0.0), styleStd = SlotBuffer(count: slots, initial: 0.0)
         let contentMean = SlotBuffer(count: slots, initial: 0.0), contentInvStd = SlotBuffer(count: slots, initial: 0.0)
-        let table = CoefficientTable(count: slots, streaming: prefersStreamingStores(elements: content.count, output: y, inputs: x, s))
+        let table = CoefficientTable(count: slots, streaming: contentPlan.store.streaming(output: y, reading: x, s))
         defer { [styleMean, styleStd, contentMean, contentInvStd].forEach { $0.deallocate() }; table.deallocate() }
-        groupedNormalize(shape: style, groupSize: 1, input: s, output: nil, table: nil, threading: threading) { slot, m in
+        normalizeChannelGroups(stylePlan, input: s, output: nil, table: nil) { slot, m in
             styleMean[slot] = m.mean
             styleStd[slot] = (variance(m) + Double(eps)).squareRoot()
         }
-        groupedNormalize(shape: content, groupSize: 1, input: x, output: y, table: table, threading: threading) { slot, m in
+        normalizeChannelGroups(contentPlan, input: x, output: y, table: table) { slot, m in
             contentMean[slot] = m.mean
             contentInvStd[slot] = inverseStandardDeviation(variance(m), eps)
             table[slot] = AffineCoefficients(mean: m.mean, invStd: contentInvStd[slot],

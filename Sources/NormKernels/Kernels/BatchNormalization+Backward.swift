@@ -146,10 +146,10 @@ extension BatchNormalization {
     ) {
         let xForDx: UnsafePointer<Float>? = dxReadsInput ? x : nil
         let channels = shape.c
-        let streaming = dx.map { prefersStreamingStores(elements: shape.count, output: $0, inputs: x, dy, mask) } ?? false
+        let streaming = dx.map { paths.training.streaming(output: $0, reading: x, dy, mask) } ?? false
         withoutActuallyEscaping(finalize) { finalize in
-            if shape.isChannelsLast {
-                let g = columns
+            switch paths.path {
+            case .columns(let g):
                 let apply: ((Int, Int, Int) -> Void)? = dx.map { dx in
                     { _, first, rows in
                         let o = first * channels
@@ -172,11 +172,10 @@ extension BatchNormalization {
                     },
                     finalize: { _, range, sums in for c in range { finalize(c, sums[c]) } },
                     apply: apply)
-            } else if shape.spatial < BatchNormalization.shortRunSpatial {
+            case .shortRuns:
                 shortRunPasses(x: x, dy: dy, mask: mask, xForDx: xForDx, xhat: xhat, reduce: reduce, table: table,
                                dx: dx, streaming: streaming, finalize: finalize)
-            } else {
-                let g = rows   // the forward's blocks
+            case .channelRuns(let g):   // the forward's blocks
                 let apply: ((RowBlock) -> Void)? = dx.map { dx in
                     { b in
                         BlockGradients.apply(x: xForDx.map { $0 + b.offset }, dy: dy + b.offset, mask: mask.map { $0 + b.offset },

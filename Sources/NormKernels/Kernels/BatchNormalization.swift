@@ -21,6 +21,8 @@ public struct BatchNormalization: Sendable {
     public let epsilon: Float
     public let fusedReLU: Bool
     public let threading: Threading
+    /// The path and store policies for this shape and threading.
+    let paths: BatchNormPlan
 
     /// - Parameters:
     ///   - shape: every dimension > 0; `[N, D]` is `TensorShape.matrix(N, D)`.
@@ -35,21 +37,22 @@ public struct BatchNormalization: Sendable {
         self.epsilon = epsilon
         self.fusedReLU = fusedReLU
         self.threading = threading
+        paths = BatchNormPlan(shape: shape, threading: threading)
     }
 
-    var rows: RowsGeometry {
-        RowsGeometry(units: shape.c, segments: shape.n, segmentLength: shape.spatial,
-                     unitStride: shape.spatial, segmentStride: shape.c * shape.spatial,
-                     groupShortSegments: true)
-    }
+    /// NCHW: unit = channel, N segments of H·W values, C·H·W apart (the plan
+    /// holds the one its path uses; these two are for tests).
+    var rows: RowsGeometry { BatchNormPlan.channelRows(shape) }
 
-    var columns: ColumnsGeometry {
-        ColumnsGeometry(matrices: 1, rows: shape.n * shape.spatial, columns: shape.c)
-    }
+    /// NHWC and [N, D]: one N·H·W × C matrix.
+    var columns: ColumnsGeometry { BatchNormPlan.columns(shape) }
 
-    /// How the work is partitioned for this shape and threading.
+    /// How the work is partitioned for this shape and threading (chosen at `init`).
     public func plan() -> PlanDescription {
-        shape.isChannelsLast ? columns.plan(threading: threading) : rows.plan(threading: threading)
+        switch paths.path {
+        case .columns(let g): return g.plan(threading: threading)
+        case .channelRuns(let g), .shortRuns(let g, _): return g.plan(threading: threading)
+        }
     }
 
     private func validate(_ input: UnsafeBufferPointer<Float>, _ output: UnsafeMutableBufferPointer<Float>,
@@ -81,7 +84,7 @@ public struct BatchNormalization: Sendable {
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
         let c = shape.c
         let moments = SlotBuffer(count: c, initial: Moments.empty)
-        let table = CoefficientTable(count: c, streaming: prefersStreamingStores(elements: shape.count, output: y, inputs: x))
+        let table = CoefficientTable(count: c, streaming: paths.training.streaming(output: y, reading: x))
         defer { moments.deallocate(); table.deallocate() }
         let relu = fusedReLU, eps = epsilon
         func coefficients(_ channel: Int, _ m: Moments) {
@@ -90,19 +93,18 @@ public struct BatchNormalization: Sendable {
                 mean: m.mean, invStd: inverseStandardDeviation(m.biasedVariance, eps),
                 gamma: Double(scale?[channel] ?? 1), beta: Double(bias?[channel] ?? 0))
         }
-        if shape.isChannelsLast {
-            let g = columns
+        switch paths.path {
+        case .columns(let g):
             g.reduceThenApply(x, threading: threading,
                 finalize: { _, channels, merged in for ch in channels { coefficients(ch, merged[ch]) } },
                 apply: { m, first, rows in table.applyColumns(x, y, matrix: m, geometry: g, first: first, rows: rows, relu: relu) })
-        } else if shape.spatial < BatchNormalization.shortRunSpatial {
+        case .shortRuns(let g, let memoryOrder):
             // Short runs (H·W = 49): the channel-major output pass would jump C·H·W
             // values between runs; gather statistics channel by channel, then write
             // the output in memory order as inference does.
-            rows.reduce(x, statistic: .moments, threading: threading, finalize: coefficients)
-            applyInMemoryOrder(x, y, table)
-        } else {
-            let g = rows
+            g.reduce(x, statistic: .moments, threading: threading, finalize: coefficients)
+            applyInMemoryOrder(memoryOrder, x, y, table)
+        case .channelRuns(let g):
             g.reduceThenApply(x, statistic: .moments, threading: threading,
                 finalize: coefficients,
                 apply: { table.applyRuns(x, y, $0, run: g.segmentLength, runsPerSegment: 1, relu: relu) })
@@ -125,10 +127,7 @@ public struct BatchNormalization: Sendable {
         // may fold a batch into (or reassign) `running` while this call runs.
         let (runningMean, runningVariance) = try running.snapshot(expectedChannels: shape.c)
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
-        let streaming = prefersStreamingStores(singlePass: shape.count, threads: threading.threads,
-                                               wideRows: shape.c >= Apply.stripColumns && (shape.isChannelsLast || shape.spatial == 1),
-                                               output: y, input: x)
-        let table = CoefficientTable(count: shape.c, streaming: streaming)
+        let table = CoefficientTable(count: shape.c, streaming: paths.inference.streaming(output: y, reading: x))
         defer { table.deallocate() }
         for ch in 0..<shape.c {
             table[ch] = AffineCoefficients(
@@ -137,13 +136,13 @@ public struct BatchNormalization: Sendable {
                 gamma: Double(scale?[ch] ?? 1), beta: Double(bias?[ch] ?? 0))
         }
         let relu = fusedReLU
-        if shape.isChannelsLast {
-            let g = columns
+        switch paths.path {
+        case .columns(let g):
             g.apply(threading: threading) { m, first, rows in
                 table.applyColumns(x, y, matrix: m, geometry: g, first: first, rows: rows, relu: relu)
             }
-        } else {
-            applyInMemoryOrder(x, y, table)
+        case .channelRuns, .shortRuns:
+            applyInMemoryOrder(paths.memoryOrder, x, y, table)
         }
     }
 
@@ -154,12 +153,57 @@ public struct BatchNormalization: Sendable {
     /// cycling through the channels' coefficients. Channel by channel, the walk
     /// would jump C·H·W values between runs; with H·W = 49 the prefetchers give up
     /// (BatchNorm inference [64, 512, 7, 7]: 1.45 → 0.36 ms on 2 threads).
-    private func applyInMemoryOrder(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+    private func applyInMemoryOrder(_ g: RowsGeometry, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                                     _ table: CoefficientTable) {
         let hw = shape.spatial, c = shape.c, relu = fusedReLU
-        let g = RowsGeometry(units: shape.n, segmentLength: c * hw, unitStride: c * hw)
         g.apply(threading: threading) {
             table.applyRuns(x, y, $0, run: hw, runsPerSegment: c, slotsPerUnit: 0, relu: relu)
         }
+    }
+}
+
+/// BatchNorm's path for a shape, and its store policies: fixed at `init`.
+struct BatchNormPlan: Sendable {
+    enum Path: Sendable {
+        /// NHWC and [N, D]: per-column statistics down one N·H·W × C matrix.
+        case columns(ColumnsGeometry)
+        /// NCHW with H·W ≥ `BatchNormalization.shortRunSpatial`: unit = channel,
+        /// statistics then output channel by channel.
+        case channelRuns(RowsGeometry)
+        /// NCHW with shorter runs: statistics channel by channel (first geometry),
+        /// every pass that writes walks memory in order, one unit per sample (second).
+        case shortRuns(RowsGeometry, RowsGeometry)
+    }
+
+    let path: Path
+    /// NCHW's memory-order output pass (inference, and training with short runs).
+    let memoryOrder: RowsGeometry
+    /// Training forward and backward (two passes) and inference (one pass).
+    let training: StorePolicy
+    let inference: StorePolicy
+
+    init(shape: TensorShape, threading: Threading) {
+        memoryOrder = RowsGeometry(units: shape.n, segmentLength: shape.c * shape.spatial,
+                                   unitStride: shape.c * shape.spatial)
+        if shape.isChannelsLast {
+            path = .columns(Self.columns(shape))
+        } else if shape.spatial < BatchNormalization.shortRunSpatial {
+            path = .shortRuns(Self.channelRows(shape), memoryOrder)
+        } else {
+            path = .channelRuns(Self.channelRows(shape))
+        }
+        training = StorePolicy(twoPass: shape.count)
+        inference = StorePolicy(singlePass: shape.count, threads: threading.threads,
+                                wideRows: shape.c >= Apply.stripColumns && (shape.isChannelsLast || shape.spatial == 1))
+    }
+
+    static func channelRows(_ shape: TensorShape) -> RowsGeometry {
+        RowsGeometry(units: shape.c, segments: shape.n, segmentLength: shape.spatial,
+                     unitStride: shape.spatial, segmentStride: shape.c * shape.spatial,
+                     groupShortSegments: true)
+    }
+
+    static func columns(_ shape: TensorShape) -> ColumnsGeometry {
+        ColumnsGeometry(matrices: 1, rows: shape.n * shape.spatial, columns: shape.c)
     }
 }

@@ -18,8 +18,8 @@ extension GroupNormalization {
     /// **Memory passes**: with `gradInput`, reads `x` and `dy` twice (sums, then dx)
     /// and writes dx once; the second read comes from cache when one sample's group
     /// (NCHW) or one sample (NHWC) fits in L2. Only `gradScale`/`gradBias`: one pass.
-    /// With H·W = 1 (feature vectors) the layouts coincide and LayerNorm's engine
-    /// runs with per-group statistics (blocks of rows, as `LayerNormalization.backward`).
+    /// Feature vectors (H·W = 1) and small maps run on the row engine
+    /// (`RowNormalization+Backward.swift`) with per-group statistics; see `GroupNormPlan`.
     ///
     /// **Aliasing**: `gradInput` may be `gradOutput` or `input` (in place); gradient
     /// buffers must not otherwise share memory. Throws before writing anything.
@@ -36,35 +36,28 @@ extension GroupNormalization {
         let x = try Check.base(input, "input"), dy = try Check.base(gradOutput, "gradOutput")
         let dx = gradInput?.baseAddress
         guard dx != nil || gradScale != nil || gradBias != nil else { return }
-        if shape.spatial == 1 {
-            // Feature vectors ([N, C], H·W = 1): each sample is one row of C values in
-            // G contiguous groups, so LayerNorm's backward engine runs it with per-group
-            // statistics (as the forward runs `normalizeRows`). The per-(n, c) path
-            // below would keep ~48 bytes of side tables per 12 bytes of data here.
-            rowNormalizationBackward(
-                rows: shape.n, features: shape.c, x: x, dy: dy, groups: groups, mean: saved.mean, invStd: saved.invStd,
-                centered: true, gamma: scale?.baseAddress, dx: dx,
-                gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress, threading: threading)
-            return
-        }
-        switch smallMapPath {
-        case .expandedAffine:
-            expandedAffineBackward(x, dy, saved: saved, gamma: scale?.baseAddress, dx: dx,
+        let gamma = scale?.baseAddress
+        switch path {
+        case .featureVectors(_, let rows), .groupSegments(_, let rows):
+            rowNormalizationBackward(rows, x: x, dy: dy, mean: saved.mean, invStd: saved.invStd, gamma: gamma, dx: dx,
+                                     gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress)
+        case .expandedAffine(_, let rows):
+            expandedAffineBackward(rows, x, dy, saved: saved, gamma: gamma, dx: dx,
                                    gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress)
-            return
-        case .groupSegments:
-            // Rows are the N·H·W positions of C values; H·W consecutive rows (one
-            // sample) share each group's statistics, and γ, dγ, dβ are per column.
-            rowNormalizationBackward(
-                rows: shape.n * shape.spatial, features: shape.c, x: x, dy: dy, groups: groups,
-                rowsPerSlot: shape.spatial, mean: saved.mean, invStd: saved.invStd, centered: true,
-                gamma: scale?.baseAddress, dx: dx,
-                gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress, threading: threading)
-            return
-        case nil:
-            break
+        case .channelGroups(let plan):
+            channelGroupsPathBackward(plan, x, dy, saved: saved, gamma: gamma, dx: dx,
+                                      gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress)
         }
-        let size = shape.c / groups, channels = shape.c, G = groups
+    }
+
+    /// The channel-groups path: per-(n, c) sums, then per (n, g) the γ-weighted
+    /// sums of its channels and one dx coefficient set per (n, c).
+    private func channelGroupsPathBackward(
+        _ plan: ChannelGroupsPlan, _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, saved: SavedStatistics,
+        gamma scale: UnsafePointer<Float>?, dx: UnsafeMutablePointer<Float>?,
+        gradScale: UnsafeMutablePointer<Float>?, gradBias: UnsafeMutablePointer<Float>?
+    ) {
+        let slots = shape.n * groups, size = shape.c / groups, channels = shape.c, G = groups
         let count = Double(size * shape.spatial)
         let mean = saved.mean, invStd = saved.invStd
         let xhat = CoefficientTable(count: slots)
@@ -74,8 +67,7 @@ extension GroupNormalization {
         defer { sums.deallocate() }
         let table: GradientTable? = dx != nil ? GradientTable(count: shape.n * channels) : nil
         defer { table?.deallocate() }
-        groupedBackward(shape: shape, groupSize: size, x: x, dy: dy, xhat: xhat, channelSums: sums.base,
-                        table: table, dx: dx, threading: threading) { slot, channelSums in
+        channelGroupsBackward(plan, x: x, dy: dy, xhat: xhat, channelSums: sums.base, table: table, dx: dx) { slot, channelSums in
             guard let table else { return }
             let n = slot / G, first = (slot - n * G) * size
             let gain = { (j: Int) in Double(scale?[first + j] ?? 1) }
@@ -89,16 +81,16 @@ extension GroupNormalization {
             }
         }
         channelGradients(sums.base, samples: shape.n, channels: channels,
-                         gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress, threading: threading)
+                         gradScale: gradScale, gradBias: gradBias, threading: threading)
     }
 
     /// NCHW with small H·W: each sample is one row of C·H·W values in G contiguous
-    /// groups, γ expanded to every position; LayerNorm's backward engine then gives
+    /// groups, γ expanded to every position; the row engine's backward then gives
     /// dx and per-position dγ, dβ sums (Float64, never rounded to Float32: a
     /// position's sum may pass Float32's range where its channel's does not), which
     /// are summed over each channel's H·W positions in order (Float64).
     private func expandedAffineBackward(
-        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, saved: SavedStatistics, gamma: UnsafePointer<Float>?,
+        _ plan: RowBackwardPlan, _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, saved: SavedStatistics, gamma: UnsafePointer<Float>?,
         dx: UnsafeMutablePointer<Float>?, gradScale: UnsafeMutablePointer<Float>?, gradBias: UnsafeMutablePointer<Float>?
     ) {
         let hw = shape.spatial, features = shape.c * hw
@@ -106,9 +98,8 @@ extension GroupNormalization {
         let positions: UnsafeMutablePointer<GradientSums>? = gradScale != nil || gradBias != nil ? .allocate(capacity: features) : nil
         defer { affine.deallocate(); positions?.deallocate() }
         rowNormalizationBackward(
-            rows: shape.n, features: features, x: x, dy: dy, groups: groups, mean: saved.mean, invStd: saved.invStd,
-            centered: true, gamma: affine.gamma.map { UnsafePointer($0) }, dx: dx,
-            gradScale: nil, gradBias: nil, columnTotals: positions, threading: threading)
+            plan, x: x, dy: dy, mean: saved.mean, invStd: saved.invStd, gamma: affine.gamma.map { UnsafePointer($0) },
+            dx: dx, gradScale: nil, gradBias: nil, columnTotals: positions)
         guard let positions else { return }
         for c in 0..<shape.c {
             var sum = GradientSums.zero

@@ -13,6 +13,11 @@ public struct GroupNormalization: Sendable {
     public let groups: Int
     public let epsilon: Float
     public let threading: Threading
+    // The path and its forward and backward plans for this shape and threading,
+    // chosen at `init` (`GroupNormPlan`): feature vectors and small maps run on the
+    // row engine (`RowNormalization.swift`), everything else on the channel-groups
+    // engine (`ChannelGroups.swift`). The backward is in `GroupNormalization+Backward.swift`.
+    let path: GroupNormPlan
 
     public init(shape: TensorShape, groups: Int, epsilon: Float = 1e-5, threading: Threading = .default) throws {
         try shape.validate("shape")
@@ -23,19 +28,16 @@ public struct GroupNormalization: Sendable {
         self.groups = groups
         self.epsilon = epsilon
         self.threading = threading
+        path = GroupNormPlan(shape: shape, groups: groups, threading: threading)
     }
 
+    /// How the forward runs for this shape and threading (chosen at `init`).
     public func plan() -> PlanDescription {
-        if shape.spatial == 1 {
-            return rowsPlan(rows: shape.n * groups, features: shape.c / groups, .moments, threading: threading)
-        }
-        switch smallMapPath {
-        case .expandedAffine:
-            return rowsPlan(rows: shape.n * groups, features: shape.c / groups * shape.spatial, .moments, threading: threading)
-        case .groupSegments:
-            return groupSegmentsGeometry.plan(threading: threading)
-        case nil:
-            return groupedPlan(shape: shape, groupSize: shape.c / groups, threading: threading)
+        switch path {
+        case .featureVectors(let rows, _), .expandedAffine(let rows, _), .groupSegments(let rows, _):
+            return rows.description
+        case .channelGroups(let plan):
+            return plan.description
         }
     }
 
@@ -52,22 +54,28 @@ public struct GroupNormalization: Sendable {
         try Check.forwardBuffers(input: ("input", input), output: ("output", output),
                                  parameters: ("scale (γ)", scale), ("bias (β)", bias))
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
-        if shape.spatial == 1 {
-            return featureVectors(x, y, scale: scale?.baseAddress, bias: bias?.baseAddress)
+        let gamma = scale?.baseAddress, beta = bias?.baseAddress
+        switch path {
+        case .featureVectors(let rows, _), .groupSegments(let rows, _):
+            return normalizeRows(rows, x, y, epsilon: epsilon, gamma: gamma, beta: beta)
+        case .expandedAffine(let rows, _):
+            let affine = ExpandedAffine(gamma: gamma, beta: beta, channels: shape.c, spatial: shape.spatial)
+            defer { affine.deallocate() }
+            return normalizeRows(rows, x, y, epsilon: epsilon, gamma: affine.gamma, beta: affine.beta)
+        case .channelGroups(let plan):
+            return channelGroupsPathForward(plan, x, y, scale: scale?.baseAddress, bias: bias?.baseAddress)
         }
-        switch smallMapPath {
-        case .expandedAffine:
-            return expandedAffine(x, y, scale: scale?.baseAddress, bias: bias?.baseAddress)
-        case .groupSegments:
-            return groupSegments(x, y, scale: scale?.baseAddress, bias: bias?.baseAddress)
-        case nil:
-            break
-        }
+    }
+
+    /// The channel-groups path: per-(n, g) statistics, one coefficient per (n, c)
+    /// with γ and β folded in.
+    private func channelGroupsPathForward(_ plan: ChannelGroupsPlan, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                      scale: UnsafePointer<Float>?, bias: UnsafePointer<Float>?) -> SavedStatistics {
         let slots = shape.n * groups, size = shape.c / groups, channels = shape.c, G = groups, eps = epsilon
         let mean = SlotBuffer(count: slots, initial: 0.0), invStd = SlotBuffer(count: slots, initial: 0.0)
-        let table = CoefficientTable(count: shape.n * shape.c, streaming: prefersStreamingStores(elements: shape.count, output: y, inputs: x))
+        let table = CoefficientTable(count: shape.n * shape.c, streaming: plan.store.streaming(output: y, reading: x))
         defer { mean.deallocate(); invStd.deallocate(); table.deallocate() }
-        groupedNormalize(shape: shape, groupSize: size, input: x, output: y, table: table, threading: threading) { slot, m in
+        normalizeChannelGroups(plan, input: x, output: y, table: table) { slot, m in
             mean[slot] = m.mean
             invStd[slot] = inverseStandardDeviation(m.biasedVariance, eps)
             let n = slot / G, first = (slot - n * G) * size
@@ -80,18 +88,6 @@ public struct GroupNormalization: Sendable {
         return SavedStatistics(mean: mean.array, invStd: invStd.array)
     }
 
-    /// H·W = 1 (GroupNorm over feature vectors [N, C]): each (n, g) group is one
-    /// row of C/G values, normalized as LayerNorm normalizes a row, with γ and β
-    /// read at the group's first channel. The general path would build a
-    /// coefficient per (n, c) — as many as there are values — which cost more
-    /// than the normalization itself.
-    private func featureVectors(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                                scale gamma: UnsafePointer<Float>?, bias beta: UnsafePointer<Float>?) -> SavedStatistics {
-        let size = shape.c / groups, G = groups
-        return normalizeRows(x, y, rows: shape.n * groups, features: size, epsilon: epsilon, threading: threading,
-                             gamma: gamma, beta: beta, affineOffset: { ($0 % G) * size })
-    }
-
     /// Small spatial maps (H·W < `smallMapSpatial`) leave the per-(n, c) engine:
     /// there every channel is one short run with its own coefficients, and each run
     /// cost ~1 µs of fixed work (`[32, 512, 4, 4]` NCHW backward: 1.4 ms against
@@ -101,21 +97,19 @@ public struct GroupNormalization: Sendable {
         /// expanded to one value per (c, h, w) position, so the unit is a LayerNorm row.
         case expandedAffine
         /// NHWC: unit (n, g) is H·W segments of C/G values, C apart, each using
-        /// γ[g·C/G ...] as it stands (`normalizeUnits` over a runs geometry).
+        /// γ[g·C/G ...] as it stands (the row engine over a runs geometry).
         case groupSegments
     }
 
     /// NCHW takes the small-map path below this H·W. 1 thread, interleaved rounds
-    /// (docs/PERFORMANCE-HISTORY.md): forward and backward faster up to 7×7 (backward
-    /// `[64, 1024, 2, 2]` 3.9 → 0.19 ms); at 8×8 the forward is 1.13× slower, at
-    /// 16×16 both directions are.
+    /// (docs/PERFORMANCE-HISTORY.md, section "…: small spatial maps"): forward and
+    /// backward faster up to 7×7 (backward `[64, 1024, 2, 2]` 3.9 → 0.19 ms); at
+    /// 8×8 the forward is 1.13× slower, at 16×16 both directions are.
     static let smallMapSpatial = 64
     /// NHWC takes it up to this H·W, with groups of ≥ 8 channels: at 4×4 both
     /// directions gain 1.3–1.5×, at 7×7 with 8- or 16-channel groups they lose 2×
     /// (one short segment per position: the Welford chains run a few steps each).
     static let smallMapSpatialNHWC = 16
-
-    var smallMapPath: SmallMapPath? { Self.smallMapPath(shape, groups: groups) }
 
     static func smallMapPath(_ shape: TensorShape, groups: Int) -> SmallMapPath? {
         guard shape.spatial > 1, shape.spatial < smallMapSpatial else { return nil }
@@ -123,29 +117,55 @@ public struct GroupNormalization: Sendable {
         // Segments shorter than one vector would pay a call per few values.
         return shape.c / groups >= 8 && shape.spatial <= smallMapSpatialNHWC ? .groupSegments : nil
     }
+}
 
-    private func expandedAffine(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                                scale gamma: UnsafePointer<Float>?, bias beta: UnsafePointer<Float>?) -> SavedStatistics {
-        let length = shape.c / groups * shape.spatial, G = groups
-        let affine = ExpandedAffine(gamma: gamma, beta: beta, channels: shape.c, spatial: shape.spatial)
-        defer { affine.deallocate() }
-        return normalizeRows(x, y, rows: shape.n * groups, features: length, epsilon: epsilon, threading: threading,
-                             gamma: affine.gamma, beta: affine.beta, affineOffset: { ($0 % G) * length })
-    }
+/// GroupNorm's path for a shape, with the row or channel-groups plans it runs,
+/// forward and backward.
+enum GroupNormPlan: Sendable {
+    /// H·W = 1 (feature vectors [N, C]): each (n, g) group is one row of C/G
+    /// values, normalized as LayerNorm normalizes a row, with γ and β read at the
+    /// group's first channel. The channel-groups path would build a coefficient
+    /// per (n, c) — as many as there are values — which cost more than the
+    /// normalization itself. Backward: each sample is one row of C values in G
+    /// groups (the per-(n, c) path would keep ~48 bytes of side tables per 12
+    /// bytes of data here).
+    case featureVectors(RowPlan, RowBackwardPlan)
+    /// NCHW with small H·W (`GroupNormalization.SmallMapPath.expandedAffine`):
+    /// unit (n, g) is one row of (C/G)·H·W values with γ, β expanded per position.
+    /// Backward: each sample is one row of C·H·W values in G groups.
+    case expandedAffine(RowPlan, RowBackwardPlan)
+    /// NHWC with small H·W (`GroupNormalization.SmallMapPath.groupSegments`):
+    /// unit (n, g) is H·W segments of C/G values, C apart. Backward: rows are the
+    /// N·H·W positions of C values; H·W consecutive rows (one sample) share each
+    /// group's statistics, and γ, dγ, dβ are per column.
+    case groupSegments(RowPlan, RowBackwardPlan)
+    /// Everything else: the channel-groups engine.
+    case channelGroups(ChannelGroupsPlan)
 
-    private func groupSegments(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                               scale gamma: UnsafePointer<Float>?, bias beta: UnsafePointer<Float>?) -> SavedStatistics {
-        let size = shape.c / groups, G = groups
-        return normalizeUnits(x, y, geometry: groupSegmentsGeometry, epsilon: epsilon, threading: threading,
-                              gamma: gamma, beta: beta, affineOffset: { ($0 % G) * size }, streamingAllowed: false)
-    }
-
-    /// NHWC unit (n, g): H·W segments of C/G values, C apart, starting at n·C·H·W + g·C/G.
-    var groupSegmentsGeometry: RowsGeometry {
-        let size = shape.c / groups
-        return RowsGeometry(units: shape.n * groups, segments: shape.spatial, segmentLength: size, unitStride: size,
-                            segmentStride: shape.c, unitsPerRun: groups, runStride: shape.c * shape.spatial,
-                            groupShortSegments: true)
+    init(shape: TensorShape, groups: Int, threading: Threading) {
+        let size = shape.c / groups, n = shape.n, hw = shape.spatial
+        if hw == 1 {
+            self = .featureVectors(
+                RowPlan(rows: n * groups, features: size, .moments, affinePeriod: groups, threading: threading),
+                RowBackwardPlan(rows: n, features: shape.c, groups: groups, centered: true, threading: threading))
+            return
+        }
+        switch GroupNormalization.smallMapPath(shape, groups: groups) {
+        case .expandedAffine:
+            self = .expandedAffine(
+                RowPlan(rows: n * groups, features: size * hw, .moments, affinePeriod: groups, threading: threading),
+                RowBackwardPlan(rows: n, features: shape.c * hw, groups: groups, centered: true, threading: threading))
+        case .groupSegments:
+            let units = RowsGeometry(units: n * groups, segments: hw, segmentLength: size, unitStride: size,
+                                     segmentStride: shape.c, unitsPerRun: groups, runStride: shape.c * hw,
+                                     groupShortSegments: true)
+            self = .groupSegments(
+                RowPlan(units: units, affinePeriod: groups, threading: threading),
+                RowBackwardPlan(rows: n * hw, features: shape.c, groups: groups, rowsPerSlot: hw, centered: true,
+                                threading: threading))
+        case nil:
+            self = .channelGroups(ChannelGroupsPlan(shape: shape, groupSize: size, threading: threading))
+        }
     }
 }
 

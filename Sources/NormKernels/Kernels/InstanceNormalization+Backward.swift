@@ -33,9 +33,9 @@ extension InstanceNormalization {
         let mean = saved.mean, invStd = saved.invStd
         let xhat = CoefficientTable(count: slots)
         defer { xhat.deallocate() }
-        // x̂ coefficients: here for the per-(n, c) engine, per chunk (in parallel) for tiny instances.
-        let tinyChannels = Self.usesTinyChannels(shape, backward: true)
-        let perInstance = !usesTinyUnits && !tinyChannels
+        // x̂ coefficients: here for the channel-groups engine, per chunk (in parallel) for tiny instances.
+        let path = paths.backward
+        let perInstance = path == .channelGroups
         if perInstance { for s in 0..<slots { xhat[s] = AffineCoefficients(mean: mean[s], invStd: invStd[s]) } }
         let sums = SlotBuffer(count: slots, initial: GradientSums.zero)
         defer { sums.deallocate() }
@@ -47,7 +47,8 @@ extension InstanceNormalization {
             return GradientCoefficients(mean: mean[slot], invStd: r, a: gain * r,
                                         m1: gain * s.dy / count, m2: gain * s.dyXhat / count)
         }
-        if usesTinyUnits {
+        switch path {
+        case .tinyUnits:
             // 8 instances per vector (`TinyUnits`); each instance's dx right after its sums.
             let length = shape.spatial, base = sums.base
             ChunkSchedule.forEachChunk(units: slots, valuesPerUnit: 2 * length, threading: threading) { chunk in
@@ -62,12 +63,12 @@ extension InstanceNormalization {
                     }
                 }
             }
-        } else if tinyChannels {
+        case .tinyChannels:
             // 8 channels per vector, each position one vector load (NHWC small maps).
             tinyChannelsBackward(x, dy, mean: mean, invStd: invStd, dx: dx, sums: sums.base, coefficients: coefficients)
-        } else {
-            groupedBackward(shape: shape, groupSize: 1, x: x, dy: dy, xhat: xhat, channelSums: sums.base,
-                            table: table, dx: dx, threading: threading) { slot, channelSums in
+        case .channelGroups:
+            channelGroupsBackward(paths.channelGroups, x: x, dy: dy, xhat: xhat, channelSums: sums.base,
+                                  table: table, dx: dx) { slot, channelSums in
                 table?[slot] = coefficients(slot, channelSums[0])
             }
         }

@@ -10,7 +10,8 @@
 /// thread count; items (n, 8-channel block) go to workers in fixed chunks.
 extension InstanceNormalization {
     /// Longest H·W taken, forward and backward (1–2 threads, two alternating
-    /// rounds, docs/PERFORMANCE-HISTORY.md sixth pass): the forward is 2× faster at 4×4
+    /// rounds, docs/PERFORMANCE-HISTORY.md, "InstanceNorm NHWC on small maps, 8
+    /// channels per vector"): the forward is 2× faster at 4×4
     /// and 3–4× at 2×2; the backward 1.8× at 2×2 but 0.83× at 4×4, where the
     /// per-instance coefficients (scalar Float64) outweigh the vector loads.
     static let tinyChannelsMaxSpatial = 16
@@ -20,8 +21,6 @@ extension InstanceNormalization {
         shape.layout == .nhwc && shape.spatial > 1 && shape.c % 8 == 0
             && shape.spatial <= (backward ? tinyChannelsMaxSpatialBackward : tinyChannelsMaxSpatial)
     }
-
-    var usesTinyChannels: Bool { Self.usesTinyChannels(shape) }
 
     /// `body(n, c0)` for every sample n and channel block c0 = 0, 8, …, through
     /// `ChunkSchedule.forEachChunk` over the N·C instances (n·C + c): its 512-instance

@@ -16,6 +16,8 @@ public struct InstanceNormalization: Sendable {
     public let shape: TensorShape
     public let epsilon: Float
     public let threading: Threading
+    /// The forward's and the backward's paths for this shape and threading.
+    let paths: InstanceNormPlan
 
     public init(shape: TensorShape, epsilon: Float = 1e-5, threading: Threading = .default) throws {
         try shape.validate("shape")
@@ -23,21 +25,24 @@ public struct InstanceNormalization: Sendable {
         self.shape = shape
         self.epsilon = epsilon
         self.threading = threading
+        paths = InstanceNormPlan(shape: shape, threading: threading)
     }
 
+    /// How the training forward runs for this shape and threading (chosen at `init`).
     public func plan() -> PlanDescription {
-        if usesTinyChannels {
+        switch paths.forward {
+        case .tinyChannels:
             return ChunkSchedule.plan(units: shape.n * shape.c, length: shape.spatial, naming: "instances",
-                                      lanes: "values C apart, 8 channels per vector", threading: threading)
+                                  lanes: "values C apart, 8 channels per vector", threading: threading)
+        case .tinyUnits:
+            return ChunkSchedule.plan(units: shape.n * shape.c, length: shape.spatial, naming: "instances", threading: threading)
+        case .channelGroups:
+            return paths.channelGroups.description
         }
-        guard usesTinyUnits else { return groupedPlan(shape: shape, groupSize: 1, threading: threading) }
-        return ChunkSchedule.plan(units: shape.n * shape.c, length: shape.spatial, naming: "instances", threading: threading)
     }
 
     /// NCHW with H·W ≤ `TinyUnits.maxLength`: instances are a few contiguous values
     /// each, taken 8 at a time in SIMD lanes (`TinyUnits`).
-    var usesTinyUnits: Bool { Self.usesTinyUnits(shape) }
-
     static func usesTinyUnits(_ shape: TensorShape) -> Bool {
         shape.layout == .nchw && shape.spatial > 1 && shape.spatial <= TinyUnits.maxLength
     }
@@ -67,21 +72,31 @@ public struct InstanceNormalization: Sendable {
             throw NormError.singleValuePerChannel(argument: "input (H·W per instance)", valuesPerChannel: shape.spatial)
         }
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
-        if usesTinyUnits {
+        switch paths.forward {
+        case .tinyUnits:
             return tinyForwardTraining(x, y, gamma: scale?.baseAddress, beta: bias?.baseAddress, running: running)
-        }
-        if usesTinyChannels {
+        case .tinyChannels:
             let kept: UnsafeMutablePointer<Moments>? = running != nil ? .allocate(capacity: shape.n * shape.c) : nil
             defer { kept?.deallocate() }
             let saved = tinyChannelsForwardTraining(x, y, gamma: scale?.baseAddress, beta: bias?.baseAddress, kept: kept)
             let updated = kept.map { fold(running!, $0) } ?? false
             return SavedStatistics(mean: saved.mean, invStd: saved.invStd, runningStatisticsUpdated: updated)
+        case .channelGroups:
+            return channelGroupsForwardTraining(x, y, gamma: scale?.baseAddress, beta: bias?.baseAddress, running: running)
         }
+    }
+
+    /// The channel-groups path (groups of one channel): per-(n, c) moments, one
+    /// coefficient per (n, c) with γ and β folded in.
+    private func channelGroupsForwardTraining(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+                                              gamma scale: UnsafePointer<Float>?, beta bias: UnsafePointer<Float>?,
+                                              running: RunningStatistics?) -> SavedStatistics {
+        let plan = paths.channelGroups
         let slots = shape.n * shape.c, channels = shape.c, eps = epsilon
         let moments = SlotBuffer(count: slots, initial: Moments.empty)
-        let table = CoefficientTable(count: slots, streaming: prefersStreamingStores(elements: shape.count, output: y, inputs: x))
+        let table = CoefficientTable(count: slots, streaming: plan.store.streaming(output: y, reading: x))
         defer { moments.deallocate(); table.deallocate() }
-        groupedNormalize(shape: shape, groupSize: 1, input: x, output: y, table: table, threading: threading) { slot, m in
+        normalizeChannelGroups(plan, input: x, output: y, table: table) { slot, m in
             moments[slot] = m
             let c = slot % channels
             table[slot] = AffineCoefficients(
@@ -160,5 +175,33 @@ public struct InstanceNormalization: Sendable {
             .forwardInference(input: UnsafeBufferPointer(start: x, count: shape.count),
                               output: UnsafeMutableBufferPointer(start: y, count: shape.count),
                               scale: scale, bias: bias, running: running)
+    }
+}
+
+/// InstanceNorm's paths for a shape, forward (training) and backward.
+struct InstanceNormPlan: Sendable {
+    enum Path: Sendable {
+        /// NCHW with H·W ≤ `TinyUnits.maxLength`: 8 instances per vector (`TinyUnits`).
+        case tinyUnits
+        /// NHWC small maps, C % 8 = 0: 8 channels per vector
+        /// (`InstanceNormalization+TinyChannels.swift`).
+        case tinyChannels
+        /// The channel-groups engine with groups of one channel.
+        case channelGroups
+    }
+
+    let forward: Path
+    let backward: Path
+    let channelGroups: ChannelGroupsPlan
+
+    init(shape: TensorShape, threading: Threading) {
+        func path(backward: Bool) -> Path {
+            if InstanceNormalization.usesTinyUnits(shape) { return .tinyUnits }
+            if InstanceNormalization.usesTinyChannels(shape, backward: backward) { return .tinyChannels }
+            return .channelGroups
+        }
+        forward = path(backward: false)
+        backward = path(backward: true)
+        channelGroups = ChannelGroupsPlan(shape: shape, groupSize: 1, threading: threading)
     }
 }

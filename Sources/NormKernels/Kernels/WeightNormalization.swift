@@ -17,6 +17,10 @@ public struct WeightNormalization: Sendable {
     public let dim: Int?
     public let threading: Threading
     let outer: Int, size: Int, inner: Int
+    /// Index i's values as the rows geometry's unit i (short runs grouped),
+    /// forward and backward, and the forward's store policy: fixed at `init`.
+    let geometry: RowsGeometry
+    let store: StorePolicy
 
     public init(shape: [Int], dim: Int? = 0, threading: Threading = .default) throws {
         guard !shape.isEmpty else { throw NormError.invalidArgument(argument: "shape", reason: "needs at least one dimension") }
@@ -35,17 +39,16 @@ public struct WeightNormalization: Sendable {
         self.shape = shape
         self.dim = dim
         self.threading = threading
+        geometry = RowsGeometry(units: size, segments: outer, segmentLength: inner, unitStride: inner,
+                                segmentStride: size * inner, groupShortSegments: true)
+        store = StorePolicy(twoPass: total)
     }
 
     /// Number of norms (and of `g` values): `shape[dim]`, or 1 when `dim` is nil.
     public var normCount: Int { size }
     public var count: Int { outer * size * inner }
 
-    var geometry: RowsGeometry {
-        RowsGeometry(units: size, segments: outer, segmentLength: inner, unitStride: inner, segmentStride: size * inner,
-                     groupShortSegments: true)
-    }
-
+    /// How the forward runs for this shape and threading (chosen at `init`).
     public func plan() -> PlanDescription { geometry.plan(threading: threading) }
 
     /// Writes `w = g · v / ‖v‖`; returns the norms ‖v‖ (Float64) for backward.
@@ -58,7 +61,7 @@ public struct WeightNormalization: Sendable {
         try Check.forwardBuffers(input: ("v", v), output: ("output (w)", output), parameters: ("g", g))
         let x = try Check.base(v, "v"), y = try Check.base(output, "output (w)")
         let norms = SlotBuffer(count: size, initial: 0.0)
-        let streaming = prefersStreamingStores(elements: count, output: y, inputs: x)
+        let streaming = store.streaming(output: y, reading: x)
         let scale = SlotBuffer(count: size, initial: Float(0))
         defer { norms.deallocate(); scale.deallocate() }
         geometry.reduceThenApply(x, statistic: .meanSquare, threading: threading,

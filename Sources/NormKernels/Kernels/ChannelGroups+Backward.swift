@@ -1,11 +1,10 @@
-/// The shared backward engine of InstanceNorm, GroupNorm and AdaIN (content):
+/// The channel-groups engine, backward (InstanceNorm, GroupNorm, AdaIN content):
 /// per-(n, c) sums Σdy and Σdy·x̂, with x̂ from the statistics of the (n, g)
 /// group slot, then (optionally) the dx pass with one coefficient set per (n, c).
 ///
 /// - NCHW: unit (n, g) of the rows geometry with one *segment per channel*
-///   (`segments` = groupSize runs of H·W values), so no block straddles two
-///   channels and each block's partial belongs to one (n, c). A channel's block
-///   partials are tree-merged, then the group's channel sums go to `finalizeGroup`.
+///   (`segments` = groupSize runs of H·W values). A channel's block partials are
+///   tree-merged, then the group's channel sums go to `finalizeGroup`.
 /// - NHWC: each sample is an H·W × C matrix (columns geometry); per-column partials
 ///   per row block are tree-merged down the row blocks.
 ///
@@ -13,21 +12,17 @@
 /// that group's `groupSize` channel sums (also stored in `channelSums` at n·C + c);
 /// when `dx` is given it must fill `table` for the group's (n, c) slots.
 /// Results do not depend on the thread count (fixed blocks, fixed trees).
-func groupedBackward(
-    shape: TensorShape, groupSize: Int, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+func channelGroupsBackward(
+    _ plan: ChannelGroupsPlan, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
     xhat: CoefficientTable, channelSums: UnsafeMutablePointer<GradientSums>,
-    table: GradientTable?, dx: UnsafeMutablePointer<Float>?, threading: Threading,
+    table: GradientTable?, dx: UnsafeMutablePointer<Float>?,
     finalizeGroup: (_ groupSlot: Int, _ channelSums: UnsafePointer<GradientSums>) -> Void
 ) {
+    let shape = plan.shape, groupSize = plan.groupSize, threading = plan.threading
     let groups = shape.c / groupSize, channels = shape.c, spatial = shape.spatial
-    let streaming = dx.map { prefersStreamingStores(elements: shape.count, output: $0, inputs: x, dy) } ?? false
-    // Unlike the forward (`groupsUseColumns`), H·W = 1 stays on the columns path
-    // here: the rows path would cut every channel into one-value segments.
-    // GroupNorm sends H·W = 1 to the LayerNorm backward engine before this point
-    // (`rowNormalizationBackward` with groups); InstanceNorm and AdaIN cannot
-    // train on one value per channel.
-    if shape.isChannelsLast {
-        let g = ColumnsGeometry(matrices: shape.n, rows: spatial, columns: channels)
+    let streaming = dx.map { plan.store.streaming(output: $0, reading: x, dy) } ?? false
+    switch plan.backward {
+    case .columns(let g):
         // Column j of sample n uses its group's x̂ coefficients.
         let expanded = CoefficientTable(count: shape.n * channels)
         defer { expanded.deallocate() }
@@ -62,9 +57,7 @@ func groupedBackward(
                     }
                 })
         }
-    } else {
-        let g = RowsGeometry(units: shape.n * groups, segments: groupSize, segmentLength: spatial,
-                             unitStride: groupSize * spatial, segmentStride: spatial)
+    case .rows(let g):
         let perSegment = g.blocksPerSegment
         /// Σdy and Σdy·x̂ of `count` values of unit u at element `o`.
         func sums(_ o: Int, _ count: Int, unit u: Int) -> GradientSums {
@@ -82,9 +75,10 @@ func groupedBackward(
         // what goes is its per-block bookkeeping, which cost as much as the
         // arithmetic on 256-value channels: GroupNorm/InstanceNorm NCHW
         // [2, 1280, 16, 16] backward 1.2–1.5×, [16, 64, 17, 17] 1.2–1.6×
-        // (docs/PERFORMANCE-HISTORY.md, "Ninth pass"). Larger tensors keep the geometry's
-        // batches, whose long read and write phases matter once the data streams.
-        if perSegment == 1 && !streaming && !g.splitsUnits(threading: threading) {
+        // (docs/PERFORMANCE-HISTORY.md, "Grouped backward: a loop over units for
+        // short channels"). Larger tensors keep the geometry's batches, whose long
+        // read and write phases matter once the data streams.
+        if plan.backwardLoopsOverUnits && !streaming {
             Parallel.forEach(count: g.units, elementsPerItem: g.unitCost, threading: threading) { range in
                 for u in range {
                     let base = u * groupSize, offset = g.unitOffset(u)

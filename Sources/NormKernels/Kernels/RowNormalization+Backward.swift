@@ -1,0 +1,195 @@
+/// The row-normalization engine, backward: LayerNorm, RMSNorm and GroupNorm's
+/// row paths (feature vectors, NCHW small maps with γ expanded, NHWC small maps).
+///
+/// ```
+/// x̂ = (x − μ)·r            g = dy·γ
+/// dx    = r·(g − mean(g) − x̂·mean(g·x̂))  =  (r·γ[i])·dy + b·(x − p) + c      per slot
+///         b = −r²·mean(g·x̂), c = −r·(mean(g) + t·mean(g·x̂)), p = Float(μ), t = −(μ − p)·r
+/// dγ[i] = Σ_rows dy·x̂      dβ[i] = Σ_rows dy                               per column
+/// ```
+/// (RMSNorm: μ = p = t = 0 and no mean(g) term.) Two reductions with different
+/// directions: per-slot row sums Σg, Σg·x̂ (for dx; the rows geometry's blocks of
+/// a slot, merged in a fixed tree) and per-column sums Σdy, Σdy·x̂ (dβ, dγ;
+/// partials per block of rows, merged down the row blocks in a fixed tree). The
+/// dx sweep and the column sums share one pass over tiles of (row block ×
+/// ≤ `rowNormalizationTileColumns` columns). Every strategy computes the same
+/// partials and merges them in the same trees: same bits for any thread count.
+///
+/// With `groups` > 1 (GroupNorm) each row is `groups` segments of
+/// `features / groups` values with their own statistics: slot `row·groups + g`.
+/// With `rowsPerSlot` = R > 1 (GroupNorm NHWC with small H·W: rows are the N·H·W
+/// positions, R = H·W) R consecutive rows share their statistics: segment g of
+/// row r uses slot (r / R)·groups + g, and row blocks hold whole samples.
+///
+/// `RowBackwardPlan` fixes the strategy at the descriptor's `init`; the per-call
+/// buffers and one function per strategy are in `RowNormalization+BackwardPass.swift`.
+struct RowBackwardPlan: Sendable {
+    /// How a row block's slots get their row sums before the dx sweep.
+    enum RowSums: Sendable {
+        /// Segments of ≤ `TinyUnits.maxBackwardRowLength` values (R = 1): 8 slots
+        /// per vector (`TinyUnits.gradientSums8`). A slot's sums depend only on its
+        /// own values, so any grouping of slots gives the same bits.
+        case eightSlotsPerVector
+        /// Other segments of ≤ `BlockGradients.shortRowLength` values, one block
+        /// each (R = 1): the sums inlined in the row loop (`BlockGradients.shortRow`),
+        /// no per-row reduce and merge calls.
+        case inlineShortRows
+        /// The rows geometry's blocks of each slot, merged in a fixed tree.
+        case blocks
+        /// As `blocks`, `aheadRows` rows at a time just before the sweep reaches
+        /// them (rows of ≥ `fusedRowLength` values, one group, one tile per row
+        /// block): the sweep then reads them again from L1/L2 instead of from L3
+        /// or memory (a row block of 128 rows of 4096 values is 4 MB of x and dy).
+        /// 1.15–1.7× on [8192, 1024] to [2048, 4096], level at 512 values,
+        /// 0.92–0.97× at 200 (docs/PERFORMANCE-HISTORY.md, "LayerNorm/RMSNorm
+        /// backward: row sums a sub-block ahead of the sweep").
+        case blocksAheadOfSweep
+    }
+
+    /// How the work of one call is spread over the workers.
+    enum Strategy: Equatable {
+        /// dx of rows of ≤ `ShortRowsBackward.maxLength` values (one group,
+        /// R = 1): each row block in one sweep of eight rows at a time, forming
+        /// each row's x̂ coefficients itself, in parallel (no table to fill
+        /// first: 16 384 rows took a tenth of the one-thread call).
+        case shortRowSweep
+        /// Many row blocks (≥ 4 per worker, or one worker): each worker takes
+        /// whole row blocks, row sums then the sweep while the block (≈ L2/8 per
+        /// input) is in cache.
+        case wholeRowBlocks
+        /// Few row blocks (long rows): the row sums spread over all workers by
+        /// blocks, merged per slot, then the tiles.
+        case spreadRowSums
+    }
+
+    let rows: Int
+    let features: Int
+    let groups: Int
+    let rowsPerSlot: Int
+    /// Values per segment (`features / groups`) and statistics slots.
+    let segment: Int
+    let slots: Int
+    /// Whether the statistics are centered (moments) or not (RMSNorm).
+    let centered: Bool
+    /// Slot u = (row / R)·groups + g: R segments of S values, D apart, from
+    /// (u / groups)·R·D + (u % groups)·S.
+    let rowGeometry: RowsGeometry
+    /// Rows per row block (a multiple of R), row blocks, and tiles per row block.
+    let rowBlock: Int
+    let rowBlocks: Int
+    let tileWidth: Int
+    let tilesPerRowBlock: Int
+    let rowSums: RowSums
+    /// Whether dx can take `Strategy.shortRowSweep`.
+    let sweepsShortRows: Bool
+    /// Rows per step of `RowSums.blocksAheadOfSweep` (an eighth of the L2 of x and dy).
+    let aheadRows: Int
+    /// Workers over the finest items (tiles): long rows make a single row block
+    /// (LayerNorm over C·H·W of a few samples), which must still be spread.
+    let workers: Int
+    let store: StorePolicy
+    let threading: Threading
+
+    init(rows: Int, features D: Int, groups: Int = 1, rowsPerSlot R: Int = 1, centered: Bool, threading: Threading) {
+        let S = D / groups
+        self.rows = rows
+        self.features = D
+        self.groups = groups
+        self.rowsPerSlot = R
+        self.segment = S
+        self.slots = rows / R * groups
+        self.centered = centered
+        self.threading = threading
+        rowGeometry = RowsGeometry(units: slots, segments: R, segmentLength: S, unitStride: S, segmentStride: D,
+                                   unitsPerRun: groups, runStride: R * D, groupShortSegments: R > 1)
+        rowBlock = max(1, ColumnsGeometry(matrices: 1, rows: rows, columns: D).rowBlock / R) * R
+        rowBlocks = (rows + rowBlock - 1) / rowBlock
+        // Tiles hold whole groups, so a tile row is whole segments.
+        tileWidth = groups == 1 ? min(D, rowNormalizationTileColumns)
+                                : S * max(1, min(groups, rowNormalizationTileColumns / S))
+        tilesPerRowBlock = (D + tileWidth - 1) / tileWidth
+        sweepsShortRows = groups == 1 && R == 1 && D <= ShortRowsBackward.maxLength
+        if R == 1 && S <= TinyUnits.maxBackwardRowLength {
+            rowSums = .eightSlotsPerVector
+        } else if R == 1 && S <= BlockGradients.shortRowLength && rowGeometry.blocksPerUnit == 1 {
+            rowSums = .inlineShortRows
+        } else if groups == 1 && R == 1 && tilesPerRowBlock == 1 && D >= fusedRowLength {
+            rowSums = .blocksAheadOfSweep
+        } else {
+            rowSums = .blocks
+        }
+        aheadRows = max(1, Topology.current.l2CacheBytes / 8 / (8 * D))
+        workers = Parallel.workers(count: rowBlocks * tilesPerRowBlock, elementsPerItem: rowBlock * tileWidth,
+                                   threading: threading)
+        store = StorePolicy(twoPass: rows * D)
+    }
+
+    /// The strategy of a call that does or does not write dx.
+    func strategy(gradInput: Bool) -> Strategy {
+        if gradInput && sweepsShortRows { return .shortRowSweep }
+        return workers == 1 || rowBlocks >= 4 * workers ? .wholeRowBlocks : .spreadRowSums
+    }
+
+    /// Workspace a call allocates (bytes), for a caller that would preallocate it:
+    /// x̂ coefficients and dx coefficients per slot, and column partials per (row
+    /// block, column) when there are several row blocks; per-worker scratch is
+    /// on the stack.
+    func workspaceBytes(gradInput: Bool, columnSums: Bool) -> Int {
+        let shortSweep = strategy(gradInput: gradInput) == .shortRowSweep
+        let perSlot = shortSweep ? 0 : slots * (3 * 4 + (gradInput ? MemoryLayout<GradientCoefficients>.stride : 0))
+        let partials = columnSums && rowBlocks > 1 ? rowBlocks * features * MemoryLayout<GradientSums>.stride : 0
+        let spread = gradInput && strategy(gradInput: true) == .spreadRowSums
+            ? rowGeometry.blocks * MemoryLayout<GradientSums>.stride : 0
+        return perSlot + partials + spread
+    }
+}
+
+/// Column tile width of the row-normalization backward sweep (a multiple of 8).
+/// Each row of a tile is 16 KiB of contiguous data per input (several pages, so
+/// few rows 4 MiB apart still stream), and the Float32 column accumulators
+/// (32 KiB) stay in L1/L2. The width does not change any result.
+let rowNormalizationTileColumns = 4096
+
+/// Rows from this length on take their row sums `RowSums.blocksAheadOfSweep`.
+let fusedRowLength = 512
+
+/// The backward of a row plan. `mean` nil: uncentered (RMSNorm). The caller
+/// passes only the outputs it wants; `columnTotals`, when given, gets every
+/// column's Float64 sums (dβ in `.dy`, dγ in `.dyXhat`) before they are rounded to
+/// Float32 (GroupNorm's expanded γ sums them further, over each channel's positions).
+func rowNormalizationBackward(
+    _ plan: RowBackwardPlan, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+    mean: [Double]?, invStd: [Double], gamma: UnsafePointer<Float>?, dx: UnsafeMutablePointer<Float>?,
+    gradScale: UnsafeMutablePointer<Float>?, gradBias: UnsafeMutablePointer<Float>?,
+    columnTotals: UnsafeMutablePointer<GradientSums>? = nil
+) {
+    let needColumns = gradScale != nil || gradBias != nil || columnTotals != nil
+    guard dx != nil || needColumns else { return }
+    let strategy = plan.strategy(gradInput: dx != nil)
+    let shortSweep = strategy == .shortRowSweep
+    // The short-row sweep forms each row's x̂ coefficients itself.
+    let xhat = CoefficientTable(count: shortSweep ? 0 : plan.slots)
+    defer { xhat.deallocate() }
+    if !shortSweep {
+        for u in 0..<plan.slots { xhat[u] = AffineCoefficients(mean: mean?[u] ?? 0, invStd: invStd[u]) }
+    }
+    let table: GradientTable? = dx != nil && !shortSweep ? GradientTable(count: plan.slots) : nil
+    defer { table?.deallocate() }
+    // Column partials per (row block, column). With a single row block (fewer rows
+    // than a block) each tile's sums are final: they go from a per-worker buffer
+    // straight to dγ/dβ, with no T-sized partial buffer (whose first touch cost
+    // as much as the pass) and no merge pass. Same values: a one-part tree is the part.
+    let columnSums: UnsafeMutablePointer<GradientSums>? = needColumns && plan.rowBlocks > 1
+        ? .allocate(capacity: plan.rowBlocks * plan.features) : nil
+    defer { columnSums?.deallocate() }
+    let pass = RowBackwardPass(
+        plan: plan, x: x, dy: dy, mean: mean, invStd: invStd, gamma: gamma, dx: dx,
+        gradScale: gradScale, gradBias: gradBias, columnTotals: columnTotals, needColumns: needColumns,
+        streaming: dx.map { plan.store.streaming(output: $0, reading: x, dy) } ?? false,
+        xhat: xhat, table: table, columnSums: columnSums)
+    switch strategy {
+    case .shortRowSweep: pass.sweepShortRowBlocks()
+    case .wholeRowBlocks: pass.wholeRowBlocks()
+    case .spreadRowSums: pass.spreadRowSums()
+    }
+}

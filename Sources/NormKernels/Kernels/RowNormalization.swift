@@ -1,0 +1,290 @@
+/// The row-normalization engine, forward: units of contiguous values (rows), or
+/// of a few segments (`RowsGeometry`), each normalized by its own statistics:
+/// ```
+/// y = ((x − p)·r + t)·γ[i] + β[i]      r = 1/√(σ² + ε), p = Float(μ), t = −(μ − p)·r
+/// ```
+/// (RMSNorm: μ = p = t = 0, r = 1/√(mean(x²) + ε).) It runs LayerNorm,
+/// RMSNorm, GroupNorm on feature vectors (H·W = 1) and on small maps (NCHW with
+/// γ, β expanded; NHWC group segments). `RowPlan` picks one strategy per
+/// descriptor at `init`; there is one function per strategy below.
+/// The backward engine is in `RowNormalization+Backward.swift`.
+
+/// How one row-normalization forward runs: resolved once, at the descriptor's
+/// `init`, from the shape and the threading, and read by `forward` and `plan()`.
+struct RowPlan: Sendable {
+    enum Strategy: Sendable {
+        /// Rows of ≤ `TinyUnits.maxRowLength` values, 8 rows in the lanes of a
+        /// vector (`normalizeEightRowsPerVector`).
+        case eightPerVector
+        /// Rows taken one at a time, each finished while it is in L1
+        /// (`normalizeRowByRow`): LayerNorm rows of `rowByRowMoments` values,
+        /// RMSNorm rows of `RMSNormalization.shortRows` values.
+        case rowByRow
+        /// The rows geometry (`normalizeRowsGeometry`): blocks of a row, rows in
+        /// batches; longer rows, and units of several segments.
+        case geometry(RowsGeometry)
+    }
+
+    /// Units (rows) and values per unit.
+    let units: Int
+    let length: Int
+    let statistic: RowStatistic
+    let strategy: Strategy
+    /// γ and β of unit u start at `(u % affinePeriod) · affineStride` (plus the
+    /// block's position in its segment): 0 for LayerNorm (period 1); the group's
+    /// first channel when GroupNorm normalizes its groups as rows.
+    let affinePeriod: Int
+    let affineStride: Int
+    let store: StorePolicy
+    let threading: Threading
+
+    /// `rows` rows of `features` contiguous values.
+    init(rows: Int, features: Int, _ statistic: RowStatistic, affinePeriod: Int = 1, threading: Threading) {
+        let rowByRow = statistic == .moments
+            ? rowByRowMoments.contains(features) : RMSNormalization.shortRows.contains(features)
+        let strategy: Strategy
+        if rowByRow {
+            strategy = .rowByRow
+        } else if features <= TinyUnits.maxRowLength(statistic) {
+            strategy = .eightPerVector
+        } else {
+            var geometry = RowsGeometry(units: rows, segmentLength: features, unitStride: features)
+            geometry.applyWholeBlocks = true
+            strategy = .geometry(geometry)
+        }
+        // The per-row kernels stream only rows of whole 32-byte groups, so every
+        // streamed line is whole (see `Apply.columns`).
+        let store: StorePolicy
+        if case .geometry = strategy {
+            store = StorePolicy(twoPass: rows * features)
+        } else {
+            store = features % 8 == 0 ? StorePolicy(twoPass: rows * features, requiresAlignedOutput: true) : .cached
+        }
+        self.init(units: rows, length: features, statistic: statistic, strategy: strategy,
+                  affinePeriod: affinePeriod, affineStride: features, store: store, threading: threading)
+    }
+
+    /// The units of `geometry` (moments), whose γ and β run along a segment:
+    /// GroupNorm NHWC with small H·W, unit (n, g) = H·W segments of C/G values.
+    /// Those segments are a few vectors long and interleaved with other units'
+    /// segments, so the output goes through the cache: non-temporal stores of
+    /// partial lines would each go to memory on their own.
+    init(units geometry: RowsGeometry, affinePeriod: Int, threading: Threading) {
+        var geometry = geometry
+        geometry.applyWholeBlocks = true
+        self.init(units: geometry.units, length: geometry.unitElements, statistic: .moments,
+                  strategy: .geometry(geometry), affinePeriod: affinePeriod, affineStride: geometry.segmentLength,
+                  store: .cached, threading: threading)
+    }
+
+    private init(units: Int, length: Int, statistic: RowStatistic, strategy: Strategy,
+                 affinePeriod: Int, affineStride: Int, store: StorePolicy, threading: Threading) {
+        self.units = units
+        self.length = length
+        self.statistic = statistic
+        self.strategy = strategy
+        self.affinePeriod = affinePeriod
+        self.affineStride = affineStride
+        self.store = store
+        self.threading = threading
+    }
+
+    /// Where γ and β of unit u start.
+    @inline(__always)
+    func affineOffset(_ u: Int) -> Int { affinePeriod == 1 ? 0 : (u % affinePeriod) * affineStride }
+
+    /// Workspace a call allocates besides the statistics it returns (bytes), for a
+    /// caller that would preallocate it: the rows geometry's per-unit mean, 1/σ
+    /// and coefficients (its split strategy adds a partial per block); the
+    /// per-row strategies write straight into the returned arrays.
+    var workspaceBytes: Int {
+        guard case .geometry = strategy else { return 0 }
+        return units * (2 * MemoryLayout<Double>.stride + 3 * MemoryLayout<Float>.stride)
+    }
+
+    var description: PlanDescription {
+        switch strategy {
+        case .eightPerVector:
+            return ChunkSchedule.plan(units: units, length: length, naming: "rows", threading: threading)
+        case .rowByRow:
+            return ChunkSchedule.plan(units: units, length: length, naming: "rows", lanes: "one row at a time",
+                                  threading: threading)
+        case .geometry(let geometry):
+            return geometry.plan(threading: threading)
+        }
+    }
+}
+
+/// LayerNorm row lengths taken one row at a time (shorter rows go 8 per vector,
+/// longer ones through the rows geometry). Alternating rounds against the rows
+/// geometry: 160–256 values 1.16–1.43× faster on one and two threads
+/// (docs/PERFORMANCE-HISTORY.md, "Short rows: backward row sums inline, forwards
+/// one row at a time").
+let rowByRowMoments = 129...256
+
+/// The forward of a row plan: statistics of each unit, then its outputs;
+/// returns per-unit mean and 1/σ (RMSNorm: mean 0, 1/rms).
+func normalizeRows(
+    _ plan: RowPlan, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, epsilon: Float,
+    gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?
+) -> SavedStatistics {
+    let streaming = plan.store.streaming(output: y, reading: x)
+    switch plan.strategy {
+    case .eightPerVector:
+        return normalizeEightRowsPerVector(plan, x, y, epsilon: epsilon, gamma: gamma, beta: beta, streaming: streaming)
+    case .rowByRow:
+        return normalizeRowByRow(plan, x, y, epsilon: epsilon, gamma: gamma, beta: beta, streaming: streaming)
+    case .geometry(let geometry):
+        return normalizeRowsGeometry(plan, geometry, x, y, epsilon: epsilon, gamma: gamma, beta: beta,
+                                     streaming: streaming)
+    }
+}
+
+/// Rows of ≤ `TinyUnits.maxRowLength` values: the rows geometry pays ~70 ns of
+/// fixed work per row (reduce, lane merge, finalize, output call), more than the
+/// arithmetic of 64 values, and PyTorch was 1.4–1.9× faster on LayerNorm
+/// `[16384, 32]`–`[4096, 128]`. Here 8 rows fill the lanes of a vector
+/// (`TinyUnits.moments8` / `meanSquare8`), then each row is written while its
+/// values are in L1. A row's result depends only on its own values: the same
+/// for any thread count.
+private func normalizeEightRowsPerVector(
+    _ plan: RowPlan, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, epsilon eps: Float,
+    gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, streaming: Bool
+) -> SavedStatistics {
+    let rows = plan.units, features = plan.length
+    let centered = plan.statistic == .moments
+    return SavedStatistics.filling(count: rows) { meanBase, invBase in
+        ChunkSchedule.forEachChunk(units: rows, valuesPerUnit: features, threading: plan.threading) { chunk in
+            withUnsafeTemporaryAllocation(of: Moments.self, capacity: 8) { eight in
+                let m8 = eight.baseAddress!
+                for first in stride(from: chunk.lowerBound, to: chunk.upperBound, by: 8) {
+                    if centered {
+                        TinyUnits.moments8(x, first: first, last: chunk.upperBound - 1, length: features, into: m8)
+                    } else {
+                        TinyUnits.meanSquare8(x, first: first, last: chunk.upperBound - 1, length: features, into: m8)
+                    }
+                    for u in first..<min(chunk.upperBound, first + 8) {
+                        let m = m8[u - first]
+                        let r = inverseStandardDeviation(centered ? m.biasedVariance : m.mean, eps)
+                        (meanBase + u).initialize(to: centered ? m.mean : 0)
+                        (invBase + u).initialize(to: r)
+                        let k = AffineCoefficients(mean: centered ? m.mean : 0, invStd: r)
+                        let o = u * features, a = plan.affineOffset(u)
+                        Apply.elementwise(x + o, y + o, features, pivot: k.pivot, invStd: k.scale, shift: k.shift,
+                                          gamma: gamma.map { $0 + a }, beta: beta.map { $0 + a },
+                                          streaming: streaming)
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Rows taken one at a time, each finished while it is in L1. Statistics, then
+/// the outputs:
+///
+/// - Mean square (RMSNorm): Σx² in two Float32 vector accumulators joined before
+///   one Float64 lane sum (Float64 redo on overflow). Gathering such rows 8 per
+///   vector costs 8 scalar loads and 7 inserts per position, more than the
+///   row's own arithmetic.
+/// - Moments (LayerNorm): `BlockMoments.contiguous` (Welford lanes on x − x[0],
+///   Chan's merge), the rows geometry's own block reduction, without the
+///   geometry's per-row bookkeeping (block descriptors, batch slots, calls
+///   through its closures).
+///
+/// A row's result depends only on its values; chunks are `TinyUnits`'s fixed ones.
+private func normalizeRowByRow(
+    _ plan: RowPlan, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, epsilon eps: Float,
+    gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, streaming: Bool
+) -> SavedStatistics {
+    let rows = plan.units, n = plan.length
+    return SavedStatistics.filling(count: rows) { meanBase, invBase in
+        // One loop per statistic (the choice is made once, not per row).
+        @inline(__always) func sweep(_ chunk: Range<Int>, centered: Bool) {
+            for u in chunk {
+                let row = x + u * n
+                let k: AffineCoefficients
+                if centered {
+                    let m = BlockMoments.contiguous(row, n)
+                    let r = inverseStandardDeviation(m.biasedVariance, eps)
+                    (meanBase + u).initialize(to: m.mean)
+                    (invBase + u).initialize(to: r)
+                    k = AffineCoefficients(mean: m.mean, invStd: r)
+                } else {
+                    let r = inverseStandardDeviation(meanSquare(row, n), eps)
+                    (meanBase + u).initialize(to: 0)
+                    (invBase + u).initialize(to: r)
+                    k = AffineCoefficients(pivot: 0, scale: Float(r), shift: 0)
+                }
+                let a = plan.affineOffset(u)
+                Apply.elementwise(row, y + u * n, n, pivot: k.pivot, invStd: k.scale, shift: k.shift,
+                                  gamma: gamma.map { $0 + a }, beta: beta.map { $0 + a }, streaming: streaming)
+            }
+        }
+        ChunkSchedule.forEachChunk(units: rows, valuesPerUnit: n, threading: plan.threading) { chunk in
+            if plan.statistic == .moments { sweep(chunk, centered: true) } else { sweep(chunk, centered: false) }
+        }
+    }
+}
+
+/// Σx²/n of a short row (see `normalizeRowByRow`).
+@inline(__always)
+private func meanSquare(_ row: UnsafePointer<Float>, _ n: Int) -> Double {
+    var s0 = F8(), s1 = F8(), i = 0
+    // scalar math: Σx²
+    while i + 16 <= n {
+        let v0 = load8(row + i), v1 = load8(row + i + 8)
+        s0 = muladd(v0, v0, s0)
+        s1 = muladd(v1, v1, s1)
+        i += 16
+    }
+    if i + 8 <= n {
+        let v0 = load8(row + i)
+        s0 = muladd(v0, v0, s0)
+        i += 8
+    }
+    var sum = 0.0
+    let lanes = s0 + s1
+    for l in 0..<8 { sum += Double(lanes[l]) }
+    while i < n { sum += Double(row[i]) * Double(row[i]); i += 1 }
+    if !sum.isFinite {
+        // Σx² beyond Float32's range: redo the row in Float64.
+        sum = 0
+        for j in 0..<n { sum += Double(row[j]) * Double(row[j]) }
+    }
+    return sum / Double(n)
+}
+
+/// Units through the rows geometry (blocks of a unit reduced and merged in a
+/// fixed tree, units in batches; `RowsGeometry.reduceThenApply`). Segment
+/// position i of unit u uses γ[affineOffset(u) + i].
+private func normalizeRowsGeometry(
+    _ plan: RowPlan, _ geometry: RowsGeometry, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+    epsilon eps: Float, gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, streaming: Bool
+) -> SavedStatistics {
+    let units = geometry.units, segmentStride = geometry.segmentStride
+    let centered = plan.statistic == .moments
+    let mean = SlotBuffer(count: units, initial: 0.0), invStd = SlotBuffer(count: units, initial: 0.0)
+    let table = CoefficientTable(count: units)
+    defer { mean.deallocate(); invStd.deallocate(); table.deallocate() }
+    geometry.reduceThenApply(x, statistic: plan.statistic, threading: plan.threading,
+            finalize: { unit, m in
+                if centered {
+                    mean[unit] = m.mean
+                    invStd[unit] = inverseStandardDeviation(m.biasedVariance, eps)
+                    // (x − μ)·r = (x − p)·r + t with p = Float(μ), t = −(μ − p)·r.
+                    table[unit] = AffineCoefficients(mean: m.mean, invStd: invStd[unit])
+                } else {
+                    // RMSNorm: m.mean is mean(x²).
+                    invStd[unit] = inverseStandardDeviation(m.mean, eps)
+                    table[unit] = AffineCoefficients(pivot: 0, scale: Float(invStd[unit]), shift: 0)
+                }
+            },
+            apply: { b in
+                let c = table[b.unit], first = plan.affineOffset(b.unit) + b.start
+                Apply.elementwise(x + b.offset, y + b.offset, b.count, pivot: c.pivot, invStd: c.scale, shift: c.shift,
+                                  gamma: gamma.map { $0 + first }, beta: beta.map { $0 + first }, streaming: streaming,
+                                  segments: b.segmentCount, stride: segmentStride)
+            })
+    return SavedStatistics(mean: mean.array, invStd: invStd.array)
+}

@@ -1,0 +1,90 @@
+import Foundation
+
+/// Whether an output pass writes with non-temporal (streaming) stores or
+/// through the cache: decided once per plan from the tensor's size, the thread
+/// count and the machine's last-level cache, then checked per call only for
+/// what depends on the buffers (in place, alignment).
+///
+/// Why: a pass that writes more than the last-level cache can hold evicts the
+/// input it still has to read, and each written line is first read for
+/// ownership; streaming stores skip both. `NORMKERNELS_STREAMING` = `always` /
+/// `never` overrides the size rules (for measurements).
+struct StorePolicy: Sendable, Equatable {
+    /// Whether the plan's output pass streams (before the per-call checks).
+    let streams: Bool
+    /// Whether the kernel streams only when the output starts 32-byte aligned:
+    /// row kernels that stream each row whole (rows of whole 32-byte groups).
+    let requiresAlignedOutput: Bool
+
+    init(streams: Bool, requiresAlignedOutput: Bool = false) {
+        self.streams = streams
+        self.requiresAlignedOutput = requiresAlignedOutput
+    }
+
+    /// Writes through the cache whatever the size (outputs interleaved with
+    /// other units' outputs: partial lines would each go to memory on their own).
+    static let cached = StorePolicy(streams: false)
+
+    /// Training forward and backward: `x` (and `dy`) read twice, the output
+    /// written once. Streaming from 3/8 of the last-level cache of output:
+    /// `4·2·4·elements ≥ 3·LLC`.
+    init(twoPass elements: Int, requiresAlignedOutput: Bool = false) {
+        self.init(streams: StorePolicy.override ?? StorePolicy.twoPassStreams(elements),
+                  requiresAlignedOutput: requiresAlignedOutput)
+    }
+
+    /// Inference (a single pass: `x` read once, `y` written once) on `threads`
+    /// threads: as `twoPass`, but on two or more threads streaming only from
+    /// 1.5× the last-level cache of `x` and `y` together, unless the output is
+    /// written as `wideRows` (rows of ≥ `Apply.stripColumns` per-channel
+    /// coefficients: NHWC, or NCHW with H·W = 1).
+    ///
+    /// Streaming stores are bound by the memory's write bandwidth; two cores
+    /// writing y through the cache keep most of an L3-sized x + y there instead.
+    /// Measured (BatchNorm and InstanceNorm inference, NCHW and NHWC, 2 threads,
+    /// five alternating rounds; docs/PERFORMANCE-HISTORY.md, "Inference keeps cached
+    /// stores up to 1.5× the L3 on 2+ threads"): cached
+    /// stores 1.47–1.57× faster with x + y = 1.0× the L3, 1.2–1.34× at 1.25×,
+    /// 1.07× at 1.5×, 0.92× at 2×. On one thread streaming wins from 3/4 (cached
+    /// 0.7–0.84×), and so it does for rows of 1024 channels (BatchNorm
+    /// [4096, 1024], NCHW and NHWC: cached 0.93× on 2 threads, 0.52–0.57× on
+    /// one), so both keep the two-pass rule.
+    init(singlePass elements: Int, threads: Int, wideRows: Bool) {
+        if let override = StorePolicy.override {
+            self.init(streams: override)
+        } else {
+            self.init(streams: StorePolicy.twoPassStreams(elements)
+                        && (threads < 2 || wideRows || 2 * 2 * 4 * elements >= 3 * StorePolicy.lastLevelCacheBytes))
+        }
+    }
+
+    /// The call's decision: the plan's, unless the output is one of the inputs
+    /// (in place: the lines were just read into the cache) or, for kernels that
+    /// need it, not 32-byte aligned.
+    @inline(__always)
+    func streaming(output: UnsafeMutablePointer<Float>, reading a: UnsafePointer<Float>?,
+                   _ b: UnsafePointer<Float>? = nil, _ c: UnsafePointer<Float>? = nil) -> Bool {
+        guard streams else { return false }
+        if requiresAlignedOutput && Int(bitPattern: UInt(bitPattern: output)) & 31 != 0 { return false }
+        let y = UnsafePointer(output)
+        return a != y && b != y && c != y
+    }
+
+    private static func twoPassStreams(_ elements: Int) -> Bool {
+        4 * 2 * 4 * elements >= 3 * lastLevelCacheBytes
+    }
+
+    private static var lastLevelCacheBytes: Int {
+        let topology = Topology.current
+        return topology.l3CacheBytes > 0 ? topology.l3CacheBytes : 4 * topology.l2CacheBytes
+    }
+
+    /// `NORMKERNELS_STREAMING`: `always`, `never`, or unset (the size rules).
+    private static let override: Bool? = {
+        switch ProcessInfo.processInfo.environment["NORMKERNELS_STREAMING"] {
+        case "always": return true
+        case "never": return false
+        default: return nil
+        }
+    }()
+}
