@@ -67,6 +67,7 @@ func withOptional<R>(_ values: [Float]?, _ body: (UnsafeBufferPointer<Float>?) t
 enum MPICheck {
     nonisolated(unsafe) static var checks = 0
     nonisolated(unsafe) static var failures = 0
+    nonisolated(unsafe) static var bitwiseChecks = 0
     nonisolated(unsafe) static var rank = 0
 
     static func expect(_ ok: Bool, _ what: @autoclosure () -> String) {
@@ -83,7 +84,7 @@ enum MPICheck {
             rank = exchange.rank
             try checkAgainstSingleProcess(exchange)
             try checkFailures(exchange)
-            print("rank \(rank) of \(exchange.size): \(checks) checks, \(failures) failures")
+            print("rank \(rank) of \(exchange.size): \(checks) checks (\(bitwiseChecks) bitwise against single-process BatchNorm), \(failures) failures")
         } catch {
             print("rank \(rank) FAIL: unexpected error \(error)")
             return 1
@@ -93,7 +94,7 @@ enum MPICheck {
 
     /// Samples per rank: even, uneven, and (with ≥ 2 ranks) the last rank empty.
     static func splits(_ size: Int) -> [[Int]] {
-        var splits = [Array(repeating: 2, count: size), (0..<size).map { $0 + 1 }]
+        var splits = [Array(repeating: 2, count: size), (0..<size).map { $0 + 2 }]
         if size > 1 { splits.append((0..<size).map { $0 == size - 1 ? 0 : $0 + 2 }) }
         return splits
     }
@@ -156,7 +157,8 @@ enum MPICheck {
     /// A NaN on one rank, mismatched channel counts, a wrong buffer on rank 0.
     static func checkFailures(_ exchange: MPIExchange) throws {
         let shape = TensorShape(n: 2, c: 4, h: 3, w: 5)
-        var x = CheckData(state: 7).values(shape.count)
+        var gen = CheckData(state: 7)
+        var x = gen.values(shape.count)
         if exchange.rank == exchange.size - 1 { x[17] = .nan }
         let running = try RunningStatistics(channels: 4)
         let bn = try SynchronizedBatchNormalization(shape: shape, exchange: exchange)
@@ -175,7 +177,7 @@ enum MPICheck {
 
         let sentinel: Float = -777
         var out = [Float](repeating: sentinel, count: shape.count + (exchange.rank == 0 ? 1 : 0))
-        let clean = CheckData(state: 9).values(shape.count)
+        let clean = gen.values(shape.count)
         do {
             _ = try bn.forward(clean, &out)
             expect(false, "a wrong output length on rank 0 must throw on every rank")
@@ -189,6 +191,7 @@ enum MPICheck {
 
     static func compare(_ a: [Float], _ b: [Float], bitwise: Bool, tolerance: Float, _ what: String) {
         guard a.count == b.count else { return expect(false, "\(what): \(a.count) vs \(b.count) values") }
+        if bitwise { bitwiseChecks += 1 }
         let bad = a.indices.first { i in
             bitwise ? a[i].bitPattern != b[i].bitPattern
                     : !(abs(a[i] - b[i]) <= tolerance * max(1, abs(b[i])) || (a[i].isNaN && b[i].isNaN))
