@@ -46,7 +46,9 @@ public struct SynchronizedBatchNormalization: Sendable {
     /// rank's own arguments are invalid.
     /// - Parameters:
     ///   - shape: this rank's slice: n ≥ 0, c, h, w > 0.
-    ///   - epsilon, fusedReLU, threading: as ``BatchNormalization``; ε and fusedReLU must agree across ranks.
+    ///   - epsilon: finite, > 0; the same on every rank.
+    ///   - fusedReLU: apply max(·, 0) to the output in the same pass; the same on every rank.
+    ///   - threading: this rank's threads and pinning; results do not depend on it.
     ///   - exchange: the group; with `size` 1 nothing is ever exchanged.
     public init(shape: TensorShape, epsilon: Float = 1e-5, fusedReLU: Bool = false,
                 threading: Threading = .default, exchange: any StatisticsExchange) throws {
