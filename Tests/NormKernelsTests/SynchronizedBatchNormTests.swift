@@ -283,6 +283,41 @@ struct SynchronizedBatchNormTests {
         }
     }
 
+    @Test("in place (output = input, gradInput = gradOutput): the same bits as separate buffers")
+    func inPlace() throws {
+        sweep(Self.templates) { template, context in
+            let counts = [2, 3]
+            let whole = sbShapes(template, [5])[0]
+            var rng = SplitMix64("in place \(context)")
+            let x = activations(whole, &rng), dy = rng.normals(whole.count)
+            guard let separate = sbSteps(sbRun(x, template, counts, dy: dy), context) else { return }
+            let shapes = sbShapes(template, counts)
+            let results = InProcessExchange.run(ranks: 2) { exchange -> ([Float], [Float]) in
+                let r = exchange.rank
+                let bn = try SynchronizedBatchNormalization(shape: shapes[r], exchange: exchange)
+                var buffer = sbSlice(x, template, counts, r)
+                let xs = buffer
+                let saved = try buffer.withUnsafeMutableBufferPointer { b in
+                    try bn.forwardTraining(input: UnsafeBufferPointer(b), output: b)
+                }
+                let y = buffer
+                var g = sbSlice(dy, template, counts, r)
+                try xs.withUnsafeBufferPointer { xb in
+                    try g.withUnsafeMutableBufferPointer { gb in
+                        try bn.backwardTraining(input: xb, gradOutput: UnsafeBufferPointer(gb), saved: saved,
+                                                gradInput: gb, parameterGradients: .global)
+                    }
+                }
+                return (y, g)
+            }
+            for (r, result) in results.enumerated() {
+                guard let (y, dx) = try? result.get() else { Issue.record("rank \(r) threw — \(context)"); continue }
+                expectIdentical(y, separate[r].y, "in-place y, rank \(r)", context)
+                expectIdentical(dx, separate[r].dx, "in-place dx, rank \(r)", context)
+            }
+        }
+    }
+
     @Test("running statistics after several steps, every mode: equal on all ranks, as single-process BatchNorm")
     func runningStatistics() throws {
         let updates: [RunningStatistics.Update] = [.exponential(momentum: 0.1), .cumulativeAverage, .population]
