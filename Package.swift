@@ -11,6 +11,13 @@ let package = Package(
         // The C shim, for the repository's own harness (Harness/, normbench):
         // not part of NormKernels' API.
         .library(name: "CNormSupport", targets: ["CNormSupport"]),
+        // Synchronized BatchNorm over Open MPI (docs/SYNCBN.md). Without the trait
+        // `MPI` it builds as an empty module and needs no MPI headers, so
+        // `swift build` and the NormKernels product never need Open MPI.
+        .library(name: "NormKernelsMPI", targets: ["NormKernelsMPI"]),
+    ],
+    traits: [
+        .trait(name: "MPI", description: "Build NormKernelsMPI's MPIExchange against Open MPI (pkg-config ompi-c)."),
     ],
     // No dependencies: a package that uses NormKernels fetches nothing else.
     // normbench and its argument parser live in the nested package Harness/.
@@ -24,6 +31,16 @@ let package = Package(
         // C shim: hwloc's macros and inline helpers, thread ids, non-temporal stores.
         .target(name: "CNormSupport", dependencies: ["CHwloc"]),
         .target(name: "NormKernels", dependencies: ["CNormSupport"]),
+        // Open MPI from the system (Debian: libopenmpi-dev), only with the trait `MPI`.
+        .systemLibrary(
+            name: "CMPI",
+            pkgConfig: "ompi-c",
+            providers: [.apt(["libopenmpi-dev"])]
+        ),
+        .target(name: "NormKernelsMPI",
+                dependencies: ["NormKernels", .target(name: "CMPI", condition: .when(traits: ["MPI"]))]),
+        // The mpirun check of tools/mpi-test.sh (a stub without the trait).
+        .executableTarget(name: "syncbn-mpi-check", dependencies: ["NormKernels", "NormKernelsMPI"]),
         .testTarget(
             name: "NormKernelsTests",
             dependencies: ["NormKernels"],

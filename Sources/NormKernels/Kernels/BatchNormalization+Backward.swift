@@ -108,7 +108,7 @@ extension BatchNormalization {
 
     /// Checks shared by both backward passes; returns the ReLU mask (the forward
     /// output) when `fusedReLU`.
-    private func validateBackward(
+    func validateBackward(
         _ input: UnsafeBufferPointer<Float>, _ gradOutput: UnsafeBufferPointer<Float>,
         _ scale: UnsafeBufferPointer<Float>?, _ output: UnsafeBufferPointer<Float>?,
         _ gradInput: UnsafeMutableBufferPointer<Float>?, _ gradScale: UnsafeMutableBufferPointer<Float>?,
@@ -139,7 +139,9 @@ extension BatchNormalization {
     /// runs once per channel), then dx from `table` (when `dx`; without
     /// `dxReadsInput` dx = a·g, x unread). NCHW uses the rows geometry (unit =
     /// channel, N segments of H·W), NHWC/[N, D] the columns geometry.
-    private func channelPasses(
+    /// (Internal: `SynchronizedBatchNormalization` calls it twice, sums then dx,
+    /// with the sums exchanged between processes in between.)
+    func channelPasses(
         x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
         xhat: CoefficientTable, reduce: Bool, table: GradientTable?, dx: UnsafeMutablePointer<Float>?,
         dxReadsInput: Bool, finalize: (Int, GradientSums) -> Void

@@ -1,0 +1,121 @@
+/// Which dγ and dβ a synchronized backward writes.
+public enum ParameterGradients: Sendable, Hashable {
+    /// Sums over this rank's values only, as PyTorch's `SyncBatchNorm` returns
+    /// them: use with data-parallel training that reduces parameter gradients
+    /// across ranks itself (DDP).
+    case local
+    /// Sums over all ranks' values (the same on every rank): the gradients of
+    /// single-process BatchNorm on the concatenated batch.
+    case global
+}
+
+extension SynchronizedBatchNormalization {
+    /// Gradients of `forwardTraining` through the statistics of all ranks.
+    ///
+    /// Per channel c, with M = Σᵣ Mᵣ values over all ranks and μ, r = 1/σ from
+    /// `saved` (the synchronized forward's, equal on every rank):
+    /// ```
+    /// g = dy (0 where y ≤ 0 with fusedReLU),   x̂ = (x − μ)·r
+    /// rank r:     (Mᵣ, Σᵣ g, Σᵣ g·x̂)[c] with BatchNorm's blocks and tree   (Float64)
+    /// exchange:   every rank receives every rank's sums                   2C + 1 values + 1 header
+    /// every rank: dβ = Σ g, dγ = Σ g·x̂ summed over the ranks in the fixed tree over rank order
+    ///             dx = γ·r·(g − dβ/M − x̂·dγ/M)   on this rank's values
+    /// ```
+    /// `gradScale`/`gradBias` receive the global sums or this rank's
+    /// (`parameterGradients`). Every rank contributes its sums even when it asks
+    /// for no gradient (the others need them).
+    ///
+    /// Collective; same buffer rules as ``BatchNormalization``'s `backwardTraining`
+    /// (in place allowed: `gradInput` may be `input`, `gradOutput` or `output`).
+    /// Throws on every rank, before anything is written on any rank, if a rank's
+    /// arguments are wrong or the exchange fails.
+    public func backwardTraining(
+        input: UnsafeBufferPointer<Float>, gradOutput: UnsafeBufferPointer<Float>,
+        saved: SavedStatistics, scale: UnsafeBufferPointer<Float>? = nil,
+        output: UnsafeBufferPointer<Float>? = nil,
+        gradInput: UnsafeMutableBufferPointer<Float>? = nil,
+        gradScale: UnsafeMutableBufferPointer<Float>? = nil,
+        gradBias: UnsafeMutableBufferPointer<Float>? = nil,
+        parameterGradients: ParameterGradients
+    ) throws {
+        let c = shape.c
+        var payload = [Double](repeating: 0, count: Self.stepLength(channels: c))
+        var localError: (any Error)?
+        var mask: UnsafePointer<Float>?
+        let xhat = CoefficientTable(count: c)
+        defer { xhat.deallocate() }
+        do {
+            try Check.saved(saved.mean, c, "saved.mean")
+            try Check.saved(saved.invStd, c, "saved.invStd")
+            if let local {
+                mask = try local.validateBackward(input, gradOutput, scale, output, gradInput, gradScale, gradBias)
+                let x = try Check.base(input, "input"), dy = try Check.base(gradOutput, "gradOutput")
+                for ch in 0..<c { xhat[ch] = AffineCoefficients(mean: saved.mean[ch], invStd: saved.invStd[ch]) }
+                payload[1] = Double(shape.n * shape.spatial)
+                // Channels may finish on different workers: each writes its own two slots.
+                payload.withUnsafeMutableBufferPointer { slots in
+                    let p = slots.baseAddress!
+                    local.channelPasses(x: x, dy: dy, mask: mask, xhat: xhat, reduce: true, table: nil, dx: nil,
+                                        dxReadsInput: true) { ch, sums in
+                        p[2 + ch] = sums.dy
+                        p[2 + c + ch] = sums.dyXhat
+                    }
+                }
+            } else {
+                try validateEmptyBackward(input, gradOutput, scale, output, gradInput, gradScale, gradBias)
+            }
+        } catch { localError = error }
+        let gathered = try Self.exchangeStep(.backward, &payload, localError: localError, exchange: exchange)
+
+        let length = payload.count, ranks = gathered.count / length
+        let global = (0..<c).map { ch in
+            GradientSums.treeSum(count: ranks) { r in
+                GradientSums(dy: gathered[r * length + 2 + ch], dyXhat: gathered[r * length + 2 + c + ch])
+            }
+        }
+        let count = (0..<ranks).reduce(0.0) { $0 + gathered[$1 * length + 1] }
+        if let local, let dx = gradInput?.baseAddress {
+            let x = try Check.base(input, "input"), dy = try Check.base(gradOutput, "gradOutput")
+            let table = GradientTable(count: c)
+            defer { table.deallocate() }
+            for ch in 0..<c {
+                let gain = Double(scale?[ch] ?? 1), r = saved.invStd[ch], s = global[ch]
+                table[ch] = GradientCoefficients(mean: saved.mean[ch], invStd: r, a: gain * r,
+                                                 m1: gain * s.dy / count, m2: gain * s.dyXhat / count)
+            }
+            local.channelPasses(x: x, dy: dy, mask: mask, xhat: xhat, reduce: false, table: table, dx: dx,
+                                dxReadsInput: true) { _, _ in }
+        }
+        for ch in 0..<c {
+            let s = parameterGradients == .global
+                ? global[ch]
+                : GradientSums(dy: payload[2 + ch], dyXhat: payload[2 + c + ch])
+            gradScale?[ch] = Float(s.dyXhat)
+            gradBias?[ch] = Float(s.dy)
+        }
+    }
+
+    /// The checks of `backwardTraining` on a rank with no samples: every
+    /// per-value buffer empty, per-channel ones of C values, no gradient sharing
+    /// memory with γ or with another gradient.
+    private func validateEmptyBackward(
+        _ input: UnsafeBufferPointer<Float>, _ gradOutput: UnsafeBufferPointer<Float>,
+        _ scale: UnsafeBufferPointer<Float>?, _ output: UnsafeBufferPointer<Float>?,
+        _ gradInput: UnsafeMutableBufferPointer<Float>?, _ gradScale: UnsafeMutableBufferPointer<Float>?,
+        _ gradBias: UnsafeMutableBufferPointer<Float>?
+    ) throws {
+        try Check.length(input.count, 0, "input")
+        try Check.length(gradOutput.count, 0, "gradOutput")
+        if fusedReLU, output == nil {
+            throw NormError.invalidArgument(argument: "output",
+                                            reason: "fusedReLU backward needs the forward output (the ReLU mask)")
+        }
+        try Check.length(output, 0, "output")
+        try Check.length(scale, shape.c, "scale (γ)")
+        try Check.length(gradInput, 0, "gradInput")
+        try Check.length(gradScale, shape.c, "gradScale (dγ)")
+        try Check.length(gradBias, shape.c, "gradBias (dβ)")
+        try Check.buffers(writes: [("gradScale", MemorySpan(gradScale)), ("gradBias", MemorySpan(gradBias))],
+                          reads: [("scale (γ)", MemorySpan(scale))])
+    }
+}

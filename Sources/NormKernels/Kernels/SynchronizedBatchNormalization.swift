@@ -1,0 +1,195 @@
+/// Batch normalization whose statistics span the batches of several processes
+/// (data-parallel training): PyTorch's `SyncBatchNorm`, on CPU, over any
+/// ``StatisticsExchange`` (``InProcessExchange``, or `MPIExchange` from `NormKernelsMPI`).
+///
+/// Each rank holds its own slice `[Nᵣ, C, H, W]` (NCHW, NHWC or `[Nᵣ, D]`;
+/// Nᵣ may be 0, and ranks may differ in N, H, W and layout, not in C). Per
+/// training step, forward:
+/// ```
+/// rank r:     (nᵣ, μᵣ[c], M2ᵣ[c]) = BatchNorm's per-channel moments of its slice    (Float64)
+/// exchange:   every rank receives every rank's (nᵣ, μᵣ, M2ᵣ)                         2C + 1 values + 1 header
+/// every rank: (n, μ, M2)[c] = Chan merge over the ranks, in the fixed tree over rank order
+///             y = γ·(x − μ)/√(M2/n + ε) + β,   running statistics get (n, μ, M2/(n − 1))
+/// ```
+/// so every rank normalizes with the same bits and updates its running
+/// statistics identically. The merge tree is the one BatchNorm uses over its
+/// blocks (pairs (0,1),(2,3),…, split at the middle), which is why the result can
+/// equal single-process BatchNorm on the concatenated batch bit for bit; exactly
+/// when is `singleProcessEquivalence(rankShapes:)` (docs/SYNCBN.md, "When results
+/// are bitwise identical"). It is always bitwise identical for any thread count on
+/// any rank, and on one rank (size 1, no exchange) it is BatchNorm itself.
+///
+/// **Failures are collective.** Construction exchanges (C, ε, fusedReLU) once;
+/// every call exchanges one header with its statistics. A rank whose own
+/// arguments are wrong still takes part in the exchange, then throws its
+/// `NormError`; every other rank throws ``SynchronizationError/peerRejectedArguments(ranks:)``.
+/// Nothing is written on any rank before the exchange has succeeded. A batch
+/// with NaN or ±∞ on any rank makes the merged statistics non-finite on every
+/// rank, so every rank refuses the running-statistics update (see
+/// ``RunningStatistics``); ranks whose running statistics start equal stay equal.
+///
+/// Construction and every call are collective: all ranks of the exchange make
+/// them, in the same order.
+public struct SynchronizedBatchNormalization: Sendable {
+    /// This rank's slice; `n` may be 0 (the rank still takes part in every exchange).
+    public let shape: TensorShape
+    public let epsilon: Float
+    public let fusedReLU: Bool
+    public let threading: Threading
+    public let exchange: any StatisticsExchange
+    /// The local kernel (nil when this rank holds no samples).
+    let local: BatchNormalization?
+
+    /// Collective: exchanges (C, ε, fusedReLU) with every rank and throws on
+    /// every rank if they disagree (``SynchronizationError/channelMismatch(channels:)``,
+    /// ``SynchronizationError/configurationMismatch(argument:values:)``) or if any
+    /// rank's own arguments are invalid.
+    /// - Parameters:
+    ///   - shape: this rank's slice: n ≥ 0, c, h, w > 0.
+    ///   - epsilon: finite, > 0; the same on every rank.
+    ///   - fusedReLU: apply max(·, 0) to the output in the same pass; the same on every rank.
+    ///   - threading: this rank's threads and pinning; results do not depend on it.
+    ///   - exchange: the group; with `size` 1 nothing is ever exchanged.
+    public init(shape: TensorShape, epsilon: Float = 1e-5, fusedReLU: Bool = false,
+                threading: Threading = .default, exchange: any StatisticsExchange) throws {
+        guard exchange.size >= 1, exchange.rank >= 0, exchange.rank < exchange.size else {
+            throw SynchronizationError.invalidGroup(rank: exchange.rank, size: exchange.size)
+        }
+        var local: BatchNormalization?
+        var localError: (any Error)?
+        do {
+            if shape.n == 0 {
+                try TensorShape(n: 1, c: shape.c, h: shape.h, w: shape.w, layout: shape.layout).validate("shape")
+                try Check.epsilon(epsilon)
+            } else {
+                try Check.positive(shape.n, "shape.n")
+                local = try BatchNormalization(shape: shape, epsilon: epsilon, fusedReLU: fusedReLU, threading: threading)
+            }
+        } catch { localError = error }
+        var header = [0, Double(shape.c), Double(epsilon), fusedReLU ? 1 : 0]
+        let gathered = try Self.exchangeStep(.handshake, &header, localError: localError, exchange: exchange)
+        let channels = stride(from: 1, to: gathered.count, by: 4).map { Int(gathered[$0]) }
+        guard Set(channels).count == 1 else { throw SynchronizationError.channelMismatch(channels: channels) }
+        for (slot, name) in [(2, "epsilon"), (3, "fusedReLU")] {
+            let values = stride(from: slot, to: gathered.count, by: 4).map { gathered[$0] }
+            guard Set(values).count == 1 else { throw SynchronizationError.configurationMismatch(argument: name, values: values) }
+        }
+        self.shape = shape
+        self.epsilon = epsilon
+        self.fusedReLU = fusedReLU
+        self.threading = threading
+        self.exchange = exchange
+        self.local = local
+    }
+
+    /// Normalizes this rank's slice with the statistics of all ranks' slices,
+    /// updates `running` (if given) with them, and returns the global per-channel
+    /// mean and 1/σ for `backwardTraining`.
+    ///
+    /// Collective. Throws on every rank, before anything is written on any rank,
+    /// if a rank's buffers are wrong (that rank: its `NormError`; the others:
+    /// `peerRejectedArguments`), if the exchange fails, or if all ranks together
+    /// hold at most one value per channel (`singleValuePerChannel`, on every rank).
+    @discardableResult
+    public func forwardTraining(
+        input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
+        scale: UnsafeBufferPointer<Float>? = nil, bias: UnsafeBufferPointer<Float>? = nil,
+        running: RunningStatistics? = nil
+    ) throws -> SavedStatistics {
+        let c = shape.c
+        var payload = [Double](repeating: 0, count: Self.stepLength(channels: c))
+        var localError: (any Error)?
+        do {
+            try Check.length(input.count, shape.count, "input")
+            try Check.length(output.count, shape.count, "output")
+            try Check.length(scale, c, "scale (γ)")
+            try Check.length(bias, c, "bias (β)")
+            try Check.forwardBuffers(input: ("input", input), output: ("output", output),
+                                     parameters: ("scale (γ)", scale), ("bias (β)", bias))
+            try RunningStatistics.validate(running, channels: c)
+            if let local {
+                let x = try Check.base(input, "input")
+                let moments = UnsafeMutablePointer<Moments>.allocate(capacity: c)
+                defer { moments.deallocate() }
+                local.channelMoments(x, into: moments)
+                payload[1] = moments[0].count
+                for ch in 0..<c {
+                    payload[2 + ch] = moments[ch].mean
+                    payload[2 + c + ch] = moments[ch].m2
+                }
+            }
+        } catch { localError = error }
+        let gathered = try Self.exchangeStep(.forward, &payload, localError: localError, exchange: exchange)
+
+        // Chan's merge over the ranks, in rank order, in BatchNorm's fixed tree.
+        let length = payload.count, ranks = gathered.count / length
+        let batch = (0..<c).map { ch in
+            Moments.treeMerge(count: ranks) { r in
+                let o = r * length
+                return Moments(count: gathered[o + 1], mean: gathered[o + 2 + ch], m2: gathered[o + 2 + c + ch])
+            }
+        }
+        let total = (0..<ranks).reduce(0.0) { $0 + gathered[$1 * length + 1] }
+        guard total > 1 else {
+            throw NormError.singleValuePerChannel(argument: "input (all ranks)", valuesPerChannel: Int(total))
+        }
+        let eps = epsilon
+        let invStd = batch.map { inverseStandardDeviation($0.biasedVariance, eps) }
+        if let local {
+            let x = try Check.base(input, "input"), y = try Check.base(output, "output")
+            let table = CoefficientTable(count: c, streaming: prefersStreamingStores(elements: shape.count, output: y, inputs: x))
+            defer { table.deallocate() }
+            for ch in 0..<c {
+                table[ch] = AffineCoefficients(mean: batch[ch].mean, invStd: invStd[ch],
+                                               gamma: Double(scale?[ch] ?? 1), beta: Double(bias?[ch] ?? 0))
+            }
+            local.applyChannels(x, y, table)
+        }
+        let updated = running?.fold(batch: batch) ?? false
+        return SavedStatistics(mean: batch.map(\.mean), invStd: invStd, runningStatisticsUpdated: updated)
+    }
+}
+
+extension SynchronizedBatchNormalization {
+    /// Which collective call a contribution belongs to: slot 0 of every
+    /// contribution holds the step's code, negated when that rank's own
+    /// arguments were rejected.
+    enum Step: Double {
+        case handshake = 1
+        case forward = 2
+        case backward = 3
+    }
+
+    /// Values each rank contributes per forward or backward step: a header, the
+    /// rank's value count per channel, then 2C per-channel values (forward: means
+    /// and M2s; backward: Σg and Σg·x̂). Both steps have the same length, so a
+    /// forward meeting a backward is reported by the header, not by a transport
+    /// error on mismatched lengths.
+    static func stepLength(channels: Int) -> Int { 2 + 2 * channels }
+
+    /// Exchanges `payload` (its slot 0 set here) and settles the step: this
+    /// rank's own error first, then ranks in different steps, then the ranks
+    /// that rejected their arguments. With one rank nothing is exchanged.
+    static func exchangeStep(_ step: Step, _ payload: inout [Double], localError: (any Error)?,
+                             exchange: any StatisticsExchange) throws -> [Double] {
+        payload[0] = localError == nil ? step.rawValue : -step.rawValue
+        guard exchange.size > 1 else {
+            if let localError { throw localError }
+            return payload
+        }
+        let length = payload.count
+        var gathered = [Double](repeating: 0, count: exchange.size * length)
+        try payload.withUnsafeBufferPointer { send in
+            try gathered.withUnsafeMutableBufferPointer { try exchange.allGather(send, into: $0) }
+        }
+        if let localError { throw localError }
+        let codes = (0..<exchange.size).map { gathered[$0 * length] }
+        if let other = codes.first(where: { abs($0) != step.rawValue }) {
+            throw SynchronizationError.protocolMismatch(
+                reason: "this rank is in step \(step), another sent step code \(other)")
+        }
+        let rejected = codes.indices.filter { codes[$0] < 0 }
+        guard rejected.isEmpty else { throw SynchronizationError.peerRejectedArguments(ranks: rejected) }
+        return gathered
+    }
+}
