@@ -237,7 +237,7 @@ struct ForwardStreamingTests {
 
     func expectStreaming(_ count: Int, sourceLocation: SourceLocation = #_sourceLocation) {
         if ProcessInfo.processInfo.environment["NORMKERNELS_STREAMING"] == nil {
-            #expect(prefersStreamingStores(elements: count), "\(count) values do not take the streaming path",
+            #expect(StorePolicy(twoPass: count).streams, "\(count) values do not take the streaming path",
                     sourceLocation: sourceLocation)
         }
     }

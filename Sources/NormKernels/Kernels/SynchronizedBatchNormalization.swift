@@ -137,7 +137,7 @@ public struct SynchronizedBatchNormalization: Sendable {
         let invStd = batch.map { inverseStandardDeviation($0.biasedVariance, eps) }
         if let local {
             let x = try Check.base(input, "input"), y = try Check.base(output, "output")
-            let table = CoefficientTable(count: c, streaming: prefersStreamingStores(elements: shape.count, output: y, inputs: x))
+            let table = CoefficientTable(count: c, streaming: StorePolicy(twoPass: shape.count).streaming(output: y, reading: x))
             defer { table.deallocate() }
             for ch in 0..<c {
                 table[ch] = AffineCoefficients(mean: batch[ch].mean, invStd: invStd[ch],

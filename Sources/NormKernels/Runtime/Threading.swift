@@ -71,8 +71,8 @@ public struct Threading: Sendable, Hashable, CustomStringConvertible {
 
     /// `NORMKERNELS_SPIN_US` when set to a non-negative integer, else 50 µs.
     ///
-    /// Why 50: measured on the 2-vCPU development VM (docs/PERFORMANCE-HISTORY.md, seventh
-    /// pass), 72 GroupNorm, InstanceNorm and BatchNorm cases of 0.1–3 ms on 2
+    /// Why 50: measured on the 2-vCPU development VM (docs/PERFORMANCE-HISTORY.md,
+    /// "Warm workers"), 72 GroupNorm, InstanceNorm and BatchNorm cases of 0.1–3 ms on 2
     /// threads, two alternating rounds: 62 were ≥ 1.1× faster with 50 µs of spin
     /// than with parked workers (65 with 300 µs), most by 1.3–2×. A helper that
     /// finds no new call within 50 µs goes back to Dispatch, so a process that
@@ -89,7 +89,7 @@ public struct Threading: Sendable, Hashable, CustomStringConvertible {
 
     /// The threshold with parked workers (`spinMicroseconds` 0, or pinning):
     /// 2^19 elements (2 MiB of Float32), or `NORMKERNELS_PARALLEL_THRESHOLD`.
-    /// Warm workers, the default since the seventh pass, use `warmParallelThreshold`.
+    /// Warm workers (the default) use `warmParallelThreshold`.
     ///
     /// Measured on the 2-vCPU development VM: a parked Dispatch pool thread
     /// takes 100–250 µs to join a `concurrentPerform` (two 100 µs bodies: 217 µs

@@ -42,65 +42,6 @@ struct AffineCoefficients {
     }
 }
 
-/// Whether a call whose input and output hold `elements` values each should
-/// stream its output past the cache: true when both together fill at least 3/4
-/// of the last-level cache (L3, or 4× the L2 when hwloc reports no L3).
-/// Measured on the 32 MiB-L3 machine (docs/PERFORMANCE-HISTORY.md): at 12–21 MB
-/// streaming cost up to 3× (the output no longer stays in L3 for the next
-/// call); at 32 MB it gained 1.6× (BatchNorm [4096, 1024] inference).
-/// `NORMKERNELS_STREAMING=never|always` overrides the rule (for measurements).
-///
-/// Never in place (`output` is one of `inputs`): the output's lines were just
-/// read, so an ordinary store only dirties a cached line, while a streaming
-/// store of one half of a line evicts the other half before it is read.
-func prefersStreamingStores(elements: Int, output: UnsafeMutablePointer<Float>, inputs: UnsafePointer<Float>?...) -> Bool {
-    if inputs.contains(where: { $0 == UnsafePointer(output) }) { return false }
-    return prefersStreamingStores(elements: elements)
-}
-
-func prefersStreamingStores(elements: Int) -> Bool {
-    switch streamingOverride {
-    case .some(true): return true
-    case .some(false): return false
-    case .none: break
-    }
-    return 4 * 2 * 4 * elements >= 3 * lastLevelCacheBytes
-}
-
-/// `prefersStreamingStores` for a single pass (inference: `x` read once, `y`
-/// written once) on more than one thread: streaming only from 1.5× the
-/// last-level cache of `x` and `y` together, unless the output is written as
-/// `wideRows` (rows of ≥ `Apply.stripColumns` per-channel coefficients: NHWC, or
-/// NCHW with H·W = 1).
-///
-/// Streaming stores are bound by the memory's write bandwidth; two cores writing
-/// y through the cache keep most of an L3-sized x + y there instead. Measured
-/// (BatchNorm and InstanceNorm inference, NCHW and NHWC, 2 threads, five
-/// alternating rounds; docs/PERFORMANCE-HISTORY.md, "Ninth pass"): cached stores 1.47–1.57×
-/// faster with x + y = 1.0× the L3, 1.2–1.34× at 1.25×, 1.07× at 1.5×, 0.92× at
-/// 2×. On one thread streaming wins from 3/4 (cached 0.7–0.84×), and so it does
-/// for rows of 1024 channels (BatchNorm [4096, 1024], NCHW and NHWC: cached
-/// 0.93× on 2 threads, 0.52–0.57× on one), so both keep the general rule.
-func prefersStreamingStores(singlePass elements: Int, threads: Int, wideRows: Bool,
-                            output: UnsafeMutablePointer<Float>, input: UnsafePointer<Float>) -> Bool {
-    guard prefersStreamingStores(elements: elements, output: output, inputs: input) else { return false }
-    if streamingOverride != nil || threads < 2 || wideRows { return true }
-    return 2 * 2 * 4 * elements >= 3 * lastLevelCacheBytes
-}
-
-private var lastLevelCacheBytes: Int {
-    let topology = Topology.current
-    return topology.l3CacheBytes > 0 ? topology.l3CacheBytes : 4 * topology.l2CacheBytes
-}
-
-private let streamingOverride: Bool? = {
-    switch ProcessInfo.processInfo.environment["NORMKERNELS_STREAMING"] {
-    case "always": return true
-    case "never": return false
-    default: return nil
-    }
-}()
-
 /// The activation fused into an output loop, as a type so that each loop is
 /// compiled without the ReLU's compare and blend when there is none.
 protocol FusedActivation {

@@ -13,7 +13,7 @@ extension BlockGradients {
     /// inference); `dy` nil drops the g term (dst = b·(x − pivot) + c: AdaIN's style).
     /// `dst` may equal `x` or `dy` (each element is read before it is written).
     /// `streaming` writes with non-temporal stores (callers pass
-    /// `prefersStreamingStores`, which is false in place).
+    /// `StorePolicy.streaming(output:reading:)`, which is false in place).
     static func apply(
         x: UnsafePointer<Float>?, dy: UnsafePointer<Float>?, mask: UnsafePointer<Float>?,
         gamma: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ k: GradientCoefficients,
