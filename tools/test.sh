@@ -11,6 +11,7 @@
 #    (-Xcc -march=x86-64-v3: fused multiply-adds in every kernel loop), run with
 #    NORMKERNELS_STREAMING=always so the non-temporal output paths, which the
 #    tests' small tensors would otherwise never take, are checked too.
+# Last, tools/mpi-test.sh: synchronized BatchNorm under mpirun (docs/SYNCBN.md).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/ensure-deps.sh
@@ -26,3 +27,7 @@ if grep -qw avx2 /proc/cpuinfo && grep -qw fma /proc/cpuinfo; then
     NORMKERNELS_STREAMING=always swift test -c release -Xswiftc -enable-testing \
         -Xcc -march=x86-64-v3 --scratch-path .build-avx2 "$@"
 fi
+# Synchronized BatchNorm across processes: Open MPI, mpirun -np 1, 2 and 4 against
+# single-process BatchNorm (installs Open MPI when missing; each run has a timeout).
+echo "== synchronized BatchNorm over MPI (tools/mpi-test.sh)"
+tools/mpi-test.sh
