@@ -24,9 +24,13 @@ let package = Package(
         // C shim: hwloc's macros and inline helpers, thread ids, non-temporal stores.
         .target(name: "CNormSupport", dependencies: ["CHwloc"]),
         .target(name: "NormKernels", dependencies: ["CNormSupport"]),
+        // Test-only: counts the process's heap allocations (replaces malloc and
+        // friends in the test executable), for AllocationTests. No product
+        // contains it.
+        .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
         .testTarget(
             name: "NormKernelsTests",
-            dependencies: ["NormKernels"],
+            dependencies: ["NormKernels", "CAllocationCounter"],
             resources: [.copy("Fixtures")]
         ),
     ],
