@@ -78,7 +78,7 @@ extension GroupNormalization {
                         table: table, dx: dx, threading: threading) { slot, channelSums in
             guard let table else { return }
             let n = slot / G, first = (slot - n * G) * size
-            let gain = { (j: Int) in Double(scale?[first + j] ?? 1) }
+            func gain(_ j: Int) -> Double { Double(scale?[first + j] ?? 1) }   // a local func: no closure box per slot
             let total = GradientSums.treeSum(count: size) { j in
                 GradientSums(dy: gain(j) * channelSums[j].dy, dyXhat: gain(j) * channelSums[j].dyXhat)
             }
