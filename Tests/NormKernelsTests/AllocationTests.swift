@@ -20,7 +20,7 @@ import Testing
 /// Dispatch's caches), then counted call by call.
 struct AllocationCase {
     let name: String
-    /// Most allocations one warm call may make.
+    /// Most allocations one warm call may make (`AllocationBounds.bound`).
     let bound: Int
     let prepare: () -> () -> Void
 }
@@ -51,23 +51,40 @@ final class AllocationBuffers {
     }
 }
 
-/// The allowed allocations per warm call, one number per kind of call so that
-/// removing a source of allocations tightens a bound by one edit.
+/// The allocations a warm call may make, by where they come from:
 ///
-/// What the remaining allocations are (after Runtime/ allocates nothing per call):
-/// - `SavedStatistics`: the two result arrays (mean, invStd) that forward returns.
-/// - `Check.buffers` / `Check.forwardBuffers` (API/Validation.swift): array literals
-///   of the buffers to check for overlap.
-/// - Kernels-level workspaces (SlotBuffer, CoefficientTable, GradientTable,
-///   per-call partial buffers): listed by kind below.
+///     bound = results + workspace + (parallel ? Runtime's cost of one parallel call : 0)
+///
+/// so that removing a source of allocations is one edit here.
 enum AllocationBounds {
-    static let layerNormForward = 1_000
-    static let layerNormBackward = 1_000
-    static let batchNormTraining = 1_000
-    static let batchNormInference = 1_000
-    static let batchNormBackward = 1_000
-    static let groupNormForward = 1_000
-    static let groupNormBackward = 1_000
+    /// API: a forward that returns `SavedStatistics` allocates its two arrays
+    /// (mean, invStd), which the caller owns.
+    static let savedStatistics = 2
+
+    /// Runtime, per parallel call with warm workers: `withoutActuallyEscaping`
+    /// boxes the body (the only way Swift lets another thread call a non-escaping
+    /// closure). A helper that went back to Dispatch and is started again costs a
+    /// few more; the counts here are those of calls that find it awake.
+    static let warmParallelCall = 1
+    /// Runtime, per parallel call with parked workers (`concurrentPerform`): the
+    /// same box, plus what Dispatch allocates for `concurrentPerform` (the Swift
+    /// overlay's block copy and context, a continuation when its cache is empty:
+    /// 2–4, measured).
+    static let parkedParallelCall = 1 + 4
+
+    /// Kernels-level workspaces, allocated inside the call. Each case states its
+    /// count where it is built (`workspace:`, sites in the comment there). When
+    /// every descriptor owns its workspace (issue 24's plan), set this to false.
+    static let kernelsAllocateWorkspaces = true
+
+    static func bound(results: Int, workspace: Int, parallelWorkspace: Int? = nil,
+                      threading: Threading, elements: Int) -> Int {
+        // Parallel exactly when `Parallel.workers` gives 2 for these shapes.
+        let parallel = threading.threads > 1 && elements >= threading.parallelThreshold
+        let kernels = kernelsAllocateWorkspaces ? (parallel ? parallelWorkspace ?? workspace : workspace) : 0
+        let runtime = !parallel ? 0 : threading.spinMicroseconds > 0 ? warmParallelCall : parkedParallelCall
+        return results + kernels + runtime
+    }
 }
 
 enum AllocationCases {
@@ -99,13 +116,28 @@ enum AllocationCases {
             let b = AllocationBuffers(count: rows * features, parameters: features)
             return (norm, b, try! norm.forward(input: b.x, output: b.y, scale: b.gamma, bias: b.beta))
         }
-        let shape = "[\(rows), \(features)] \(label)"
+        let shape = "[\(rows), \(features)] \(label)", long = features >= 1024   // [16, 64] takes the short-row path
+        func bound(results: Int, workspace: Int, parallelWorkspace: Int? = nil) -> Int {
+            AllocationBounds.bound(results: results, workspace: workspace, parallelWorkspace: parallelWorkspace,
+                                   threading: threading, elements: rows * features)
+        }
         return [
-            AllocationCase(name: "LayerNorm forward \(shape)", bound: AllocationBounds.layerNormForward) {
+            // Short rows (normalizeTinyRows): none. Long rows (normalizeUnits): SlotBuffer
+            // mean, invStd (2), CoefficientTable (3), withoutActuallyEscaping in
+            // RowsGeometry.reduceThenApply(_:statistic:…) (1), and per work range the
+            // `withUnsafeTemporaryAllocation` of partials in RowsGeometry.reduceThenApply
+            // (over 1 KiB, so on the heap on Linux): 1 range serially, 8 on 2 threads.
+            AllocationCase(name: "LayerNorm forward \(shape)",
+                           bound: bound(results: AllocationBounds.savedStatistics,
+                                        workspace: long ? 7 : 0, parallelWorkspace: long ? 14 : 0)) {
                 let (norm, b, _) = prepare()
                 return { _ = try! norm.forward(input: b.x, output: b.y, scale: b.gamma, bias: b.beta) }
             },
-            AllocationCase(name: "LayerNorm backward \(shape)", bound: AllocationBounds.layerNormBackward) {
+            // rowNormalizationBackward: CoefficientTable (3) and the `phases` array (1);
+            // with long rows also GradientTable (4), withTileScratch's two temporaries
+            // over 1 KiB, and one closure context (LayerNormalization+Backward.swift).
+            AllocationCase(name: "LayerNorm backward \(shape)",
+                           bound: bound(results: 0, workspace: long ? 11 : 4, parallelWorkspace: long ? 10 : 4)) {
                 let (norm, b, saved) = prepare()
                 return {
                     try! norm.backward(input: b.x, gradOutput: b.dy, saved: saved, scale: b.gamma,
@@ -123,22 +155,34 @@ enum AllocationCases {
             return (norm, b, saved, try! RunningStatistics(channels: shape.c))
         }
         let name = "\(shape.n)x\(shape.c)x\(shape.h)x\(shape.w) \(shape.layout) \(label)"
+        func bound(results: Int, workspace: Int) -> Int {
+            AllocationBounds.bound(results: results, workspace: workspace, threading: threading, elements: shape.count)
+        }
         return [
-            AllocationCase(name: "BatchNorm training \(name)", bound: AllocationBounds.batchNormTraining) {
+            // forwardTraining: SlotBuffer moments (1) and its `.array` (1), CoefficientTable
+            // (3), withoutActuallyEscaping in RowsGeometry.reduceThenApply (1).
+            AllocationCase(name: "BatchNorm training \(name)",
+                           bound: bound(results: AllocationBounds.savedStatistics, workspace: 6)) {
                 let (norm, b, _, _) = prepare()
                 return { _ = try! norm.forwardTraining(input: b.x, output: b.y, scale: b.gamma, bias: b.beta) }
             },
-            AllocationCase(name: "BatchNorm training+running \(name)", bound: AllocationBounds.batchNormTraining) {
+            // The same, and RunningStatistics.fold: the batch means and variances as
+            // arrays (2) and copies of the running mean and variance it updates (2).
+            AllocationCase(name: "BatchNorm training+running \(name)",
+                           bound: bound(results: AllocationBounds.savedStatistics, workspace: 10)) {
                 let (norm, b, _, running) = prepare()
                 return {
                     _ = try! norm.forwardTraining(input: b.x, output: b.y, scale: b.gamma, bias: b.beta, running: running)
                 }
             },
-            AllocationCase(name: "BatchNorm inference \(name)", bound: AllocationBounds.batchNormInference) {
+            // forwardInference: CoefficientTable (3).
+            AllocationCase(name: "BatchNorm inference \(name)", bound: bound(results: 0, workspace: 3)) {
                 let (norm, b, _, running) = prepare()
                 return { try! norm.forwardInference(input: b.x, output: b.y, scale: b.gamma, bias: b.beta, running: running) }
             },
-            AllocationCase(name: "BatchNorm backward \(name)", bound: AllocationBounds.batchNormBackward) {
+            // backwardTraining: CoefficientTable x̂ (3), SlotBuffer sums (1), GradientTable
+            // (4), and in channelPasses the closure contexts of `apply` (3).
+            AllocationCase(name: "BatchNorm backward \(name)", bound: bound(results: 0, workspace: 11)) {
                 let (norm, b, saved, _) = prepare()
                 return {
                     try! norm.backwardTraining(input: b.x, gradOutput: b.dy, saved: saved, scale: b.gamma,
@@ -155,12 +199,21 @@ enum AllocationCases {
             return (norm, b, try! norm.forward(input: b.x, output: b.y, scale: b.gamma, bias: b.beta))
         }
         let name = "\(shape.n)x\(shape.c)x\(shape.h)x\(shape.w) \(shape.layout) G\(groups) \(label)"
+        func bound(results: Int, workspace: Int) -> Int {
+            AllocationBounds.bound(results: results, workspace: workspace, threading: threading, elements: shape.count)
+        }
         return [
-            AllocationCase(name: "GroupNorm forward \(name)", bound: AllocationBounds.groupNormForward) {
+            // forward: SlotBuffer mean, invStd (2), CoefficientTable (3),
+            // withoutActuallyEscaping in RowsGeometry.reduceThenApply (1).
+            AllocationCase(name: "GroupNorm forward \(name)",
+                           bound: bound(results: AllocationBounds.savedStatistics, workspace: 6)) {
                 let (norm, b, _) = prepare()
                 return { _ = try! norm.forward(input: b.x, output: b.y, scale: b.gamma, bias: b.beta) }
             },
-            AllocationCase(name: "GroupNorm backward \(name)", bound: AllocationBounds.groupNormBackward) {
+            // backward: CoefficientTable x̂ (3), SlotBuffer sums (1), GradientTable (4),
+            // an array from `map` in groupedBackward (1), RowTree.forEachColumn's
+            // temporary over 1 KiB in channelGradients (1).
+            AllocationCase(name: "GroupNorm backward \(name)", bound: bound(results: 0, workspace: 10)) {
                 let (norm, b, saved) = prepare()
                 return {
                     try! norm.backward(input: b.x, gradOutput: b.dy, saved: saved, scale: b.gamma,
@@ -190,17 +243,21 @@ enum AllocationCases {
 }
 
 @Suite struct AllocationTests {
+    nonisolated(unsafe) static var sink: [Int] = []
+    nonisolated(unsafe) static var rawSink: UnsafeMutableRawPointer?
+
     @Test func counterSeesSwiftAndCAllocations() throws {
         try #require(nk_alloc_counter_available() == 1, "allocation counter not available (sanitizer build?)")
         // Counting is process-wide; other tests run beside this one, so only a
         // lower bound can be checked here.
         nk_alloc_counter_start()
-        let array = [Int](repeating: 7, count: 1000 + Int(nk_alloc_counter_bytes() & 1))
-        let pointer = malloc(64)
+        AllocationTests.sink = [Int](repeating: 7, count: 1000)   // swift_slowAlloc → malloc
+        AllocationTests.rawSink = malloc(64)   // kept, or the optimizer drops the pair
         nk_alloc_counter_stop()
-        free(pointer)
-        #expect(array.count >= 1000)
+        free(AllocationTests.rawSink)
+        AllocationTests.sink = []
         #expect(nk_alloc_counter_allocations() >= 2)
+        #expect(nk_alloc_counter_bytes() >= 8000 + 64)
     }
 
     @Test func allocationsPerWarmCall() async throws {
@@ -219,9 +276,11 @@ enum AllocationCases {
             guard fields.count == 3, let fewest = Int(fields[1]) else { continue }
             seen[String(fields[0])] = fewest
         }
-        let cases = AllocationCases.all()
-        for c in cases {
+        for c in AllocationCases.all() {
             guard let fewest = seen[c.name] else { Issue.record("\(c.name): not counted"); continue }
+            // The bounds are those of optimized builds: unoptimized code keeps
+            // temporaries on the heap that the optimizer puts on the stack.
+            if _isDebugAssertConfiguration() { continue }
             #expect(fewest <= c.bound, "\(c.name): \(fewest) allocations per call, bound \(c.bound)")
         }
         if ProcessInfo.processInfo.environment["NORMKERNELS_ALLOC_REPORT"] != nil { print(output) }
