@@ -23,8 +23,10 @@ final class WarmWorkers: @unchecked Sendable {
 
     /// One parallel call: ranges handed out by an atomic counter. It lives in the
     /// caller's stack frame (no allocation per call); helpers reach it through
-    /// `current` and the caller returns only after every helper that took it has
-    /// left it (`entered`, `left`).
+    /// `enterCurrent` and the caller returns only after every helper that entered
+    /// it has left (`entered`, `left`). A helper leaves as soon as it finds no
+    /// range left, so that wait is short unless the OS preempts a helper inside
+    /// `help()` — which, holding a range, would delay the caller anyway.
     struct Job: ~Copyable {
         let count: Int
         /// Helpers beyond this many leave the job alone (the caller asked for
