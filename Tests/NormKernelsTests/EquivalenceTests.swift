@@ -1,6 +1,8 @@
 // Kernels that must agree with each other: the two layouts of one kernel,
 // GroupNorm at its extremes (G = 1 is LayerNorm, G = C is InstanceNorm),
-// BatchNorm on [N, D] and on NCHW with H = W = 1, and in place vs out of place.
+// BatchNorm on [N, D] and on NCHW with H = W = 1, InstanceNorm inference
+// backward and BatchNorm's, and each gradient alone and with the others.
+// In place vs out of place: InPlaceTests.swift.
 
 import Testing
 @testable import NormKernels
@@ -95,7 +97,7 @@ struct EquivalenceLayoutTests {
     }
 }
 
-@Suite("Equivalence: GroupNorm extremes, BatchNorm 1-D, in place")
+@Suite("Equivalence: GroupNorm extremes, BatchNorm 1-D")
 struct EquivalenceKernelTests {
     static let shapes = [TensorShape(n: 2, c: 33, h: 9, w: 13), TensorShape(n: 3, c: 8, h: 1, w: 1),
                          TensorShape(n: 1, c: 3, h: 70, w: 61), TensorShape(n: 2, c: 40, h: 4, w: 8)]
@@ -159,78 +161,75 @@ struct EquivalenceKernelTests {
             }
         }
     }
+}
 
-    /// Runs `kernel` out of place and in place (output = input buffer) and expects the same bits.
-    func expectInPlaceMatches(_ x: [Float], _ context: String,
-                              _ kernel: (UnsafeBufferPointer<Float>, UnsafeMutableBufferPointer<Float>) throws -> [Double]) throws {
-        var out = [Float](repeating: sentinel, count: x.count)
-        let saved = try x.withUnsafeBufferPointer { xp in try out.withUnsafeMutableBufferPointer { try kernel(xp, $0) } }
-        var buffer = x
-        let savedInPlace = try buffer.withUnsafeMutableBufferPointer { p in try kernel(UnsafeBufferPointer(p), p) }
-        expectIdentical(buffer, out, "in-place output", context)
-        expectIdentical(savedInPlace, saved, "in-place saved statistics", context)
-    }
+/// Seeds of the backward streams (the data these tests were tuned on).
+private let streams = SeededStreams.backward
 
-    @Test("in place equals out of place, every kernel and layout")
-    func inPlace() throws {
-        let shapes = Self.shapes + [TensorShape(n: 1, c: 2, h: 300, w: 300), TensorShape(n: 16, c: 4, h: 40, w: 50)]
-        sweep(product(shapes, Layout.allCases)) { item, context in
-            let shape = item.0.with(layout: item.1)
-            var rng = SplitMix64("inplace \(context)")
-            let x = activations(shape, &rng)
-            let (scale, bias) = Affine.both.parameters(shape.c, &rng)
-            let running = try RunningStatistics(channels: shape.c, mean: rng.uniforms(shape.c, -1...1),
-                                                variance: rng.uniforms(shape.c, 0.5...2))
-            let bn = try BatchNormalization(shape: shape, fusedReLU: true)
-            try scale!.withUnsafeBufferPointer { g in
-                try bias!.withUnsafeBufferPointer { b in
-                    try expectInPlaceMatches(x, "BatchNorm training \(context)") { i, o in
-                        let s = try bn.forwardTraining(input: i, output: o, scale: g, bias: b)
-                        return s.mean + s.invStd
-                    }
-                    try expectInPlaceMatches(x, "BatchNorm inference \(context)") { i, o in
-                        try bn.forwardInference(input: i, output: o, scale: g, bias: b, running: running)
-                        return []
-                    }
-                    if shape.spatial > 1 {
-                        let instance = try InstanceNormalization(shape: shape)
-                        try expectInPlaceMatches(x, "InstanceNorm training \(context)") { i, o in
-                            let s = try instance.forwardTraining(input: i, output: o, scale: g, bias: b)
-                            return s.mean + s.invStd
-                        }
-                        try expectInPlaceMatches(x, "InstanceNorm inference \(context)") { i, o in
-                            try instance.forwardInference(input: i, output: o, scale: g, bias: b, running: running)
-                            return []
-                        }
-                    }
-                    let gn = try GroupNormalization(shape: shape, groups: shape.c % 2 == 0 ? 2 : 1)
-                    try expectInPlaceMatches(x, "GroupNorm \(context)") { i, o in
-                        let s = try gn.forward(input: i, output: o, scale: g, bias: b)
-                        return s.mean + s.invStd
-                    }
-                }
-            }
-            let ln = try LayerNormalization(shape: shape)
-            try expectInPlaceMatches(x, "LayerNorm \(context)") { i, o in
-                let s = try ln.forward(input: i, output: o)
-                return s.mean + s.invStd
-            }
-            let rms = try RMSNormalization(rows: shape.n, features: shape.c * shape.spatial)
-            try expectInPlaceMatches(x, "RMSNorm \(context)") { i, o in try rms.forward(input: i, output: o).invStd }
-            let ss = TensorShape(n: shape.n, c: shape.c, h: 3, w: 3)
-            let style = activations(ss, &rng)
-            let ada = try AdaptiveInstanceNormalization(content: shape, style: ss)
-            try style.withUnsafeBufferPointer { st in
-                try expectInPlaceMatches(x, "AdaIN \(context)") { i, o in
-                    let s = try ada.forward(content: i, style: st, output: o)
-                    return s.contentMean + s.contentInvStd + s.styleMean + s.styleStd
-                }
-            }
-            let wn = try WeightNormalization(shape: [shape.n, shape.c, shape.h, shape.w], dim: 1)
-            let gains = rng.uniforms(shape.c, 0.5...2)
-            try gains.withUnsafeBufferPointer { gp in
-                try expectInPlaceMatches(x, "WeightNorm \(context)") { i, o in try wn.forward(v: i, g: gp, output: o) }
+@Suite("Equivalence: backward kernels and gradient subsets")
+struct BackwardEquivalenceTests {
+    @Test("InstanceNorm inference backward is BatchNorm inference backward with the same running statistics")
+    func instanceNormInference() throws {
+        for shape in [TensorShape(n: 2, c: 5, h: 6, w: 7, layout: .nchw), TensorShape(n: 2, c: 5, h: 6, w: 7, layout: .nhwc)] {
+            let x = streams.uniforms(shape.count, seed: 59), dy = streams.uniforms(shape.count, seed: 60)
+            let gamma = streams.uniforms(shape.c, seed: 61, 0.5...1.5)
+            let running = try RunningStatistics(channels: shape.c, mean: streams.uniforms(shape.c, seed: 62),
+                                                variance: streams.uniforms(shape.c, seed: 63, 0.5...2))
+            let viaInstance = try InstanceNormalization(shape: shape, epsilon: 1e-3)
+                .backwardInference(x, gradOutput: dy, running: running, scale: gamma)
+            let viaBatch = try BatchNormalization(shape: shape, epsilon: 1e-3)
+                .backwardInference(x, gradOutput: dy, running: running, scale: gamma)
+            #expect(viaInstance == viaBatch)
+            // dx = γ·dy/√(running_var + ε), exactly the per-channel scale.
+            let dx = try #require(viaInstance.input)
+            for i in 0..<shape.count {
+                let c = shape.layout == .nchw ? (i / shape.spatial) % shape.c : i % shape.c
+                let expected = Double(gamma[c]) / (Double(running.variance[c]) + Double(Float(1e-3))).squareRoot() * Double(dy[i])
+                #expect(abs(Double(dx[i]) - expected) <= 1e-6 * max(1, abs(expected)))
             }
         }
+    }
+
+    @Test("Each gradient computed alone equals the same gradient computed with the others")
+    func subsetsMatchFullCalls() throws {
+        let threading = Threading(threads: 2, parallelThreshold: 4096)
+        for shape in [TensorShape(n: 8, c: 3, h: 128, w: 130, layout: .nchw), TensorShape(n: 4, c: 64, h: 24, w: 24, layout: .nhwc)] {
+            let x = streams.uniforms(shape.count, seed: 21, -2...2), dy = streams.uniforms(shape.count, seed: 22)
+            let gamma = streams.uniforms(shape.c, seed: 23, 0.5...1.5)
+            let bn = try BatchNormalization(shape: shape, threading: threading)
+            let (_, saved) = try bn.forwardTraining(x, scale: gamma)
+            let all = try bn.backwardTraining(x, gradOutput: dy, saved: saved, scale: gamma)
+            let dxOnly = try bn.backwardTraining(x, gradOutput: dy, saved: saved, scale: gamma, computing: .input)
+            let parameters = try bn.backwardTraining(x, gradOutput: dy, saved: saved, scale: gamma, computing: .parameters)
+            #expect(dxOnly.scale == nil && dxOnly.bias == nil && parameters.input == nil)
+            #expect(bitPatterns(dxOnly.input) == bitPatterns(all.input), "BN \(shape) dx alone")
+            #expect(bitPatterns(parameters.scale) == bitPatterns(all.scale) && bitPatterns(parameters.bias) == bitPatterns(all.bias), "BN \(shape) dγ/dβ alone")
+
+            let gn = try GroupNormalization(shape: shape, groups: shape.c == 3 ? 3 : 16, threading: threading)
+            let (_, gnSaved) = try gn.forward(x, scale: gamma)
+            let gnAll = try gn.backward(x, gradOutput: dy, saved: gnSaved, scale: gamma)
+            let gnDx = try gn.backward(x, gradOutput: dy, saved: gnSaved, scale: gamma, computing: .input)
+            let gnScale = try gn.backward(x, gradOutput: dy, saved: gnSaved, scale: gamma, computing: .scale)
+            #expect(bitPatterns(gnDx.input) == bitPatterns(gnAll.input) && bitPatterns(gnScale.scale) == bitPatterns(gnAll.scale))
+            #expect(gnScale.bias == nil)
+        }
+        for (rows, features) in [(512, 300), (3, 70_000)] {
+            let x = streams.uniforms(rows * features, seed: 24, -2...2), dy = streams.uniforms(rows * features, seed: 25)
+            let gamma = streams.uniforms(features, seed: 26, 0.5...1.5)
+            let ln = try LayerNormalization(rows: rows, features: features, threading: threading)
+            let (_, saved) = try ln.forward(x, scale: gamma)
+            let all = try ln.backward(x, gradOutput: dy, saved: saved, scale: gamma)
+            let dxOnly = try ln.backward(x, gradOutput: dy, saved: saved, scale: gamma, computing: .input)
+            let parameters = try ln.backward(x, gradOutput: dy, saved: saved, scale: gamma, computing: .parameters)
+            #expect(bitPatterns(dxOnly.input) == bitPatterns(all.input), "LN dx alone")
+            #expect(bitPatterns(parameters.scale) == bitPatterns(all.scale) && bitPatterns(parameters.bias) == bitPatterns(all.bias), "LN dγ/dβ alone")
+        }
+        let content = TensorShape(n: 2, c: 4, h: 130, w: 130), style = TensorShape(n: 2, c: 4, h: 64, w: 64)
+        let x = streams.uniforms(content.count, seed: 27), s = streams.uniforms(style.count, seed: 28), dy = streams.uniforms(content.count, seed: 29)
+        let ada = try AdaptiveInstanceNormalization(content: content, style: style, threading: threading)
+        let (_, saved) = try ada.forward(content: x, style: s)
+        let both = try ada.backward(content: x, style: s, gradOutput: dy, saved: saved)
+        let styleOnly = try ada.backward(content: x, style: s, gradOutput: dy, saved: saved, gradContent: false)
+        #expect(styleOnly.content == nil && bitPatterns(styleOnly.style) == bitPatterns(both.style))
     }
 }

@@ -4,105 +4,8 @@
 import Testing
 @testable import NormKernels
 
-// MARK: - Helpers (fileprivate, prefixed bw)
-
-/// SplitMix64 uniform values in [lo, hi).
-fileprivate func bwRandom(_ count: Int, seed: UInt64, _ lo: Double = -1, _ hi: Double = 1) -> [Float] {
-    var state = seed &* 0x9E37_79B9_7F4A_7C15 &+ 0x1234_5678
-    return (0..<count).map { _ in
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        z ^= z >> 31
-        return Float(lo + (hi - lo) * Double(z >> 11) / Double(1 << 53))
-    }
-}
-
-/// Memory offset of (n, c, s) in `shape`'s layout (s = h·W + w).
-fileprivate func bwOffset(_ shape: TensorShape, _ n: Int, _ c: Int, _ s: Int) -> Int {
-    shape.layout == .nchw ? (n * shape.c + c) * shape.spatial + s : (n * shape.spatial + s) * shape.c + c
-}
-
-fileprivate func bwDoubles(_ a: [Float]) -> [Double] { a.map(Double.init) }
-
-/// Central differences of `loss` at `p` (Float64).
-fileprivate func bwNumericGradient(_ p: [Double], _ loss: ([Double]) -> Double) -> [Double] {
-    var q = p
-    return (0..<p.count).map { i in
-        let h = 1e-5 * max(1, abs(p[i]))
-        q[i] = p[i] + h
-        let up = loss(q)
-        q[i] = p[i] - h
-        let down = loss(q)
-        q[i] = p[i]
-        return (up - down) / (2 * h)
-    }
-}
-
-fileprivate func bwDot(_ a: [Double], _ b: [Float]) -> Double {
-    var s = 0.0
-    for i in 0..<a.count { s += a[i] * Double(b[i]) }
-    return s
-}
-
-/// Normwise relative error max|a − e| / max|e| must stay below `tolerance`.
-fileprivate func bwExpectClose(_ analytic: [Float]?, _ numeric: [Double], _ what: String,
-                               tolerance: Double = 1e-3, sourceLocation: SourceLocation = #_sourceLocation) {
-    guard let analytic else {
-        Issue.record("\(what): gradient missing", sourceLocation: sourceLocation)
-        return
-    }
-    guard analytic.count == numeric.count else {
-        Issue.record("\(what): \(analytic.count) values, expected \(numeric.count)", sourceLocation: sourceLocation)
-        return
-    }
-    let scale = max(numeric.map(abs).max() ?? 0, 1e-6)
-    var worst = 0.0, at = 0
-    for i in 0..<numeric.count {
-        let e = abs(Double(analytic[i]) - numeric[i])
-        if !(e <= worst) { worst = e; at = i }
-    }
-    let relative = worst / scale
-    if !(relative <= tolerance) {
-        Issue.record("\(what): relative error \(relative) at [\(at)]: analytic \(analytic[at]), numeric \(numeric[at])",
-                     sourceLocation: sourceLocation)
-    }
-}
-
-// MARK: - Float64 forward references
-
-/// Normalization over `slots`, each a list of memory offsets; `gain`/`shift` per offset.
-fileprivate func bwNormalize(_ x: [Double], slots: [[Int]], eps: Double, unbiased: Bool = false,
-                             gain: (Int) -> Double, shift: (Int) -> Double) -> [Double] {
-    var y = x
-    for slot in slots {
-        let m = Double(slot.count)
-        let mean = slot.reduce(0) { $0 + x[$1] } / m
-        let m2 = slot.reduce(0) { $0 + (x[$1] - mean) * (x[$1] - mean) }
-        let r = 1 / (m2 / (unbiased ? m - 1 : m) + eps).squareRoot()
-        for i in slot { y[i] = (x[i] - mean) * r * gain(i) + shift(i) }
-    }
-    return y
-}
-
-/// Slots of (n, group of `size` channels) or channel-wide (`batch`) in `shape`.
-fileprivate func bwSlots(_ shape: TensorShape, groupSize: Int, batch: Bool = false) -> [[Int]] {
-    if batch {
-        return (0..<shape.c).map { c in
-            (0..<shape.n).flatMap { n in (0..<shape.spatial).map { bwOffset(shape, n, c, $0) } }
-        }
-    }
-    return (0..<shape.n).flatMap { n in
-        (0..<(shape.c / groupSize)).map { g in
-            (0..<groupSize).flatMap { j in (0..<shape.spatial).map { bwOffset(shape, n, g * groupSize + j, $0) } }
-        }
-    }
-}
-
-fileprivate func bwChannel(_ shape: TensorShape, _ offset: Int) -> Int {
-    shape.layout == .nchw ? (offset / shape.spatial) % shape.c : offset % shape.c
-}
+/// Seeds 1, 2, … of the finite-difference streams.
+private let streams = SeededStreams.gradientCheck
 
 // MARK: - BatchNorm
 
@@ -121,25 +24,25 @@ struct GradientCheckTests {
     func batchNormTraining(shape: TensorShape, affine: Bool) throws {
         for relu in [false, true] {
             let eps = 1e-5
-            let x = bwRandom(shape.count, seed: 1, -2, 2)
-            let dy = bwRandom(shape.count, seed: 2)
-            let gamma = affine ? bwRandom(shape.c, seed: 3, 0.5, 1.5) : [Float](repeating: 1, count: shape.c)
-            let beta = affine ? bwRandom(shape.c, seed: 4, -0.3, 0.3) : [Float](repeating: 0, count: shape.c)
+            let x = streams.uniforms(shape.count, seed: 1, -2...2)
+            let dy = streams.uniforms(shape.count, seed: 2)
+            let gamma = affine ? streams.uniforms(shape.c, seed: 3, 0.5...1.5) : [Float](repeating: 1, count: shape.c)
+            let beta = affine ? streams.uniforms(shape.c, seed: 4, -0.3...0.3) : [Float](repeating: 0, count: shape.c)
             let bn = try BatchNormalization(shape: shape, epsilon: Float(eps), fusedReLU: relu, threading: .serial)
             let (y, saved) = try bn.forwardTraining(x, scale: affine ? gamma : nil, bias: affine ? beta : nil)
             let grads = try bn.backwardTraining(x, gradOutput: dy, saved: saved, scale: affine ? gamma : nil,
                                                 output: relu ? y : nil)
-            let slots = bwSlots(shape, groupSize: 1, batch: true)
+            let slots = Reference.slots(shape, groupSize: 1, batch: true)
             func forward(_ x: [Double], _ g: [Double], _ b: [Double]) -> [Double] {
-                let out = bwNormalize(x, slots: slots, eps: eps, gain: { g[bwChannel(shape, $0)] },
-                                      shift: { b[bwChannel(shape, $0)] })
+                let out = Reference.normalize(x, slots: slots, eps: eps, gain: { g[shape.channel(at: $0)] },
+                                      shift: { b[shape.channel(at: $0)] })
                 return relu ? out.map { max($0, 0) } : out
             }
-            let xd = bwDoubles(x), gd = bwDoubles(gamma), bd = bwDoubles(beta)
+            let xd = x.map(Double.init), gd = gamma.map(Double.init), bd = beta.map(Double.init)
             let what = "BN \(shape) affine \(affine) relu \(relu)"
-            bwExpectClose(grads.input, bwNumericGradient(xd) { bwDot(forward($0, gd, bd), dy) }, "\(what) dx")
-            bwExpectClose(grads.scale, bwNumericGradient(gd) { bwDot(forward(xd, $0, bd), dy) }, "\(what) dγ")
-            bwExpectClose(grads.bias, bwNumericGradient(bd) { bwDot(forward(xd, gd, $0), dy) }, "\(what) dβ")
+            expectMatchesNumeric(grads.input, Reference.numericGradient(xd) { Reference.dot(forward($0, gd, bd), dy) }, "\(what) dx")
+            expectMatchesNumeric(grads.scale, Reference.numericGradient(gd) { Reference.dot(forward(xd, $0, bd), dy) }, "\(what) dγ")
+            expectMatchesNumeric(grads.bias, Reference.numericGradient(bd) { Reference.dot(forward(xd, gd, $0), dy) }, "\(what) dβ")
         }
     }
 
@@ -147,26 +50,26 @@ struct GradientCheckTests {
     func batchNormInference(shape: TensorShape) throws {
         for relu in [false, true] {
             let eps = 1e-3
-            let x = bwRandom(shape.count, seed: 5, -2, 2)
-            let dy = bwRandom(shape.count, seed: 6)
-            let gamma = bwRandom(shape.c, seed: 7, 0.5, 1.5), beta = bwRandom(shape.c, seed: 8, -0.3, 0.3)
-            let running = try RunningStatistics(channels: shape.c, mean: bwRandom(shape.c, seed: 9, -0.5, 0.5),
-                                                variance: bwRandom(shape.c, seed: 10, 0.5, 2))
+            let x = streams.uniforms(shape.count, seed: 5, -2...2)
+            let dy = streams.uniforms(shape.count, seed: 6)
+            let gamma = streams.uniforms(shape.c, seed: 7, 0.5...1.5), beta = streams.uniforms(shape.c, seed: 8, -0.3...0.3)
+            let running = try RunningStatistics(channels: shape.c, mean: streams.uniforms(shape.c, seed: 9, -0.5...0.5),
+                                                variance: streams.uniforms(shape.c, seed: 10, 0.5...2))
             let bn = try BatchNormalization(shape: shape, epsilon: Float(eps), fusedReLU: relu, threading: .serial)
             let y = try bn.forwardInference(x, scale: gamma, bias: beta, running: running)
             let grads = try bn.backwardInference(x, gradOutput: dy, running: running, scale: gamma, output: relu ? y : nil)
             func forward(_ x: [Double], _ g: [Double], _ b: [Double]) -> [Double] {
                 (0..<x.count).map { i in
-                    let c = bwChannel(shape, i)
+                    let c = shape.channel(at: i)
                     let v = (x[i] - Double(running.mean[c])) / (Double(running.variance[c]) + eps).squareRoot() * g[c] + b[c]
                     return relu ? max(v, 0) : v
                 }
             }
-            let xd = bwDoubles(x), gd = bwDoubles(gamma), bd = bwDoubles(beta)
+            let xd = x.map(Double.init), gd = gamma.map(Double.init), bd = beta.map(Double.init)
             let what = "BN inference \(shape) relu \(relu)"
-            bwExpectClose(grads.input, bwNumericGradient(xd) { bwDot(forward($0, gd, bd), dy) }, "\(what) dx")
-            bwExpectClose(grads.scale, bwNumericGradient(gd) { bwDot(forward(xd, $0, bd), dy) }, "\(what) dγ")
-            bwExpectClose(grads.bias, bwNumericGradient(bd) { bwDot(forward(xd, gd, $0), dy) }, "\(what) dβ")
+            expectMatchesNumeric(grads.input, Reference.numericGradient(xd) { Reference.dot(forward($0, gd, bd), dy) }, "\(what) dx")
+            expectMatchesNumeric(grads.scale, Reference.numericGradient(gd) { Reference.dot(forward(xd, $0, bd), dy) }, "\(what) dγ")
+            expectMatchesNumeric(grads.bias, Reference.numericGradient(bd) { Reference.dot(forward(xd, gd, $0), dy) }, "\(what) dβ")
         }
     }
 
@@ -185,21 +88,21 @@ struct GradientCheckTests {
     @Test("InstanceNorm training: dx, dγ, dβ", arguments: groupedShapes, [false, true])
     func instanceNorm(shape: TensorShape, affine: Bool) throws {
         let eps = 1e-5
-        let x = bwRandom(shape.count, seed: 11, -2, 2), dy = bwRandom(shape.count, seed: 12)
-        let gamma = affine ? bwRandom(shape.c, seed: 13, 0.5, 1.5) : [Float](repeating: 1, count: shape.c)
-        let beta = affine ? bwRandom(shape.c, seed: 14, -0.3, 0.3) : [Float](repeating: 0, count: shape.c)
+        let x = streams.uniforms(shape.count, seed: 11, -2...2), dy = streams.uniforms(shape.count, seed: 12)
+        let gamma = affine ? streams.uniforms(shape.c, seed: 13, 0.5...1.5) : [Float](repeating: 1, count: shape.c)
+        let beta = affine ? streams.uniforms(shape.c, seed: 14, -0.3...0.3) : [Float](repeating: 0, count: shape.c)
         let norm = try InstanceNormalization(shape: shape, epsilon: Float(eps), threading: .serial)
         let (_, saved) = try norm.forwardTraining(x, scale: affine ? gamma : nil, bias: affine ? beta : nil)
         let grads = try norm.backwardTraining(x, gradOutput: dy, saved: saved, scale: affine ? gamma : nil)
-        let slots = bwSlots(shape, groupSize: 1)
+        let slots = Reference.slots(shape, groupSize: 1)
         func forward(_ x: [Double], _ g: [Double], _ b: [Double]) -> [Double] {
-            bwNormalize(x, slots: slots, eps: eps, gain: { g[bwChannel(shape, $0)] }, shift: { b[bwChannel(shape, $0)] })
+            Reference.normalize(x, slots: slots, eps: eps, gain: { g[shape.channel(at: $0)] }, shift: { b[shape.channel(at: $0)] })
         }
-        let xd = bwDoubles(x), gd = bwDoubles(gamma), bd = bwDoubles(beta)
+        let xd = x.map(Double.init), gd = gamma.map(Double.init), bd = beta.map(Double.init)
         let what = "IN \(shape) affine \(affine)"
-        bwExpectClose(grads.input, bwNumericGradient(xd) { bwDot(forward($0, gd, bd), dy) }, "\(what) dx")
-        bwExpectClose(grads.scale, bwNumericGradient(gd) { bwDot(forward(xd, $0, bd), dy) }, "\(what) dγ")
-        bwExpectClose(grads.bias, bwNumericGradient(bd) { bwDot(forward(xd, gd, $0), dy) }, "\(what) dβ")
+        expectMatchesNumeric(grads.input, Reference.numericGradient(xd) { Reference.dot(forward($0, gd, bd), dy) }, "\(what) dx")
+        expectMatchesNumeric(grads.scale, Reference.numericGradient(gd) { Reference.dot(forward(xd, $0, bd), dy) }, "\(what) dγ")
+        expectMatchesNumeric(grads.bias, Reference.numericGradient(bd) { Reference.dot(forward(xd, gd, $0), dy) }, "\(what) dβ")
     }
 
     @Test("GroupNorm: dx, dγ, dβ for G = 1, 2, 3, C", arguments: groupedShapes, [false, true])
@@ -223,17 +126,17 @@ struct GradientCheckTests {
     /// seeds `seed` … `seed + 3`).
     private func checkGroupNorm(_ shape: TensorShape, groups: Int, affine: Bool, seed: UInt64) throws {
         let eps = 1e-5
-        let x = bwRandom(shape.count, seed: seed, -2, 2), dy = bwRandom(shape.count, seed: seed + 1)
-        let gamma = affine ? bwRandom(shape.c, seed: seed + 2, 0.5, 1.5) : [Float](repeating: 1, count: shape.c)
-        let beta = affine ? bwRandom(shape.c, seed: seed + 3, -0.3, 0.3) : [Float](repeating: 0, count: shape.c)
+        let x = streams.uniforms(shape.count, seed: seed, -2...2), dy = streams.uniforms(shape.count, seed: seed + 1)
+        let gamma = affine ? streams.uniforms(shape.c, seed: seed + 2, 0.5...1.5) : [Float](repeating: 1, count: shape.c)
+        let beta = affine ? streams.uniforms(shape.c, seed: seed + 3, -0.3...0.3) : [Float](repeating: 0, count: shape.c)
         let norm = try GroupNormalization(shape: shape, groups: groups, epsilon: Float(eps), threading: .serial)
         let (_, saved) = try norm.forward(x, scale: affine ? gamma : nil, bias: affine ? beta : nil)
         let grads = try norm.backward(x, gradOutput: dy, saved: saved, scale: affine ? gamma : nil)
-        let slots = bwSlots(shape, groupSize: shape.c / groups)
+        let slots = Reference.slots(shape, groupSize: shape.c / groups)
         func forward(_ x: [Double], _ g: [Double], _ b: [Double]) -> [Double] {
-            bwNormalize(x, slots: slots, eps: eps, gain: { g[bwChannel(shape, $0)] }, shift: { b[bwChannel(shape, $0)] })
+            Reference.normalize(x, slots: slots, eps: eps, gain: { g[shape.channel(at: $0)] }, shift: { b[shape.channel(at: $0)] })
         }
-        let xd = bwDoubles(x), gd = bwDoubles(gamma), bd = bwDoubles(beta)
+        let xd = x.map(Double.init), gd = gamma.map(Double.init), bd = beta.map(Double.init)
         let what = "GN \(shape) G \(groups) affine \(affine)"
         if shape.c / groups * shape.spatial == 1 {
             // One value per group: y = β whatever x, so dx = 0 exactly; ours is
@@ -242,10 +145,10 @@ struct GradientCheckTests {
             let dx = try #require(grads.input)
             #expect(dx.allSatisfy { abs($0) <= 1e-3 }, "\(what) dx: \(dx.map { abs($0) }.max() ?? 0)")
         } else {
-            bwExpectClose(grads.input, bwNumericGradient(xd) { bwDot(forward($0, gd, bd), dy) }, "\(what) dx")
+            expectMatchesNumeric(grads.input, Reference.numericGradient(xd) { Reference.dot(forward($0, gd, bd), dy) }, "\(what) dx")
         }
-        bwExpectClose(grads.scale, bwNumericGradient(gd) { bwDot(forward(xd, $0, bd), dy) }, "\(what) dγ")
-        bwExpectClose(grads.bias, bwNumericGradient(bd) { bwDot(forward(xd, gd, $0), dy) }, "\(what) dβ")
+        expectMatchesNumeric(grads.scale, Reference.numericGradient(gd) { Reference.dot(forward(xd, $0, bd), dy) }, "\(what) dγ")
+        expectMatchesNumeric(grads.bias, Reference.numericGradient(bd) { Reference.dot(forward(xd, gd, $0), dy) }, "\(what) dβ")
     }
 
     // MARK: - LayerNorm, RMSNorm
@@ -255,22 +158,22 @@ struct GradientCheckTests {
     func layerNorm(rows: Int, features: Int) throws {
         for (withScale, withBias) in [(false, false), (true, false), (true, true), (false, true)] {
             let eps = 1e-5
-            let x = bwRandom(rows * features, seed: 19, -2, 2), dy = bwRandom(rows * features, seed: 20)
-            let gamma = withScale ? bwRandom(features, seed: 21, 0.5, 1.5) : [Float](repeating: 1, count: features)
-            let beta = withBias ? bwRandom(features, seed: 22, -0.3, 0.3) : [Float](repeating: 0, count: features)
+            let x = streams.uniforms(rows * features, seed: 19, -2...2), dy = streams.uniforms(rows * features, seed: 20)
+            let gamma = withScale ? streams.uniforms(features, seed: 21, 0.5...1.5) : [Float](repeating: 1, count: features)
+            let beta = withBias ? streams.uniforms(features, seed: 22, -0.3...0.3) : [Float](repeating: 0, count: features)
             let norm = try LayerNormalization(rows: rows, features: features, epsilon: Float(eps), threading: .serial)
             let (_, saved) = try norm.forward(x, scale: withScale ? gamma : nil, bias: withBias ? beta : nil)
             let grads = try norm.backward(x, gradOutput: dy, saved: saved, scale: withScale ? gamma : nil)
             let slots = (0..<rows).map { r in Array((r * features)..<((r + 1) * features)) }
             func forward(_ x: [Double], _ g: [Double], _ b: [Double]) -> [Double] {
-                bwNormalize(x, slots: slots, eps: eps, gain: { g[$0 % features] }, shift: { b[$0 % features] })
+                Reference.normalize(x, slots: slots, eps: eps, gain: { g[$0 % features] }, shift: { b[$0 % features] })
             }
-            let xd = bwDoubles(x), gd = bwDoubles(gamma), bd = bwDoubles(beta)
+            let xd = x.map(Double.init), gd = gamma.map(Double.init), bd = beta.map(Double.init)
             let what = "LN \(rows)×\(features) γ \(withScale) β \(withBias)"
-            bwExpectClose(grads.input, bwNumericGradient(xd) { bwDot(forward($0, gd, bd), dy) }, "\(what) dx")
+            expectMatchesNumeric(grads.input, Reference.numericGradient(xd) { Reference.dot(forward($0, gd, bd), dy) }, "\(what) dx")
             if features <= 64 {
-                bwExpectClose(grads.scale, bwNumericGradient(gd) { bwDot(forward(xd, $0, bd), dy) }, "\(what) dγ")
-                bwExpectClose(grads.bias, bwNumericGradient(bd) { bwDot(forward(xd, gd, $0), dy) }, "\(what) dβ")
+                expectMatchesNumeric(grads.scale, Reference.numericGradient(gd) { Reference.dot(forward(xd, $0, bd), dy) }, "\(what) dγ")
+                expectMatchesNumeric(grads.bias, Reference.numericGradient(bd) { Reference.dot(forward(xd, gd, $0), dy) }, "\(what) dβ")
             }
         }
     }
@@ -279,8 +182,8 @@ struct GradientCheckTests {
     func rmsNorm(rows: Int, features: Int) throws {
         for withScale in [false, true] {
             let eps = 1e-6
-            let x = bwRandom(rows * features, seed: 23, -2, 2), dy = bwRandom(rows * features, seed: 24)
-            let gamma = withScale ? bwRandom(features, seed: 25, 0.5, 1.5) : [Float](repeating: 1, count: features)
+            let x = streams.uniforms(rows * features, seed: 23, -2...2), dy = streams.uniforms(rows * features, seed: 24)
+            let gamma = withScale ? streams.uniforms(features, seed: 25, 0.5...1.5) : [Float](repeating: 1, count: features)
             let norm = try RMSNormalization(rows: rows, features: features, epsilon: Float(eps), threading: .serial)
             let (_, saved) = try norm.forward(x, scale: withScale ? gamma : nil)
             let grads = try norm.backward(x, gradOutput: dy, saved: saved, scale: withScale ? gamma : nil)
@@ -295,11 +198,11 @@ struct GradientCheckTests {
                 }
                 return y
             }
-            let xd = bwDoubles(x), gd = bwDoubles(gamma)
+            let xd = x.map(Double.init), gd = gamma.map(Double.init)
             let what = "RMS \(rows)×\(features) γ \(withScale)"
-            bwExpectClose(grads.input, bwNumericGradient(xd) { bwDot(forward($0, gd), dy) }, "\(what) dx")
+            expectMatchesNumeric(grads.input, Reference.numericGradient(xd) { Reference.dot(forward($0, gd), dy) }, "\(what) dx")
             if features <= 64 {
-                bwExpectClose(grads.scale, bwNumericGradient(gd) { bwDot(forward(xd, $0), dy) }, "\(what) dγ")
+                expectMatchesNumeric(grads.scale, Reference.numericGradient(gd) { Reference.dot(forward(xd, $0), dy) }, "\(what) dγ")
             }
         }
     }
@@ -312,13 +215,13 @@ struct GradientCheckTests {
         let eps = 1e-5
         let content = TensorShape(n: 2, c: 3, h: 3, w: 2, layout: layout)
         let style = TensorShape(n: 2, c: 3, h: 2, w: 5, layout: layout)
-        let x = bwRandom(content.count, seed: 26, -2, 2), s = bwRandom(style.count, seed: 27, -1, 3)
-        let dy = bwRandom(content.count, seed: 28)
+        let x = streams.uniforms(content.count, seed: 26, -2...2), s = streams.uniforms(style.count, seed: 27, -1...3)
+        let dy = streams.uniforms(content.count, seed: 28)
         let ada = try AdaptiveInstanceNormalization(content: content, style: style, epsilon: Float(eps),
                                                     unbiasedVariance: unbiased, threading: .serial)
         let (_, saved) = try ada.forward(content: x, style: s)
         let grads = try ada.backward(content: x, style: s, gradOutput: dy, saved: saved)
-        let contentSlots = bwSlots(content, groupSize: 1), styleSlots = bwSlots(style, groupSize: 1)
+        let contentSlots = Reference.slots(content, groupSize: 1), styleSlots = Reference.slots(style, groupSize: 1)
         func forward(_ x: [Double], _ s: [Double]) -> [Double] {
             var mu = [Double](), sigma = [Double]()
             for slot in styleSlots {
@@ -331,13 +234,13 @@ struct GradientCheckTests {
             func slot(_ i: Int) -> Int {
                 content.layout == .nchw ? i / content.spatial : (i / (content.spatial * content.c)) * content.c + i % content.c
             }
-            return bwNormalize(x, slots: contentSlots, eps: eps, unbiased: unbiased,
+            return Reference.normalize(x, slots: contentSlots, eps: eps, unbiased: unbiased,
                                gain: { sigma[slot($0)] }, shift: { mu[slot($0)] })
         }
-        let xd = bwDoubles(x), sd = bwDoubles(s)
+        let xd = x.map(Double.init), sd = s.map(Double.init)
         let what = "AdaIN \(layout) unbiased \(unbiased)"
-        bwExpectClose(grads.content, bwNumericGradient(xd) { bwDot(forward($0, sd), dy) }, "\(what) dcontent")
-        bwExpectClose(grads.style, bwNumericGradient(sd) { bwDot(forward(xd, $0), dy) }, "\(what) dstyle")
+        expectMatchesNumeric(grads.content, Reference.numericGradient(xd) { Reference.dot(forward($0, sd), dy) }, "\(what) dcontent")
+        expectMatchesNumeric(grads.style, Reference.numericGradient(sd) { Reference.dot(forward(xd, $0), dy) }, "\(what) dstyle")
     }
 
     // MARK: - Weight normalization
@@ -347,8 +250,8 @@ struct GradientCheckTests {
     func weightNorm(shape: [Int], dim: Int?) throws {
         let count = shape.reduce(1, *)
         let wn = try WeightNormalization(shape: shape, dim: dim, threading: .serial)
-        let v = bwRandom(count, seed: 29, -2, 2), g = bwRandom(wn.normCount, seed: 30, -1.5, 1.5)
-        let dw = bwRandom(count, seed: 31)
+        let v = streams.uniforms(count, seed: 29, -2...2), g = streams.uniforms(wn.normCount, seed: 30, -1.5...1.5)
+        let dw = streams.uniforms(count, seed: 31)
         let (_, norms) = try wn.forward(v: v, g: g)
         let grads = try wn.backward(v: v, g: g, gradWeight: dw, norms: norms)
         let outer = dim.map { shape[..<$0].reduce(1, *) } ?? 1
@@ -362,9 +265,9 @@ struct GradientCheckTests {
             }
             return w
         }
-        let vd = bwDoubles(v), gd = bwDoubles(g)
+        let vd = v.map(Double.init), gd = g.map(Double.init)
         let what = "WN \(shape) dim \(String(describing: dim))"
-        bwExpectClose(grads.v, bwNumericGradient(vd) { bwDot(forward($0, gd), dw) }, "\(what) dv")
-        bwExpectClose(grads.g, bwNumericGradient(gd) { bwDot(forward(vd, $0), dw) }, "\(what) dg")
+        expectMatchesNumeric(grads.v, Reference.numericGradient(vd) { Reference.dot(forward($0, gd), dw) }, "\(what) dv")
+        expectMatchesNumeric(grads.g, Reference.numericGradient(gd) { Reference.dot(forward(vd, $0), dw) }, "\(what) dg")
     }
 }

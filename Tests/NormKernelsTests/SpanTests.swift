@@ -34,22 +34,6 @@ private func spanGradients(
     return NormGradients(input: dx, scale: dγ, bias: dβ)
 }
 
-private func bits(_ x: [Float]?) -> [UInt32]? { x.map { $0.map(\.bitPattern) } }
-private func bits(_ x: [Double]) -> [UInt64] { x.map(\.bitPattern) }
-
-private func expectIdentical(_ a: NormGradients, _ b: NormGradients, _ what: String,
-                             sourceLocation: SourceLocation = #_sourceLocation) {
-    #expect(bits(a.input) == bits(b.input), "\(what): dx", sourceLocation: sourceLocation)
-    #expect(bits(a.scale) == bits(b.scale), "\(what): dγ", sourceLocation: sourceLocation)
-    #expect(bits(a.bias) == bits(b.bias), "\(what): dβ", sourceLocation: sourceLocation)
-}
-
-private func expectIdentical(_ a: SavedStatistics, _ b: SavedStatistics, _ what: String,
-                             sourceLocation: SourceLocation = #_sourceLocation) {
-    #expect(bits(a.mean) == bits(b.mean), "\(what): saved mean", sourceLocation: sourceLocation)
-    #expect(bits(a.invStd) == bits(b.invStd), "\(what): saved 1/σ", sourceLocation: sourceLocation)
-}
-
 private func runningPair(_ channels: Int, _ rng: inout SplitMix64) throws -> (RunningStatistics, RunningStatistics) {
     let mean = rng.uniforms(channels, -1...1), variance = rng.uniforms(channels, 0.5...2)
     return (try RunningStatistics(channels: channels, mean: mean, variance: variance),
@@ -78,16 +62,16 @@ struct SpanTests {
             try withSpan(&y) { out in
                 saved = try bn.forwardTraining(input: x.span, output: &out, scale: g.span, bias: b.span, running: r2)
             }
-            #expect(bits(y) == bits(yArray), "\(what): forwardTraining")
+            #expect(bitPatterns(y) == bitPatterns(yArray), "\(what): forwardTraining")
             expectIdentical(saved, savedArray, what)
-            #expect(bits(r1.mean) == bits(r2.mean) && bits(r1.variance) == bits(r2.variance), "\(what): running")
+            #expect(bitPatterns(r1.mean) == bitPatterns(r2.mean) && bitPatterns(r1.variance) == bitPatterns(r2.variance), "\(what): running")
 
             let yInfArray = try bn.forwardInference(x, scale: g, bias: b, running: r1)
             var yInf = [Float](repeating: -7, count: shape.count)
             try withSpan(&yInf) { out in
                 try bn.forwardInference(input: x.span, output: &out, scale: g.span, bias: b.span, running: r2)
             }
-            #expect(bits(yInf) == bits(yInfArray), "\(what): forwardInference")
+            #expect(bitPatterns(yInf) == bitPatterns(yInfArray), "\(what): forwardInference")
 
             let output: [Float]? = fused ? y : nil
             for selection in Self.selections {
@@ -125,15 +109,15 @@ struct SpanTests {
         try withSpan(&y) { out in
             saved = try k.forwardTraining(input: x.span, output: &out, scale: g.span, bias: b.span, running: r2)
         }
-        #expect(bits(y) == bits(yArray))
+        #expect(bitPatterns(y) == bitPatterns(yArray))
         expectIdentical(saved, savedArray, "InstanceNorm")
-        #expect(bits(r1.mean) == bits(r2.mean) && bits(r1.variance) == bits(r2.variance))
+        #expect(bitPatterns(r1.mean) == bitPatterns(r2.mean) && bitPatterns(r1.variance) == bitPatterns(r2.variance))
 
         // Without γ and β (nil spans).
         let yPlainArray = try k.forwardInference(x, running: r1)
         var yPlain = [Float](repeating: -7, count: shape.count)
         try withSpan(&yPlain) { out in try k.forwardInference(input: x.span, output: &out, running: r2) }
-        #expect(bits(yPlain) == bits(yPlainArray))
+        #expect(bitPatterns(yPlain) == bitPatterns(yPlainArray))
 
         for selection in Self.selections {
             let array = try k.backwardTraining(x, gradOutput: dy, saved: saved, scale: g, computing: selection)
@@ -164,7 +148,7 @@ struct SpanTests {
         var y = [Float](repeating: -7, count: shape.count)
         var saved = SavedStatistics(mean: [], invStd: [])
         try withSpan(&y) { out in saved = try gn.forward(input: x.span, output: &out, scale: gc.span, bias: bc.span) }
-        #expect(bits(y) == bits(yArray))
+        #expect(bitPatterns(y) == bitPatterns(yArray))
         expectIdentical(saved, savedArray, "GroupNorm")
         for selection in Self.selections {
             let array = try gn.backward(x, gradOutput: dy, saved: saved, scale: gc, computing: selection)
@@ -182,7 +166,7 @@ struct SpanTests {
         var z = [Float](repeating: -7, count: shape.count)
         var lnSaved = SavedStatistics(mean: [], invStd: [])
         try withSpan(&z) { out in lnSaved = try ln.forward(input: x.span, output: &out, scale: gf.span, bias: bf.span) }
-        #expect(bits(z) == bits(zArray))
+        #expect(bitPatterns(z) == bitPatterns(zArray))
         expectIdentical(lnSaved, lnSavedArray, "LayerNorm")
         for selection in Self.selections {
             let array = try ln.backward(x, gradOutput: dy, saved: lnSaved, scale: gf, computing: selection)
@@ -204,7 +188,7 @@ struct SpanTests {
         var y = [Float](repeating: -7, count: x.count)
         var saved = SavedStatistics(mean: [], invStd: [])
         try withSpan(&y) { out in saved = try k.forward(input: x.span, output: &out, scale: g.span) }
-        #expect(bits(y) == bits(yArray))
+        #expect(bitPatterns(y) == bitPatterns(yArray))
         expectIdentical(saved, savedArray, "RMSNorm")
         for selection in Self.selections {
             let array = try k.backward(x, gradOutput: dy, saved: saved, scale: g, computing: selection)
@@ -227,7 +211,7 @@ struct SpanTests {
         var y = [Float](repeating: -7, count: content.count)
         var saved: AdaptiveInstanceNormalization.Saved?
         try withSpan(&y) { out in saved = try k.forward(content: x.span, style: s.span, output: &out) }
-        #expect(bits(y) == bits(yArray))
+        #expect(bitPatterns(y) == bitPatterns(yArray))
         #expect(saved == savedArray)
         for (wantContent, wantStyle) in [(true, true), (true, false), (false, true)] {
             let array = try k.backward(content: x, style: s, gradOutput: dy, saved: savedArray,
@@ -240,8 +224,8 @@ struct SpanTests {
                                    gradContent: &dcs, gradStyle: &dss)
                 }
             }
-            #expect(bits(dc) == bits(array.content), "AdaIN dcontent \(wantContent) \(wantStyle)")
-            #expect(bits(ds) == bits(array.style), "AdaIN dstyle \(wantContent) \(wantStyle)")
+            #expect(bitPatterns(dc) == bitPatterns(array.content), "AdaIN dcontent \(wantContent) \(wantStyle)")
+            #expect(bitPatterns(ds) == bitPatterns(array.style), "AdaIN dstyle \(wantContent) \(wantStyle)")
         }
     }
 
@@ -255,8 +239,8 @@ struct SpanTests {
         var w = [Float](repeating: -7, count: k.count)
         var norms: [Double] = []
         try withSpan(&w) { out in norms = try k.forward(v: v.span, g: g.span, output: &out) }
-        #expect(bits(w) == bits(wArray))
-        #expect(bits(norms) == bits(normsArray))
+        #expect(bitPatterns(w) == bitPatterns(wArray))
+        #expect(bitPatterns(norms) == bitPatterns(normsArray))
         for (wantV, wantG) in [(true, true), (true, false), (false, true)] {
             let array = try k.backward(v: v, g: g, gradWeight: dw, norms: norms, gradV: wantV, gradG: wantG)
             var dv: [Float]? = wantV ? [Float](repeating: 0, count: k.count) : nil
@@ -266,8 +250,8 @@ struct SpanTests {
                     try k.backward(v: v.span, g: g.span, gradWeight: dw.span, norms: norms, gradV: &dvs, gradG: &dgs)
                 }
             }
-            #expect(bits(dv) == bits(array.v), "WeightNorm dv \(wantV) \(wantG)")
-            #expect(bits(dg) == bits(array.g), "WeightNorm dg \(wantV) \(wantG)")
+            #expect(bitPatterns(dv) == bitPatterns(array.v), "WeightNorm dv \(wantV) \(wantG)")
+            #expect(bitPatterns(dg) == bitPatterns(array.g), "WeightNorm dg \(wantV) \(wantG)")
         }
     }
 
@@ -289,8 +273,8 @@ struct SpanTests {
                 folded = try BatchNormFolding.fold(weight: &ws, bias: b?.span, outChannels: outChannels, running: running,
                                                    scale: sc?.span, shift: sh?.span)
             }
-            #expect(bits(w) == bits(array.weight), "fold weight, parameters \(withParameters)")
-            #expect(bits(folded) == bits(array.bias), "fold bias, parameters \(withParameters)")
+            #expect(bitPatterns(w) == bitPatterns(array.weight), "fold weight, parameters \(withParameters)")
+            #expect(bitPatterns(folded) == bitPatterns(array.bias), "fold bias, parameters \(withParameters)")
         }
     }
 

@@ -1,7 +1,7 @@
-// Helpers shared by the forward-kernel correctness suites: a deterministic
-// generator, fills with known statistics, layout conversion, tolerance-aware
-// comparisons that name the worst element, a combinatorics sweep that names the
-// failing combination, and error/sentinel checks.
+// The one toolkit of the test suites (with TestSupport+Checks, +Errors,
+// +Determinism, +Fixtures and Reference): deterministic data (SplitMix64 by
+// label or by numbered stream), fills with known statistics, shapes and layout
+// conversion, and a combinatorics sweep that names the failing combination.
 
 import Foundation
 import Testing
@@ -55,12 +55,56 @@ struct SplitMix64: RandomNumberGenerator {
     }
 }
 
+/// Numbered streams: suites that pick their data by a small seed k (1, 2, …)
+/// rather than by a label. The suites were written at different times and map k
+/// to SplitMix64's starting state differently; each family keeps its mapping, so
+/// every test still sees the data it was written and tuned against.
+struct SeededStreams {
+    /// nil: the state is k itself; else k·0x9E3779B97F4A7C15 + salt (SplitMix64's
+    /// increment spreads neighbouring seeds across the state space).
+    let salt: UInt64?
+
+    func generator(_ seed: UInt64) -> SplitMix64 {
+        SplitMix64(seed: salt.map { seed &* 0x9E37_79B9_7F4A_7C15 &+ $0 } ?? seed)
+    }
+
+    /// `count` values uniform in `range` (53 random bits each, then rounded to
+    /// Float), plus `offset` added in Float32.
+    func uniforms(_ count: Int, seed: UInt64, _ range: ClosedRange<Double> = -1...1, offset: Float = 0) -> [Float] {
+        var rng = generator(seed)
+        return rng.uniforms(count, range).map { offset + $0 }
+    }
+
+    /// Approximately normal values of mean `mean` and standard deviation `std`:
+    /// the sum of 4 uniforms on [−1, 1) (variance 4/3), each rounded to Float
+    /// first, rescaled by √(3/4). Values for 1e4 ± 1e-2 stay cheap and bounded.
+    func normals(_ count: Int, seed: UInt64, mean: Double, std: Double) -> [Float] {
+        let u = uniforms(4 * count, seed: seed, -1...1)
+        return (0..<count).map { i in
+            let s = Double(u[4 * i]) + Double(u[4 * i + 1]) + Double(u[4 * i + 2]) + Double(u[4 * i + 3])
+            return Float(mean + std * s * (3.0 / 4).squareRoot())
+        }
+    }
+
+    /// Forward determinism and concurrency suites: state = k.
+    static let plain = SeededStreams(salt: nil)
+    /// Backward suites (determinism, errors, in place, accuracy of dx, dγ, dβ).
+    static let backward = SeededStreams(salt: 0x51ED_270B)
+    /// Finite-difference gradient checks.
+    static let gradientCheck = SeededStreams(salt: 0x1234_5678)
+}
+
 // MARK: - Shapes and layouts
 
 extension TensorShape {
     /// Element offset of logical (n, c, spatial s) in this shape's memory order.
     func offset(_ n: Int, _ channel: Int, _ s: Int) -> Int {
         layout == .nchw ? (n * c + channel) * spatial + s : (n * spatial + s) * c + channel
+    }
+
+    /// Channel of the element at memory offset `offset`.
+    func channel(at offset: Int) -> Int {
+        layout == .nchw ? (offset / spatial) % c : offset % c
     }
 
     func with(layout: Layout) -> TensorShape {
@@ -99,6 +143,22 @@ enum Sizes {
 
     /// Lengths of one contiguous run around the 8-, 16-, 32-wide loops and the block.
     static let features = [1, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, 4095, 4096, 4097, 8192, 9000, 20000, 50001]
+}
+
+/// The shapes of the BatchNorm / InstanceNorm / GroupNorm / AdaIN sweeps:
+/// every H·W of `Sizes.spatial` × every C of `Sizes.channels` × both layouts.
+/// N is small where H·W is large (the sweep stays fast) and includes N = 1 where legal.
+func activationShapes(includeSingleSpatial: Bool = true, nsForSmall: [Int] = [1, 3]) -> [TensorShape] {
+    var shapes: [TensorShape] = []
+    for (h, w) in Sizes.spatial where includeSingleSpatial || h * w > 1 {
+        for c in Sizes.channels {
+            let ns = h * w == 1 ? [2, 5] : h * w > 1000 ? [2] : nsForSmall
+            for n in ns {
+                for layout in Layout.allCases { shapes.append(TensorShape(n: n, c: c, h: h, w: w, layout: layout)) }
+            }
+        }
+    }
+    return shapes
 }
 
 /// Rows per block of the columns geometry (BatchNorm NHWC / [N, D], InstanceNorm
@@ -190,158 +250,5 @@ func sweep<Case>(_ cases: [Case], sourceLocation: SourceLocation = #_sourceLocat
         } catch {
             Issue.record("unexpected error \(error) for \(context)", sourceLocation: sourceLocation)
         }
-    }
-}
-
-// MARK: - Comparisons
-
-/// Tolerance for O(1) normalized outputs of a reduction over `count` values:
-/// rounding grows with the depth of the merge tree, i.e. with log2(count).
-func reductionTolerance(_ count: Int) -> Double { 1e-5 * (1 + log2(Double(max(1, count)))) }
-
-/// Relative tolerance for a saved 1/σ (or σ) over `count` values: well below the
-/// 1/(2·count) by which M2/(n − 1) moves 1/σ away from M2/n, so a biased/unbiased
-/// swap always fails (a quarter of it, capped by `reductionTolerance`), but never
-/// under 1e-7 (about one Float32 ulp: what the kernels are asked to reach).
-func invStdTolerance(_ count: Int) -> Double {
-    max(1e-7, min(reductionTolerance(count), 0.25 / Double(max(1, count))))
-}
-
-/// Whether every saved 1/σ is within `invStdTolerance(count)` of the reference
-/// (no expectation recorded: for checks that a wrong reference is rejected).
-func invStdWithin(_ actual: [Double], _ expected: [Double], count: Int) -> Bool {
-    let tol = invStdTolerance(count)
-    return actual.count == expected.count && zip(actual, expected).allSatisfy { abs($0 - $1) <= tol * abs($1) }
-}
-
-/// Checks `|actual − expected| ≤ atol + rtol·|expected|` for every element (NaN
-/// must match NaN, ±∞ must match exactly) with one expectation whose message
-/// names the worst element, its values and the combination.
-@discardableResult
-func expectAllClose<T: BinaryFloatingPoint>(
-    _ actual: [T], _ expected: [Double], atol: Double, rtol: Double = 0,
-    _ what: String, _ context: String, sourceLocation: SourceLocation = #_sourceLocation
-) -> Bool {
-    guard actual.count == expected.count else {
-        Issue.record("\(what): \(actual.count) values, expected \(expected.count) — \(context)", sourceLocation: sourceLocation)
-        return false
-    }
-    var worst = 0.0, at = -1
-    for i in actual.indices {
-        let a = Double(actual[i]), e = expected[i]
-        let ratio: Double
-        if a.isNaN || e.isNaN || a.isInfinite || e.isInfinite {
-            ratio = (a.isNaN && e.isNaN) || a == e ? 0 : .infinity
-        } else {
-            ratio = abs(a - e) / (atol + rtol * abs(e))
-        }
-        if ratio > worst || (ratio.isNaN && !worst.isNaN) { worst = ratio; at = i }
-        if worst == .infinity { break }
-    }
-    let ok = worst <= 1
-    let message = ok ? "" : "\(what): element \(at) of \(actual.count) is \(actual[at]), expected \(expected[at]) "
-        + "(|Δ| = \(abs(Double(actual[at]) - expected[at])), atol \(atol), rtol \(rtol), error/tolerance \(worst)) — \(context)"
-    #expect(ok, Comment(rawValue: message), sourceLocation: sourceLocation)
-    return ok
-}
-
-/// Bitwise equality (NaNs with equal payloads compare equal), naming the first difference.
-@discardableResult
-func expectIdentical(_ actual: [Float], _ expected: [Float], _ what: String, _ context: String,
-                     sourceLocation: SourceLocation = #_sourceLocation) -> Bool {
-    guard actual.count == expected.count else {
-        Issue.record("\(what): \(actual.count) values, expected \(expected.count) — \(context)", sourceLocation: sourceLocation)
-        return false
-    }
-    let first = actual.indices.first { actual[$0].bitPattern != expected[$0].bitPattern }
-    let message = first.map { "\(what): element \($0) is \(actual[$0]), expected \(expected[$0]) bit for bit — \(context)" } ?? ""
-    #expect(first == nil, Comment(rawValue: message), sourceLocation: sourceLocation)
-    return first == nil
-}
-
-func expectIdentical(_ actual: [Double], _ expected: [Double], _ what: String, _ context: String,
-                     sourceLocation: SourceLocation = #_sourceLocation) {
-    expectIdentical(actual.map { Float($0) }, expected.map { Float($0) }, what + " (as Float)", context,
-                    sourceLocation: sourceLocation)
-    let first = actual.indices.first { actual[$0].bitPattern != expected[$0].bitPattern }
-    let message = first.map { "\(what): element \($0) is \(actual[$0]), expected \(expected[$0]) bit for bit — \(context)" } ?? ""
-    #expect(actual.count == expected.count && first == nil, Comment(rawValue: message), sourceLocation: sourceLocation)
-}
-
-func maxAbs(_ values: [Double]) -> Double { values.reduce(0) { max($0, abs($1)) } }
-
-// MARK: - Errors and sentinels
-
-/// The value output buffers are filled with before a call that must not write.
-let sentinel: Float = -777
-
-/// A snapshot of everything a forward call may change in running statistics.
-struct RunningSnapshot: Equatable {
-    var mean: [Float], variance: [Float], batchesTracked: Int, skippedUpdates: Int, population: [Moments]
-
-    init(_ r: RunningStatistics) {
-        mean = r.mean
-        variance = r.variance
-        batchesTracked = r.batchesTracked
-        skippedUpdates = r.skippedUpdates
-        population = r.population
-    }
-
-    static func == (a: Self, b: Self) -> Bool {
-        a.mean.map(\.bitPattern) == b.mean.map(\.bitPattern)
-            && a.variance.map(\.bitPattern) == b.variance.map(\.bitPattern)
-            && a.batchesTracked == b.batchesTracked && a.skippedUpdates == b.skippedUpdates
-            && a.population == b.population
-    }
-}
-
-/// Expects `body` to throw a `NormError` matching `matches`, whose description
-/// contains every fragment (argument names, expected and actual values).
-func expectNormError(
-    _ what: String, mentions fragments: [String], sourceLocation: SourceLocation = #_sourceLocation,
-    matches: (NormError) -> Bool, _ body: () throws -> Void
-) {
-    do {
-        try body()
-        Issue.record("\(what): expected a NormError, nothing was thrown", sourceLocation: sourceLocation)
-    } catch let error as NormError {
-        #expect(matches(error), "\(what): wrong error \(error) (\(error.description))", sourceLocation: sourceLocation)
-        for fragment in fragments {
-            #expect(error.description.contains(fragment),
-                    "\(what): message “\(error.description)” does not mention “\(fragment)”", sourceLocation: sourceLocation)
-        }
-    } catch {
-        Issue.record("\(what): expected a NormError, got \(error)", sourceLocation: sourceLocation)
-    }
-}
-
-/// Same, for an exact expected error.
-func expectNormError(
-    _ expected: NormError, mentions fragments: [String], _ what: String = "",
-    sourceLocation: SourceLocation = #_sourceLocation, _ body: () throws -> Void
-) {
-    expectNormError(what.isEmpty ? "\(expected)" : what, mentions: fragments, sourceLocation: sourceLocation,
-                    matches: { $0 == expected }, body)
-}
-
-/// A forward call that must be rejected: the output buffer (of `outputCount`
-/// elements) is filled with the sentinel, the call must throw `expected`, and
-/// afterwards the output and the running statistics must be untouched.
-func expectRejected(
-    _ expected: NormError, mentions fragments: [String], _ what: String,
-    outputCount: Int, running: [RunningStatistics] = [],
-    sourceLocation: SourceLocation = #_sourceLocation,
-    _ call: (UnsafeMutableBufferPointer<Float>) throws -> Void
-) {
-    var output = [Float](repeating: sentinel, count: outputCount)
-    let before = running.map(RunningSnapshot.init)
-    expectNormError(expected, mentions: fragments, what, sourceLocation: sourceLocation) {
-        try output.withUnsafeMutableBufferPointer { try call($0) }
-    }
-    let written = output.firstIndex { $0.bitPattern != sentinel.bitPattern }
-    #expect(written == nil, "\(what): output[\(written ?? -1)] was written before the error", sourceLocation: sourceLocation)
-    for (r, snapshot) in zip(running, before) {
-        #expect(RunningSnapshot(r) == snapshot, "\(what): running statistics changed before the error",
-                sourceLocation: sourceLocation)
     }
 }

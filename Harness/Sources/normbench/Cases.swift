@@ -1,36 +1,6 @@
 import Foundation
 import NormKernels
 
-/// The operations normbench runs. The raw values are the `--ops` names and the
-/// CSV `op` column.
-enum Op: String, CaseIterable, Codable {
-    case batchnorm, layernorm, rmsnorm, instancenorm, groupnorm, adain, weightnorm
-
-    /// Whether NCHW and NHWC are different problems for this op.
-    ///
-    /// LayerNorm and RMSNorm normalize each sample over all of C·H·W in memory
-    /// order (PyTorch `normalized_shape = [C, H, W]`), so the layout does not
-    /// change the work; weight normalization's tensor is a row-major weight.
-    /// These run once per shape with layout "-".
-    var hasLayout: Bool {
-        switch self {
-        case .batchnorm, .instancenorm, .groupnorm, .adain: return true
-        case .layernorm, .rmsnorm, .weightnorm: return false
-        }
-    }
-
-    var hasGroups: Bool { self == .groupnorm }
-
-    /// Only BatchNorm and InstanceNorm have a separate inference mode (running
-    /// statistics); every op has a training forward and (eventually) a backward.
-    func supports(_ direction: Direction) -> Bool {
-        switch direction {
-        case .forwardTraining, .backward: return true
-        case .forwardInference: return self == .batchnorm || self == .instancenorm
-        }
-    }
-}
-
 /// Which pass of an op is measured. Ops with one forward (LayerNorm, GroupNorm,
 /// …) list it as forward-training.
 enum Direction: String, CaseIterable, Codable {
@@ -39,12 +9,26 @@ enum Direction: String, CaseIterable, Codable {
     case backward
 }
 
+/// The element type of the activation tensors (x, y, dy, dx, style); γ, β and
+/// statistics stay Float32. The raw values are the `--dtype` names.
+enum DType: String, CaseIterable {
+    case f32, f16, bf16
+
+    var elementBytes: Int { self == .f32 ? 4 : 2 }
+
+    /// The library's kernels take Float32 only so far; 16-bit cases are refused
+    /// when the grid is read (see docs/HARNESS.md, "Adding an op or a dtype").
+    var isSupported: Bool { self == .f32 }
+}
+
 /// Logical `[N, C, H, W]`; the layout travels separately because some ops have none.
 struct Shape: Hashable, Codable, CustomStringConvertible {
     var n: Int, c: Int, h: Int, w: Int
 
     var count: Int { n * c * h * w }
     var spatial: Int { h * w }
+    /// Values per row of the row ops (LayerNorm, RMSNorm, weight normalization).
+    var features: Int { c * h * w }
     var description: String { "\(n)x\(c)x\(h)x\(w)" }
 
     /// Parses "NxCxHxW" (also with commas, as `topology --shape 32,64,56,56`).
@@ -65,9 +49,10 @@ struct Shape: Hashable, Codable, CustomStringConvertible {
 /// Everything that fixes a case's data: cases that differ only in the thread
 /// count share one workload (inputs, reference values).
 struct CaseKey: Hashable {
-    var op: Op
+    var op: any BenchOp
+    var dtype: DType = .f32
     var direction: Direction
-    /// nil where the op has no layout (see `Op.hasLayout`); the data is then
+    /// nil where the op has no layout (see `BenchOp.hasLayout`); the data is then
     /// generated and addressed as NCHW, i.e. `[N, C·H·W]` row-major.
     var layout: Layout?
     var shape: Shape
@@ -77,9 +62,25 @@ struct CaseKey: Hashable {
     var memoryLayout: Layout { layout ?? .nchw }
     var layoutName: String { layout?.rawValue ?? "-" }
     var groupsName: String { groups.map(String.init) ?? "-" }
+    /// The op's pass in this direction; the grid only builds keys that have one.
+    var pass: Pass { op.pass(direction)! }
+    /// The minimum bytes the case moves (`Traffic`), at its element size.
+    var bytes: Int { pass.traffic(shape).bytes(dtype) }
 
     var label: String {
-        "\(op.rawValue) \(direction.rawValue) \(layoutName) \(shape)" + (groups.map { " G\($0)" } ?? "")
+        "\(op.name)\(dtype == .f32 ? "" : " " + dtype.rawValue) \(direction.rawValue) \(layoutName) \(shape)"
+            + (groups.map { " G\($0)" } ?? "")
+    }
+
+    // Ops are told apart by name (the registry holds one of each).
+    static func == (a: CaseKey, b: CaseKey) -> Bool {
+        a.op.name == b.op.name && a.dtype == b.dtype && a.direction == b.direction && a.layout == b.layout
+            && a.shape == b.shape && a.groups == b.groups
+    }
+
+    func hash(into hasher: inout Hasher) {
+        hasher.combine(op.name); hasher.combine(dtype); hasher.combine(direction)
+        hasher.combine(layout); hasher.combine(shape); hasher.combine(groups)
     }
 }
 
@@ -93,7 +94,9 @@ struct BenchCase {
 
 /// What to run: the resolved cross product of a sweep or scale command.
 struct CaseGrid {
-    var ops: [Op]
+    var ops: [any BenchOp]
+    /// Element types of the activation tensors; only supported ones (`DType.isSupported`) reach the grid.
+    var dtypes: [DType] = [.f32]
     var directions: [Direction]
     var layouts: [Layout]
     var shapes: [Shape]
@@ -110,53 +113,40 @@ struct CaseGrid {
         }
     }
 
-    /// The applicable keys in a stable order (op, direction, layout, shape, groups),
-    /// deduplicated. Inapplicable combinations are dropped silently (inference for
-    /// ops without running statistics, layouts for layout-free ops, groups for ops
-    /// other than GroupNorm); combinations that are applicable but cannot run are
-    /// counted in `skips`.
+    /// The applicable keys in a stable order (op, dtype, direction, layout, shape,
+    /// groups), deduplicated. Inapplicable combinations are dropped silently
+    /// (inference for ops without running statistics, layouts for layout-free ops,
+    /// groups for ops other than GroupNorm); combinations that are applicable but
+    /// cannot run are counted in `skips`.
     func keys() -> (keys: [CaseKey], skips: Skips) {
         var keys: [CaseKey] = []
         var seen = Set<CaseKey>()
         var skips = Skips()
         for op in ops {
-            for direction in directions where op.supports(direction) {
-                if Kernels.maker(op, direction) == nil {
-                    // One summary entry per direction, not per op × shape.
-                    skips.add("ops without a \(direction.rawValue) kernel in the library yet")
-                    continue
-                }
-                let opLayouts: [Layout?] = op.hasLayout ? layouts.map { $0 } : [nil]
-                for layout in opLayouts {
-                    for shape in shapes {
-                        let opGroups: [Int?] = op.hasGroups ? groups.map { $0 } : [nil]
-                        for g in opGroups {
-                            let key = CaseKey(op: op, direction: direction, layout: layout, shape: shape, groups: g)
-                            if let reason = Self.cannotRun(key) { skips.add(reason); continue }
-                            if seen.insert(key).inserted { keys.append(key) }
+            for dtype in dtypes {
+                for direction in directions {
+                    guard let pass = op.pass(direction) else { continue }
+                    if pass.make == nil {
+                        // One summary entry per direction, not per op × shape.
+                        skips.add("ops without a \(direction.rawValue) kernel in the library yet")
+                        continue
+                    }
+                    let opLayouts: [Layout?] = op.hasLayout ? layouts.map { $0 } : [nil]
+                    for layout in opLayouts {
+                        for shape in shapes {
+                            let opGroups: [Int?] = op.hasGroups ? groups.map { $0 } : [nil]
+                            for g in opGroups {
+                                let key = CaseKey(op: op, dtype: dtype, direction: direction, layout: layout,
+                                                  shape: shape, groups: g)
+                                if let reason = op.cannotRun(key) { skips.add(reason); continue }
+                                if seen.insert(key).inserted { keys.append(key) }
+                            }
                         }
                     }
                 }
             }
         }
         return (keys, skips)
-    }
-
-    /// Combinations the kernels reject by definition (not by a bug).
-    static func cannotRun(_ key: CaseKey) -> String? {
-        let s = key.shape
-        if let g = key.groups, s.c % g != 0 {
-            return "groupnorm groups not dividing C"
-        }
-        if key.direction != .forwardInference {
-            // Training statistics need more than one value per statistic.
-            switch key.op {
-            case .batchnorm where s.n * s.spatial < 2: return "batchnorm training with N·H·W = 1"
-            case .instancenorm where s.spatial < 2: return "instancenorm training with H·W = 1"
-            default: break
-            }
-        }
-        return nil
     }
 
     /// Every case: keys × thread counts, thread count innermost so that one

@@ -6,13 +6,16 @@ import NormKernels
 /// optional so that a value can come, in order of precedence, from the flag,
 /// from `--config FILE.json` (same keys), or from the command's defaults.
 struct GridOptions: ParsableArguments {
-    @Option(help: "Ops, comma-separated, or 'all': batchnorm,layernorm,rmsnorm,instancenorm,groupnorm,adain,weightnorm.")
+    @Option(help: "Ops, comma-separated, or 'all': \(BenchOps.names).")
     var ops: String?
+
+    @Option(help: "Element types of the activation tensors, comma-separated: f32 (f16, bf16: not yet supported).")
+    var dtype: String?
 
     @Option(help: "Directions, comma-separated, or 'all': forward-training,forward-inference,backward.")
     var directions: String?
 
-    @Option(help: "Layouts, comma-separated: nchw,nhwc (ignored by layernorm, rmsnorm, weightnorm).")
+    @Option(help: "Layouts, comma-separated: nchw,nhwc (ignored by \(BenchOps.layoutFreeNames)).")
     var layouts: String?
 
     @Option(help: "Batch sizes N, comma-separated.")
@@ -60,6 +63,7 @@ struct GridOptions: ParsableArguments {
 /// JSON arrays.
 struct ConfigFile: Decodable {
     var ops: [String]?
+    var dtype: [String]?
     var directions: [String]?
     var layouts: [String]?
     var batch: [Int]?
@@ -75,7 +79,7 @@ struct ConfigFile: Decodable {
     var json: String?
 
     enum CodingKeys: String, CodingKey {
-        case ops, directions, layouts, batch, channels, spatial, shapes, groups, threads, affinity, csv, json
+        case ops, dtype, directions, layouts, batch, channels, spatial, shapes, groups, threads, affinity, csv, json
         case budgetMilliseconds = "budget-ms", minReps = "min-reps"
     }
 
@@ -105,7 +109,8 @@ struct ConfigFile: Decodable {
 
 /// A command's built-in choices, used where neither a flag nor the config says otherwise.
 struct GridDefaults {
-    var ops: [Op] = Op.allCases
+    var ops: [any BenchOp] = BenchOps.all
+    var dtypes: [DType] = [.f32]
     var directions: [Direction] = Direction.allCases
     var layouts: [Layout] = [.nchw, .nhwc]
     var batch: [Int]
@@ -128,7 +133,7 @@ struct ResolvedGrid {
     /// The effective settings, recorded in the JSON file.
     var settings: [String: String] {
         [
-            "ops": grid.ops.map(\.rawValue).joined(separator: ","),
+            "ops": grid.ops.map(\.name).joined(separator: ","),
             "directions": grid.directions.map(\.rawValue).joined(separator: ","),
             "layouts": grid.layouts.map(\.rawValue).joined(separator: ","),
             "shapes": grid.shapes.map(\.description).joined(separator: ","),
@@ -163,7 +168,11 @@ extension GridOptions {
         func positive(_ text: String) -> Int? { Int(text).flatMap { $0 > 0 ? $0 : nil } }
         func numbers(_ values: [Int]?) -> [String]? { values?.map(String.init) }
 
-        let ops = try list(self.ops, file?.ops, defaults.ops, "ops", all: Op.allCases) { Op(rawValue: $0) }
+        let ops = try list(self.ops, file?.ops, defaults.ops, "ops", all: BenchOps.all) { BenchOps.named($0) }
+        let dtypes = try list(self.dtype, file?.dtype, defaults.dtypes, "dtype") { DType(rawValue: $0.lowercased()) }
+        if let unsupported = dtypes.first(where: { !$0.isSupported }) {
+            throw ValidationError("--dtype: '\(unsupported.rawValue)' is not yet supported (the library's kernels take f32 only)")
+        }
         let directions = try list(self.directions, file?.directions, defaults.directions, "directions",
                                   all: Direction.allCases) { Direction(rawValue: $0) }
         let layouts = try list(self.layouts, file?.layouts, defaults.layouts, "layouts",
@@ -192,7 +201,8 @@ extension GridOptions {
         policy.minReps = max(1, minReps ?? file?.minReps ?? defaults.minReps)
         guard policy.budget >= 0 else { throw ValidationError("--budget-ms must be ≥ 0") }
 
-        let grid = CaseGrid(ops: ops, directions: directions, layouts: layouts, shapes: shapes, groups: groups,
+        let grid = CaseGrid(ops: ops, dtypes: dtypes, directions: directions, layouts: layouts, shapes: shapes,
+                            groups: groups,
                             threads: threads, affinity: affinity)
         return ResolvedGrid(grid: grid, policy: policy, csv: csv ?? file?.csv, json: json ?? file?.json,
                             pairedCopy: pairedCopy)

@@ -115,7 +115,7 @@ struct SweepRunner {
     /// of a sweep can belong to a different state than the case. Meant for
     /// tensors past the cache: the copy pass evicts the case's data.
     func pairedFraction(_ c: BenchCase, _ w: Workload, _ probe: BandwidthProbe, caseBytes: Int) -> Double? {
-        guard let make = Kernels.maker(c.key.op, c.key.direction),
+        guard let make = c.key.pass.make,
               let repetition = try? make(w, c.threading) else { return nil }
         let copyBytes = Double(probe.movedBytes(.copy))
         var ratios: [Double] = []
@@ -136,15 +136,15 @@ struct SweepRunner {
     func runCase(_ c: BenchCase, _ w: Workload, _ e: Reference.Expectation) -> CaseResult {
         let key = c.key
         var result = CaseResult(
-            op: key.op.rawValue, direction: key.direction.rawValue, layout: key.layoutName,
+            op: key.op.name, direction: key.direction.rawValue, layout: key.layoutName,
             n: key.shape.n, c: key.shape.c, h: key.shape.h, w: key.shape.w, groups: key.groupsName,
             threads: c.threads, affinity: c.affinity.rawValue,
-            medianMilliseconds: nil, minMilliseconds: nil, bytes: Traffic.bytes(key), gbps: nil,
+            medianMilliseconds: nil, minMilliseconds: nil, bytes: key.bytes, gbps: nil,
             fractionOfCopy: nil, checked: "error", reps: 0, q1Milliseconds: nil, q3Milliseconds: nil,
             p90Milliseconds: nil, firstRepetitionMilliseconds: nil, maxError: nil,
             checkedElements: e.offsets.count, checkedUnits: "\(e.checkedUnits)/\(e.units)", detail: "")
         do {
-            guard let make = Kernels.maker(key.op, key.direction) else {
+            guard let make = key.pass.make else {
                 result.detail = "not available"
                 return result
             }

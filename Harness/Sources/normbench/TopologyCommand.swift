@@ -33,8 +33,8 @@ struct TopologyCommand: ParsableCommand {
         guard let pinning = Affinity(rawValue: affinity.lowercased()) else {
             throw ValidationError("--affinity: '\(affinity)' is not none, compact or scatter")
         }
-        let ops = op == "all" ? Op.allCases : try op.split(separator: ",").map { name -> Op in
-            guard let o = Op(rawValue: String(name)) else { throw ValidationError("--op: '\(name)' is not an op") }
+        let ops = op == "all" ? BenchOps.all : try op.split(separator: ",").map { name -> any BenchOp in
+            guard let o = BenchOps.named(String(name)) else { throw ValidationError("--op: '\(name)' is not an op") }
             return o
         }
         let layouts = try layout.split(separator: ",").map { name -> Layout in
@@ -59,11 +59,11 @@ struct TopologyCommand: ParsableCommand {
             for l in opLayouts {
                 let key = CaseKey(op: o, direction: .forwardTraining, layout: l, shape: s, groups: o.hasGroups ? groups : nil)
                 do {
-                    guard let plan = try Kernels.plan(key, threading: threading) else { continue }
-                    print("\n\(o.rawValue) \(key.layoutName)\(o.hasGroups ? " G\(groups)" : ""):")
+                    let plan = try o.plan(key, threading: threading)
+                    print("\n\(o.name) \(key.layoutName)\(o.hasGroups ? " G\(groups)" : ""):")
                     print("  " + plan.description.replacingOccurrences(of: "\n", with: "\n  "))
                 } catch {
-                    print("\n\(o.rawValue) \(key.layoutName): \(error)")
+                    print("\n\(o.name) \(key.layoutName): \(error)")
                 }
             }
         }

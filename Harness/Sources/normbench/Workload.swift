@@ -66,8 +66,9 @@ final class Workload {
     let style: Buffer?
     /// Upstream gradient for backward cases.
     let dy: Buffer?
-    /// γ and β (C values; C·H·W for LayerNorm/RMSNorm); for weight normalization
-    /// `gamma` holds g (N values) and `beta` is empty.
+    /// γ and β, sized by the op (`BenchOp.operands`): C values, C·H·W for
+    /// LayerNorm/RMSNorm; for weight normalization `gamma` holds g (N values) and
+    /// `beta` is empty.
     let gamma: Buffer
     let beta: Buffer
     /// Backward only: receive dγ and dβ (dg for weight normalization), sized like γ and β.
@@ -80,18 +81,21 @@ final class Workload {
     static let epsilon: Float = 1e-5
 
     init(key: CaseKey) {
+        // The buffers hold Float; 16-bit dtypes are refused when the grid is read.
+        precondition(key.dtype == .f32, "normbench: \(key.dtype.rawValue) workloads are not yet supported")
         self.key = key
-        let s = key.shape
+        let s = key.shape, operands = key.op.operands(s)
         x = Workload.tensor(s, key.memoryLayout, seed: 1)
         out = Buffer(count: s.count)
-        style = key.op == .adain ? Workload.tensor(s, key.memoryLayout, seed: 2) : nil
+        style = operands.style ? Workload.tensor(s, key.memoryLayout, seed: 2) : nil
         dy = key.direction == .backward ? Workload.uniform(count: s.count, seed: 3, scale: 1) : nil
-        let params = Workload.parameterCount(key)
-        gamma = Buffer(count: params)
-        beta = Buffer(count: key.op == .weightnorm || key.op == .rmsnorm ? 0 : params)
-        for i in 0..<params {
+        gamma = Buffer(count: operands.gamma)
+        beta = Buffer(count: operands.beta)
+        for i in 0..<operands.gamma {
             gamma[i] = 1 + 0.25 * Deterministic.symmetric(seed: 4, index: i)
-            if beta.count > 0 { beta[i] = 0.25 * Deterministic.symmetric(seed: 5, index: i) }
+        }
+        for i in 0..<operands.beta {
+            beta[i] = 0.25 * Deterministic.symmetric(seed: 5, index: i)
         }
         gradGamma = key.direction == .backward ? Buffer(count: gamma.count) : nil
         gradBeta = key.direction == .backward ? Buffer(count: beta.count) : nil
@@ -109,16 +113,10 @@ final class Workload {
 
     var tensorShape: TensorShape { key.shape.tensor(key.memoryLayout) }
 
-    /// Length of γ (and β): per channel, per feature (LayerNorm/RMSNorm over
-    /// C·H·W), or one g per output row (weight normalization, dim 0 = N).
-    static func parameterCount(_ key: CaseKey) -> Int {
-        switch key.op {
-        case .batchnorm, .instancenorm, .groupnorm: return key.shape.c
-        case .layernorm, .rmsnorm: return key.shape.c * key.shape.spatial
-        case .weightnorm: return key.shape.n
-        case .adain: return 0
-        }
-    }
+    /// γ of the unit's element i (see `Unit.parameters`), in Float64.
+    func scale(_ unit: Unit, _ i: Int) -> Double { Double(gamma[unit.parameters[i]]) }
+    /// β of the unit's element i, or 0 for ops without β.
+    func shift(_ unit: Unit, _ i: Int) -> Double { beta.count > 0 ? Double(beta[unit.parameters[i]]) : 0 }
 
     /// x[n, c, h, w] = offset(c) + spread(c)·u, u uniform in [-1, 1), stored in `layout`.
     static func tensor(_ s: Shape, _ layout: Layout, seed: UInt64) -> Buffer {

@@ -50,7 +50,7 @@ extension InstanceNormalization {
         if usesTinyUnits {
             // 8 instances per vector (`TinyUnits`); each instance's dx right after its sums.
             let length = shape.spatial, base = sums.base
-            TinyUnits.forEachChunk(units: slots, valuesPerUnit: 2 * length, threading: threading) { chunk in
+            ChunkSchedule.forEachChunk(units: slots, valuesPerUnit: 2 * length, threading: threading) { chunk in
                 for u in chunk { xhat[u] = AffineCoefficients(mean: mean[u], invStd: invStd[u]) }
                 for first in stride(from: chunk.lowerBound, to: chunk.upperBound, by: 8) {
                     TinyUnits.gradientSums8(x, dy, first: first, last: chunk.upperBound - 1, length: length, xhat: xhat,

@@ -24,11 +24,11 @@ extension InstanceNormalization {
     var usesTinyChannels: Bool { Self.usesTinyChannels(shape) }
 
     /// `body(n, c0)` for every sample n and channel block c0 = 0, 8, …, through
-    /// `TinyUnits.forEachChunk` over the N·C instances (n·C + c): its 512-instance
+    /// `ChunkSchedule.forEachChunk` over the N·C instances (n·C + c): its 512-instance
     /// chunks hold whole 8-channel blocks because C % 8 == 0.
     func forEachChannelBlock(valuesPerUnit: Int, _ body: (_ n: Int, _ c0: Int) -> Void) {
         let C = shape.c
-        TinyUnits.forEachChunk(units: shape.n * C, valuesPerUnit: valuesPerUnit, threading: threading) { chunk in
+        ChunkSchedule.forEachChunk(units: shape.n * C, valuesPerUnit: valuesPerUnit, threading: threading) { chunk in
             for first in stride(from: chunk.lowerBound, to: chunk.upperBound, by: 8) { body(first / C, first % C) }
         }
     }

@@ -27,11 +27,11 @@ public struct InstanceNormalization: Sendable {
 
     public func plan() -> PlanDescription {
         if usesTinyChannels {
-            return TinyUnits.plan(units: shape.n * shape.c, length: shape.spatial, naming: "instances",
-                                  lanes: "values C apart, 8 channels per vector", threading: threading)
+            return ChunkSchedule.plan(units: shape.n * shape.c, length: shape.spatial, naming: "instances",
+                                      lanes: "values C apart, 8 channels per vector", threading: threading)
         }
         guard usesTinyUnits else { return groupedPlan(shape: shape, groupSize: 1, threading: threading) }
-        return TinyUnits.plan(units: shape.n * shape.c, length: shape.spatial, naming: "instances", threading: threading)
+        return ChunkSchedule.plan(units: shape.n * shape.c, length: shape.spatial, naming: "instances", threading: threading)
     }
 
     /// NCHW with H·W ≤ `TinyUnits.maxLength`: instances are a few contiguous values
@@ -114,7 +114,7 @@ public struct InstanceNormalization: Sendable {
     /// NCHW with H·W ≤ `TinyUnits.maxLength`: moments of 8 instances at a time,
     /// then each instance's outputs while its values are in L1, `y = (x − p)·s + t`
     /// with γ, β folded into s and t. Instances are independent, so chunks of
-    /// `TinyUnits.chunk` go to workers. Mean and 1/σ go straight into the saved
+    /// `ChunkSchedule.chunk` go to workers. Mean and 1/σ go straight into the saved
     /// arrays, and per-instance moments are kept only for running statistics:
     /// with ~4 values per instance, side buffers cost as much as the data.
     private func tinyForwardTraining(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
@@ -124,7 +124,7 @@ public struct InstanceNormalization: Sendable {
         let kept: UnsafeMutablePointer<Moments>? = running != nil ? .allocate(capacity: units) : nil
         defer { kept?.deallocate() }
         let saved = SavedStatistics.filling(count: units) { meanBase, invBase in
-            TinyUnits.forEachChunk(units: units, valuesPerUnit: length, threading: threading) { chunk in
+            ChunkSchedule.forEachChunk(units: units, valuesPerUnit: length, threading: threading) { chunk in
                 withUnsafeTemporaryAllocation(of: Moments.self, capacity: 8) { eight in
                     let m8 = eight.baseAddress!
                     for first in stride(from: chunk.lowerBound, to: chunk.upperBound, by: 8) {

@@ -80,10 +80,10 @@ func normalizeRows(
 func rowsPlan(rows: Int, features: Int, _ statistic: RowStatistic, threading: Threading) -> PlanDescription {
     let rowByRow = statistic == .moments ? rowByRowMoments.contains(features) : RMSNormalization.shortRows.contains(features)
     if rowByRow {
-        return TinyUnits.plan(units: rows, length: features, naming: "rows", lanes: "one row at a time", threading: threading)
+        return ChunkSchedule.plan(units: rows, length: features, naming: "rows", lanes: "one row at a time", threading: threading)
     }
     return features <= TinyUnits.maxRowLength(statistic)
-        ? TinyUnits.plan(units: rows, length: features, naming: "rows", threading: threading)
+        ? ChunkSchedule.plan(units: rows, length: features, naming: "rows", threading: threading)
         : RowsGeometry(units: rows, segmentLength: features, unitStride: features).plan(threading: threading)
 }
 
@@ -104,7 +104,7 @@ func normalizeTinyRows(
         && prefersStreamingStores(elements: rows * features, output: y, inputs: x)
     let centered = statistic == .moments
     let saved = SavedStatistics.filling(count: rows) { meanBase, invBase in
-        TinyUnits.forEachChunk(units: rows, valuesPerUnit: features, threading: threading) { chunk in
+        ChunkSchedule.forEachChunk(units: rows, valuesPerUnit: features, threading: threading) { chunk in
             withUnsafeTemporaryAllocation(of: Moments.self, capacity: 8) { eight in
                 let m8 = eight.baseAddress!
                 for first in stride(from: chunk.lowerBound, to: chunk.upperBound, by: 8) {
@@ -176,7 +176,7 @@ func normalizeRowByRow(
                                   gamma: gamma.map { $0 + a }, beta: beta.map { $0 + a }, streaming: streaming)
             }
         }
-        TinyUnits.forEachChunk(units: rows, valuesPerUnit: n, threading: threading) { chunk in
+        ChunkSchedule.forEachChunk(units: rows, valuesPerUnit: n, threading: threading) { chunk in
             if statistic == .moments { sweep(chunk, centered: true) } else { sweep(chunk, centered: false) }
         }
     }

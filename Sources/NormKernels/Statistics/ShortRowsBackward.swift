@@ -27,7 +27,8 @@
 /// row block gives the same bits in any worker.
 enum ShortRowsBackward {
     /// Longest row taken (values). Against the general engine, alternating rounds
-    /// (docs/PERFORMANCE-HISTORY.md, "Tenth pass"): 1.0–1.9× at 4–16 values (it also beats
+    /// (docs/PERFORMANCE-HISTORY.md, "LayerNorm/RMSNorm backward on rows of up to
+    /// 512 values: one sweep, 8 rows at a time"): 1.0–1.9× at 4–16 values (it also beats
     /// the 8-rows-per-vector `TinyUnits` sums there), 1.4–1.6× at 32–128, 1.1–1.45×
     /// at 200–300, 1.1–1.15× at 512 (where the sub-block fused engine starts); at
     /// 768 level.

@@ -9,7 +9,8 @@ import CNormSupport
 /// apart) makes every run a new stream that the hardware prefetchers must learn
 /// again. BatchNorm `[128, 64, 56, 56]` read its channels at 24 GB/s against 48
 /// in memory order (one thread, C loop); with prefetches along the logical
-/// stream, 36 (docs/PERFORMANCE-HISTORY.md, "Tenth pass").
+/// stream, 36 (docs/PERFORMANCE-HISTORY.md, "BatchNorm NCHW reductions prefetch
+/// along the channel").
 protocol StreamPrefetch {
     /// The step at value `i` of run `segment` (of `segments` runs of `length`
     /// values, `stride` apart; the next block `following` values after the first

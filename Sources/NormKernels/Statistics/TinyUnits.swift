@@ -36,34 +36,6 @@ enum TinyUnits {
     /// 2.0–2.3); LayerNorm rows of 64 and 128 values 0.6–0.9×.
     static let maxBackwardRowLength = 16
 
-    /// Units per parallel work item: a fixed partition, independent of the thread count.
-    static let chunk = 512
-
-    static func chunks(_ units: Int) -> Int { (units + chunk - 1) / chunk }
-
-    /// Parallel-threshold cost of a chunk: its values plus ~8 values' worth of
-    /// fixed work per unit (coefficients, the scalar ends of each unit's loops).
-    static func chunkCost(valuesPerUnit: Int) -> Int { chunk * (valuesPerUnit + 8) }
-
-    /// The plan `normbench topology` prints for `units` units of `length` values.
-    static func plan(units: Int, length: Int, naming unitName: String, lanes: String = "8 per vector",
-                     threading: Threading) -> PlanDescription {
-        let chunks = chunks(units)
-        return PlanDescription(
-            geometry: "tiny units: \(units) \(unitName) of \(length) values, \(lanes)",
-            strategy: "chunks of \(chunk) \(unitName) per worker (statistics then normalize)",
-            blocks: chunks, blockElements: chunk * length,
-            workers: Parallel.workers(count: chunks, elementsPerItem: chunkCost(valuesPerUnit: length), threading: threading))
-    }
-
-    /// `body(units)` for every chunk of `units` units, chunks spread over the workers.
-    static func forEachChunk(units: Int, valuesPerUnit: Int, threading: Threading, _ body: (Range<Int>) -> Void) {
-        Parallel.forEach(count: chunks(units), elementsPerItem: chunkCost(valuesPerUnit: valuesPerUnit),
-                         threading: threading) { range in
-            for i in range { body((i * chunk)..<min(units, (i + 1) * chunk)) }
-        }
-    }
-
     /// Lane j = value i of unit `first + j` (units `first + j` past `last` repeat `last`).
     @inline(__always)
     private static func gather(_ p: UnsafePointer<Float>, _ first: Int, _ last: Int, _ i: Int, _ length: Int) -> F8 {
@@ -88,7 +60,7 @@ enum TinyUnits {
         for j in 0..<min(8, last - first + 1) {
             let result = Moments(count: count, mean: Double(k[j]) + Double(m[j]), m2: Double(s[j]))
             out[j] = result.mean.isFinite && result.m2.isFinite
-                ? result : BlockMoments.contiguousFloat64(p + (first + j) * length, length)
+                ? result : BlockMoments.columnFloat64(p + (first + j) * length, rows: length, stride: 1)
         }
     }
 

@@ -6,22 +6,28 @@
 // - BatchNorm: `gradInput` may be `gradOutput`, `input` or `output` (the fused-ReLU y);
 // - AdaIN: `gradContent` may be `content` or `gradOutput`, `gradStyle` may be `style`;
 // - WeightNorm: `gradV` may be `v` or `gradWeight`, `gradG` may be `g`.
+// `inPlace` (the last of these tests, from the former BackwardTests) covers
+// BatchNorm dx over dy and x, LayerNorm rows and short rows, AdaIN dstyle over
+// the style and WeightNorm dv over dw, on its own numbered data.
 
 import Testing
 @testable import NormKernels
 
-fileprivate let ipThreading = Threading(threads: 2, parallelThreshold: 4096)
+/// Seeds of the backward streams (the data `inPlace` was written against).
+private let streams = SeededStreams.backward
 
-fileprivate func ipValues(_ count: Int, _ label: String, _ range: ClosedRange<Double> = -2...2) -> [Float] {
+private let twoThreads = Threading(threads: 2, parallelThreshold: 4096)
+
+private func labelledValues(_ count: Int, _ label: String, _ range: ClosedRange<Double> = -2...2) -> [Float] {
     var rng = SplitMix64("in-place backward \(label)")
     return rng.uniforms(count, range)
 }
 
 /// Copies `initial` into a buffer, lets `call` overwrite it in place, and expects
 /// the result to equal `expected` bit for bit.
-fileprivate func ipExpect(_ what: String, initial: [Float], expected: [Float]?,
-                          sourceLocation: SourceLocation = #_sourceLocation,
-                          _ call: (UnsafeMutableBufferPointer<Float>) throws -> Void) throws {
+private func expectInPlace(_ what: String, initial: [Float], expected: [Float]?,
+                           sourceLocation: SourceLocation = #_sourceLocation,
+                           _ call: (UnsafeMutableBufferPointer<Float>) throws -> Void) throws {
     let expected = try #require(expected, "\(what): no out-of-place result", sourceLocation: sourceLocation)
     #expect(initial.map(\.bitPattern) != expected.map(\.bitPattern), "\(what): the buffer already holds the result",
             sourceLocation: sourceLocation)
@@ -32,7 +38,7 @@ fileprivate func ipExpect(_ what: String, initial: [Float], expected: [Float]?,
 
 /// Runs `call(x, dy, dx)` with dx over dy and with dx over x; dγ and dβ (written
 /// to their own buffers) must match too.
-fileprivate func ipGradInput(
+private func expectGradInputInPlace(
     _ what: String, x: [Float], dy: [Float], channels: Int, expected: NormGradients,
     sourceLocation: SourceLocation = #_sourceLocation,
     _ call: (UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>, UnsafeMutableBufferPointer<Float>,
@@ -40,7 +46,7 @@ fileprivate func ipGradInput(
 ) throws {
     for overX in [false, true] {
         var dg = [Float](repeating: sentinel, count: channels), db = dg
-        try ipExpect("\(what) dx over \(overX ? "x" : "dy")", initial: overX ? x : dy, expected: expected.input,
+        try expectInPlace("\(what) dx over \(overX ? "x" : "dy")", initial: overX ? x : dy, expected: expected.input,
                      sourceLocation: sourceLocation) { b in
             try dg.withUnsafeMutableBufferPointer { g in
                 try db.withUnsafeMutableBufferPointer { bb in
@@ -69,13 +75,13 @@ struct InPlaceBackwardTests {
                       (TensorShape(n: 1, c: 300, h: 30, w: 30, layout: .nhwc), 100)])
     func groupNorm(shape: TensorShape, groups: Int) throws {
         let what = "GroupNorm \(shape) G \(groups)"
-        let x = ipValues(shape.count, "\(what) x"), dy = ipValues(shape.count, "\(what) dy")
-        let gamma = ipValues(shape.c, "\(what) γ", 0.5...1.5), beta = ipValues(shape.c, "\(what) β")
-        let gn = try GroupNormalization(shape: shape, groups: groups, threading: ipThreading)
+        let x = labelledValues(shape.count, "\(what) x"), dy = labelledValues(shape.count, "\(what) dy")
+        let gamma = labelledValues(shape.c, "\(what) γ", 0.5...1.5), beta = labelledValues(shape.c, "\(what) β")
+        let gn = try GroupNormalization(shape: shape, groups: groups, threading: twoThreads)
         let (_, saved) = try gn.forward(x, scale: gamma, bias: beta)
         let expected = try gn.backward(x, gradOutput: dy, saved: saved, scale: gamma)
         try gamma.withUnsafeBufferPointer { gp in
-            try ipGradInput(what, x: x, dy: dy, channels: shape.c, expected: expected) { xp, dyp, dx, dg, db in
+            try expectGradInputInPlace(what, x: x, dy: dy, channels: shape.c, expected: expected) { xp, dyp, dx, dg, db in
                 try gn.backward(input: xp, gradOutput: dyp, saved: saved, scale: gp, gradInput: dx, gradScale: dg, gradBias: db)
             }
         }
@@ -86,13 +92,13 @@ struct InPlaceBackwardTests {
                       TensorShape(n: 40, c: 27, h: 7, w: 7), TensorShape(n: 70, c: 16, h: 2, w: 2, layout: .nhwc)])
     func instanceNorm(shape: TensorShape) throws {
         let what = "InstanceNorm \(shape)"
-        let x = ipValues(shape.count, "\(what) x"), dy = ipValues(shape.count, "\(what) dy")
-        let gamma = ipValues(shape.c, "\(what) γ", 0.5...1.5), beta = ipValues(shape.c, "\(what) β")
-        let norm = try InstanceNormalization(shape: shape, threading: ipThreading)
+        let x = labelledValues(shape.count, "\(what) x"), dy = labelledValues(shape.count, "\(what) dy")
+        let gamma = labelledValues(shape.c, "\(what) γ", 0.5...1.5), beta = labelledValues(shape.c, "\(what) β")
+        let norm = try InstanceNormalization(shape: shape, threading: twoThreads)
         let (_, saved) = try norm.forwardTraining(x, scale: gamma, bias: beta)
         let expected = try norm.backwardTraining(x, gradOutput: dy, saved: saved, scale: gamma)
         try gamma.withUnsafeBufferPointer { gp in
-            try ipGradInput(what, x: x, dy: dy, channels: shape.c, expected: expected) { xp, dyp, dx, dg, db in
+            try expectGradInputInPlace(what, x: x, dy: dy, channels: shape.c, expected: expected) { xp, dyp, dx, dg, db in
                 try norm.backwardTraining(input: xp, gradOutput: dyp, saved: saved, scale: gp, gradInput: dx, gradScale: dg, gradBias: db)
             }
         }
@@ -102,14 +108,14 @@ struct InPlaceBackwardTests {
           arguments: [(301, 100), (256, 1000), (3, 70_000)])
     func rmsNorm(rows: Int, features: Int) throws {
         let what = "RMSNorm [\(rows), \(features)]"
-        let x = ipValues(rows * features, "\(what) x"), dy = ipValues(rows * features, "\(what) dy")
-        let gamma = ipValues(features, "\(what) γ", 0.5...1.5)
-        let rms = try RMSNormalization(rows: rows, features: features, threading: ipThreading)
+        let x = labelledValues(rows * features, "\(what) x"), dy = labelledValues(rows * features, "\(what) dy")
+        let gamma = labelledValues(features, "\(what) γ", 0.5...1.5)
+        let rms = try RMSNormalization(rows: rows, features: features, threading: twoThreads)
         let (_, saved) = try rms.forward(x, scale: gamma)
         let expected = try rms.backward(x, gradOutput: dy, saved: saved, scale: gamma)
         #expect(expected.bias == nil)
         try gamma.withUnsafeBufferPointer { gp in
-            try ipGradInput(what, x: x, dy: dy, channels: features, expected: expected) { xp, dyp, dx, dg, _ in
+            try expectGradInputInPlace(what, x: x, dy: dy, channels: features, expected: expected) { xp, dyp, dx, dg, _ in
                 try rms.backward(input: xp, gradOutput: dyp, saved: saved, scale: gp, gradInput: dx, gradScale: dg)
             }
         }
@@ -120,13 +126,13 @@ struct InPlaceBackwardTests {
                       TensorShape(n: 3, c: 13, h: 61, w: 67, layout: .nhwc), TensorShape.matrix(4096, 40)])
     func batchNormChannelsLast(shape: TensorShape) throws {
         let what = "BatchNorm \(shape)"
-        let x = ipValues(shape.count, "\(what) x"), dy = ipValues(shape.count, "\(what) dy")
-        let gamma = ipValues(shape.c, "\(what) γ", 0.5...1.5), beta = ipValues(shape.c, "\(what) β")
-        let bn = try BatchNormalization(shape: shape, threading: ipThreading)
+        let x = labelledValues(shape.count, "\(what) x"), dy = labelledValues(shape.count, "\(what) dy")
+        let gamma = labelledValues(shape.c, "\(what) γ", 0.5...1.5), beta = labelledValues(shape.c, "\(what) β")
+        let bn = try BatchNormalization(shape: shape, threading: twoThreads)
         let (_, saved) = try bn.forwardTraining(x, scale: gamma, bias: beta)
         let expected = try bn.backwardTraining(x, gradOutput: dy, saved: saved, scale: gamma)
         try gamma.withUnsafeBufferPointer { gp in
-            try ipGradInput(what, x: x, dy: dy, channels: shape.c, expected: expected) { xp, dyp, dx, dg, db in
+            try expectGradInputInPlace(what, x: x, dy: dy, channels: shape.c, expected: expected) { xp, dyp, dx, dg, db in
                 try bn.backwardTraining(input: xp, gradOutput: dyp, saved: saved, scale: gp, gradInput: dx, gradScale: dg, gradBias: db)
             }
         }
@@ -137,14 +143,14 @@ struct InPlaceBackwardTests {
                       TensorShape(n: 4, c: 64, h: 24, w: 24, layout: .nhwc), TensorShape.matrix(4096, 40)])
     func dxOverReLUOutput(shape: TensorShape) throws {
         let what = "BatchNorm + ReLU \(shape)"
-        let x = ipValues(shape.count, "\(what) x"), dy = ipValues(shape.count, "\(what) dy")
-        let gamma = ipValues(shape.c, "\(what) γ", -1.5...1.5), beta = ipValues(shape.c, "\(what) β")
-        let bn = try BatchNormalization(shape: shape, fusedReLU: true, threading: ipThreading)
+        let x = labelledValues(shape.count, "\(what) x"), dy = labelledValues(shape.count, "\(what) dy")
+        let gamma = labelledValues(shape.c, "\(what) γ", -1.5...1.5), beta = labelledValues(shape.c, "\(what) β")
+        let bn = try BatchNormalization(shape: shape, fusedReLU: true, threading: twoThreads)
         let (y, saved) = try bn.forwardTraining(x, scale: gamma, bias: beta)
         #expect(y.contains(0) && y.contains { $0 > 0 }, "\(what): the ReLU masks some values and not others")
         let expected = try bn.backwardTraining(x, gradOutput: dy, saved: saved, scale: gamma, output: y)
         var dg = [Float](repeating: sentinel, count: shape.c), db = dg
-        try ipExpect("\(what) dx over y", initial: y, expected: expected.input) { b in
+        try expectInPlace("\(what) dx over y", initial: y, expected: expected.input) { b in
             try x.withUnsafeBufferPointer { xp in
                 try dy.withUnsafeBufferPointer { dyp in
                     try gamma.withUnsafeBufferPointer { gp in
@@ -168,14 +174,14 @@ struct InPlaceBackwardTests {
                       (TensorShape(n: 2, c: 4, h: 130, w: 130), TensorShape(n: 2, c: 4, h: 64, w: 64))])
     func adaIN(content: TensorShape, style: TensorShape) throws {
         let what = "AdaIN \(content) ← \(style)"
-        let x = ipValues(content.count, "\(what) content"), s = ipValues(style.count, "\(what) style", -3...5)
-        let dy = ipValues(content.count, "\(what) dy")
-        let ada = try AdaptiveInstanceNormalization(content: content, style: style, threading: ipThreading)
+        let x = labelledValues(content.count, "\(what) content"), s = labelledValues(style.count, "\(what) style", -3...5)
+        let dy = labelledValues(content.count, "\(what) dy")
+        let ada = try AdaptiveInstanceNormalization(content: content, style: style, threading: twoThreads)
         let (_, saved) = try ada.forward(content: x, style: s)
         let expected = try ada.backward(content: x, style: s, gradOutput: dy, saved: saved)
         for overContent in [true, false] {
             var ds = [Float](repeating: sentinel, count: style.count)
-            try ipExpect("\(what) dcontent over \(overContent ? "content" : "dy")", initial: overContent ? x : dy,
+            try expectInPlace("\(what) dcontent over \(overContent ? "content" : "dy")", initial: overContent ? x : dy,
                          expected: expected.content) { b in
                 try (overContent ? dy : x).withUnsafeBufferPointer { other in
                     try s.withUnsafeBufferPointer { sp in
@@ -195,14 +201,14 @@ struct InPlaceBackwardTests {
           arguments: [([64, 300], 0 as Int?), ([8, 32, 33], 1), ([3, 5, 7, 9], nil), ([1030, 3, 3, 3], 0)])
     func weightNorm(shape: [Int], dim: Int?) throws {
         let what = "WeightNorm \(shape) dim \(dim.map(String.init) ?? "nil")"
-        let wn = try WeightNormalization(shape: shape, dim: dim, threading: ipThreading)
-        let v = ipValues(wn.count, "\(what) v"), g = ipValues(wn.normCount, "\(what) g", 0.5...2)
-        let dw = ipValues(wn.count, "\(what) dw")
+        let wn = try WeightNormalization(shape: shape, dim: dim, threading: twoThreads)
+        let v = labelledValues(wn.count, "\(what) v"), g = labelledValues(wn.normCount, "\(what) g", 0.5...2)
+        let dw = labelledValues(wn.count, "\(what) dw")
         let (_, norms) = try wn.forward(v: v, g: g)
         let expected = try wn.backward(v: v, g: g, gradWeight: dw, norms: norms)
         // dg over g, with dv beside it.
         var dv = [Float](repeating: sentinel, count: wn.count)
-        try ipExpect("\(what) dg over g", initial: g, expected: expected.g) { b in
+        try expectInPlace("\(what) dg over g", initial: g, expected: expected.g) { b in
             try v.withUnsafeBufferPointer { vp in
                 try dw.withUnsafeBufferPointer { dwp in
                     try dv.withUnsafeMutableBufferPointer { dvp in
@@ -214,7 +220,7 @@ struct InPlaceBackwardTests {
         expectIdentical(dv, try #require(expected.v), "\(what) dv beside dg over g", "in place")
         // dv over v, with dg beside it.
         var dg = [Float](repeating: sentinel, count: wn.normCount)
-        try ipExpect("\(what) dv over v", initial: v, expected: expected.v) { b in
+        try expectInPlace("\(what) dv over v", initial: v, expected: expected.v) { b in
             try g.withUnsafeBufferPointer { gp in
                 try dw.withUnsafeBufferPointer { dwp in
                     try dg.withUnsafeMutableBufferPointer { dgp in
@@ -224,5 +230,101 @@ struct InPlaceBackwardTests {
             }
         }
         expectIdentical(dg, try #require(expected.g), "\(what) dg beside dv over v", "in place")
+    }
+
+    @Test("In place: dx may replace dy or x, dstyle the style, dv the upstream dw")
+    func inPlace() throws {
+        let shape = TensorShape(n: 4, c: 64, h: 24, w: 24, layout: .nchw)
+        let x = streams.uniforms(shape.count, seed: 30, -2...2), dy = streams.uniforms(shape.count, seed: 31)
+        let gamma = streams.uniforms(shape.c, seed: 32, 0.5...1.5)
+        let bn = try BatchNormalization(shape: shape, threading: Threading(threads: 2, parallelThreshold: 4096))
+        let (_, saved) = try bn.forwardTraining(x, scale: gamma)
+        let expected = try bn.backwardTraining(x, gradOutput: dy, saved: saved, scale: gamma)
+        var buffer = dy
+        try x.withUnsafeBufferPointer { xp in
+            try gamma.withUnsafeBufferPointer { gp in
+                try buffer.withUnsafeMutableBufferPointer { b in
+                    try bn.backwardTraining(input: xp, gradOutput: UnsafeBufferPointer(b), saved: saved, scale: gp, gradInput: b)
+                }
+            }
+        }
+        #expect(bitPatterns(buffer) == bitPatterns(expected.input), "BN dx over dy")
+        var xBuffer = x
+        try dy.withUnsafeBufferPointer { dyp in
+            try gamma.withUnsafeBufferPointer { gp in
+                try xBuffer.withUnsafeMutableBufferPointer { b in
+                    try bn.backwardTraining(input: UnsafeBufferPointer(b), gradOutput: dyp, saved: saved, scale: gp, gradInput: b)
+                }
+            }
+        }
+        #expect(bitPatterns(xBuffer) == bitPatterns(expected.input), "BN dx over x")
+
+        let (rows, features) = (256, 1000)
+        let lx = streams.uniforms(rows * features, seed: 33), ldy = streams.uniforms(rows * features, seed: 34)
+        let ln = try LayerNormalization(rows: rows, features: features, threading: Threading(threads: 2, parallelThreshold: 4096))
+        let (_, lsaved) = try ln.forward(lx)
+        let lexpected = try ln.backward(lx, gradOutput: ldy, saved: lsaved)
+        var lbuffer = ldy
+        var dGamma = [Float](repeating: 0, count: features)
+        try lx.withUnsafeBufferPointer { xp in
+            try lbuffer.withUnsafeMutableBufferPointer { b in
+                try dGamma.withUnsafeMutableBufferPointer { dg in
+                    try ln.backward(input: xp, gradOutput: UnsafeBufferPointer(b), saved: lsaved, gradInput: b, gradScale: dg)
+                }
+            }
+        }
+        #expect(bitPatterns(lbuffer) == bitPatterns(lexpected.input) && bitPatterns(dGamma) == bitPatterns(lexpected.scale), "LN dx over dy")
+        // Short rows (`ShortRowsBackward`: each row's dx written after its sums), over dy and over x, with γ.
+        let (shortRows, shortFeatures) = (301, 100)
+        let shortX = streams.uniforms(shortRows * shortFeatures, seed: 38), shortDy = streams.uniforms(shortRows * shortFeatures, seed: 39)
+        let shortGamma = streams.uniforms(shortFeatures, seed: 40, 0.5...1.5)
+        let shortLN = try LayerNormalization(rows: shortRows, features: shortFeatures, threading: Threading(threads: 2, parallelThreshold: 4096))
+        let (_, shortSaved) = try shortLN.forward(shortX, scale: shortGamma)
+        let shortExpected = try shortLN.backward(shortX, gradOutput: shortDy, saved: shortSaved, scale: shortGamma)
+        for overX in [false, true] {
+            var shortBuffer = overX ? shortX : shortDy
+            let other = overX ? shortDy : shortX
+            try other.withUnsafeBufferPointer { op in
+                try shortGamma.withUnsafeBufferPointer { gp in
+                    try shortBuffer.withUnsafeMutableBufferPointer { b in
+                        if overX {
+                            try shortLN.backward(input: UnsafeBufferPointer(b), gradOutput: op, saved: shortSaved, scale: gp, gradInput: b)
+                        } else {
+                            try shortLN.backward(input: op, gradOutput: UnsafeBufferPointer(b), saved: shortSaved, scale: gp, gradInput: b)
+                        }
+                    }
+                }
+            }
+            #expect(bitPatterns(shortBuffer) == bitPatterns(shortExpected.input), "LN short rows dx over \(overX ? "x" : "dy")")
+        }
+
+        let content = TensorShape(n: 2, c: 3, h: 40, w: 40), style = TensorShape(n: 2, c: 3, h: 30, w: 30, layout: .nhwc)
+        let cx = streams.uniforms(content.count, seed: 35), sx = streams.uniforms(style.count, seed: 36), cdy = streams.uniforms(content.count, seed: 37)
+        let ada = try AdaptiveInstanceNormalization(content: content, style: style)
+        let (_, asaved) = try ada.forward(content: cx, style: sx)
+        let aexpected = try ada.backward(content: cx, style: sx, gradOutput: cdy, saved: asaved)
+        var sBuffer = sx
+        try cx.withUnsafeBufferPointer { xp in
+            try cdy.withUnsafeBufferPointer { dyp in
+                try sBuffer.withUnsafeMutableBufferPointer { sb in
+                    try ada.backward(content: xp, style: UnsafeBufferPointer(sb), gradOutput: dyp, saved: asaved, gradStyle: sb)
+                }
+            }
+        }
+        #expect(bitPatterns(sBuffer) == bitPatterns(aexpected.style), "AdaIN dstyle over style")
+
+        let wn = try WeightNormalization(shape: [64, 300], dim: 0)
+        let v = streams.uniforms(64 * 300, seed: 38), g = streams.uniforms(64, seed: 39), dw = streams.uniforms(64 * 300, seed: 40)
+        let (_, norms) = try wn.forward(v: v, g: g)
+        let wexpected = try wn.backward(v: v, g: g, gradWeight: dw, norms: norms)
+        var dwBuffer = dw
+        try v.withUnsafeBufferPointer { vp in
+            try g.withUnsafeBufferPointer { gp in
+                try dwBuffer.withUnsafeMutableBufferPointer { b in
+                    try wn.backward(v: vp, g: gp, gradWeight: UnsafeBufferPointer(b), norms: norms, gradV: b)
+                }
+            }
+        }
+        #expect(bitPatterns(dwBuffer) == bitPatterns(wexpected.v), "WN dv over dw")
     }
 }

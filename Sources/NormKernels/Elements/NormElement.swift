@@ -1,0 +1,16 @@
+/// A tensor element type the kernels read and write: `Float`, `Float16`, `BFloat16`.
+///
+/// Every statistic and every accumulation is Float32 (or wider): values are widened on
+/// load, eight at a time, and each output is rounded once from its Float32 result.
+/// Kernels are generic over `Element` and specialized at compile time (the
+/// conformances are `@inlinable`), so a Float32 call runs the same code as before.
+public protocol NormElement: BitwiseCopyable, Sendable {
+    /// Eight contiguous values widened to Float32 lanes.
+    static func load8(_ p: UnsafePointer<Self>) -> SIMD8<Float>
+    /// Eight Float32 lanes rounded (to nearest, ties to even) and stored contiguously.
+    static func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Self>)
+    /// One value widened exactly to Float32.
+    static func widen(_ v: Self) -> Float
+    /// One Float32 value rounded to nearest, ties to even (NaN stays NaN).
+    static func narrow(_ v: Float) -> Self
+}

@@ -1,0 +1,142 @@
+// The forward output over strided columns (the columns geometry: BatchNorm
+// NHWC and [N, D], InstanceNorm/GroupNorm NHWC): y = (x − pivot[c])·scale[c]
+// + shift[c] with per-column coefficients, row by row, or in strips of rows
+// for wide rows; narrow rows (< 8 columns) folded into wider ones.
+
+extension Apply {
+    /// Strided columns: for each of `rows` rows of `columns` values (row stride
+    /// `stride`), `dst[r, c] = (src[r, c] − pivot[c]) · scale[c] + shift[c]`.
+    static func columns(
+        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
+        rows: Int, columns: Int, stride: Int,
+        pivot: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
+        relu: Bool, streaming: Bool = false
+    ) {
+        if columns < 8 && stride == columns {
+            // Narrow rows (NHWC with C < 8): k rows at a time as one row of k·C
+            // values with the coefficients repeated k times, as the statistics do.
+            let k = BlockMoments.foldedRows(columns: columns), width = k * columns
+            let superRows = rows / k
+            if superRows > 0 {
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 3 * width) { wide in
+                    let p = wide.baseAddress!, s = p + width, t = p + 2 * width
+                    for j in 0..<width { p[j] = pivot[j % columns]; s[j] = scale[j % columns]; t[j] = shift[j % columns] }
+                    self.columns(src, dst, rows: superRows, columns: width, stride: width,
+                                 pivot: p, scale: s, shift: t, relu: relu, streaming: streaming)
+                }
+            }
+            let done = superRows * k
+            if done < rows {
+                rowByRow(src + done * columns, dst + done * columns, rows - done, columns, stride,
+                         pivot, scale, shift, relu: relu, streaming: false)
+            }
+            return
+        }
+        // Stream only when every row starts 32-byte aligned: a scalar store into
+        // a line that non-temporal stores are filling forces that line through
+        // the cache and costs far more than streaming saves (measured 10× slower
+        // on 64-channel NHWC rows with a 16-byte-aligned base).
+        let aligned = stride % 8 == 0 && Int(bitPattern: UInt(bitPattern: dst)) & 31 == 0
+        rowByRow(src, dst, rows, columns, stride, pivot, scale, shift, relu: relu, streaming: streaming && aligned)
+    }
+
+    /// Picks the specialization of the row loop.
+    private static func rowByRow(
+        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
+        _ rows: Int, _ columns: Int, _ stride: Int,
+        _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
+        relu: Bool, streaming: Bool
+    ) {
+        switch (streaming, relu) {
+        case (true, true):
+            self.columns(src, dst, rows, columns, stride, pivot, scale, shift, StreamingStore.self, ReLUActivation.self)
+        case (true, false):
+            self.columns(src, dst, rows, columns, stride, pivot, scale, shift, StreamingStore.self, NoActivation.self)
+        case (false, true):
+            self.columns(src, dst, rows, columns, stride, pivot, scale, shift, CachedStore.self, ReLUActivation.self)
+        case (false, false):
+            self.columns(src, dst, rows, columns, stride, pivot, scale, shift, CachedStore.self, NoActivation.self)
+        }
+    }
+
+    /// Out of line: inlined into the kernels' closures, the vector loop kept its
+    /// coefficient pointers on the stack and ran at a third of its speed here
+    /// (InstanceNorm NHWC training spent twice as long writing y as inference).
+    @inline(never)
+    private static func columns<S: VectorStore, A: FusedActivation>(
+        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
+        _ rows: Int, _ columns: Int, _ stride: Int,
+        _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
+        _: S.Type, _: A.Type
+    ) {
+        if columns >= stripColumns {
+            strips(src, dst, rows, columns, stride, pivot, scale, shift, S.self, A.self)
+            return
+        }
+        for r in 0..<rows { row(src, dst, r, from: 0, columns, stride, pivot, scale, shift, S.self, A.self) }
+    }
+
+    /// Row r of `columns(…)` from column `start` on.
+    @inline(__always)
+    private static func row<S: VectorStore, A: FusedActivation>(
+        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ r: Int, from start: Int,
+        _ columns: Int, _ stride: Int,
+        _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
+        _: S.Type, _: A.Type
+    ) {
+        let x = src + r &* stride, y = dst + r &* stride
+        @inline(__always) func scalar(_ c: Int) {
+            y[c] = A.apply(muladd(x[c] - pivot[c], scale[c], shift[c]))
+        }
+        var c = start
+        let head = start + S.prologue(y + start, columns - start)
+        while c < head { scalar(c); c &+= 1 }
+        while c &+ 8 <= columns {
+            // scalar math: y[c] = act((x[c] − p[c])·s[c] + t[c])
+            S.store(A.apply(muladd(load8(x + c) - load8(pivot + c), load8(scale + c), load8(shift + c))), y + c)
+            c &+= 8
+        }
+        while c < columns { scalar(c); c &+= 1 }
+    }
+
+    /// Wide rows in strips of `rowsPerStrip` rows: each 16-column tile loads its
+    /// coefficients once and runs down the strip, so 8 values cost one load and
+    /// one store instead of four loads and a store. Same arithmetic per value.
+    /// (Rows start 32-byte aligned whenever S streams: `columns(…)` checks.) Out of
+    /// line, so that the row loop of narrower rows keeps its registers.
+    @inline(never)
+    private static func strips<S: VectorStore, A: FusedActivation>(
+        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
+        _ rows: Int, _ columns: Int, _ stride: Int,
+        _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
+        _: S.Type, _: A.Type
+    ) {
+        var r = 0
+        while r < rows {
+            let n = min(rowsPerStrip, rows - r)
+            var c = 0
+            while c &+ 16 <= columns {
+                let p0 = load8(pivot + c), p1 = load8(pivot + c + 8), s0 = load8(scale + c), s1 = load8(scale + c + 8)
+                let t0 = load8(shift + c), t1 = load8(shift + c + 8)
+                var o = r &* stride &+ c
+                for _ in 0..<n {
+                    S.store(A.apply(muladd(load8(src + o) - p0, s0, t0)), dst + o)
+                    S.store(A.apply(muladd(load8(src + o + 8) - p1, s1, t1)), dst + o + 8)
+                    o &+= stride
+                }
+                c &+= 16
+            }
+            if c < columns {
+                for i in r..<(r + n) { row(src, dst, i, from: c, columns, stride, pivot, scale, shift, S.self, A.self) }
+            }
+            r &+= n
+        }
+    }
+
+    /// Rows per strip of the output pass over columns, from `stripColumns` columns
+    /// on (as the backward's column sums, `BlockGradients.stripColumns`). From 256
+    /// columns on, BatchNorm/GroupNorm/InstanceNorm NHWC forwards at 256–640
+    /// channels ran 0.55–0.8× (four alternating rounds); from 1024, 1.2–1.7×.
+    static let rowsPerStrip = 8
+    static let stripColumns = 1024
+}

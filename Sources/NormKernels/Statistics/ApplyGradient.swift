@@ -1,0 +1,304 @@
+// The dx pass of every backward kernel: dx = a·g + (b·(x − pivot) + c) with
+// coefficients per block (`apply`) or per column (`applyColumns`), g = dy
+// masked by the fused ReLU and/or scaled by γ; without x (a·g) or without dy
+// (AdaIN's style gradient) where the kernel says so. The pivot is subtracted
+// first, as in the forward output (Apply.swift), so dx keeps its precision for
+// data far from zero.
+
+import CNormSupport
+
+extension BlockGradients {
+    /// `dst[i] = a·g + (b·(x[i] − pivot) + c)` over `n` contiguous values, with
+    /// g = dy (· γ[i]) (0 where mask ≤ 0). `x` nil drops the x term (dst = a·g:
+    /// inference); `dy` nil drops the g term (dst = b·(x − pivot) + c: AdaIN's style).
+    /// `dst` may equal `x` or `dy` (each element is read before it is written).
+    /// `streaming` writes with non-temporal stores (callers pass
+    /// `prefersStreamingStores`, which is false in place).
+    static func apply(
+        x: UnsafePointer<Float>?, dy: UnsafePointer<Float>?, mask: UnsafePointer<Float>?,
+        gamma: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ k: GradientCoefficients,
+        streaming: Bool = false
+    ) {
+        if streaming {
+            apply(x, dy, mask, gamma, dst, n, k, StreamingStore.self)
+        } else {
+            apply(x, dy, mask, gamma, dst, n, k, CachedStore.self)
+        }
+    }
+
+    @inline(__always)
+    private static func apply<S: VectorStore>(
+        _ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
+        _ gamma: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ k: GradientCoefficients,
+        _: S.Type
+    ) {
+        guard let dy else {
+            if let x { applyCore(x, nil, nil, nil, dst, n, k, useX: true, useDy: false, S.self) }
+            return
+        }
+        guard let x else {
+            switch (mask, gamma) {
+            case (nil, nil): applyCore(nil, dy, nil, nil, dst, n, k, useX: false, useDy: true, S.self)
+            case let (mask?, nil): applyCore(nil, dy, mask, nil, dst, n, k, useX: false, useDy: true, S.self)
+            case let (nil, gamma?): applyCore(nil, dy, nil, gamma, dst, n, k, useX: false, useDy: true, S.self)
+            case let (mask?, gamma?): applyCore(nil, dy, mask, gamma, dst, n, k, useX: false, useDy: true, S.self)
+            }
+            return
+        }
+        switch (mask, gamma) {
+        case (nil, nil): applyCore(x, dy, nil, nil, dst, n, k, useX: true, useDy: true, S.self)
+        case let (mask?, nil): applyCore(x, dy, mask, nil, dst, n, k, useX: true, useDy: true, S.self)
+        case let (nil, gamma?): applyCore(x, dy, nil, gamma, dst, n, k, useX: true, useDy: true, S.self)
+        case let (mask?, gamma?): applyCore(x, dy, mask, gamma, dst, n, k, useX: true, useDy: true, S.self)
+        }
+    }
+
+    @inline(__always)
+    private static func applyCore<S: VectorStore>(
+        _ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
+        _ gamma: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ k: GradientCoefficients,
+        useX: Bool, useDy: Bool, _: S.Type
+    ) {
+        @inline(__always) func scalar(_ i: Int) {
+            var v: Float = 0
+            if useX { v = muladd(k.b, x![i] - k.pivot, k.c) }
+            if useDy { v = useX ? muladd(k.a, gradient1(dy!, mask, gamma, i), v) : k.a * gradient1(dy!, mask, gamma, i) }
+            dst[i] = v
+        }
+        let p = F8(repeating: k.pivot), a = F8(repeating: k.a), b = F8(repeating: k.b), c = F8(repeating: k.c)
+        var i = 0
+        let head = S.prologue(dst, n)
+        while i < head { scalar(i); i += 1 }
+        // scalar math: dx = a·g + (b·(x − p) + c)
+        while i + 8 <= n {
+            var v = F8()
+            if useX { v = muladd(b, load8(x! + i) - p, c) }
+            if useDy { v = useX ? muladd(a, gradient8(dy!, mask, gamma, i), v) : a * gradient8(dy!, mask, gamma, i) }
+            S.store(v, dst + i)
+            i += 8
+        }
+        while i < n { scalar(i); i += 1 }
+    }
+
+    /// Strided columns: for `rows` rows of `columns` values (row stride `stride`),
+    /// `dst[r, j] = a[j]·g + (b[j]·(x[r, j] − pivot[j]) + c[j])` with the table's
+    /// slots `slot ..< slot + columns`; `x` nil or `dy` nil as in `apply`.
+    static func applyColumns(
+        x: UnsafePointer<Float>?, dy: UnsafePointer<Float>?, mask: UnsafePointer<Float>?,
+        _ dst: UnsafeMutablePointer<Float>, rows: Int, columns: Int, stride: Int,
+        table: GradientTable, slot: Int, streaming: Bool = false
+    ) {
+        let pivot = table.pivot + slot, a = table.a + slot, b = table.b + slot, c = table.c + slot
+        if columns < 8 && stride == columns && rows * columns >= 8 * periodVectors(columns) {
+            periodicApply(x: x, dy: dy, mask: mask, dst, total: rows * columns, columns: columns,
+                          pivot: pivot, a: a, b: b, c: c)
+            return
+        }
+        // Stream only when every row starts 32-byte aligned (see `Apply.columns`).
+        if streaming && stride % 8 == 0 && Int(bitPattern: UInt(bitPattern: dst)) & 31 == 0 {
+            applyColumns(x, dy, mask, dst, rows, columns, stride, pivot, a, b, c, StreamingStore.self)
+        } else {
+            applyColumns(x, dy, mask, dst, rows, columns, stride, pivot, a, b, c, CachedStore.self)
+        }
+    }
+
+    @inline(__always)
+    private static func applyColumns<S: VectorStore>(
+        _ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
+        _ dst: UnsafeMutablePointer<Float>, _ rows: Int, _ columns: Int, _ stride: Int,
+        _ pivot: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>,
+        _: S.Type
+    ) {
+        // One specialized row loop per case (the case is decided once, not per row).
+        @inline(__always)
+        func sweep(_ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
+                  useX: Bool, useDy: Bool) {
+            for r in 0..<rows {
+                let o = r * stride
+                applyRow(x.map { $0 + o }, dy.map { $0 + o }, mask.map { $0 + o }, dst + o, columns,
+                         pivot, a, b, c, useX: useX, useDy: useDy, S.self)
+            }
+        }
+        if columns >= stripColumns {
+            applyStrips(x, dy, mask, dst, rows, columns, stride, pivot, a, b, c, S.self)
+            return
+        }
+        switch (x, dy, mask) {
+        case let (x?, dy?, nil): sweep(x, dy, nil, useX: true, useDy: true)
+        case let (x?, dy?, mask?): sweep(x, dy, mask, useX: true, useDy: true)
+        case let (nil, dy?, nil): sweep(nil, dy, nil, useX: false, useDy: true)
+        case let (nil, dy?, mask?): sweep(nil, dy, mask, useX: false, useDy: true)
+        case let (x?, nil, _): sweep(x, nil, nil, useX: true, useDy: false)
+        case (nil, nil, _): return
+        }
+    }
+
+    /// `applyColumns` for rows of at least `stripColumns` columns, in strips of
+    /// `rowsPerStrip` rows (see `applyStrip`). Out of line for the same reason as
+    /// `accumulateStrips`.
+    @inline(never)
+    private static func applyStrips<S: VectorStore>(
+        _ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
+        _ dst: UnsafeMutablePointer<Float>, _ rows: Int, _ columns: Int, _ stride: Int,
+        _ pivot: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>,
+        _: S.Type
+    ) {
+        @inline(__always)
+        func sweep(_ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
+                   useX: Bool, useDy: Bool) {
+            var r = 0
+            while r < rows {
+                let n = min(rowsPerStrip, rows - r), o = r * stride
+                applyStrip(x.map { $0 + o }, dy.map { $0 + o }, mask.map { $0 + o }, dst + o, rows: n, columns, stride,
+                           pivot, a, b, c, useX: useX, useDy: useDy, S.self)
+                r += n
+            }
+        }
+        switch (x, dy, mask) {
+        case let (x?, dy?, nil): sweep(x, dy, nil, useX: true, useDy: true)
+        case let (x?, dy?, mask?): sweep(x, dy, mask, useX: true, useDy: true)
+        case let (nil, dy?, nil): sweep(nil, dy, nil, useX: false, useDy: true)
+        case let (nil, dy?, mask?): sweep(nil, dy, mask, useX: false, useDy: true)
+        case let (x?, nil, _): sweep(x, nil, nil, useX: true, useDy: false)
+        case (nil, nil, _): return
+        }
+    }
+
+    /// `rows` rows of `applyColumns` (every row start aligned for `S`, as
+    /// `applyColumns` ensures): each 16-column tile loads its four coefficient pairs
+    /// once and runs down the strip, so 8 values cost the x and dy loads and the
+    /// store instead of four more coefficient loads. Same arithmetic per value.
+    @inline(__always)
+    private static func applyStrip<S: VectorStore>(
+        _ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
+        _ dst: UnsafeMutablePointer<Float>, rows: Int, _ columns: Int, _ stride: Int,
+        _ pivot: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>,
+        useX: Bool, useDy: Bool, _: S.Type
+    ) {
+        @inline(__always) func value(_ o: Int, _ p: F8, _ a: F8, _ b: F8, _ c: F8) -> F8 {
+            var v = F8()
+            if useX { v = muladd(b, load8(x! + o) - p, c) }
+            if useDy {
+                let g = gradient8(dy!, mask, nil, o)
+                v = useX ? muladd(a, g, v) : a * g
+            }
+            return v
+        }
+        var j = 0
+        // The next strip's x and dy, prefetched in address order as in
+        // `accumulateStrip` ([4096, 1024] and 2048 channels 1.04–1.13×; 2.6 MB
+        // tensors of 1280 channels, already in L3, pay 3–6 % for the hints).
+        var aheadX = UnsafeRawPointer((x ?? dy!) + rows * stride), aheadDy = UnsafeRawPointer((dy ?? x!) + rows * stride)
+        while j + 16 <= columns {
+            let p0 = load8(pivot + j), p1 = load8(pivot + j + 8), a0 = load8(a + j), a1 = load8(a + j + 8)
+            let b0 = load8(b + j), b1 = load8(b + j + 8), c0 = load8(c + j), c1 = load8(c + j + 8)
+            var o = j
+            for _ in 0..<rows {
+                if useX { nk_prefetch(aheadX); aheadX += 64 }
+                if useDy { nk_prefetch(aheadDy); aheadDy += 64 }
+                S.store(value(o, p0, a0, b0, c0), dst + o)
+                S.store(value(o + 8, p1, a1, b1, c1), dst + o + 8)
+                o += stride
+            }
+            j += 16
+        }
+        guard j < columns else { return }
+        for r in 0..<rows {
+            let o = r * stride + j
+            applyRow(x.map { $0 + o }, dy.map { $0 + o }, mask.map { $0 + o }, dst + o, columns - j,
+                     pivot + j, a + j, b + j, c + j, useX: useX, useDy: useDy, S.self)
+        }
+    }
+
+    /// `applyColumns` for < 8 contiguous columns: the rows as one stream with
+    /// per-lane coefficient patterns of period lcm(C, 8) (see `periodicColumns`).
+    private static func periodicApply(
+        x: UnsafePointer<Float>?, dy: UnsafePointer<Float>?, mask: UnsafePointer<Float>?,
+        _ dst: UnsafeMutablePointer<Float>, total: Int, columns: Int,
+        pivot: UnsafePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafePointer<Float>
+    ) {
+        let vectors = periodVectors(columns), period = 8 * vectors
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * period) { buffer in
+            let pp = buffer.baseAddress!, pa = pp + period, pb = pa + period, pc = pb + period
+            for i in 0..<period {
+                let j = i % columns
+                pp[i] = pivot[j]; pa[i] = a[j]; pb[i] = b[j]; pc[i] = c[j]
+            }
+            // The pattern repeats every `period` values: apply it period by period
+            // with the row kernel (its `columns` = period, all vectors full).
+            var i = 0
+            while i + period <= total {
+                switch (x, dy, mask) {
+                case let (x?, dy?, nil):
+                    applyRow(x + i, dy + i, nil, dst + i, period, pp, pa, pb, pc, useX: true, useDy: true, CachedStore.self)
+                case let (x?, dy?, mask?):
+                    applyRow(x + i, dy + i, mask + i, dst + i, period, pp, pa, pb, pc, useX: true, useDy: true, CachedStore.self)
+                case let (nil, dy?, nil):
+                    applyRow(nil, dy + i, nil, dst + i, period, pp, pa, pb, pc, useX: false, useDy: true, CachedStore.self)
+                case let (nil, dy?, mask?):
+                    applyRow(nil, dy + i, mask + i, dst + i, period, pp, pa, pb, pc, useX: false, useDy: true, CachedStore.self)
+                case let (x?, nil, _):
+                    applyRow(x + i, nil, nil, dst + i, period, pp, pa, pb, pc, useX: true, useDy: false, CachedStore.self)
+                case (nil, nil, _):
+                    return
+                }
+                i += period
+            }
+            // The rest (whole rows, fewer than a period) with the same per-element math.
+            let rest = total - i
+            if rest > 0 {
+                applyColumnsScalarRest(x: x.map { $0 + i }, dy: dy.map { $0 + i }, mask: mask.map { $0 + i },
+                                       dst + i, count: rest, pattern: (UnsafePointer(pp), UnsafePointer(pa), UnsafePointer(pb), UnsafePointer(pc)))
+            }
+        }
+    }
+
+    private static func applyColumnsScalarRest(
+        x: UnsafePointer<Float>?, dy: UnsafePointer<Float>?, mask: UnsafePointer<Float>?,
+        _ dst: UnsafeMutablePointer<Float>, count: Int,
+        pattern: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>)
+    ) {
+        let (pp, pa, pb, pc) = pattern
+        for k in 0..<count {
+            var v: Float = 0
+            if let x { v = muladd(pb[k], x[k] - pp[k], pc[k]) }
+            if let dy {
+                let g = gradient1(dy, mask, nil, k)
+                v = x != nil ? muladd(pa[k], g, v) : pa[k] * g
+            }
+            dst[k] = v
+        }
+    }
+
+    @inline(__always)
+    private static func applyRow<S: VectorStore>(
+        _ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
+        _ dst: UnsafeMutablePointer<Float>, _ columns: Int,
+        _ pivot: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>,
+        useX: Bool, useDy: Bool, _: S.Type
+    ) {
+        @inline(__always) func scalar(_ j: Int) {
+            var v: Float = 0
+            if useX { v = muladd(b[j], x![j] - pivot[j], c[j]) }
+            if useDy {
+                let g = gradient1(dy!, mask, nil, j)
+                v = useX ? muladd(a[j], g, v) : a[j] * g
+            }
+            dst[j] = v
+        }
+        var j = 0
+        let head = S.prologue(dst, columns)
+        while j < head { scalar(j); j += 1 }
+        while j + 8 <= columns {
+            var v = F8()
+            if useX { v = muladd(load8(b + j), load8(x! + j) - load8(pivot + j), load8(c + j)) }
+            if useDy {
+                let g = gradient8(dy!, mask, nil, j)
+                v = useX ? muladd(load8(a + j), g, v) : load8(a + j) * g
+            }
+            S.store(v, dst + j)
+            j += 8
+        }
+        while j < columns { scalar(j); j += 1 }
+    }
+}

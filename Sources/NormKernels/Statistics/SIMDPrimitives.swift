@@ -1,0 +1,79 @@
+// The vector vocabulary of every microkernel: 8 Float32 lanes (`F8`, one AVX
+// register), unaligned loads and stores, the multiply-add that fuses where the
+// target has FMA, Float64 widening of lanes, and the two ways an output loop
+// stores a vector (through the cache, or streaming past it).
+
+import CNormSupport
+
+@usableFromInline typealias F8 = SIMD8<Float>
+
+@inline(__always)
+func load8(_ p: UnsafePointer<Float>) -> F8 {
+    UnsafeRawPointer(p).loadUnaligned(as: F8.self)
+}
+
+@inline(__always)
+func store8(_ v: F8, _ p: UnsafeMutablePointer<Float>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: F8.self)
+}
+
+/// a·b + c, fused where the build targets FMA (see `nk_muladd8`).
+@inline(__always)
+func muladd(_ a: F8, _ b: F8, _ c: F8) -> F8 { nk_muladd8(a, b, c) }
+
+/// a·b + c for one value, rounded as `muladd` rounds each lane.
+@inline(__always)
+func muladd(_ a: Float, _ b: Float, _ c: Float) -> Float { nk_muladd1(a, b, c) }
+
+/// Eight Float64 lanes: where Float32 lanes are folded into wider sums.
+typealias D8 = SIMD8<Double>
+
+/// The 8 lanes of `v` widened exactly to Float64.
+@inline(__always)
+func widened(_ v: F8) -> D8 {
+    D8(Double(v[0]), Double(v[1]), Double(v[2]), Double(v[3]), Double(v[4]), Double(v[5]), Double(v[6]), Double(v[7]))
+}
+
+@inline(__always)
+func loadD8(_ p: UnsafePointer<Double>) -> D8 {
+    UnsafeRawPointer(p).loadUnaligned(as: D8.self)
+}
+
+@inline(__always)
+func storeD8(_ v: D8, _ p: UnsafeMutablePointer<Double>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: D8.self)
+}
+
+/// Lane sum in Float64, lanes in order.
+@inline(__always)
+func laneSum64(_ v: F8) -> Double {
+    var s = 0.0
+    for l in 0..<8 { s += Double(v[l]) }
+    return s
+}
+
+/// How the output loops store a vector: through the cache, or streaming.
+///
+/// Streaming stores are weakly ordered; the fence that makes them visible to
+/// other threads runs once per work range in `Parallel.forEach`, not per loop
+/// (an sfence waits for the write-combining buffers to drain: one per 4 KiB
+/// LayerNorm row cost more than a tenth of the pass).
+protocol VectorStore {
+    /// Values to store one at a time before `p` is aligned for `store`.
+    static func prologue(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Int
+    static func store(_ v: F8, _ p: UnsafeMutablePointer<Float>)
+}
+
+enum CachedStore: VectorStore {
+    @inline(__always) static func prologue(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Int { 0 }
+    @inline(__always) static func store(_ v: F8, _ p: UnsafeMutablePointer<Float>) { store8(v, p) }
+}
+
+enum StreamingStore: VectorStore {
+    /// Non-temporal vector stores need 32-byte alignment.
+    @inline(__always) static func prologue(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Int {
+        let misaligned = Int(bitPattern: UInt(bitPattern: p)) & 31
+        return misaligned == 0 ? 0 : min(n, (32 - misaligned) / 4)
+    }
+    @inline(__always) static func store(_ v: F8, _ p: UnsafeMutablePointer<Float>) { nk_stream8(p, v) }
+}
