@@ -41,9 +41,13 @@ let package = Package(
                 dependencies: ["NormKernels", .target(name: "CMPI", condition: .when(traits: ["MPI"]))]),
         // The mpirun check of tools/mpi-test.sh (a stub without the trait).
         .executableTarget(name: "syncbn-mpi-check", dependencies: ["NormKernels", "NormKernelsMPI"]),
+        // Test-only: counts the process's heap allocations (replaces malloc and
+        // friends in the test executable), for AllocationTests. No product
+        // contains it.
+        .target(name: "CAllocationCounter", path: "Tests/CAllocationCounter"),
         .testTarget(
             name: "NormKernelsTests",
-            dependencies: ["NormKernels"],
+            dependencies: ["NormKernels", "CAllocationCounter"],
             resources: [.copy("Fixtures")]
         ),
     ],

@@ -70,7 +70,7 @@ extension GroupNormalization {
         channelGroupsBackward(plan, x: x, dy: dy, xhat: xhat, channelSums: sums.base, table: table, dx: dx) { slot, channelSums in
             guard let table else { return }
             let n = slot / G, first = (slot - n * G) * size
-            let gain = { (j: Int) in Double(scale?[first + j] ?? 1) }
+            func gain(_ j: Int) -> Double { Double(scale?[first + j] ?? 1) }   // a local func: no closure box per slot
             let total = GradientSums.treeSum(count: size) { j in
                 GradientSums(dy: gain(j) * channelSums[j].dy, dyXhat: gain(j) * channelSums[j].dyXhat)
             }

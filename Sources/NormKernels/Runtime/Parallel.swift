@@ -72,7 +72,14 @@ enum Parallel {
             }
             return
         }
+        // Workers call `body` through a pointer to a concrete struct on this stack
+        // frame. `withoutActuallyEscaping` boxes it (one small allocation: the only
+        // way Swift lets another thread call a non-escaping closure); storing the
+        // closure itself in `UncheckedSendable`'s generic field would add a
+        // reabstraction thunk, one more allocation per call.
         withoutActuallyEscaping(body) { body in
+        let held = RangeBody(call: body)
+        withUnsafePointer(to: held) { body in
             let body = UncheckedSendable(body)
             DispatchQueue.concurrentPerform(iterations: ranges) { i in
                 let r = fromTheEnd ? ranges - 1 - i : i
@@ -83,16 +90,22 @@ enum Parallel {
                     // unrelated Dispatch work after the call returns.
                     var saved: UnsafeMutableRawPointer?
                     let bound = nk_bind_thread_to_core(Int32(core), &saved) == 0
-                    body.value(range)
+                    body.value.pointee.call(range)
                     nk_stream_fence()
                     if bound { _ = nk_restore_thread_binding(saved) }
                 } else {
-                    body.value(range)
+                    body.value.pointee.call(range)
                     nk_stream_fence()
                 }
             }
         }
+        }
     }
+
+    /// A range body held where workers can call it, for one parallel call (below).
+    struct RangeBody { let call: (Range<Int>) -> Void }
+    /// A body of `forEach(phases:)`, likewise.
+    struct PhaseBody { let call: (_ phase: Int, _ range: Range<Int>) -> Void }
 
     /// The shape of one step of a multi-step parallel call: `count` items of
     /// `elementsPerItem` values each, optionally handed out from the end.
@@ -139,31 +152,33 @@ enum Parallel {
             }
             return
         }
-        // Ticket t of phase p is range t − starts[p] of that phase's `ranges[p]`.
-        var rangeCounts: [Int] = [], phaseStarts: [Int] = [0]
-        for phase in phases {
-            rangeCounts.append(min(phase.count, workers * rangesPerWorker))
-            phaseStarts.append(phaseStarts.last! + rangeCounts.last!)
-        }
-        let ranges = rangeCounts, starts = phaseStarts, tickets = starts.last!
+        // Phase p has min(count, workers · rangesPerWorker) ranges; its tickets follow
+        // those of the phases before it. Found by walking the phases (a handful), so
+        // that the call needs no table.
+        @Sendable func rangeCount(_ p: Int) -> Int { min(phases[p].count, workers * rangesPerWorker) }
+        let tickets = phases.indices.reduce(0) { $0 + rangeCount($1) }
         let next = Atomic<Int>(0), done = Atomic<Int>(0)
         withoutActuallyEscaping(body) { body in
-        let body = UncheckedSendable(body)
+        let held = PhaseBody(call: body)
+        withUnsafePointer(to: held) { body in
+        let body = UncheckedSendable(body)   // as in `forEach(count:)`
         DispatchQueue.concurrentPerform(iterations: workers) { _ in
-            var p = 0
+            // This worker's position: phase p, whose first ticket is `start`.
+            var p = 0, start = 0
             while true {
                 let t = next.add(1, ordering: .relaxed).oldValue
                 if t >= tickets { return }
-                while t >= starts[p + 1] { p += 1 }
+                while t >= start + rangeCount(p) { start += rangeCount(p); p += 1 }
                 // Wait for the earlier phases; `done` counts finished tickets, and no
-                // ticket of phase p can finish before all `starts[p]` earlier ones have.
-                waitUntil(done, reaches: starts[p])
-                let phase = phases[p], count = ranges[p]
-                let i = t - starts[p], r = phase.fromTheEnd ? count - 1 - i : i
-                body.value(p, (r * phase.count / count)..<((r + 1) * phase.count / count))
+                // ticket of phase p can finish before all `start` earlier ones have.
+                waitUntil(done, reaches: start)
+                let phase = phases[p], count = rangeCount(p)
+                let i = t - start, r = phase.fromTheEnd ? count - 1 - i : i
+                body.value.pointee.call(p, (r * phase.count / count)..<((r + 1) * phase.count / count))
                 nk_stream_fence()
                 done.add(1, ordering: .releasing)
             }
+        }
         }
         }
     }

@@ -21,24 +21,26 @@ import Synchronization
 final class WarmWorkers: @unchecked Sendable {
     static let shared = WarmWorkers()
 
-    /// One parallel call: ranges handed out by an atomic counter.
-    final class Job: @unchecked Sendable {
+    /// One parallel call: ranges handed out by an atomic counter. It lives in the
+    /// caller's stack frame (no allocation per call); helpers reach it through
+    /// `enterCurrent` and the caller returns only after every helper that entered
+    /// it has left (`entered`, `left`). A helper leaves as soon as it finds no
+    /// range left, so that wait is short unless the OS preempts a helper inside
+    /// `help()` — which, holding a range, would delay the caller anyway.
+    struct Job: ~Copyable {
         let count: Int
         /// Helpers beyond this many leave the job alone (the caller asked for
         /// `threads` workers; warm helpers from a wider earlier call do not join).
         let maxHelpers: Int
+        /// The caller's body, valid for the whole call (`withoutActuallyEscaping`).
+        let body: (Int) -> Void
         let next = Atomic<Int>(0)
         let done = Atomic<Int>(0)
         let joined = Atomic<Int>(0)
-        /// Valid while ranges remain; cleared by the caller once `done == count`
-        /// (no helper reads it after taking an index ≥ count).
-        var body: ((Int) -> Void)?
-
-        init(count: Int, maxHelpers: Int, body: @escaping (Int) -> Void) {
-            self.count = count
-            self.maxHelpers = maxHelpers
-            self.body = body
-        }
+        /// Helpers that took the job from `current` (counted under the lock) and
+        /// helpers that are done with it (counted last, with release ordering).
+        let entered = Atomic<Int>(0)
+        let left = Atomic<Int>(0)
 
         /// A helper's entry: joins if the job still wants helpers.
         func help() {
@@ -50,7 +52,7 @@ final class WarmWorkers: @unchecked Sendable {
             while true {
                 let i = next.add(1, ordering: .relaxed).oldValue
                 if i >= count { return }
-                body!(i)
+                body(i)
                 done.add(1, ordering: .releasing)
             }
         }
@@ -62,31 +64,58 @@ final class WarmWorkers: @unchecked Sendable {
     /// Synchronization's Mutex: ThreadSanitizer sees pthread locks, so the
     /// sanitizer run checks the publication of a job like everything else.
     private let lock = NSLock()
-    private var currentJob: Job?
+    private var currentJob: UnsafePointer<Job>?
 
-    private func current() -> Job? {
+    /// The published job, entered (its caller waits for this helper to leave it).
+    private func enterCurrent() -> UnsafePointer<Job>? {
         lock.lock(); defer { lock.unlock() }
-        return currentJob
+        guard let job = currentJob else { return nil }
+        job.pointee.entered.add(1, ordering: .relaxed)
+        return job
     }
 
-    private func publish(_ job: Job?, replacing old: Job? = nil) {
+    private func publish(_ job: UnsafePointer<Job>) {
         lock.lock(); defer { lock.unlock() }
-        if old == nil || currentJob === old { currentJob = job }
+        currentJob = job
     }
+
+    /// Unpublishes `job` (unless a later call already replaced it). After this no
+    /// helper can enter it, so `entered` is final.
+    private func withdraw(_ job: UnsafePointer<Job>) {
+        lock.lock(); defer { lock.unlock() }
+        if currentJob == job { currentJob = nil }
+    }
+
+    /// A helper's visit to the current job, if any.
+    private func helpCurrent() {
+        guard let job = enterCurrent() else { return }
+        job.pointee.help()
+        job.pointee.left.add(1, ordering: .releasing)   // last touch of the caller's frame
+    }
+
     private let alive = Atomic<Int>(0)
 
     /// Runs `body(i)` for i in 0..<count on the caller and up to `helpers` warm helpers.
+    ///
+    /// Allocates nothing itself once the helpers are awake; `withoutActuallyEscaping`
+    /// boxes `body` (one small allocation, the only way Swift lets another thread
+    /// call a non-escaping closure), and a helper that had gone back to Dispatch is
+    /// started again with `async` (a few allocations, only then).
     func run(count: Int, helpers: Int, spinMicroseconds: Int, _ body: (Int) -> Void) {
         withoutActuallyEscaping(body) { body in
             let job = Job(count: count, maxHelpers: helpers, body: body)
-            publish(job)
-            generation.add(1, ordering: .releasing)
-            startHelpers(upTo: helpers, spinMicroseconds: spinMicroseconds)
-            job.work()
-            // Wait for ranges that helpers took and are still running.
-            Parallel.waitUntil(job.done, reaches: count)
-            publish(nil, replacing: job)
-            job.body = nil   // before `withoutActuallyEscaping` ends: nothing may keep it
+            withUnsafePointer(to: job) { job in
+                publish(job)
+                generation.add(1, ordering: .releasing)
+                startHelpers(upTo: helpers, spinMicroseconds: spinMicroseconds)
+                job.pointee.work()
+                // Wait for ranges that helpers took and are still running.
+                Parallel.waitUntil(job.pointee.done, reaches: count)
+                // Then for helpers still inside the job (they find no range left and
+                // leave at once): the job's memory goes when this call returns.
+                withdraw(job)
+                Parallel.waitUntil(job.pointee.left, reaches: job.pointee.entered.load(ordering: .relaxed))
+            }
         }
     }
 
@@ -110,7 +139,7 @@ final class WarmWorkers: @unchecked Sendable {
             let g = generation.load(ordering: .acquiring)
             if g != seen {
                 seen = g
-                if let job = current() { job.help() }
+                helpCurrent()
                 idleSince = DispatchTime.now().uptimeNanoseconds
                 continue
             }
@@ -119,8 +148,7 @@ final class WarmWorkers: @unchecked Sendable {
                 alive.subtract(1, ordering: .relaxed)
                 // A job published between the last poll and the decrement is
                 // still completed by its caller; look once more so it is helped.
-                if generation.load(ordering: .acquiring) != seen,
-                   let job = current() { job.help() }
+                if generation.load(ordering: .acquiring) != seen { helpCurrent() }
                 return
             }
         }
