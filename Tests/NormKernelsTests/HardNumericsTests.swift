@@ -47,9 +47,16 @@ struct HardNumericsOffsetTests {
         }
     }
 
-    @Test("LayerNorm and RMSNorm-free rows (one block, several blocks)")
+    @Test("LayerNorm rows: 8 per vector, one row at a time (up to 16 384 values), rows geometry over several blocks")
     func layerNorm() throws {
-        let cases = [(4, 9000), (1, 33), (16, 4096)]
+        // Rows longer than `rowByRowMoments` and than two blocks (any L1d size) take the geometry.
+        let geometryRow = max(16_385, 2 * Sizes.block + 5)
+        let cases = [(4, 9000), (1, 33), (16, 4096), (2, geometryRow)]
+        for (rows, features) in cases {
+            let geometry = try LayerNormalization(rows: rows, features: features).plan().geometry
+            #expect(geometry.contains("one row at a time") == (129...16_384).contains(features), "\(features): \(geometry)")
+            #expect(geometry.contains("tiny units") == (features <= 16_384), "\(features): \(geometry)")
+        }
         sweep(cases) { item, context in
             let (rows, features) = item
             var rng = SplitMix64("hard-ln \(context)")

@@ -108,7 +108,8 @@ struct RowPlan: Sendable {
             return ChunkSchedule.plan(units: units, length: length, naming: "rows", threading: threading)
         case .rowByRow:
             return ChunkSchedule.plan(units: units, length: length, naming: "rows", lanes: "one row at a time",
-                                  threading: threading)
+                                      chunk: ChunkSchedule.rowChunk(length: length),
+                                      threading: threading)
         case .geometry(let geometry):
             return geometry.plan(threading: threading)
         }
@@ -119,8 +120,12 @@ struct RowPlan: Sendable {
 /// longer ones through the rows geometry). Alternating rounds against the rows
 /// geometry: 160–256 values 1.16–1.43× faster on one and two threads
 /// (docs/PERFORMANCE-HISTORY.md, "Short rows: backward row sums inline, forwards
-/// one row at a time").
-let rowByRowMoments = 129...256
+/// one row at a time"), and on the Xeon (L2 2 MiB) 512–4096 values 1.15–1.3×
+/// faster on one and two threads (docs/PERFORMANCE.md, "LayerNorm against
+/// oneDNN"): a row of up to 64 KiB is read, reduced and written while it sits
+/// in L1/L2, without the geometry's batches, block descriptors and closures.
+/// Longer rows keep the geometry, which splits one row over several blocks.
+let rowByRowMoments = 129...16384
 
 /// The forward of a row plan: statistics of each unit, then its outputs;
 /// returns per-unit mean and 1/σ (RMSNorm: mean 0, 1/rms).
@@ -221,7 +226,8 @@ private func normalizeRowByRow(
                                   gamma: gamma.map { $0 + a }, beta: beta.map { $0 + a }, streaming: streaming)
             }
         }
-        ChunkSchedule.forEachChunk(units: rows, valuesPerUnit: n, threading: plan.threading) { chunk in
+        ChunkSchedule.forEachChunk(units: rows, valuesPerUnit: n, chunk: ChunkSchedule.rowChunk(length: n),
+                                   threading: plan.threading) { chunk in
             if plan.statistic == .moments { sweep(chunk, centered: true) } else { sweep(chunk, centered: false) }
         }
     }
