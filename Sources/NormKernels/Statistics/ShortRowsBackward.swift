@@ -30,9 +30,13 @@ enum ShortRowsBackward {
     /// (docs/PERFORMANCE-HISTORY.md, "LayerNorm/RMSNorm backward on rows of up to
     /// 512 values: one sweep, 8 rows at a time"): 1.0–1.9× at 4–16 values (it also beats
     /// the 8-rows-per-vector `TinyUnits` sums there), 1.4–1.6× at 32–128, 1.1–1.45×
-    /// at 200–300, 1.1–1.15× at 512 (where the sub-block fused engine starts); at
-    /// 768 level.
-    static let maxLength = 512
+    /// at 200–300, 1.1–1.15× at 512; at 768 level (Zen 4, L1d 32 KiB). On the Xeon
+    /// (L1d 48 KiB, L2 2 MiB) it is also ahead from 768 to 4096 values: one
+    /// thread, two alternating rounds, [16384, 768] 1.2–1.3×, [8192, 1024]
+    /// 1.15–1.75×, [2048, 4096] 1.4–1.8×, [512, 1024] 1.4–1.6× (docs/PERFORMANCE.md,
+    /// "Current state"): eight rows of 4096 values and dy are 256 KiB, read again
+    /// from L2, where the general engine reads a row block twice from L3.
+    static let maxLength = 4096
 
     /// Rows `firstRow ..< firstRow + rows` of a `rows × length` block at `x`,
     /// `dy`, `dx` (rows contiguous, `length` apart). `mean`/`invStd` are indexed
