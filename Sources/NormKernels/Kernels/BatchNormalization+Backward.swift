@@ -112,7 +112,7 @@ extension BatchNormalization {
         _ input: UnsafeBufferPointer<Float>, _ gradOutput: UnsafeBufferPointer<Float>,
         _ scale: UnsafeBufferPointer<Float>?, _ output: UnsafeBufferPointer<Float>?,
         _ gradInput: UnsafeMutableBufferPointer<Float>?, _ gradScale: UnsafeMutableBufferPointer<Float>?,
-        _ gradBias: UnsafeMutableBufferPointer<Float>?
+        _ gradBias: UnsafeMutableBufferPointer<Float>?, gradIdentity: UnsafeMutableBufferPointer<Float>? = nil
     ) throws -> UnsafePointer<Float>? {
         try Check.length(input.count, shape.count, "input")
         try Check.length(gradOutput.count, shape.count, "gradOutput")
@@ -124,14 +124,17 @@ extension BatchNormalization {
         try Check.length(output, shape.count, "output")
         try Check.length(scale, shape.c, "scale (γ)")
         try Check.length(gradInput, shape.count, "gradInput")
+        try Check.length(gradIdentity, shape.count, "gradIdentity")
         try Check.length(gradScale, shape.c, "gradScale (dγ)")
         try Check.length(gradBias, shape.c, "gradBias (dβ)")
         let y = fusedReLU ? output : nil
         try Check.buffers(
-            writes: [("gradInput", MemorySpan(gradInput)), ("gradScale", MemorySpan(gradScale)), ("gradBias", MemorySpan(gradBias))],
+            writes: [("gradInput", MemorySpan(gradInput)), ("gradScale", MemorySpan(gradScale)), ("gradBias", MemorySpan(gradBias)),
+                     ("gradIdentity", MemorySpan(gradIdentity))],
             reads: [("input", MemorySpan(input)), ("gradOutput", MemorySpan(gradOutput)), ("output", MemorySpan(output)),
                      ("scale (γ)", MemorySpan(scale))],
-            inPlace: [("gradInput", "input"), ("gradInput", "gradOutput"), ("gradInput", "output")])
+            inPlace: [("gradInput", "input"), ("gradInput", "gradOutput"), ("gradInput", "output"),
+                      ("gradIdentity", "gradOutput")])
         return try y.map { try Check.base($0, "output") }
     }
 
