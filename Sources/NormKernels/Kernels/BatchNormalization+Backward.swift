@@ -39,7 +39,17 @@ extension BatchNormalization {
         try Check.saved(saved.invStd, shape.c, "saved.invStd")
         let mask = try validateBackward(input, gradOutput, scale, output, gradInput, gradScale, gradBias)
         let x = try Check.base(input, "input"), dy = try Check.base(gradOutput, "gradOutput")
-        let dx = gradInput?.baseAddress
+        trainingGradients(x: x, dy: dy, mask: mask, saved: saved, scale: scale, dx: gradInput?.baseAddress,
+                          gradScale: gradScale, gradBias: gradBias)
+    }
+
+    /// `backwardTraining` after its checks: g = dy, masked where `mask` ≤ 0 when
+    /// given. (BatchNorm + add + ReLU passes dy already masked, and no mask.)
+    func trainingGradients(
+        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>?, saved: SavedStatistics,
+        scale: UnsafeBufferPointer<Float>?, dx: UnsafeMutablePointer<Float>?,
+        gradScale: UnsafeMutableBufferPointer<Float>?, gradBias: UnsafeMutableBufferPointer<Float>?
+    ) {
         guard dx != nil || gradScale != nil || gradBias != nil else { return }
         let channels = shape.c, count = Double(shape.n * shape.spatial)
         let mean = saved.mean, invStd = saved.invStd
@@ -83,7 +93,17 @@ extension BatchNormalization {
         let (runningMean, runningVariance) = try running.snapshot(expectedChannels: shape.c)
         let mask = try validateBackward(input, gradOutput, scale, output, gradInput, gradScale, gradBias)
         let x = try Check.base(input, "input"), dy = try Check.base(gradOutput, "gradOutput")
-        let dx = gradInput?.baseAddress
+        inferenceGradients(x: x, dy: dy, mask: mask, runningMean: runningMean, runningVariance: runningVariance,
+                           scale: scale, dx: gradInput?.baseAddress, gradScale: gradScale, gradBias: gradBias)
+    }
+
+    /// `backwardInference` after its checks, with the snapshot of the running statistics.
+    func inferenceGradients(
+        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
+        runningMean: [Float], runningVariance: [Float],
+        scale: UnsafeBufferPointer<Float>?, dx: UnsafeMutablePointer<Float>?,
+        gradScale: UnsafeMutableBufferPointer<Float>?, gradBias: UnsafeMutableBufferPointer<Float>?
+    ) {
         let needSums = gradScale != nil || gradBias != nil
         guard dx != nil || needSums else { return }
         let channels = shape.c

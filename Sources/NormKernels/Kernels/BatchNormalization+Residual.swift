@@ -15,8 +15,10 @@
 //     d identity = g = dy masked where y ≤ 0 (the forward output is the mask,
 //                      as for fusedReLU alone)
 //     dx, dγ, dβ     = BatchNorm's fused-ReLU backward with that same g.
-// Masking is idempotent, so the backward may read dy after `gradIdentity` has
-// been written over it (gradIdentity = gradOutput, in place).
+// So gradIdentity is written first (one pass over dy and y), and the BatchNorm
+// backward then reads it as an already masked dy, without the mask: x and
+// gradIdentity twice instead of x, dy and y twice, and the same g bit for bit.
+// gradIdentity may be gradOutput (in place); gradInput may then still be x or y.
 
 extension BatchNormalization {
     /// Training forward fused with a residual add: `y = relu(BN(x) + identity)`
@@ -84,10 +86,10 @@ extension BatchNormalization {
         try Check.saved(saved.invStd, shape.c, "saved.invStd")
         let mask = try validateBackward(input, gradOutput, scale, output, gradInput, gradScale, gradBias,
                                         gradIdentity: gradIdentity)
-        writeGradIdentity(gradOutput, mask: mask, gradIdentity)
-        // Checks already passed: the plain backward repeats them and cannot throw here.
-        try backwardTraining(input: input, gradOutput: gradOutput, saved: saved, scale: scale, output: output,
-                             gradInput: gradInput, gradScale: gradScale, gradBias: gradBias)
+        let x = try Check.base(input, "input")
+        let (dy, rest) = try writeGradIdentity(gradOutput, mask: mask, gradIdentity)
+        trainingGradients(x: x, dy: dy, mask: rest, saved: saved, scale: scale, dx: gradInput?.baseAddress,
+                          gradScale: gradScale, gradBias: gradBias)
     }
 
     /// Gradients of the fused inference forward: the plain inference backward's
@@ -103,21 +105,27 @@ extension BatchNormalization {
         gradScale: UnsafeMutableBufferPointer<Float>? = nil,
         gradBias: UnsafeMutableBufferPointer<Float>? = nil
     ) throws {
-        _ = try running.snapshot(expectedChannels: shape.c)
+        let (runningMean, runningVariance) = try running.snapshot(expectedChannels: shape.c)
         let mask = try validateBackward(input, gradOutput, scale, output, gradInput, gradScale, gradBias,
                                         gradIdentity: gradIdentity)
-        writeGradIdentity(gradOutput, mask: mask, gradIdentity)
-        try backwardInference(input: input, gradOutput: gradOutput, running: running, scale: scale, output: output,
-                              gradInput: gradInput, gradScale: gradScale, gradBias: gradBias)
+        let x = try Check.base(input, "input")
+        let (dy, rest) = try writeGradIdentity(gradOutput, mask: mask, gradIdentity)
+        inferenceGradients(x: x, dy: dy, mask: rest, runningMean: runningMean, runningVariance: runningVariance,
+                           scale: scale, dx: gradInput?.baseAddress, gradScale: gradScale, gradBias: gradBias)
     }
 
     /// `gradIdentity[i] = mask[i] ≤ 0 ? 0 : dy[i]` (the predicate of the fused-ReLU
     /// backward's g, so NaN in y keeps dy), or a copy of dy without a mask; in
     /// chunks of `ResidualGradient.chunk` values, each written by one worker.
-    private func writeGradIdentity(_ gradOutput: UnsafeBufferPointer<Float>, mask: UnsafePointer<Float>?,
-                                   _ gradIdentity: UnsafeMutableBufferPointer<Float>?) {
-        guard let gradIdentity, let dst = gradIdentity.baseAddress, let dy = gradOutput.baseAddress else { return }
-        if mask == nil && UnsafePointer(dst) == dy { return }
+    /// Returns what the BatchNorm backward reads next: gradIdentity and no mask
+    /// once written, else dy and the mask.
+    private func writeGradIdentity(
+        _ gradOutput: UnsafeBufferPointer<Float>, mask: UnsafePointer<Float>?,
+        _ gradIdentity: UnsafeMutableBufferPointer<Float>?
+    ) throws -> (dy: UnsafePointer<Float>, mask: UnsafePointer<Float>?) {
+        let dy = try Check.base(gradOutput, "gradOutput")
+        guard let gradIdentity, let dst = gradIdentity.baseAddress else { return (dy, mask) }
+        if mask == nil && UnsafePointer(dst) == dy { return (dy, nil) }
         let count = shape.count, chunk = ResidualGradient.chunk
         Parallel.forEach(count: (count + chunk - 1) / chunk, elementsPerItem: chunk, threading: threading) { range in
             for k in range {
@@ -125,6 +133,7 @@ extension BatchNormalization {
                 ResidualGradient.mask(dy + o, mask.map { $0 + o }, dst + o, min(chunk, count - o))
             }
         }
+        return (UnsafePointer(dst), nil)
     }
 }
 
