@@ -46,15 +46,19 @@ func fusedBackward(_ bn: BatchNormalization, x: [Float], dy: [Float], y: [Float]
 }
 
 extension FusedBatchNormTests {
-    @Test("backward: d identity = masked dy, dx/dγ/dβ = fused-ReLU BatchNorm's, close to the Float64 composed op",
+    @Test("backward: d identity = masked dy (dy without ReLU), dx/dγ/dβ = BatchNorm's, close to the Float64 composed op",
           arguments: fusedShapes, [false, true])
     func backward(shape: TensorShape, training: Bool) throws {
+        for relu in [true, false] { try backward(shape: shape, training: training, relu: relu) }
+    }
+
+    func backward(shape: TensorShape, training: Bool, relu: Bool) throws {
         var rng = streams.generator(UInt64(shape.count))
         let x = activations(shape, &rng), identity = rng.normals(shape.count), dy = rng.normals(shape.count)
         let (scale, bias) = Affine.both.parameters(shape.c, &rng)
         let mean = rng.uniforms(shape.c, -1...1), variance = rng.uniforms(shape.c, 0.5...3)
         let running = try RunningStatistics(channels: shape.c, mean: mean, variance: variance)
-        let bn = try BatchNormalization(shape: shape, fusedReLU: true, threading: Threading(threads: 2, parallelThreshold: 1))
+        let bn = try BatchNormalization(shape: shape, fusedReLU: relu, threading: Threading(threads: 2, parallelThreshold: 1))
         let y: [Float], saved: SavedStatistics?
         if training {
             let r = try bn.forwardTraining(x, identity: identity, scale: scale, bias: bias)
@@ -65,8 +69,8 @@ extension FusedBatchNormTests {
             saved = nil
         }
         let grads = try fusedBackward(bn, x: x, dy: dy, y: y, saved: saved, running: training ? nil : running, scale: scale)
-        let what = "\(shape) training \(training)"
-        expectBitwise(grads.identity, (0..<y.count).map { y[$0] <= 0 ? 0 : dy[$0] }, "\(what) d identity")
+        let what = "\(shape) training \(training) relu \(relu)"
+        expectBitwise(grads.identity, (0..<y.count).map { relu && y[$0] <= 0 ? 0 : dy[$0] }, "\(what) d identity")
         let plain = training
             ? try bn.backwardTraining(x, gradOutput: dy, saved: saved!, scale: scale, output: y)
             : try bn.backwardInference(x, gradOutput: dy, running: running, scale: scale, output: y)
@@ -78,7 +82,7 @@ extension FusedBatchNormTests {
         let bnOut = training
             ? Reference.batchNorm(x, shape, scale: scale, bias: bias).output
             : Reference.inference(x, shape, mean: mean, variance: variance, scale: scale, bias: bias)
-        let g = (0..<y.count).map { bnOut[$0] + Double(identity[$0]) > 0 ? dy[$0] : 0 }
+        let g = (0..<y.count).map { !relu || bnOut[$0] + Double(identity[$0]) > 0 ? dy[$0] : 0 }
         let slots = Reference.slots(shape, groupSize: 1, batch: true)
         let eps = Double(Float(1e-5))
         let dx: [Double]
