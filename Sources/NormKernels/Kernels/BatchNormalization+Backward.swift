@@ -39,7 +39,17 @@ extension BatchNormalization {
         try Check.saved(saved.invStd, shape.c, "saved.invStd")
         let mask = try validateBackward(input, gradOutput, scale, output, gradInput, gradScale, gradBias)
         let x = try Check.base(input, "input"), dy = try Check.base(gradOutput, "gradOutput")
-        let dx = gradInput?.baseAddress
+        trainingGradients(x: x, dy: dy, mask: mask, saved: saved, scale: scale, dx: gradInput?.baseAddress,
+                          gradScale: gradScale, gradBias: gradBias)
+    }
+
+    /// `backwardTraining` after its checks: g = dy, masked where `mask` ≤ 0 when
+    /// given. (BatchNorm + add + ReLU passes dy already masked, and no mask.)
+    func trainingGradients(
+        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>?, saved: SavedStatistics,
+        scale: UnsafeBufferPointer<Float>?, dx: UnsafeMutablePointer<Float>?,
+        gradScale: UnsafeMutableBufferPointer<Float>?, gradBias: UnsafeMutableBufferPointer<Float>?
+    ) {
         guard dx != nil || gradScale != nil || gradBias != nil else { return }
         let channels = shape.c, count = Double(shape.n * shape.spatial)
         let mean = saved.mean, invStd = saved.invStd
@@ -83,7 +93,17 @@ extension BatchNormalization {
         let (runningMean, runningVariance) = try running.snapshot(expectedChannels: shape.c)
         let mask = try validateBackward(input, gradOutput, scale, output, gradInput, gradScale, gradBias)
         let x = try Check.base(input, "input"), dy = try Check.base(gradOutput, "gradOutput")
-        let dx = gradInput?.baseAddress
+        inferenceGradients(x: x, dy: dy, mask: mask, runningMean: runningMean, runningVariance: runningVariance,
+                           scale: scale, dx: gradInput?.baseAddress, gradScale: gradScale, gradBias: gradBias)
+    }
+
+    /// `backwardInference` after its checks, with the snapshot of the running statistics.
+    func inferenceGradients(
+        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
+        runningMean: [Float], runningVariance: [Float],
+        scale: UnsafeBufferPointer<Float>?, dx: UnsafeMutablePointer<Float>?,
+        gradScale: UnsafeMutableBufferPointer<Float>?, gradBias: UnsafeMutableBufferPointer<Float>?
+    ) {
         let needSums = gradScale != nil || gradBias != nil
         guard dx != nil || needSums else { return }
         let channels = shape.c
@@ -112,7 +132,7 @@ extension BatchNormalization {
         _ input: UnsafeBufferPointer<Float>, _ gradOutput: UnsafeBufferPointer<Float>,
         _ scale: UnsafeBufferPointer<Float>?, _ output: UnsafeBufferPointer<Float>?,
         _ gradInput: UnsafeMutableBufferPointer<Float>?, _ gradScale: UnsafeMutableBufferPointer<Float>?,
-        _ gradBias: UnsafeMutableBufferPointer<Float>?
+        _ gradBias: UnsafeMutableBufferPointer<Float>?, gradIdentity: UnsafeMutableBufferPointer<Float>? = nil
     ) throws -> UnsafePointer<Float>? {
         try Check.length(input.count, shape.count, "input")
         try Check.length(gradOutput.count, shape.count, "gradOutput")
@@ -124,14 +144,17 @@ extension BatchNormalization {
         try Check.length(output, shape.count, "output")
         try Check.length(scale, shape.c, "scale (γ)")
         try Check.length(gradInput, shape.count, "gradInput")
+        try Check.length(gradIdentity, shape.count, "gradIdentity")
         try Check.length(gradScale, shape.c, "gradScale (dγ)")
         try Check.length(gradBias, shape.c, "gradBias (dβ)")
         let y = fusedReLU ? output : nil
         try Check.buffers(
-            writes: [("gradInput", MemorySpan(gradInput)), ("gradScale", MemorySpan(gradScale)), ("gradBias", MemorySpan(gradBias))],
+            writes: [("gradInput", MemorySpan(gradInput)), ("gradScale", MemorySpan(gradScale)), ("gradBias", MemorySpan(gradBias)),
+                     ("gradIdentity", MemorySpan(gradIdentity))],
             reads: [("input", MemorySpan(input)), ("gradOutput", MemorySpan(gradOutput)), ("output", MemorySpan(output)),
                      ("scale (γ)", MemorySpan(scale))],
-            inPlace: [("gradInput", "input"), ("gradInput", "gradOutput"), ("gradInput", "output")])
+            inPlace: [("gradInput", "input"), ("gradInput", "gradOutput"), ("gradInput", "output"),
+                      ("gradIdentity", "gradOutput")])
         return try y.map { try Check.base($0, "output") }
     }
 

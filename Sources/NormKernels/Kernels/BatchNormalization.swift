@@ -55,15 +55,25 @@ public struct BatchNormalization: Sendable {
         }
     }
 
+    /// Lengths and overlaps of a forward call; `identity` (the fused add's
+    /// residual) may be exactly `output`, as `input` may.
     private func validate(_ input: UnsafeBufferPointer<Float>, _ output: UnsafeMutableBufferPointer<Float>,
                           _ scale: UnsafeBufferPointer<Float>?, _ bias: UnsafeBufferPointer<Float>?,
-                          _ running: RunningStatistics?) throws {
+                          _ running: RunningStatistics?, identity: UnsafeBufferPointer<Float>? = nil) throws {
         try Check.length(input.count, shape.count, "input")
+        try Check.length(identity, shape.count, "identity")
         try Check.length(output.count, shape.count, "output")
         try Check.length(scale, shape.c, "scale (γ)")
         try Check.length(bias, shape.c, "bias (β)")
-        try Check.forwardBuffers(input: ("input", input), output: ("output", output),
-                                 parameters: ("scale (γ)", scale), ("bias (β)", bias))
+        if let identity {
+            try Check.buffers(writes: [("output", MemorySpan(output))],
+                              reads: [("input", MemorySpan(input)), ("identity", MemorySpan(identity)),
+                                      ("scale (γ)", MemorySpan(scale)), ("bias (β)", MemorySpan(bias))],
+                              inPlace: [("output", "input"), ("output", "identity")], bareNameAgainst: "input")
+        } else {
+            try Check.forwardBuffers(input: ("input", input), output: ("output", output),
+                                     parameters: ("scale (γ)", scale), ("bias (β)", bias))
+        }
         try RunningStatistics.validate(running, channels: shape.c)
     }
 
@@ -78,13 +88,23 @@ public struct BatchNormalization: Sendable {
         scale: UnsafeBufferPointer<Float>? = nil, bias: UnsafeBufferPointer<Float>? = nil,
         running: RunningStatistics? = nil
     ) throws -> SavedStatistics {
-        try validate(input, output, scale, bias, running)
+        try training(input: input, identity: nil, output: output, scale: scale, bias: bias, running: running)
+    }
+
+    /// `forwardTraining`, with `identity` (when given) added before the ReLU.
+    func training(
+        input: UnsafeBufferPointer<Float>, identity: UnsafeBufferPointer<Float>?,
+        output: UnsafeMutableBufferPointer<Float>, scale: UnsafeBufferPointer<Float>?,
+        bias: UnsafeBufferPointer<Float>?, running: RunningStatistics?
+    ) throws -> SavedStatistics {
+        try validate(input, output, scale, bias, running, identity: identity)
         let perChannel = shape.n * shape.spatial
         guard perChannel > 1 else { throw NormError.singleValuePerChannel(argument: "input", valuesPerChannel: perChannel) }
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
+        let id = try identity.map { try Check.base($0, "identity") }
         let c = shape.c
         let moments = SlotBuffer(count: c, initial: Moments.empty)
-        let table = CoefficientTable(count: c, streaming: paths.training.streaming(output: y, reading: x))
+        let table = CoefficientTable(count: c, streaming: paths.training.streaming(output: y, reading: x, id))
         defer { moments.deallocate(); table.deallocate() }
         let relu = fusedReLU, eps = epsilon
         func coefficients(_ channel: Int, _ m: Moments) {
@@ -97,17 +117,19 @@ public struct BatchNormalization: Sendable {
         case .columns(let g):
             g.reduceThenApply(x, threading: threading,
                 finalize: { _, channels, merged in for ch in channels { coefficients(ch, merged[ch]) } },
-                apply: { m, first, rows in table.applyColumns(x, y, matrix: m, geometry: g, first: first, rows: rows, relu: relu) })
+                apply: { m, first, rows in
+                    table.applyColumns(x, y, matrix: m, geometry: g, first: first, rows: rows, relu: relu, identity: id)
+                })
         case .shortRuns(let g, let memoryOrder):
             // Short runs (H·W = 49): the channel-major output pass would jump C·H·W
             // values between runs; gather statistics channel by channel, then write
             // the output in memory order as inference does.
             g.reduce(x, statistic: .moments, threading: threading, finalize: coefficients)
-            applyInMemoryOrder(memoryOrder, x, y, table)
+            applyInMemoryOrder(memoryOrder, x, y, table, identity: id)
         case .channelRuns(let g):
             g.reduceThenApply(x, statistic: .moments, threading: threading,
                 finalize: coefficients,
-                apply: { table.applyRuns(x, y, $0, run: g.segmentLength, runsPerSegment: 1, relu: relu) })
+                apply: { table.applyRuns(x, y, $0, run: g.segmentLength, runsPerSegment: 1, relu: relu, identity: id) })
         }
         let batch = moments.array
         let updated = running?.fold(batch: batch) ?? false
@@ -122,12 +144,22 @@ public struct BatchNormalization: Sendable {
         scale: UnsafeBufferPointer<Float>? = nil, bias: UnsafeBufferPointer<Float>? = nil,
         running: RunningStatistics
     ) throws {
-        try validate(input, output, scale, bias, nil)
+        try inference(input: input, identity: nil, output: output, scale: scale, bias: bias, running: running)
+    }
+
+    /// `forwardInference`, with `identity` (when given) added before the ReLU.
+    func inference(
+        input: UnsafeBufferPointer<Float>, identity: UnsafeBufferPointer<Float>?,
+        output: UnsafeMutableBufferPointer<Float>, scale: UnsafeBufferPointer<Float>?,
+        bias: UnsafeBufferPointer<Float>?, running: RunningStatistics
+    ) throws {
+        try validate(input, output, scale, bias, nil, identity: identity)
         // One consistent copy, checked, before anything is written: another thread
         // may fold a batch into (or reassign) `running` while this call runs.
         let (runningMean, runningVariance) = try running.snapshot(expectedChannels: shape.c)
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
-        let table = CoefficientTable(count: shape.c, streaming: paths.inference.streaming(output: y, reading: x))
+        let id = try identity.map { try Check.base($0, "identity") }
+        let table = CoefficientTable(count: shape.c, streaming: paths.inference.streaming(output: y, reading: x, id))
         defer { table.deallocate() }
         for ch in 0..<shape.c {
             table[ch] = AffineCoefficients(
@@ -139,10 +171,10 @@ public struct BatchNormalization: Sendable {
         switch paths.path {
         case .columns(let g):
             g.apply(threading: threading) { m, first, rows in
-                table.applyColumns(x, y, matrix: m, geometry: g, first: first, rows: rows, relu: relu)
+                table.applyColumns(x, y, matrix: m, geometry: g, first: first, rows: rows, relu: relu, identity: id)
             }
         case .channelRuns, .shortRuns:
-            applyInMemoryOrder(paths.memoryOrder, x, y, table)
+            applyInMemoryOrder(paths.memoryOrder, x, y, table, identity: id)
         }
     }
 
@@ -154,10 +186,10 @@ public struct BatchNormalization: Sendable {
     /// would jump C·H·W values between runs; with H·W = 49 the prefetchers give up
     /// (BatchNorm inference [64, 512, 7, 7]: 1.45 → 0.36 ms on 2 threads).
     private func applyInMemoryOrder(_ g: RowsGeometry, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                                    _ table: CoefficientTable) {
+                                    _ table: CoefficientTable, identity: UnsafePointer<Float>?) {
         let hw = shape.spatial, c = shape.c, relu = fusedReLU
         g.apply(threading: threading) {
-            table.applyRuns(x, y, $0, run: hw, runsPerSegment: c, slotsPerUnit: 0, relu: relu)
+            table.applyRuns(x, y, $0, run: hw, runsPerSegment: c, slotsPerUnit: 0, relu: relu, identity: identity)
         }
     }
 }

@@ -40,8 +40,12 @@ struct CoefficientTable {
     /// `slotsPerUnit` (default `runsPerSegment`) is 0 when every unit uses the same
     /// slots: BatchNorm inference walks NCHW in memory order, one unit per sample,
     /// with run r of any sample using channel r's coefficients.
+    ///
+    /// `identity` (same layout as `x`): added to the normalized value before the
+    /// ReLU (BatchNorm + add + ReLU).
     func applyRuns(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ block: RowBlock,
-                   run: Int, runsPerSegment: Int, slotsPerUnit: Int? = nil, relu: Bool) {
+                   run: Int, runsPerSegment: Int, slotsPerUnit: Int? = nil, relu: Bool,
+                   identity: UnsafePointer<Float>? = nil) {
         let slotBase = block.unit * (slotsPerUnit ?? runsPerSegment)
         if run == 1 {
             // One value per channel (H·W = 1): every element has its own slot and
@@ -49,7 +53,8 @@ struct CoefficientTable {
             // coefficients instead of `count` one-element calls.
             let s = slotBase + block.start
             Apply.columns(x + block.offset, y + block.offset, rows: 1, columns: block.count, stride: block.count,
-                          pivot: pivot + s, scale: scale + s, shift: shift + s, relu: relu, streaming: streaming)
+                          pivot: pivot + s, scale: scale + s, shift: shift + s, relu: relu, streaming: streaming,
+                          residual: identity.map { $0 + block.offset })
             return
         }
         var position = block.start
@@ -58,7 +63,8 @@ struct CoefficientTable {
         while position < end {
             let r = position / run
             let n = min((r + 1) * run, end) - position
-            Apply.affine(x + offset, y + offset, n, self[slotBase + r], relu: relu, streaming: streaming)
+            Apply.affine(x + offset, y + offset, n, self[slotBase + r], relu: relu, streaming: streaming,
+                         residual: identity.map { $0 + offset })
             position += n
             offset += n
         }
@@ -66,11 +72,13 @@ struct CoefficientTable {
 
     /// NHWC: rows [first, first + rows) of matrix m (C columns), slots m·C ..< m·C + C.
     func applyColumns(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                      matrix m: Int, geometry g: ColumnsGeometry, first: Int, rows: Int, relu: Bool) {
+                      matrix m: Int, geometry g: ColumnsGeometry, first: Int, rows: Int, relu: Bool,
+                      identity: UnsafePointer<Float>? = nil) {
         let offset = m * g.matrixElements + first * g.columns
         let slot = m * g.columns
         Apply.columns(x + offset, y + offset, rows: rows, columns: g.columns, stride: g.columns,
-                      pivot: pivot + slot, scale: scale + slot, shift: shift + slot, relu: relu, streaming: streaming)
+                      pivot: pivot + slot, scale: scale + slot, shift: shift + slot, relu: relu, streaming: streaming,
+                      residual: identity.map { $0 + offset })
     }
 }
 

@@ -60,41 +60,81 @@ enum ReLUActivation: FusedActivation {
     @inline(__always) static func apply(_ v: Float) -> Float { v < 0 ? 0 : v }
 }
 
+/// The residual input of a fused add (BatchNorm + add + ReLU), as a type so
+/// that loops without one compile without the extra load and add. `o` is the
+/// element's offset from the loop's `src` (the residual has the input's layout).
+protocol ResidualInput {
+    func add(_ v: F8, _ o: Int) -> F8
+    func add(_ v: Float, _ o: Int) -> Float
+    /// The residual of a sub-block starting `o` values further on.
+    func advanced(by o: Int) -> Self
+}
+
+struct NoResidual: ResidualInput {
+    @inline(__always) func add(_ v: F8, _ o: Int) -> F8 { v }
+    @inline(__always) func add(_ v: Float, _ o: Int) -> Float { v }
+    @inline(__always) func advanced(by o: Int) -> NoResidual { self }
+}
+
+/// v + r[o]: one Float32 add of the rounded normalized value, so the fused
+/// output equals BatchNorm's output plus r, rounded once more, bit for bit.
+struct Residual: ResidualInput {
+    let base: UnsafePointer<Float>
+    @inline(__always) func add(_ v: F8, _ o: Int) -> F8 { v + load8(base + o) }
+    @inline(__always) func add(_ v: Float, _ o: Int) -> Float { v + base[o] }
+    @inline(__always) func advanced(by o: Int) -> Residual { Residual(base: base + o) }
+}
+
 enum Apply {
     /// `dst[i] = (src[i] − c.pivot) · c.scale + c.shift`, then max(·, 0) when `relu`
     /// (NaN stays NaN, as in PyTorch). `dst` may equal `src`.
+    /// With `residual` (BatchNorm + add + ReLU), `residual[i]` is added to the
+    /// rounded affine result before the activation: `act(((src[i] − p)·s + t) + r[i])`.
+    /// `dst` may also equal `residual`.
     static func affine(
         _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
-        _ c: AffineCoefficients, relu: Bool, streaming: Bool = false
+        _ c: AffineCoefficients, relu: Bool, streaming: Bool = false, residual: UnsafePointer<Float>? = nil
     ) {
-        switch (streaming, relu) {
-        case (true, true): affine(src, dst, n, c, StreamingStore.self, ReLUActivation.self)
-        case (true, false): affine(src, dst, n, c, StreamingStore.self, NoActivation.self)
-        case (false, true): affine(src, dst, n, c, CachedStore.self, ReLUActivation.self)
-        case (false, false): affine(src, dst, n, c, CachedStore.self, NoActivation.self)
+        if let residual {
+            affine(src, dst, n, c, relu: relu, streaming: streaming, Residual(base: residual))
+        } else {
+            affine(src, dst, n, c, relu: relu, streaming: streaming, NoResidual())
         }
     }
 
     @inline(__always)
-    private static func affine<S: VectorStore, A: FusedActivation>(
+    private static func affine<R: ResidualInput>(
         _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
-        _ c: AffineCoefficients, _: S.Type, _: A.Type
+        _ c: AffineCoefficients, relu: Bool, streaming: Bool, _ r: R
+    ) {
+        switch (streaming, relu) {
+        case (true, true): affine(src, dst, n, c, r, StreamingStore.self, ReLUActivation.self)
+        case (true, false): affine(src, dst, n, c, r, StreamingStore.self, NoActivation.self)
+        case (false, true): affine(src, dst, n, c, r, CachedStore.self, ReLUActivation.self)
+        case (false, false): affine(src, dst, n, c, r, CachedStore.self, NoActivation.self)
+        }
+    }
+
+    @inline(__always)
+    private static func affine<R: ResidualInput, S: VectorStore, A: FusedActivation>(
+        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
+        _ c: AffineCoefficients, _ r: R, _: S.Type, _: A.Type
     ) {
         @inline(__always) func scalar(_ i: Int) {
-            dst[i] = A.apply(muladd(src[i] - c.pivot, c.scale, c.shift))
+            dst[i] = A.apply(r.add(muladd(src[i] - c.pivot, c.scale, c.shift), i))
         }
         let p = F8(repeating: c.pivot), s = F8(repeating: c.scale), t = F8(repeating: c.shift)
         var i = 0
         let head = S.prologue(dst, n)
         while i < head { scalar(i); i += 1 }
         while i + 16 <= n {
-            // scalar math: y = act((x − p)·s + t)
-            S.store(A.apply(muladd(load8(src + i) - p, s, t)), dst + i)
-            S.store(A.apply(muladd(load8(src + i + 8) - p, s, t)), dst + i + 8)
+            // scalar math: y = act((x − p)·s + t (+ r))
+            S.store(A.apply(r.add(muladd(load8(src + i) - p, s, t), i)), dst + i)
+            S.store(A.apply(r.add(muladd(load8(src + i + 8) - p, s, t), i + 8)), dst + i + 8)
             i += 16
         }
         while i + 8 <= n {
-            S.store(A.apply(muladd(load8(src + i) - p, s, t)), dst + i)
+            S.store(A.apply(r.add(muladd(load8(src + i) - p, s, t), i)), dst + i)
             i += 8
         }
         while i < n { scalar(i); i += 1 }

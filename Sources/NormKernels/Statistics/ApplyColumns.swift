@@ -5,12 +5,26 @@
 
 extension Apply {
     /// Strided columns: for each of `rows` rows of `columns` values (row stride
-    /// `stride`), `dst[r, c] = (src[r, c] − pivot[c]) · scale[c] + shift[c]`.
+    /// `stride`), `dst[r, c] = (src[r, c] − pivot[c]) · scale[c] + shift[c]`
+    /// (`+ residual[r, c]`, same layout as `src`, when given; see `Apply.affine`).
     static func columns(
         _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
         rows: Int, columns: Int, stride: Int,
         pivot: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
-        relu: Bool, streaming: Bool = false
+        relu: Bool, streaming: Bool = false, residual: UnsafePointer<Float>? = nil
+    ) {
+        if let residual {
+            dispatchColumns(src, dst, rows, columns, stride, pivot, scale, shift, relu, streaming, Residual(base: residual))
+        } else {
+            dispatchColumns(src, dst, rows, columns, stride, pivot, scale, shift, relu, streaming, NoResidual())
+        }
+    }
+
+    private static func dispatchColumns<R: ResidualInput>(
+        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
+        _ rows: Int, _ columns: Int, _ stride: Int,
+        _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
+        _ relu: Bool, _ streaming: Bool, _ res: R
     ) {
         if columns < 8 && stride == columns {
             // Narrow rows (NHWC with C < 8): k rows at a time as one row of k·C
@@ -21,14 +35,13 @@ extension Apply {
                 withUnsafeTemporaryAllocation(of: Float.self, capacity: 3 * width) { wide in
                     let p = wide.baseAddress!, s = p + width, t = p + 2 * width
                     for j in 0..<width { p[j] = pivot[j % columns]; s[j] = scale[j % columns]; t[j] = shift[j % columns] }
-                    self.columns(src, dst, rows: superRows, columns: width, stride: width,
-                                 pivot: p, scale: s, shift: t, relu: relu, streaming: streaming)
+                    dispatchColumns(src, dst, superRows, width, width, p, s, t, relu, streaming, res)
                 }
             }
             let done = superRows * k
             if done < rows {
                 rowByRow(src + done * columns, dst + done * columns, rows - done, columns, stride,
-                         pivot, scale, shift, relu: relu, streaming: false)
+                         pivot, scale, shift, res.advanced(by: done * columns), relu: relu, streaming: false)
             }
             return
         }
@@ -37,25 +50,25 @@ extension Apply {
         // the cache and costs far more than streaming saves (measured 10× slower
         // on 64-channel NHWC rows with a 16-byte-aligned base).
         let aligned = stride % 8 == 0 && Int(bitPattern: UInt(bitPattern: dst)) & 31 == 0
-        rowByRow(src, dst, rows, columns, stride, pivot, scale, shift, relu: relu, streaming: streaming && aligned)
+        rowByRow(src, dst, rows, columns, stride, pivot, scale, shift, res, relu: relu, streaming: streaming && aligned)
     }
 
     /// Picks the specialization of the row loop.
-    private static func rowByRow(
+    private static func rowByRow<R: ResidualInput>(
         _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
         _ rows: Int, _ columns: Int, _ stride: Int,
         _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
-        relu: Bool, streaming: Bool
+        _ res: R, relu: Bool, streaming: Bool
     ) {
         switch (streaming, relu) {
         case (true, true):
-            self.columns(src, dst, rows, columns, stride, pivot, scale, shift, StreamingStore.self, ReLUActivation.self)
+            self.columns(src, dst, rows, columns, stride, pivot, scale, shift, res, StreamingStore.self, ReLUActivation.self)
         case (true, false):
-            self.columns(src, dst, rows, columns, stride, pivot, scale, shift, StreamingStore.self, NoActivation.self)
+            self.columns(src, dst, rows, columns, stride, pivot, scale, shift, res, StreamingStore.self, NoActivation.self)
         case (false, true):
-            self.columns(src, dst, rows, columns, stride, pivot, scale, shift, CachedStore.self, ReLUActivation.self)
+            self.columns(src, dst, rows, columns, stride, pivot, scale, shift, res, CachedStore.self, ReLUActivation.self)
         case (false, false):
-            self.columns(src, dst, rows, columns, stride, pivot, scale, shift, CachedStore.self, NoActivation.self)
+            self.columns(src, dst, rows, columns, stride, pivot, scale, shift, res, CachedStore.self, NoActivation.self)
         }
     }
 
@@ -63,37 +76,37 @@ extension Apply {
     /// coefficient pointers on the stack and ran at a third of its speed here
     /// (InstanceNorm NHWC training spent twice as long writing y as inference).
     @inline(never)
-    private static func columns<S: VectorStore, A: FusedActivation>(
+    private static func columns<R: ResidualInput, S: VectorStore, A: FusedActivation>(
         _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
         _ rows: Int, _ columns: Int, _ stride: Int,
         _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
-        _: S.Type, _: A.Type
+        _ res: R, _: S.Type, _: A.Type
     ) {
         if columns >= stripColumns {
-            strips(src, dst, rows, columns, stride, pivot, scale, shift, S.self, A.self)
+            strips(src, dst, rows, columns, stride, pivot, scale, shift, res, S.self, A.self)
             return
         }
-        for r in 0..<rows { row(src, dst, r, from: 0, columns, stride, pivot, scale, shift, S.self, A.self) }
+        for r in 0..<rows { row(src, dst, r, from: 0, columns, stride, pivot, scale, shift, res, S.self, A.self) }
     }
 
     /// Row r of `columns(…)` from column `start` on.
     @inline(__always)
-    private static func row<S: VectorStore, A: FusedActivation>(
+    private static func row<R: ResidualInput, S: VectorStore, A: FusedActivation>(
         _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ r: Int, from start: Int,
         _ columns: Int, _ stride: Int,
         _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
-        _: S.Type, _: A.Type
+        _ res: R, _: S.Type, _: A.Type
     ) {
-        let x = src + r &* stride, y = dst + r &* stride
+        let x = src + r &* stride, y = dst + r &* stride, e = res.advanced(by: r &* stride)
         @inline(__always) func scalar(_ c: Int) {
-            y[c] = A.apply(muladd(x[c] - pivot[c], scale[c], shift[c]))
+            y[c] = A.apply(e.add(muladd(x[c] - pivot[c], scale[c], shift[c]), c))
         }
         var c = start
         let head = start + S.prologue(y + start, columns - start)
         while c < head { scalar(c); c &+= 1 }
         while c &+ 8 <= columns {
-            // scalar math: y[c] = act((x[c] − p[c])·s[c] + t[c])
-            S.store(A.apply(muladd(load8(x + c) - load8(pivot + c), load8(scale + c), load8(shift + c))), y + c)
+            // scalar math: y[c] = act((x[c] − p[c])·s[c] + t[c] (+ residual))
+            S.store(A.apply(e.add(muladd(load8(x + c) - load8(pivot + c), load8(scale + c), load8(shift + c)), c)), y + c)
             c &+= 8
         }
         while c < columns { scalar(c); c &+= 1 }
@@ -105,11 +118,11 @@ extension Apply {
     /// (Rows start 32-byte aligned whenever S streams: `columns(…)` checks.) Out of
     /// line, so that the row loop of narrower rows keeps its registers.
     @inline(never)
-    private static func strips<S: VectorStore, A: FusedActivation>(
+    private static func strips<R: ResidualInput, S: VectorStore, A: FusedActivation>(
         _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
         _ rows: Int, _ columns: Int, _ stride: Int,
         _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
-        _: S.Type, _: A.Type
+        _ res: R, _: S.Type, _: A.Type
     ) {
         var r = 0
         while r < rows {
@@ -120,14 +133,14 @@ extension Apply {
                 let t0 = load8(shift + c), t1 = load8(shift + c + 8)
                 var o = r &* stride &+ c
                 for _ in 0..<n {
-                    S.store(A.apply(muladd(load8(src + o) - p0, s0, t0)), dst + o)
-                    S.store(A.apply(muladd(load8(src + o + 8) - p1, s1, t1)), dst + o + 8)
+                    S.store(A.apply(res.add(muladd(load8(src + o) - p0, s0, t0), o)), dst + o)
+                    S.store(A.apply(res.add(muladd(load8(src + o + 8) - p1, s1, t1), o + 8)), dst + o + 8)
                     o &+= stride
                 }
                 c &+= 16
             }
             if c < columns {
-                for i in r..<(r + n) { row(src, dst, i, from: c, columns, stride, pivot, scale, shift, S.self, A.self) }
+                for i in r..<(r + n) { row(src, dst, i, from: c, columns, stride, pivot, scale, shift, res, S.self, A.self) }
             }
             r &+= n
         }

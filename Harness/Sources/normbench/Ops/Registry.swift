@@ -3,6 +3,7 @@
 enum BenchOps {
     static let all: [any BenchOp] = [
         BatchNormBench(),
+        BatchNormAddReLUBench(),
         LayerNormBench(),
         RMSNormBench(),
         InstanceNormBench(),

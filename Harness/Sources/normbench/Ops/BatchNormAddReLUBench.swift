@@ -1,0 +1,96 @@
+import NormKernels
+
+/// BatchNorm + add + ReLU (issue 21): `y = relu(BN(x) + identity)`, the ResNet
+/// block's tail, as `BatchNormalization(fusedReLU: true)` with `identity:`. The
+/// identity is the workload's second activation-shaped input (`style`). Traffic
+/// is what the fused op must move: BatchNorm's, plus identity read (forward),
+/// plus y read as the mask and d identity written (backward).
+struct BatchNormAddReLUBench: BenchOp {
+    let name = "batchnorm-add-relu"
+    let hasLayout = true
+
+    func operands(_ s: Shape) -> Operands { Operands(gamma: s.c, beta: s.c, style: true) }
+
+    func cannotRun(_ key: CaseKey) -> String? { BatchNormBench().cannotRun(key) }
+
+    func pass(_ direction: Direction) -> Pass? {
+        switch direction {
+        case .forwardTraining:
+            // x, identity read, y written; γ, β read, running statistics read and written (6C)
+            return Pass(traffic: { Traffic(tensors: 3 * $0.count, parameters: 6 * $0.c) },
+                        reference: { Self.addReLU($0, $1, Reference.standardized($0, $1)) }, make: Self.training)
+        case .forwardInference:
+            return Pass(traffic: { Traffic(tensors: 3 * $0.count, parameters: 4 * $0.c) },
+                        reference: { Self.addReLU($0, $1, Reference.inference($0, $1)) }, make: Self.inference)
+        case .backward:
+            // x, dy, y (the mask) read, dx and d identity written; γ read, dγ, dβ written (3C)
+            return Pass(traffic: { Traffic(tensors: 5 * $0.count, parameters: 3 * $0.c) },
+                        reference: Self.backwardReference, make: Self.backward)
+        }
+    }
+
+    func unitCount(_ key: CaseKey) -> Int { BatchNormBench().unitCount(key) }
+    func unit(_ key: CaseKey, _ u: Int) -> Unit { BatchNormBench().unit(key, u) }
+
+    func plan(_ key: CaseKey, threading: Threading) throws -> PlanDescription {
+        try BatchNormBench().plan(key, threading: threading)
+    }
+
+    /// max(v + identity, 0) of BatchNorm's expected output v; the terms of the
+    /// add (|v| + |identity|) bound what Float32 rounds.
+    static func addReLU(_ w: Workload, _ unit: Unit, _ bn: Expected) -> Expected {
+        let identity = w.style!
+        var values: [Double] = [], terms: [Double] = []
+        for i in unit.offsets.indices {
+            let r = Double(identity[unit.offsets[i]])
+            values.append(max(bn.values[i] + r, 0))
+            terms.append((bn.terms.isEmpty ? abs(bn.values[i]) : bn.terms[i]) + abs(r))
+        }
+        return Expected(values: values, terms: terms)
+    }
+
+    /// Training dx with g = dy·γ where BN(x) + identity > 0 (Float64), else 0.
+    static func backwardReference(_ w: Workload, _ unit: Unit) -> Expected {
+        let eps = Double(Workload.epsilon), dy = w.dy!, identity = w.style!
+        let (mean, variance) = Reference.moments(w.x, unit.offsets)
+        let r = 1 / (variance + eps).squareRoot()
+        let xhat = unit.offsets.map { (Double(w.x[$0]) - mean) * r }
+        let g = unit.offsets.indices.map { i -> Double in
+            let u = xhat[i] * w.scale(unit, i) + w.shift(unit, i) + Double(identity[unit.offsets[i]])
+            return u > 0 ? Double(dy[unit.offsets[i]]) * w.scale(unit, i) : 0
+        }
+        return Reference.centred(xhat, g, r: r, subtractMean: true)
+    }
+
+    static func training(_ w: Workload, _ t: Threading) throws -> Repetition {
+        let k = try BatchNormalization(shape: w.tensorShape, epsilon: Workload.epsilon, fusedReLU: true, threading: t)
+        let running = try RunningStatistics(channels: w.key.shape.c)
+        return {
+            _ = try k.forwardTraining(input: w.x.readOnly, identity: w.style!.readOnly, output: w.out.mutable,
+                                      scale: w.gamma.readOnly, bias: w.beta.readOnly, running: running)
+        }
+    }
+
+    static func inference(_ w: Workload, _ t: Threading) throws -> Repetition {
+        let k = try BatchNormalization(shape: w.tensorShape, epsilon: Workload.epsilon, fusedReLU: true, threading: t)
+        let running = try RunningStatistics(channels: w.key.shape.c, mean: w.runningMean, variance: w.runningVariance)
+        return {
+            try k.forwardInference(input: w.x.readOnly, identity: w.style!.readOnly, output: w.out.mutable,
+                                   scale: w.gamma.readOnly, bias: w.beta.readOnly, running: running)
+        }
+    }
+
+    /// dx (checked), d identity, dγ and dβ from one untimed fused forward; y is kept as the mask.
+    static func backward(_ w: Workload, _ t: Threading) throws -> Repetition {
+        let k = try BatchNormalization(shape: w.tensorShape, epsilon: Workload.epsilon, fusedReLU: true, threading: t)
+        let y = Buffer(count: w.x.count), dIdentity = Buffer(count: w.x.count)
+        let saved = try k.forwardTraining(input: w.x.readOnly, identity: w.style!.readOnly, output: y.mutable,
+                                          scale: w.gamma.readOnly, bias: w.beta.readOnly)
+        let dy = w.dy!, dGamma = w.gradGamma!, dBeta = w.gradBeta!
+        return {
+            try k.backwardTraining(input: w.x.readOnly, gradOutput: dy.readOnly, saved: saved, scale: w.gamma.readOnly,
+                                   output: y.readOnly, gradInput: w.out.mutable, gradIdentity: dIdentity.mutable,
+                                   gradScale: dGamma.mutable, gradBias: dBeta.mutable)
+        }
+    }
+}
