@@ -34,11 +34,12 @@ enum Check {
         }
     }
 
-    static func length(_ buffer: UnsafeBufferPointer<Float>?, _ expected: Int, _ argument: String) throws {
+    /// A buffer of any element type (`Float`, `Float16`, `BFloat16`): lengths count elements.
+    static func length<E>(_ buffer: UnsafeBufferPointer<E>?, _ expected: Int, _ argument: String) throws {
         if let buffer { try length(buffer.count, expected, argument) }
     }
 
-    static func length(_ buffer: UnsafeMutableBufferPointer<Float>?, _ expected: Int, _ argument: String) throws {
+    static func length<E>(_ buffer: UnsafeMutableBufferPointer<E>?, _ expected: Int, _ argument: String) throws {
         if let buffer { try length(buffer.count, expected, argument) }
     }
 
@@ -48,14 +49,14 @@ enum Check {
     }
 
     /// Buffers must have a base address (an empty buffer has none; shapes are never empty).
-    static func base(_ buffer: UnsafeBufferPointer<Float>, _ argument: String) throws -> UnsafePointer<Float> {
+    static func base<E>(_ buffer: UnsafeBufferPointer<E>, _ argument: String) throws -> UnsafePointer<E> {
         guard let p = buffer.baseAddress else {
             throw NormError.lengthMismatch(argument: argument, expected: 1, actual: 0)
         }
         return p
     }
 
-    static func base(_ buffer: UnsafeMutableBufferPointer<Float>, _ argument: String) throws -> UnsafeMutablePointer<Float> {
+    static func base<E>(_ buffer: UnsafeMutableBufferPointer<E>, _ argument: String) throws -> UnsafeMutablePointer<E> {
         guard let p = buffer.baseAddress else {
             throw NormError.lengthMismatch(argument: argument, expected: 1, actual: 0)
         }
@@ -101,10 +102,13 @@ enum Check {
     }
 
     /// The forward rule: `output` may be `input` (in place) and must not touch
-    /// any parameter.
+    /// any parameter. Input and output are tensors of one element type `E`
+    /// (`Float`, `Float16`, `BFloat16`); the parameters are Float32. Overlaps
+    /// are decided on bytes, so a 16-bit output that shares memory with a
+    /// Float32 γ is caught like any other.
     @inline(__always)
-    static func forwardBuffers(
-        input: (String, UnsafeBufferPointer<Float>), output: (String, UnsafeMutableBufferPointer<Float>),
+    static func forwardBuffers<E>(
+        input: (String, UnsafeBufferPointer<E>), output: (String, UnsafeMutableBufferPointer<E>),
         parameters first: (String, UnsafeBufferPointer<Float>?), _ second: (String, UnsafeBufferPointer<Float>?) = ("", nil)
     ) throws {
         let out = MemorySpan(output.1)
@@ -119,22 +123,23 @@ enum Check {
     }
 }
 
-/// The bytes a buffer occupies (nil for an absent or empty buffer).
+/// The bytes a buffer occupies (nil for an absent or empty buffer), for a buffer
+/// of any element type: `count · MemoryLayout<E>.stride` bytes from its base.
 struct MemorySpan: Equatable {
     var start: UInt
     var end: UInt
 
-    init?(_ buffer: UnsafeBufferPointer<Float>?) {
+    init?<E>(_ buffer: UnsafeBufferPointer<E>?) {
         guard let buffer, let base = buffer.baseAddress, buffer.count > 0 else { return nil }
         start = UInt(bitPattern: base)
         // A hostile count could overflow the byte length: saturate (lengths are
         // checked against the descriptor first, so this only guards the arithmetic).
-        let (bytes, overflow) = UInt(buffer.count).multipliedReportingOverflow(by: UInt(MemoryLayout<Float>.stride))
+        let (bytes, overflow) = UInt(buffer.count).multipliedReportingOverflow(by: UInt(MemoryLayout<E>.stride))
         let (sum, overflow2) = start.addingReportingOverflow(bytes)
         end = overflow || overflow2 ? UInt.max : sum
     }
 
-    init?(_ buffer: UnsafeMutableBufferPointer<Float>?) {
+    init?<E>(_ buffer: UnsafeMutableBufferPointer<E>?) {
         self.init(buffer.map { UnsafeBufferPointer($0) })
     }
 

@@ -205,8 +205,8 @@ extension RowsGeometry {
     ///   and merged, and before any of its blocks is applied; it may run concurrently
     ///   for different units and must write only that unit's slots.
     /// - `apply(block)` writes the block's outputs.
-    func reduceThenApply(
-        _ x: UnsafePointer<Float>, statistic: RowStatistic, threading: Threading,
+    func reduceThenApply<E: NormElement>(
+        _ x: UnsafePointer<E>, statistic: RowStatistic, threading: Threading,
         finalize: (Int, Moments) -> Void, apply: (RowBlock) -> Void
     ) {
         withoutActuallyEscaping(apply) { apply in
@@ -332,7 +332,7 @@ extension RowsGeometry {
     }
 
     @inline(__always)
-    private func reduce(_ x: UnsafePointer<Float>, _ b: RowBlock, _ statistic: RowStatistic) -> Moments {
+    private func reduce<E: NormElement>(_ x: UnsafePointer<E>, _ b: RowBlock, _ statistic: RowStatistic) -> Moments {
         switch statistic {
         case .moments:
             return BlockMoments.segmented(x + b.offset, length: b.count, stride: segmentStride, segments: b.segmentCount,

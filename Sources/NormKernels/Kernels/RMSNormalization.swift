@@ -45,6 +45,16 @@ public struct RMSNormalization: Sendable {
         input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
         scale: UnsafeBufferPointer<Float>? = nil
     ) throws -> SavedStatistics {
+        try forwardElements(input: input, output: output, scale: scale)
+    }
+
+    /// The forward of every element type (the public overloads: this file, and
+    /// `RowNormalization+HalfPrecision.swift`): validation, then the row engine
+    /// specialized for `E`.
+    @inline(__always)
+    func forwardElements<E: NormElement>(
+        input: UnsafeBufferPointer<E>, output: UnsafeMutableBufferPointer<E>, scale: UnsafeBufferPointer<Float>?
+    ) throws -> SavedStatistics {
         let total = rows * features
         try Check.length(input.count, total, "input")
         try Check.length(output.count, total, "output")

@@ -129,11 +129,20 @@ let rowByRowMoments = 129...16384
 
 /// The forward of a row plan: statistics of each unit, then its outputs;
 /// returns per-unit mean and 1/σ (RMSNorm: mean 0, 1/rms).
-func normalizeRows(
-    _ plan: RowPlan, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, epsilon: Float,
+///
+/// Generic over the tensors' element type (`Float`, `Float16`, `BFloat16`; one
+/// specialization each): x is widened exactly to Float32 as it is loaded, every
+/// statistic and coefficient is the Float32 kernel's, and each output is rounded
+/// once from the Float32 value the Float32 kernel would store. So a 16-bit
+/// result is bit for bit `E.narrow` of the Float32 kernel's result on the
+/// widened input. 16-bit tensors use the Float32 plan as it is (blocks and
+/// batches counted in values, so a batch holds half the bytes) and always write
+/// through the cache: the streaming stores are Float32-only for now.
+func normalizeRows<E: NormElement>(
+    _ plan: RowPlan, _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>, epsilon: Float,
     gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?
 ) -> SavedStatistics {
-    let streaming = plan.store.streaming(output: y, reading: x)
+    let streaming = E.self == Float.self && plan.store.streaming(output: y, reading: x)
     switch plan.strategy {
     case .eightPerVector:
         return normalizeEightRowsPerVector(plan, x, y, epsilon: epsilon, gamma: gamma, beta: beta, streaming: streaming)
@@ -152,32 +161,48 @@ func normalizeRows(
 /// (`TinyUnits.moments8` / `meanSquare8`), then each row is written while its
 /// values are in L1. A row's result depends only on its own values: the same
 /// for any thread count.
-private func normalizeEightRowsPerVector(
-    _ plan: RowPlan, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, epsilon eps: Float,
+private func normalizeEightRowsPerVector<E: NormElement>(
+    _ plan: RowPlan, _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>, epsilon eps: Float,
     gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, streaming: Bool
 ) -> SavedStatistics {
     let rows = plan.units, features = plan.length
     let centered = plan.statistic == .moments
     return SavedStatistics.filling(count: rows) { meanBase, invBase in
         ChunkSchedule.forEachChunk(units: rows, valuesPerUnit: features, threading: plan.threading) { chunk in
-            withUnsafeTemporaryAllocation(of: Moments.self, capacity: 8) { eight in
-                let m8 = eight.baseAddress!
-                for first in stride(from: chunk.lowerBound, to: chunk.upperBound, by: 8) {
-                    if centered {
-                        TinyUnits.moments8(x, first: first, last: chunk.upperBound - 1, length: features, into: m8)
-                    } else {
-                        TinyUnits.meanSquare8(x, first: first, last: chunk.upperBound - 1, length: features, into: m8)
+            // 16-bit rows: 8 rows at a time widened into an L1 scratch (8 values per
+            // `E.load8`), then the lane code on Float32. Its gathers load one value at
+            // a time, and one Float16 value at a time converts through a library call
+            // in a build without F16C. The same values: the same bits.
+            let wideCapacity = E.self == Float.self ? 1 : 8 * features
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: wideCapacity) { wideBuffer in
+                withUnsafeTemporaryAllocation(of: Moments.self, capacity: 8) { eight in
+                    let m8 = eight.baseAddress!, wide = wideBuffer.baseAddress!
+                    @inline(__always) func statistics<T: NormElement>(_ p: UnsafePointer<T>, first: Int, last: Int) {
+                        if centered {
+                            TinyUnits.moments8(p, first: first, last: last, length: features, into: m8)
+                        } else {
+                            TinyUnits.meanSquare8(p, first: first, last: last, length: features, into: m8)
+                        }
                     }
-                    for u in first..<min(chunk.upperBound, first + 8) {
-                        let m = m8[u - first]
-                        let r = inverseStandardDeviation(centered ? m.biasedVariance : m.mean, eps)
-                        (meanBase + u).initialize(to: centered ? m.mean : 0)
-                        (invBase + u).initialize(to: r)
-                        let k = AffineCoefficients(mean: centered ? m.mean : 0, invStd: r)
-                        let o = u * features, a = plan.affineOffset(u)
-                        Apply.elementwise(x + o, y + o, features, pivot: k.pivot, invStd: k.scale, shift: k.shift,
-                                          gamma: gamma.map { $0 + a }, beta: beta.map { $0 + a },
-                                          streaming: streaming)
+                    for first in stride(from: chunk.lowerBound, to: chunk.upperBound, by: 8) {
+                        if E.self == Float.self {
+                            statistics(x, first: first, last: chunk.upperBound - 1)
+                        } else {
+                            let count = min(8, chunk.upperBound - first)
+                            widen(x + first * features, into: wide, count * features)
+                            statistics(UnsafePointer(wide), first: 0, last: count - 1)
+                        }
+                        for u in first..<min(chunk.upperBound, first + 8) {
+                            let m = m8[u - first]
+                            let r = inverseStandardDeviation(centered ? m.biasedVariance : m.mean, eps)
+                            (meanBase + u).initialize(to: centered ? m.mean : 0)
+                            (invBase + u).initialize(to: r)
+                            let k = AffineCoefficients(mean: centered ? m.mean : 0, invStd: r)
+                            let o = u * features, a = plan.affineOffset(u)
+                            Apply.elementwise(x + o, y + o, features, pivot: k.pivot, invStd: k.scale, shift: k.shift,
+                                              gamma: gamma.map { $0 + a }, beta: beta.map { $0 + a },
+                                              streaming: streaming)
+                        }
                     }
                 }
             }
@@ -198,8 +223,8 @@ private func normalizeEightRowsPerVector(
 ///   through its closures).
 ///
 /// A row's result depends only on its values; chunks are `TinyUnits`'s fixed ones.
-private func normalizeRowByRow(
-    _ plan: RowPlan, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, epsilon eps: Float,
+private func normalizeRowByRow<E: NormElement>(
+    _ plan: RowPlan, _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>, epsilon eps: Float,
     gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, streaming: Bool
 ) -> SavedStatistics {
     let rows = plan.units, n = plan.length
@@ -233,30 +258,38 @@ private func normalizeRowByRow(
     }
 }
 
+/// `dst[i] = Float(src[i])` for i < n, eight values per `E.load8`.
+@inline(__always)
+private func widen<E: NormElement>(_ src: UnsafePointer<E>, into dst: UnsafeMutablePointer<Float>, _ n: Int) {
+    var i = 0
+    while i + 8 <= n { store8(E.load8(src + i), dst + i); i += 8 }
+    while i < n { dst[i] = E.widen(src[i]); i += 1 }
+}
+
 /// Σx²/n of a short row (see `normalizeRowByRow`).
 @inline(__always)
-private func meanSquare(_ row: UnsafePointer<Float>, _ n: Int) -> Double {
+private func meanSquare<E: NormElement>(_ row: UnsafePointer<E>, _ n: Int) -> Double {
     var s0 = F8(), s1 = F8(), i = 0
     // scalar math: Σx²
     while i + 16 <= n {
-        let v0 = load8(row + i), v1 = load8(row + i + 8)
+        let v0 = E.load8(row + i), v1 = E.load8(row + i + 8)
         s0 = muladd(v0, v0, s0)
         s1 = muladd(v1, v1, s1)
         i += 16
     }
     if i + 8 <= n {
-        let v0 = load8(row + i)
+        let v0 = E.load8(row + i)
         s0 = muladd(v0, v0, s0)
         i += 8
     }
     var sum = 0.0
     let lanes = s0 + s1
     for l in 0..<8 { sum += Double(lanes[l]) }
-    while i < n { sum += Double(row[i]) * Double(row[i]); i += 1 }
+    while i < n { let v = Double(E.widen(row[i])); sum += v * v; i += 1 }
     if !sum.isFinite {
         // Σx² beyond Float32's range: redo the row in Float64.
         sum = 0
-        for j in 0..<n { sum += Double(row[j]) * Double(row[j]) }
+        for j in 0..<n { let v = Double(E.widen(row[j])); sum += v * v }
     }
     return sum / Double(n)
 }
@@ -264,8 +297,8 @@ private func meanSquare(_ row: UnsafePointer<Float>, _ n: Int) -> Double {
 /// Units through the rows geometry (blocks of a unit reduced and merged in a
 /// fixed tree, units in batches; `RowsGeometry.reduceThenApply`). Segment
 /// position i of unit u uses γ[affineOffset(u) + i].
-private func normalizeRowsGeometry(
-    _ plan: RowPlan, _ geometry: RowsGeometry, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+private func normalizeRowsGeometry<E: NormElement>(
+    _ plan: RowPlan, _ geometry: RowsGeometry, _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>,
     epsilon eps: Float, gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, streaming: Bool
 ) -> SavedStatistics {
     let units = geometry.units, segmentStride = geometry.segmentStride

@@ -62,8 +62,8 @@ struct StorePolicy: Sendable, Equatable {
     /// (in place: the lines were just read into the cache) or, for kernels that
     /// need it, not 32-byte aligned.
     @inline(__always)
-    func streaming(output: UnsafeMutablePointer<Float>, reading a: UnsafePointer<Float>?,
-                   _ b: UnsafePointer<Float>? = nil, _ c: UnsafePointer<Float>? = nil) -> Bool {
+    func streaming<E>(output: UnsafeMutablePointer<E>, reading a: UnsafePointer<E>?,
+                      _ b: UnsafePointer<E>? = nil, _ c: UnsafePointer<E>? = nil) -> Bool {
         guard streams else { return false }
         if requiresAlignedOutput && Int(bitPattern: UInt(bitPattern: output)) & 31 != 0 { return false }
         let y = UnsafePointer(output)

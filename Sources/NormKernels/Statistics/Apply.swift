@@ -91,8 +91,9 @@ enum Apply {
     /// With `residual` (BatchNorm + add + ReLU), `residual[i]` is added to the
     /// rounded affine result before the activation: `act(((src[i] − p)·s + t) + r[i])`.
     /// `dst` may also equal `residual`.
-    static func affine(
-        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
+    @inline(never)
+    static func affine<E: NormElement>(
+        _ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>, _ n: Int,
         _ c: AffineCoefficients, relu: Bool, streaming: Bool = false, residual: UnsafePointer<Float>? = nil
     ) {
         if let residual {
@@ -103,8 +104,8 @@ enum Apply {
     }
 
     @inline(__always)
-    private static func affine<R: ResidualInput>(
-        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
+    private static func affine<E: NormElement, R: ResidualInput>(
+        _ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>, _ n: Int,
         _ c: AffineCoefficients, relu: Bool, streaming: Bool, _ r: R
     ) {
         switch (streaming, relu) {
@@ -116,12 +117,12 @@ enum Apply {
     }
 
     @inline(__always)
-    private static func affine<R: ResidualInput, S: VectorStore, A: FusedActivation>(
-        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
+    private static func affine<E: NormElement, R: ResidualInput, S: VectorStore, A: FusedActivation>(
+        _ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>, _ n: Int,
         _ c: AffineCoefficients, _ r: R, _: S.Type, _: A.Type
     ) {
         @inline(__always) func scalar(_ i: Int) {
-            dst[i] = A.apply(r.add(muladd(src[i] - c.pivot, c.scale, c.shift), i))
+            dst[i] = E.narrow(A.apply(r.add(muladd(E.widen(src[i]) - c.pivot, c.scale, c.shift), i)))
         }
         let p = F8(repeating: c.pivot), s = F8(repeating: c.scale), t = F8(repeating: c.shift)
         var i = 0
@@ -129,12 +130,12 @@ enum Apply {
         while i < head { scalar(i); i += 1 }
         while i + 16 <= n {
             // scalar math: y = act((x − p)·s + t (+ r))
-            S.store(A.apply(r.add(muladd(load8(src + i) - p, s, t), i)), dst + i)
-            S.store(A.apply(r.add(muladd(load8(src + i + 8) - p, s, t), i + 8)), dst + i + 8)
+            S.store(A.apply(r.add(muladd(E.load8(src + i) - p, s, t), i)), dst + i)
+            S.store(A.apply(r.add(muladd(E.load8(src + i + 8) - p, s, t), i + 8)), dst + i + 8)
             i += 16
         }
         while i + 8 <= n {
-            S.store(A.apply(r.add(muladd(load8(src + i) - p, s, t), i)), dst + i)
+            S.store(A.apply(r.add(muladd(E.load8(src + i) - p, s, t), i)), dst + i)
             i += 8
         }
         while i < n { scalar(i); i += 1 }
@@ -144,8 +145,10 @@ enum Apply {
     /// with γ = 1 and β = 0 where absent. With `segments` > 1 the same for each of
     /// `segments` runs of `n` values, `stride` apart, all with the same γ[0 ..< n]
     /// (GroupNorm NHWC unit (n, g): one run per position, γ of the group's channels).
-    static func elementwise(
-        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
+    /// Out of line, one function per element type (as before it was generic).
+    @inline(never)
+    static func elementwise<E: NormElement>(
+        _ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>, _ n: Int,
         pivot: Float, invStd: Float, shift: Float,
         gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, streaming: Bool = false,
         segments: Int = 1, stride: Int = 0
@@ -165,8 +168,8 @@ enum Apply {
         }
     }
 
-    private static func elementwise<A: ElementAffine>(
-        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
+    private static func elementwise<E: NormElement, A: ElementAffine>(
+        _ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>, _ n: Int,
         _ c: AffineCoefficients, _ a: A, _ segments: Int, _ stride: Int, _ streaming: Bool
     ) {
         if streaming {
@@ -180,20 +183,20 @@ enum Apply {
     /// `γ != nil ? load : 1` inside the loop was not hoisted and cost a
     /// test-and-branch per vector (perf annotate, GroupNorm `[32, 512, 4, 4]`).
     @inline(__always)
-    private static func elementwise<A: ElementAffine, S: VectorStore>(
-        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
+    private static func elementwise<E: NormElement, A: ElementAffine, S: VectorStore>(
+        _ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>, _ n: Int,
         _ c: AffineCoefficients, _ a: A, _: S.Type
     ) {
         let p = F8(repeating: c.pivot), s = F8(repeating: c.scale), t = F8(repeating: c.shift)
         var i = 0
         let head = S.prologue(dst, n)
-        while i < head { dst[i] = a.apply(muladd(src[i] - c.pivot, c.scale, c.shift), i); i += 1 }
+        while i < head { dst[i] = E.narrow(a.apply(muladd(E.widen(src[i]) - c.pivot, c.scale, c.shift), i)); i += 1 }
         while i + 8 <= n {
             // scalar math: y = ((x − p)·r + t)·γ + β
-            S.store(a.apply(muladd(load8(src + i) - p, s, t), i), dst + i)
+            S.store(a.apply(muladd(E.load8(src + i) - p, s, t), i), dst + i)
             i += 8
         }
-        while i < n { dst[i] = a.apply(muladd(src[i] - c.pivot, c.scale, c.shift), i); i += 1 }
+        while i < n { dst[i] = E.narrow(a.apply(muladd(E.widen(src[i]) - c.pivot, c.scale, c.shift), i)); i += 1 }
     }
 }
 

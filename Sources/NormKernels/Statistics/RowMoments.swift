@@ -11,7 +11,7 @@
 enum BlockMoments {
     /// Count, mean and M2 of `p[0..<n]` (n ≥ 1) in one pass over memory.
     @inline(__always)
-    static func contiguous(_ p: UnsafePointer<Float>, _ n: Int) -> Moments {
+    static func contiguous<E: NormElement>(_ p: UnsafePointer<E>, _ n: Int) -> Moments {
         segmented(p, length: n, stride: n, segments: 1)
     }
 
@@ -30,8 +30,12 @@ enum BlockMoments {
     ///
     /// `following` ≠ 0: the element distance from `p` to the block reduced next,
     /// prefetched while this one is read (see `StreamPrefetch`).
-    static func segmented(_ p: UnsafePointer<Float>, length: Int, stride: Int, segments: Int,
-                          following: Int = 0) -> Moments {
+    ///
+    /// Out of line, as the optimizer kept it before it was generic: each element
+    /// type's specialization is one function the geometries call per block.
+    @inline(never)
+    static func segmented<E: NormElement>(_ p: UnsafePointer<E>, length: Int, stride: Int, segments: Int,
+                                          following: Int = 0) -> Moments {
         let result = segmentedFloat32(p, length: length, stride: stride, segments: segments, following: following)
         if result.mean.isFinite && result.m2.isFinite { return result }
         var all = Moments.empty
@@ -51,8 +55,9 @@ enum BlockMoments {
     /// also prefetches along the logical stream (runs far apart; `following`,
     /// see `StreamPrefetch`); the arithmetic and its order are the same: same bits.
     @inline(never)
-    static func welfordLanes32<P: StreamPrefetch>(_ p: UnsafePointer<Float>, length: Int, stride: Int, segments: Int,
-                                                  pivot: Float, following: Int, _: P.Type) -> Lanes {
+    static func welfordLanes32<E: NormElement, P: StreamPrefetch>(
+        _ p: UnsafePointer<E>, length: Int, stride: Int, segments: Int, pivot: Float, following: Int, _: P.Type
+    ) -> Lanes {
         let k = F8(repeating: pivot)
         // scalar math per lane, on x − K: d = x − m;  m += d / count;  s += d · (x − m)
         var m0 = F8(), m1 = F8(), m2 = F8(), m3 = F8()
@@ -68,10 +73,10 @@ enum BlockMoments {
                         following: following)
                 step += 1
                 let (r, w) = WelfordWeights.step(step, weights)
-                welfordStep(load8(q) - k, &m0, &s0, r: r, q: w)
-                welfordStep(load8(q + 8) - k, &m1, &s1, r: r, q: w)
-                welfordStep(load8(q + 16) - k, &m2, &s2, r: r, q: w)
-                welfordStep(load8(q + 24) - k, &m3, &s3, r: r, q: w)
+                welfordStep(E.load8(q) - k, &m0, &s0, r: r, q: w)
+                welfordStep(E.load8(q + 8) - k, &m1, &s1, r: r, q: w)
+                welfordStep(E.load8(q + 16) - k, &m2, &s2, r: r, q: w)
+                welfordStep(E.load8(q + 24) - k, &m3, &s3, r: r, q: w)
                 q += 32
             }
         }
@@ -80,8 +85,8 @@ enum BlockMoments {
 
     /// Stage 2: the full 8-value chunks after each run's 32-value chunks.
     @inline(never)
-    static func welfordLanes8(_ p: UnsafePointer<Float>, length: Int, stride: Int, segments: Int,
-                              from first: Int, pivot: Float) -> (mean: F8, m2: F8, steps: Int) {
+    static func welfordLanes8<E: NormElement>(_ p: UnsafePointer<E>, length: Int, stride: Int, segments: Int,
+                                              from first: Int, pivot: Float) -> (mean: F8, m2: F8, steps: Int) {
         let k = F8(repeating: pivot)
         var m = F8(), s = F8()
         let chunks = (length - first) / 8
@@ -92,15 +97,15 @@ enum BlockMoments {
             for _ in 0..<chunks {
                 step += 1
                 let (r, w) = WelfordWeights.step(step, weights)
-                welfordStep(load8(q) - k, &m, &s, r: r, q: w)
+                welfordStep(E.load8(q) - k, &m, &s, r: r, q: w)
                 q += 8
             }
         }
         return (m, s, step)
     }
 
-    private static func segmentedFloat32(_ p: UnsafePointer<Float>, length: Int, stride: Int, segments: Int,
-                                         following: Int) -> Moments {
+    private static func segmentedFloat32<E: NormElement>(_ p: UnsafePointer<E>, length: Int, stride: Int, segments: Int,
+                                                         following: Int) -> Moments {
         let pivot = blockPivot(p, length: length, stride: stride, segments: segments)
         let kd = Double(pivot)
         var all = Moments.empty
@@ -156,27 +161,27 @@ enum BlockMoments {
     /// in a tree of 2ⁿ values and scaled by a power of two, so constant data
     /// gives K = x[0] exactly.
     @inline(__always)
-    static func blockPivot(_ p: UnsafePointer<Float>, length: Int, stride: Int, segments: Int) -> Float {
-        guard length >= 8 else { return p[0] }
+    static func blockPivot<E: NormElement>(_ p: UnsafePointer<E>, length: Int, stride: Int, segments: Int) -> Float {
+        guard length >= 8 else { return E.widen(p[0]) }
         var v: F8, scale: Float
         if segments >= 2 {
             if segments >= 4 {
-                v = (load8(p) + load8(p + segments / 4 * stride))
-                    + (load8(p + segments / 2 * stride) + load8(p + 3 * segments / 4 * stride))
+                v = (E.load8(p) + E.load8(p + segments / 4 * stride))
+                    + (E.load8(p + segments / 2 * stride) + E.load8(p + 3 * segments / 4 * stride))
                 scale = 0.03125
             } else {
-                v = load8(p) + load8(p + stride)
+                v = E.load8(p) + E.load8(p + stride)
                 scale = 0.0625
             }
         } else if length >= 32 {
-            v = (load8(p) + load8(p + 8)) + (load8(p + 16) + load8(p + 24))
+            v = (E.load8(p) + E.load8(p + 8)) + (E.load8(p + 16) + E.load8(p + 24))
             scale = 0.03125
         } else {
-            v = load8(p)
+            v = E.load8(p)
             scale = 0.125
         }
         let v4 = v.lowHalf + v.highHalf, v2 = v4.lowHalf + v4.highHalf
         let k = (v2[0] + v2[1]) * scale
-        return k.isFinite ? k : p[0]
+        return k.isFinite ? k : E.widen(p[0])
     }
 }

@@ -60,20 +60,29 @@ func laneSum64(_ v: F8) -> Double {
 /// LayerNorm row cost more than a tenth of the pass).
 protocol VectorStore {
     /// Values to store one at a time before `p` is aligned for `store`.
-    static func prologue(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Int
-    static func store(_ v: F8, _ p: UnsafeMutablePointer<Float>)
+    static func prologue<E: NormElement>(_ p: UnsafeMutablePointer<E>, _ n: Int) -> Int
+    /// Eight Float32 lanes stored as eight `E` values (`E.store8`: one rounding).
+    static func store<E: NormElement>(_ v: F8, _ p: UnsafeMutablePointer<E>)
 }
 
 enum CachedStore: VectorStore {
-    @inline(__always) static func prologue(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Int { 0 }
-    @inline(__always) static func store(_ v: F8, _ p: UnsafeMutablePointer<Float>) { store8(v, p) }
+    @inline(__always) static func prologue<E: NormElement>(_ p: UnsafeMutablePointer<E>, _ n: Int) -> Int { 0 }
+    @inline(__always) static func store<E: NormElement>(_ v: F8, _ p: UnsafeMutablePointer<E>) { E.store8(v, p) }
 }
 
 enum StreamingStore: VectorStore {
     /// Non-temporal vector stores need 32-byte alignment.
-    @inline(__always) static func prologue(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Int {
+    @inline(__always) static func prologue<E: NormElement>(_ p: UnsafeMutablePointer<E>, _ n: Int) -> Int {
         let misaligned = Int(bitPattern: UInt(bitPattern: p)) & 31
-        return misaligned == 0 ? 0 : min(n, (32 - misaligned) / 4)
+        return misaligned == 0 ? 0 : min(n, (32 - misaligned) / MemoryLayout<E>.stride)
     }
-    @inline(__always) static func store(_ v: F8, _ p: UnsafeMutablePointer<Float>) { nk_stream8(p, v) }
+    /// Float32 outputs only, for now: other element types are stored through the
+    /// cache (a 16-bit vector of 8 values is half a streaming store's 32 bytes).
+    @inline(__always) static func store<E: NormElement>(_ v: F8, _ p: UnsafeMutablePointer<E>) {
+        if E.self == Float.self {
+            nk_stream8(UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self), v)
+        } else {
+            E.store8(v, p)
+        }
+    }
 }

@@ -19,13 +19,14 @@ protocol StreamPrefetch {
 }
 
 extension StreamPrefetch {
-    /// Prefetches the two cache lines from `p + offset(…)` (one 32-value step).
+    /// Prefetches the two cache lines from `p + offset(…)` (one 32-value step of Float32).
     @inline(__always)
-    static func lines(_ p: UnsafePointer<Float>, _ i: Int, length: Int, segment: Int, segments: Int,
-                      stride: Int, following: Int) {
+    static func lines<E>(_ p: UnsafePointer<E>, _ i: Int, length: Int, segment: Int, segments: Int,
+                         stride: Int, following: Int) {
         guard let o = offset(i, length: length, segment: segment, segments: segments, stride: stride,
                              following: following) else { return }
-        nk_prefetch(p + o); nk_prefetch(p + o + 16)
+        let line = UnsafeRawPointer(p + o)
+        nk_prefetch(line); nk_prefetch(line + 64)
     }
 }
 

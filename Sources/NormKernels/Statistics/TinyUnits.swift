@@ -36,10 +36,12 @@ enum TinyUnits {
     /// 2.0–2.3); LayerNorm rows of 64 and 128 values 0.6–0.9×.
     static let maxBackwardRowLength = 16
 
-    /// Lane j = value i of unit `first + j` (units `first + j` past `last` repeat `last`).
+    /// Lane j = value i of unit `first + j` (units `first + j` past `last` repeat
+    /// `last`), widened to Float32 (`E.widen`, exact).
     @inline(__always)
-    private static func gather(_ p: UnsafePointer<Float>, _ first: Int, _ last: Int, _ i: Int, _ length: Int) -> F8 {
-        @inline(__always) func v(_ j: Int) -> Float { p[min(first + j, last) * length + i] }
+    private static func gather<E: NormElement>(_ p: UnsafePointer<E>, _ first: Int, _ last: Int, _ i: Int,
+                                               _ length: Int) -> F8 {
+        @inline(__always) func v(_ j: Int) -> Float { E.widen(p[min(first + j, last) * length + i]) }
         return F8(v(0), v(1), v(2), v(3), v(4), v(5), v(6), v(7))
     }
 
@@ -47,8 +49,8 @@ enum TinyUnits {
     /// Welford in 8 lanes on x − K with K = each unit's first value (the
     /// shifted form the block kernels use); non-finite lanes are redone in Float64.
     @inline(__always)
-    static func moments8(_ p: UnsafePointer<Float>, first: Int, last: Int, length: Int,
-                         into out: UnsafeMutablePointer<Moments>) {
+    static func moments8<E: NormElement>(_ p: UnsafePointer<E>, first: Int, last: Int, length: Int,
+                                         into out: UnsafeMutablePointer<Moments>) {
         let k = gather(p, first, last, 0, length)
         var m = F8(), s = F8()
         let weights = WelfordWeights.table
@@ -69,8 +71,8 @@ enum TinyUnits {
     /// gives them: Float32 lanes, and a Float64 redo of lanes whose Float32 sum
     /// overflowed or fell where squares lose bits (below ~1e-19 per value).
     @inline(__always)
-    static func meanSquare8(_ p: UnsafePointer<Float>, first: Int, last: Int, length: Int,
-                            into out: UnsafeMutablePointer<Moments>) {
+    static func meanSquare8<E: NormElement>(_ p: UnsafePointer<E>, first: Int, last: Int, length: Int,
+                                            into out: UnsafeMutablePointer<Moments>) {
         var a = F8()
         for i in 0..<length {
             let x = gather(p, first, last, i, length)
@@ -82,7 +84,7 @@ enum TinyUnits {
             if !sum.isFinite || sum < count * 0x1p-100 {
                 sum = 0
                 let q = p + (first + j) * length
-                for i in 0..<length { sum += Double(q[i]) * Double(q[i]) }
+                for i in 0..<length { sum += Double(E.widen(q[i])) * Double(E.widen(q[i])) }
             }
             out[j] = Moments(count: count, mean: sum / count, m2: 0)
         }

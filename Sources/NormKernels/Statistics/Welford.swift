@@ -87,11 +87,11 @@ extension BlockMoments {
     /// Welford in Float64 of `count` values `stride` apart from `p`, each minus
     /// `pivot`, added to `m` (the caller adds the pivot back to the mean).
     @inline(__always)
-    static func welfordFloat64(_ p: UnsafePointer<Float>, count: Int, stride: Int, pivot: Double,
-                               into m: inout Moments) {
+    static func welfordFloat64<E: NormElement>(_ p: UnsafePointer<E>, count: Int, stride: Int, pivot: Double,
+                                               into m: inout Moments) {
         var q = p
         for _ in 0..<count {
-            m.welfordAdd(Double(q.pointee) - pivot)
+            m.welfordAdd(Double(E.widen(q.pointee)) - pivot)
             q += stride
         }
     }
@@ -99,8 +99,8 @@ extension BlockMoments {
     /// The Float64 fallback: Welford on x − K (K = the first value) of `rows` values
     /// `stride` apart (stride 1: a contiguous run). Redoes blocks and columns whose
     /// Float32 lanes overflowed, and the remainder columns of the column kernels.
-    static func columnFloat64(_ p: UnsafePointer<Float>, rows: Int, stride: Int) -> Moments {
-        let kd = Double(p[0])
+    static func columnFloat64<E: NormElement>(_ p: UnsafePointer<E>, rows: Int, stride: Int) -> Moments {
+        let kd = Double(E.widen(p[0]))
         var m = Moments.empty
         welfordFloat64(p, count: rows, stride: stride, pivot: kd, into: &m)
         m.mean += kd
