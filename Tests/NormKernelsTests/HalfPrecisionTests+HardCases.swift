@@ -53,7 +53,7 @@ extension HalfPrecisionTests {
     @Test("(e) wrong lengths and overlapping buffers throw, and nothing is written")
     func errors() throws {
         func check<E: SixteenBitElement>(_: E.Type) throws {
-            let rows = 4, features = 40, total = 160
+            let rows = 4, features = 40, total = 160   // the defaults of `rejected` below
             let ln = try LayerNormalization(rows: rows, features: features)
             let rms = try RMSNormalization(rows: rows, features: features)
             let mark = E(bits: 0x7E5A)
@@ -62,8 +62,8 @@ extension HalfPrecisionTests {
 
             /// `call(input, output, γ, β)` with buffers of the given lengths must
             /// throw `expected`, and the output must keep its marks.
-            func rejected(_ expected: NormError, _ what: String, input: Int = total, output: Int = total,
-                          scale: Int = features, bias: Int = features,
+            func rejected(_ expected: NormError, _ what: String, input: Int = 160, output: Int = 160,
+                          scale: Int = 40, bias: Int = 40,
                           _ call: (UnsafeBufferPointer<E>, UnsafeMutableBufferPointer<E>,
                                    UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>) throws -> Void) {
                 var out = [E](repeating: mark, count: output)

@@ -32,6 +32,19 @@ extension LayerNormalization {
         gradScale: UnsafeMutableBufferPointer<Float>? = nil,
         gradBias: UnsafeMutableBufferPointer<Float>? = nil
     ) throws {
+        try backwardElements(input: input, gradOutput: gradOutput, saved: saved, scale: scale,
+                             gradInput: gradInput, gradScale: gradScale, gradBias: gradBias)
+    }
+
+    /// The backward of every element type (x, dy, dx of type `E`; γ, dγ, dβ
+    /// Float32): validation, then the row engine specialized for `E`.
+    @inline(__always)
+    func backwardElements<E: NormElement>(
+        input: UnsafeBufferPointer<E>, gradOutput: UnsafeBufferPointer<E>,
+        saved: SavedStatistics, scale: UnsafeBufferPointer<Float>?,
+        gradInput: UnsafeMutableBufferPointer<E>?,
+        gradScale: UnsafeMutableBufferPointer<Float>?, gradBias: UnsafeMutableBufferPointer<Float>?
+    ) throws {
         let total = rows * features
         try Check.length(input.count, total, "input")
         try Check.length(gradOutput.count, total, "gradOutput")

@@ -16,6 +16,18 @@ extension RMSNormalization {
         gradInput: UnsafeMutableBufferPointer<Float>? = nil,
         gradScale: UnsafeMutableBufferPointer<Float>? = nil
     ) throws {
+        try backwardElements(input: input, gradOutput: gradOutput, saved: saved, scale: scale,
+                             gradInput: gradInput, gradScale: gradScale)
+    }
+
+    /// The backward of every element type (x, dy, dx of type `E`; γ, dγ
+    /// Float32): validation, then the row engine specialized for `E`.
+    @inline(__always)
+    func backwardElements<E: NormElement>(
+        input: UnsafeBufferPointer<E>, gradOutput: UnsafeBufferPointer<E>,
+        saved: SavedStatistics, scale: UnsafeBufferPointer<Float>?,
+        gradInput: UnsafeMutableBufferPointer<E>?, gradScale: UnsafeMutableBufferPointer<Float>?
+    ) throws {
         let total = rows * features
         try Check.length(input.count, total, "input")
         try Check.length(gradOutput.count, total, "gradOutput")

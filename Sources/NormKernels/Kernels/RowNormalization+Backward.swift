@@ -157,9 +157,15 @@ let fusedRowLength = 512
 /// passes only the outputs it wants; `columnTotals`, when given, gets every
 /// column's Float64 sums (dβ in `.dy`, dγ in `.dyXhat`) before they are rounded to
 /// Float32 (GroupNorm's expanded γ sums them further, over each channel's positions).
-func rowNormalizationBackward(
-    _ plan: RowBackwardPlan, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-    mean: [Double]?, invStd: [Double], gamma: UnsafePointer<Float>?, dx: UnsafeMutablePointer<Float>?,
+///
+/// Generic over the tensors' element type, as the forward (`normalizeRows`): x
+/// and dy widened exactly on load, every sum and coefficient as in Float32, dx
+/// rounded once (through the cache: no streaming stores for 16-bit yet), dγ and
+/// dβ Float32. So a 16-bit dx is `E.narrow` of the Float32 kernel's dx on the
+/// widened inputs, and dγ, dβ are the Float32 kernel's, bit for bit.
+func rowNormalizationBackward<E: NormElement>(
+    _ plan: RowBackwardPlan, x: UnsafePointer<E>, dy: UnsafePointer<E>,
+    mean: [Double]?, invStd: [Double], gamma: UnsafePointer<Float>?, dx: UnsafeMutablePointer<E>?,
     gradScale: UnsafeMutablePointer<Float>?, gradBias: UnsafeMutablePointer<Float>?,
     columnTotals: UnsafeMutablePointer<GradientSums>? = nil
 ) {
@@ -185,7 +191,7 @@ func rowNormalizationBackward(
     let pass = RowBackwardPass(
         plan: plan, x: x, dy: dy, mean: mean, invStd: invStd, gamma: gamma, dx: dx,
         gradScale: gradScale, gradBias: gradBias, columnTotals: columnTotals, needColumns: needColumns,
-        streaming: dx.map { plan.store.streaming(output: $0, reading: x, dy) } ?? false,
+        streaming: E.self == Float.self && (dx.map { plan.store.streaming(output: $0, reading: x, dy) } ?? false),
         xhat: xhat, table: table, columnSums: columnSums)
     switch strategy {
     case .shortRowSweep: pass.sweepShortRowBlocks()

@@ -2,15 +2,15 @@
 /// buffers, the shared steps (row sums of a slot, dx coefficients, a tile of
 /// the sweep), and one function per `RowBackwardPlan.Strategy`. Each strategy is
 /// one parallel call whose last phase merges the column partials down the row
-/// blocks (when there are several).
-struct RowBackwardPass {
+/// blocks (when there are several). `E`: the element type of x, dy and dx.
+struct RowBackwardPass<E: NormElement> {
     let plan: RowBackwardPlan
-    let x: UnsafePointer<Float>
-    let dy: UnsafePointer<Float>
+    let x: UnsafePointer<E>
+    let dy: UnsafePointer<E>
     let mean: [Double]?
     let invStd: [Double]
     let gamma: UnsafePointer<Float>?
-    let dx: UnsafeMutablePointer<Float>?
+    let dx: UnsafeMutablePointer<E>?
     let gradScale: UnsafeMutablePointer<Float>?
     let gradBias: UnsafeMutablePointer<Float>?
     let columnTotals: UnsafeMutablePointer<GradientSums>?

@@ -1,15 +1,17 @@
-// LayerNorm and RMSNorm forward on 16-bit tensors (issue 20): x and y in
-// `Float16` or `BFloat16`; γ, β, the saved statistics and every accumulation as
-// in Float32. Each overload validates exactly as the Float32 one (lengths in
-// elements, overlaps in bytes, nothing written before the checks pass) and runs
-// the same row engine specialized for its element type (`normalizeRows`), so
+// LayerNorm and RMSNorm on 16-bit tensors (issue 20), forward and backward:
+// x, y, dy and dx in `Float16` or `BFloat16`; γ, β, dγ, dβ, the saved
+// statistics and every accumulation as in Float32. Each overload validates
+// exactly as the Float32 one (lengths in elements, overlaps in bytes, nothing
+// written before the checks pass) and runs the same row engine specialized for
+// its element type (`normalizeRows`, `rowNormalizationBackward`), so
 //
-//     y16 == E.narrow(y32)     bit for bit,
+//     y16 == E.narrow(y32),   dx16 == E.narrow(dx32),   dγ, dβ identical
 //
-// where y32 is the Float32 forward on the widened input: the outputs are
-// rounded once, to nearest even, from the Float32 result, and they are the same
-// for any thread count. The 16-bit outputs are written through the cache (no
-// streaming stores yet); the plan (blocks, batches, paths) is the Float32 one.
+// bit for bit, where y32, dx32, … come from the Float32 kernel on the widened
+// tensors: the outputs are rounded once, to nearest even, from the Float32
+// result, and they are the same for any thread count. The 16-bit outputs are
+// written through the cache (no streaming stores yet); the plans (blocks,
+// batches, paths) are the Float32 ones.
 
 extension LayerNormalization {
     /// Normalizes each row of a `BFloat16` tensor; returns per-row mean and 1/σ.
@@ -39,6 +41,41 @@ extension RMSNormalization {
         scale: UnsafeBufferPointer<Float>? = nil
     ) throws -> SavedStatistics {
         try forwardElements(input: input, output: output, scale: scale)
+    }
+}
+
+
+extension LayerNormalization {
+    /// Gradients of the `BFloat16` forward: dx in `BFloat16` (rounded once from the
+    /// Float32 result), dγ and dβ in `Float`.
+    ///
+    /// x and dy are widened exactly and everything else is the `Float`
+    /// overload's arithmetic, so dγ and dβ are bit for bit those of the `Float`
+    /// backward on the widened tensors, and dx their rounding. Same validation
+    /// and aliasing rules: `gradInput` may be `gradOutput` or `input`.
+    public func backward(
+        input: UnsafeBufferPointer<BFloat16>, gradOutput: UnsafeBufferPointer<BFloat16>,
+        saved: SavedStatistics, scale: UnsafeBufferPointer<Float>? = nil,
+        gradInput: UnsafeMutableBufferPointer<BFloat16>? = nil,
+        gradScale: UnsafeMutableBufferPointer<Float>? = nil,
+        gradBias: UnsafeMutableBufferPointer<Float>? = nil
+    ) throws {
+        try backwardElements(input: input, gradOutput: gradOutput, saved: saved, scale: scale,
+                             gradInput: gradInput, gradScale: gradScale, gradBias: gradBias)
+    }
+}
+
+extension RMSNormalization {
+    /// Gradients of the `BFloat16` forward: dx in `BFloat16` (rounded once from the
+    /// Float32 result), dγ in `Float`; as the `Float` overload otherwise.
+    public func backward(
+        input: UnsafeBufferPointer<BFloat16>, gradOutput: UnsafeBufferPointer<BFloat16>,
+        saved: SavedStatistics, scale: UnsafeBufferPointer<Float>? = nil,
+        gradInput: UnsafeMutableBufferPointer<BFloat16>? = nil,
+        gradScale: UnsafeMutableBufferPointer<Float>? = nil
+    ) throws {
+        try backwardElements(input: input, gradOutput: gradOutput, saved: saved, scale: scale,
+                             gradInput: gradInput, gradScale: gradScale)
     }
 }
 
@@ -74,6 +111,40 @@ extension RMSNormalization {
         scale: UnsafeBufferPointer<Float>? = nil
     ) throws -> SavedStatistics {
         try forwardElements(input: input, output: output, scale: scale)
+    }
+}
+
+extension LayerNormalization {
+    /// Gradients of the `Float16` forward: dx in `Float16` (rounded once from the
+    /// Float32 result), dγ and dβ in `Float`.
+    ///
+    /// x and dy are widened exactly and everything else is the `Float`
+    /// overload's arithmetic, so dγ and dβ are bit for bit those of the `Float`
+    /// backward on the widened tensors, and dx their rounding. Same validation
+    /// and aliasing rules: `gradInput` may be `gradOutput` or `input`.
+    public func backward(
+        input: UnsafeBufferPointer<Float16>, gradOutput: UnsafeBufferPointer<Float16>,
+        saved: SavedStatistics, scale: UnsafeBufferPointer<Float>? = nil,
+        gradInput: UnsafeMutableBufferPointer<Float16>? = nil,
+        gradScale: UnsafeMutableBufferPointer<Float>? = nil,
+        gradBias: UnsafeMutableBufferPointer<Float>? = nil
+    ) throws {
+        try backwardElements(input: input, gradOutput: gradOutput, saved: saved, scale: scale,
+                             gradInput: gradInput, gradScale: gradScale, gradBias: gradBias)
+    }
+}
+
+extension RMSNormalization {
+    /// Gradients of the `Float16` forward: dx in `Float16` (rounded once from the
+    /// Float32 result), dγ in `Float`; as the `Float` overload otherwise.
+    public func backward(
+        input: UnsafeBufferPointer<Float16>, gradOutput: UnsafeBufferPointer<Float16>,
+        saved: SavedStatistics, scale: UnsafeBufferPointer<Float>? = nil,
+        gradInput: UnsafeMutableBufferPointer<Float16>? = nil,
+        gradScale: UnsafeMutableBufferPointer<Float>? = nil
+    ) throws {
+        try backwardElements(input: input, gradOutput: gradOutput, saved: saved, scale: scale,
+                             gradInput: gradInput, gradScale: gradScale)
     }
 }
 
@@ -129,6 +200,75 @@ extension RMSNormalization {
         }
         #endif
         return try forwardElements(input: input, output: output, scale: scale)
+    }
+}
+
+extension LayerNormalization {
+    /// The backward for tensors of any `NormElement`, dispatched as `forwardAnyElement`.
+    func backwardAnyElement<E: NormElement>(
+        input: UnsafeBufferPointer<E>, gradOutput: UnsafeBufferPointer<E>, saved: SavedStatistics,
+        scale: UnsafeBufferPointer<Float>?, gradInput: UnsafeMutableBufferPointer<E>?,
+        gradScale: UnsafeMutableBufferPointer<Float>?, gradBias: UnsafeMutableBufferPointer<Float>?
+    ) throws {
+        func run<T: NormElement>(_: T.Type, _ body: (UnsafeBufferPointer<T>, UnsafeBufferPointer<T>,
+                                                     UnsafeMutableBufferPointer<T>?) throws -> Void) rethrows {
+            try body(retyped(input), retyped(gradOutput), gradInput.map { retyped($0) })
+        }
+        if E.self == Float.self {
+            return try run(Float.self) {
+                try backward(input: $0, gradOutput: $1, saved: saved, scale: scale, gradInput: $2,
+                             gradScale: gradScale, gradBias: gradBias)
+            }
+        }
+        if E.self == BFloat16.self {
+            return try run(BFloat16.self) {
+                try backward(input: $0, gradOutput: $1, saved: saved, scale: scale, gradInput: $2,
+                             gradScale: gradScale, gradBias: gradBias)
+            }
+        }
+        #if !((os(macOS) || targetEnvironment(macCatalyst)) && arch(x86_64))
+        if E.self == Float16.self {
+            return try run(Float16.self) {
+                try backward(input: $0, gradOutput: $1, saved: saved, scale: scale, gradInput: $2,
+                             gradScale: gradScale, gradBias: gradBias)
+            }
+        }
+        #endif
+        try backwardElements(input: input, gradOutput: gradOutput, saved: saved, scale: scale,
+                             gradInput: gradInput, gradScale: gradScale, gradBias: gradBias)
+    }
+}
+
+extension RMSNormalization {
+    /// The backward for tensors of any `NormElement`, dispatched as `forwardAnyElement`.
+    func backwardAnyElement<E: NormElement>(
+        input: UnsafeBufferPointer<E>, gradOutput: UnsafeBufferPointer<E>, saved: SavedStatistics,
+        scale: UnsafeBufferPointer<Float>?, gradInput: UnsafeMutableBufferPointer<E>?,
+        gradScale: UnsafeMutableBufferPointer<Float>?
+    ) throws {
+        func run<T: NormElement>(_: T.Type, _ body: (UnsafeBufferPointer<T>, UnsafeBufferPointer<T>,
+                                                     UnsafeMutableBufferPointer<T>?) throws -> Void) rethrows {
+            try body(retyped(input), retyped(gradOutput), gradInput.map { retyped($0) })
+        }
+        if E.self == Float.self {
+            return try run(Float.self) {
+                try backward(input: $0, gradOutput: $1, saved: saved, scale: scale, gradInput: $2, gradScale: gradScale)
+            }
+        }
+        if E.self == BFloat16.self {
+            return try run(BFloat16.self) {
+                try backward(input: $0, gradOutput: $1, saved: saved, scale: scale, gradInput: $2, gradScale: gradScale)
+            }
+        }
+        #if !((os(macOS) || targetEnvironment(macCatalyst)) && arch(x86_64))
+        if E.self == Float16.self {
+            return try run(Float16.self) {
+                try backward(input: $0, gradOutput: $1, saved: saved, scale: scale, gradInput: $2, gradScale: gradScale)
+            }
+        }
+        #endif
+        try backwardElements(input: input, gradOutput: gradOutput, saved: saved, scale: scale,
+                             gradInput: gradInput, gradScale: gradScale)
     }
 }
 

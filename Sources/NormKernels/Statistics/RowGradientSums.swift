@@ -28,8 +28,8 @@ enum BlockGradients {
     /// Σg and Σg·x̂ over `n` contiguous values, x̂ = (x − c.pivot)·c.scale + c.shift,
     /// g = dy (· γ[i] when `gamma`) (0 where `mask[i]` ≤ 0 when `mask`).
     @inline(__always)
-    static func contiguous(
-        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ n: Int, _ c: AffineCoefficients,
+    static func contiguous<E: NormElement>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ n: Int, _ c: AffineCoefficients,
         mask: UnsafePointer<Float>?, gamma: UnsafePointer<Float>?
     ) -> GradientSums {
         segmented(x, dy, length: n, stride: 0, segments: 1, c, mask: mask, gamma: gamma)
@@ -42,8 +42,8 @@ enum BlockGradients {
     /// more than the row's arithmetic. Non-finite Float32 sums are redone by
     /// `contiguous` (Float64 fallback).
     @inline(__always)
-    static func shortRow(
-        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ n: Int, _ c: AffineCoefficients,
+    static func shortRow<E: NormElement>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ n: Int, _ c: AffineCoefficients,
         gamma: UnsafePointer<Float>?
     ) -> GradientSums {
         let p = F8(repeating: c.pivot), s = F8(repeating: c.scale), t = F8(repeating: c.shift)
@@ -54,21 +54,21 @@ enum BlockGradients {
             let d0 = gradient8(dy, nil, gamma, i), d1 = gradient8(dy, nil, gamma, i + 8)
             g0 += d0
             g1 += d1
-            h0 = muladd(d0, muladd(load8(x + i) - p, s, t), h0)
-            h1 = muladd(d1, muladd(load8(x + i + 8) - p, s, t), h1)
+            h0 = muladd(d0, muladd(E.load8(x + i) - p, s, t), h0)
+            h1 = muladd(d1, muladd(E.load8(x + i + 8) - p, s, t), h1)
             i += 16
         }
         if i + 8 <= n {
             let d0 = gradient8(dy, nil, gamma, i)
             g0 += d0
-            h0 = muladd(d0, muladd(load8(x + i) - p, s, t), h0)
+            h0 = muladd(d0, muladd(E.load8(x + i) - p, s, t), h0)
             i += 8
         }
         var sums = GradientSums(dy: laneSum64(g0 + g1), dyXhat: laneSum64(h0 + h1))
         while i < n {
             let d = gradient1(dy, nil, gamma, i)
             sums.dy += Double(d)
-            sums.dyXhat += Double(d) * Double(muladd(x[i] - c.pivot, c.scale, c.shift))
+            sums.dyXhat += Double(d) * Double(muladd(E.widen(x[i]) - c.pivot, c.scale, c.shift))
             i += 1
         }
         return sums.isFinite ? sums : contiguous(x, dy, n, c, mask: nil, gamma: gamma)
@@ -82,8 +82,8 @@ enum BlockGradients {
     /// H·W). The SIMD lanes carry over from run to run; each run's last < 16 values
     /// are added in Float64. `gamma` and `mask` are indexed like `x`, except that
     /// γ restarts at every run (position within the run).
-    static func segmented(
-        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, length n: Int, stride: Int, segments: Int,
+    static func segmented<E: NormElement>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, length n: Int, stride: Int, segments: Int,
         _ c: AffineCoefficients, mask: UnsafePointer<Float>?, gamma: UnsafePointer<Float>?, following: Int = 0
     ) -> GradientSums {
         let sums: GradientSums
@@ -107,8 +107,8 @@ enum BlockGradients {
     /// the logical stream (runs far apart; see `StreamPrefetch`). Same arithmetic
     /// in the same order either way: same bits.
     @inline(__always)
-    private static func segmentedFloat32<P: StreamPrefetch>(
-        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ n: Int, _ stride: Int, _ segments: Int,
+    private static func segmentedFloat32<E: NormElement, P: StreamPrefetch>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ n: Int, _ stride: Int, _ segments: Int,
         _ c: AffineCoefficients, _ mask: UnsafePointer<Float>?, _ gamma: UnsafePointer<Float>?,
         _ following: Int, _: P.Type
     ) -> GradientSums {
@@ -117,11 +117,11 @@ enum BlockGradients {
         // so four independent chains keep the pipes full.
         var g0 = F8(), g1 = F8(), g2 = F8(), g3 = F8(), h0 = F8(), h1 = F8(), h2 = F8(), h3 = F8()
         var tail = GradientSums.zero
-        @inline(__always) func step(_ xs: UnsafePointer<Float>, _ ds: UnsafePointer<Float>,
+        @inline(__always) func step(_ xs: UnsafePointer<E>, _ ds: UnsafePointer<E>,
                                     _ ms: UnsafePointer<Float>?, _ i: Int, _ g: inout F8, _ h: inout F8) {
             let d = gradient8(ds, ms, gamma, i)
             g += d
-            h = muladd(d, muladd(load8(xs + i) - p, s, t), h)
+            h = muladd(d, muladd(E.load8(xs + i) - p, s, t), h)
         }
         for segment in 0..<segments {
             let o = segment * stride
@@ -144,7 +144,7 @@ enum BlockGradients {
             }
             while i < n {
                 let d = gradient1(ds, ms, gamma, i)
-                let h = muladd(xs[i] - c.pivot, c.scale, c.shift)
+                let h = muladd(E.widen(xs[i]) - c.pivot, c.scale, c.shift)
                 tail.dy += Double(d)
                 tail.dyXhat += Double(d) * Double(h)
                 i += 1
@@ -155,8 +155,8 @@ enum BlockGradients {
     }
 
     /// The Float64 fallback (also what non-finite inputs end in).
-    private static func segmentedFloat64(
-        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ n: Int, _ stride: Int, _ segments: Int,
+    private static func segmentedFloat64<E: NormElement>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ n: Int, _ stride: Int, _ segments: Int,
         _ c: AffineCoefficients, _ mask: UnsafePointer<Float>?, _ gamma: UnsafePointer<Float>?
     ) -> GradientSums {
         var sums = GradientSums.zero
@@ -164,11 +164,11 @@ enum BlockGradients {
         for segment in 0..<segments {
             let o = segment * stride
             for i in 0..<n {
-                var d = Double(dy[o + i])
+                var d = Double(E.widen(dy[o + i]))
                 if let mask, mask[o + i] <= 0 { d = 0 }
                 if let gamma { d *= Double(gamma[i]) }
                 sums.dy += d
-                sums.dyXhat += d * ((Double(x[o + i]) - p) * s + t)
+                sums.dyXhat += d * ((Double(E.widen(x[o + i])) - p) * s + t)
             }
         }
         return sums

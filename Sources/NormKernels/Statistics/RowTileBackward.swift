@@ -23,8 +23,8 @@ extension BlockGradients {
     ///   their dx is written, so the redo still reads the inputs.
     /// A column's sums use the same Float32 operations whether it is in a vector or
     /// in the remainder, so they do not depend on how columns are cut into tiles.
-    static func rowTile(
-        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?,
+    static func rowTile<E: NormElement>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, dx: UnsafeMutablePointer<E>?,
         gamma: UnsafePointer<Float>?, rows: Int, columns: Int, stride: Int, firstRow: Int,
         xhat: CoefficientTable, dxTable: GradientTable?,
         columnSums: UnsafeMutablePointer<GradientSums>?, scratch: UnsafeMutablePointer<Float>,
@@ -54,8 +54,8 @@ extension BlockGradients {
     }
 
     @inline(__always)
-    private static func rowTile<S: VectorStore>(
-        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?,
+    private static func rowTile<E: NormElement, S: VectorStore>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, dx: UnsafeMutablePointer<E>?,
         gamma: UnsafePointer<Float>?, rows: Int, columns: Int, stride: Int, firstRow: Int,
         xhat: CoefficientTable, dxTable: GradientTable?,
         columnSums: UnsafeMutablePointer<GradientSums>?, scratch: UnsafeMutablePointer<Float>,
@@ -140,22 +140,22 @@ extension BlockGradients {
     /// Float64, x̂ = (x − p)·s + t with row r's coefficients `xhat(r)`: the redo of
     /// a Float32 column partial of the row tiles that overflowed.
     @inline(never)
-    static func rowsColumnFloat64(
-        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, rows: Range<Int>, stride: Int,
+    static func rowsColumnFloat64<E: NormElement>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, rows: Range<Int>, stride: Int,
         xhat: (Int) -> AffineCoefficients
     ) -> GradientSums {
         var sums = GradientSums.zero
         for r in rows {
-            let c = xhat(r), d = Double(dy[r * stride])
+            let c = xhat(r), d = Double(E.widen(dy[r * stride]))
             sums.dy += d
-            sums.dyXhat += d * ((Double(x[r * stride]) - Double(c.pivot)) * Double(c.scale) + Double(c.shift))
+            sums.dyXhat += d * ((Double(E.widen(x[r * stride])) - Double(c.pivot)) * Double(c.scale) + Double(c.shift))
         }
         return sums
     }
 
     @inline(__always)
-    private static func tileRow<S: VectorStore>(
-        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>?,
+    private static func tileRow<E: NormElement, S: VectorStore>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ dx: UnsafeMutablePointer<E>?,
         _ gamma: UnsafePointer<Float>?, _ columns: Int, _ h: AffineCoefficients, _ k: GradientCoefficients,
         _ accG: UnsafeMutablePointer<Float>, _ accH: UnsafeMutablePointer<Float>, sums: Bool, write: Bool,
         _: S.Type
@@ -163,14 +163,14 @@ extension BlockGradients {
         let p = F8(repeating: h.pivot), s = F8(repeating: h.scale), t = F8(repeating: h.shift)
         let a = F8(repeating: k.a), b = F8(repeating: k.b), c = F8(repeating: k.c), q = F8(repeating: k.pivot)
         @inline(__always) func scalar(_ j: Int) {
-            let xv = x[j], d = dy[j]
+            let xv = E.widen(x[j]), d = E.widen(dy[j])
             if sums {
                 accG[j] += d
                 accH[j] = muladd(d, muladd(xv - h.pivot, h.scale, h.shift), accH[j])
             }
             if write {
                 let g = gamma.map { d * $0[j] } ?? d
-                dx![j] = muladd(k.a, g, muladd(k.b, xv - k.pivot, k.c))
+                dx![j] = E.narrow(muladd(k.a, g, muladd(k.b, xv - k.pivot, k.c)))
             }
         }
         var j = 0
@@ -178,7 +178,7 @@ extension BlockGradients {
         while j < head { scalar(j); j += 1 }
         // scalar math: x̂ = (x − p)·s + t;  ΣG[j] += dy;  ΣH[j] += dy·x̂;  dx = a·(dy·γ[j]) + (b·(x − p) + c)
         while j + 8 <= columns {
-            let xv = load8(x + j), d = load8(dy + j)
+            let xv = E.load8(x + j), d = E.load8(dy + j)
             if sums {
                 store8(load8(accG + j) + d, accG + j)
                 store8(muladd(d, muladd(xv - p, s, t), load8(accH + j)), accH + j)

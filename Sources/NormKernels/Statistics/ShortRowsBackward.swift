@@ -43,8 +43,8 @@ enum ShortRowsBackward {
     /// by absolute row (`mean` nil: RMSNorm, x̂ = x·r and no mean term).
     /// `columnSums` (zeroed by the caller) gets this block's Σdy and Σdy·x̂ per
     /// column; `scratch` holds 2·length Float32 accumulators.
-    static func rowBlock(
-        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>,
+    static func rowBlock<E: NormElement>(
+        x: UnsafePointer<E>, dy: UnsafePointer<E>, dx: UnsafeMutablePointer<E>,
         gamma: UnsafePointer<Float>?, rows: Int, length: Int, firstRow: Int,
         mean: [Double]?, invStd: [Double],
         columnSums: UnsafeMutablePointer<GradientSums>?, scratch: UnsafeMutablePointer<Float>, streaming: Bool
@@ -58,8 +58,8 @@ enum ShortRowsBackward {
     }
 
     @inline(__always)
-    private static func rowBlock<S: VectorStore>(
-        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
+    private static func rowBlock<E: NormElement, S: VectorStore>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ dx: UnsafeMutablePointer<E>,
         _ gamma: UnsafePointer<Float>?, _ rows: Int, _ D: Int, _ firstRow: Int,
         _ mean: [Double]?, _ invStd: [Double],
         _ columnSums: UnsafeMutablePointer<GradientSums>?, _ scratch: UnsafeMutablePointer<Float>, _: S.Type
@@ -98,15 +98,15 @@ enum ShortRowsBackward {
                 var j = 0
                 // scalar math: x̂ = (x − p)·s + t;  ΣG[j] += dy;  ΣH[j] += dy·x̂
                 while j < vectorEnd {
-                    let d = load8(dr + j)
+                    let d = E.load8(dr + j)
                     store8(load8(accG + j) + d, accG + j)
-                    store8(muladd(d, muladd(load8(xr + j) - p, s, t), load8(accH + j)), accH + j)
+                    store8(muladd(d, muladd(E.load8(xr + j) - p, s, t), load8(accH + j)), accH + j)
                     j += 8
                 }
                 while j < D {
-                    let d = dr[j]
+                    let d = E.widen(dr[j])
                     accG[j] += d
-                    accH[j] = muladd(d, muladd(xr[j] - xc.pivot, xc.scale, xc.shift), accH[j])
+                    accH[j] = muladd(d, muladd(E.widen(xr[j]) - xc.pivot, xc.scale, xc.shift), accH[j])
                     j += 1
                 }
             }
@@ -142,8 +142,8 @@ enum ShortRowsBackward {
                         var j = 0
                         // scalar math: x̂ = (x − p)·s + t;  G += dy·γ;  H += dy·γ·x̂;  ΣG[j] += dy;  ΣH[j] += dy·x̂
                         while j < vectorEnd {
-                            let d = load8(dr + j)
-                            let xh = muladd(load8(xr + j) - p, s, t)
+                            let d = E.load8(dr + j)
+                            let xh = muladd(E.load8(xr + j) - p, s, t)
                             let gg = gamma.map { d * load8($0 + j) } ?? d
                             g += gg
                             h = muladd(gg, xh, h)
@@ -156,8 +156,8 @@ enum ShortRowsBackward {
                         var gt: Float = 0, ht: Float = 0
                         let hp = xc.pivot, hs = xc.scale, hsh = xc.shift
                         while j < D {
-                            let d = dr[j]
-                            let xh = muladd(xr[j] - hp, hs, hsh)
+                            let d = E.widen(dr[j])
+                            let xh = muladd(E.widen(xr[j]) - hp, hs, hsh)
                             let gg = gamma.map { d * $0[j] } ?? d
                             gt += gg
                             ht = muladd(gg, xh, ht)
@@ -190,14 +190,15 @@ enum ShortRowsBackward {
                         var j = 0
                         // scalar math: dx = a·(dy·γ) + (b·(x − q) + c)
                         while j < vectorEnd {
-                            let d = load8(dr + j)
+                            let d = E.load8(dr + j)
                             let gg = gamma.map { d * load8($0 + j) } ?? d
-                            S.store(muladd(a, gg, muladd(b, load8(xr + j) - q, c)), out + j)
+                            S.store(muladd(a, gg, muladd(b, E.load8(xr + j) - q, c)), out + j)
                             j += 8
                         }
                         while j < D {
-                            let gg = gamma.map { dr[j] * $0[j] } ?? dr[j]
-                            out[j] = muladd(k[i], gg, muladd(k[8 + i], xr[j] - k[24 + i], k[16 + i]))
+                            let d = E.widen(dr[j])
+                            let gg = gamma.map { d * $0[j] } ?? d
+                            out[j] = E.narrow(muladd(k[i], gg, muladd(k[8 + i], E.widen(xr[j]) - k[24 + i], k[16 + i])))
                             j += 1
                         }
                     }

@@ -96,9 +96,9 @@ enum TinyUnits {
     /// InstanceNorm, whose γ is per unit and applied by the caller). Float32 lanes
     /// (≤ `maxRowLength` values each), non-finite lanes redone by `BlockGradients`.
     @inline(__always)
-    static func gradientSums8(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, first: Int, last: Int,
-                              length: Int, xhat: CoefficientTable, gamma: UnsafePointer<Float>? = nil, groups: Int = 1,
-                              into out: UnsafeMutablePointer<GradientSums>) {
+    static func gradientSums8<E: NormElement>(_ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, first: Int, last: Int,
+                                              length: Int, xhat: CoefficientTable, gamma: UnsafePointer<Float>? = nil,
+                                              groups: Int = 1, into out: UnsafeMutablePointer<GradientSums>) {
         @inline(__always) func coefficient(_ table: UnsafeMutablePointer<Float>) -> F8 {
             @inline(__always) func v(_ j: Int) -> Float { table[min(first + j, last)] }
             return F8(v(0), v(1), v(2), v(3), v(4), v(5), v(6), v(7))
