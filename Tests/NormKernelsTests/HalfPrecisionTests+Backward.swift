@@ -166,9 +166,9 @@ extension HalfPrecisionTests {
             let mark = E(bits: 0x7E5A)
             var dx = [E](repeating: mark, count: total + 1)
             var dg = [Float](repeating: gradientSentinel, count: features)
-            try x.withUnsafeBufferPointer { xp in
-                try dx.withUnsafeMutableBufferPointer { dxp in
-                    try dg.withUnsafeMutableBufferPointer { dgp in
+            x.withUnsafeBufferPointer { xp in
+                dx.withUnsafeMutableBufferPointer { dxp in
+                    dg.withUnsafeMutableBufferPointer { dgp in
                         expectNormError(.lengthMismatch(argument: "gradInput", expected: total, actual: total + 1),
                                         mentions: ["gradInput"], "\(E.typeName) long dx") {
                             try ln.backwardAnyElement(input: xp, gradOutput: xp, saved: saved, scale: nil, gradInput: dxp,

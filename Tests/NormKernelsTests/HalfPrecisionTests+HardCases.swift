@@ -22,8 +22,11 @@ extension HalfPrecisionTests {
                                                     epsilon: epsilon, label: what)
                 }
                 var rng = SplitMix64("hard \(E.typeName) \(op)")
-                // Values over the whole range, up to the largest finite one.
-                try run("near max", (0..<4000).map { _ in Float(rng.uniform(-1...1) * greatest) })
+                // Values of both signs up to the largest finite one. BFloat16's reaches
+                // Float32's, where x − μ itself overflows the Float32 arithmetic (for
+                // Float32 tensors too): there, half of it.
+                let mixed = min(greatest, Double(Float.greatestFiniteMagnitude) / 2)
+                try run("near max", (0..<4000).map { _ in Float(rng.uniform(-1...1) * mixed) })
                 try run("near max, same sign", (0..<4000).map { _ in Float(rng.uniform(0.9...1) * greatest) })
                 // Outputs past the largest value round to ±∞, as the reference does.
                 let huge = [Float](repeating: Float(greatest / 2), count: 1000)
