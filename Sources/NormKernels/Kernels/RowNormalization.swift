@@ -169,40 +169,47 @@ private func normalizeEightRowsPerVector<E: NormElement>(
     let centered = plan.statistic == .moments
     return SavedStatistics.filling(count: rows) { meanBase, invBase in
         ChunkSchedule.forEachChunk(units: rows, valuesPerUnit: features, threading: plan.threading) { chunk in
-            // 16-bit rows: 8 rows at a time widened into an L1 scratch (8 values per
-            // `E.load8`), then the lane code on Float32. Its gathers load one value at
-            // a time, and one Float16 value at a time converts through a library call
-            // in a build without F16C. The same values: the same bits.
-            let wideCapacity = E.self == Float.self ? 1 : 8 * features
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: wideCapacity) { wideBuffer in
-                withUnsafeTemporaryAllocation(of: Moments.self, capacity: 8) { eight in
-                    let m8 = eight.baseAddress!, wide = wideBuffer.baseAddress!
-                    @inline(__always) func statistics<T: NormElement>(_ p: UnsafePointer<T>, first: Int, last: Int) {
-                        if centered {
-                            TinyUnits.moments8(p, first: first, last: last, length: features, into: m8)
-                        } else {
-                            TinyUnits.meanSquare8(p, first: first, last: last, length: features, into: m8)
-                        }
+            withUnsafeTemporaryAllocation(of: Moments.self, capacity: 8) { eight in
+                let m8 = eight.baseAddress!
+                /// Statistics of units `first ... last` (≤ 8) of `p` into `m8`.
+                @inline(__always) func statistics<T: NormElement>(_ p: UnsafePointer<T>, first: Int, last: Int) {
+                    if centered {
+                        TinyUnits.moments8(p, first: first, last: last, length: features, into: m8)
+                    } else {
+                        TinyUnits.meanSquare8(p, first: first, last: last, length: features, into: m8)
                     }
+                }
+                /// Saved statistics and outputs of rows `first ..< first + 8` (within the chunk).
+                @inline(__always) func write(_ first: Int) {
+                    for u in first..<min(chunk.upperBound, first + 8) {
+                        let m = m8[u - first]
+                        let r = inverseStandardDeviation(centered ? m.biasedVariance : m.mean, eps)
+                        (meanBase + u).initialize(to: centered ? m.mean : 0)
+                        (invBase + u).initialize(to: r)
+                        let k = AffineCoefficients(mean: centered ? m.mean : 0, invStd: r)
+                        let o = u * features, a = plan.affineOffset(u)
+                        Apply.elementwise(x + o, y + o, features, pivot: k.pivot, invStd: k.scale, shift: k.shift,
+                                          gamma: gamma.map { $0 + a }, beta: beta.map { $0 + a },
+                                          streaming: streaming)
+                    }
+                }
+                if E.self == Float.self {
                     for first in stride(from: chunk.lowerBound, to: chunk.upperBound, by: 8) {
-                        if E.self == Float.self {
-                            statistics(x, first: first, last: chunk.upperBound - 1)
-                        } else {
-                            let count = min(8, chunk.upperBound - first)
-                            widen(x + first * features, into: wide, count * features)
-                            statistics(UnsafePointer(wide), first: 0, last: count - 1)
-                        }
-                        for u in first..<min(chunk.upperBound, first + 8) {
-                            let m = m8[u - first]
-                            let r = inverseStandardDeviation(centered ? m.biasedVariance : m.mean, eps)
-                            (meanBase + u).initialize(to: centered ? m.mean : 0)
-                            (invBase + u).initialize(to: r)
-                            let k = AffineCoefficients(mean: centered ? m.mean : 0, invStd: r)
-                            let o = u * features, a = plan.affineOffset(u)
-                            Apply.elementwise(x + o, y + o, features, pivot: k.pivot, invStd: k.scale, shift: k.shift,
-                                              gamma: gamma.map { $0 + a }, beta: beta.map { $0 + a },
-                                              streaming: streaming)
-                        }
+                        statistics(x, first: first, last: chunk.upperBound - 1)
+                        write(first)
+                    }
+                    return
+                }
+                // 16-bit rows: 8 rows at a time widened into an L1 scratch (8 values per
+                // `E.load8`), then the lane code on Float32. Its gathers load one value
+                // at a time, and one Float16 value at a time converts through a library
+                // call in a build without F16C. The same values: the same bits.
+                withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * features) { wide in
+                    for first in stride(from: chunk.lowerBound, to: chunk.upperBound, by: 8) {
+                        let count = min(8, chunk.upperBound - first)
+                        widen(x + first * features, into: wide.baseAddress!, count * features)
+                        statistics(UnsafePointer(wide.baseAddress!), first: 0, last: count - 1)
+                        write(first)
                     }
                 }
             }

@@ -91,7 +91,6 @@ enum Apply {
     /// With `residual` (BatchNorm + add + ReLU), `residual[i]` is added to the
     /// rounded affine result before the activation: `act(((src[i] − p)·s + t) + r[i])`.
     /// `dst` may also equal `residual`.
-    @inline(never)
     static func affine<E: NormElement>(
         _ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>, _ n: Int,
         _ c: AffineCoefficients, relu: Bool, streaming: Bool = false, residual: UnsafePointer<Float>? = nil
@@ -145,8 +144,6 @@ enum Apply {
     /// with γ = 1 and β = 0 where absent. With `segments` > 1 the same for each of
     /// `segments` runs of `n` values, `stride` apart, all with the same γ[0 ..< n]
     /// (GroupNorm NHWC unit (n, g): one run per position, γ of the group's channels).
-    /// Out of line, one function per element type (as before it was generic).
-    @inline(never)
     static func elementwise<E: NormElement>(
         _ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>, _ n: Int,
         pivot: Float, invStd: Float, shift: Float,

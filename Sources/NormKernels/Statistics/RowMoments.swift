@@ -30,10 +30,6 @@ enum BlockMoments {
     ///
     /// `following` ≠ 0: the element distance from `p` to the block reduced next,
     /// prefetched while this one is read (see `StreamPrefetch`).
-    ///
-    /// Out of line, as the optimizer kept it before it was generic: each element
-    /// type's specialization is one function the geometries call per block.
-    @inline(never)
     static func segmented<E: NormElement>(_ p: UnsafePointer<E>, length: Int, stride: Int, segments: Int,
                                           following: Int = 0) -> Moments {
         let result = segmentedFloat32(p, length: length, stride: stride, segments: segments, following: following)
