@@ -22,11 +22,14 @@ struct BackwardAccuracyTests {
         try checkRowBackward(item, offset: offset, threading: Threading(threads: 2, parallelThreshold: 4096))
     }
 
-    @Test("long rows (row sums a sub-block ahead of the dx sweep, one thread; spread over workers, two): dx, dγ and dβ against Float64",
-          arguments: [(1100, 600, 1), (700, 1030, 1)], [false, true])
+    @Test("long rows (one sweep of 8 rows up to 4096 values; beyond, row sums by blocks then tiles of 4096 columns; one thread and spread over two): dx, dγ and dβ against Float64",
+          arguments: [(1100, 600, 1), (700, 1030, 1), (40, 5000, 1)], [false, true])
     func longRows(size item: (rows: Int, features: Int, groups: Int), offset: Bool) throws {
-        // Several row blocks of 128–218 rows whose sub-blocks (15–27 rows on a 1 MiB L2)
-        // end inside a block; 1030 values leave a SIMD tail.
+        // 600 and 1030 values take `ShortRowsBackward` (several row blocks; 1030 leaves a
+        // SIMD tail); 5000 values (> `ShortRowsBackward.maxLength`) the block row sums and
+        // two column tiles per row block.
+        #expect(RowBackwardPlan(rows: item.rows, features: item.features, centered: true, threading: .serial)
+                    .strategy(gradInput: true) == (item.features <= ShortRowsBackward.maxLength ? .shortRowSweep : .wholeRowBlocks))
         try checkRowBackward(item, offset: offset, threading: .serial)
         try checkRowBackward(item, offset: offset, threading: Threading(threads: 2, parallelThreshold: 4096))
     }

@@ -36,14 +36,6 @@ struct RowBackwardPlan: Sendable {
         case inlineShortRows
         /// The rows geometry's blocks of each slot, merged in a fixed tree.
         case blocks
-        /// As `blocks`, `aheadRows` rows at a time just before the sweep reaches
-        /// them (rows of ≥ `fusedRowLength` values, one group, one tile per row
-        /// block): the sweep then reads them again from L1/L2 instead of from L3
-        /// or memory (a row block of 128 rows of 4096 values is 4 MB of x and dy).
-        /// 1.15–1.7× on [8192, 1024] to [2048, 4096], level at 512 values,
-        /// 0.92–0.97× at 200 (docs/PERFORMANCE-HISTORY.md, "LayerNorm/RMSNorm
-        /// backward: row sums a sub-block ahead of the sweep").
-        case blocksAheadOfSweep
     }
 
     /// How the work of one call is spread over the workers.
@@ -82,8 +74,6 @@ struct RowBackwardPlan: Sendable {
     let rowSums: RowSums
     /// Whether dx can take `Strategy.shortRowSweep`.
     let sweepsShortRows: Bool
-    /// Rows per step of `RowSums.blocksAheadOfSweep` (an eighth of the L2 of x and dy).
-    let aheadRows: Int
     /// Workers over the finest items (tiles): long rows make a single row block
     /// (LayerNorm over C·H·W of a few samples), which must still be spread.
     let workers: Int
@@ -113,12 +103,9 @@ struct RowBackwardPlan: Sendable {
             rowSums = .eightSlotsPerVector
         } else if R == 1 && S <= BlockGradients.shortRowLength && rowGeometry.blocksPerUnit == 1 {
             rowSums = .inlineShortRows
-        } else if groups == 1 && R == 1 && tilesPerRowBlock == 1 && D >= fusedRowLength {
-            rowSums = .blocksAheadOfSweep
         } else {
             rowSums = .blocks
         }
-        aheadRows = max(1, Topology.current.l2CacheBytes / 8 / (8 * D))
         workers = Parallel.workers(count: rowBlocks * tilesPerRowBlock, elementsPerItem: rowBlock * tileWidth,
                                    threading: threading)
         store = StorePolicy(twoPass: rows * D)
@@ -150,8 +137,6 @@ struct RowBackwardPlan: Sendable {
 /// (32 KiB) stay in L1/L2. The width does not change any result.
 let rowNormalizationTileColumns = 4096
 
-/// Rows from this length on take their row sums `RowSums.blocksAheadOfSweep`.
-let fusedRowLength = 512
 
 /// The backward of a row plan. `mean` nil: uncentered (RMSNorm). The caller
 /// passes only the outputs it wants; `columnTotals`, when given, gets every

@@ -78,7 +78,7 @@ struct RowBackwardPass<E: NormElement> {
                 case .inlineShortRows:
                     // One block per slot (perRow = 1): block u is slot u.
                     for u in range { (blockSums! + u).initialize(to: shortRowSums(u)) }
-                case .blocks, .blocksAheadOfSweep:
+                case .blocks:
                     for b in range { (blockSums! + b).initialize(to: reduceRowBlock(geometry.block(b))) }
                 }
             case 1:
@@ -102,15 +102,6 @@ struct RowBackwardPass<E: NormElement> {
         let slotRange = (rb * plan.rowBlock / R * groups)..<(min(plan.rows, (rb + 1) * plan.rowBlock) / R * groups)
         if dx != nil {
             switch plan.rowSums {
-            case .blocksAheadOfSweep:
-                // Row sums of each sub-block just before the sweep reaches it.
-                let ahead = plan.aheadRows
-                tile(rb, 0, scratch, tileSums) { row in
-                    guard row % ahead == 0 else { return }
-                    let first = slotRange.lowerBound + row
-                    for u in first..<min(slotRange.upperBound, first + ahead) { blockRowSums(u, parts) }
-                }
-                return    // the sweep is done
             case .eightSlotsPerVector:
                 for first in stride(from: slotRange.lowerBound, to: slotRange.upperBound, by: 8) {
                     let end = min(slotRange.upperBound, first + 8)
@@ -127,9 +118,9 @@ struct RowBackwardPass<E: NormElement> {
     }
 
     /// Tile (row block rb, column tile ct): dx and the column sums in one pass
-    /// (`BlockGradients.rowTile`); `beforeRow(r)` runs before the tile's row r.
+    /// (`BlockGradients.rowTile`).
     private func tile(_ rb: Int, _ ct: Int, _ scratch: UnsafeMutablePointer<Float>,
-                      _ tileSums: UnsafeMutablePointer<GradientSums>, beforeRow: ((Int) -> Void)? = nil) {
+                      _ tileSums: UnsafeMutablePointer<GradientSums>) {
         let D = plan.features, r0 = rb * plan.rowBlock, c0 = ct * plan.tileWidth
         let nc = min(plan.tileWidth, D - c0)
         let sums = tileColumnSums(rb, c0, nc, tileSums)
@@ -139,7 +130,7 @@ struct RowBackwardPass<E: NormElement> {
             rows: min(plan.rowBlock, plan.rows - r0), columns: nc, stride: D, firstRow: r0,
             xhat: xhat, dxTable: table, columnSums: sums, scratch: scratch, streaming: streaming,
             segmentWidth: plan.segment, slotsPerRow: plan.groups, firstSlot: c0 / plan.segment,
-            rowsPerSlot: plan.rowsPerSlot, beforeRow: beforeRow)
+            rowsPerSlot: plan.rowsPerSlot)
         finishTile(c0, nc, tileSums)
     }
 

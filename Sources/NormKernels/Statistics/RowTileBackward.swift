@@ -29,7 +29,7 @@ extension BlockGradients {
         xhat: CoefficientTable, dxTable: GradientTable?,
         columnSums: UnsafeMutablePointer<GradientSums>?, scratch: UnsafeMutablePointer<Float>,
         streaming: Bool = false, segmentWidth: Int? = nil, slotsPerRow: Int = 1, firstSlot: Int = 0,
-        rowsPerSlot: Int = 1, beforeRow: ((Int) -> Void)? = nil
+        rowsPerSlot: Int = 1
     ) {
         let slots = RowSlots(width: segmentWidth ?? columns, perRow: slotsPerRow, first: firstSlot, rowsPerSlot: rowsPerSlot)
         // Stream dx only when every row (and segment) starts 32-byte aligned (see `Apply.columns`).
@@ -37,11 +37,11 @@ extension BlockGradients {
            Int(bitPattern: UInt(bitPattern: dx)) & 31 == 0 {
             rowTile(x, dy, dx: dx, gamma: gamma, rows: rows, columns: columns, stride: stride, firstRow: firstRow,
                     xhat: xhat, dxTable: dxTable, columnSums: columnSums, scratch: scratch, slots: slots,
-                    beforeRow: beforeRow, StreamingStore.self)
+                    StreamingStore.self)
         } else {
             rowTile(x, dy, dx: dx, gamma: gamma, rows: rows, columns: columns, stride: stride, firstRow: firstRow,
                     xhat: xhat, dxTable: dxTable, columnSums: columnSums, scratch: scratch, slots: slots,
-                    beforeRow: beforeRow, CachedStore.self)
+                    CachedStore.self)
         }
     }
 
@@ -59,7 +59,7 @@ extension BlockGradients {
         gamma: UnsafePointer<Float>?, rows: Int, columns: Int, stride: Int, firstRow: Int,
         xhat: CoefficientTable, dxTable: GradientTable?,
         columnSums: UnsafeMutablePointer<GradientSums>?, scratch: UnsafeMutablePointer<Float>,
-        slots: RowSlots, beforeRow: ((Int) -> Void)?, _: S.Type
+        slots: RowSlots, _: S.Type
     ) {
         let accG = scratch, accH = scratch + columns
         /// Slot of the first segment of tile row `row`.
@@ -70,7 +70,6 @@ extension BlockGradients {
         /// Rows `rows` of the tile: the column sums (`sums`) and/or dx (`write`).
         @inline(__always) func sweep(_ rows: Range<Int>, sums: Bool, write: Bool) {
             for row in rows {
-                if write { beforeRow?(row) }
                 var j = 0
                 var slot = firstSlot(row)
                 while j < columns {
