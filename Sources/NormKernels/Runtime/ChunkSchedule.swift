@@ -7,12 +7,6 @@ enum ChunkSchedule {
     /// Units per parallel work item: a fixed partition, independent of the thread count.
     static let chunk = 512
 
-    static func chunks(_ units: Int) -> Int { (units + chunk - 1) / chunk }
-
-    /// Parallel-threshold cost of a chunk: its values plus ~8 values' worth of
-    /// fixed work per unit (coefficients, the scalar ends of each unit's loops).
-    static func chunkCost(valuesPerUnit: Int) -> Int { chunk * (valuesPerUnit + 8) }
-
     /// The plan `normbench topology` prints for `units` tiny units (`TinyUnits`) of
     /// `length` values.
     static func plan(units: Int, length: Int, naming unitName: String, lanes: String = "8 per vector",
@@ -27,7 +21,9 @@ enum ChunkSchedule {
 
     /// `body(units)` for every chunk of `units` units, chunks spread over the workers.
     /// `chunk` (default `ChunkSchedule.chunk`) is the units per work item: a
-    /// function of the shape only, never of the thread count.
+    /// function of the shape only, never of the thread count. A chunk costs, for
+    /// the parallel threshold, its values plus ~8 values' worth of fixed work per
+    /// unit (coefficients, the scalar ends of each unit's loops).
     static func forEachChunk(units: Int, valuesPerUnit: Int, chunk: Int = ChunkSchedule.chunk, threading: Threading,
                              _ body: (Range<Int>) -> Void) {
         Parallel.forEach(count: (units + chunk - 1) / chunk, elementsPerItem: chunk * (valuesPerUnit + 8),

@@ -123,12 +123,24 @@ extension BlockGradients {
             applyStrips(x, dy, mask, dst, rows, columns, stride, pivot, a, b, c, S.self)
             return
         }
+        withOperandCase(x, dy, mask, sweep)
+    }
+
+    /// Calls `body` once with the operands of the case at hand and the case's
+    /// flags as constants (x and dy, either with or without the ReLU mask; dy
+    /// alone; x alone), so each inlined `body` is compiled for its case: the case
+    /// is decided once per call, not per row or value.
+    @inline(__always)
+    private static func withOperandCase(
+        _ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
+        _ body: (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, _ useX: Bool, _ useDy: Bool) -> Void
+    ) {
         switch (x, dy, mask) {
-        case let (x?, dy?, nil): sweep(x, dy, nil, useX: true, useDy: true)
-        case let (x?, dy?, mask?): sweep(x, dy, mask, useX: true, useDy: true)
-        case let (nil, dy?, nil): sweep(nil, dy, nil, useX: false, useDy: true)
-        case let (nil, dy?, mask?): sweep(nil, dy, mask, useX: false, useDy: true)
-        case let (x?, nil, _): sweep(x, nil, nil, useX: true, useDy: false)
+        case let (x?, dy?, nil): body(x, dy, nil, true, true)
+        case let (x?, dy?, mask?): body(x, dy, mask, true, true)
+        case let (nil, dy?, nil): body(nil, dy, nil, false, true)
+        case let (nil, dy?, mask?): body(nil, dy, mask, false, true)
+        case let (x?, nil, _): body(x, nil, nil, true, false)
         case (nil, nil, _): return
         }
     }
@@ -154,14 +166,7 @@ extension BlockGradients {
                 r += n
             }
         }
-        switch (x, dy, mask) {
-        case let (x?, dy?, nil): sweep(x, dy, nil, useX: true, useDy: true)
-        case let (x?, dy?, mask?): sweep(x, dy, mask, useX: true, useDy: true)
-        case let (nil, dy?, nil): sweep(nil, dy, nil, useX: false, useDy: true)
-        case let (nil, dy?, mask?): sweep(nil, dy, mask, useX: false, useDy: true)
-        case let (x?, nil, _): sweep(x, nil, nil, useX: true, useDy: false)
-        case (nil, nil, _): return
-        }
+        withOperandCase(x, dy, mask, sweep)
     }
 
     /// `rows` rows of `applyColumns` (every row start aligned for `S`, as
