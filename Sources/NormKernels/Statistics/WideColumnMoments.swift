@@ -25,8 +25,8 @@ extension BlockMoments {
         _ base: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int,
         into out: UnsafeMutablePointer<Moments>
     ) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 3 * columns) { state in
-            withUnsafeTemporaryAllocation(of: Double.self, capacity: 3 * columns) { total in
+        withScratch(of: Float.self, capacity: 3 * columns) { state in
+            withScratch(of: Double.self, capacity: 3 * columns) { total in
                 let mean = state.baseAddress!, m2 = mean + columns, pivot = m2 + columns
                 let totalMean = total.baseAddress!, totalM2 = totalMean + columns, chunkM2 = totalM2 + columns
                 var first = 0
