@@ -4,10 +4,11 @@
 //
 // The counter is process-wide and swift-testing runs tests in parallel, so the
 // counting runs in an exit test: a child process that runs only these calls.
-// It prints one line per case; this process checks the bounds.
+// It prints one line per case; this process checks the bounds
+// (NORMKERNELS_ALLOC_REPORT=1 prints the table: case, fewest, most).
 //
 // To see where a case allocates (call stacks on standard error):
-//   NORMKERNELS_ALLOC_TRACE='LayerNorm forward [256, 1024] t2' \
+//   NORMKERNELS_ALLOC_TRACE='LayerNorm [256, 1024] forward t2' \
 //     swift test ... --filter allocationTrace 2>&1 | swift demangle
 
 import CAllocationCounter
