@@ -41,3 +41,23 @@ extension BatchNormalization {
         }
     }
 }
+
+extension GroupNormalization {
+    /// Normalizes a tensor of `Float16` or `BFloat16` (any ``NormElement``);
+    /// returns the output, of the input's type, and per-(n, g) mean and 1/σ.
+    /// γ and β stay `Float`.
+    public func forward<Element: NormElement>(_ input: [Element], scale: [Float]? = nil, bias: [Float]? = nil) throws
+        -> (output: [Element], saved: SavedStatistics) {
+        var saved = SavedStatistics(mean: [], invStd: [])
+        let output: [Element] = try makeElements(input.count) { out in
+            try input.withUnsafeBufferPointer { x in
+                try withOptionalBuffer(scale) { g in
+                    try withOptionalBuffer(bias) { b in
+                        saved = try forwardAnyElement(input: x, output: out, scale: g, bias: b)
+                    }
+                }
+            }
+        }
+        return (output, saved)
+    }
+}

@@ -12,15 +12,16 @@
 /// that group's `groupSize` channel sums (also stored in `channelSums` at n·C + c);
 /// when `dx` is given it must fill `table` for the group's (n, c) slots.
 /// Results do not depend on the thread count (fixed blocks, fixed trees).
-func channelGroupsBackward(
-    _ plan: ChannelGroupsPlan, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+func channelGroupsBackward<E: NormElement>(
+    _ plan: ChannelGroupsPlan, x: UnsafePointer<E>, dy: UnsafePointer<E>,
     xhat: CoefficientTable, channelSums: UnsafeMutablePointer<GradientSums>,
-    table: GradientTable?, dx: UnsafeMutablePointer<Float>?,
+    table: GradientTable?, dx: UnsafeMutablePointer<E>?,
     finalizeGroup: (_ groupSlot: Int, _ channelSums: UnsafePointer<GradientSums>) -> Void
 ) {
     let shape = plan.shape, groupSize = plan.groupSize, threading = plan.threading
     let groups = shape.c / groupSize, channels = shape.c, spatial = shape.spatial
-    let streaming = dx.map { plan.store.streaming(output: $0, reading: x, dy) } ?? false
+    // 16-bit dx goes through the cache (see `normalizeRows`).
+    let streaming = E.self == Float.self && (dx.map { plan.store.streaming(output: $0, reading: x, dy) } ?? false)
     switch plan.backward {
     case .columns(let g):
         // Column j of sample n uses its group's x̂ coefficients.
@@ -64,7 +65,7 @@ func channelGroupsBackward(
             BlockGradients.contiguous(x + o, dy + o, count, xhat[u], mask: nil, gamma: nil)
         }
         /// dx of `count` values at element `o` with the coefficients of (n, c) slot `slot`.
-        func writeDx(_ dx: UnsafeMutablePointer<Float>, _ o: Int, _ count: Int, slot: Int) {
+        func writeDx(_ dx: UnsafeMutablePointer<E>, _ o: Int, _ count: Int, slot: Int) {
             BlockGradients.apply(x: x + o, dy: dy + o, mask: nil, gamma: nil, dx + o, count, table![slot], streaming: streaming)
         }
         // Channels of one block each (H·W ≤ the block length) in a tensor that stays
@@ -132,10 +133,10 @@ func channelGradients(
 }
 
 /// Argument checks shared by the InstanceNorm and GroupNorm backward.
-func checkGroupedBackward(
-    shape: TensorShape, slots: Int, input: UnsafeBufferPointer<Float>, gradOutput: UnsafeBufferPointer<Float>,
+func checkGroupedBackward<E: NormElement>(
+    shape: TensorShape, slots: Int, input: UnsafeBufferPointer<E>, gradOutput: UnsafeBufferPointer<E>,
     saved: SavedStatistics, scale: UnsafeBufferPointer<Float>?,
-    gradInput: UnsafeMutableBufferPointer<Float>?, gradScale: UnsafeMutableBufferPointer<Float>?,
+    gradInput: UnsafeMutableBufferPointer<E>?, gradScale: UnsafeMutableBufferPointer<Float>?,
     gradBias: UnsafeMutableBufferPointer<Float>?
 ) throws {
     try Check.length(input.count, shape.count, "input")
