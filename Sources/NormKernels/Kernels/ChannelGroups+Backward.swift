@@ -147,6 +147,19 @@ func checkGroupedBackward<E: NormElement>(
     try Check.length(gradInput, shape.count, "gradInput")
     try Check.length(gradScale, shape.c, "gradScale (dγ)")
     try Check.length(gradBias, shape.c, "gradBias (dβ)")
+    // The rule of `Check.buffers`, decided first without building its argument
+    // lists (which this generic function's callers kept on the heap: one more
+    // allocation per call); they are built only to name a conflict that exists.
+    let dx = MemorySpan(gradInput), dg = MemorySpan(gradScale), db = MemorySpan(gradBias)
+    let x = MemorySpan(input), dy = MemorySpan(gradOutput), g = MemorySpan(scale)
+    func clash(_ w: MemorySpan?, _ r: MemorySpan?, inPlace: Bool = false) -> Bool {
+        guard let w, let r, w.overlaps(r) else { return false }
+        return !(inPlace && w == r)
+    }
+    let conflict = clash(dx, x, inPlace: true) || clash(dx, dy, inPlace: true) || clash(dx, g)
+        || clash(dg, x) || clash(dg, dy) || clash(dg, g) || clash(db, x) || clash(db, dy) || clash(db, g)
+        || clash(dx, dg) || clash(dx, db) || clash(dg, db)
+    guard conflict else { return }
     try Check.buffers(
         writes: [("gradInput", MemorySpan(gradInput)), ("gradScale", MemorySpan(gradScale)), ("gradBias", MemorySpan(gradBias))],
         reads: [("input", MemorySpan(input)), ("gradOutput", MemorySpan(gradOutput)), ("scale (γ)", MemorySpan(scale))],

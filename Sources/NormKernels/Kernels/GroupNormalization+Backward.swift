@@ -35,10 +35,8 @@ extension GroupNormalization {
     }
 
     /// The backward of every element type: the checks, then the path's engine
-    /// specialized for `E`. Out of line, so that each specialization is the
-    /// function the Float32 `backward` was: inlined into it, the argument lists of
-    /// the overlap check (`checkGroupedBackward`) were no longer kept on the stack
-    /// (one more heap allocation per call, AllocationTests).
+    /// specialized for `E`. Out of line: each specialization is then one
+    /// function, as the Float32 `backward` was.
     @inline(never)
     func backwardElements<E: NormElement>(
         input: UnsafeBufferPointer<E>, gradOutput: UnsafeBufferPointer<E>, saved: SavedStatistics,
