@@ -108,6 +108,13 @@ extension GroupNormalization {
     /// in place, elementwise (so independent of the thread count).
     private func siluSweep(_ y: UnsafeMutablePointer<Float>, _ modulation: SiLUModulation) {
         let hw = shape.spatial, channels = shape.c
+        if !modulation.isPresent {
+            let count = shape.count, chunk = ResidualGradient.chunk
+            Parallel.forEach(count: (count + chunk - 1) / chunk, elementsPerItem: chunk, threading: threading) { range in
+                for k in range { Apply.siluInPlace(y + k * chunk, min(chunk, count - k * chunk), multiplier: 1, shift: 0) }
+            }
+            return
+        }
         if shape.layout == .nchw || hw == 1 {
             // One contiguous run of H·W values per (n, c).
             Parallel.forEach(count: shape.n * channels, elementsPerItem: hw, threading: threading) { range in

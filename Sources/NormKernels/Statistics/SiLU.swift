@@ -95,6 +95,12 @@ extension Apply {
     static func siluInPlace(_ v: UnsafeMutablePointer<Float>, _ n: Int, multiplier m: Float, shift t: Float) {
         let mv = F8(repeating: m), tv = F8(repeating: t)
         var i = 0
+        if m == 1 && t == 0 {
+            // No modulation: silu(v) itself (v·1 + 0 would turn −0 into +0).
+            while i + 8 <= n { store8(SiLUActivation.apply(load8(v + i)), v + i); i += 8 }
+            while i < n { v[i] = SiLUActivation.apply(v[i]); i += 1 }
+            return
+        }
         while i + 8 <= n {
             store8(SiLUActivation.apply(muladd(load8(v + i), mv, tv)), v + i)
             i += 8
