@@ -17,8 +17,8 @@ struct SiLUGradientPass {
 
     /// Values per Float32 partial sum before it joins the Float64 total.
     static let chunk = 1024
-    /// Channels per NHWC work item (one item = one sample's channel block over all rows).
-    static let channelBlock = 64
+    /// Rows per NHWC work item (and per Float32 partial sum).
+    static let rowBlock = 256
 
     init(shape: TensorShape, groups: Int, mean: [Double], invStd: [Double],
          gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, modulation: SiLUModulation) {
@@ -53,11 +53,26 @@ struct SiLUGradientPass {
             }
             return
         }
-        let block = SiLUGradientPass.channelBlock, blocks = (channels + block - 1) / block
-        Parallel.forEach(count: shape.n * blocks, elementsPerItem: hw * min(block, channels), threading: threading) { range in
+        // NHWC: blocks of `rowBlock` rows of one sample, swept in memory order;
+        // each block's per-channel sums go to its own slot, merged per (n, c)
+        // down the blocks in order afterwards (the same for any thread count).
+        let rowBlock = SiLUGradientPass.rowBlock, blocks = (hw + rowBlock - 1) / rowBlock
+        let partials: UnsafeMutablePointer<SIMD2<Double>>? = sums != nil ? .allocate(capacity: shape.n * blocks * channels) : nil
+        defer { partials?.deallocate() }
+        Parallel.forEach(count: shape.n * blocks, elementsPerItem: rowBlock * channels, threading: threading) { range in
             for item in range {
-                let n = item / blocks, first = (item - n * blocks) * block
-                self.columns(x, dy, g, sums, sample: n, first: first, width: min(block, channels - first))
+                let n = item / blocks, first = (item - n * blocks) * rowBlock
+                self.rows(x, dy, g, partials.map { $0 + item * channels }, sample: n, first: first,
+                          count: min(rowBlock, hw - first))
+            }
+        }
+        if let sums, let partials {
+            for n in 0..<shape.n {
+                for c in 0..<channels {
+                    var total = SIMD2<Double>()
+                    for block in 0..<blocks { total += partials[(n * blocks + block) * channels + c] }
+                    sums[n * channels + c] = total
+                }
             }
         }
     }
@@ -117,72 +132,49 @@ struct SiLUGradientPass {
         return total
     }
 
-    /// NHWC: channels first ..< first + width of sample n over all H·W rows, rows
-    /// in order; the sums in Float32 per 1024 rows, then Float64.
-    private func columns(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>?,
-                         _ sums: UnsafeMutablePointer<SIMD2<Double>>?, sample n: Int, first: Int, width: Int) {
-        let hw = shape.spatial, channels = shape.c, base = n * hw * channels + first, k0 = n * channels + first
-        let wantSums = sums != nil
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * width) { acc in
-            let a = acc.baseAddress!, b = a + width
-            if let sums { for j in 0..<width { sums[k0 + j] = SIMD2() } }
-            var start = 0
-            while start < hw {
-                let rows = min(SiLUGradientPass.chunk, hw - start)
-                if wantSums { a.initialize(repeating: 0, count: 2 * width) }
-                for row in start..<(start + rows) {
-                    let o = base + row * channels
-                    var j = 0
-                    while j < width {
-                        let lanes = min(8, width - j), k = k0 + j
-                        let xv: F8, dv: F8
-                        if lanes == 8 {
-                            xv = load8(x + o + j); dv = load8(dy + o + j)
-                        } else {
-                            var xs = F8(), ds = F8()
-                            for l in 0..<lanes { xs[l] = x[o + j + l]; ds[l] = dy[o + j + l] }
-                            xv = xs; dv = ds
-                        }
-                        let d = xv - padded(pivot + k, lanes)
-                        let dz = siluGradient8(muladd(d, padded(zScale + k, lanes), padded(zShift + k, lanes)), dv)
-                        let v = dz * padded(multiplier + k, lanes)
-                        if let g {
-                            if lanes == 8 { store8(v, g + o + j) } else { for l in 0..<lanes { g[o + j + l] = v[l] } }
-                        }
-                        if wantSums {
-                            let hat = muladd(d, padded(hatScale + k, lanes), padded(hatShift + k, lanes))
-                            var av = padded(a + j, lanes), bv = padded(b + j, lanes)
-                            av += dz
-                            bv = muladd(dz, hat, bv)
-                            for l in 0..<lanes { a[j + l] = av[l]; b[j + l] = bv[l] }
-                        }
-                        j += 8
-                    }
+    /// NHWC: rows first ..< first + count of sample n, all C channels, in
+    /// memory order; the block's sums per channel into `partial` (C slots).
+    /// Whole vectors of channels in Float32 vectors, then Float64 (redone in
+    /// Float64 on overflow); the last C % 8 channels one value at a time.
+    @inline(never)
+    private func rows(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>?,
+                      _ partial: UnsafeMutablePointer<SIMD2<Double>>?, sample n: Int, first: Int, count: Int) {
+        let channels = shape.c, vectors = channels / 8, full = vectors * 8
+        let base = (n * shape.spatial + first) * channels, k0 = n * channels
+        let wantSums = partial != nil
+        let a = UnsafeMutablePointer<F8>.allocate(capacity: max(1, 2 * vectors)), b = a + vectors
+        defer { a.deallocate() }
+        a.initialize(repeating: F8(), count: 2 * vectors)
+        var tail = [SIMD2<Double>](repeating: SIMD2(), count: channels - full)
+        for row in 0..<count {
+            let o = base + row * channels
+            for v in 0..<vectors {
+                let j = 8 * v, k = k0 + j
+                // scalar math: as `run`
+                let d = load8(x + o + j) - load8(pivot + k)
+                let dz = siluGradient8(muladd(d, load8(zScale + k), load8(zShift + k)), load8(dy + o + j))
+                if let g { store8(dz * load8(multiplier + k), g + o + j) }
+                if wantSums {
+                    a[v] += dz
+                    b[v] = muladd(dz, muladd(d, load8(hatScale + k), load8(hatShift + k)), b[v])
                 }
-                if let sums {
-                    for j in 0..<width {
-                        var partial = SIMD2(Double(a[j]), Double(b[j]))
-                        if !(partial[0].isFinite && partial[1].isFinite) {
-                            partial = float64Sums(x + base + start * channels + j, dy + base + start * channels + j,
-                                                  rows, k0 + j, stride: channels)
-                        }
-                        sums[k0 + j] += partial
-                    }
-                }
-                start += rows
+            }
+            for j in full..<channels {
+                let k = k0 + j, d = x[o + j] - pivot[k]
+                let dz = siluGradient8(F8(repeating: muladd(d, zScale[k], zShift[k])), F8(repeating: dy[o + j]))[0]
+                g?[o + j] = dz * multiplier[k]
+                if wantSums { tail[j - full] += SIMD2(Double(dz), Double(dz) * Double(muladd(d, hatScale[k], hatShift[k]))) }
             }
         }
+        guard let partial else { return }
+        for j in 0..<full {
+            let v = j / 8, l = j % 8
+            var sum = SIMD2(Double(a[v][l]), Double(b[v][l]))
+            if !(sum[0].isFinite && sum[1].isFinite) {
+                sum = float64Sums(x + base + j, dy + base + j, count, k0 + j, stride: channels)
+            }
+            partial[j] = sum
+        }
+        for j in full..<channels { partial[j] = tail[j - full] }
     }
 }
-
-/// `lanes` values from p in a vector, the rest 0 (a full load when lanes = 8).
-@inline(__always)
-private func padded(_ p: UnsafePointer<Float>, _ lanes: Int) -> F8 {
-    if lanes == 8 { return load8(p) }
-    var v = F8()
-    for l in 0..<lanes { v[l] = p[l] }
-    return v
-}
-
-@inline(__always)
-private func padded(_ p: UnsafeMutablePointer<Float>, _ lanes: Int) -> F8 { padded(UnsafePointer(p), lanes) }

@@ -130,7 +130,7 @@ struct GroupNormThenSiLUBench: BenchOp {
         let threads = max(1, t.threads), hw = s.h * s.w
         return {
             _ = try k.forward(input: w.x.readOnly, output: w.out.mutable, scale: w.gamma.readOnly, bias: w.beta.readOnly)
-            let y = w.out.pointer, m = scale.pointer, b = shift.pointer
+            nonisolated(unsafe) let y = w.out.pointer, m = scale.pointer, b = shift.pointer
             // Work items: (n, c) planes (NCHW) or positions (NHWC), split evenly over the threads.
             let items = nchw ? s.n * s.c : s.n * hw
             DispatchQueue.concurrentPerform(iterations: threads) { part in
