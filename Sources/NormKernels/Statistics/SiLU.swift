@@ -15,7 +15,9 @@
 import CNormSupport
 
 /// e^v in 8 lanes (see the file comment); +∞ for v > 88, NaN for NaN.
-@inline(__always)
+/// `@_transparent` here and below: with `@inline(__always)` the backward's
+/// NHWC loop still called `siluGradient8` out of line (objdump).
+@_transparent
 func exp8(_ v: F8) -> F8 {
     let hi = F8(repeating: 88), lo = F8(repeating: -87)
     var x = v.replacing(with: hi, where: v .> hi)
@@ -41,11 +43,11 @@ func exp8(_ v: F8) -> F8 {
 }
 
 /// σ(z) in 8 lanes: 0 for z < −88, 1 for z > 87 (see the file comment).
-@inline(__always)
+@_transparent
 func sigmoid8(_ z: F8) -> F8 { F8(repeating: 1) / (F8(repeating: 1) + exp8(-z)) }
 
 /// silu′(z)·dy in 8 lanes.
-@inline(__always)
+@_transparent
 func siluGradient8(_ z: F8, _ dy: F8) -> F8 {
     let s = sigmoid8(z)
     return dy * (s * muladd(z, F8(repeating: 1) - s, F8(repeating: 1)))

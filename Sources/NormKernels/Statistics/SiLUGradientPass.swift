@@ -78,7 +78,8 @@ struct SiLUGradientPass {
     }
 
     /// One (n, c) run of `count` contiguous values (NCHW), slot k. Returns (A, B).
-    @inline(__always)
+    /// Out of line, as `rows`: its own registers, not the caller's closure context.
+    @inline(never)
     private func run(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>?,
                      _ count: Int, _ k: Int, wantSums: Bool) -> SIMD2<Double> {
         let p = F8(repeating: pivot[k]), s = F8(repeating: zScale[k]), t = F8(repeating: zShift[k])
@@ -89,21 +90,21 @@ struct SiLUGradientPass {
             let n = min(SiLUGradientPass.chunk, count - start)
             var a = F8(), b = F8(), i = start
             // scalar math: z = (x − p)·s + t, dz = dy·silu′(z), g = dz·m, A += dz, B += dz·((x − p)·r + h)
-            @inline(__always) func step(_ xv: F8, _ dv: F8) -> F8 {
-                let d = xv - p, dz = siluGradient8(muladd(d, s, t), dv)
-                if wantSums { a += dz; b = muladd(dz, muladd(d, r, h), b) }
-                return dz * m
-            }
+            // (written out twice, vector loop and tail: as a nested function the
+            // loop's accumulators went through memory.)
             while i + 8 <= start + n {
-                let v = step(load8(x + i), load8(dy + i))
-                if let g { store8(v, g + i) }
+                let d = load8(x + i) - p, dz = siluGradient8(muladd(d, s, t), load8(dy + i))
+                if wantSums { a += dz; b = muladd(dz, muladd(d, r, h), b) }
+                if let g { store8(dz * m, g + i) }
                 i += 8
             }
             if i < start + n {
                 // The tail in the lanes of one vector, padded with dy = 0 (adds 0 to the sums).
                 var xv = F8(), dv = F8()
                 for l in 0..<(start + n - i) { xv[l] = x[i + l]; dv[l] = dy[i + l] }
-                let v = step(xv, dv)
+                let d = xv - p, dz = siluGradient8(muladd(d, s, t), dv)
+                if wantSums { a += dz; b = muladd(dz, muladd(d, r, h), b) }
+                let v = dz * m
                 if let g { for l in 0..<(start + n - i) { g[i + l] = v[l] } }
             }
             if wantSums {
