@@ -3,7 +3,8 @@
 
 Writes one small JSON file per operation into
 ``Tests/NormKernelsTests/Fixtures/`` (batchnorm, layernorm, groupnorm,
-instancenorm, rmsnorm, adain, weightnorm, batchnorm_fold).  The generated JSON
+instancenorm, rmsnorm, adain, weightnorm, batchnorm_fold, groupnorm_silu,
+batchnorm_add_relu).  The generated JSON
 files are committed to the repository, so the Swift tests never need PyTorch;
 this script is only needed to regenerate or extend them.
 
@@ -342,6 +343,129 @@ def make_groupnorm():
     return "groupnorm", cases, notes
 
 
+def bn_add_relu_case(name, shape, layout, affine, relu=True, eps=1e-5, momentum=0.1):
+    """BatchNorm + add + ReLU, the composed sequence relu(bn(x) + identity):
+    training (one step from zero/one running statistics, autograd for x,
+    identity, gamma, beta), then eval on a fresh x and identity."""
+    N, C, H, W = shape
+    is_nd = H == 1 and W == 1 and layout == "nhwc"
+    gamma, beta = gamma_beta(C, affine)
+    g = gamma.clone().requires_grad_(True) if affine else None
+    b = beta.clone().requires_grad_(True) if affine else None
+    rm, rv = torch.zeros(C, dtype=DT), torch.ones(C, dtype=DT)
+
+    def run(x, identity, training):
+        xin = x.reshape(N, C) if is_nd else to_layout(x, layout)
+        rin = identity.reshape(N, C) if is_nd else to_layout(identity, layout)
+        u = F.batch_norm(xin, rm, rv, g, b, training, momentum, eps) + rin
+        return (F.relu(u) if relu else u).reshape(N, C, H, W)
+
+    x = torch.randn(N, C, H, W, dtype=DT).requires_grad_(True)
+    identity = (2 * torch.randn(N, C, H, W, dtype=DT)).requires_grad_(True)
+    y = run(x, identity, True)
+    xd = x.detach().double()
+    m64, v64 = xd.mean(dim=(0, 2, 3)), xd.var(dim=(0, 2, 3), unbiased=False)
+    ref = (xd - m64.view(1, C, 1, 1)) / torch.sqrt(v64 + eps).view(1, C, 1, 1)
+    if affine:
+        ref = ref * gamma.double().view(1, C, 1, 1) + beta.double().view(1, C, 1, 1)
+    ref = ref + identity.detach().double()
+    close(y, ref.clamp_min(0) if relu else ref, 1e-4, name + " output")
+    dy = torch.randn(N, C, H, W, dtype=DT)
+    y.backward(dy)
+    case = {
+        "name": name, "shape": list(shape), "layout": layout, "eps": eps, "momentum": momentum,
+        "affine": affine, "relu": relu, "gamma": flist(gamma), "beta": flist(beta),
+        "input": mem(x, layout), "identity": mem(identity, layout), "output": mem(y, layout),
+        "running_mean": flist(rm), "running_var": flist(rv),
+        "dy": mem(dy, layout), "dx": mem(x.grad, layout), "didentity": mem(identity.grad, layout),
+        "dgamma": flist(g.grad) if affine else None, "dbeta": flist(b.grad) if affine else None,
+    }
+    with torch.no_grad():
+        xe = torch.randn(N, C, H, W, dtype=DT)
+        ie = torch.randn(N, C, H, W, dtype=DT)
+        ye = run(xe, ie, False)
+    case["eval_input"] = mem(xe, layout)
+    case["eval_identity"] = mem(ie, layout)
+    case["eval_output"] = mem(ye, layout)
+    return case
+
+
+def make_batchnorm_add_relu():
+    cases = []
+    for shape, layout in [((2, 3, 4, 5), "nchw"), ((2, 5, 3, 3), "nhwc"), ((2, 3, 7, 7), "nchw"),
+                          ((8, 6, 1, 1), "nhwc")]:
+        for affine, relu in ((True, True), (False, False)):
+            nm = (f"bnaddrelu_{layout}_{'x'.join(map(str, shape))}_"
+                  f"{'affine' if affine else 'noaffine'}_{'relu' if relu else 'norelu'}")
+            cases.append(bn_add_relu_case(nm, shape, layout, affine, relu))
+    notes = ("relu(F.batch_norm(x, running_mean, running_var, gamma, beta, training) + identity) "
+             "(relu false: without the relu). Training from running statistics 0/1 (running_mean, "
+             "running_var: after the step), autograd dx, didentity, dgamma, dbeta; then eval on "
+             "eval_input and eval_identity with those running statistics. [N, D] data is "
+             "[N, D, 1, 1] nhwc (F.batch_norm on [N, D]).")
+    return "batchnorm_add_relu", cases, notes
+
+
+def gn_silu_case(name, shape, layout, groups, affine, modulated, eps=1e-5, gain=1.0):
+    """GroupNorm + SiLU, the composed sequence
+    F.silu(F.group_norm(x, G, g, b) * (1 + scale) + shift), scale/shift [N, C, 1, 1]."""
+    N, C, H, W = shape
+    x = torch.randn(N, C, H, W, dtype=DT)
+    xin = to_layout(x, layout).requires_grad_(True)
+    gamma, beta = gamma_beta(C, affine)
+    if affine:
+        gamma = gamma * gain
+    g = gamma.clone().requires_grad_(True) if affine else None
+    b = beta.clone().requires_grad_(True) if affine else None
+    scale = (0.5 * torch.randn(N, C, 1, 1, dtype=DT)).requires_grad_(True) if modulated else None
+    shift = (0.5 * torch.randn(N, C, 1, 1, dtype=DT)).requires_grad_(True) if modulated else None
+    z = F.group_norm(xin, groups, g, b, eps)
+    if modulated:
+        z = z * (1 + scale) + shift
+    y = F.silu(z)
+    xd = x.double().reshape(N, groups, -1)
+    m64 = xd.mean(2, keepdim=True)
+    r64 = 1.0 / torch.sqrt(xd.var(2, unbiased=False, keepdim=True) + eps)
+    ref = ((xd - m64) * r64).reshape(N, C, H, W)
+    if affine:
+        ref = ref * gamma.double().view(1, C, 1, 1) + beta.double().view(1, C, 1, 1)
+    if modulated:
+        ref = ref * (1 + scale.double()) + shift.double()
+    close(y, F.silu(ref), 1e-4, name + " output")
+    dy = torch.randn(N, C, H, W, dtype=DT)
+    y.backward(to_layout(dy, layout))
+    return {
+        "name": name, "shape": list(shape), "layout": layout, "groups": groups,
+        "eps": eps, "affine": affine, "gamma": flist(gamma), "beta": flist(beta),
+        "scale": flist(scale.flatten()) if modulated else None,
+        "shift": flist(shift.flatten()) if modulated else None,
+        "input": mem(x, layout), "output": mem(y, layout),
+        "dy": mem(dy, layout), "dx": mem(xin.grad, layout),
+        "dgamma": flist(g.grad) if affine else None,
+        "dbeta": flist(b.grad) if affine else None,
+        "dscale": flist(scale.grad.flatten()) if modulated else None,
+        "dshift": flist(shift.grad.flatten()) if modulated else None,
+    }
+
+
+def make_groupnorm_silu():
+    cases = []
+    # channel groups NCHW and NHWC, small maps (expanded affine NCHW, group
+    # segments NHWC), feature vectors; one case with gamma ~ 30 for large |z|.
+    for shape, G, layout in [((1, 4, 8, 8), 2, "nchw"), ((2, 4, 5, 5), 2, "nhwc"),
+                             ((2, 6, 3, 3), 3, "nchw"), ((1, 16, 3, 3), 2, "nhwc"),
+                             ((4, 16, 1, 1), 2, "nchw"), ((1, 5, 4, 5), 5, "nhwc")]:
+        for affine, modulated in ((True, True), (False, False)):
+            nm = (f"gnsilu_{layout}_{'x'.join(map(str, shape))}_g{G}_"
+                  f"{'affine' if affine else 'noaffine'}_{'mod' if modulated else 'plain'}")
+            cases.append(gn_silu_case(nm, shape, layout, G, affine, modulated))
+    cases.append(gn_silu_case("gnsilu_nchw_1x4x8x8_g2_large", (1, 4, 8, 8), "nchw", 2, True, True, gain=30.0))
+    notes = ("F.silu(F.group_norm(x, G, gamma, beta, eps) * (1 + scale) + shift), scale and shift "
+             "[N, C, 1, 1] stored n-major (null = that term absent); autograd dx, dgamma, dbeta, "
+             "dscale, dshift. nhwc cases feed a channels_last input.")
+    return "groupnorm_silu", cases, notes
+
+
 # --------------------------------------------------------------------------
 # 4. instance norm
 # --------------------------------------------------------------------------
@@ -616,12 +740,16 @@ GENERATORS = [
     ("adain.json", make_adain),
     ("weightnorm.json", make_weightnorm),
     ("batchnorm_fold.json", make_batchnorm_fold),
+    ("groupnorm_silu.json", make_groupnorm_silu),
+    ("batchnorm_add_relu.json", make_batchnorm_add_relu),
 ]
 
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s)")
+    ap.add_argument("--only", action="append", metavar="FILE",
+                    help="write only this file (e.g. groupnorm_silu.json); repeatable")
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(1)
@@ -629,6 +757,8 @@ def main(argv=None):
     print(f"torch {torch.__version__}, numpy {np.__version__} -> {args.out}")
     total = 0
     for fname, gen in GENERATORS:
+        if args.only and fname not in args.only:
+            continue
         torch.manual_seed(0)
         op, cases, notes = gen()
         total += write(args.out, fname, op, cases, notes)

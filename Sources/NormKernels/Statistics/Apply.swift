@@ -117,7 +117,7 @@ enum Apply {
     }
 
     @inline(__always)
-    private static func affine<E: NormElement, R: ResidualInput, S: VectorStore, A: FusedActivation>(
+    static func affine<E: NormElement, R: ResidualInput, S: VectorStore, A: FusedActivation>(
         _ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>, _ n: Int,
         _ c: AffineCoefficients, _ r: R, _: S.Type, _: A.Type
     ) {

@@ -79,7 +79,7 @@ extension Apply {
     /// coefficient pointers on the stack and ran at a third of its speed here
     /// (InstanceNorm NHWC training spent twice as long writing y as inference).
     @inline(never)
-    private static func columns<E: NormElement, R: ResidualInput, S: VectorStore, A: FusedActivation>(
+    static func columns<E: NormElement, R: ResidualInput, S: VectorStore, A: FusedActivation>(
         _ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>,
         _ rows: Int, _ columns: Int, _ stride: Int,
         _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,

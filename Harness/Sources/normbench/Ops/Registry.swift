@@ -8,6 +8,8 @@ enum BenchOps {
         RMSNormBench(),
         InstanceNormBench(),
         GroupNormBench(),
+        GroupNormSiLUBench(),
+        GroupNormThenSiLUBench(),
         AdaINBench(),
         WeightNormBench(),
     ]

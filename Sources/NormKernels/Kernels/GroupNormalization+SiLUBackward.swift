@@ -1,0 +1,99 @@
+// Backward of GroupNorm + SiLU (`GroupNormalization+SiLU.swift`), without the
+// pre-activation stored: z is recomputed from x and the saved statistics.
+//
+// With x̂ = (x − μ)·r per (n, g), m = 1 + scale[n, c] and z = (x̂·γ + β)·m + shift:
+//
+//     dz = dy·silu′(z),  silu′(z) = σ(z)·(1 + z·(1 − σ(z)))
+//     g  = dz·m                                  (the gradient reaching GN(x)·γ + β)
+//     dx, dγ, dβ   = GroupNorm's backward with g as its dy
+//     A[n, c] = Σ_hw dz,  B[n, c] = Σ_hw dz·x̂
+//     d shift[n, c] = A,   d scale[n, c] = γ·B + β·A
+//
+// One pass (`SiLUGradientPass`) reads x and dy and writes g (into gradInput when
+// it may hold it, else a scratch tensor) and, when the modulation's gradients
+// are asked for, A and B per (n, c), each summed by one worker in a fixed order
+// (Float32 lanes per 1024 values, then Float64; the chunk is redone in Float64
+// when its Float32 sum overflows). GroupNorm's backward then runs on g as it
+// stands, on every `GroupNormPlan` path. So the whole is bitwise identical for
+// any thread count.
+
+extension GroupNormalization {
+    /// Gradients of
+    /// ``forwardSiLU(input:output:scale:bias:modulationScale:modulationShift:)``: dx,
+    /// dγ, dβ, and per (n, c) d `modulationScale`, d `modulationShift`; pass only the
+    /// gradient buffers you want. `scale`, `bias` and the modulation must be those
+    /// of the forward (z is recomputed from them and `saved`).
+    ///
+    /// **Memory passes**: one pass reading `x` and `dy` and writing g (the
+    /// gradient before the normalization, into `gradInput` when given), then
+    /// GroupNorm's
+    /// ``backward(input:gradOutput:saved:scale:gradInput:gradScale:gradBias:)-(UnsafeBufferPointer<Float>,_,_,_,_,_,_)``
+    /// on g. With only the modulation's gradients, the first pass alone.
+    ///
+    /// **Aliasing**: `gradInput` may be exactly `gradOutput` or exactly `input` (in
+    /// place; over `input` a scratch tensor holds g); gradient buffers must not
+    /// otherwise share memory with any argument. Throws before writing anything.
+    public func backwardSiLU(
+        input: UnsafeBufferPointer<Float>, gradOutput: UnsafeBufferPointer<Float>,
+        saved: SavedStatistics, scale: UnsafeBufferPointer<Float>? = nil, bias: UnsafeBufferPointer<Float>? = nil,
+        modulationScale: UnsafeBufferPointer<Float>? = nil, modulationShift: UnsafeBufferPointer<Float>? = nil,
+        gradInput: UnsafeMutableBufferPointer<Float>? = nil,
+        gradScale: UnsafeMutableBufferPointer<Float>? = nil, gradBias: UnsafeMutableBufferPointer<Float>? = nil,
+        gradModulationScale: UnsafeMutableBufferPointer<Float>? = nil,
+        gradModulationShift: UnsafeMutableBufferPointer<Float>? = nil
+    ) throws {
+        let perSample = shape.n * shape.c, slots = shape.n * groups
+        try Check.length(input.count, shape.count, "input")
+        try Check.length(gradOutput.count, shape.count, "gradOutput")
+        try Check.saved(saved.mean, slots, "saved.mean")
+        try Check.saved(saved.invStd, slots, "saved.invStd")
+        try Check.length(scale, shape.c, "scale (γ)")
+        try Check.length(bias, shape.c, "bias (β)")
+        try Check.length(modulationScale, perSample, "modulationScale")
+        try Check.length(modulationShift, perSample, "modulationShift")
+        try Check.length(gradInput, shape.count, "gradInput")
+        try Check.length(gradScale, shape.c, "gradScale (dγ)")
+        try Check.length(gradBias, shape.c, "gradBias (dβ)")
+        try Check.length(gradModulationScale, perSample, "gradModulationScale")
+        try Check.length(gradModulationShift, perSample, "gradModulationShift")
+        try Check.buffers(
+            writes: [("gradInput", MemorySpan(gradInput)), ("gradScale", MemorySpan(gradScale)),
+                     ("gradBias", MemorySpan(gradBias)), ("gradModulationScale", MemorySpan(gradModulationScale)),
+                     ("gradModulationShift", MemorySpan(gradModulationShift))],
+            reads: [("input", MemorySpan(input)), ("gradOutput", MemorySpan(gradOutput)),
+                    ("scale (γ)", MemorySpan(scale)), ("bias (β)", MemorySpan(bias)),
+                    ("modulationScale", MemorySpan(modulationScale)), ("modulationShift", MemorySpan(modulationShift))],
+            inPlace: [("gradInput", "input"), ("gradInput", "gradOutput")])
+        let x = try Check.base(input, "input"), dy = try Check.base(gradOutput, "gradOutput")
+        let normGradients = gradInput != nil || gradScale != nil || gradBias != nil
+        let modulationGradients = gradModulationScale != nil || gradModulationShift != nil
+        guard normGradients || modulationGradients else { return }
+
+        // g goes into gradInput unless that is x (still needed) or absent.
+        let intoGradInput = gradInput.flatMap { $0.baseAddress.map { UnsafePointer($0) != x } } ?? false
+        let scratch: UnsafeMutablePointer<Float>? = normGradients && !intoGradInput ? .allocate(capacity: shape.count) : nil
+        defer { scratch?.deallocate() }
+        let g = normGradients ? (intoGradInput ? gradInput!.baseAddress! : scratch!) : nil
+        let sums: UnsafeMutablePointer<SIMD2<Double>>? = modulationGradients ? .allocate(capacity: perSample) : nil
+        defer { sums?.deallocate() }
+
+        let pass = SiLUGradientPass(
+            shape: shape, groups: groups, mean: saved.mean, invStd: saved.invStd,
+            gamma: scale?.baseAddress, beta: bias?.baseAddress,
+            modulation: SiLUModulation(scale: modulationScale?.baseAddress, shift: modulationShift?.baseAddress))
+        defer { pass.deallocate() }
+        pass.run(x: x, dy: dy, g: g, sums: sums, threading: threading)
+
+        if let sums {
+            for k in 0..<perSample {
+                let c = k % shape.c
+                let a = sums[k][0], b = sums[k][1]
+                gradModulationShift?[k] = Float(a)
+                gradModulationScale?[k] = Float(Double(scale?[c] ?? 1) * b + Double(bias?[c] ?? 0) * a)
+            }
+        }
+        guard let g else { return }
+        try backward(input: input, gradOutput: UnsafeBufferPointer(start: g, count: shape.count), saved: saved,
+                     scale: scale, gradInput: gradInput, gradScale: gradScale, gradBias: gradBias)
+    }
+}
