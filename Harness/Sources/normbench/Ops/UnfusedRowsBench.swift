@@ -71,7 +71,7 @@ struct UnfusedRowsBench: BenchOp {
         switch v {
         case .layerResidual, .rmsResidual:
             let sum = Buffer(count: n), sp = sum.mutable
-            let add = { elementwise(n, threads) { r in for i in r { sp[i] = x[i] + other[i] } } }
+            let add = { [sum] in withExtendedLifetime(sum) { elementwise(n, threads) { r in for i in r { sp[i] = x[i] + other[i] } } } }
             if v == .layerResidual {
                 let k = try LayerNormalization(rows: s.n, features: s.features, epsilon: Workload.epsilon, threading: t)
                 return { add(); _ = try k.forward(input: sum.readOnly, output: out, scale: w.gamma.readOnly,
@@ -97,7 +97,10 @@ struct UnfusedRowsBench: BenchOp {
             let sum = Buffer(count: n), ds = ResidualRows.copy(w.dy!)
             for i in 0..<n { sum.mutable[i] = x[i] + other[i] }
             let dsp = ds.readOnly
-            let addGradient = { elementwise(n, threads) { r in for i in r { out[i] += dsp[i] } } }
+            // The capture list keeps ds alive as long as the repetition (dsp points into it).
+            let addGradient = { [ds] in
+                withExtendedLifetime(ds) { elementwise(n, threads) { r in for i in r { out[i] += dsp[i] } } }
+            }
             if v == .layerResidual {
                 let k = try LayerNormalization(rows: s.n, features: s.features, epsilon: Workload.epsilon, threading: t)
                 let saved = try k.forward(input: sum.readOnly, output: out, scale: w.gamma.readOnly, bias: w.beta.readOnly)
@@ -120,8 +123,10 @@ struct UnfusedRowsBench: BenchOp {
             let z = Buffer(count: n), g = Buffer(count: n), dGate = Buffer(count: n)
             let saved = try k.forward(input: x, output: z.mutable, scale: w.gamma.readOnly)
             let zp = z.readOnly, gp = g.mutable, dgp = dGate.mutable
-            return {
-                elementwise(n, threads) { r in for i in r { dgp[i] = dy[i] * zp[i]; gp[i] = dy[i] * other[i] } }
+            return { [z, dGate] in
+                withExtendedLifetime((z, dGate)) {
+                    elementwise(n, threads) { r in for i in r { dgp[i] = dy[i] * zp[i]; gp[i] = dy[i] * other[i] } }
+                }
                 try k.backward(input: x, gradOutput: g.readOnly, saved: saved, scale: w.gamma.readOnly,
                                gradInput: out, gradScale: dGamma)
             }
