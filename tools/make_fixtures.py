@@ -4,7 +4,7 @@
 Writes one small JSON file per operation into
 ``Tests/NormKernelsTests/Fixtures/`` (batchnorm, layernorm, groupnorm,
 instancenorm, rmsnorm, adain, weightnorm, batchnorm_fold, groupnorm_silu,
-batchnorm_add_relu).  The generated JSON
+batchnorm_add_relu, fused_rows).  The generated JSON
 files are committed to the repository, so the Swift tests never need PyTorch;
 this script is only needed to regenerate or extend them.
 
@@ -731,6 +731,65 @@ def make_batchnorm_fold():
     return "batchnorm_fold", cases, notes
 
 
+# --------------------------------------------------------------------------
+# 9. fused rows: residual LayerNorm/RMSNorm, RMSNorm x gate (issue 21)
+# --------------------------------------------------------------------------
+
+def make_fused_rows():
+    """Autograd of the unfused PyTorch sequences the fused row kernels replace."""
+    cases = []
+    for kind in ("layer", "rms"):
+        for rows, feats in [(4, 16), (3, 13), (2, 40)]:
+            for with_bias, with_ds in ((True, True), (False, False)):
+                x = torch.randn(rows, feats, dtype=DT, requires_grad=True)
+                r = torch.randn(rows, feats, dtype=DT, requires_grad=True)
+                b = (0.5 * torch.randn(feats, dtype=DT)).requires_grad_(True) if with_bias else None
+                g = (1.0 + 0.1 * torch.randn(feats, dtype=DT)).requires_grad_(True)
+                beta = (0.1 * torch.randn(feats, dtype=DT)).requires_grad_(True) if kind == "layer" else None
+                s = x + r
+                if with_bias:
+                    s = s + b
+                s.retain_grad()
+                if kind == "layer":
+                    eps = 1e-5
+                    y = F.layer_norm(s, [feats], g, beta, eps)
+                else:
+                    eps = torch.finfo(DT).eps
+                    y = F.rms_norm(s, [feats], g, None)
+                dy = torch.randn_like(y)
+                ds = torch.randn_like(s) if with_ds else None
+                loss = (y * dy).sum() + ((s * ds).sum() if with_ds else 0)
+                loss.backward()
+                nm = f"{kind}_residual_{rows}x{feats}_{'bias' if with_bias else 'nobias'}_{'ds' if with_ds else 'nods'}"
+                cases.append({
+                    "name": nm, "kind": kind, "rows": rows, "features": feats, "eps": eps,
+                    "input": flist(x), "residual": flist(r), "input_bias": flist(b),
+                    "weight": flist(g), "bias": flist(beta),
+                    "sum": flist(s), "output": flist(y), "dy": flist(dy), "ds": flist(ds),
+                    "dx": flist(x.grad), "dresidual": flist(r.grad), "dinput_bias": flist(b.grad) if with_bias else None,
+                    "dweight": flist(g.grad), "dbias": flist(beta.grad) if beta is not None else None,
+                })
+    for rows, feats in [(4, 16), (3, 13), (2, 40)]:
+        for weighted in (True, False):
+            x = torch.randn(rows, feats, dtype=DT, requires_grad=True)
+            gate = torch.randn(rows, feats, dtype=DT, requires_grad=True)
+            w = (1.0 + 0.1 * torch.randn(feats, dtype=DT)).requires_grad_(True) if weighted else None
+            y = F.rms_norm(x, [feats], w, None) * gate
+            dy = torch.randn_like(y)
+            y.backward(dy)
+            nm = f"rms_gate_{rows}x{feats}_{'weight' if weighted else 'noweight'}"
+            cases.append({
+                "name": nm, "kind": "gate", "rows": rows, "features": feats, "eps": torch.finfo(DT).eps,
+                "input": flist(x), "gate": flist(gate), "weight": flist(w), "output": flist(y), "dy": flist(dy),
+                "dx": flist(x.grad), "dgate": flist(gate.grad), "dweight": flist(w.grad) if weighted else None,
+            })
+    notes = ("Unfused PyTorch sequences, autograd. Residual (kind layer/rms): s = x + residual (+ input_bias), "
+             "y = F.layer_norm(s, [D], weight, bias, 1e-5) or F.rms_norm(s, [D], weight, None); "
+             "loss = sum(y*dy) + sum(s*ds) (ds null: no upstream gradient of s); dx = dresidual = total "
+             "gradient of s, dinput_bias its column sums. Gate (kind gate): y = F.rms_norm(x, [D], weight, None) * gate.")
+    return "fused_rows", cases, notes
+
+
 GENERATORS = [
     ("batchnorm.json", make_batchnorm),
     ("layernorm.json", make_layernorm),
@@ -742,6 +801,7 @@ GENERATORS = [
     ("batchnorm_fold.json", make_batchnorm_fold),
     ("groupnorm_silu.json", make_groupnorm_silu),
     ("batchnorm_add_relu.json", make_batchnorm_add_relu),
+    ("fused_rows.json", make_fused_rows),
 ]
 
 
@@ -749,7 +809,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--out", default=DEFAULT_OUT, help="output folder (default: %(default)s)")
     ap.add_argument("--only", action="append", metavar="FILE",
-                    help="write only this file (e.g. groupnorm_silu.json); repeatable")
+                    help="write only this fixture file (repeatable), e.g. fused_rows.json")
     args = ap.parse_args(argv)
     os.makedirs(args.out, exist_ok=True)
     torch.set_num_threads(1)

@@ -129,7 +129,7 @@ extension GroupNormalization {
         }
         // NHWC: rows of C values, (n, c) coefficients along the row.
         let rows = shape.n * hw
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * shape.n * channels) { buffer in
+        withScratch(of: Float.self, capacity: 2 * shape.n * channels) { buffer in
             let m = buffer.baseAddress!, t = m + shape.n * channels
             for k in 0..<(shape.n * channels) { m[k] = modulation.multiplier(k); t[k] = modulation.offset(k) }
             Parallel.forEach(count: rows, elementsPerItem: channels, threading: threading) { range in

@@ -276,7 +276,7 @@ private func widen<E: NormElement>(_ src: UnsafePointer<E>, into dst: UnsafeMuta
 
 /// Σx²/n of a short row (see `normalizeRowByRow`).
 @inline(__always)
-private func meanSquare<E: NormElement>(_ row: UnsafePointer<E>, _ n: Int) -> Double {
+func meanSquare<E: NormElement>(_ row: UnsafePointer<E>, _ n: Int) -> Double {
     var s0 = F8(), s1 = F8(), i = 0
     // scalar math: Σx²
     while i + 16 <= n {

@@ -1,0 +1,161 @@
+// RMSNorm × gate (issue 21), the input of a gated MLP in one pass:
+//
+//     z = RMSNorm(x)·γ,    y = z ⊙ gate          (gate: a tensor of x's shape)
+//
+// Forward: `normalizeRowsFused` with `PlainRows` and `GateEpilogue`: one
+// Float32 multiply of the rounded z, so y equals the plain RMSNorm forward
+// followed by `y ⊙ gate` bit for bit, for any thread count; z is never stored.
+//
+// Backward, with x̂ = x·r (r = 1/rms, saved):
+//
+//     d gate = dy ⊙ z      (z re-formed from x and r exactly as the forward formed it)
+//     g      = dy ⊙ gate   (the gradient reaching RMSNorm's output)
+//     dx, dγ = the plain RMSNorm backward with g as its dy
+//
+// One pass (`gateGradients`) reads x, dy and the gate and writes d gate and g
+// (into gradInput's memory when it may hold it, so no workspace), then the
+// plain row backward runs on x and g, writing dx over g in place.
+
+extension RMSNormalization {
+    /// RMSNorm × gate: `output = (RMSNorm(input)·γ) ⊙ gate`. Returns 1/rms of each
+    /// row of `input` in `invStd`.
+    ///
+    /// The output equals, bit for bit and for any thread count,
+    /// ``forward(input:output:scale:)-(UnsafeBufferPointer<Float>,_,_)`` followed by
+    /// an elementwise Float32 multiply by `gate`.
+    ///
+    /// **Memory passes**: the plain forward's, plus one read of `gate` in the
+    /// output pass.
+    ///
+    /// **Aliasing**: `output` may be exactly `input` or exactly `gate`; any other
+    /// overlap of `output` throws. `input` and `gate` may share memory.
+    /// Throws before writing anything on a wrong length or a forbidden overlap.
+    @discardableResult
+    public func forward(
+        input: UnsafeBufferPointer<Float>, gate: UnsafeBufferPointer<Float>,
+        output: UnsafeMutableBufferPointer<Float>, scale: UnsafeBufferPointer<Float>? = nil
+    ) throws -> SavedStatistics {
+        let total = rows * features
+        try Check.length(input.count, total, "input")
+        try Check.length(gate.count, total, "gate")
+        try Check.length(output.count, total, "output")
+        try Check.length(scale, features, "scale (γ)")
+        try Check.buffers(
+            writes: [("output", MemorySpan(output))],
+            reads: [("input", MemorySpan(input)), ("gate", MemorySpan(gate)), ("scale (γ)", MemorySpan(scale))],
+            inPlace: [("output", "input"), ("output", "gate")])
+        let x = try Check.base(input, "input"), g = try Check.base(gate, "gate")
+        let y = try Check.base(output, "output")
+        return normalizeRowsFused(forwardPlan, PlainRows(x: x), y, epsilon: epsilon, gamma: scale?.baseAddress,
+                                  beta: nil, GateEpilogue(gate: g),
+                                  streaming: forwardPlan.store.streaming(output: y, reading: x, g))
+    }
+
+    /// Gradients of the gated forward: `gradGate` = dy ⊙ (RMSNorm(x)·γ), and
+    /// `gradInput`, `gradScale` as the plain backward given dy ⊙ gate.
+    ///
+    /// **Memory passes**: one pass reading `input`, `gradOutput` and `gate` and
+    /// writing `gradGate` and dy ⊙ gate, then the plain backward's.
+    ///
+    /// **Aliasing**: `gradInput` may be exactly `gradOutput` or `input`;
+    /// `gradGate` may be exactly `gate` or `gradOutput` (not both outputs over
+    /// the same input). Other outputs share nothing. Throws before writing anything.
+    public func backward(
+        input: UnsafeBufferPointer<Float>, gate: UnsafeBufferPointer<Float>,
+        gradOutput: UnsafeBufferPointer<Float>, saved: SavedStatistics,
+        scale: UnsafeBufferPointer<Float>? = nil,
+        gradInput: UnsafeMutableBufferPointer<Float>? = nil,
+        gradGate: UnsafeMutableBufferPointer<Float>? = nil,
+        gradScale: UnsafeMutableBufferPointer<Float>? = nil
+    ) throws {
+        let total = rows * features
+        try Check.length(input.count, total, "input")
+        try Check.length(gate.count, total, "gate")
+        try Check.length(gradOutput.count, total, "gradOutput")
+        try Check.saved(saved.invStd, rows, "saved.invStd")
+        try Check.length(scale, features, "scale (γ)")
+        try Check.length(gradInput, total, "gradInput")
+        try Check.length(gradGate, total, "gradGate")
+        try Check.length(gradScale, features, "gradScale (dγ)")
+        try Check.buffers(
+            writes: [("gradInput", MemorySpan(gradInput)), ("gradGate", MemorySpan(gradGate)),
+                     ("gradScale", MemorySpan(gradScale))],
+            reads: [("input", MemorySpan(input)), ("gate", MemorySpan(gate)), ("gradOutput", MemorySpan(gradOutput)),
+                    ("scale (γ)", MemorySpan(scale))],
+            inPlace: [("gradInput", "input"), ("gradInput", "gradOutput"), ("gradGate", "gate"),
+                      ("gradGate", "gradOutput")])
+        let x = try Check.base(input, "input"), g = try Check.base(gate, "gate")
+        let dy = try Check.base(gradOutput, "gradOutput")
+        let needsRMS = gradInput != nil || gradScale != nil
+        // dy ⊙ gate goes where dx will be, unless dx is absent or is x (still to be read).
+        let dxBase = gradInput?.baseAddress
+        let inGradInput = dxBase != nil && UnsafePointer(dxBase!) != x
+        let gamma = scale?.baseAddress, dGate = gradGate?.baseAddress, D = features
+        let steps = BlockwiseRowBackward(plan: backwardPlan, mean: nil, invStd: saved.invStd, gamma: gamma,
+                                         gradScale: gradScale?.baseAddress, gradBias: nil)
+        if needsRMS && steps.blockwise(threading) {
+            // Each block's dy ⊙ gate is formed right before the engine reads it.
+            steps.run(
+                before: { r0, n in
+                    let o = r0 * D
+                    let gated = inGradInput ? dxBase! + o : UnsafeMutablePointer<Float>.allocate(capacity: n * D)
+                    gateRows(r0, n, x: x, gate: g, dy: dy, invStd: saved.invStd, gamma: gamma, gated: gated,
+                             gradGate: dGate)
+                    return (x + o, UnsafePointer(gated), dxBase.map { $0 + o })
+                },
+                after: { _, _, _, _, gated in
+                    // dy ⊙ gate in a scratch of its own when it could not go where dx goes.
+                    if !inGradInput { UnsafeMutablePointer(mutating: gated).deallocate() }
+                },
+                finish: { _ in })
+            return
+        }
+        let workspace: UnsafeMutablePointer<Float>? = needsRMS && !inGradInput ? .allocate(capacity: total) : nil
+        defer { workspace?.deallocate() }
+        let gated = inGradInput ? dxBase : workspace
+        ChunkSchedule.forEachChunk(units: rows, valuesPerUnit: D, chunk: ChunkSchedule.rowChunk(length: D),
+                                   threading: threading) { chunk in
+            gateRows(chunk.lowerBound, chunk.count, x: x, gate: g, dy: dy, invStd: saved.invStd, gamma: gamma,
+                     gated: gated.map { $0 + chunk.lowerBound * D }, gradGate: dGate)
+        }
+        guard let gated else { return }
+        rowNormalizationBackward(backwardPlan, x: x, dy: UnsafePointer(gated), mean: nil, invStd: saved.invStd,
+                                 gamma: gamma, dx: dxBase, gradScale: gradScale?.baseAddress, gradBias: nil)
+    }
+
+    /// Rows `first ..< first + count`: `gated = dy ⊙ gate` (from `gated`, which
+    /// points at row `first`) and `gradGate = dy ⊙ z`, z = (x·r)·γ formed as the
+    /// forward forms it. Elementwise: any split of the rows gives the same values.
+    /// Each element is read before it is written (the in-place cases).
+    private func gateRows(
+        _ first: Int, _ count: Int, x: UnsafePointer<Float>, gate: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+        invStd: [Double], gamma: UnsafePointer<Float>?, gated: UnsafeMutablePointer<Float>?,
+        gradGate: UnsafeMutablePointer<Float>?
+    ) {
+        guard gated != nil || gradGate != nil else { return }
+        let n = features
+        for u in first..<(first + count) {
+            let k = AffineCoefficients(pivot: 0, scale: Float(invStd[u]), shift: 0), o = u * n
+            let g = gated.map { $0 + (u - first) * n }
+            let s = F8(repeating: k.scale), zero = F8()
+            var i = 0
+            // scalar math: z = (x·r)·γ;  d gate = dy·z;  g = dy·gate
+            while i + 8 <= n {
+                let d = load8(dy + o + i), t = load8(gate + o + i)
+                var z = muladd(load8(x + o + i) - zero, s, zero)
+                if let gamma { z *= load8(gamma + i) }
+                if let gradGate { store8(d * z, gradGate + o + i) }
+                if let g { store8(d * t, g + i) }
+                i += 8
+            }
+            while i < n {
+                let d = dy[o + i], t = gate[o + i]
+                var z = muladd(x[o + i] - k.pivot, k.scale, k.shift)
+                if let gamma { z *= gamma[i] }
+                gradGate?[o + i] = d * z
+                g?[i] = d * t
+                i += 1
+            }
+        }
+    }
+}

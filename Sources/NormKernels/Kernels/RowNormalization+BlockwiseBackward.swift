@@ -1,0 +1,83 @@
+// The row backward run one row block at a time, with a fused step before and
+// after each block (the residual and gated row backwards, issue 21).
+//
+// A row block of the plan (`RowBackwardPlan.rowBlock` rows, ≈ L2/2 per input)
+// goes through the plain engine on one worker (`rowNormalizationBackward` with
+// a one-block plan), right after `before` prepared its dy (the gate: dy ⊙ gate)
+// and right before `after` finishes its dx (the residual: dx += ds, d bias
+// partials) — while the block is in cache, so the extra tensors cost their own
+// bytes and no second pass over dx. The engine's column partials of each block
+// (`columnTotals`) are merged down the blocks in `RowTree`'s tree, exactly as
+// the engine merges its row blocks' partials: dx, dγ and dβ are the plain
+// backward's bits, and the same for any thread count.
+//
+// With few blocks per worker (long rows, few rows) the plain engine over the
+// whole tensor spreads each block over the workers instead, and the steps run
+// as passes of their own (`wholeTensor`); both give the same bits, so the
+// choice may depend on the thread count.
+
+struct BlockwiseRowBackward {
+    let plan: RowBackwardPlan
+    /// Saved statistics per row (mean nil: RMSNorm).
+    let mean: [Double]?
+    let invStd: [Double]
+    let gamma: UnsafePointer<Float>?
+    let gradScale: UnsafeMutablePointer<Float>?
+    let gradBias: UnsafeMutablePointer<Float>?
+
+    var rowsPerBlock: Int { plan.rowBlock }
+    var blocks: Int { plan.rowBlocks }
+
+    /// Whether to go block by block: more than one block, and enough of them to
+    /// keep every worker busy (or one worker).
+    func blockwise(_ threading: Threading) -> Bool {
+        let workers = Parallel.workers(count: blocks, elementsPerItem: rowsPerBlock * plan.features,
+                                       threading: threading)
+        return blocks > 1 && (workers == 1 || blocks >= 4 * workers)
+    }
+
+    /// Runs every block: `before(first row, rows)` returns the block's x, dy and
+    /// dx (dx nil: column sums only); the engine; then `after(block, first row,
+    /// rows, dx, dy)` (dx and dy as `before` returned them). `finish(columns)` runs once the blocks are done, on column
+    /// ranges (for the caller's own column merges).
+    func run(
+        before: (_ first: Int, _ rows: Int) -> (x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?),
+        after: (_ block: Int, _ first: Int, _ rows: Int, _ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>) -> Void,
+        finish: (Range<Int>) -> Void
+    ) {
+        let D = plan.features, perBlock = rowsPerBlock
+        let needColumns = gradScale != nil || gradBias != nil
+        let full = RowBackwardPlan(rows: perBlock, features: D, centered: plan.centered, threading: .serial)
+        let lastRows = plan.rows - (blocks - 1) * perBlock
+        let last = lastRows == perBlock ? full
+            : RowBackwardPlan(rows: lastRows, features: D, centered: plan.centered, threading: .serial)
+        let partials: UnsafeMutablePointer<GradientSums>? = needColumns ? .allocate(capacity: blocks * D) : nil
+        defer { partials?.deallocate() }
+        let chunk = RowTree.columnChunk
+        let phases: InlineArray<2, Parallel.Phase> = [
+            Parallel.Phase(count: blocks, elementsPerItem: perBlock * D),
+            Parallel.Phase(count: (D + chunk - 1) / chunk, elementsPerItem: blocks * chunk)]
+        Parallel.forEach(phases: phases, threading: plan.threading) { phase, range in
+            if phase == 0 {
+                for k in range {
+                    let r0 = k * perBlock, n = min(perBlock, plan.rows - r0)
+                    let (x, dy, dx) = before(r0, n)
+                    rowNormalizationBackward(
+                        k == blocks - 1 ? last : full, x: x, dy: dy, mean: mean.map { Array($0[r0..<(r0 + n)]) },
+                        invStd: Array(invStd[r0..<(r0 + n)]), gamma: gamma, dx: dx, gradScale: nil, gradBias: nil,
+                        columnTotals: partials.map { $0 + k * D })
+                    after(k, r0, n, dx, dy)
+                }
+            } else {
+                let columns = (range.lowerBound * chunk)..<min(D, range.upperBound * chunk)
+                if let partials {
+                    RowTree.forEachColumn(UnsafePointer(partials), stride: D, rows: blocks, columns: columns) { c, sums in
+                        gradScale?[c] = Float(sums.dyXhat)
+                        gradBias?[c] = Float(sums.dy)
+                    }
+                }
+                finish(columns)
+            }
+        }
+    }
+}

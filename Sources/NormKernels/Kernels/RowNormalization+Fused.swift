@@ -1,0 +1,341 @@
+// The row engine's forward with a fused prologue and epilogue (issue 21):
+//
+//     residual LayerNorm / RMSNorm:  s = (x + residual) + bias,  y = norm(s)·γ (+ β)
+//     RMSNorm × gate:                 y = (rms(x)·γ) ⊙ gate
+//
+// The plan is the plain kernel's `RowPlan`, and each strategy below is its plain
+// twin (`RowNormalization.swift`) with two type parameters resolved once at the
+// strategy's entry, never per element: a `FusedRowSource`, which yields the
+// Float32 values a unit normalizes (x, or the sum formed as x and the residual
+// are loaded), and a `FusedRowEpilogue` (the gate's multiply, or nothing).
+//
+// The sum of a unit, or of one block of it, is formed in an L1/L2 scratch (or
+// straight into the `sum` output, which the caller wants anyway) as the unit is
+// read for its statistics; the output pass reads it back from cache, or — in
+// the rows geometry, whose output pass comes after a whole batch — re-forms it
+// from x and the residual (or reads the written sum). No pass over memory is
+// added: x and the residual are read where the plain kernel reads x.
+//
+// The values normalized are s rounded once to the element type (Float32: s
+// itself), exactly what the `sum` output holds, and they go through the plain
+// kernel's own microkernels (`TinyUnits`, `BlockMoments`, the same
+// `AffineCoefficients` and output arithmetic). So the fused forward equals our
+// unfused sequence — s = x + r (+ b) in the element type, then the plain
+// forward on s, then `y ⊙ gate` — bit for bit, for any thread count.
+
+/// Where a fused strategy gets the Float32 values of a unit.
+protocol FusedRowSource {
+    /// The values of positions `o ..< o + n` of the normalized tensor, which are
+    /// positions `c ..< c + n` of their row (for the per-feature bias): in
+    /// memory, or formed into `scratch` (room for `n` values). `statistics`: the
+    /// unit's first read (the one that writes the `sum` output).
+    func values(_ o: Int, _ n: Int, column c: Int, scratch: UnsafeMutablePointer<Float>, statistics: Bool)
+        -> UnsafePointer<Float>
+}
+
+/// x itself (the gate's forward): read in place when it is Float32.
+struct PlainRows<E: NormElement>: FusedRowSource {
+    let x: UnsafePointer<E>
+
+    @inline(__always)
+    func values(_ o: Int, _ n: Int, column c: Int, scratch: UnsafeMutablePointer<Float>, statistics: Bool)
+        -> UnsafePointer<Float> {
+        if E.self == Float.self { return UnsafeRawPointer(x + o).assumingMemoryBound(to: Float.self) }
+        widenValues(x + o, into: scratch, n)
+        return UnsafePointer(scratch)
+    }
+}
+
+/// The bias of the residual add, as a type so that sums without one compile
+/// without the load and add.
+protocol AddedBias {
+    func add(_ v: F8, _ c: Int) -> F8
+    func add(_ v: Float, _ c: Int) -> Float
+}
+
+struct NoAddedBias: AddedBias {
+    @inline(__always) func add(_ v: F8, _ c: Int) -> F8 { v }
+    @inline(__always) func add(_ v: Float, _ c: Int) -> Float { v }
+}
+
+struct FeatureBias: AddedBias {
+    let base: UnsafePointer<Float>
+    @inline(__always) func add(_ v: F8, _ c: Int) -> F8 { v + load8(base + c) }
+    @inline(__always) func add(_ v: Float, _ c: Int) -> Float { v + base[c] }
+}
+
+/// s = (x + r) + b in Float32, rounded once to `E`; written to `sum` when given.
+struct ResidualRows<E: NormElement, B: AddedBias>: FusedRowSource {
+    let x: UnsafePointer<E>
+    let residual: UnsafePointer<E>
+    let bias: B
+    let sum: UnsafeMutablePointer<E>?
+
+    @inline(__always)
+    func values(_ o: Int, _ n: Int, column c: Int, scratch: UnsafeMutablePointer<Float>, statistics: Bool)
+        -> UnsafePointer<Float> {
+        if !statistics, let sum {
+            // The output pass of the rows geometry: the sum is written (and x or
+            // the residual may already be overwritten by it).
+            if E.self == Float.self { return UnsafeRawPointer(sum + o).assumingMemoryBound(to: Float.self) }
+            widenValues(UnsafePointer(sum + o), into: scratch, n)
+            return UnsafePointer(scratch)
+        }
+        let x = self.x + o, r = residual + o
+        if E.self == Float.self {
+            // Float32: the sum output (if any) is the scratch.
+            let dst = sum.map { UnsafeMutableRawPointer($0 + o).assumingMemoryBound(to: Float.self) } ?? scratch
+            var i = 0
+            // scalar math: s = (x + r) + b
+            while i + 8 <= n { store8(bias.add(E.load8(x + i) + E.load8(r + i), c + i), dst + i); i += 8 }
+            while i < n { dst[i] = bias.add(E.widen(x[i]) + E.widen(r[i]), c + i); i += 1 }
+            return UnsafePointer(dst)
+        }
+        // 16-bit: each value rounded once to E (into the sum output, or a vector's
+        // worth of E on the stack) and widened back, so s is the stored sum.
+        withScratch(of: E.self, capacity: 8) { eight in
+            var i = 0
+            while i + 8 <= n {
+                let p = sum.map { $0 + o + i } ?? eight.baseAddress!
+                E.store8(bias.add(E.load8(x + i) + E.load8(r + i), c + i), p)
+                store8(E.load8(p), scratch + i)
+                i += 8
+            }
+            while i < n {
+                let s = E.narrow(bias.add(E.widen(x[i]) + E.widen(r[i]), c + i))
+                sum?[o + i] = s
+                scratch[i] = E.widen(s)
+                i += 1
+            }
+        }
+        return UnsafePointer(scratch)
+    }
+}
+
+/// What a fused output loop does after the affine: the gate's multiply, or nothing.
+/// `o` is the value's offset in the tensor.
+protocol FusedRowEpilogue {
+    func apply(_ v: F8, _ o: Int) -> F8
+    func apply(_ v: Float, _ o: Int) -> Float
+}
+
+struct NoEpilogue: FusedRowEpilogue {
+    @inline(__always) func apply(_ v: F8, _ o: Int) -> F8 { v }
+    @inline(__always) func apply(_ v: Float, _ o: Int) -> Float { v }
+}
+
+/// v · gate[o]: one Float32 multiply of the rounded RMSNorm output.
+struct GateEpilogue<E: NormElement>: FusedRowEpilogue {
+    let gate: UnsafePointer<E>
+    @inline(__always) func apply(_ v: F8, _ o: Int) -> F8 { v * E.load8(gate + o) }
+    @inline(__always) func apply(_ v: Float, _ o: Int) -> Float { v * E.widen(gate[o]) }
+}
+
+/// No γ and no β: the affine is the identity (`Apply.elementwise`'s `(nil, nil)` case).
+struct NoElementAffine: ElementAffine {
+    @inline(__always) func apply(_ v: F8, _ i: Int) -> F8 { v }
+    @inline(__always) func apply(_ v: Float, _ i: Int) -> Float { v }
+}
+
+/// `dst[i] = E(epi(((src[i] − p)·r + t)·γ[i] + β[i], o + i))`: `Apply.elementwise`'s
+/// arithmetic on Float32 values that may live in a scratch, then the epilogue.
+@inline(__always)
+func fusedRowOutput<E: NormElement, G: FusedRowEpilogue>(
+    _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<E>, _ n: Int, _ k: AffineCoefficients,
+    gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, _ epilogue: G, at o: Int, streaming: Bool
+) {
+    @inline(__always) func run<A: ElementAffine>(_ a: A) {
+        if streaming {
+            fusedRowOutput(src, dst, n, k, a, epilogue, o, StreamingStore.self)
+        } else {
+            fusedRowOutput(src, dst, n, k, a, epilogue, o, CachedStore.self)
+        }
+    }
+    switch (gamma, beta) {
+    case (nil, nil): run(NoElementAffine())
+    case let (g?, b?): run(GammaBeta(gamma: g, beta: b))
+    case let (g?, nil): run(GammaOnly(gamma: g))
+    case let (nil, b?): run(BetaOnly(beta: b))
+    }
+}
+
+@inline(__always)
+private func fusedRowOutput<E: NormElement, A: ElementAffine, G: FusedRowEpilogue, S: VectorStore>(
+    _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<E>, _ n: Int, _ k: AffineCoefficients,
+    _ a: A, _ g: G, _ o: Int, _: S.Type
+) {
+    let p = F8(repeating: k.pivot), s = F8(repeating: k.scale), t = F8(repeating: k.shift)
+    @inline(__always) func scalar(_ i: Int) {
+        dst[i] = E.narrow(g.apply(a.apply(muladd(src[i] - k.pivot, k.scale, k.shift), i), o + i))
+    }
+    var i = 0
+    let head = S.prologue(dst, n)
+    while i < head { scalar(i); i += 1 }
+    while i + 8 <= n {
+        // scalar math: y = (((s − p)·r + t)·γ + β) ⊙ gate
+        S.store(g.apply(a.apply(muladd(load8(src + i) - p, s, t), i), o + i), dst + i)
+        i += 8
+    }
+    while i < n { scalar(i); i += 1 }
+}
+
+/// `dst[i] = Float(src[i])` for i < n.
+@inline(__always)
+func widenValues<E: NormElement>(_ src: UnsafePointer<E>, into dst: UnsafeMutablePointer<Float>, _ n: Int) {
+    var i = 0
+    while i + 8 <= n { store8(E.load8(src + i), dst + i); i += 8 }
+    while i < n { dst[i] = E.widen(src[i]); i += 1 }
+}
+
+/// The forward of a row plan with a fused source and epilogue (see the top of
+/// this file); returns per-unit mean and 1/σ of the normalized values (the sum).
+/// `streaming`: the caller's store decision for y (Float32 only).
+func normalizeRowsFused<E: NormElement, L: FusedRowSource, G: FusedRowEpilogue>(
+    _ plan: RowPlan, _ source: L, _ y: UnsafeMutablePointer<E>, epsilon: Float,
+    gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, _ epilogue: G, streaming: Bool
+) -> SavedStatistics {
+    let streaming = E.self == Float.self && streaming
+    switch plan.strategy {
+    case .eightPerVector:
+        return fusedEightRowsPerVector(plan, source, y, epsilon, gamma, beta, epilogue, streaming)
+    case .rowByRow:
+        return fusedRowByRow(plan, source, y, epsilon, gamma, beta, epilogue, streaming)
+    case .geometry(let geometry):
+        return fusedRowsGeometry(plan, geometry, source, y, epsilon, gamma, beta, epilogue, streaming)
+    }
+}
+
+/// `normalizeEightRowsPerVector` fused: 8 rows' values (formed in an L1 scratch
+/// unless they are x itself), their statistics in the lanes of a vector, then
+/// each row's outputs.
+private func fusedEightRowsPerVector<E: NormElement, L: FusedRowSource, G: FusedRowEpilogue>(
+    _ plan: RowPlan, _ source: L, _ y: UnsafeMutablePointer<E>, _ eps: Float,
+    _ gamma: UnsafePointer<Float>?, _ beta: UnsafePointer<Float>?, _ epilogue: G, _ streaming: Bool
+) -> SavedStatistics {
+    let rows = plan.units, features = plan.length
+    let centered = plan.statistic == .moments
+    return SavedStatistics.filling(count: rows) { meanBase, invBase in
+        ChunkSchedule.forEachChunk(units: rows, valuesPerUnit: features, threading: plan.threading) { chunk in
+            withScratch(of: Moments.self, capacity: 8) { eight in
+                withScratch(of: Float.self, capacity: 8 * features) { wide in
+                    let m8 = eight.baseAddress!, scratch = wide.baseAddress!
+                    for first in stride(from: chunk.lowerBound, to: chunk.upperBound, by: 8) {
+                        let count = min(8, chunk.upperBound - first)
+                        // Row k's values are at rows + k·features, in memory or in the scratch.
+                        var values = scratch
+                        for k in 0..<count {
+                            let p = source.values((first + k) * features, features, column: 0,
+                                                  scratch: scratch + k * features, statistics: true)
+                            if k == 0 { values = UnsafeMutablePointer(mutating: p) }
+                        }
+                        let rows = UnsafePointer(values)
+                        if centered {
+                            TinyUnits.moments8(rows, first: 0, last: count - 1, length: features, into: m8)
+                        } else {
+                            TinyUnits.meanSquare8(rows, first: 0, last: count - 1, length: features, into: m8)
+                        }
+                        for u in first..<(first + count) {
+                            let m = m8[u - first]
+                            let r = inverseStandardDeviation(centered ? m.biasedVariance : m.mean, eps)
+                            (meanBase + u).initialize(to: centered ? m.mean : 0)
+                            (invBase + u).initialize(to: r)
+                            let k = AffineCoefficients(mean: centered ? m.mean : 0, invStd: r)
+                            let o = u * features, a = plan.affineOffset(u)
+                            fusedRowOutput(rows + (u - first) * features, y + o, features, k,
+                                           gamma: gamma.map { $0 + a }, beta: beta.map { $0 + a }, epilogue, at: o,
+                                           streaming: streaming)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `normalizeRowByRow` fused: each row's values formed once (scratch or the sum
+/// output), its statistics, then its outputs while the row is in L1/L2.
+private func fusedRowByRow<E: NormElement, L: FusedRowSource, G: FusedRowEpilogue>(
+    _ plan: RowPlan, _ source: L, _ y: UnsafeMutablePointer<E>, _ eps: Float,
+    _ gamma: UnsafePointer<Float>?, _ beta: UnsafePointer<Float>?, _ epilogue: G, _ streaming: Bool
+) -> SavedStatistics {
+    let rows = plan.units, n = plan.length
+    return SavedStatistics.filling(count: rows) { meanBase, invBase in
+        @inline(__always) func sweep(_ chunk: Range<Int>, _ scratch: UnsafeMutablePointer<Float>, centered: Bool) {
+            for u in chunk {
+                let row = source.values(u * n, n, column: 0, scratch: scratch, statistics: true)
+                let k: AffineCoefficients
+                if centered {
+                    let m = BlockMoments.contiguous(row, n)
+                    let r = inverseStandardDeviation(m.biasedVariance, eps)
+                    (meanBase + u).initialize(to: m.mean)
+                    (invBase + u).initialize(to: r)
+                    k = AffineCoefficients(mean: m.mean, invStd: r)
+                } else {
+                    let r = inverseStandardDeviation(meanSquare(row, n), eps)
+                    (meanBase + u).initialize(to: 0)
+                    (invBase + u).initialize(to: r)
+                    k = AffineCoefficients(pivot: 0, scale: Float(r), shift: 0)
+                }
+                let a = plan.affineOffset(u)
+                fusedRowOutput(row, y + u * n, n, k, gamma: gamma.map { $0 + a }, beta: beta.map { $0 + a },
+                               epilogue, at: u * n, streaming: streaming)
+            }
+        }
+        ChunkSchedule.forEachChunk(units: rows, valuesPerUnit: n, chunk: ChunkSchedule.rowChunk(length: n),
+                                   threading: plan.threading) { chunk in
+            // A row of up to 64 KiB: on the heap, once per chunk of ~32 768 values.
+            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: n)
+            defer { scratch.deallocate() }
+            if plan.statistic == .moments { sweep(chunk, scratch, centered: true) } else { sweep(chunk, scratch, centered: false) }
+        }
+    }
+}
+
+/// `normalizeRowsGeometry` fused: each block's values formed in an L1 scratch
+/// for its partial, and again (or read from the written sum) for its outputs.
+private func fusedRowsGeometry<E: NormElement, L: FusedRowSource, G: FusedRowEpilogue>(
+    _ plan: RowPlan, _ geometry: RowsGeometry, _ source: L, _ y: UnsafeMutablePointer<E>, _ eps: Float,
+    _ gamma: UnsafePointer<Float>?, _ beta: UnsafePointer<Float>?, _ epilogue: G, _ streaming: Bool
+) -> SavedStatistics {
+    let units = geometry.units
+    let centered = plan.statistic == .moments
+    let workspace = plan.workspace.take()
+    defer { plan.workspace.recycle(workspace) }
+    let mean = SlotBuffer(count: units, initial: 0.0, in: workspace)
+    let invStd = SlotBuffer(count: units, initial: 0.0, in: workspace)
+    let table = CoefficientTable(count: units, in: workspace)
+    let blockLength = geometry.blockLength
+    geometry.reduceThenApply(
+        threading: plan.threading, workspace: workspace,
+        reduce: { b in
+            withScratch(of: Float.self, capacity: blockLength) { scratch in
+                // The rows geometry's own block reduction (one segment per block).
+                let p = source.values(b.offset, b.count, column: b.start, scratch: scratch.baseAddress!, statistics: true)
+                return centered
+                    ? BlockMoments.segmented(p, length: b.count, stride: geometry.segmentStride, segments: 1)
+                    : Moments.empty.merged(with: BlockMoments.meanSquare(p, b.count))
+            }
+        },
+        finalize: { unit, partials in
+            let m = Moments.treeMerge(partials)
+            if centered {
+                mean[unit] = m.mean
+                invStd[unit] = inverseStandardDeviation(m.biasedVariance, eps)
+                table[unit] = AffineCoefficients(mean: m.mean, invStd: invStd[unit])
+            } else {
+                invStd[unit] = inverseStandardDeviation(m.mean, eps)
+                table[unit] = AffineCoefficients(pivot: 0, scale: Float(invStd[unit]), shift: 0)
+            }
+        },
+        apply: { b in
+            withScratch(of: Float.self, capacity: blockLength) { scratch in
+                let p = source.values(b.offset, b.count, column: b.start, scratch: scratch.baseAddress!,
+                                      statistics: false)
+                let first = plan.affineOffset(b.unit) + b.start
+                fusedRowOutput(p, y + b.offset, b.count, table[b.unit], gamma: gamma.map { $0 + first },
+                               beta: beta.map { $0 + first }, epilogue, at: b.offset, streaming: streaming)
+            }
+        },
+        batchBytes: RowsGeometry.forwardBatchBytes(elements: units * geometry.unitElements))
+    return SavedStatistics(mean: mean.array, invStd: invStd.array)
+}

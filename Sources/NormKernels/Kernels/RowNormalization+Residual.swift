@@ -1,0 +1,218 @@
+// Residual LayerNorm and RMSNorm (issue 21), a transformer block's
+// "add & norm" in one pass:
+//
+//     s = (x + residual) + bias          (bias: per feature, optional)
+//     y = LayerNorm(s)·γ + β   or   RMSNorm(s)·γ
+//
+// `sum`, when given, receives s (the next block's residual stream) in the same
+// pass. The saved statistics are those of s. Forward: `normalizeRowsFused`
+// with `ResidualRows` (the add happens as x and the residual are loaded, in
+// Float32); the output equals our unfused sequence — s = (x + r) + b, then the
+// plain forward on s — bit for bit, for any thread count.
+//
+// Backward, with g_s the total gradient with respect to s:
+//
+//     g_s = norm'(s)ᵀ·dy + ds         (ds: the upstream gradient of s, optional)
+//     dx = d residual = g_s,   d bias[i] = Σ_rows g_s[·, i],   dγ, dβ as the plain backward on s
+//
+// The plain row backward on s writes norm'(s)ᵀ·dy into gradInput; one more pass
+// (`ResidualRowGradient`) adds ds and sums the columns for d bias, in fixed row
+// blocks merged in a fixed tree (the same bits for any thread count). Without
+// ds and d bias there is no such pass.
+
+extension LayerNormalization {
+    /// Residual LayerNorm: `s = (input + residual) + inputBias`, `output = LayerNorm(s)·γ + β`;
+    /// writes s to `sum` when given. Returns the mean and 1/σ of each row of s.
+    ///
+    /// The output equals, bit for bit and for any thread count, forming s in
+    /// Float32 and then calling ``forward(input:output:scale:bias:)-(UnsafeBufferPointer<Float>,_,_,_)`` on it.
+    ///
+    /// **Memory passes**: reads `input` and `residual` once where the plain
+    /// forward reads x (for rows longer than 16 384 values, twice, as the plain
+    /// forward reads x twice), writes `output` and, if given, `sum` once.
+    ///
+    /// **Aliasing**: `output` may be exactly `input` or exactly `residual`; `sum`
+    /// may be exactly `input` or exactly `residual` (the residual stream updated
+    /// in place); `output` and `sum` must not share memory. `input` and
+    /// `residual` may share memory. Any other overlap throws.
+    ///
+    /// Throws before writing anything on a wrong length (every tensor: rows ×
+    /// features; `scale`, `bias`, `inputBias`: features) or a forbidden overlap.
+    @discardableResult
+    public func forward(
+        input: UnsafeBufferPointer<Float>, residual: UnsafeBufferPointer<Float>,
+        output: UnsafeMutableBufferPointer<Float>, sum: UnsafeMutableBufferPointer<Float>? = nil,
+        scale: UnsafeBufferPointer<Float>? = nil, bias: UnsafeBufferPointer<Float>? = nil,
+        inputBias: UnsafeBufferPointer<Float>? = nil
+    ) throws -> SavedStatistics {
+        try residualForward(forwardPlan, rows: rows, features: features, epsilon: epsilon, input: input,
+                            residual: residual, output: output, sum: sum, scale: scale, bias: bias,
+                            inputBias: inputBias)
+    }
+
+    /// Gradients of the residual forward, given `sum` (s, as the forward wrote
+    /// it) and its saved statistics: `gradInput` = dx = d residual = the total
+    /// gradient of s (LayerNorm's backward on s, plus `gradSum` when given),
+    /// `gradInputBias` = its column sums, dγ and dβ as the plain backward on s.
+    ///
+    /// **Memory passes**: the plain backward's on s, plus, when `gradSum` or
+    /// `gradInputBias` is given, one pass over dx (and ds).
+    ///
+    /// **Aliasing**: `gradInput` may be exactly `gradOutput` or `sum`; it must
+    /// not share memory with `gradSum`. Other outputs share nothing. Throws
+    /// before writing anything.
+    public func backward(
+        sum: UnsafeBufferPointer<Float>, gradOutput: UnsafeBufferPointer<Float>,
+        gradSum: UnsafeBufferPointer<Float>? = nil, saved: SavedStatistics,
+        scale: UnsafeBufferPointer<Float>? = nil,
+        gradInput: UnsafeMutableBufferPointer<Float>? = nil,
+        gradScale: UnsafeMutableBufferPointer<Float>? = nil,
+        gradBias: UnsafeMutableBufferPointer<Float>? = nil,
+        gradInputBias: UnsafeMutableBufferPointer<Float>? = nil
+    ) throws {
+        try residualBackward(backwardPlan, rows: rows, features: features, centered: true, sum: sum,
+                             gradOutput: gradOutput, gradSum: gradSum, saved: saved, scale: scale,
+                             gradInput: gradInput, gradScale: gradScale, gradBias: gradBias,
+                             gradInputBias: gradInputBias)
+    }
+}
+
+extension RMSNormalization {
+    /// Residual RMSNorm: `s = (input + residual) + inputBias`, `output = RMSNorm(s)·γ`;
+    /// writes s to `sum` when given. Returns 1/rms of each row of s in `invStd`.
+    ///
+    /// The output equals, bit for bit and for any thread count, forming s in
+    /// Float32 and then calling ``forward(input:output:scale:)-(UnsafeBufferPointer<Float>,_,_)`` on it.
+    /// Memory passes, aliasing and errors as the LayerNorm overload
+    /// (``LayerNormalization/forward(input:residual:output:sum:scale:bias:inputBias:)``).
+    @discardableResult
+    public func forward(
+        input: UnsafeBufferPointer<Float>, residual: UnsafeBufferPointer<Float>,
+        output: UnsafeMutableBufferPointer<Float>, sum: UnsafeMutableBufferPointer<Float>? = nil,
+        scale: UnsafeBufferPointer<Float>? = nil, inputBias: UnsafeBufferPointer<Float>? = nil
+    ) throws -> SavedStatistics {
+        try residualForward(forwardPlan, rows: rows, features: features, epsilon: epsilon, input: input,
+                            residual: residual, output: output, sum: sum, scale: scale, bias: nil,
+                            inputBias: inputBias)
+    }
+
+    /// Gradients of the residual forward: as the LayerNorm overload
+    /// (``LayerNormalization/backward(sum:gradOutput:gradSum:saved:scale:gradInput:gradScale:gradBias:gradInputBias:)``),
+    /// without β.
+    public func backward(
+        sum: UnsafeBufferPointer<Float>, gradOutput: UnsafeBufferPointer<Float>,
+        gradSum: UnsafeBufferPointer<Float>? = nil, saved: SavedStatistics,
+        scale: UnsafeBufferPointer<Float>? = nil,
+        gradInput: UnsafeMutableBufferPointer<Float>? = nil,
+        gradScale: UnsafeMutableBufferPointer<Float>? = nil,
+        gradInputBias: UnsafeMutableBufferPointer<Float>? = nil
+    ) throws {
+        try residualBackward(backwardPlan, rows: rows, features: features, centered: false, sum: sum,
+                             gradOutput: gradOutput, gradSum: gradSum, saved: saved, scale: scale,
+                             gradInput: gradInput, gradScale: gradScale, gradBias: nil,
+                             gradInputBias: gradInputBias)
+    }
+}
+
+/// Validation, then the fused forward: the bias and the sum output resolved to
+/// their types once, here.
+private func residualForward<E: NormElement>(
+    _ plan: RowPlan, rows: Int, features: Int, epsilon: Float,
+    input: UnsafeBufferPointer<E>, residual: UnsafeBufferPointer<E>,
+    output: UnsafeMutableBufferPointer<E>, sum: UnsafeMutableBufferPointer<E>?,
+    scale: UnsafeBufferPointer<Float>?, bias: UnsafeBufferPointer<Float>?, inputBias: UnsafeBufferPointer<Float>?
+) throws -> SavedStatistics {
+    let total = rows * features
+    try Check.length(input.count, total, "input")
+    try Check.length(residual.count, total, "residual")
+    try Check.length(output.count, total, "output")
+    try Check.length(sum, total, "sum")
+    try Check.length(scale, features, "scale (γ)")
+    try Check.length(bias, features, "bias (β)")
+    try Check.length(inputBias, features, "inputBias")
+    try Check.buffers(
+        writes: [("output", MemorySpan(output)), ("sum", MemorySpan(sum))],
+        reads: [("input", MemorySpan(input)), ("residual", MemorySpan(residual)), ("scale (γ)", MemorySpan(scale)),
+                ("bias (β)", MemorySpan(bias)), ("inputBias", MemorySpan(inputBias))],
+        inPlace: [("output", "input"), ("output", "residual"), ("sum", "input"), ("sum", "residual")])
+    let x = try Check.base(input, "input"), r = try Check.base(residual, "residual")
+    let y = try Check.base(output, "output")
+    let s = try sum.map { try Check.base($0, "sum") }
+    let streaming = plan.store.streaming(output: y, reading: x, r)
+    @inline(__always) func run<B: AddedBias>(_ b: B) -> SavedStatistics {
+        normalizeRowsFused(plan, ResidualRows(x: x, residual: r, bias: b, sum: s), y, epsilon: epsilon,
+                           gamma: scale?.baseAddress, beta: bias?.baseAddress, NoEpilogue(), streaming: streaming)
+    }
+    if let b = inputBias?.baseAddress { return run(FeatureBias(base: b)) }
+    return run(NoAddedBias())
+}
+
+/// Validation, then the plain row backward on s and the residual pass.
+private func residualBackward(
+    _ plan: RowBackwardPlan, rows: Int, features: Int, centered: Bool,
+    sum: UnsafeBufferPointer<Float>, gradOutput: UnsafeBufferPointer<Float>, gradSum: UnsafeBufferPointer<Float>?,
+    saved: SavedStatistics, scale: UnsafeBufferPointer<Float>?,
+    gradInput: UnsafeMutableBufferPointer<Float>?, gradScale: UnsafeMutableBufferPointer<Float>?,
+    gradBias: UnsafeMutableBufferPointer<Float>?, gradInputBias: UnsafeMutableBufferPointer<Float>?
+) throws {
+    let total = rows * features
+    try Check.length(sum.count, total, "sum")
+    try Check.length(gradOutput.count, total, "gradOutput")
+    try Check.length(gradSum, total, "gradSum")
+    if centered { try Check.saved(saved.mean, rows, "saved.mean") }
+    try Check.saved(saved.invStd, rows, "saved.invStd")
+    try Check.length(scale, features, "scale (γ)")
+    try Check.length(gradInput, total, "gradInput")
+    try Check.length(gradScale, features, "gradScale (dγ)")
+    try Check.length(gradBias, features, "gradBias (dβ)")
+    try Check.length(gradInputBias, features, "gradInputBias")
+    try Check.buffers(
+        writes: [("gradInput", MemorySpan(gradInput)), ("gradScale", MemorySpan(gradScale)),
+                 ("gradBias", MemorySpan(gradBias)), ("gradInputBias", MemorySpan(gradInputBias))],
+        reads: [("sum", MemorySpan(sum)), ("gradOutput", MemorySpan(gradOutput)), ("gradSum", MemorySpan(gradSum)),
+                ("scale (γ)", MemorySpan(scale))],
+        inPlace: [("gradInput", "sum"), ("gradInput", "gradOutput")])
+    let s = try Check.base(sum, "sum"), dy = try Check.base(gradOutput, "gradOutput")
+    let ds = try gradSum.map { try Check.base($0, "gradSum") }
+    let dx = gradInput?.baseAddress, dBias = gradInputBias?.baseAddress, D = features
+    let mean = centered ? saved.mean : nil
+    let steps = BlockwiseRowBackward(plan: plan, mean: mean, invStd: saved.invStd, gamma: scale?.baseAddress,
+                                     gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress)
+    guard (dx != nil && ds != nil) || dBias != nil else {
+        // Nothing to add: the plain backward on s.
+        rowNormalizationBackward(plan, x: s, dy: dy, mean: mean, invStd: saved.invStd, gamma: scale?.baseAddress,
+                                 dx: dx, gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress)
+        return
+    }
+    if steps.blockwise(plan.threading) {
+        // Each block's dx (or, without gradInput, a per-block scratch for d bias) is
+        // finished while it is in cache.
+        let biasPartials: UnsafeMutablePointer<Double>? = dBias != nil ? .allocate(capacity: steps.blocks * D) : nil
+        defer { biasPartials?.deallocate() }
+        steps.run(
+            before: { r0, n in
+                (s + r0 * D, dy + r0 * D, dx.map { $0 + r0 * D } ?? .allocate(capacity: n * D))
+            },
+            after: { k, r0, n, blockDx, _ in
+                ResidualRowGradient.block(blockDx!, ds.map { $0 + r0 * D }, rows: n, features: D,
+                                          sums: biasPartials.map { $0 + k * D })
+                if dx == nil { blockDx!.deallocate() }
+            },
+            finish: { columns in
+                if let biasPartials, let dBias {
+                    ResidualRowGradient.merge(biasPartials, blocks: steps.blocks, features: D, columns: columns,
+                                              into: dBias)
+                }
+            })
+        return
+    }
+    // Few row blocks: the plain engine spreads them over the workers, then the
+    // residual step as a pass of its own (the same bits). d bias needs the total
+    // gradient even without gradInput: then in a workspace.
+    let workspace: UnsafeMutablePointer<Float>? = dx == nil ? .allocate(capacity: rows * D) : nil
+    defer { workspace?.deallocate() }
+    let target = dx ?? workspace!
+    rowNormalizationBackward(plan, x: s, dy: dy, mean: mean, invStd: saved.invStd, gamma: scale?.baseAddress,
+                             dx: target, gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress)
+    ResidualRowGradient.wholeTensor(dx: target, ds: ds, plan: plan, gradBias: dBias)
+}

@@ -1,0 +1,98 @@
+// The residual step of the residual LayerNorm/RMSNorm backward
+// (`RowNormalization+Residual.swift`):
+//
+//     dx[r, i] += ds[r, i]                 (the upstream gradient of s, when given)
+//     d bias[i] = Σ_r dx[r, i]             (when wanted)
+//
+// Column sums go in Float64 per row block of the backward plan (rows in
+// order), and the blocks merge in `RowTree`'s fixed tree: the same bits for any
+// thread count, and whether a block is finished right after the engine wrote
+// its dx (`BlockwiseRowBackward`) or in a pass of its own (`wholeTensor`).
+
+extension Double: TreeMergeable {
+    static var identity: Double { 0 }
+    @inline(__always) static func combine(_ earlier: Double, _ later: Double) -> Double { earlier + later }
+}
+
+enum ResidualRowGradient {
+    /// One block of `rows` rows: dx += ds (when given), and, with `sums`, the
+    /// block's column sums of dx into `sums[0 ..< D]` (initialized here).
+    static func block(_ dx: UnsafeMutablePointer<Float>, _ ds: UnsafePointer<Float>?, rows: Int, features D: Int,
+                      sums: UnsafeMutablePointer<Double>?) {
+        guard let sums else {
+            if let ds { addGradient(dx, ds, rows * D) }
+            return
+        }
+        sums.initialize(repeating: 0, count: D)
+        for r in 0..<rows {
+            if let ds {
+                accumulate(dx + r * D, ds + r * D, sums, D, AddsGradient.self)
+            } else {
+                accumulate(dx + r * D, nil, sums, D, KeepsGradient.self)
+            }
+        }
+    }
+
+    /// d bias[c] for c in `columns`: the tree merge of the blocks' sums.
+    static func merge(_ partials: UnsafePointer<Double>, blocks: Int, features D: Int, columns: Range<Int>,
+                      into gradBias: UnsafeMutablePointer<Float>) {
+        RowTree.forEachColumn(partials, stride: D, rows: blocks, columns: columns) { c, sum in gradBias[c] = Float(sum) }
+    }
+
+    /// The step as a pass of its own over the whole tensor, in the plan's row blocks.
+    static func wholeTensor(dx: UnsafeMutablePointer<Float>, ds: UnsafePointer<Float>?, plan: RowBackwardPlan,
+                            gradBias: UnsafeMutablePointer<Float>?) {
+        guard ds != nil || gradBias != nil else { return }
+        let D = plan.features, perBlock = plan.rowBlock, blocks = plan.rowBlocks
+        let partials: UnsafeMutablePointer<Double>? = gradBias != nil ? .allocate(capacity: blocks * D) : nil
+        defer { partials?.deallocate() }
+        let chunk = RowTree.columnChunk
+        let phases: InlineArray<2, Parallel.Phase> = [
+            Parallel.Phase(count: blocks, elementsPerItem: perBlock * D),
+            Parallel.Phase(count: gradBias != nil ? (D + chunk - 1) / chunk : 0, elementsPerItem: blocks * chunk)]
+        Parallel.forEach(phases: phases, threading: plan.threading) { phase, range in
+            if phase == 0 {
+                for k in range {
+                    let o = k * perBlock * D
+                    block(dx + o, ds.map { $0 + o }, rows: min(perBlock, plan.rows - k * perBlock), features: D,
+                          sums: partials.map { $0 + k * D })
+                }
+            } else {
+                merge(partials!, blocks: blocks, features: D,
+                      columns: (range.lowerBound * chunk)..<min(D, range.upperBound * chunk), into: gradBias!)
+            }
+        }
+    }
+
+    /// `dx[i] += ds[i]` for i < n.
+    private static func addGradient(_ dx: UnsafeMutablePointer<Float>, _ ds: UnsafePointer<Float>, _ n: Int) {
+        var i = 0
+        while i + 8 <= n { store8(load8(dx + i) + load8(ds + i), dx + i); i += 8 }
+        while i < n { dx[i] += ds[i]; i += 1 }
+    }
+
+    /// One row: dx (+= ds), then `sums[i] += Double(dx[i])`.
+    @inline(__always)
+    private static func accumulate<U: GradientUpdate>(
+        _ dx: UnsafeMutablePointer<Float>, _ ds: UnsafePointer<Float>?, _ sums: UnsafeMutablePointer<Double>,
+        _ n: Int, _: U.Type
+    ) {
+        var i = 0
+        while i + 8 <= n {
+            var v = load8(dx + i)
+            if U.adds { v += load8(ds! + i); store8(v, dx + i) }
+            store8(load8(sums + i) + widened(v), sums + i)
+            i += 8
+        }
+        while i < n {
+            if U.adds { dx[i] += ds![i] }
+            sums[i] += Double(dx[i])
+            i += 1
+        }
+    }
+}
+
+/// Whether a row of the residual step adds ds into dx, as a type (decided once per block).
+private protocol GradientUpdate { static var adds: Bool { get } }
+private enum AddsGradient: GradientUpdate { static var adds: Bool { true } }
+private enum KeepsGradient: GradientUpdate { static var adds: Bool { false } }
