@@ -39,6 +39,10 @@ public struct SynchronizedBatchNormalization: Sendable {
     public let exchange: any StatisticsExchange
     /// The local kernel (nil when this rank holds no samples).
     let local: BatchNormalization?
+    /// How the forward's moments and the backward's sums are cut and merged,
+    /// from every rank's shape (exchanged by `init`).
+    let forwardPlan: SynchronizedMergePlan
+    let backwardPlan: SynchronizedMergePlan
 
     /// Collective: exchanges (C, ε, fusedReLU) with every rank and throws on
     /// every rank if they disagree (``SynchronizationError/channelMismatch(channels:)``,
@@ -66,14 +70,25 @@ public struct SynchronizedBatchNormalization: Sendable {
                 local = try BatchNormalization(shape: shape, epsilon: epsilon, fusedReLU: fusedReLU, threading: threading)
             }
         } catch { localError = error }
-        var header = [0, Double(shape.c), Double(epsilon), fusedReLU ? 1 : 0]
+        let relu: Double = fusedReLU ? 1 : 0, channelsLast: Double = shape.isChannelsLast ? 1 : 0
+        var header: [Double] = [0, Double(shape.c), Double(epsilon), relu,
+                                Double(shape.n), Double(shape.h), Double(shape.w), channelsLast]
+        let length = header.count
         let gathered = try Self.exchangeStep(.handshake, &header, localError: localError, exchange: exchange)
-        let channels = stride(from: 1, to: gathered.count, by: 4).map { Int(gathered[$0]) }
+        let channels = stride(from: 1, to: gathered.count, by: length).map { Int(gathered[$0]) }
         guard Set(channels).count == 1 else { throw SynchronizationError.channelMismatch(channels: channels) }
         for (slot, name) in [(2, "epsilon"), (3, "fusedReLU")] {
-            let values = stride(from: slot, to: gathered.count, by: 4).map { gathered[$0] }
+            let values = stride(from: slot, to: gathered.count, by: length).map { gathered[$0] }
             guard Set(values).count == 1 else { throw SynchronizationError.configurationMismatch(argument: name, values: values) }
         }
+        var shapes: [TensorShape] = []
+        for o in stride(from: 0, to: gathered.count, by: length) {
+            let layout: Layout = gathered[o + 7] == 1 ? .nhwc : .nchw
+            shapes.append(TensorShape(n: Int(gathered[o + 4]), c: shape.c, h: Int(gathered[o + 5]),
+                                      w: Int(gathered[o + 6]), layout: layout))
+        }
+        forwardPlan = SynchronizedMergePlan(shapes: shapes, backward: false)
+        backwardPlan = SynchronizedMergePlan(shapes: shapes, backward: true)
         self.shape = shape
         self.epsilon = epsilon
         self.fusedReLU = fusedReLU
@@ -97,7 +112,7 @@ public struct SynchronizedBatchNormalization: Sendable {
         running: RunningStatistics? = nil
     ) throws -> SavedStatistics {
         let c = shape.c
-        var payload = [Double](repeating: 0, count: Self.stepLength(channels: c))
+        var payload = [Double](repeating: 0, count: stepLength)
         var localError: (any Error)?
         do {
             try Check.length(input.count, shape.count, "input")
@@ -109,27 +124,33 @@ public struct SynchronizedBatchNormalization: Sendable {
             try RunningStatistics.validate(running, channels: c)
             if let local {
                 let x = try Check.base(input, "input")
-                let moments = UnsafeMutablePointer<Moments>.allocate(capacity: c)
-                defer { moments.deallocate() }
-                local.channelMoments(x, into: moments)
-                payload[1] = moments[0].count
-                for ch in 0..<c {
-                    payload[2 + ch] = moments[ch].mean
-                    payload[2 + c + ch] = moments[ch].m2
+                let nodes = forwardPlan.nodes[exchange.rank]
+                if nodes.count == 1 {
+                    // The rank's blocks form one subtree (or the ranks are the leaves):
+                    // BatchNorm's own per-channel moments.
+                    let moments = UnsafeMutablePointer<Moments>.allocate(capacity: c)
+                    defer { moments.deallocate() }
+                    local.channelMoments(x, into: moments)
+                    payload[1] = moments[0].count
+                    for ch in 0..<c {
+                        payload[2 + ch] = moments[ch].mean
+                        payload[2 + c + ch] = moments[ch].m2
+                    }
+                } else {
+                    let shift = forwardPlan.leafStart[exchange.rank]
+                    payload.withUnsafeMutableBufferPointer { p in
+                        local.nodeMoments(x, nodes: nodes.map { ($0.lowerBound - shift)..<($0.upperBound - shift) },
+                                          into: p.baseAddress! + 1)
+                    }
                 }
             }
         } catch { localError = error }
         let gathered = try Self.exchangeStep(.forward, &payload, localError: localError, exchange: exchange)
 
-        // Chan's merge over the ranks, in rank order, in BatchNorm's fixed tree.
-        let length = payload.count, ranks = gathered.count / length
-        let batch = (0..<c).map { ch in
-            Moments.treeMerge(count: ranks) { r in
-                let o = r * length
-                return Moments(count: gathered[o + 1], mean: gathered[o + 2 + ch], m2: gathered[o + 2 + c + ch])
-            }
-        }
-        let total = (0..<ranks).reduce(0.0) { $0 + gathered[$1 * length + 1] }
+        // Chan's merge of the ranks' nodes in the plan's fixed tree (BatchNorm's
+        // own tree over its blocks, or the tree over rank order).
+        let batch = merged(gathered, forwardPlan) { Moments(count: $0, mean: $1, m2: $2) }
+        let total = batch.first?.count ?? 0
         guard total > 1 else {
             throw NormError.singleValuePerChannel(argument: "input (all ranks)", valuesPerChannel: Int(total))
         }
@@ -165,7 +186,29 @@ extension SynchronizedBatchNormalization {
     /// and M2s; backward: Σg and Σg·x̂). Both steps have the same length, so a
     /// forward meeting a backward is reported by the header, not by a transport
     /// error on mismatched lengths.
-    static func stepLength(channels: Int) -> Int { 2 + 2 * channels }
+    /// With several nodes per rank (`SynchronizedMergePlan`), each node holds its
+    /// value count and its 2C values, so a rank's contribution is
+    /// 1 + K·(2C + 1) values, K the most nodes any rank sends in either direction
+    /// (K = 1 for equal splits on 2 or 4 ranks, and whenever the ranks are the leaves).
+    var stepLength: Int { 1 + max(forwardPlan.nodesPerRank, backwardPlan.nodesPerRank) * (2 * shape.c + 1) }
+
+    /// Per channel, the plan's tree over the gathered nodes: node k of rank r
+    /// is at r · L + 1 + k · (2C + 1) (L the contribution's length), holding
+    /// its count, then C values of the first quantity, then C of the second.
+    func merged<P: TreeMergeable>(_ gathered: [Double], _ plan: SynchronizedMergePlan,
+                                  _ part: (_ count: Double, _ first: Double, _ second: Double) -> P) -> [P] {
+        let c = shape.c, length = gathered.count / exchange.size, node = 2 * c + 1
+        return gathered.withUnsafeBufferPointer { g in
+            withUnsafeTemporaryAllocation(of: P.self, capacity: plan.program.count) { stack in
+                (0..<c).map { ch in
+                    plan.evaluate(stack: stack.baseAddress!) { r, k in
+                        let o = r * length + 1 + k * node
+                        return part(g[o], g[o + 1 + ch], g[o + 1 + c + ch])
+                    }
+                }
+            }
+        }
+    }
 
     /// Exchanges `payload` (its slot 0 set here) and settles the step: this
     /// rank's own error first, then ranks in different steps, then the ranks
