@@ -15,7 +15,7 @@ struct SyncBNCommand: ParsableCommand {
             MPI_Barrier before each timed piece): one local BatchNorm step (forward + backward, all \
             gradients), one synchronized step on the same slice, one MPI_Allreduce (sum) of the step's \
             4C + 2 Float64 values, one MPI_Allgather of 2C + 2 per rank (what each of the step's two \
-            exchanges is). Each figure is the median over repetitions of the slowest rank; the exchange \
+            exchanges is), and the two forwards alone. Each figure is the median over repetitions of the slowest rank; the exchange \
             column is the time the slowest rank spent inside the step's two all-gathers. Target (issue 22): \
             sync ≤ (local + allreduce) · 1.1. Build and run: tools/syncbn-bench.sh.
             """
@@ -89,6 +89,9 @@ struct SyncBNResult {
     var exchange: Double
     var allReduce: Double
     var allGather: Double
+    /// The forward alone (local; synchronized, with its one exchange).
+    var localForward: Double
+    var syncForward: Double
 
     /// Float64 values each rank sends per step: two all-gathers of 2C + 2.
     var valuesSent: Int { 2 * (2 * shape.c + 2) }
@@ -101,13 +104,15 @@ struct SyncBNResult {
 
     static let csvColumns = ["layout", "N", "C", "H", "W", "ranks", "threads", "local_us", "sync_us", "exchange_us",
                              "exchange_share", "allreduce_us", "allgather_us", "bytes_sent_per_rank",
-                             "bytes_received_per_rank", "target_us", "excess_pct_of_local", "target_met"]
+                             "bytes_received_per_rank", "target_us", "excess_pct_of_local", "target_met",
+                             "local_forward_us", "sync_forward_us"]
 
     var csvRow: [String] {
         [layoutName, "\(shape.n)", "\(shape.c)", "\(shape.h)", "\(shape.w)", "\(ranks)", "\(threads)",
          Format.fixed(local, 2), Format.fixed(sync, 2), Format.fixed(exchange, 2), Format.fixed(exchange / sync, 4),
          Format.fixed(allReduce, 2), Format.fixed(allGather, 2), "\(valuesSent * 8)", "\(valuesSent * 8 * ranks)",
-         Format.fixed(target, 2), Format.fixed(excessPercent, 1), met ? "yes" : "no"]
+         Format.fixed(target, 2), Format.fixed(excessPercent, 1), met ? "yes" : "no",
+         Format.fixed(localForward, 2), Format.fixed(syncForward, 2)]
     }
 
     var markdownRow: String {
@@ -115,13 +120,13 @@ struct SyncBNResult {
         let cells = [shapeText, Format.fixed(local, 1), Format.fixed(sync, 1), Format.fixed(exchange, 1),
                      Format.fixed(exchange / sync * 100, 0) + " %", Format.fixed(allReduce, 1),
                      Format.fixed(allGather, 1), "\(valuesSent * 8)", Format.fixed(excessPercent, 1) + " %",
-                     met ? "yes" : "**no**"]
+                     met ? "yes" : "**no**", Format.fixed(localForward, 1) + " / " + Format.fixed(syncForward, 1)]
         return "| " + cells.joined(separator: " | ") + " |"
     }
 
     static let markdownHeader = """
-        | per rank | local µs | sync µs | exchange µs | share | allreduce µs | allgather µs | bytes sent/rank | excess | ≤ target |
-        |---|---|---|---|---|---|---|---|---|---|
+        | per rank | local µs | sync µs | exchange µs | share | allreduce µs | allgather µs | bytes sent/rank | excess | ≤ target | forward local / sync µs |
+        |---|---|---|---|---|---|---|---|---|---|---|
         """
 }
 

@@ -77,6 +77,14 @@ enum SyncBNRun {
         let gatherSend = [Double](repeating: 1, count: 2 * c + 2)
         var gatherReceive = [Double](repeating: 0, count: gatherSend.count * exchange.size)
 
+        func localForward() throws {
+            try local.forwardTraining(input: UnsafeBufferPointer(x), output: y, scale: UnsafeBufferPointer(gamma),
+                                      bias: UnsafeBufferPointer(beta))
+        }
+        func syncForward() throws {
+            try sync.forwardTraining(input: UnsafeBufferPointer(x), output: y, scale: UnsafeBufferPointer(gamma),
+                                     bias: UnsafeBufferPointer(beta))
+        }
         func localStep() throws {
             let saved = try local.forwardTraining(input: UnsafeBufferPointer(x), output: y, scale: UnsafeBufferPointer(gamma),
                                                   bias: UnsafeBufferPointer(beta))
@@ -119,10 +127,12 @@ enum SyncBNRun {
         for _ in 0..<2 {
             try localStep(); try syncStep(); try allReduce(); try allGather()
         }
-        // Columns per repetition: local, sync, exchange inside sync, allreduce, allgather.
-        var columns = [[Double]](repeating: [], count: 5)
-        var mine = [Double](repeating: 0, count: 5)
-        var everyone = [Double](repeating: 0, count: 5 * exchange.size)
+        // Columns per repetition: local, sync, exchange inside sync, allreduce,
+        // allgather, local forward alone, sync forward alone.
+        let k = 7
+        var columns = [[Double]](repeating: [], count: k)
+        var mine = [Double](repeating: 0, count: k)
+        var everyone = [Double](repeating: 0, count: k * exchange.size)
         for _ in 0..<repetitions {
             mine[0] = try timed(localStep)
             exchange.nanoseconds = 0
@@ -130,18 +140,21 @@ enum SyncBNRun {
             mine[2] = Double(exchange.nanoseconds) / 1e3
             mine[3] = try timed(allReduce)
             mine[4] = try timed(allGather)
+            mine[5] = try timed(localForward)
+            mine[6] = try timed(syncForward)
             try mine.withUnsafeBufferPointer { s in
                 try everyone.withUnsafeMutableBufferPointer { try exchange.base.allGather(s, into: $0) }
             }
             // The slowest rank's figures; the exchange is that of the rank slowest in the step.
             let ranks = 0..<exchange.size
-            for k in [0, 1, 3, 4] { columns[k].append(ranks.map { everyone[$0 * 5 + k] }.max()!) }
-            let slowest = ranks.max { everyone[$0 * 5 + 1] < everyone[$1 * 5 + 1] }!
-            columns[2].append(everyone[slowest * 5 + 2])
+            for j in [0, 1, 3, 4, 5, 6] { columns[j].append(ranks.map { everyone[$0 * k + j] }.max()!) }
+            let slowest = ranks.max { everyone[$0 * k + 1] < everyone[$1 * k + 1] }!
+            columns[2].append(everyone[slowest * k + 2])
         }
         let medians = columns.map { $0.sorted()[$0.count / 2] }
         return SyncBNResult(shape: shape, ranks: exchange.size, threads: threads, local: medians[0], sync: medians[1],
-                            exchange: medians[2], allReduce: medians[3], allGather: medians[4])
+                            exchange: medians[2], allReduce: medians[3], allGather: medians[4],
+                            localForward: medians[5], syncForward: medians[6])
     }
 }
 #endif
