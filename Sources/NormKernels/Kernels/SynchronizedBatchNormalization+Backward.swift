@@ -87,8 +87,7 @@ extension SynchronizedBatchNormalization {
                 table[ch] = GradientCoefficients(mean: saved.mean[ch], invStd: r, a: gain * r,
                                                  m1: gain * s.dy / count, m2: gain * s.dyXhat / count)
             }
-            local.channelPasses(x: x, dy: dy, mask: mask, xhat: xhat, reduce: false, table: table, dx: dx,
-                                dxReadsInput: true) { _, _ in }
+            local.gradientInputPass(x: x, dy: dy, mask: mask, table: table, dx: dx)
         }
         // This rank's own sums: its one node, or its nodes summed in order.
         let own = parameterGradients == .global ? [] : (0..<c).map { ch in

@@ -7,19 +7,21 @@
 /// training step, forward:
 /// ```
 /// rank r:     (nᵣ, μᵣ[c], M2ᵣ[c]) = BatchNorm's per-channel moments of its slice    (Float64)
+///             (or of each subtree of the merge tree lying in its blocks: its nodes)
 /// exchange:   every rank receives every rank's (nᵣ, μᵣ, M2ᵣ)                         2C + 1 values + 1 header
-/// every rank: (n, μ, M2)[c] = Chan merge over the ranks, in the fixed tree over rank order
+///             (K nodes: 1 + K·(2C + 1) values)
+/// every rank: (n, μ, M2)[c] = Chan merge in the fixed tree (`SynchronizedMergePlan`)
 ///             y = γ·(x − μ)/√(M2/n + ε) + β,   running statistics get (n, μ, M2/(n − 1))
 /// ```
 /// so every rank normalizes with the same bits and updates its running
-/// statistics identically. The merge tree is the one BatchNorm uses over its
-/// blocks (pairs (0,1),(2,3),…, split at the middle), which is why the result can
-/// equal single-process BatchNorm on the concatenated batch bit for bit; exactly
-/// when is `singleProcessEquivalence(rankShapes:)` (docs/SYNCBN.md, "When results
-/// are bitwise identical"). It is always bitwise identical for any thread count on
+/// statistics identically. The merge tree is BatchNorm's own tree over the
+/// blocks of the concatenated batch when the ranks' blocks are those blocks
+/// (then the result is single-process BatchNorm's bit for bit), else the same
+/// kind of tree over rank order; exactly when is `singleProcessEquivalence(rankShapes:)`
+/// (docs/SYNCBN.md, "When results are bitwise identical"). It is always bitwise identical for any thread count on
 /// any rank, and on one rank (size 1, no exchange) it is BatchNorm itself.
 ///
-/// **Failures are collective.** Construction exchanges (C, ε, fusedReLU) once;
+/// **Failures are collective.** Construction exchanges (C, ε, fusedReLU, the shape) once;
 /// every call exchanges one header with its statistics. A rank whose own
 /// arguments are wrong still takes part in the exchange, then throws its
 /// `NormError`; every other rank throws ``SynchronizationError/peerRejectedArguments(ranks:)``.
