@@ -197,19 +197,33 @@ extension SynchronizedBatchNormalization {
     /// Per channel, the plan's tree over the gathered nodes: node k of rank r
     /// is at r · L + 1 + k · (2C + 1) (L the contribution's length), holding
     /// its count, then C values of the first quantity, then C of the second.
+    /// The plan's program runs on whole rows of C channels (a stack of rows),
+    /// so each channel sees the same merges in the same order as a per-channel
+    /// tree, without a walk of the program per channel (which showed in a
+    /// profile of `[256, 64]`: docs/SYNCBN.md, "Cost of a step").
     func merged<P: TreeMergeable>(_ gathered: [Double], _ plan: SynchronizedMergePlan,
                                   _ part: (_ count: Double, _ first: Double, _ second: Double) -> P) -> [P] {
         let c = shape.c, length = gathered.count / exchange.size, node = 2 * c + 1
-        return gathered.withUnsafeBufferPointer { g in
-            withUnsafeTemporaryAllocation(of: P.self, capacity: plan.program.count) { stack in
-                (0..<c).map { ch in
-                    plan.evaluate(stack: stack.baseAddress!) { r, k in
-                        let o = r * length + 1 + k * node
-                        return part(g[o], g[o + 1 + ch], g[o + 1 + c + ch])
-                    }
+        let rows = UnsafeMutablePointer<P>.allocate(capacity: plan.program.count * c)
+        defer { rows.deallocate() }
+        gathered.withUnsafeBufferPointer { g in
+            let base = g.baseAddress!
+            var top = 0
+            for step in plan.program {
+                switch step {
+                case let .node(rank, slot):
+                    let o = base + rank * length + 1 + slot * node, row = rows + top * c
+                    let count = o[0]
+                    for ch in 0..<c { (row + ch).initialize(to: part(count, o[1 + ch], o[1 + c + ch])) }
+                    top += 1
+                case .combine:
+                    top -= 1
+                    let earlier = rows + (top - 1) * c, later = rows + top * c
+                    for ch in 0..<c { earlier[ch] = P.combine(earlier[ch], later[ch]) }
                 }
             }
         }
+        return Array(UnsafeBufferPointer(start: rows, count: c))
     }
 
     /// Exchanges `payload` (its slot 0 set here) and settles the step: this

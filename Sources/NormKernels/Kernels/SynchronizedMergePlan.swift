@@ -105,22 +105,4 @@ struct SynchronizedMergePlan: Sendable, Hashable {
         visit(0..<leaves)
         return steps
     }
-
-    /// Runs `program` with `value(rank, slot)` for the nodes; `stack` has room
-    /// for `program.count` values.
-    @inline(__always)
-    func evaluate<P: TreeMergeable>(stack: UnsafeMutablePointer<P>, _ value: (Int, Int) -> P) -> P {
-        var top = 0
-        for step in program {
-            switch step {
-            case let .node(rank, slot):
-                (stack + top).initialize(to: value(rank, slot))
-                top += 1
-            case .combine:
-                top -= 1
-                stack[top - 1] = P.combine(stack[top - 1], stack[top])
-            }
-        }
-        return stack[0]
-    }
 }
