@@ -8,10 +8,18 @@ import PackageDescription
 //
 //     swift build -c release --package-path Harness --scratch-path .build-release -Xcc -march=x86-64-v3
 //     .build-release/release/normbench sweep
+//
+// The trait `MPI` enables the root's trait `MPI` (NormKernelsMPI's MPIExchange,
+// Open MPI headers needed) for `normbench syncbn`, run under mpirun by
+// tools/syncbn-bench.sh; without it normbench needs no MPI and `syncbn` says so.
 let package = Package(
     name: "NormKernelsHarness",
+    traits: [
+        .trait(name: "MPI", description: "normbench syncbn: synchronized BatchNorm over Open MPI (enables NormKernels' trait MPI)."),
+    ],
     dependencies: [
-        .package(name: "NormKernels", path: ".."),
+        .package(name: "NormKernels", path: "..",
+                 traits: [.trait(name: "MPI", condition: .when(traits: ["MPI"]))]),
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
     ],
     targets: [
@@ -21,6 +29,8 @@ let package = Package(
                 .product(name: "NormKernels", package: "NormKernels"),
                 // Non-temporal copy, thread pinning and the black hole of the bandwidth probe.
                 .product(name: "CNormSupport", package: "NormKernels"),
+                // An empty module unless the trait MPI is enabled.
+                .product(name: "NormKernelsMPI", package: "NormKernels"),
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

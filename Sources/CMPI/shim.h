@@ -8,3 +8,4 @@ static inline MPI_Comm nk_mpi_comm_world(void) { return MPI_COMM_WORLD; }
 static inline MPI_Comm nk_mpi_comm_null(void) { return MPI_COMM_NULL; }
 static inline MPI_Datatype nk_mpi_double(void) { return MPI_DOUBLE; }
 static inline MPI_Errhandler nk_mpi_errors_return(void) { return MPI_ERRORS_RETURN; }
+static inline MPI_Op nk_mpi_sum(void) { return MPI_SUM; }

@@ -82,10 +82,6 @@ enum MPICheck {
         do {
             let exchange = try MPIExchange()
             rank = exchange.rank
-            if CommandLine.arguments.contains("--bench") {
-                try MPIBench.run(exchange)
-                return 0
-            }
             try checkAgainstSingleProcess(exchange)
             try checkFailures(exchange)
             print("rank \(rank) of \(exchange.size): \(checks) checks (\(bitwiseChecks) bitwise against single-process BatchNorm), \(failures) failures")

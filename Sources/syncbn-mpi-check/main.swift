@@ -6,8 +6,8 @@
 // and that errors are collective. Exit status 1 on any failure.
 //
 //     swift build -c release --traits MPI --product syncbn-mpi-check
-//     mpirun -np 4 .build/release/syncbn-mpi-check           (checks)
-//     mpirun -np 2 .build/release/syncbn-mpi-check --bench   (step times, docs/SYNCBN.md)
+//     mpirun -np 4 .build/release/syncbn-mpi-check
+// (Step times: `normbench syncbn`, tools/syncbn-bench.sh.)
 import Foundation
 import NormKernels
 import NormKernelsMPI

@@ -234,7 +234,7 @@ struct SynchronizedBatchNormTests {
         }
     }
 
-    @Test("promised equivalence: equal splits at block boundaries, power-of-two rank counts")
+    @Test("promised equivalence: any split at block boundaries, any rank count, empty ranks anywhere")
     func promisedEquivalence() throws {
         let long = TensorShape(n: 0, c: 3, h: 70, w: 61)   // 4270 values per run: blocks within samples
         let rows = columnsRowBlock(8)
@@ -242,6 +242,8 @@ struct SynchronizedBatchNormTests {
         let cases: [(TensorShape, [Int])] = [
             (long, [2, 2]), (long, [1, 1, 1, 1]), (long, [3, 1]), (long, [2, 2, 2]), (long, [1, 1, 1]),
             (matrix, [rows, rows]), (matrix, [2 * rows, 2 * rows, 2 * rows, 2 * rows]), (matrix, [rows / 2, rows / 2]),
+            // Uneven splits at block boundaries: ranks send several subtrees of BatchNorm's tree.
+            (long, [1, 0, 3]), (long, [4, 1, 2]), (matrix, [rows, 2 * rows, rows / 2]), (matrix, [0, 3 * rows, rows]),
         ]
         sweep(cases) { item, context in
             let (template, counts) = item
@@ -255,16 +257,20 @@ struct SynchronizedBatchNormTests {
             sbCompare(steps, single, equivalence, backward: true, context + " \(equivalence)")
         }
         // The rule's cases, decided without running anything.
-        let blocksPerRun = (long.spatial + Sizes.block - 1) / Sizes.block
-        #expect(SynchronizedBatchNormalization.singleProcessEquivalence(rankShapes: sbShapes(long, [2, 2])).forward)
-        #expect(SynchronizedBatchNormalization.singleProcessEquivalence(rankShapes: sbShapes(long, [1, 1, 1, 1])).forward)
-        #expect(!SynchronizedBatchNormalization.singleProcessEquivalence(rankShapes: sbShapes(long, [3, 1])).forward)
-        #expect(SynchronizedBatchNormalization.singleProcessEquivalence(rankShapes: sbShapes(long, [1, 1, 1])).forward
-                == (blocksPerRun == 1))
-        #expect(SynchronizedBatchNormalization.singleProcessEquivalence(rankShapes: sbShapes(matrix, [rows, rows]))
-                == SingleProcessEquivalence(forward: true, backward: true))
+        // Any split at sample boundaries when blocks never span samples (long runs),
+        // empty ranks anywhere; [N, D] when every rank before the last holds whole row blocks.
+        let both = SingleProcessEquivalence(forward: true, backward: true)
+        for counts in [[2, 2], [1, 1, 1, 1], [3, 1], [1, 1, 1], [2, 0, 2], [5, 2, 0, 1], [1, 6]] {
+            #expect(SynchronizedBatchNormalization.singleProcessEquivalence(rankShapes: sbShapes(long, counts)) == both,
+                    "long runs \(counts)")
+        }
+        #expect(SynchronizedBatchNormalization.singleProcessEquivalence(rankShapes: sbShapes(matrix, [rows, rows])) == both)
+        #expect(SynchronizedBatchNormalization.singleProcessEquivalence(rankShapes: sbShapes(matrix, [rows, 2 * rows, 5])) == both)
         #expect(!SynchronizedBatchNormalization.singleProcessEquivalence(rankShapes: sbShapes(matrix, [rows / 2, rows / 2])).forward)
-        #expect(!SynchronizedBatchNormalization.singleProcessEquivalence(rankShapes: sbShapes(long, [2, 0, 2])).forward)
+        #expect(!SynchronizedBatchNormalization.singleProcessEquivalence(rankShapes: sbShapes(matrix, [rows + 1, rows])).forward)
+        // Ranks that differ in H·W never match a single batch.
+        #expect(!SynchronizedBatchNormalization.singleProcessEquivalence(
+            rankShapes: [TensorShape(n: 1, c: 3, h: 70, w: 61), TensorShape(n: 1, c: 3, h: 61, w: 70)]).forward)
     }
 
     @Test("bitwise identical for any thread count on every rank")

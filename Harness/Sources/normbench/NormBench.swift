@@ -10,7 +10,7 @@ struct NormBench: ParsableCommand {
         commandName: "normbench",
         abstract: "Benchmark harness of NormKernels: sweeps, thread scaling, bandwidth, topology.",
         discussion: "Build with `swift build -c release --package-path Harness -Xcc -march=x86-64-v3` (tools/sweep.sh does). See docs/HARNESS.md.",
-        subcommands: [SweepCommand.self, ScaleCommand.self, BandwidthCommand.self, TopologyCommand.self]
+        subcommands: [SweepCommand.self, ScaleCommand.self, BandwidthCommand.self, TopologyCommand.self, SyncBNCommand.self]
     )
 }
 

@@ -190,9 +190,12 @@ struct ColumnsGeometry: CustomStringConvertible {
     }
 
     /// Normalization only (inference): `apply(m, firstRow, rowCount)` over all blocks.
-    func apply(threading: Threading, _ apply: (_ matrix: Int, _ firstRow: Int, _ rowCount: Int) -> Void) {
+    /// `fromTheEnd`: last blocks first (a second pass over data just read; see `Parallel.forEach`).
+    func apply(threading: Threading, fromTheEnd: Bool = false,
+               _ apply: (_ matrix: Int, _ firstRow: Int, _ rowCount: Int) -> Void) {
         let perMatrix = blocksPerMatrix
-        Parallel.forEach(count: blocks, elementsPerItem: rowBlock * columns, threading: threading) { range in
+        Parallel.forEach(count: blocks, elementsPerItem: rowBlock * columns, threading: threading,
+                         fromTheEnd: fromTheEnd) { range in
             for b in range {
                 let m = b / perMatrix
                 let first = (b - m * perMatrix) * rowBlock

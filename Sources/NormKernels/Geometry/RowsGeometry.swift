@@ -316,8 +316,9 @@ extension RowsGeometry {
     }
 
     /// Normalization only, with coefficients already known (inference).
-    func apply(threading: Threading, _ apply: (RowBlock) -> Void) {
-        Parallel.forEach(count: blocks, elementsPerItem: blockLength, threading: threading) { range in
+    /// `fromTheEnd`: last blocks first (a second pass over data just read; see `Parallel.forEach`).
+    func apply(threading: Threading, fromTheEnd: Bool = false, _ apply: (RowBlock) -> Void) {
+        Parallel.forEach(count: blocks, elementsPerItem: blockLength, threading: threading, fromTheEnd: fromTheEnd) { range in
             for b in range { applyPieces(block(b), apply) }
         }
     }

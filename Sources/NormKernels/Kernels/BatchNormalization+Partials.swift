@@ -26,23 +26,25 @@ extension BatchNormalization {
 
     /// The output pass of `forwardTraining` with per-channel coefficients
     /// already folded into `table` (`AffineCoefficients` from mean, 1/σ, γ, β).
+    /// Last blocks first: the statistics pass read x just before, and its end is
+    /// what is still in cache (BatchNorm itself writes each batch while it is in L2).
     func applyChannels(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ table: CoefficientTable) {
         let relu = fusedReLU
         if shape.isChannelsLast {
             let g = columns
-            g.apply(threading: threading) { m, first, rows in
+            g.apply(threading: threading, fromTheEnd: true) { m, first, rows in
                 table.applyColumns(x, y, matrix: m, geometry: g, first: first, rows: rows, relu: relu)
             }
         } else if shape.spatial < BatchNormalization.shortRunSpatial {
             // Memory order, one unit per sample (as forwardTraining's short-run path).
             let hw = shape.spatial, c = shape.c
             let g = RowsGeometry(units: shape.n, segmentLength: c * hw, unitStride: c * hw)
-            g.apply(threading: threading) {
+            g.apply(threading: threading, fromTheEnd: true) {
                 table.applyRuns(x, y, $0, run: hw, runsPerSegment: c, slotsPerUnit: 0, relu: relu)
             }
         } else {
             let g = rows
-            g.apply(threading: threading) {
+            g.apply(threading: threading, fromTheEnd: true) {
                 table.applyRuns(x, y, $0, run: g.segmentLength, runsPerSegment: 1, relu: relu)
             }
         }

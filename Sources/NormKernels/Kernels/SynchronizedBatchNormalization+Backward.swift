@@ -39,7 +39,7 @@ extension SynchronizedBatchNormalization {
         parameterGradients: ParameterGradients
     ) throws {
         let c = shape.c
-        var payload = [Double](repeating: 0, count: Self.stepLength(channels: c))
+        var payload = [Double](repeating: 0, count: stepLength)
         var localError: (any Error)?
         var mask: UnsafePointer<Float>?
         let workspace = self.workspace.take()
@@ -52,14 +52,24 @@ extension SynchronizedBatchNormalization {
                 mask = try local.validateBackward(input, gradOutput, scale, output, gradInput, gradScale, gradBias)
                 let x = try Check.base(input, "input"), dy = try Check.base(gradOutput, "gradOutput")
                 for ch in 0..<c { xhat[ch] = AffineCoefficients(mean: saved.mean[ch], invStd: saved.invStd[ch]) }
-                payload[1] = Double(shape.n * shape.spatial)
-                // Channels may finish on different workers: each writes its own two slots.
+                let nodes = backwardPlan.nodes[exchange.rank]
                 payload.withUnsafeMutableBufferPointer { slots in
                     let p = slots.baseAddress!
-                    local.channelPasses(x: x, dy: dy, mask: mask, xhat: xhat, reduce: true, table: nil, dx: nil,
-                                        dxReadsInput: true, workspace: workspace) { ch, sums in
-                        p[2 + ch] = sums.dy
-                        p[2 + c + ch] = sums.dyXhat
+                    if nodes.count == 1 {
+                        // One subtree (or the ranks are the leaves): BatchNorm's own sums.
+                        p[1] = Double(shape.n * shape.spatial)
+                        // Channels may finish on different workers: each writes its own two slots.
+                        local.channelPasses(x: x, dy: dy, mask: mask, xhat: xhat, reduce: true, table: nil, dx: nil,
+                                            dxReadsInput: true, workspace: workspace) { ch, sums in
+                            p[2 + ch] = sums.dy
+                            p[2 + c + ch] = sums.dyXhat
+                        }
+                    } else {
+                        let shift = backwardPlan.leafStart[exchange.rank]
+                        local.nodeGradientSums(x: x, dy: dy, mask: mask, xhat: xhat,
+                                               nodes: nodes.map { ($0.lowerBound - shift)..<($0.upperBound - shift) },
+                                               counts: backwardPlan.nodeCounts[exchange.rank], workspace: workspace,
+                                               into: p + 1)
                     }
                 }
             } else {
@@ -68,13 +78,8 @@ extension SynchronizedBatchNormalization {
         } catch { localError = error }
         let gathered = try Self.exchangeStep(.backward, &payload, localError: localError, exchange: exchange)
 
-        let length = payload.count, ranks = gathered.count / length
-        let global = (0..<c).map { ch in
-            GradientSums.treeSum(count: ranks) { r in
-                GradientSums(dy: gathered[r * length + 2 + ch], dyXhat: gathered[r * length + 2 + c + ch])
-            }
-        }
-        let count = (0..<ranks).reduce(0.0) { $0 + gathered[$1 * length + 1] }
+        let global = merged(gathered, backwardPlan) { _, dy, dyXhat in GradientSums(dy: dy, dyXhat: dyXhat) }
+        let count = Double(backwardPlan.nodeCounts.joined().reduce(0, +))
         if let local, let dx = gradInput?.baseAddress {
             let x = try Check.base(input, "input"), dy = try Check.base(gradOutput, "gradOutput")
             let table = GradientTable(count: c, in: workspace)
@@ -83,13 +88,18 @@ extension SynchronizedBatchNormalization {
                 table[ch] = GradientCoefficients(mean: saved.mean[ch], invStd: r, a: gain * r,
                                                  m1: gain * s.dy / count, m2: gain * s.dyXhat / count)
             }
-            local.channelPasses(x: x, dy: dy, mask: mask, xhat: xhat, reduce: false, table: table, dx: dx,
-                                dxReadsInput: true, workspace: workspace) { _, _ in }
+            local.gradientInputPass(x: x, dy: dy, mask: mask, table: table, dx: dx)
+        }
+        // This rank's own sums: its one node, or its nodes summed in order.
+        let own = parameterGradients == .global ? [] : (0..<c).map { ch in
+            (1..<max(1, backwardPlan.nodes[exchange.rank].count)).reduce(
+                GradientSums(dy: payload[2 + ch], dyXhat: payload[2 + c + ch])) { sum, k in
+                let o = 1 + k * (2 * c + 1)
+                return sum + GradientSums(dy: payload[o + 1 + ch], dyXhat: payload[o + 1 + c + ch])
+            }
         }
         for ch in 0..<c {
-            let s = parameterGradients == .global
-                ? global[ch]
-                : GradientSums(dy: payload[2 + ch], dyXhat: payload[2 + c + ch])
+            let s = parameterGradients == .global ? global[ch] : own[ch]
             gradScale?[ch] = Float(s.dyXhat)
             gradBias?[ch] = Float(s.dy)
         }

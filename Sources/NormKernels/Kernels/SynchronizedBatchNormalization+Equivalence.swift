@@ -15,51 +15,27 @@ extension SynchronizedBatchNormalization {
     /// BatchNorm reduces each channel in blocks (their ranges depend on the
     /// shape and the cache sizes, never on the thread count) and merges the
     /// blocks' partials in a fixed pairwise tree (split at lo + (hi − lo)/2). A
-    /// synchronized step forms each rank's partial with the rank's own blocks and
-    /// tree, then merges the ranks in the same kind of tree. The two agree bit for
-    /// bit exactly when
-    /// 1. all ranks have the same C, H, W and layout, and N ≥ 1;
+    /// synchronized step computes the same block partials on the ranks and, when
+    /// it can, evaluates the same tree: each rank sends the largest subtrees lying
+    /// wholly in its blocks and every rank evaluates the rest of the tree
+    /// (docs/SYNCBN.md, "The merge"). The two agree bit for bit exactly when
+    /// 1. all ranks have the same C, H, W and layout, and together at least one sample
+    ///    (ranks with N = 0 are allowed anywhere); and
     /// 2. the ranks' blocks, placed one after the other, are the blocks of the
-    ///    concatenated batch (a rank boundary never falls inside a block, and no
-    ///    rank cuts its blocks differently); and
-    /// 3. every node of the tree over the ranks splits where the tree over the
-    ///    blocks splits: e.g. all ranks hold the same number of blocks and the
-    ///    rank count is a power of two, or every rank holds one block.
+    ///    concatenated batch: no block of the whole batch spans a rank boundary,
+    ///    and no rank cuts its blocks differently (NCHW with long runs: any split
+    ///    at sample boundaries; NHWC and [N, D]: every non-empty rank before the
+    ///    last non-empty one holds a multiple of the whole batch's row block).
     ///
     /// The output, dx and dγ/dβ are element-wise functions of the statistics, so
-    /// equal statistics give equal outputs. Otherwise the statistics differ from
-    /// the single-process ones by rounding only (a different order of the same
-    /// exact Float64 merges); see docs/SYNCBN.md for the bound.
+    /// equal statistics give equal outputs. Otherwise the ranks' own merged
+    /// partials are merged in a tree over rank order, and the statistics differ
+    /// from the single-process ones by the rounding of the blocks' Float32 lanes
+    /// (docs/SYNCBN.md, "When results are bitwise identical").
     public static func singleProcessEquivalence(rankShapes: [TensorShape]) -> SingleProcessEquivalence {
-        guard let first = rankShapes.first,
-              rankShapes.allSatisfy({ $0.n >= 1 && $0.c == first.c && $0.h == first.h && $0.w == first.w
-                                      && $0.layout == first.layout }),
-              let locals = try? rankShapes.map({ try BatchNormalization(shape: $0) }),
-              let whole = try? BatchNormalization(shape: TensorShape(
-                  n: rankShapes.reduce(0) { $0 + $1.n }, c: first.c, h: first.h, w: first.w, layout: first.layout))
-        else { return SingleProcessEquivalence(forward: false, backward: false) }
-        func agrees(backward: Bool) -> Bool {
-            var concatenated: [Range<Int>] = [], leafStarts = [0], offset = 0
-            for bn in locals {
-                let ranges = bn.partialRanges(backward: backward)
-                concatenated += ranges.map { ($0.lowerBound + offset)..<($0.upperBound + offset) }
-                offset += bn.shape.n * bn.shape.spatial
-                leafStarts.append(concatenated.count)
-            }
-            return concatenated == whole.partialRanges(backward: backward)
-                && treesAgree(leafStarts, 0, locals.count)
-        }
-        return SingleProcessEquivalence(forward: agrees(backward: false), backward: agrees(backward: true))
-    }
-
-    /// Whether the tree over ranks lo..<hi (rank r's blocks are leaves
-    /// `starts[r] ..< starts[r + 1]`) splits, at every node, where the tree over
-    /// those blocks splits.
-    private static func treesAgree(_ starts: [Int], _ lo: Int, _ hi: Int) -> Bool {
-        guard hi - lo > 1 else { return true }
-        let mid = lo + (hi - lo) / 2
-        let blockLo = starts[lo], blockHi = starts[hi]
-        return starts[mid] == blockLo + (blockHi - blockLo) / 2
-            && treesAgree(starts, lo, mid) && treesAgree(starts, mid, hi)
+        guard !rankShapes.isEmpty else { return SingleProcessEquivalence(forward: false, backward: false) }
+        return SingleProcessEquivalence(
+            forward: SynchronizedMergePlan(shapes: rankShapes, backward: false).matchesSingleProcess,
+            backward: SynchronizedMergePlan(shapes: rankShapes, backward: true).matchesSingleProcess)
     }
 }

@@ -7,19 +7,21 @@
 /// training step, forward:
 /// ```
 /// rank r:     (nᵣ, μᵣ[c], M2ᵣ[c]) = BatchNorm's per-channel moments of its slice    (Float64)
+///             (or of each subtree of the merge tree lying in its blocks: its nodes)
 /// exchange:   every rank receives every rank's (nᵣ, μᵣ, M2ᵣ)                         2C + 1 values + 1 header
-/// every rank: (n, μ, M2)[c] = Chan merge over the ranks, in the fixed tree over rank order
+///             (K nodes: 1 + K·(2C + 1) values)
+/// every rank: (n, μ, M2)[c] = Chan merge in the fixed tree (`SynchronizedMergePlan`)
 ///             y = γ·(x − μ)/√(M2/n + ε) + β,   running statistics get (n, μ, M2/(n − 1))
 /// ```
 /// so every rank normalizes with the same bits and updates its running
-/// statistics identically. The merge tree is the one BatchNorm uses over its
-/// blocks (pairs (0,1),(2,3),…, split at the middle), which is why the result can
-/// equal single-process BatchNorm on the concatenated batch bit for bit; exactly
-/// when is `singleProcessEquivalence(rankShapes:)` (docs/SYNCBN.md, "When results
-/// are bitwise identical"). It is always bitwise identical for any thread count on
+/// statistics identically. The merge tree is BatchNorm's own tree over the
+/// blocks of the concatenated batch when the ranks' blocks are those blocks
+/// (then the result is single-process BatchNorm's bit for bit), else the same
+/// kind of tree over rank order; exactly when is `singleProcessEquivalence(rankShapes:)`
+/// (docs/SYNCBN.md, "When results are bitwise identical"). It is always bitwise identical for any thread count on
 /// any rank, and on one rank (size 1, no exchange) it is BatchNorm itself.
 ///
-/// **Failures are collective.** Construction exchanges (C, ε, fusedReLU) once;
+/// **Failures are collective.** Construction exchanges (C, ε, fusedReLU, the shape) once;
 /// every call exchanges one header with its statistics. A rank whose own
 /// arguments are wrong still takes part in the exchange, then throws its
 /// `NormError`; every other rank throws ``SynchronizationError/peerRejectedArguments(ranks:)``.
@@ -41,6 +43,10 @@ public struct SynchronizedBatchNormalization: Sendable {
     let local: BatchNormalization?
     /// Where a call's workspace comes from.
     let workspace = WorkspacePool()
+    /// How the forward's moments and the backward's sums are cut and merged,
+    /// from every rank's shape (exchanged by `init`).
+    let forwardPlan: SynchronizedMergePlan
+    let backwardPlan: SynchronizedMergePlan
 
     /// Collective: exchanges (C, ε, fusedReLU) with every rank and throws on
     /// every rank if they disagree (``SynchronizationError/channelMismatch(channels:)``,
@@ -68,14 +74,25 @@ public struct SynchronizedBatchNormalization: Sendable {
                 local = try BatchNormalization(shape: shape, epsilon: epsilon, fusedReLU: fusedReLU, threading: threading)
             }
         } catch { localError = error }
-        var header = [0, Double(shape.c), Double(epsilon), fusedReLU ? 1 : 0]
+        let relu: Double = fusedReLU ? 1 : 0, channelsLast: Double = shape.isChannelsLast ? 1 : 0
+        var header: [Double] = [0, Double(shape.c), Double(epsilon), relu,
+                                Double(shape.n), Double(shape.h), Double(shape.w), channelsLast]
+        let length = header.count
         let gathered = try Self.exchangeStep(.handshake, &header, localError: localError, exchange: exchange)
-        let channels = stride(from: 1, to: gathered.count, by: 4).map { Int(gathered[$0]) }
+        let channels = stride(from: 1, to: gathered.count, by: length).map { Int(gathered[$0]) }
         guard Set(channels).count == 1 else { throw SynchronizationError.channelMismatch(channels: channels) }
         for (slot, name) in [(2, "epsilon"), (3, "fusedReLU")] {
-            let values = stride(from: slot, to: gathered.count, by: 4).map { gathered[$0] }
+            let values = stride(from: slot, to: gathered.count, by: length).map { gathered[$0] }
             guard Set(values).count == 1 else { throw SynchronizationError.configurationMismatch(argument: name, values: values) }
         }
+        var shapes: [TensorShape] = []
+        for o in stride(from: 0, to: gathered.count, by: length) {
+            let layout: Layout = gathered[o + 7] == 1 ? .nhwc : .nchw
+            shapes.append(TensorShape(n: Int(gathered[o + 4]), c: shape.c, h: Int(gathered[o + 5]),
+                                      w: Int(gathered[o + 6]), layout: layout))
+        }
+        forwardPlan = SynchronizedMergePlan(shapes: shapes, backward: false)
+        backwardPlan = SynchronizedMergePlan(shapes: shapes, backward: true)
         self.shape = shape
         self.epsilon = epsilon
         self.fusedReLU = fusedReLU
@@ -99,7 +116,7 @@ public struct SynchronizedBatchNormalization: Sendable {
         running: RunningStatistics? = nil
     ) throws -> SavedStatistics {
         let c = shape.c
-        var payload = [Double](repeating: 0, count: Self.stepLength(channels: c))
+        var payload = [Double](repeating: 0, count: stepLength)
         var localError: (any Error)?
         let workspace = self.workspace.take()
         defer { self.workspace.recycle(workspace) }
@@ -113,26 +130,33 @@ public struct SynchronizedBatchNormalization: Sendable {
             try RunningStatistics.validate(running, channels: c)
             if let local {
                 let x = try Check.base(input, "input")
-                let moments = workspace.take(Moments.self, count: c)
-                local.channelMoments(x, into: moments, workspace: workspace)
-                payload[1] = moments[0].count
-                for ch in 0..<c {
-                    payload[2 + ch] = moments[ch].mean
-                    payload[2 + c + ch] = moments[ch].m2
+                let nodes = forwardPlan.nodes[exchange.rank]
+                if nodes.count == 1 {
+                    // The rank's blocks form one subtree (or the ranks are the leaves):
+                    // BatchNorm's own per-channel moments.
+                    let moments = workspace.take(Moments.self, count: c)
+                    local.channelMoments(x, into: moments, workspace: workspace)
+                    payload[1] = moments[0].count
+                    for ch in 0..<c {
+                        payload[2 + ch] = moments[ch].mean
+                        payload[2 + c + ch] = moments[ch].m2
+                    }
+                } else {
+                    let shift = forwardPlan.leafStart[exchange.rank]
+                    payload.withUnsafeMutableBufferPointer { p in
+                        local.nodeMoments(x, nodes: nodes.map { ($0.lowerBound - shift)..<($0.upperBound - shift) },
+                                          workspace: workspace,
+                                          into: p.baseAddress! + 1)
+                    }
                 }
             }
         } catch { localError = error }
         let gathered = try Self.exchangeStep(.forward, &payload, localError: localError, exchange: exchange)
 
-        // Chan's merge over the ranks, in rank order, in BatchNorm's fixed tree.
-        let length = payload.count, ranks = gathered.count / length
-        let batch = (0..<c).map { ch in
-            Moments.treeMerge(count: ranks) { r in
-                let o = r * length
-                return Moments(count: gathered[o + 1], mean: gathered[o + 2 + ch], m2: gathered[o + 2 + c + ch])
-            }
-        }
-        let total = (0..<ranks).reduce(0.0) { $0 + gathered[$1 * length + 1] }
+        // Chan's merge of the ranks' nodes in the plan's fixed tree (BatchNorm's
+        // own tree over its blocks, or the tree over rank order).
+        let batch = merged(gathered, forwardPlan) { Moments(count: $0, mean: $1, m2: $2) }
+        let total = batch.first?.count ?? 0
         guard total > 1 else {
             throw NormError.singleValuePerChannel(argument: "input (all ranks)", valuesPerChannel: Int(total))
         }
@@ -168,7 +192,43 @@ extension SynchronizedBatchNormalization {
     /// and M2s; backward: Σg and Σg·x̂). Both steps have the same length, so a
     /// forward meeting a backward is reported by the header, not by a transport
     /// error on mismatched lengths.
-    static func stepLength(channels: Int) -> Int { 2 + 2 * channels }
+    /// With several nodes per rank (`SynchronizedMergePlan`), each node holds its
+    /// value count and its 2C values, so a rank's contribution is
+    /// 1 + K·(2C + 1) values, K the most nodes any rank sends in either direction
+    /// (K = 1 for equal splits on 2 or 4 ranks, and whenever the ranks are the leaves).
+    var stepLength: Int { 1 + max(forwardPlan.nodesPerRank, backwardPlan.nodesPerRank) * (2 * shape.c + 1) }
+
+    /// Per channel, the plan's tree over the gathered nodes: node k of rank r
+    /// is at r · L + 1 + k · (2C + 1) (L the contribution's length), holding
+    /// its count, then C values of the first quantity, then C of the second.
+    /// The plan's program runs on whole rows of C channels (a stack of rows),
+    /// so each channel sees the same merges in the same order as a per-channel
+    /// tree, without a walk of the program per channel (which showed in a
+    /// profile of `[256, 64]`: docs/SYNCBN.md, "Cost of a step").
+    func merged<P: TreeMergeable>(_ gathered: [Double], _ plan: SynchronizedMergePlan,
+                                  _ part: (_ count: Double, _ first: Double, _ second: Double) -> P) -> [P] {
+        let c = shape.c, length = gathered.count / exchange.size, node = 2 * c + 1
+        let rows = UnsafeMutablePointer<P>.allocate(capacity: plan.program.count * c)
+        defer { rows.deallocate() }
+        gathered.withUnsafeBufferPointer { g in
+            let base = g.baseAddress!
+            var top = 0
+            for step in plan.program {
+                switch step {
+                case let .node(rank, slot):
+                    let o = base + rank * length + 1 + slot * node, row = rows + top * c
+                    let count = o[0]
+                    for ch in 0..<c { (row + ch).initialize(to: part(count, o[1 + ch], o[1 + c + ch])) }
+                    top += 1
+                case .combine:
+                    top -= 1
+                    let earlier = rows + (top - 1) * c, later = rows + top * c
+                    for ch in 0..<c { earlier[ch] = P.combine(earlier[ch], later[ch]) }
+                }
+            }
+        }
+        return Array(UnsafeBufferPointer(start: rows, count: c))
+    }
 
     /// Exchanges `payload` (its slot 0 set here) and settles the step: this
     /// rank's own error first, then ranks in different steps, then the ranks
