@@ -105,13 +105,17 @@ static inline __attribute__((always_inline)) nk_half8 nk_bf16_round8(nk_float8h 
     }
     return hardware;
 #else
-    // NaN lanes: no rounding bias, and the quiet bit (0x400000, 0x0040 once
-    // shifted) set, so the same add and shift give (f >> 16) | 0x0040 without a
-    // select (11 AVX2 operations from clang alone; inside a Swift loop the
-    // optimizer re-forms the select and a blend: 16, as the Swift version had).
-    nk_uint8 nan = __builtin_bit_cast(nk_uint8, v != v);
-    nk_uint8 bias = ~nan & (0x7FFFu + ((f >> 16) & 1u));
-    return __builtin_convertvector(((f | (nan & 0x400000u)) + bias) >> 16, nk_half8);
+    // The rounding alone is 7 operations per 8 values with AVX2; NaN lanes need
+    // another result, (f >> 16) | 0x0040. Selecting it in every vector cost 9
+    // more (a blend after both packs); instead one unordered compare and a mask
+    // test branch to the select only for a vector that holds a NaN (never, in a
+    // finite tensor: the branch is always predicted).
+    nk_int8 nan = v != v;
+    nk_uint8 rounded = (f + 0x7FFFu + ((f >> 16) & 1u)) >> 16;
+    if (__builtin_expect(nan[0] | nan[1] | nan[2] | nan[3] | nan[4] | nan[5] | nan[6] | nan[7], 0)) {
+        return __builtin_convertvector(nan ? ((f >> 16) | 0x40u) : rounded, nk_half8);
+    }
+    return __builtin_convertvector(rounded, nk_half8);
 #endif
 }
 
