@@ -4,10 +4,11 @@
 //
 // The counter is process-wide and swift-testing runs tests in parallel, so the
 // counting runs in an exit test: a child process that runs only these calls.
-// It prints one line per case; this process checks the bounds.
+// It prints one line per case; this process checks the bounds
+// (NORMKERNELS_ALLOC_REPORT=1 prints the table: case, fewest, most).
 //
 // To see where a case allocates (call stacks on standard error):
-//   NORMKERNELS_ALLOC_TRACE='LayerNorm forward [256, 1024] t2' \
+//   NORMKERNELS_ALLOC_TRACE='LayerNorm [256, 1024] forward t2' \
 //     swift test ... --filter allocationTrace 2>&1 | swift demangle
 
 import CAllocationCounter
@@ -17,7 +18,7 @@ import Testing
 
 /// One call to count. `prepare` builds the descriptor and buffers and returns
 /// the call, which is made a few times to warm up (first-use tables, workers,
-/// Dispatch's caches), then counted call by call.
+/// Dispatch's caches, the descriptor's workspace arena), then counted call by call.
 struct AllocationCase {
     let name: String
     /// Most allocations one warm call may make (`AllocationBounds.bound`).
@@ -25,37 +26,50 @@ struct AllocationCase {
     let prepare: () -> () -> Void
 }
 
-/// Buffers of one case, freed with it.
-final class AllocationBuffers {
-    let x, dy: UnsafeBufferPointer<Float>
-    let y, dx: UnsafeMutableBufferPointer<Float>
+/// Buffers of one case, freed with it: tensors of element type `E`, parameters
+/// and their gradients in Float32.
+final class AllocationBuffers<E: NormElement> {
+    let x, dy, identity: UnsafeBufferPointer<E>
+    let y, dx, dIdentity: UnsafeMutableBufferPointer<E>
     let gamma, beta: UnsafeBufferPointer<Float>
     let dgamma, dbeta: UnsafeMutableBufferPointer<Float>
 
     init(count: Int, parameters: Int) {
-        func filled(_ count: Int, _ seed: String) -> UnsafeMutableBufferPointer<Float> {
+        func filled<T>(_ count: Int, _ seed: String, _ make: (Float) -> T) -> UnsafeMutableBufferPointer<T> {
             var generator = SplitMix64(seed)
-            let buffer = UnsafeMutableBufferPointer<Float>.allocate(capacity: count)
-            for i in 0..<count { buffer[i] = Float(generator.normal()) }
+            let buffer = UnsafeMutableBufferPointer<T>.allocate(capacity: count)
+            for i in 0..<count { buffer[i] = make(Float(generator.normal())) }
             return buffer
         }
-        x = UnsafeBufferPointer(filled(count, "x")); dy = UnsafeBufferPointer(filled(count, "dy"))
-        y = filled(count, "y"); dx = filled(count, "dx")
-        gamma = UnsafeBufferPointer(filled(parameters, "g")); beta = UnsafeBufferPointer(filled(parameters, "b"))
-        dgamma = filled(parameters, "dg"); dbeta = filled(parameters, "db")
+        x = UnsafeBufferPointer(filled(count, "x", E.narrow)); dy = UnsafeBufferPointer(filled(count, "dy", E.narrow))
+        identity = UnsafeBufferPointer(filled(count, "id", E.narrow))
+        y = filled(count, "y", E.narrow); dx = filled(count, "dx", E.narrow); dIdentity = filled(count, "did", E.narrow)
+        gamma = UnsafeBufferPointer(filled(parameters, "g") { $0 }); beta = UnsafeBufferPointer(filled(parameters, "b") { $0 })
+        dgamma = filled(parameters, "dg") { $0 }; dbeta = filled(parameters, "db") { $0 }
     }
 
     deinit {
-        for b in [x, dy, gamma, beta] { b.deallocate() }
-        for b in [y, dx, dgamma, dbeta] { b.deallocate() }
+        for b in [x, dy, identity] { b.deallocate() }
+        for b in [y, dx, dIdentity] { b.deallocate() }
+        for b in [gamma, beta] { b.deallocate() }
+        for b in [dgamma, dbeta] { b.deallocate() }
     }
 }
 
 /// The allocations a warm call may make, by where they come from:
 ///
-///     bound = results + workspace + (parallel ? Runtime's cost of one parallel call : 0)
+///     bound = results + parallel calls × Runtime's cost of one parallel call
 ///
-/// so that removing a source of allocations is one edit here.
+/// where each case names its parallel calls when they are not one call exactly
+/// when the tensor reaches the threading's threshold. Bounds are at most: a
+/// partition sized from the caches (row blocks of L2/2) may keep a call on one
+/// worker on one machine and split it on another (here LayerNorm [256, 1024]
+/// backward and BatchNorm NHWC make one row block: no parallel call, 1 under).
+///
+/// Kernels allocate nothing else once their descriptor exists: tables,
+/// partials and side buffers come from the descriptor's workspace pool, per-block
+/// scratch from the thread's scratch arena (`Runtime/Workspace.swift`), and
+/// both keep their memory from one call to the next.
 enum AllocationBounds {
     /// API: a forward that returns `SavedStatistics` allocates its two arrays
     /// (mean, invStd), which the caller owns.
@@ -72,18 +86,16 @@ enum AllocationBounds {
     /// 2–4, measured).
     static let parkedParallelCall = 1 + 4
 
-    /// Kernels-level workspaces, allocated inside the call. Each case states its
-    /// count where it is built (`workspace:`, sites in the comment there). When
-    /// every descriptor owns its workspace (issue 24's plan), set this to false.
-    static let kernelsAllocateWorkspaces = true
-
-    static func bound(results: Int, workspace: Int, parallelWorkspace: Int? = nil,
-                      threading: Threading, elements: Int) -> Int {
-        // Parallel exactly when `Parallel.workers` gives 2 for these shapes.
-        let parallel = threading.threads > 1 && elements >= threading.parallelThreshold
-        let kernels = kernelsAllocateWorkspaces ? (parallel ? parallelWorkspace ?? workspace : workspace) : 0
-        let runtime = !parallel ? 0 : threading.spinMicroseconds > 0 ? warmParallelCall : parkedParallelCall
-        return results + kernels + runtime
+    /// `warm`, `parked`: the parallel calls a warm call makes with warm or with
+    /// parked workers (none on one thread). By default one when the tensor's
+    /// `elements` reach the threading's threshold, else none; a case that
+    /// differs says why. (A multi-phase `Parallel.forEach(phases:)` is one call
+    /// with parked workers and one per parallel phase with warm ones.)
+    static func bound(results: Int, warm: Int? = nil, parked: Int? = nil, threading: Threading, elements: Int) -> Int {
+        guard threading.threads > 1 else { return results }
+        let calls = threading.spinMicroseconds > 0 ? warm : parked
+        let byDefault = elements >= threading.parallelThreshold ? 1 : 0
+        return results + (calls ?? byDefault) * (threading.spinMicroseconds > 0 ? warmParallelCall : parkedParallelCall)
     }
 }
 
@@ -97,131 +109,19 @@ enum AllocationCases {
         ("t2-parked", Threading(threads: 2, spinMicroseconds: 0)),
     ]
 
+    /// Every public descriptor, every direction, every plan path
+    /// (`AllocationTests+Cases.swift`).
     static func all() -> [AllocationCase] {
         var cases: [AllocationCase] = []
         for (label, threading) in threadings {
-            for (rows, features) in [(16, 64), (256, 1024)] {
-                cases += layerNorm(rows: rows, features: features, threading: threading, label: label)
-            }
-            cases += batchNorm(TensorShape(n: 8, c: 64, h: 32, w: 32, layout: .nchw), threading: threading, label: label)
-            cases += groupNorm(TensorShape(n: 8, c: 64, h: 16, w: 16, layout: .nchw), groups: 8,
-                               threading: threading, label: label)
+            let kit = AllocationKit(label: label, threading: threading)
+            cases += kit.rowCases()
+            cases += kit.groupCases()
+            cases += kit.instanceCases()
+            cases += kit.batchNormCases()
+            cases += kit.otherCases()
         }
         return cases
-    }
-
-    static func layerNorm(rows: Int, features: Int, threading: Threading, label: String) -> [AllocationCase] {
-        func prepare() -> (LayerNormalization, AllocationBuffers, SavedStatistics) {
-            let norm = try! LayerNormalization(rows: rows, features: features, threading: threading)
-            let b = AllocationBuffers(count: rows * features, parameters: features)
-            return (norm, b, try! norm.forward(input: b.x, output: b.y, scale: b.gamma, bias: b.beta))
-        }
-        let shape = "[\(rows), \(features)] \(label)", long = features >= 1024   // [16, 64] takes the short-row path
-        func bound(results: Int, workspace: Int, parallelWorkspace: Int? = nil) -> Int {
-            AllocationBounds.bound(results: results, workspace: workspace, parallelWorkspace: parallelWorkspace,
-                                   threading: threading, elements: rows * features)
-        }
-        return [
-            // Both shapes take per-row strategies (8 rows per vector; one row at a time up
-            // to 16 384 values), which write straight into the returned statistics: no
-            // workspace. (Rows over 16 384 values take the rows geometry: SlotBuffers,
-            // a CoefficientTable and per-range partials, not counted here.)
-            AllocationCase(name: "LayerNorm forward \(shape)",
-                           bound: bound(results: AllocationBounds.savedStatistics, workspace: 0, parallelWorkspace: 0)) {
-                let (norm, b, _) = prepare()
-                return { _ = try! norm.forward(input: b.x, output: b.y, scale: b.gamma, bias: b.beta) }
-            },
-            // rowNormalizationBackward: CoefficientTable (3) and the `phases` array (1);
-            // with long rows also GradientTable (4), withTileScratch's two temporaries
-            // over 1 KiB, and one closure context (LayerNormalization+Backward.swift).
-            // Plus 2: the overlap check's `writes`/`reads` array literals, which the
-            // optimizer no longer promotes to the stack in `LayerNormalization.backward`
-            // since the plan refactor (RMSNorm's identical call still does; to fix).
-            AllocationCase(name: "LayerNorm backward \(shape)",
-                           bound: bound(results: 0, workspace: long ? 13 : 6, parallelWorkspace: long ? 12 : 6)) {
-                let (norm, b, saved) = prepare()
-                return {
-                    try! norm.backward(input: b.x, gradOutput: b.dy, saved: saved, scale: b.gamma,
-                                       gradInput: b.dx, gradScale: b.dgamma, gradBias: b.dbeta)
-                }
-            },
-        ]
-    }
-
-    static func batchNorm(_ shape: TensorShape, threading: Threading, label: String) -> [AllocationCase] {
-        func prepare() -> (BatchNormalization, AllocationBuffers, SavedStatistics, RunningStatistics) {
-            let norm = try! BatchNormalization(shape: shape, threading: threading)
-            let b = AllocationBuffers(count: shape.count, parameters: shape.c)
-            let saved = try! norm.forwardTraining(input: b.x, output: b.y, scale: b.gamma, bias: b.beta)
-            return (norm, b, saved, try! RunningStatistics(channels: shape.c))
-        }
-        let name = "\(shape.n)x\(shape.c)x\(shape.h)x\(shape.w) \(shape.layout) \(label)"
-        func bound(results: Int, workspace: Int) -> Int {
-            AllocationBounds.bound(results: results, workspace: workspace, threading: threading, elements: shape.count)
-        }
-        return [
-            // forwardTraining: SlotBuffer moments (1) and its `.array` (1), CoefficientTable
-            // (3), withoutActuallyEscaping in RowsGeometry.reduceThenApply (1).
-            AllocationCase(name: "BatchNorm training \(name)",
-                           bound: bound(results: AllocationBounds.savedStatistics, workspace: 6)) {
-                let (norm, b, _, _) = prepare()
-                return { _ = try! norm.forwardTraining(input: b.x, output: b.y, scale: b.gamma, bias: b.beta) }
-            },
-            // The same, and RunningStatistics.fold: the batch means and variances as
-            // arrays (2) and copies of the running mean and variance it updates (2).
-            AllocationCase(name: "BatchNorm training+running \(name)",
-                           bound: bound(results: AllocationBounds.savedStatistics, workspace: 10)) {
-                let (norm, b, _, running) = prepare()
-                return {
-                    _ = try! norm.forwardTraining(input: b.x, output: b.y, scale: b.gamma, bias: b.beta, running: running)
-                }
-            },
-            // forwardInference: CoefficientTable (3).
-            AllocationCase(name: "BatchNorm inference \(name)", bound: bound(results: 0, workspace: 3)) {
-                let (norm, b, _, running) = prepare()
-                return { try! norm.forwardInference(input: b.x, output: b.y, scale: b.gamma, bias: b.beta, running: running) }
-            },
-            // backwardTraining: CoefficientTable x̂ (3), SlotBuffer sums (1), GradientTable
-            // (4), and in channelPasses the closure contexts of `apply` (3).
-            AllocationCase(name: "BatchNorm backward \(name)", bound: bound(results: 0, workspace: 11)) {
-                let (norm, b, saved, _) = prepare()
-                return {
-                    try! norm.backwardTraining(input: b.x, gradOutput: b.dy, saved: saved, scale: b.gamma,
-                                               gradInput: b.dx, gradScale: b.dgamma, gradBias: b.dbeta)
-                }
-            },
-        ]
-    }
-
-    static func groupNorm(_ shape: TensorShape, groups: Int, threading: Threading, label: String) -> [AllocationCase] {
-        func prepare() -> (GroupNormalization, AllocationBuffers, SavedStatistics) {
-            let norm = try! GroupNormalization(shape: shape, groups: groups, threading: threading)
-            let b = AllocationBuffers(count: shape.count, parameters: shape.c)
-            return (norm, b, try! norm.forward(input: b.x, output: b.y, scale: b.gamma, bias: b.beta))
-        }
-        let name = "\(shape.n)x\(shape.c)x\(shape.h)x\(shape.w) \(shape.layout) G\(groups) \(label)"
-        func bound(results: Int, workspace: Int) -> Int {
-            AllocationBounds.bound(results: results, workspace: workspace, threading: threading, elements: shape.count)
-        }
-        return [
-            // forward: SlotBuffer mean, invStd (2), CoefficientTable (3),
-            // withoutActuallyEscaping in RowsGeometry.reduceThenApply (1).
-            AllocationCase(name: "GroupNorm forward \(name)",
-                           bound: bound(results: AllocationBounds.savedStatistics, workspace: 6)) {
-                let (norm, b, _) = prepare()
-                return { _ = try! norm.forward(input: b.x, output: b.y, scale: b.gamma, bias: b.beta) }
-            },
-            // backward: CoefficientTable x̂ (3), SlotBuffer sums (1), GradientTable (4),
-            // an array from `map` in groupedBackward (1), RowTree.forEachColumn's
-            // temporary over 1 KiB in channelGradients (1).
-            AllocationCase(name: "GroupNorm backward \(name)", bound: bound(results: 0, workspace: 10)) {
-                let (norm, b, saved) = prepare()
-                return {
-                    try! norm.backward(input: b.x, gradOutput: b.dy, saved: saved, scale: b.gamma,
-                                       gradInput: b.dx, gradScale: b.dgamma, gradBias: b.dbeta)
-                }
-            },
-        ]
     }
 
     /// Fewest and most allocations of `counted` warm calls (the fewest is the

@@ -44,8 +44,8 @@ private let streams = SeededStreams.plain
             defer { hits.deallocate(); early.deallocate() }
             hits.initialize(repeating: 0)
             early.initialize(repeating: false)
-            let phases = counts.enumerated().map {
-                Parallel.Phase(count: $0.element, elementsPerItem: 1 << 10, fromTheEnd: $0.offset % 2 == 1)
+            let phases = InlineArray<6, Parallel.Phase> {
+                Parallel.Phase(count: counts[$0], elementsPerItem: 1 << 10, fromTheEnd: $0 % 2 == 1)
             }
             Parallel.forEach(phases: phases, threading: threading) { p, range in
                 // Every earlier item must already be done when this range starts.

@@ -152,49 +152,55 @@ public final class RunningStatistics: Sendable {
     /// Returns false (and changes nothing but `skippedUpdates`) if any batch
     /// statistic or any updated Float32 value would not be finite, or if the
     /// arrays were reassigned with the wrong length while the kernel ran.
+    ///
+    /// Allocates nothing (it runs inside every training call that tracks
+    /// statistics): the new values are formed twice, once to check that all are
+    /// finite and once to store them in place — the same expressions, so the
+    /// same values.
     @discardableResult
-    func fold(batch: [Moments], meanOverride: [Double]? = nil, unbiasedVarianceOverride: [Double]? = nil) -> Bool {
-        let means = meanOverride ?? batch.map(\.mean)
-        let vars = unbiasedVarianceOverride ?? batch.map(\.unbiasedVariance)
+    func fold(batch: UnsafeBufferPointer<Moments>, meanOverride: UnsafePointer<Double>? = nil,
+              unbiasedVarianceOverride: UnsafePointer<Double>? = nil) -> Bool {
         let n = channels
+        func batchMean(_ c: Int) -> Double { meanOverride?[c] ?? batch[c].mean }
+        func batchVariance(_ c: Int) -> Double { unbiasedVarianceOverride?[c] ?? batch[c].unbiasedVariance }
         return state.withLock { s in
             guard s.mean.count == n, s.variance.count == n,
-                  means.allSatisfy(\.isFinite), vars.allSatisfy(\.isFinite) else {
+                  (0..<n).allSatisfy({ batchMean($0).isFinite && batchVariance($0).isFinite }) else {
                 s.skippedUpdates += 1
                 return false
+            }
+            let factor: Double
+            switch update {
+            case let .exponential(m): factor = m
+            case .cumulativeAverage: factor = 1 / Double(s.batchesTracked + 1)
+            case .population: factor = 0
+            }
+            /// Channel c's new (mean, variance, population moments).
+            func updated(_ c: Int) -> (Float, Float, Moments) {
+                if case .population = update {
+                    let p = s.population[c].merged(with: batch[c])
+                    return (Float(p.mean), Float(p.unbiasedVariance), p)
+                }
+                return (Float((1 - factor) * Double(s.mean[c]) + factor * batchMean(c)),
+                        Float((1 - factor) * Double(s.variance[c]) + factor * batchVariance(c)),
+                        s.population[c])
             }
             // Every new value is formed first and stored only if all are finite in Float32.
-            var newMean = s.mean, newVariance = s.variance, newPopulation = s.population
-            switch update {
-            case let .exponential(m):
-                Self.blend(&newMean, &newVariance, means, vars, factor: m)
-            case .cumulativeAverage:
-                Self.blend(&newMean, &newVariance, means, vars, factor: 1 / Double(s.batchesTracked + 1))
-            case .population:
-                for c in 0..<n {
-                    newPopulation[c] = newPopulation[c].merged(with: batch[c])
-                    newMean[c] = Float(newPopulation[c].mean)
-                    newVariance[c] = Float(newPopulation[c].unbiasedVariance)
+            for c in 0..<n {
+                let (mean, variance, p) = updated(c)
+                guard mean.isFinite, variance.isFinite, p.mean.isFinite, p.m2.isFinite else {
+                    s.skippedUpdates += 1
+                    return false
                 }
             }
-            guard newMean.allSatisfy(\.isFinite), newVariance.allSatisfy(\.isFinite),
-                  newPopulation.allSatisfy({ $0.mean.isFinite && $0.m2.isFinite }) else {
-                s.skippedUpdates += 1
-                return false
+            for c in 0..<n {
+                let (mean, variance, p) = updated(c)
+                s.mean[c] = mean
+                s.variance[c] = variance
+                if case .population = update { s.population[c] = p }
             }
-            s.mean = newMean
-            s.variance = newVariance
-            s.population = newPopulation
             s.batchesTracked += 1
             return true
-        }
-    }
-
-    private static func blend(_ mean: inout [Float], _ variance: inout [Float],
-                              _ means: [Double], _ vars: [Double], factor: Double) {
-        for c in mean.indices {
-            mean[c] = Float((1 - factor) * Double(mean[c]) + factor * means[c])
-            variance[c] = Float((1 - factor) * Double(variance[c]) + factor * vars[c])
         }
     }
 }

@@ -74,31 +74,44 @@ enum Check {
     /// throws `.overlappingBuffers(output, other)`. Inputs may share memory with
     /// each other: they are only read.
     ///
-    /// Called on every kernel call, so it allocates nothing: the lists are array
-    /// literals that the inlined call keeps on the stack, and `inPlace` lists
-    /// (output, input) pairs rather than a dictionary of sets (which cost
+    /// Called on every kernel call, so it allocates nothing: the lists are
+    /// `InlineArray`s (array literals at the call, stored in place; an `Array`
+    /// literal stays off the heap only when the optimizer promotes it to the
+    /// stack, which `LayerNormalization.backward` lost once), and `inPlace`
+    /// lists (output, input) pairs rather than a dictionary of sets (which cost
     /// ~1 µs per call on a 2 µs LayerNorm).
     @inline(__always)
-    static func buffers(
-        writes: [(String, MemorySpan?)], reads: [(String, MemorySpan?)],
-        inPlace: [(String, String)] = [], bareNameAgainst primary: String? = nil
+    static func buffers<let w: Int, let r: Int, let p: Int>(
+        writes: InlineArray<w, (String, MemorySpan?)>, reads: InlineArray<r, (String, MemorySpan?)>,
+        inPlace: InlineArray<p, (String, String)>, bareNameAgainst primary: String? = nil
     ) throws {
         for i in writes.indices {
             guard let span = writes[i].1 else { continue }
             let name = writes[i].0
-            for (other, otherSpan) in reads {
+            for j in reads.indices {
+                let (other, otherSpan) = reads[j]
                 guard let otherSpan, span.overlaps(otherSpan) else { continue }
-                if inPlace.contains(where: { $0.0 == name && $0.1 == other }) {
+                if inPlace.indices.contains(where: { inPlace[$0].0 == name && inPlace[$0].1 == other }) {
                     if span == otherSpan { continue }
                     throw NormError.partialOverlap(argument: other == primary ? name : "\(name) (against \(other))")
                 }
                 throw NormError.overlappingBuffers(argument: name, other: other)
             }
-            for (other, otherSpan) in writes[(i + 1)...] {
+            for j in (i + 1)..<writes.count {
+                let (other, otherSpan) = writes[j]
                 guard let otherSpan, span.overlaps(otherSpan) else { continue }
                 throw NormError.overlappingBuffers(argument: name, other: other)
             }
         }
+    }
+
+    /// `buffers` of a call whose outputs are never in place.
+    @inline(__always)
+    static func buffers<let w: Int, let r: Int>(
+        writes: InlineArray<w, (String, MemorySpan?)>, reads: InlineArray<r, (String, MemorySpan?)>
+    ) throws {
+        let none: InlineArray<0, (String, String)> = []
+        try buffers(writes: writes, reads: reads, inPlace: none)
     }
 
     /// The forward rule: `output` may be `input` (in place) and must not touch

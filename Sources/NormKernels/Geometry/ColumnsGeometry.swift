@@ -80,32 +80,30 @@ struct ColumnsGeometry: CustomStringConvertible {
     ///   own groups' slots.
     /// - `apply(m, firstRow, rowCount)` writes those rows of matrix m.
     func reduceThenApply(
-        _ x: UnsafePointer<Float>, groupSize: Int = 1, threading: Threading,
+        _ x: UnsafePointer<Float>, groupSize: Int = 1, threading: Threading, workspace: Arena,
         finalize: (_ matrix: Int, _ groups: Range<Int>, _ moments: UnsafePointer<Moments>) -> Void,
         apply: (_ matrix: Int, _ firstRow: Int, _ rowCount: Int) -> Void
     ) {
         let groups = columns / groupSize
         let columns = self.columns, matrixElements = self.matrixElements
-        withoutActuallyEscaping(apply) { apply in
-            reduceThenApply(
-                threading: threading, partialsPerBlock: groups,
-                reduce: { m, first, rows, out in
-                    let block = x + m * matrixElements + first * columns
-                    if groupSize == 1 {
-                        BlockMoments.columns(block, rows: rows, columns: columns, stride: columns, into: out)
-                        return
+        reduceThenApply(
+            threading: threading, workspace: workspace, partialsPerBlock: groups,
+            reduce: { m, first, rows, out in
+                let block = x + m * matrixElements + first * columns
+                if groupSize == 1 {
+                    BlockMoments.columns(block, rows: rows, columns: columns, stride: columns, into: out)
+                    return
+                }
+                withScratch(of: Moments.self, capacity: columns) { column in
+                    let c = column.baseAddress!
+                    BlockMoments.columns(block, rows: rows, columns: columns, stride: columns, into: c)
+                    for g in 0..<groups {
+                        (out + g).initialize(to: Moments.equalCounts(c + g * groupSize, groupSize))
                     }
-                    withUnsafeTemporaryAllocation(of: Moments.self, capacity: columns) { column in
-                        let c = column.baseAddress!
-                        BlockMoments.columns(block, rows: rows, columns: columns, stride: columns, into: c)
-                        for g in 0..<groups {
-                            (out + g).initialize(to: Moments.equalCounts(c + g * groupSize, groupSize))
-                        }
-                    }
-                },
-                finalize: finalize,
-                apply: apply)
-        }
+                }
+            },
+            finalize: finalize,
+            apply: apply)
     }
 
     /// Partials merged per item of the merge phase: a fixed number (never from
@@ -127,20 +125,22 @@ struct ColumnsGeometry: CustomStringConvertible {
     ///   `merged[j]` the merged partial of slot j for j in `slots`. It runs before
     ///   any block of matrix m is applied, may run concurrently with other ranges,
     ///   and must write only what belongs to its slots.
-    /// - `apply(m, firstRow, rowCount)`, when not nil, writes those rows of matrix m.
-    ///   With nil the call is a single pass over the data.
+    /// - `apply(m, firstRow, rowCount)`, when `writesOutput`, writes those rows of
+    ///   matrix m. Without, the call is a single pass over the data. Not optional,
+    ///   so that it need not escape (see `RowsGeometry.reduceThenApply`).
+    /// - `workspace`: the call's arena, for the partials per (row block, slot) and
+    ///   the merged ones.
     func reduceThenApply<Partial: TreeMergeable>(
-        threading: Threading, partialsPerBlock width: Int? = nil, slotGroup: Int = 1,
+        threading: Threading, workspace: Arena, partialsPerBlock width: Int? = nil, slotGroup: Int = 1,
         reduce: (_ matrix: Int, _ firstRow: Int, _ rowCount: Int, _ out: UnsafeMutablePointer<Partial>) -> Void,
         finalize: (_ matrix: Int, _ slots: Range<Int>, _ merged: UnsafePointer<Partial>) -> Void,
-        apply: ((_ matrix: Int, _ firstRow: Int, _ rowCount: Int) -> Void)?
+        writesOutput: Bool = true, apply: (_ matrix: Int, _ firstRow: Int, _ rowCount: Int) -> Void
     ) {
         let perMatrix = blocksPerMatrix, width = width ?? columns
         let chunk = min(width, (ColumnsGeometry.mergeWidth + slotGroup - 1) / slotGroup * slotGroup)
         let chunks = (width + chunk - 1) / chunk
-        let partials = UnsafeMutablePointer<Partial>.allocate(capacity: blocks * width)
-        let merged = UnsafeMutablePointer<Partial>.allocate(capacity: matrices * width)
-        defer { partials.deallocate(); merged.deallocate() }
+        let partials = workspace.take(Partial.self, count: blocks * width)
+        let merged = workspace.take(Partial.self, count: matrices * width)
 
         func reduceBlock(_ b: Int) {
             let m = b / perMatrix
@@ -150,7 +150,7 @@ struct ColumnsGeometry: CustomStringConvertible {
         func mergeChunk(_ m: Int, _ k: Int) {
             let lo = k * chunk, hi = min(width, lo + chunk)
             let out = merged + m * width
-            withUnsafeTemporaryAllocation(of: Partial.self, capacity: RowTree.scratchCount(rows: perMatrix, width: chunk)) {
+            withScratch(of: Partial.self, capacity: RowTree.scratchCount(rows: perMatrix, width: chunk)) {
                 RowTree.merge(partials + m * perMatrix * width + lo, stride: width, rows: 0, perMatrix,
                               width: hi - lo, into: out + lo, scratch: $0.baseAddress!)
             }
@@ -159,14 +159,14 @@ struct ColumnsGeometry: CustomStringConvertible {
         func applyBlock(_ b: Int) {
             let m = b / perMatrix
             let first = (b - m * perMatrix) * rowBlock
-            apply?(m, first, min(rowBlock, rows - first))
+            apply(m, first, min(rowBlock, rows - first))
         }
 
         if splitsMatrices(threading: threading) {
             // One parallel call, three phases: partials, merge by slot ranges, output.
-            let phases = [Parallel.Phase(count: blocks, elementsPerItem: rowBlock * columns),
+            let phases: InlineArray = [Parallel.Phase(count: blocks, elementsPerItem: rowBlock * columns),
                           Parallel.Phase(count: matrices * chunks, elementsPerItem: perMatrix * chunk * 8),
-                          Parallel.Phase(count: apply == nil ? 0 : blocks, elementsPerItem: rowBlock * columns,
+                          Parallel.Phase(count: writesOutput ? blocks : 0, elementsPerItem: rowBlock * columns,
                                          fromTheEnd: true)]
             Parallel.forEach(phases: phases, threading: threading) { phase, range in
                 switch phase {
@@ -180,7 +180,7 @@ struct ColumnsGeometry: CustomStringConvertible {
                 for m in range {
                     for b in (m * perMatrix)..<((m + 1) * perMatrix) { reduceBlock(b) }
                     for k in 0..<chunks { mergeChunk(m, k) }
-                    if apply != nil {
+                    if writesOutput {
                         // Last block first: it is the one most surely still in cache.
                         for b in ((m * perMatrix)..<((m + 1) * perMatrix)).reversed() { applyBlock(b) }
                     }

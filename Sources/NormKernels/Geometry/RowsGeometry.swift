@@ -206,16 +206,14 @@ extension RowsGeometry {
     ///   for different units and must write only that unit's slots.
     /// - `apply(block)` writes the block's outputs.
     func reduceThenApply<E: NormElement>(
-        _ x: UnsafePointer<E>, statistic: RowStatistic, threading: Threading,
+        _ x: UnsafePointer<E>, statistic: RowStatistic, threading: Threading, workspace: Arena,
         finalize: (Int, Moments) -> Void, apply: (RowBlock) -> Void
     ) {
-        withoutActuallyEscaping(apply) { apply in
-            reduceThenApply(
-                threading: threading,
-                reduce: { reduce(x, $0, statistic) },
-                finalize: { u, partials in finalize(u, Moments.treeMerge(partials)) },
-                apply: apply, batchBytes: RowsGeometry.forwardBatchBytes(elements: units * unitElements))
-        }
+        reduceThenApply(
+            threading: threading, workspace: workspace,
+            reduce: { reduce(x, $0, statistic) },
+            finalize: { u, partials in finalize(u, Moments.treeMerge(partials)) },
+            apply: apply, batchBytes: RowsGeometry.forwardBatchBytes(elements: units * unitElements))
     }
 
     /// The engine behind every rows-geometry kernel, forward and backward: a
@@ -228,28 +226,31 @@ extension RowsGeometry {
     ///   order (segment-major, then position) and merges them in a fixed order (a
     ///   tree). It runs once per unit, before any of that unit's blocks is applied,
     ///   possibly concurrently for different units; it writes only that unit's slots.
-    /// - `apply(block)`, when not nil, writes the block's outputs. With nil the call
-    ///   is a single pass over the data (statistics or gradient sums only).
+    /// - `apply(block)`, when `writesOutput`, writes the block's outputs. Without,
+    ///   the call is a single pass over the data (statistics or gradient sums
+    ///   only). A non-optional closure, so that it need not escape: an escaping
+    ///   one (or `withoutActuallyEscaping`) would be a heap allocation per call.
     /// - `batchBytes`: with whole units per worker, units are reduced and written
     ///   in batches of about this many bytes of x.
+    /// - `workspace`: the call's arena, for the split strategy's partial per block
+    ///   (a batch's partials are per-worker scratch, `withScratch`).
     ///
     /// The two strategies (whole units per worker, or every unit's blocks spread
     /// over the workers) compute the same partials and hand them over in the same
     /// order, so results do not depend on the thread count.
     func reduceThenApply<Partial>(
-        threading: Threading,
+        threading: Threading, workspace: Arena,
         reduce: (RowBlock) -> Partial,
         finalize: (_ unit: Int, _ partials: UnsafeBufferPointer<Partial>) -> Void,
-        apply: ((RowBlock) -> Void)?, batchBytes: Int = RowsGeometry.batchBytes
+        writesOutput: Bool = true, apply: (RowBlock) -> Void, batchBytes: Int = RowsGeometry.batchBytes
     ) {
         let perUnit = blocksPerUnit
         if splitsUnits(threading: threading) {
-            let partials = UnsafeMutableBufferPointer<Partial>.allocate(capacity: blocks)
-            defer { partials.deallocate() }
+            let partials = UnsafeMutableBufferPointer(start: workspace.take(Partial.self, count: blocks), count: blocks)
             // One parallel call, three phases: partials, per-unit merge, output.
-            let phases = [Parallel.Phase(count: blocks, elementsPerItem: blockLength),
+            let phases: InlineArray = [Parallel.Phase(count: blocks, elementsPerItem: blockLength),
                           Parallel.Phase(count: units, elementsPerItem: perUnit * 8),
-                          Parallel.Phase(count: apply == nil ? 0 : blocks, elementsPerItem: blockLength, fromTheEnd: true)]
+                          Parallel.Phase(count: writesOutput ? blocks : 0, elementsPerItem: blockLength, fromTheEnd: true)]
             Parallel.forEach(phases: phases, threading: threading) { phase, range in
                 switch phase {
                 case 0:
@@ -259,7 +260,7 @@ extension RowsGeometry {
                         finalize(u, UnsafeBufferPointer(rebasing: partials[(u * perUnit)..<((u + 1) * perUnit)]))
                     }
                 default:
-                    for b in range { applyPieces(block(b), apply!) }
+                    for b in range { applyPieces(block(b), apply) }
                 }
             }
         } else {
@@ -270,7 +271,7 @@ extension RowsGeometry {
             // ran 1.5× slower than InstanceNorm on the same bytes in 64 KiB units).
             let batch = max(1, min(units, batchBytes / (4 * max(1, unitElements))))
             Parallel.forEach(count: units, elementsPerItem: unitCost, threading: threading) { range in
-                withUnsafeTemporaryAllocation(of: Partial.self, capacity: perUnit * batch) { partials in
+                withScratch(of: Partial.self, capacity: perUnit * batch) { partials in
                     var first = range.lowerBound
                     while first < range.upperBound {
                         let end = min(range.upperBound, first + batch)
@@ -284,7 +285,7 @@ extension RowsGeometry {
                             let slots = partials.baseAddress! + (u - first) * perUnit
                             finalize(u, UnsafeBufferPointer(start: slots, count: perUnit))
                         }
-                        if let apply {
+                        if writesOutput {
                             // In address order: the whole batch is still in L2. Walking it
                             // backwards (last block first) turned the write stream into
                             // 1 KiB steps down memory with short rows, and LayerNorm
@@ -300,18 +301,18 @@ extension RowsGeometry {
     }
 
     /// Statistics only (no output pass): per-unit moments into `out[0..<units]`.
-    func reduce(_ x: UnsafePointer<Float>, statistic: RowStatistic, threading: Threading,
+    func reduce(_ x: UnsafePointer<Float>, statistic: RowStatistic, threading: Threading, workspace: Arena,
                 into out: UnsafeMutablePointer<Moments>) {
-        reduce(x, statistic: statistic, threading: threading, finalize: { out[$0] = $1 })
+        reduce(x, statistic: statistic, threading: threading, workspace: workspace, finalize: { out[$0] = $1 })
     }
 
     /// Statistics only: `finalize(unit, moments)` once per unit, no output pass.
-    func reduce(_ x: UnsafePointer<Float>, statistic: RowStatistic, threading: Threading,
+    func reduce(_ x: UnsafePointer<Float>, statistic: RowStatistic, threading: Threading, workspace: Arena,
                 finalize: (Int, Moments) -> Void) {
-        reduceThenApply(threading: threading,
+        reduceThenApply(threading: threading, workspace: workspace,
                         reduce: { reduce(x, $0, statistic) },
                         finalize: { u, partials in finalize(u, Moments.treeMerge(partials)) },
-                        apply: nil)
+                        writesOutput: false, apply: { _ in })
     }
 
     /// Normalization only, with coefficients already known (inference).

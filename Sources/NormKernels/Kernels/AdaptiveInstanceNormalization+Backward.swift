@@ -49,15 +49,14 @@ extension AdaptiveInstanceNormalization {
         let s = Double(style.spatial), sPrime = unbiasedVariance ? s - 1 : s
         let contentMean = saved.contentMean, contentInvStd = saved.contentInvStd
         let styleMean = saved.styleMean, styleStd = saved.styleStd
-        let xhat = CoefficientTable(count: slots)
-        defer { xhat.deallocate() }
+        let workspace = contentPlan.workspace.take()
+        defer { contentPlan.workspace.recycle(workspace) }
+        let xhat = CoefficientTable(count: slots, in: workspace)
         for i in 0..<slots { xhat[i] = AffineCoefficients(mean: contentMean[i], invStd: contentInvStd[i]) }
-        let sums = SlotBuffer(count: slots, initial: GradientSums.zero)
-        defer { sums.deallocate() }
-        let table: GradientTable? = dx != nil ? GradientTable(count: slots) : nil
-        defer { table?.deallocate() }
+        let sums = SlotBuffer(count: slots, initial: GradientSums.zero, in: workspace)
+        let table: GradientTable? = dx != nil ? GradientTable(count: slots, in: workspace) : nil
         channelGroupsBackward(contentPlan, x: x, dy: dy, xhat: xhat, channelSums: sums.base,
-                              table: table, dx: dx) { slot, slotSums in
+                              table: table, dx: dx, workspace: workspace) { slot, slotSums in
             guard let table else { return }
             let gain = styleStd[slot], r = contentInvStd[slot], sum = slotSums[0]
             table[slot] = GradientCoefficients(mean: contentMean[slot], invStd: r, a: gain * r,
@@ -66,8 +65,7 @@ extension AdaptiveInstanceNormalization {
 
         guard let dstyle else { return }
         // dy_style = dμ/S + b·(y − μ_y) = b·(y − p) + (dμ/S + b·(p − μ_y)),  b = dσ/(S′·σ_y)
-        let styleTable = GradientTable(count: slots)
-        defer { styleTable.deallocate() }
+        let styleTable = GradientTable(count: slots, in: workspace)
         for i in 0..<slots {
             let b = sums[i].dyXhat / (sPrime * styleStd[i])
             let p = Float(styleMean[i])

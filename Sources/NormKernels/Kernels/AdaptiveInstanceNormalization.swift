@@ -79,15 +79,19 @@ public struct AdaptiveInstanceNormalization: Sendable {
         let y = try Check.base(output, "output")
         let slots = content.n * content.c, eps = epsilon, unbiased = unbiasedVariance
         func variance(_ m: Moments) -> Double { unbiased ? m.unbiasedVariance : m.biasedVariance }
-        let styleMean = SlotBuffer(count: slots, initial: 0.0), styleStd = SlotBuffer(count: slots, initial: 0.0)
-        let contentMean = SlotBuffer(count: slots, initial: 0.0), contentInvStd = SlotBuffer(count: slots, initial: 0.0)
-        let table = CoefficientTable(count: slots, streaming: contentPlan.store.streaming(output: y, reading: x, s))
-        defer { [styleMean, styleStd, contentMean, contentInvStd].forEach { $0.deallocate() }; table.deallocate() }
-        normalizeChannelGroups(stylePlan, input: s, output: nil, table: nil) { slot, m in
+        let workspace = contentPlan.workspace.take()
+        defer { contentPlan.workspace.recycle(workspace) }
+        let styleMean = SlotBuffer(count: slots, initial: 0.0, in: workspace)
+        let styleStd = SlotBuffer(count: slots, initial: 0.0, in: workspace)
+        let contentMean = SlotBuffer(count: slots, initial: 0.0, in: workspace)
+        let contentInvStd = SlotBuffer(count: slots, initial: 0.0, in: workspace)
+        let table = CoefficientTable(count: slots, streaming: contentPlan.store.streaming(output: y, reading: x, s),
+                                     in: workspace)
+        normalizeChannelGroups(stylePlan, input: s, output: nil, table: nil, workspace: workspace) { slot, m in
             styleMean[slot] = m.mean
             styleStd[slot] = (variance(m) + Double(eps)).squareRoot()
         }
-        normalizeChannelGroups(contentPlan, input: x, output: y, table: table) { slot, m in
+        normalizeChannelGroups(contentPlan, input: x, output: y, table: table, workspace: workspace) { slot, m in
             contentMean[slot] = m.mean
             contentInvStd[slot] = inverseStandardDeviation(variance(m), eps)
             table[slot] = AffineCoefficients(mean: m.mean, invStd: contentInvStd[slot],

@@ -53,14 +53,14 @@ extension BatchNormalization {
         guard dx != nil || gradScale != nil || gradBias != nil else { return }
         let channels = shape.c, count = Double(shape.n * shape.spatial)
         let mean = saved.mean, invStd = saved.invStd
-        let xhat = CoefficientTable(count: channels)
-        defer { xhat.deallocate() }
+        let workspace = paths.workspace.take()
+        defer { paths.workspace.recycle(workspace) }
+        let xhat = CoefficientTable(count: channels, in: workspace)
         for c in 0..<channels { xhat[c] = AffineCoefficients(mean: mean[c], invStd: invStd[c]) }
-        let sums = SlotBuffer(count: channels, initial: GradientSums.zero)
-        defer { sums.deallocate() }
-        let table: GradientTable? = dx != nil ? GradientTable(count: channels) : nil
-        defer { table?.deallocate() }
-        channelPasses(x: x, dy: dy, mask: mask, xhat: xhat, reduce: true, table: table, dx: dx, dxReadsInput: true) { c, s in
+        let sums = SlotBuffer(count: channels, initial: GradientSums.zero, in: workspace)
+        let table: GradientTable? = dx != nil ? GradientTable(count: channels, in: workspace) : nil
+        channelPasses(x: x, dy: dy, mask: mask, xhat: xhat, reduce: true, table: table, dx: dx, dxReadsInput: true,
+                      workspace: workspace) { c, s in
             sums[c] = s
             if let table {
                 let gain = Double(scale?[c] ?? 1), r = invStd[c]
@@ -107,19 +107,18 @@ extension BatchNormalization {
         let needSums = gradScale != nil || gradBias != nil
         guard dx != nil || needSums else { return }
         let channels = shape.c
-        let xhat = CoefficientTable(count: channels)
-        defer { xhat.deallocate() }
-        let table: GradientTable? = dx != nil ? GradientTable(count: channels) : nil
-        defer { table?.deallocate() }
+        let workspace = paths.workspace.take()
+        defer { paths.workspace.recycle(workspace) }
+        let xhat = CoefficientTable(count: channels, in: workspace)
+        let table: GradientTable? = dx != nil ? GradientTable(count: channels, in: workspace) : nil
         for c in 0..<channels {
             let r = inverseStandardDeviation(Double(runningVariance[c]), epsilon)
             xhat[c] = AffineCoefficients(mean: Double(runningMean[c]), invStd: r)
             table?[c] = GradientCoefficients(pivot: 0, a: Float(Double(scale?[c] ?? 1) * r), b: 0, c: 0)
         }
-        let sums = SlotBuffer(count: channels, initial: GradientSums.zero)
-        defer { sums.deallocate() }
+        let sums = SlotBuffer(count: channels, initial: GradientSums.zero, in: workspace)
         channelPasses(x: x, dy: dy, mask: mask, xhat: xhat, reduce: needSums, table: table, dx: dx,
-                      dxReadsInput: false) { c, s in sums[c] = s }
+                      dxReadsInput: false, workspace: workspace) { c, s in sums[c] = s }
         for c in 0..<channels {
             gradScale?[c] = Float(sums[c].dyXhat)
             gradBias?[c] = Float(sums[c].dy)
@@ -161,66 +160,62 @@ extension BatchNormalization {
     /// The passes over the data: per-channel sums (when `reduce`; `finalize(c, sums)`
     /// runs once per channel), then dx from `table` (when `dx`; without
     /// `dxReadsInput` dx = a·g, x unread). NCHW uses the rows geometry (unit =
-    /// channel, N segments of H·W), NHWC/[N, D] the columns geometry.
+    /// channel, N segments of H·W), NHWC/[N, D] the columns geometry; their
+    /// partials come from `workspace`. The output passes are local functions
+    /// passed as non-escaping closures (no context on the heap).
     /// (Internal: `SynchronizedBatchNormalization` calls it twice, sums then dx,
     /// with the sums exchanged between processes in between.)
     func channelPasses(
         x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
         xhat: CoefficientTable, reduce: Bool, table: GradientTable?, dx: UnsafeMutablePointer<Float>?,
-        dxReadsInput: Bool, finalize: (Int, GradientSums) -> Void
+        dxReadsInput: Bool, workspace: Arena, finalize: (Int, GradientSums) -> Void
     ) {
         let xForDx: UnsafePointer<Float>? = dxReadsInput ? x : nil
         let channels = shape.c
         let streaming = dx.map { paths.training.streaming(output: $0, reading: x, dy, mask) } ?? false
-        withoutActuallyEscaping(finalize) { finalize in
-            switch paths.path {
-            case .columns(let g):
-                let apply: ((Int, Int, Int) -> Void)? = dx.map { dx in
-                    { _, first, rows in
-                        let o = first * channels
-                        BlockGradients.applyColumns(x: xForDx.map { $0 + o }, dy: dy + o, mask: mask.map { $0 + o }, dx + o,
-                                                    rows: rows, columns: channels, stride: channels, table: table!, slot: 0,
-                                                    streaming: streaming)
-                    }
-                }
-                guard reduce else {
-                    if let apply { g.apply(threading: threading, apply) }
-                    return
-                }
-                g.reduceThenApply(
-                    threading: threading,
-                    reduce: { _, first, rows, out in
-                        let o = first * channels
-                        BlockGradients.columns(
-                            x + o, dy + o, mask: mask.map { $0 + o }, rows: rows, columns: channels, stride: channels,
-                            pivot: xhat.pivot, scale: xhat.scale, shift: xhat.shift, into: out)
-                    },
-                    finalize: { _, range, sums in for c in range { finalize(c, sums[c]) } },
-                    apply: apply)
-            case .shortRuns:
-                shortRunPasses(x: x, dy: dy, mask: mask, xForDx: xForDx, xhat: xhat, reduce: reduce, table: table,
-                               dx: dx, streaming: streaming, finalize: finalize)
-            case .channelRuns(let g):   // the forward's blocks
-                let apply: ((RowBlock) -> Void)? = dx.map { dx in
-                    { b in
-                        BlockGradients.apply(x: xForDx.map { $0 + b.offset }, dy: dy + b.offset, mask: mask.map { $0 + b.offset },
-                                             gamma: nil, dx + b.offset, b.count, table![b.unit], streaming: streaming)
-                    }
-                }
-                guard reduce else {
-                    if let apply { g.apply(threading: threading, apply) }
-                    return
-                }
-                g.reduceThenApply(
-                    threading: threading,
-                    reduce: { b in
-                        BlockGradients.segmented(x + b.offset, dy + b.offset, length: b.count, stride: g.segmentStride,
-                                                 segments: b.segmentCount, xhat[b.unit],
-                                                 mask: mask.map { $0 + b.offset }, gamma: nil, following: b.following)
-                    },
-                    finalize: { c, parts in finalize(c, GradientSums.treeSum(parts)) },
-                    apply: apply)
+        switch paths.path {
+        case .columns(let g):
+            func apply(_: Int, _ first: Int, _ rows: Int) {
+                let o = first * channels
+                BlockGradients.applyColumns(x: xForDx.map { $0 + o }, dy: dy + o, mask: mask.map { $0 + o }, dx! + o,
+                                            rows: rows, columns: channels, stride: channels, table: table!, slot: 0,
+                                            streaming: streaming)
             }
+            guard reduce else {
+                if dx != nil { g.apply(threading: threading, apply) }
+                return
+            }
+            g.reduceThenApply(
+                threading: threading, workspace: workspace,
+                reduce: { _, first, rows, out in
+                    let o = first * channels
+                    BlockGradients.columns(
+                        x + o, dy + o, mask: mask.map { $0 + o }, rows: rows, columns: channels, stride: channels,
+                        pivot: xhat.pivot, scale: xhat.scale, shift: xhat.shift, into: out)
+                },
+                finalize: { _, range, sums in for c in range { finalize(c, sums[c]) } },
+                writesOutput: dx != nil, apply: apply)
+        case .shortRuns:
+            shortRunPasses(x: x, dy: dy, mask: mask, xForDx: xForDx, xhat: xhat, reduce: reduce, table: table,
+                           dx: dx, streaming: streaming, workspace: workspace, finalize: finalize)
+        case .channelRuns(let g):   // the forward's blocks
+            func apply(_ b: RowBlock) {
+                BlockGradients.apply(x: xForDx.map { $0 + b.offset }, dy: dy + b.offset, mask: mask.map { $0 + b.offset },
+                                     gamma: nil, dx! + b.offset, b.count, table![b.unit], streaming: streaming)
+            }
+            guard reduce else {
+                if dx != nil { g.apply(threading: threading, apply) }
+                return
+            }
+            g.reduceThenApply(
+                threading: threading, workspace: workspace,
+                reduce: { b in
+                    BlockGradients.segmented(x + b.offset, dy + b.offset, length: b.count, stride: g.segmentStride,
+                                             segments: b.segmentCount, xhat[b.unit],
+                                             mask: mask.map { $0 + b.offset }, gamma: nil, following: b.following)
+                },
+                finalize: { c, parts in finalize(c, GradientSums.treeSum(parts)) },
+                writesOutput: dx != nil, apply: apply)
         }
     }
 
@@ -233,15 +228,14 @@ extension BatchNormalization {
     private func shortRunPasses(
         x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>?, xForDx: UnsafePointer<Float>?,
         xhat: CoefficientTable, reduce: Bool, table: GradientTable?, dx: UnsafeMutablePointer<Float>?,
-        streaming: Bool, finalize: (Int, GradientSums) -> Void
+        streaming: Bool, workspace: Arena, finalize: (Int, GradientSums) -> Void
     ) {
         let n = shape.n, c = shape.c, hw = shape.spatial
         let perSample = c * hw
-        let partials: UnsafeMutablePointer<GradientSums>? = reduce ? .allocate(capacity: n * c) : nil
-        defer { partials?.deallocate() }
+        let partials: UnsafeMutablePointer<GradientSums>? = reduce ? workspace.take(GradientSums.self, count: n * c) : nil
         let write = dx != nil && table != nil
         // One parallel call: sums per (sample, channel) run, the per-channel trees, then dx.
-        let phases = [Parallel.Phase(count: reduce ? n : 0, elementsPerItem: perSample),
+        let phases: InlineArray = [Parallel.Phase(count: reduce ? n : 0, elementsPerItem: perSample),
                       Parallel.Phase(count: reduce ? c : 0, elementsPerItem: 8 * n),
                       Parallel.Phase(count: write ? n : 0, elementsPerItem: perSample)]
         Parallel.forEach(phases: phases, threading: threading) { phase, range in

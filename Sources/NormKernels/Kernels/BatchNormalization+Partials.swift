@@ -9,18 +9,18 @@ extension BatchNormalization {
     /// merge tree of `forwardTraining` (NCHW: blocks of each channel's runs, tree
     /// over the blocks; NHWC/[N, D]: column partials per row block, `RowTree` down
     /// the row blocks).
-    func channelMoments(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Moments>) {
+    func channelMoments(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Moments>, workspace: Arena) {
         if shape.isChannelsLast {
             let c = shape.c
             columns.reduceThenApply(
-                threading: threading,
+                threading: threading, workspace: workspace,
                 reduce: { _, first, rows, partials in
                     BlockMoments.columns(x + first * c, rows: rows, columns: c, stride: c, into: partials)
                 },
                 finalize: { _, channels, merged in for ch in channels { out[ch] = merged[ch] } },
-                apply: nil)
+                writesOutput: false, apply: { _, _, _ in })
         } else {
-            rows.reduce(x, statistic: .moments, threading: threading, into: out)
+            rows.reduce(x, statistic: .moments, threading: threading, workspace: workspace, into: out)
         }
     }
 

@@ -103,9 +103,10 @@ public struct BatchNormalization: Sendable {
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
         let id = try identity.map { try Check.base($0, "identity") }
         let c = shape.c
-        let moments = SlotBuffer(count: c, initial: Moments.empty)
-        let table = CoefficientTable(count: c, streaming: paths.training.streaming(output: y, reading: x, id))
-        defer { moments.deallocate(); table.deallocate() }
+        let workspace = paths.workspace.take()
+        defer { paths.workspace.recycle(workspace) }
+        let moments = SlotBuffer(count: c, initial: Moments.empty, in: workspace)
+        let table = CoefficientTable(count: c, streaming: paths.training.streaming(output: y, reading: x, id), in: workspace)
         let relu = fusedReLU, eps = epsilon
         func coefficients(_ channel: Int, _ m: Moments) {
             moments[channel] = m
@@ -115,7 +116,7 @@ public struct BatchNormalization: Sendable {
         }
         switch paths.path {
         case .columns(let g):
-            g.reduceThenApply(x, threading: threading,
+            g.reduceThenApply(x, threading: threading, workspace: workspace,
                 finalize: { _, channels, merged in for ch in channels { coefficients(ch, merged[ch]) } },
                 apply: { m, first, rows in
                     table.applyColumns(x, y, matrix: m, geometry: g, first: first, rows: rows, relu: relu, identity: id)
@@ -124,14 +125,14 @@ public struct BatchNormalization: Sendable {
             // Short runs (H·W = 49): the channel-major output pass would jump C·H·W
             // values between runs; gather statistics channel by channel, then write
             // the output in memory order as inference does.
-            g.reduce(x, statistic: .moments, threading: threading, finalize: coefficients)
+            g.reduce(x, statistic: .moments, threading: threading, workspace: workspace, finalize: coefficients)
             applyInMemoryOrder(memoryOrder, x, y, table, identity: id)
         case .channelRuns(let g):
-            g.reduceThenApply(x, statistic: .moments, threading: threading,
+            g.reduceThenApply(x, statistic: .moments, threading: threading, workspace: workspace,
                 finalize: coefficients,
                 apply: { table.applyRuns(x, y, $0, run: g.segmentLength, runsPerSegment: 1, relu: relu, identity: id) })
         }
-        let batch = moments.array
+        let batch = moments.buffer
         let updated = running?.fold(batch: batch) ?? false
         return SavedStatistics(mean: batch.map(\.mean),
                                invStd: batch.map { inverseStandardDeviation($0.biasedVariance, eps) },
@@ -159,8 +160,10 @@ public struct BatchNormalization: Sendable {
         let (runningMean, runningVariance) = try running.snapshot(expectedChannels: shape.c)
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
         let id = try identity.map { try Check.base($0, "identity") }
-        let table = CoefficientTable(count: shape.c, streaming: paths.inference.streaming(output: y, reading: x, id))
-        defer { table.deallocate() }
+        let workspace = paths.workspace.take()
+        defer { paths.workspace.recycle(workspace) }
+        let table = CoefficientTable(count: shape.c, streaming: paths.inference.streaming(output: y, reading: x, id),
+                                     in: workspace)
         for ch in 0..<shape.c {
             table[ch] = AffineCoefficients(
                 mean: Double(runningMean[ch]),
@@ -213,6 +216,8 @@ struct BatchNormPlan: Sendable {
     /// Training forward and backward (two passes) and inference (one pass).
     let training: StorePolicy
     let inference: StorePolicy
+    /// Where a call's workspace comes from.
+    let workspace = WorkspacePool()
 
     init(shape: TensorShape, threading: Threading) {
         memoryOrder = RowsGeometry(units: shape.n, segmentLength: shape.c * shape.spatial,

@@ -10,18 +10,13 @@ struct CoefficientTable {
     /// Write outputs with non-temporal stores (the plan's `StorePolicy`, checked per call).
     let streaming: Bool
 
-    init(count: Int, streaming: Bool = false) {
+    /// Carved from the call's workspace (valid until the call returns it).
+    init(count: Int, streaming: Bool = false, in workspace: Arena) {
         self.count = count
         self.streaming = streaming
-        pivot = .allocate(capacity: count)
-        scale = .allocate(capacity: count)
-        shift = .allocate(capacity: count)
-    }
-
-    func deallocate() {
-        pivot.deallocate()
-        scale.deallocate()
-        shift.deallocate()
+        pivot = workspace.take(Float.self, count: count)
+        scale = workspace.take(Float.self, count: count)
+        shift = workspace.take(Float.self, count: count)
     }
 
     @inline(__always)
@@ -92,15 +87,16 @@ func inverseStandardDeviation(_ variance: Double, _ epsilon: Float) -> Double {
 struct SlotBuffer<T> {
     let base: UnsafeMutablePointer<T>
     let count: Int
-    init(count: Int, initial: T) {
+    /// Carved from the call's workspace (valid until the call returns it).
+    init(count: Int, initial: T, in workspace: Arena) {
         self.count = count
-        base = .allocate(capacity: max(1, count))
+        base = workspace.take(T.self, count: max(1, count))
         base.initialize(repeating: initial, count: max(1, count))
     }
     @inline(__always) subscript(i: Int) -> T {
         get { base[i] }
         nonmutating set { base[i] = newValue }
     }
-    var array: [T] { Array(UnsafeBufferPointer(start: base, count: count)) }
-    func deallocate() { base.deallocate() }
+    var buffer: UnsafeBufferPointer<T> { UnsafeBufferPointer(start: base, count: count) }
+    var array: [T] { Array(buffer) }
 }

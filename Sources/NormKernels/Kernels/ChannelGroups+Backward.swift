@@ -12,10 +12,11 @@
 /// that group's `groupSize` channel sums (also stored in `channelSums` at n·C + c);
 /// when `dx` is given it must fill `table` for the group's (n, c) slots.
 /// Results do not depend on the thread count (fixed blocks, fixed trees).
+/// Side tables and partials come from `workspace`.
 func channelGroupsBackward(
     _ plan: ChannelGroupsPlan, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
     xhat: CoefficientTable, channelSums: UnsafeMutablePointer<GradientSums>,
-    table: GradientTable?, dx: UnsafeMutablePointer<Float>?,
+    table: GradientTable?, dx: UnsafeMutablePointer<Float>?, workspace: Arena,
     finalizeGroup: (_ groupSlot: Int, _ channelSums: UnsafePointer<GradientSums>) -> Void
 ) {
     let shape = plan.shape, groupSize = plan.groupSize, threading = plan.threading
@@ -24,39 +25,35 @@ func channelGroupsBackward(
     switch plan.backward {
     case .columns(let g):
         // Column j of sample n uses its group's x̂ coefficients.
-        let expanded = CoefficientTable(count: shape.n * channels)
-        defer { expanded.deallocate() }
+        let expanded = CoefficientTable(count: shape.n * channels, in: workspace)
         for n in 0..<shape.n {
             for group in 0..<groups {
                 let coefficients = xhat[n * groups + group], first = n * channels + group * groupSize
                 for j in 0..<groupSize { expanded[first + j] = coefficients }
             }
         }
-        withoutActuallyEscaping(finalizeGroup) { finalizeGroup in
-            // Merge ranges hold whole groups, so each range finalizes its own groups.
-            g.reduceThenApply(
-                threading: threading, slotGroup: groupSize,
-                reduce: { m, first, rows, out in
-                    let o = m * g.matrixElements + first * channels, s = m * channels
-                    BlockGradients.columns(
-                        x + o, dy + o, mask: nil, rows: rows, columns: channels, stride: channels,
-                        pivot: expanded.pivot + s, scale: expanded.scale + s, shift: expanded.shift + s, into: out)
-                },
-                finalize: { m, range, sums in
-                    for c in range { channelSums[m * channels + c] = sums[c] }
-                    for group in (range.lowerBound / groupSize)..<(range.upperBound / groupSize) {
-                        finalizeGroup(m * groups + group, channelSums + m * channels + group * groupSize)
-                    }
-                },
-                apply: dx.map { dx in
-                    { m, first, rows in
-                        let o = m * g.matrixElements + first * channels
-                        BlockGradients.applyColumns(x: x + o, dy: dy + o, mask: nil, dx + o, rows: rows,
-                                                    columns: channels, stride: channels, table: table!, slot: m * channels,
-                                                    streaming: streaming)
-                    }
-                })
-        }
+        // Merge ranges hold whole groups, so each range finalizes its own groups.
+        g.reduceThenApply(
+            threading: threading, workspace: workspace, slotGroup: groupSize,
+            reduce: { m, first, rows, out in
+                let o = m * g.matrixElements + first * channels, s = m * channels
+                BlockGradients.columns(
+                    x + o, dy + o, mask: nil, rows: rows, columns: channels, stride: channels,
+                    pivot: expanded.pivot + s, scale: expanded.scale + s, shift: expanded.shift + s, into: out)
+            },
+            finalize: { m, range, sums in
+                for c in range { channelSums[m * channels + c] = sums[c] }
+                for group in (range.lowerBound / groupSize)..<(range.upperBound / groupSize) {
+                    finalizeGroup(m * groups + group, channelSums + m * channels + group * groupSize)
+                }
+            },
+            writesOutput: dx != nil,
+            apply: { m, first, rows in
+                let o = m * g.matrixElements + first * channels
+                BlockGradients.applyColumns(x: x + o, dy: dy + o, mask: nil, dx! + o, rows: rows,
+                                            columns: channels, stride: channels, table: table!, slot: m * channels,
+                                            streaming: streaming)
+            })
     case .rows(let g):
         let perSegment = g.blocksPerSegment
         /// Σdy and Σdy·x̂ of `count` values of unit u at element `o`.
@@ -90,22 +87,19 @@ func channelGroupsBackward(
             }
             return
         }
-        withoutActuallyEscaping(finalizeGroup) { finalizeGroup in
-            g.reduceThenApply(
-                threading: threading,
-                reduce: { b in sums(b.offset, b.count, unit: b.unit) },
-                finalize: { u, parts in
-                    // Unit u = n·G + g holds channels (n, g·size + j): slots u·size + j.
-                    let base = u * groupSize
-                    for j in 0..<groupSize {
-                        channelSums[base + j] = GradientSums.treeSum(count: perSegment) { parts[j * perSegment + $0] }
-                    }
-                    finalizeGroup(u, channelSums + base)
-                },
-                apply: dx.map { dx in
-                    { b in writeDx(dx, b.offset, b.count, slot: b.unit * groupSize + b.segment) }
-                })
-        }
+        g.reduceThenApply(
+            threading: threading, workspace: workspace,
+            reduce: { b in sums(b.offset, b.count, unit: b.unit) },
+            finalize: { u, parts in
+                // Unit u = n·G + g holds channels (n, g·size + j): slots u·size + j.
+                let base = u * groupSize
+                for j in 0..<groupSize {
+                    channelSums[base + j] = GradientSums.treeSum(count: perSegment) { parts[j * perSegment + $0] }
+                }
+                finalizeGroup(u, channelSums + base)
+            },
+            writesOutput: dx != nil,
+            apply: { b in writeDx(dx!, b.offset, b.count, slot: b.unit * groupSize + b.segment) })
     }
 }
 

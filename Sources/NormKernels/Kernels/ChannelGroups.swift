@@ -35,6 +35,8 @@ struct ChannelGroupsPlan: Sendable {
     let backwardLoopsOverUnits: Bool
     let store: StorePolicy
     let threading: Threading
+    /// Where a call's workspace comes from.
+    let workspace = WorkspacePool()
 
     init(shape: TensorShape, groupSize: Int, threading: Threading) {
         self.shape = shape
@@ -70,21 +72,22 @@ struct ChannelGroupsPlan: Sendable {
 /// The forward of a channel-groups plan. `finalize(groupSlot, moments)` runs once
 /// per (n, g) (slot n·G + g) and must fill `table` for slots
 /// n·C + g·groupSize ..< n·C + (g + 1)·groupSize before that group is applied.
-/// With `output` nil only statistics are computed.
+/// With `output` nil only statistics are computed. The geometries' partials
+/// come from `workspace`.
 func normalizeChannelGroups(
     _ plan: ChannelGroupsPlan, input x: UnsafePointer<Float>, output y: UnsafeMutablePointer<Float>?,
-    table: CoefficientTable?, finalize: (Int, Moments) -> Void
+    table: CoefficientTable?, workspace: Arena, finalize: (Int, Moments) -> Void
 ) {
     let shape = plan.shape, groupSize = plan.groupSize, groups = shape.c / groupSize
     switch plan.forward {
     case .columns(let g):
-        g.reduceThenApply(x, groupSize: groupSize, threading: plan.threading,
+        g.reduceThenApply(x, groupSize: groupSize, threading: plan.threading, workspace: workspace,
             finalize: { n, range, moments in for group in range { finalize(n * groups + group, moments[group]) } },
             apply: { n, first, rows in
                 if let y, let table { table.applyColumns(x, y, matrix: n, geometry: g, first: first, rows: rows, relu: false) }
             })
     case .rows(let g):
-        g.reduceThenApply(x, statistic: .moments, threading: plan.threading,
+        g.reduceThenApply(x, statistic: .moments, threading: plan.threading, workspace: workspace,
             finalize: finalize,
             apply: { block in
                 if let y, let table { table.applyRuns(x, y, block, run: shape.spatial, runsPerSegment: groupSize, relu: false) }

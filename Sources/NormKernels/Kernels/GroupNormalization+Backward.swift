@@ -60,14 +60,14 @@ extension GroupNormalization {
         let slots = shape.n * groups, size = shape.c / groups, channels = shape.c, G = groups
         let count = Double(size * shape.spatial)
         let mean = saved.mean, invStd = saved.invStd
-        let xhat = CoefficientTable(count: slots)
-        defer { xhat.deallocate() }
+        let workspace = plan.workspace.take()
+        defer { plan.workspace.recycle(workspace) }
+        let xhat = CoefficientTable(count: slots, in: workspace)
         for s in 0..<slots { xhat[s] = AffineCoefficients(mean: mean[s], invStd: invStd[s]) }
-        let sums = SlotBuffer(count: shape.n * channels, initial: GradientSums.zero)
-        defer { sums.deallocate() }
-        let table: GradientTable? = dx != nil ? GradientTable(count: shape.n * channels) : nil
-        defer { table?.deallocate() }
-        channelGroupsBackward(plan, x: x, dy: dy, xhat: xhat, channelSums: sums.base, table: table, dx: dx) { slot, channelSums in
+        let sums = SlotBuffer(count: shape.n * channels, initial: GradientSums.zero, in: workspace)
+        let table: GradientTable? = dx != nil ? GradientTable(count: shape.n * channels, in: workspace) : nil
+        channelGroupsBackward(plan, x: x, dy: dy, xhat: xhat, channelSums: sums.base, table: table, dx: dx,
+                              workspace: workspace) { slot, channelSums in
             guard let table else { return }
             let n = slot / G, first = (slot - n * G) * size
             func gain(_ j: Int) -> Double { Double(scale?[first + j] ?? 1) }   // a local func: no closure box per slot
@@ -94,9 +94,11 @@ extension GroupNormalization {
         dx: UnsafeMutablePointer<Float>?, gradScale: UnsafeMutablePointer<Float>?, gradBias: UnsafeMutablePointer<Float>?
     ) {
         let hw = shape.spatial, features = shape.c * hw
-        let affine = ExpandedAffine(gamma: gamma, beta: nil, channels: shape.c, spatial: hw)
-        let positions: UnsafeMutablePointer<GradientSums>? = gradScale != nil || gradBias != nil ? .allocate(capacity: features) : nil
-        defer { affine.deallocate(); positions?.deallocate() }
+        let workspace = plan.workspace.take()
+        defer { plan.workspace.recycle(workspace) }
+        let affine = ExpandedAffine(gamma: gamma, beta: nil, channels: shape.c, spatial: hw, in: workspace)
+        let positions: UnsafeMutablePointer<GradientSums>? = gradScale != nil || gradBias != nil
+            ? workspace.take(GradientSums.self, count: features) : nil
         rowNormalizationBackward(
             plan, x: x, dy: dy, mean: saved.mean, invStd: saved.invStd, gamma: affine.gamma.map { UnsafePointer($0) },
             dx: dx, gradScale: nil, gradBias: nil, columnTotals: positions)

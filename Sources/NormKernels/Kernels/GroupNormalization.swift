@@ -59,8 +59,9 @@ public struct GroupNormalization: Sendable {
         case .featureVectors(let rows, _), .groupSegments(let rows, _):
             return normalizeRows(rows, x, y, epsilon: epsilon, gamma: gamma, beta: beta)
         case .expandedAffine(let rows, _):
-            let affine = ExpandedAffine(gamma: gamma, beta: beta, channels: shape.c, spatial: shape.spatial)
-            defer { affine.deallocate() }
+            let workspace = rows.workspace.take()
+            defer { rows.workspace.recycle(workspace) }
+            let affine = ExpandedAffine(gamma: gamma, beta: beta, channels: shape.c, spatial: shape.spatial, in: workspace)
             return normalizeRows(rows, x, y, epsilon: epsilon, gamma: affine.gamma, beta: affine.beta)
         case .channelGroups(let plan):
             return channelGroupsPathForward(plan, x, y, scale: scale?.baseAddress, bias: bias?.baseAddress)
@@ -72,20 +73,22 @@ public struct GroupNormalization: Sendable {
     private func channelGroupsPathForward(_ plan: ChannelGroupsPlan, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                                       scale: UnsafePointer<Float>?, bias: UnsafePointer<Float>?) -> SavedStatistics {
         let slots = shape.n * groups, size = shape.c / groups, channels = shape.c, G = groups, eps = epsilon
-        let mean = SlotBuffer(count: slots, initial: 0.0), invStd = SlotBuffer(count: slots, initial: 0.0)
-        let table = CoefficientTable(count: shape.n * shape.c, streaming: plan.store.streaming(output: y, reading: x))
-        defer { mean.deallocate(); invStd.deallocate(); table.deallocate() }
-        normalizeChannelGroups(plan, input: x, output: y, table: table) { slot, m in
-            mean[slot] = m.mean
-            invStd[slot] = inverseStandardDeviation(m.biasedVariance, eps)
-            let n = slot / G, first = (slot - n * G) * size
-            for c in first..<(first + size) {
-                table[n * channels + c] = AffineCoefficients(
-                    mean: m.mean, invStd: invStd[slot],
-                    gamma: Double(scale?[c] ?? 1), beta: Double(bias?[c] ?? 0))
+        let workspace = plan.workspace.take()
+        defer { plan.workspace.recycle(workspace) }
+        let table = CoefficientTable(count: shape.n * shape.c, streaming: plan.store.streaming(output: y, reading: x),
+                                     in: workspace)
+        return SavedStatistics.filling(count: slots) { mean, invStd in
+            normalizeChannelGroups(plan, input: x, output: y, table: table, workspace: workspace) { slot, m in
+                mean[slot] = m.mean
+                invStd[slot] = inverseStandardDeviation(m.biasedVariance, eps)
+                let n = slot / G, first = (slot - n * G) * size
+                for c in first..<(first + size) {
+                    table[n * channels + c] = AffineCoefficients(
+                        mean: m.mean, invStd: invStd[slot],
+                        gamma: Double(scale?[c] ?? 1), beta: Double(bias?[c] ?? 0))
+                }
             }
         }
-        return SavedStatistics(mean: mean.array, invStd: invStd.array)
     }
 
     /// Small spatial maps (H·W < `smallMapSpatial`) leave the per-(n, c) engine:
@@ -171,24 +174,19 @@ enum GroupNormPlan: Sendable {
 
 /// γ and β repeated over the H·W positions of each channel (NCHW order,
 /// C·H·W values each), for kernels that treat a sample's channels as one row.
-/// Absent γ or β stay absent.
+/// Absent γ or β stay absent. Carved from the call's workspace.
 struct ExpandedAffine {
     let gamma: UnsafeMutablePointer<Float>?
     let beta: UnsafeMutablePointer<Float>?
 
-    init(gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, channels: Int, spatial: Int) {
+    init(gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, channels: Int, spatial: Int, in workspace: Arena) {
         func expand(_ v: UnsafePointer<Float>?) -> UnsafeMutablePointer<Float>? {
             guard let v else { return nil }
-            let out = UnsafeMutablePointer<Float>.allocate(capacity: channels * spatial)
+            let out = workspace.take(Float.self, count: channels * spatial)
             for c in 0..<channels { (out + c * spatial).initialize(repeating: v[c], count: spatial) }
             return out
         }
         self.gamma = expand(gamma)
         self.beta = expand(beta)
-    }
-
-    func deallocate() {
-        gamma?.deallocate()
-        beta?.deallocate()
     }
 }

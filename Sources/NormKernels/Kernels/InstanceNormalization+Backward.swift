@@ -31,16 +31,15 @@ extension InstanceNormalization {
         guard dx != nil || gradScale != nil || gradBias != nil else { return }
         let channels = shape.c, count = Double(shape.spatial)
         let mean = saved.mean, invStd = saved.invStd
-        let xhat = CoefficientTable(count: slots)
-        defer { xhat.deallocate() }
+        let pool = paths.channelGroups.workspace, workspace = pool.take()
+        defer { pool.recycle(workspace) }
+        let xhat = CoefficientTable(count: slots, in: workspace)
         // x̂ coefficients: here for the channel-groups engine, per chunk (in parallel) for tiny instances.
         let path = paths.backward
         let perInstance = path == .channelGroups
         if perInstance { for s in 0..<slots { xhat[s] = AffineCoefficients(mean: mean[s], invStd: invStd[s]) } }
-        let sums = SlotBuffer(count: slots, initial: GradientSums.zero)
-        defer { sums.deallocate() }
-        let table: GradientTable? = dx != nil && perInstance ? GradientTable(count: slots) : nil
-        defer { table?.deallocate() }
+        let sums = SlotBuffer(count: slots, initial: GradientSums.zero, in: workspace)
+        let table: GradientTable? = dx != nil && perInstance ? GradientTable(count: slots, in: workspace) : nil
         let gamma = scale?.baseAddress
         func coefficients(_ slot: Int, _ s: GradientSums) -> GradientCoefficients {
             let gain = Double(gamma?[slot % channels] ?? 1), r = invStd[slot]
@@ -68,7 +67,7 @@ extension InstanceNormalization {
             tinyChannelsBackward(x, dy, mean: mean, invStd: invStd, dx: dx, sums: sums.base, coefficients: coefficients)
         case .channelGroups:
             channelGroupsBackward(paths.channelGroups, x: x, dy: dy, xhat: xhat, channelSums: sums.base,
-                                  table: table, dx: dx) { slot, channelSums in
+                                  table: table, dx: dx, workspace: workspace) { slot, channelSums in
                 table?[slot] = coefficients(slot, channelSums[0])
             }
         }
@@ -85,8 +84,7 @@ extension InstanceNormalization {
         gradScale: UnsafeMutableBufferPointer<Float>? = nil,
         gradBias: UnsafeMutableBufferPointer<Float>? = nil
     ) throws {
-        try BatchNormalization(shape: shape, epsilon: epsilon, threading: threading)
-            .backwardInference(input: input, gradOutput: gradOutput, running: running, scale: scale,
-                               gradInput: gradInput, gradScale: gradScale, gradBias: gradBias)
+        try inference.backwardInference(input: input, gradOutput: gradOutput, running: running, scale: scale,
+                                        gradInput: gradInput, gradScale: gradScale, gradBias: gradBias)
     }
 }

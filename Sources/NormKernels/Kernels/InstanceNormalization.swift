@@ -18,6 +18,9 @@ public struct InstanceNormalization: Sendable {
     public let threading: Threading
     /// The forward's and the backward's paths for this shape and threading.
     let paths: InstanceNormPlan
+    /// Inference normalizes every sample with the same per-channel coefficients:
+    /// BatchNorm inference, built once (its plan owns that path's workspace).
+    let inference: BatchNormalization
 
     public init(shape: TensorShape, epsilon: Float = 1e-5, threading: Threading = .default) throws {
         try shape.validate("shape")
@@ -26,6 +29,7 @@ public struct InstanceNormalization: Sendable {
         self.epsilon = epsilon
         self.threading = threading
         paths = InstanceNormPlan(shape: shape, threading: threading)
+        inference = try BatchNormalization(shape: shape, epsilon: epsilon, threading: threading)
     }
 
     /// How the training forward runs for this shape and threading (chosen at `init`).
@@ -72,17 +76,21 @@ public struct InstanceNormalization: Sendable {
             throw NormError.singleValuePerChannel(argument: "input (H·W per instance)", valuesPerChannel: shape.spatial)
         }
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
+        let pool = paths.channelGroups.workspace, workspace = pool.take()
+        defer { pool.recycle(workspace) }
         switch paths.forward {
         case .tinyUnits:
-            return tinyForwardTraining(x, y, gamma: scale?.baseAddress, beta: bias?.baseAddress, running: running)
+            return tinyForwardTraining(x, y, gamma: scale?.baseAddress, beta: bias?.baseAddress, running: running,
+                                       workspace: workspace)
         case .tinyChannels:
-            let kept: UnsafeMutablePointer<Moments>? = running != nil ? .allocate(capacity: shape.n * shape.c) : nil
-            defer { kept?.deallocate() }
+            let kept: UnsafeMutablePointer<Moments>? = running != nil
+                ? workspace.take(Moments.self, count: shape.n * shape.c) : nil
             let saved = tinyChannelsForwardTraining(x, y, gamma: scale?.baseAddress, beta: bias?.baseAddress, kept: kept)
-            let updated = kept.map { fold(running!, $0) } ?? false
+            let updated = kept.map { fold(running!, $0, workspace: workspace) } ?? false
             return SavedStatistics(mean: saved.mean, invStd: saved.invStd, runningStatisticsUpdated: updated)
         case .channelGroups:
-            return channelGroupsForwardTraining(x, y, gamma: scale?.baseAddress, beta: bias?.baseAddress, running: running)
+            return channelGroupsForwardTraining(x, y, gamma: scale?.baseAddress, beta: bias?.baseAddress, running: running,
+                                                workspace: workspace)
         }
     }
 
@@ -90,20 +98,19 @@ public struct InstanceNormalization: Sendable {
     /// coefficient per (n, c) with γ and β folded in.
     private func channelGroupsForwardTraining(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                                               gamma scale: UnsafePointer<Float>?, beta bias: UnsafePointer<Float>?,
-                                              running: RunningStatistics?) -> SavedStatistics {
+                                              running: RunningStatistics?, workspace: Arena) -> SavedStatistics {
         let plan = paths.channelGroups
         let slots = shape.n * shape.c, channels = shape.c, eps = epsilon
-        let moments = SlotBuffer(count: slots, initial: Moments.empty)
-        let table = CoefficientTable(count: slots, streaming: plan.store.streaming(output: y, reading: x))
-        defer { moments.deallocate(); table.deallocate() }
-        normalizeChannelGroups(plan, input: x, output: y, table: table) { slot, m in
+        let moments = SlotBuffer(count: slots, initial: Moments.empty, in: workspace)
+        let table = CoefficientTable(count: slots, streaming: plan.store.streaming(output: y, reading: x), in: workspace)
+        normalizeChannelGroups(plan, input: x, output: y, table: table, workspace: workspace) { slot, m in
             moments[slot] = m
             let c = slot % channels
             table[slot] = AffineCoefficients(
                 mean: m.mean, invStd: inverseStandardDeviation(m.biasedVariance, eps),
                 gamma: Double(scale?[c] ?? 1), beta: Double(bias?[c] ?? 0))
         }
-        let updated = running.map { fold($0, moments.base) } ?? false
+        let updated = running.map { fold($0, moments.base, workspace: workspace) } ?? false
         return SavedStatistics(mean: (0..<slots).map { moments[$0].mean },
                                invStd: (0..<slots).map { inverseStandardDeviation(moments[$0].biasedVariance, eps) },
                                runningStatisticsUpdated: updated)
@@ -112,10 +119,12 @@ public struct InstanceNormalization: Sendable {
     /// PyTorch's running-statistics update: the batch mean of per-instance
     /// statistics; population mode merges every instance's (count, mean, M2)
     /// into its channel. Returns whether the statistics were updated.
-    private func fold(_ running: RunningStatistics, _ all: UnsafePointer<Moments>) -> Bool {
+    private func fold(_ running: RunningStatistics, _ all: UnsafePointer<Moments>, workspace: Arena) -> Bool {
         let n = shape.n, channels = shape.c
-        var merged = [Moments](repeating: .empty, count: channels)
-        var means = [Double](repeating: 0, count: channels), vars = means
+        let merged = workspace.take(Moments.self, count: channels)
+        let means = workspace.take(Double.self, count: channels), vars = workspace.take(Double.self, count: channels)
+        means.initialize(repeating: 0, count: channels)
+        vars.initialize(repeating: 0, count: channels)
         RowTree.forEachColumn(all, stride: channels, rows: n, columns: 0..<channels) { c, m in merged[c] = m }
         for c in 0..<channels {
             for i in 0..<n {
@@ -123,7 +132,8 @@ public struct InstanceNormalization: Sendable {
                 vars[c] += all[i * channels + c].unbiasedVariance / Double(n)
             }
         }
-        return running.fold(batch: merged, meanOverride: means, unbiasedVarianceOverride: vars)
+        return running.fold(batch: UnsafeBufferPointer(start: merged, count: channels), meanOverride: means,
+                            unbiasedVarianceOverride: vars)
     }
 
     /// NCHW with H·W ≤ `TinyUnits.maxLength`: moments of 8 instances at a time,
@@ -134,13 +144,12 @@ public struct InstanceNormalization: Sendable {
     /// with ~4 values per instance, side buffers cost as much as the data.
     private func tinyForwardTraining(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
                                      gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
-                                     running: RunningStatistics?) -> SavedStatistics {
+                                     running: RunningStatistics?, workspace: Arena) -> SavedStatistics {
         let units = shape.n * shape.c, length = shape.spatial, channels = shape.c, eps = epsilon
-        let kept: UnsafeMutablePointer<Moments>? = running != nil ? .allocate(capacity: units) : nil
-        defer { kept?.deallocate() }
+        let kept: UnsafeMutablePointer<Moments>? = running != nil ? workspace.take(Moments.self, count: units) : nil
         let saved = SavedStatistics.filling(count: units) { meanBase, invBase in
             ChunkSchedule.forEachChunk(units: units, valuesPerUnit: length, threading: threading) { chunk in
-                withUnsafeTemporaryAllocation(of: Moments.self, capacity: 8) { eight in
+                withScratch(of: Moments.self, capacity: 8) { eight in
                     let m8 = eight.baseAddress!
                     for first in stride(from: chunk.lowerBound, to: chunk.upperBound, by: 8) {
                         TinyUnits.moments8(x, first: first, last: chunk.upperBound - 1, length: length, into: m8)
@@ -158,7 +167,7 @@ public struct InstanceNormalization: Sendable {
                 }
             }
         }
-        let updated = kept.map { fold(running!, $0) } ?? false
+        let updated = kept.map { fold(running!, $0, workspace: workspace) } ?? false
         return SavedStatistics(mean: saved.mean, invStd: saved.invStd, runningStatisticsUpdated: updated)
     }
 
@@ -171,10 +180,9 @@ public struct InstanceNormalization: Sendable {
         try validate(input, output, scale, bias, running)
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
         // Same coefficients for every sample: this is BatchNorm inference.
-        try BatchNormalization(shape: shape, epsilon: epsilon, threading: threading)
-            .forwardInference(input: UnsafeBufferPointer(start: x, count: shape.count),
-                              output: UnsafeMutableBufferPointer(start: y, count: shape.count),
-                              scale: scale, bias: bias, running: running)
+        try inference.forwardInference(input: UnsafeBufferPointer(start: x, count: shape.count),
+                                       output: UnsafeMutableBufferPointer(start: y, count: shape.count),
+                                       scale: scale, bias: bias, running: running)
     }
 }
 

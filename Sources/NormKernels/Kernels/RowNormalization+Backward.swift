@@ -79,6 +79,8 @@ struct RowBackwardPlan: Sendable {
     let workers: Int
     let store: StorePolicy
     let threading: Threading
+    /// Where a call's workspace comes from (`workspaceBytes`).
+    let workspace = WorkspacePool()
 
     init(rows: Int, features D: Int, groups: Int = 1, rowsPerSlot R: Int = 1, centered: Bool, threading: Threading) {
         let S = D / groups
@@ -117,10 +119,10 @@ struct RowBackwardPlan: Sendable {
         return workers == 1 || rowBlocks >= 4 * workers ? .wholeRowBlocks : .spreadRowSums
     }
 
-    /// Workspace a call allocates (bytes), for a caller that would preallocate it:
-    /// x̂ coefficients and dx coefficients per slot, and column partials per (row
-    /// block, column) when there are several row blocks; per-worker scratch is
-    /// on the stack.
+    /// Workspace a call carves from `workspace` (bytes, before alignment): x̂
+    /// coefficients and dx coefficients per slot, and column partials per (row
+    /// block, column) when there are several row blocks; per-worker scratch
+    /// comes from `withScratch`.
     func workspaceBytes(gradInput: Bool, columnSums: Bool) -> Int {
         let shortSweep = strategy(gradInput: gradInput) == .shortRowSweep
         let perSlot = shortSweep ? 0 : slots * (3 * 4 + (gradInput ? MemoryLayout<GradientCoefficients>.stride : 0))
@@ -158,26 +160,25 @@ func rowNormalizationBackward<E: NormElement>(
     guard dx != nil || needColumns else { return }
     let strategy = plan.strategy(gradInput: dx != nil)
     let shortSweep = strategy == .shortRowSweep
+    let workspace = plan.workspace.take()
+    defer { plan.workspace.recycle(workspace) }
     // The short-row sweep forms each row's x̂ coefficients itself.
-    let xhat = CoefficientTable(count: shortSweep ? 0 : plan.slots)
-    defer { xhat.deallocate() }
+    let xhat = CoefficientTable(count: shortSweep ? 0 : plan.slots, in: workspace)
     if !shortSweep {
         for u in 0..<plan.slots { xhat[u] = AffineCoefficients(mean: mean?[u] ?? 0, invStd: invStd[u]) }
     }
-    let table: GradientTable? = dx != nil && !shortSweep ? GradientTable(count: plan.slots) : nil
-    defer { table?.deallocate() }
+    let table: GradientTable? = dx != nil && !shortSweep ? GradientTable(count: plan.slots, in: workspace) : nil
     // Column partials per (row block, column). With a single row block (fewer rows
     // than a block) each tile's sums are final: they go from a per-worker buffer
     // straight to dγ/dβ, with no T-sized partial buffer (whose first touch cost
     // as much as the pass) and no merge pass. Same values: a one-part tree is the part.
     let columnSums: UnsafeMutablePointer<GradientSums>? = needColumns && plan.rowBlocks > 1
-        ? .allocate(capacity: plan.rowBlocks * plan.features) : nil
-    defer { columnSums?.deallocate() }
+        ? workspace.take(GradientSums.self, count: plan.rowBlocks * plan.features) : nil
     let pass = RowBackwardPass(
         plan: plan, x: x, dy: dy, mean: mean, invStd: invStd, gamma: gamma, dx: dx,
         gradScale: gradScale, gradBias: gradBias, columnTotals: columnTotals, needColumns: needColumns,
         streaming: dx.map { plan.store.streaming(output: $0, reading: x, dy) } ?? false,
-        xhat: xhat, table: table, columnSums: columnSums)
+        xhat: xhat, table: table, columnSums: columnSums, workspace: workspace)
     switch strategy {
     case .shortRowSweep: pass.sweepShortRowBlocks()
     case .wholeRowBlocks: pass.wholeRowBlocks()

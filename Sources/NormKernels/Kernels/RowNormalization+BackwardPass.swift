@@ -22,6 +22,8 @@ struct RowBackwardPass<E: NormElement> {
     let table: GradientTable?
     /// Column partials per (row block, column), with several row blocks.
     let columnSums: UnsafeMutablePointer<GradientSums>?
+    /// The call's arena (the spread strategy's block sums).
+    let workspace: Arena
 
     /// With a single row block, tiles write their column sums straight to dγ, dβ.
     private var direct: Bool { plan.rowBlocks == 1 }
@@ -33,7 +35,7 @@ struct RowBackwardPass<E: NormElement> {
     /// The row block is the item whatever the worker count, so the bits do not
     /// depend on it.
     func sweepShortRowBlocks() {
-        let phases = [Parallel.Phase(count: plan.rowBlocks, elementsPerItem: plan.rowBlock * plan.features),
+        let phases: InlineArray = [Parallel.Phase(count: plan.rowBlocks, elementsPerItem: plan.rowBlock * plan.features),
                       mergePhase]
         Parallel.forEach(phases: phases, threading: plan.threading) { phase, range in
             guard phase == 0 else { return mergeColumns(range) }
@@ -45,11 +47,11 @@ struct RowBackwardPass<E: NormElement> {
 
     /// `Strategy.wholeRowBlocks`: per row block, its slots' row sums, then its tiles.
     func wholeRowBlocks() {
-        let phases = [Parallel.Phase(count: plan.rowBlocks, elementsPerItem: plan.rowBlock * plan.features),
+        let phases: InlineArray = [Parallel.Phase(count: plan.rowBlocks, elementsPerItem: plan.rowBlock * plan.features),
                       mergePhase]
         Parallel.forEach(phases: phases, threading: plan.threading) { phase, range in
             guard phase == 0 else { return mergeColumns(range) }
-            withUnsafeTemporaryAllocation(of: GradientSums.self, capacity: max(perRow, 8)) { parts in
+            withScratch(of: GradientSums.self, capacity: max(perRow, 8)) { parts in
                 withTileScratch { scratch, tileSums in
                     for rb in range { wholeRowBlock(rb, parts.baseAddress!, scratch, tileSums) }
                 }
@@ -61,9 +63,8 @@ struct RowBackwardPass<E: NormElement> {
     /// per slot, then the tiles. Without dx only the tiles (column sums).
     func spreadRowSums() {
         let rowSums = dx != nil, geometry = plan.rowGeometry
-        let blockSums: UnsafeMutablePointer<GradientSums>? = rowSums ? .allocate(capacity: geometry.blocks) : nil
-        defer { blockSums?.deallocate() }
-        let phases = [
+        let blockSums: UnsafeMutablePointer<GradientSums>? = rowSums ? workspace.take(GradientSums.self, count: geometry.blocks) : nil
+        let phases: InlineArray = [
             Parallel.Phase(count: rowSums ? geometry.blocks : 0, elementsPerItem: geometry.blockLength),
             Parallel.Phase(count: rowSums ? plan.slots : 0, elementsPerItem: perRow * 8),
             Parallel.Phase(count: plan.rowBlocks * plan.tilesPerRowBlock, elementsPerItem: plan.rowBlock * plan.tileWidth),
@@ -224,8 +225,8 @@ struct RowBackwardPass<E: NormElement> {
 
     /// Per-worker scratch: Float32 column accumulators and (single row block) the tile's sums.
     private func withTileScratch(_ body: (UnsafeMutablePointer<Float>, UnsafeMutablePointer<GradientSums>) -> Void) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * plan.tileWidth) { scratch in
-            withUnsafeTemporaryAllocation(of: GradientSums.self, capacity: direct && needColumns ? plan.tileWidth : 1) { sums in
+        withScratch(of: Float.self, capacity: 2 * plan.tileWidth) { scratch in
+            withScratch(of: GradientSums.self, capacity: direct && needColumns ? plan.tileWidth : 1) { sums in
                 body(scratch.baseAddress!, sums.baseAddress!)
             }
         }

@@ -37,6 +37,8 @@ struct RowPlan: Sendable {
     let affineStride: Int
     let store: StorePolicy
     let threading: Threading
+    /// Where a call's workspace comes from (`workspaceBytes`).
+    let workspace = WorkspacePool()
 
     /// `rows` rows of `features` contiguous values.
     init(rows: Int, features: Int, _ statistic: RowStatistic, affinePeriod: Int = 1, threading: Threading) {
@@ -93,13 +95,13 @@ struct RowPlan: Sendable {
     @inline(__always)
     func affineOffset(_ u: Int) -> Int { affinePeriod == 1 ? 0 : (u % affinePeriod) * affineStride }
 
-    /// Workspace a call allocates besides the statistics it returns (bytes), for a
-    /// caller that would preallocate it: the rows geometry's per-unit mean, 1/σ
-    /// and coefficients (its split strategy adds a partial per block); the
-    /// per-row strategies write straight into the returned arrays.
+    /// Workspace a call carves from `workspace` (bytes, before alignment): the
+    /// rows geometry's per-unit coefficients (its split strategy adds a partial
+    /// per block); every strategy writes mean and 1/σ straight into the returned
+    /// arrays.
     var workspaceBytes: Int {
         guard case .geometry = strategy else { return 0 }
-        return units * (2 * MemoryLayout<Double>.stride + 3 * MemoryLayout<Float>.stride)
+        return units * 3 * MemoryLayout<Float>.stride
     }
 
     var description: PlanDescription {
@@ -169,7 +171,7 @@ private func normalizeEightRowsPerVector<E: NormElement>(
     let centered = plan.statistic == .moments
     return SavedStatistics.filling(count: rows) { meanBase, invBase in
         ChunkSchedule.forEachChunk(units: rows, valuesPerUnit: features, threading: plan.threading) { chunk in
-            withUnsafeTemporaryAllocation(of: Moments.self, capacity: 8) { eight in
+            withScratch(of: Moments.self, capacity: 8) { eight in
                 let m8 = eight.baseAddress!
                 /// Statistics of units `first ... last` (≤ 8) of `p` into `m8`.
                 @inline(__always) func statistics<T: NormElement>(_ p: UnsafePointer<T>, first: Int, last: Int) {
@@ -204,7 +206,7 @@ private func normalizeEightRowsPerVector<E: NormElement>(
                 // `E.load8`), then the lane code on Float32. Its gathers load one value
                 // at a time, and one Float16 value at a time converts through a library
                 // call in a build without F16C. The same values: the same bits.
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: 8 * features) { wide in
+                withScratch(of: Float.self, capacity: 8 * features) { wide in
                     for first in stride(from: chunk.lowerBound, to: chunk.upperBound, by: 8) {
                         let count = min(8, chunk.upperBound - first)
                         widen(x + first * features, into: wide.baseAddress!, count * features)
@@ -310,10 +312,11 @@ private func normalizeRowsGeometry<E: NormElement>(
 ) -> SavedStatistics {
     let units = geometry.units, segmentStride = geometry.segmentStride
     let centered = plan.statistic == .moments
-    let mean = SlotBuffer(count: units, initial: 0.0), invStd = SlotBuffer(count: units, initial: 0.0)
-    let table = CoefficientTable(count: units)
-    defer { mean.deallocate(); invStd.deallocate(); table.deallocate() }
-    geometry.reduceThenApply(x, statistic: plan.statistic, threading: plan.threading,
+    let workspace = plan.workspace.take()
+    defer { plan.workspace.recycle(workspace) }
+    let table = CoefficientTable(count: units, in: workspace)
+    return SavedStatistics.filling(count: units) { mean, invStd in
+        geometry.reduceThenApply(x, statistic: plan.statistic, threading: plan.threading, workspace: workspace,
             finalize: { unit, m in
                 if centered {
                     mean[unit] = m.mean
@@ -322,6 +325,7 @@ private func normalizeRowsGeometry<E: NormElement>(
                     table[unit] = AffineCoefficients(mean: m.mean, invStd: invStd[unit])
                 } else {
                     // RMSNorm: m.mean is mean(x²).
+                    mean[unit] = 0
                     invStd[unit] = inverseStandardDeviation(m.mean, eps)
                     table[unit] = AffineCoefficients(pivot: 0, scale: Float(invStd[unit]), shift: 0)
                 }
@@ -332,5 +336,5 @@ private func normalizeRowsGeometry<E: NormElement>(
                                   gamma: gamma.map { $0 + first }, beta: beta.map { $0 + first }, streaming: streaming,
                                   segments: b.segmentCount, stride: segmentStride)
             })
-    return SavedStatistics(mean: mean.array, invStd: invStd.array)
+    }
 }

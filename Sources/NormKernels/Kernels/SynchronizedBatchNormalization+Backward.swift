@@ -42,8 +42,9 @@ extension SynchronizedBatchNormalization {
         var payload = [Double](repeating: 0, count: Self.stepLength(channels: c))
         var localError: (any Error)?
         var mask: UnsafePointer<Float>?
-        let xhat = CoefficientTable(count: c)
-        defer { xhat.deallocate() }
+        let workspace = self.workspace.take()
+        defer { self.workspace.recycle(workspace) }
+        let xhat = CoefficientTable(count: c, in: workspace)
         do {
             try Check.saved(saved.mean, c, "saved.mean")
             try Check.saved(saved.invStd, c, "saved.invStd")
@@ -56,7 +57,7 @@ extension SynchronizedBatchNormalization {
                 payload.withUnsafeMutableBufferPointer { slots in
                     let p = slots.baseAddress!
                     local.channelPasses(x: x, dy: dy, mask: mask, xhat: xhat, reduce: true, table: nil, dx: nil,
-                                        dxReadsInput: true) { ch, sums in
+                                        dxReadsInput: true, workspace: workspace) { ch, sums in
                         p[2 + ch] = sums.dy
                         p[2 + c + ch] = sums.dyXhat
                     }
@@ -76,15 +77,14 @@ extension SynchronizedBatchNormalization {
         let count = (0..<ranks).reduce(0.0) { $0 + gathered[$1 * length + 1] }
         if let local, let dx = gradInput?.baseAddress {
             let x = try Check.base(input, "input"), dy = try Check.base(gradOutput, "gradOutput")
-            let table = GradientTable(count: c)
-            defer { table.deallocate() }
+            let table = GradientTable(count: c, in: workspace)
             for ch in 0..<c {
                 let gain = Double(scale?[ch] ?? 1), r = saved.invStd[ch], s = global[ch]
                 table[ch] = GradientCoefficients(mean: saved.mean[ch], invStd: r, a: gain * r,
                                                  m1: gain * s.dy / count, m2: gain * s.dyXhat / count)
             }
             local.channelPasses(x: x, dy: dy, mask: mask, xhat: xhat, reduce: false, table: table, dx: dx,
-                                dxReadsInput: true) { _, _ in }
+                                dxReadsInput: true, workspace: workspace) { _, _ in }
         }
         for ch in 0..<c {
             let s = parameterGradients == .global

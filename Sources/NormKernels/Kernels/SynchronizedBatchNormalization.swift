@@ -39,6 +39,8 @@ public struct SynchronizedBatchNormalization: Sendable {
     public let exchange: any StatisticsExchange
     /// The local kernel (nil when this rank holds no samples).
     let local: BatchNormalization?
+    /// Where a call's workspace comes from.
+    let workspace = WorkspacePool()
 
     /// Collective: exchanges (C, ε, fusedReLU) with every rank and throws on
     /// every rank if they disagree (``SynchronizationError/channelMismatch(channels:)``,
@@ -99,6 +101,8 @@ public struct SynchronizedBatchNormalization: Sendable {
         let c = shape.c
         var payload = [Double](repeating: 0, count: Self.stepLength(channels: c))
         var localError: (any Error)?
+        let workspace = self.workspace.take()
+        defer { self.workspace.recycle(workspace) }
         do {
             try Check.length(input.count, shape.count, "input")
             try Check.length(output.count, shape.count, "output")
@@ -109,9 +113,8 @@ public struct SynchronizedBatchNormalization: Sendable {
             try RunningStatistics.validate(running, channels: c)
             if let local {
                 let x = try Check.base(input, "input")
-                let moments = UnsafeMutablePointer<Moments>.allocate(capacity: c)
-                defer { moments.deallocate() }
-                local.channelMoments(x, into: moments)
+                let moments = workspace.take(Moments.self, count: c)
+                local.channelMoments(x, into: moments, workspace: workspace)
                 payload[1] = moments[0].count
                 for ch in 0..<c {
                     payload[2 + ch] = moments[ch].mean
@@ -137,15 +140,15 @@ public struct SynchronizedBatchNormalization: Sendable {
         let invStd = batch.map { inverseStandardDeviation($0.biasedVariance, eps) }
         if let local {
             let x = try Check.base(input, "input"), y = try Check.base(output, "output")
-            let table = CoefficientTable(count: c, streaming: StorePolicy(twoPass: shape.count).streaming(output: y, reading: x))
-            defer { table.deallocate() }
+            let table = CoefficientTable(count: c, streaming: StorePolicy(twoPass: shape.count).streaming(output: y, reading: x),
+                                         in: workspace)
             for ch in 0..<c {
                 table[ch] = AffineCoefficients(mean: batch[ch].mean, invStd: invStd[ch],
                                                gamma: Double(scale?[ch] ?? 1), beta: Double(bias?[ch] ?? 0))
             }
             local.applyChannels(x, y, table)
         }
-        let updated = running?.fold(batch: batch) ?? false
+        let updated = batch.withUnsafeBufferPointer { batch in running?.fold(batch: batch) ?? false }
         return SavedStatistics(mean: batch.map(\.mean), invStd: invStd, runningStatisticsUpdated: updated)
     }
 }

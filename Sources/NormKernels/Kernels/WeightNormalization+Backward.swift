@@ -33,17 +33,17 @@ extension WeightNormalization {
         let x = try Check.base(v, "v"), dw = try Check.base(gradWeight, "gradWeight")
         let dv = gradV?.baseAddress
         guard dv != nil || gradG != nil else { return }
-        let gains = Array(g)
-        let xhat = CoefficientTable(count: size)
-        defer { xhat.deallocate() }
+        // g may be gradG (in place): it is read in the pass, gradG written after it.
+        let gains = g
+        let workspace = self.workspace.take()
+        defer { self.workspace.recycle(workspace) }
+        let xhat = CoefficientTable(count: size, in: workspace)
         for i in 0..<size { xhat[i] = AffineCoefficients(pivot: 0, scale: Float(1 / norms[i]), shift: 0) }
-        let dg = SlotBuffer(count: size, initial: 0.0)
-        defer { dg.deallocate() }
-        let table: GradientTable? = dv != nil ? GradientTable(count: size) : nil
-        defer { table?.deallocate() }
+        let dg = SlotBuffer(count: size, initial: 0.0, in: workspace)
+        let table: GradientTable? = dv != nil ? GradientTable(count: size, in: workspace) : nil
         let geometry = self.geometry   // the forward's blocks (short runs grouped)
         geometry.reduceThenApply(
-            threading: threading,
+            threading: threading, workspace: workspace,
             reduce: { b in
                 BlockGradients.segmented(x + b.offset, dw + b.offset, length: b.count, stride: geometry.segmentStride,
                                          segments: b.segmentCount, xhat[b.unit], mask: nil, gamma: nil)
@@ -56,11 +56,10 @@ extension WeightNormalization {
                     table[i] = GradientCoefficients(pivot: 0, a: Float(gain / n), b: Float(-gain * d / (n * n)), c: 0)
                 }
             },
-            apply: dv.map { dv in
-                { b in
-                    BlockGradients.apply(x: x + b.offset, dy: dw + b.offset, mask: nil, gamma: nil,
-                                         dv + b.offset, b.count, table![b.unit])
-                }
+            writesOutput: dv != nil,
+            apply: { b in
+                BlockGradients.apply(x: x + b.offset, dy: dw + b.offset, mask: nil, gamma: nil,
+                                     dv! + b.offset, b.count, table![b.unit])
             })
         if let gradG { for i in 0..<size { gradG[i] = Float(dg[i]) } }
     }

@@ -21,6 +21,8 @@ public struct WeightNormalization: Sendable {
     /// forward and backward, and the forward's store policy: fixed at `init`.
     let geometry: RowsGeometry
     let store: StorePolicy
+    /// Where a call's workspace comes from.
+    let workspace = WorkspacePool()
 
     public init(shape: [Int], dim: Int? = 0, threading: Threading = .default) throws {
         guard !shape.isEmpty else { throw NormError.invalidArgument(argument: "shape", reason: "needs at least one dimension") }
@@ -60,20 +62,23 @@ public struct WeightNormalization: Sendable {
         try Check.length(output.count, count, "output (w)")
         try Check.forwardBuffers(input: ("v", v), output: ("output (w)", output), parameters: ("g", g))
         let x = try Check.base(v, "v"), y = try Check.base(output, "output (w)")
-        let norms = SlotBuffer(count: size, initial: 0.0)
         let streaming = store.streaming(output: y, reading: x)
-        let scale = SlotBuffer(count: size, initial: Float(0))
-        defer { norms.deallocate(); scale.deallocate() }
-        geometry.reduceThenApply(x, statistic: .meanSquare, threading: threading,
-            finalize: { i, m in
-                norms[i] = (m.mean * m.count).squareRoot()
-                scale[i] = Float(Double(g[i]) / norms[i])
-            },
-            apply: { b in
-                Apply.affine(x + b.offset, y + b.offset, b.count,
-                             AffineCoefficients(pivot: 0, scale: scale[b.unit], shift: 0), relu: false,
-                             streaming: streaming)
-            })
-        return norms.array
+        let workspace = self.workspace.take()
+        defer { self.workspace.recycle(workspace) }
+        let scale = SlotBuffer(count: size, initial: Float(0), in: workspace)
+        // The norms go straight into the returned array.
+        return [Double](unsafeUninitializedCapacity: size) { norms, initialized in
+            geometry.reduceThenApply(x, statistic: .meanSquare, threading: threading, workspace: workspace,
+                finalize: { i, m in
+                    norms[i] = (m.mean * m.count).squareRoot()
+                    scale[i] = Float(Double(g[i]) / norms[i])
+                },
+                apply: { b in
+                    Apply.affine(x + b.offset, y + b.offset, b.count,
+                                 AffineCoefficients(pivot: 0, scale: scale[b.unit], shift: 0), relu: false,
+                                 streaming: streaming)
+                })
+            initialized = size
+        }
     }
 }

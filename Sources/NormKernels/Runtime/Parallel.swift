@@ -132,11 +132,15 @@ enum Parallel {
     /// The parallel threshold is applied to the phases' total work (the wake-up is
     /// paid once for all of them). Pinned or warm-worker threading runs the phases
     /// as separate `forEach` calls (pinning maps one range to one worker).
-    static func forEach(
-        phases: [Phase], threading: Threading, _ body: (_ phase: Int, _ range: Range<Int>) -> Void
+    ///
+    /// `phases` is an `InlineArray` (`let phases: InlineArray = [...]`): an array
+    /// literal would be a heap allocation per call.
+    static func forEach<let n: Int>(
+        phases: InlineArray<n, Phase>, threading: Threading, _ body: (_ phase: Int, _ range: Range<Int>) -> Void
     ) {
         var total = 0, widest = 0
-        for phase in phases {
+        for p in phases.indices {
+            let phase = phases[p]
             let cost = phase.count.multipliedReportingOverflow(by: max(1, phase.elementsPerItem))
             let sum = total.addingReportingOverflow(cost.overflow ? Int.max : cost.partialValue)
             total = sum.overflow ? Int.max : sum.partialValue
@@ -145,8 +149,8 @@ enum Parallel {
         let workers = widest > 1 && threading.threads > 1 && total >= threading.parallelThreshold
             ? min(threading.threads, widest) : 1
         if workers == 1 || threading.affinity != .none || threading.spinMicroseconds > 0 {
-            for (p, phase) in phases.enumerated() {
-                let single = workers == 1 ? Threading.serial : threading
+            for p in phases.indices {
+                let phase = phases[p], single = workers == 1 ? Threading.serial : threading
                 forEach(count: phase.count, elementsPerItem: phase.elementsPerItem, threading: single,
                         fromTheEnd: phase.fromTheEnd) { body(p, $0) }
             }

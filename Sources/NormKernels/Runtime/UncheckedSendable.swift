@@ -9,7 +9,8 @@
 /// does not touch them until every worker has finished — the join of
 /// `concurrentPerform` or the completion counter of `WarmWorkers` orders those
 /// writes before the caller's next read. Nothing else in the library may be
-/// `@unchecked Sendable`.
+/// `@unchecked Sendable`, except `Arena` (`Workspace.swift`: one call owns an
+/// arena at a time, handed over through its pool's mutex).
 struct UncheckedSendable<Value>: @unchecked Sendable {
     let value: Value
     init(_ value: Value) { self.value = value }

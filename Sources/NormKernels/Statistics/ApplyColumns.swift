@@ -32,7 +32,7 @@ extension Apply {
             let k = BlockMoments.foldedRows(columns: columns), width = k * columns
             let superRows = rows / k
             if superRows > 0 {
-                withUnsafeTemporaryAllocation(of: Float.self, capacity: 3 * width) { wide in
+                withScratch(of: Float.self, capacity: 3 * width) { wide in
                     let p = wide.baseAddress!, s = p + width, t = p + 2 * width
                     for j in 0..<width { p[j] = pivot[j % columns]; s[j] = scale[j % columns]; t[j] = shift[j % columns] }
                     dispatchColumns(src, dst, superRows, width, width, p, s, t, relu, streaming, res)

@@ -223,7 +223,7 @@ extension BlockGradients {
         pivot: UnsafePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafePointer<Float>
     ) {
         let vectors = periodVectors(columns), period = 8 * vectors
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 4 * period) { buffer in
+        withScratch(of: Float.self, capacity: 4 * period) { buffer in
             let pp = buffer.baseAddress!, pa = pp + period, pb = pa + period, pc = pb + period
             for i in 0..<period {
                 let j = i % columns

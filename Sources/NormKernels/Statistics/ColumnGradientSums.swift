@@ -57,7 +57,7 @@ extension BlockGradients {
         let vectors = periodVectors(columns), period = 8 * vectors
         let total = rows * columns
         let stepsPerFlush = max(1, flushRows * columns / period)
-        withUnsafeTemporaryAllocation(of: F8.self, capacity: 5 * vectors) { buffer in
+        withScratch(of: F8.self, capacity: 5 * vectors) { buffer in
             let p = buffer.baseAddress!, s = p + vectors, t = s + vectors, g = t + vectors, h = g + vectors
             for v in 0..<vectors {
                 for l in 0..<8 {
@@ -112,7 +112,7 @@ extension BlockGradients {
         pivot: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
         into out: UnsafeMutablePointer<GradientSums>
     ) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 2 * columns) { scratch in
+        withScratch(of: Float.self, capacity: 2 * columns) { scratch in
             let accG = scratch.baseAddress!, accH = accG + columns
             var row = 0
             while row < rows {

@@ -65,7 +65,7 @@ extension BlockMoments {
             return
         }
         let width = k * columns
-        withUnsafeTemporaryAllocation(of: Moments.self, capacity: width) { wide in
+        withScratch(of: Moments.self, capacity: width) { wide in
             self.columns(base, rows: superRows, columns: width, stride: width, into: wide.baseAddress!)
             let done = superRows * k
             for c in 0..<columns {

@@ -94,20 +94,13 @@ struct GradientTable {
     let c: UnsafeMutablePointer<Float>
     let count: Int
 
-    init(count: Int) {
+    /// Carved from the call's workspace (valid until the call returns it).
+    init(count: Int, in workspace: Arena) {
         self.count = count
-        let n = max(1, count)
-        pivot = .allocate(capacity: n)
-        a = .allocate(capacity: n)
-        b = .allocate(capacity: n)
-        c = .allocate(capacity: n)
-    }
-
-    func deallocate() {
-        pivot.deallocate()
-        a.deallocate()
-        b.deallocate()
-        c.deallocate()
+        pivot = workspace.take(Float.self, count: count)
+        a = workspace.take(Float.self, count: count)
+        b = workspace.take(Float.self, count: count)
+        c = workspace.take(Float.self, count: count)
     }
 
     @inline(__always)

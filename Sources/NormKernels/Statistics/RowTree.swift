@@ -41,13 +41,13 @@ enum RowTree {
 
     /// `body(j, merged)` for every column j in `columns`, in column order, where
     /// `merged` is the tree merge of rows `0..<rows` of column j (row stride
-    /// `stride`): `merge` over chunks of `columnChunk` columns, scratch on the stack.
+    /// `stride`): `merge` over chunks of `columnChunk` columns, scratch from `withScratch`.
     @inline(__always)
     static func forEachColumn<P: TreeMergeable>(
         _ base: UnsafePointer<P>, stride: Int, rows: Int, columns: Range<Int>, _ body: (Int, P) -> Void
     ) {
         let chunk = columnChunk
-        withUnsafeTemporaryAllocation(of: P.self, capacity: chunk + scratchCount(rows: rows, width: chunk)) { buffer in
+        withScratch(of: P.self, capacity: chunk + scratchCount(rows: rows, width: chunk)) { buffer in
             let out = buffer.baseAddress!
             for c0 in Swift.stride(from: columns.lowerBound, to: columns.upperBound, by: chunk) {
                 let w = min(chunk, columns.upperBound - c0)

@@ -7,14 +7,16 @@ import CNormSupport
 
 @usableFromInline typealias F8 = SIMD8<Float>
 
+/// 8 lanes from `p` (Float: `F8`; Double: `D8`), unaligned.
 @inline(__always)
-func load8(_ p: UnsafePointer<Float>) -> F8 {
-    UnsafeRawPointer(p).loadUnaligned(as: F8.self)
+func load8<S: SIMDScalar>(_ p: UnsafePointer<S>) -> SIMD8<S> {
+    UnsafeRawPointer(p).loadUnaligned(as: SIMD8<S>.self)
 }
 
+/// 8 lanes to `p`, unaligned (through the cache).
 @inline(__always)
-func store8(_ v: F8, _ p: UnsafeMutablePointer<Float>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: F8.self)
+func store8<S: SIMDScalar>(_ v: SIMD8<S>, _ p: UnsafeMutablePointer<S>) {
+    UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<S>.self)
 }
 
 /// a·b + c, fused where the build targets FMA (see `nk_muladd8`).
@@ -32,16 +34,6 @@ typealias D8 = SIMD8<Double>
 @inline(__always)
 func widened(_ v: F8) -> D8 {
     D8(Double(v[0]), Double(v[1]), Double(v[2]), Double(v[3]), Double(v[4]), Double(v[5]), Double(v[6]), Double(v[7]))
-}
-
-@inline(__always)
-func loadD8(_ p: UnsafePointer<Double>) -> D8 {
-    UnsafeRawPointer(p).loadUnaligned(as: D8.self)
-}
-
-@inline(__always)
-func storeD8(_ v: D8, _ p: UnsafeMutablePointer<Double>) {
-    UnsafeMutableRawPointer(p).storeBytes(of: v, as: D8.self)
 }
 
 /// Lane sum in Float64, lanes in order.

@@ -112,8 +112,8 @@ enum ShortRowsBackward {
             }
             flush(chunk)
         }
-        withUnsafeTemporaryAllocation(of: F8.self, capacity: 16) { laneBuffer in
-            withUnsafeTemporaryAllocation(of: Float.self, capacity: 48) { floats in
+        withScratch(of: F8.self, capacity: 16) { laneBuffer in
+            withScratch(of: Float.self, capacity: 48) { floats in
                 let lanes = laneBuffer.baseAddress!
                 // tails: the rows' Σ over the last D % 8 values; k: a, b, c, pivot of 8 rows
                 let tails = floats.baseAddress!, k = tails + 16

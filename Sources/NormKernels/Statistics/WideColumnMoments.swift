@@ -25,8 +25,8 @@ extension BlockMoments {
         _ base: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int,
         into out: UnsafeMutablePointer<Moments>
     ) {
-        withUnsafeTemporaryAllocation(of: Float.self, capacity: 3 * columns) { state in
-            withUnsafeTemporaryAllocation(of: Double.self, capacity: 3 * columns) { total in
+        withScratch(of: Float.self, capacity: 3 * columns) { state in
+            withScratch(of: Double.self, capacity: 3 * columns) { total in
                 let mean = state.baseAddress!, m2 = mean + columns, pivot = m2 + columns
                 let totalMean = total.baseAddress!, totalM2 = totalMean + columns, chunkM2 = totalM2 + columns
                 var first = 0
@@ -75,10 +75,10 @@ extension BlockMoments {
         let f = D8(repeating: fraction), a = D8(repeating: nA)
         var c = 0
         while c + 8 <= columns {
-            let meanA = loadD8(totalMean + c), m2A = loadD8(totalM2 + c)
+            let meanA = load8(totalMean + c), m2A = load8(totalM2 + c)
             let delta = (widened(load8(pivot + c)) + widened(load8(mean + c))) - meanA
-            storeD8(meanA + delta * f, totalMean + c)
-            storeD8(m2A + loadD8(m2 + c) + delta * delta * a * f, totalM2 + c)
+            store8(meanA + delta * f, totalMean + c)
+            store8(m2A + load8(m2 + c) + delta * delta * a * f, totalM2 + c)
             c += 8
         }
         while c < columns {
@@ -154,10 +154,10 @@ extension BlockMoments {
                 if closes {
                     repivot(&k0, &m0); repivot(&k1, &m1); repivot(&k2, &m2v); repivot(&k3, &m3)
                     store8(k0, pivot + c); store8(k1, pivot + c + 8); store8(k2, pivot + c + 16); store8(k3, pivot + c + 24)
-                    storeD8(loadD8(total + c) + widened(s0), total + c)
-                    storeD8(loadD8(total + c + 8) + widened(s1), total + c + 8)
-                    storeD8(loadD8(total + c + 16) + widened(s2), total + c + 16)
-                    storeD8(loadD8(total + c + 24) + widened(s3), total + c + 24)
+                    store8(load8(total + c) + widened(s0), total + c)
+                    store8(load8(total + c + 8) + widened(s1), total + c + 8)
+                    store8(load8(total + c + 16) + widened(s2), total + c + 16)
+                    store8(load8(total + c + 24) + widened(s3), total + c + 24)
                 } else {
                     store8(s0, m2 + c); store8(s1, m2 + c + 8); store8(s2, m2 + c + 16); store8(s3, m2 + c + 24)
                 }
@@ -188,7 +188,7 @@ extension BlockMoments {
             var k = load8(pivot + c), m = load8(mean + c)
             repivot(&k, &m)
             store8(k, pivot + c); store8(m, mean + c)
-            storeD8(loadD8(total + c) + widened(load8(m2 + c)), total + c)
+            store8(load8(total + c) + widened(load8(m2 + c)), total + c)
             store8(F8(), m2 + c)
             c += 8
         }
