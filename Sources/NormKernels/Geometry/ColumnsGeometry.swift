@@ -79,8 +79,8 @@ struct ColumnsGeometry: CustomStringConvertible {
     ///   matrix is applied. Ranges may run concurrently; each must write only its
     ///   own groups' slots.
     /// - `apply(m, firstRow, rowCount)` writes those rows of matrix m.
-    func reduceThenApply(
-        _ x: UnsafePointer<Float>, groupSize: Int = 1, threading: Threading, workspace: Arena,
+    func reduceThenApply<E: NormElement>(
+        _ x: UnsafePointer<E>, groupSize: Int = 1, threading: Threading, workspace: Arena,
         finalize: (_ matrix: Int, _ groups: Range<Int>, _ moments: UnsafePointer<Moments>) -> Void,
         apply: (_ matrix: Int, _ firstRow: Int, _ rowCount: Int) -> Void
     ) {

@@ -301,14 +301,14 @@ extension RowsGeometry {
     }
 
     /// Statistics only (no output pass): per-unit moments into `out[0..<units]`.
-    func reduce(_ x: UnsafePointer<Float>, statistic: RowStatistic, threading: Threading, workspace: Arena,
-                into out: UnsafeMutablePointer<Moments>) {
+    func reduce<E: NormElement>(_ x: UnsafePointer<E>, statistic: RowStatistic, threading: Threading, workspace: Arena,
+                               into out: UnsafeMutablePointer<Moments>) {
         reduce(x, statistic: statistic, threading: threading, workspace: workspace, finalize: { out[$0] = $1 })
     }
 
     /// Statistics only: `finalize(unit, moments)` once per unit, no output pass.
-    func reduce(_ x: UnsafePointer<Float>, statistic: RowStatistic, threading: Threading, workspace: Arena,
-                finalize: (Int, Moments) -> Void) {
+    func reduce<E: NormElement>(_ x: UnsafePointer<E>, statistic: RowStatistic, threading: Threading, workspace: Arena,
+                               finalize: (Int, Moments) -> Void) {
         reduceThenApply(threading: threading, workspace: workspace,
                         reduce: { reduce(x, $0, statistic) },
                         finalize: { u, partials in finalize(u, Moments.treeMerge(partials)) },

@@ -26,6 +26,18 @@ extension AdaptiveInstanceNormalization {
         gradContent: UnsafeMutableBufferPointer<Float>? = nil,
         gradStyle: UnsafeMutableBufferPointer<Float>? = nil
     ) throws {
+        try backwardElements(content: input, style: styleInput, gradOutput: gradOutput, saved: saved,
+                             gradContent: gradContent, gradStyle: gradStyle)
+    }
+
+    /// The backward of every element type: the checks, then the passes
+    /// specialized for `E`.
+    @inline(__always)
+    func backwardElements<E: NormElement>(
+        content input: UnsafeBufferPointer<E>, style styleInput: UnsafeBufferPointer<E>,
+        gradOutput: UnsafeBufferPointer<E>, saved: Saved,
+        gradContent: UnsafeMutableBufferPointer<E>?, gradStyle: UnsafeMutableBufferPointer<E>?
+    ) throws {
         let slots = content.n * content.c
         try Check.length(input.count, content.count, "content")
         try Check.length(styleInput.count, style.count, "style")

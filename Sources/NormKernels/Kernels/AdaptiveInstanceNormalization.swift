@@ -71,10 +71,24 @@ public struct AdaptiveInstanceNormalization: Sendable {
         content input: UnsafeBufferPointer<Float>, style styleInput: UnsafeBufferPointer<Float>,
         output: UnsafeMutableBufferPointer<Float>
     ) throws -> Saved {
+        try forwardElements(content: input, style: styleInput, output: output)
+    }
+
+    /// The forward of every element type (the 16-bit overloads:
+    /// `InstanceNormalization+HalfPrecision.swift`): validation, then the
+    /// channel-groups engine specialized for `E`.
+    @inline(__always)
+    func forwardElements<E: NormElement>(
+        content input: UnsafeBufferPointer<E>, style styleInput: UnsafeBufferPointer<E>,
+        output: UnsafeMutableBufferPointer<E>
+    ) throws -> Saved {
         try Check.length(input.count, content.count, "content")
         try Check.length(styleInput.count, style.count, "style")
         try Check.length(output.count, content.count, "output")
-        try Check.forwardBuffers(input: ("content", input), output: ("output", output), parameters: ("style", styleInput))
+        // `Check.forwardBuffers`' rule, with the style (a tensor of E, not a Float32 parameter) as the parameter.
+        try Check.buffers(writes: [("output", MemorySpan(output))],
+                          reads: [("content", MemorySpan(input)), ("style", MemorySpan(styleInput))],
+                          inPlace: [("output", "content")], bareNameAgainst: "content")
         let x = try Check.base(input, "content"), s = try Check.base(styleInput, "style")
         let y = try Check.base(output, "output")
         let slots = content.n * content.c, eps = epsilon, unbiased = unbiasedVariance
@@ -85,7 +99,8 @@ public struct AdaptiveInstanceNormalization: Sendable {
         let styleStd = SlotBuffer(count: slots, initial: 0.0, in: workspace)
         let contentMean = SlotBuffer(count: slots, initial: 0.0, in: workspace)
         let contentInvStd = SlotBuffer(count: slots, initial: 0.0, in: workspace)
-        let table = CoefficientTable(count: slots, streaming: contentPlan.store.streaming(output: y, reading: x, s),
+        let table = CoefficientTable(count: slots, streaming: E.self == Float.self
+                                                          && contentPlan.store.streaming(output: y, reading: x, s),
                                      in: workspace)
         normalizeChannelGroups(stylePlan, input: s, output: nil, table: nil, workspace: workspace) { slot, m in
             styleMean[slot] = m.mean

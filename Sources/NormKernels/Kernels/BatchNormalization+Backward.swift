@@ -45,9 +45,9 @@ extension BatchNormalization {
 
     /// `backwardTraining` after its checks: g = dy, masked where `mask` ≤ 0 when
     /// given. (BatchNorm + add + ReLU passes dy already masked, and no mask.)
-    func trainingGradients(
-        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>?, saved: SavedStatistics,
-        scale: UnsafeBufferPointer<Float>?, dx: UnsafeMutablePointer<Float>?,
+    func trainingGradients<E: NormElement>(
+        x: UnsafePointer<E>, dy: UnsafePointer<E>, mask: UnsafePointer<E>?, saved: SavedStatistics,
+        scale: UnsafeBufferPointer<Float>?, dx: UnsafeMutablePointer<E>?,
         gradScale: UnsafeMutableBufferPointer<Float>?, gradBias: UnsafeMutableBufferPointer<Float>?
     ) {
         guard dx != nil || gradScale != nil || gradBias != nil else { return }
@@ -98,10 +98,10 @@ extension BatchNormalization {
     }
 
     /// `backwardInference` after its checks, with the snapshot of the running statistics.
-    func inferenceGradients(
-        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
+    func inferenceGradients<E: NormElement>(
+        x: UnsafePointer<E>, dy: UnsafePointer<E>, mask: UnsafePointer<E>?,
         runningMean: [Float], runningVariance: [Float],
-        scale: UnsafeBufferPointer<Float>?, dx: UnsafeMutablePointer<Float>?,
+        scale: UnsafeBufferPointer<Float>?, dx: UnsafeMutablePointer<E>?,
         gradScale: UnsafeMutableBufferPointer<Float>?, gradBias: UnsafeMutableBufferPointer<Float>?
     ) {
         let needSums = gradScale != nil || gradBias != nil
@@ -127,12 +127,12 @@ extension BatchNormalization {
 
     /// Checks shared by both backward passes; returns the ReLU mask (the forward
     /// output) when `fusedReLU`.
-    func validateBackward(
-        _ input: UnsafeBufferPointer<Float>, _ gradOutput: UnsafeBufferPointer<Float>,
-        _ scale: UnsafeBufferPointer<Float>?, _ output: UnsafeBufferPointer<Float>?,
-        _ gradInput: UnsafeMutableBufferPointer<Float>?, _ gradScale: UnsafeMutableBufferPointer<Float>?,
-        _ gradBias: UnsafeMutableBufferPointer<Float>?, gradIdentity: UnsafeMutableBufferPointer<Float>? = nil
-    ) throws -> UnsafePointer<Float>? {
+    func validateBackward<E: NormElement>(
+        _ input: UnsafeBufferPointer<E>, _ gradOutput: UnsafeBufferPointer<E>,
+        _ scale: UnsafeBufferPointer<Float>?, _ output: UnsafeBufferPointer<E>?,
+        _ gradInput: UnsafeMutableBufferPointer<E>?, _ gradScale: UnsafeMutableBufferPointer<Float>?,
+        _ gradBias: UnsafeMutableBufferPointer<Float>?, gradIdentity: UnsafeMutableBufferPointer<E>? = nil
+    ) throws -> UnsafePointer<E>? {
         try Check.length(input.count, shape.count, "input")
         try Check.length(gradOutput.count, shape.count, "gradOutput")
         if fusedReLU, output == nil {
@@ -165,14 +165,16 @@ extension BatchNormalization {
     /// passed as non-escaping closures (no context on the heap).
     /// (Internal: `SynchronizedBatchNormalization` calls it twice, sums then dx,
     /// with the sums exchanged between processes in between.)
-    func channelPasses(
-        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
-        xhat: CoefficientTable, reduce: Bool, table: GradientTable?, dx: UnsafeMutablePointer<Float>?,
+    func channelPasses<E: NormElement>(
+        x: UnsafePointer<E>, dy: UnsafePointer<E>, mask: UnsafePointer<E>?,
+        xhat: CoefficientTable, reduce: Bool, table: GradientTable?, dx: UnsafeMutablePointer<E>?,
         dxReadsInput: Bool, workspace: Arena, finalize: (Int, GradientSums) -> Void
     ) {
-        let xForDx: UnsafePointer<Float>? = dxReadsInput ? x : nil
+        let xForDx: UnsafePointer<E>? = dxReadsInput ? x : nil
         let channels = shape.c
-        let streaming = dx.map { paths.training.streaming(output: $0, reading: x, dy, mask) } ?? false
+        // 16-bit dx goes through the cache (see `normalizeRows`).
+        let streaming = E.self == Float.self
+            && (dx.map { paths.training.streaming(output: $0, reading: x, dy, mask) } ?? false)
         switch paths.path {
         case .columns(let g):
             func apply(_: Int, _ first: Int, _ rows: Int) {
@@ -225,9 +227,9 @@ extension BatchNormalization {
     /// backward [64, 512, 7, 7] took 4.9 ms that way). Sums are formed per
     /// (sample, channel) run, then merged per channel down the samples in a fixed
     /// tree; dx is written run by run with its channel's coefficients.
-    private func shortRunPasses(
-        x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>?, xForDx: UnsafePointer<Float>?,
-        xhat: CoefficientTable, reduce: Bool, table: GradientTable?, dx: UnsafeMutablePointer<Float>?,
+    private func shortRunPasses<E: NormElement>(
+        x: UnsafePointer<E>, dy: UnsafePointer<E>, mask: UnsafePointer<E>?, xForDx: UnsafePointer<E>?,
+        xhat: CoefficientTable, reduce: Bool, table: GradientTable?, dx: UnsafeMutablePointer<E>?,
         streaming: Bool, workspace: Arena, finalize: (Int, GradientSums) -> Void
     ) {
         let n = shape.n, c = shape.c, hw = shape.spatial

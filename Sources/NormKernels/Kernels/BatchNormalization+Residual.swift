@@ -119,10 +119,10 @@ extension BatchNormalization {
     /// chunks of `ResidualGradient.chunk` values, each written by one worker.
     /// Returns what the BatchNorm backward reads next: gradIdentity and no mask
     /// once written, else dy and the mask.
-    private func writeGradIdentity(
-        _ gradOutput: UnsafeBufferPointer<Float>, mask: UnsafePointer<Float>?,
-        _ gradIdentity: UnsafeMutableBufferPointer<Float>?
-    ) throws -> (dy: UnsafePointer<Float>, mask: UnsafePointer<Float>?) {
+    func writeGradIdentity<E: NormElement>(
+        _ gradOutput: UnsafeBufferPointer<E>, mask: UnsafePointer<E>?,
+        _ gradIdentity: UnsafeMutableBufferPointer<E>?
+    ) throws -> (dy: UnsafePointer<E>, mask: UnsafePointer<E>?) {
         let dy = try Check.base(gradOutput, "gradOutput")
         guard let gradIdentity, let dst = gradIdentity.baseAddress else { return (dy, mask) }
         if mask == nil && UnsafePointer(dst) == dy { return (dy, nil) }
@@ -143,21 +143,22 @@ enum ResidualGradient {
     static let chunk = 16_384
 
     /// `dst[i] = mask[i] ≤ 0 ? 0 : dy[i]` (`dy[i]` without a mask); `dst` may be `dy`.
-    static func mask(_ dy: UnsafePointer<Float>, _ mask: UnsafePointer<Float>?,
-                     _ dst: UnsafeMutablePointer<Float>, _ n: Int) {
+    /// 16-bit values are masked as bit patterns: exact, no rounding.
+    static func mask<E: NormElement>(_ dy: UnsafePointer<E>, _ mask: UnsafePointer<E>?,
+                                     _ dst: UnsafeMutablePointer<E>, _ n: Int) {
         guard let mask else {
             if UnsafePointer(dst) != dy { dst.update(from: dy, count: n) }
             return
         }
         var i = 0
         while i + 8 <= n {
-            var d = load8(dy + i)
-            d.replace(with: F8(), where: load8(mask + i) .<= F8())
-            store8(d, dst + i)
+            var d = E.load8(dy + i)
+            d.replace(with: F8(), where: E.load8(mask + i) .<= F8())
+            E.store8(d, dst + i)
             i += 8
         }
         while i < n {
-            dst[i] = mask[i] <= 0 ? 0 : dy[i]
+            dst[i] = E.widen(mask[i]) <= 0 ? E.narrow(0) : dy[i]
             i += 1
         }
     }

@@ -57,9 +57,11 @@ public struct BatchNormalization: Sendable {
 
     /// Lengths and overlaps of a forward call; `identity` (the fused add's
     /// residual) may be exactly `output`, as `input` may.
-    private func validate(_ input: UnsafeBufferPointer<Float>, _ output: UnsafeMutableBufferPointer<Float>,
-                          _ scale: UnsafeBufferPointer<Float>?, _ bias: UnsafeBufferPointer<Float>?,
-                          _ running: RunningStatistics?, identity: UnsafeBufferPointer<Float>? = nil) throws {
+    private func validate<E: NormElement>(
+        _ input: UnsafeBufferPointer<E>, _ output: UnsafeMutableBufferPointer<E>,
+        _ scale: UnsafeBufferPointer<Float>?, _ bias: UnsafeBufferPointer<Float>?,
+        _ running: RunningStatistics?, identity: UnsafeBufferPointer<E>? = nil
+    ) throws {
         try Check.length(input.count, shape.count, "input")
         try Check.length(identity, shape.count, "identity")
         try Check.length(output.count, shape.count, "output")
@@ -91,10 +93,11 @@ public struct BatchNormalization: Sendable {
         try training(input: input, identity: nil, output: output, scale: scale, bias: bias, running: running)
     }
 
-    /// `forwardTraining`, with `identity` (when given) added before the ReLU.
-    func training(
-        input: UnsafeBufferPointer<Float>, identity: UnsafeBufferPointer<Float>?,
-        output: UnsafeMutableBufferPointer<Float>, scale: UnsafeBufferPointer<Float>?,
+    /// `forwardTraining`, with `identity` (when given) added before the ReLU, for
+    /// every element type (the 16-bit overloads: `BatchNormalization+HalfPrecision.swift`).
+    func training<E: NormElement>(
+        input: UnsafeBufferPointer<E>, identity: UnsafeBufferPointer<E>?,
+        output: UnsafeMutableBufferPointer<E>, scale: UnsafeBufferPointer<Float>?,
         bias: UnsafeBufferPointer<Float>?, running: RunningStatistics?
     ) throws -> SavedStatistics {
         try validate(input, output, scale, bias, running, identity: identity)
@@ -106,7 +109,10 @@ public struct BatchNormalization: Sendable {
         let workspace = paths.workspace.take()
         defer { paths.workspace.recycle(workspace) }
         let moments = SlotBuffer(count: c, initial: Moments.empty, in: workspace)
-        let table = CoefficientTable(count: c, streaming: paths.training.streaming(output: y, reading: x, id), in: workspace)
+        // 16-bit outputs go through the cache (see `normalizeRows`).
+        let table = CoefficientTable(count: c, streaming: E.self == Float.self
+                                                 && paths.training.streaming(output: y, reading: x, id),
+                                     in: workspace)
         let relu = fusedReLU, eps = epsilon
         func coefficients(_ channel: Int, _ m: Moments) {
             moments[channel] = m
@@ -148,10 +154,11 @@ public struct BatchNormalization: Sendable {
         try inference(input: input, identity: nil, output: output, scale: scale, bias: bias, running: running)
     }
 
-    /// `forwardInference`, with `identity` (when given) added before the ReLU.
-    func inference(
-        input: UnsafeBufferPointer<Float>, identity: UnsafeBufferPointer<Float>?,
-        output: UnsafeMutableBufferPointer<Float>, scale: UnsafeBufferPointer<Float>?,
+    /// `forwardInference`, with `identity` (when given) added before the ReLU, for
+    /// every element type.
+    func inference<E: NormElement>(
+        input: UnsafeBufferPointer<E>, identity: UnsafeBufferPointer<E>?,
+        output: UnsafeMutableBufferPointer<E>, scale: UnsafeBufferPointer<Float>?,
         bias: UnsafeBufferPointer<Float>?, running: RunningStatistics
     ) throws {
         try validate(input, output, scale, bias, nil, identity: identity)
@@ -162,7 +169,8 @@ public struct BatchNormalization: Sendable {
         let id = try identity.map { try Check.base($0, "identity") }
         let workspace = paths.workspace.take()
         defer { paths.workspace.recycle(workspace) }
-        let table = CoefficientTable(count: shape.c, streaming: paths.inference.streaming(output: y, reading: x, id),
+        let table = CoefficientTable(count: shape.c, streaming: E.self == Float.self
+                                                       && paths.inference.streaming(output: y, reading: x, id),
                                      in: workspace)
         for ch in 0..<shape.c {
             table[ch] = AffineCoefficients(
@@ -188,8 +196,8 @@ public struct BatchNormalization: Sendable {
     /// cycling through the channels' coefficients. Channel by channel, the walk
     /// would jump C·H·W values between runs; with H·W = 49 the prefetchers give up
     /// (BatchNorm inference [64, 512, 7, 7]: 1.45 → 0.36 ms on 2 threads).
-    private func applyInMemoryOrder(_ g: RowsGeometry, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                                    _ table: CoefficientTable, identity: UnsafePointer<Float>?) {
+    private func applyInMemoryOrder<E: NormElement>(_ g: RowsGeometry, _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>,
+                                                    _ table: CoefficientTable, identity: UnsafePointer<E>?) {
         let hw = shape.spatial, c = shape.c, relu = fusedReLU
         g.apply(threading: threading) {
             table.applyRuns(x, y, $0, run: hw, runsPerSegment: c, slotsPerUnit: 0, relu: relu, identity: identity)

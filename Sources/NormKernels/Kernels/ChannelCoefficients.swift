@@ -38,9 +38,9 @@ struct CoefficientTable {
     ///
     /// `identity` (same layout as `x`): added to the normalized value before the
     /// ReLU (BatchNorm + add + ReLU).
-    func applyRuns(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ block: RowBlock,
-                   run: Int, runsPerSegment: Int, slotsPerUnit: Int? = nil, relu: Bool,
-                   identity: UnsafePointer<Float>? = nil) {
+    func applyRuns<E: NormElement>(_ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>, _ block: RowBlock,
+                                   run: Int, runsPerSegment: Int, slotsPerUnit: Int? = nil, relu: Bool,
+                                   identity: UnsafePointer<E>? = nil) {
         let slotBase = block.unit * (slotsPerUnit ?? runsPerSegment)
         if run == 1 {
             // One value per channel (H·W = 1): every element has its own slot and
@@ -66,9 +66,9 @@ struct CoefficientTable {
     }
 
     /// NHWC: rows [first, first + rows) of matrix m (C columns), slots m·C ..< m·C + C.
-    func applyColumns(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                      matrix m: Int, geometry g: ColumnsGeometry, first: Int, rows: Int, relu: Bool,
-                      identity: UnsafePointer<Float>? = nil) {
+    func applyColumns<E: NormElement>(_ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>,
+                                      matrix m: Int, geometry g: ColumnsGeometry, first: Int, rows: Int, relu: Bool,
+                                      identity: UnsafePointer<E>? = nil) {
         let offset = m * g.matrixElements + first * g.columns
         let slot = m * g.columns
         Apply.columns(x + offset, y + offset, rows: rows, columns: g.columns, stride: g.columns,

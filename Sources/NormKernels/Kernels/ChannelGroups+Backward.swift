@@ -13,15 +13,16 @@
 /// when `dx` is given it must fill `table` for the group's (n, c) slots.
 /// Results do not depend on the thread count (fixed blocks, fixed trees).
 /// Side tables and partials come from `workspace`.
-func channelGroupsBackward(
-    _ plan: ChannelGroupsPlan, x: UnsafePointer<Float>, dy: UnsafePointer<Float>,
+func channelGroupsBackward<E: NormElement>(
+    _ plan: ChannelGroupsPlan, x: UnsafePointer<E>, dy: UnsafePointer<E>,
     xhat: CoefficientTable, channelSums: UnsafeMutablePointer<GradientSums>,
-    table: GradientTable?, dx: UnsafeMutablePointer<Float>?, workspace: Arena,
+    table: GradientTable?, dx: UnsafeMutablePointer<E>?, workspace: Arena,
     finalizeGroup: (_ groupSlot: Int, _ channelSums: UnsafePointer<GradientSums>) -> Void
 ) {
     let shape = plan.shape, groupSize = plan.groupSize, threading = plan.threading
     let groups = shape.c / groupSize, channels = shape.c, spatial = shape.spatial
-    let streaming = dx.map { plan.store.streaming(output: $0, reading: x, dy) } ?? false
+    // 16-bit dx goes through the cache (see `normalizeRows`).
+    let streaming = E.self == Float.self && (dx.map { plan.store.streaming(output: $0, reading: x, dy) } ?? false)
     switch plan.backward {
     case .columns(let g):
         // Column j of sample n uses its group's x̂ coefficients.
@@ -61,7 +62,7 @@ func channelGroupsBackward(
             BlockGradients.contiguous(x + o, dy + o, count, xhat[u], mask: nil, gamma: nil)
         }
         /// dx of `count` values at element `o` with the coefficients of (n, c) slot `slot`.
-        func writeDx(_ dx: UnsafeMutablePointer<Float>, _ o: Int, _ count: Int, slot: Int) {
+        func writeDx(_ dx: UnsafeMutablePointer<E>, _ o: Int, _ count: Int, slot: Int) {
             BlockGradients.apply(x: x + o, dy: dy + o, mask: nil, gamma: nil, dx + o, count, table![slot], streaming: streaming)
         }
         // Channels of one block each (H·W ≤ the block length) in a tensor that stays
@@ -126,10 +127,10 @@ func channelGradients(
 }
 
 /// Argument checks shared by the InstanceNorm and GroupNorm backward.
-func checkGroupedBackward(
-    shape: TensorShape, slots: Int, input: UnsafeBufferPointer<Float>, gradOutput: UnsafeBufferPointer<Float>,
+func checkGroupedBackward<E: NormElement>(
+    shape: TensorShape, slots: Int, input: UnsafeBufferPointer<E>, gradOutput: UnsafeBufferPointer<E>,
     saved: SavedStatistics, scale: UnsafeBufferPointer<Float>?,
-    gradInput: UnsafeMutableBufferPointer<Float>?, gradScale: UnsafeMutableBufferPointer<Float>?,
+    gradInput: UnsafeMutableBufferPointer<E>?, gradScale: UnsafeMutableBufferPointer<Float>?,
     gradBias: UnsafeMutableBufferPointer<Float>?
 ) throws {
     try Check.length(input.count, shape.count, "input")
@@ -140,6 +141,19 @@ func checkGroupedBackward(
     try Check.length(gradInput, shape.count, "gradInput")
     try Check.length(gradScale, shape.c, "gradScale (dγ)")
     try Check.length(gradBias, shape.c, "gradBias (dβ)")
+    // The rule of `Check.buffers`, decided first without building its argument
+    // lists (which this generic function's callers kept on the heap: one more
+    // allocation per call); they are built only to name a conflict that exists.
+    let dx = MemorySpan(gradInput), dg = MemorySpan(gradScale), db = MemorySpan(gradBias)
+    let x = MemorySpan(input), dy = MemorySpan(gradOutput), g = MemorySpan(scale)
+    func clash(_ w: MemorySpan?, _ r: MemorySpan?, inPlace: Bool = false) -> Bool {
+        guard let w, let r, w.overlaps(r) else { return false }
+        return !(inPlace && w == r)
+    }
+    let conflict = clash(dx, x, inPlace: true) || clash(dx, dy, inPlace: true) || clash(dx, g)
+        || clash(dg, x) || clash(dg, dy) || clash(dg, g) || clash(db, x) || clash(db, dy) || clash(db, g)
+        || clash(dx, dg) || clash(dx, db) || clash(dg, db)
+    guard conflict else { return }
     try Check.buffers(
         writes: [("gradInput", MemorySpan(gradInput)), ("gradScale", MemorySpan(gradScale)), ("gradBias", MemorySpan(gradBias))],
         reads: [("input", MemorySpan(input)), ("gradOutput", MemorySpan(gradOutput)), ("scale (γ)", MemorySpan(scale))],

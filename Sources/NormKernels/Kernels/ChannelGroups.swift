@@ -74,8 +74,8 @@ struct ChannelGroupsPlan: Sendable {
 /// n·C + g·groupSize ..< n·C + (g + 1)·groupSize before that group is applied.
 /// With `output` nil only statistics are computed. The geometries' partials
 /// come from `workspace`.
-func normalizeChannelGroups(
-    _ plan: ChannelGroupsPlan, input x: UnsafePointer<Float>, output y: UnsafeMutablePointer<Float>?,
+func normalizeChannelGroups<E: NormElement>(
+    _ plan: ChannelGroupsPlan, input x: UnsafePointer<E>, output y: UnsafeMutablePointer<E>?,
     table: CoefficientTable?, workspace: Arena, finalize: (Int, Moments) -> Void
 ) {
     let shape = plan.shape, groupSize = plan.groupSize, groups = shape.c / groupSize

@@ -30,6 +30,19 @@ extension GroupNormalization {
         gradScale: UnsafeMutableBufferPointer<Float>? = nil,
         gradBias: UnsafeMutableBufferPointer<Float>? = nil
     ) throws {
+        try backwardElements(input: input, gradOutput: gradOutput, saved: saved, scale: scale, gradInput: gradInput,
+                             gradScale: gradScale, gradBias: gradBias)
+    }
+
+    /// The backward of every element type: the checks, then the path's engine
+    /// specialized for `E`. Out of line: each specialization is then one
+    /// function, as the Float32 `backward` was.
+    @inline(never)
+    func backwardElements<E: NormElement>(
+        input: UnsafeBufferPointer<E>, gradOutput: UnsafeBufferPointer<E>, saved: SavedStatistics,
+        scale: UnsafeBufferPointer<Float>?, gradInput: UnsafeMutableBufferPointer<E>?,
+        gradScale: UnsafeMutableBufferPointer<Float>?, gradBias: UnsafeMutableBufferPointer<Float>?
+    ) throws {
         let slots = shape.n * groups
         try checkGroupedBackward(shape: shape, slots: slots, input: input, gradOutput: gradOutput, saved: saved,
                                  scale: scale, gradInput: gradInput, gradScale: gradScale, gradBias: gradBias)
@@ -52,9 +65,9 @@ extension GroupNormalization {
 
     /// The channel-groups path: per-(n, c) sums, then per (n, g) the γ-weighted
     /// sums of its channels and one dx coefficient set per (n, c).
-    private func channelGroupsPathBackward(
-        _ plan: ChannelGroupsPlan, _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, saved: SavedStatistics,
-        gamma scale: UnsafePointer<Float>?, dx: UnsafeMutablePointer<Float>?,
+    private func channelGroupsPathBackward<E: NormElement>(
+        _ plan: ChannelGroupsPlan, _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, saved: SavedStatistics,
+        gamma scale: UnsafePointer<Float>?, dx: UnsafeMutablePointer<E>?,
         gradScale: UnsafeMutablePointer<Float>?, gradBias: UnsafeMutablePointer<Float>?
     ) {
         let slots = shape.n * groups, size = shape.c / groups, channels = shape.c, G = groups
@@ -89,9 +102,9 @@ extension GroupNormalization {
     /// dx and per-position dγ, dβ sums (Float64, never rounded to Float32: a
     /// position's sum may pass Float32's range where its channel's does not), which
     /// are summed over each channel's H·W positions in order (Float64).
-    private func expandedAffineBackward(
-        _ plan: RowBackwardPlan, _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, saved: SavedStatistics, gamma: UnsafePointer<Float>?,
-        dx: UnsafeMutablePointer<Float>?, gradScale: UnsafeMutablePointer<Float>?, gradBias: UnsafeMutablePointer<Float>?
+    private func expandedAffineBackward<E: NormElement>(
+        _ plan: RowBackwardPlan, _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, saved: SavedStatistics, gamma: UnsafePointer<Float>?,
+        dx: UnsafeMutablePointer<E>?, gradScale: UnsafeMutablePointer<Float>?, gradBias: UnsafeMutablePointer<Float>?
     ) {
         let hw = shape.spatial, features = shape.c * hw
         let workspace = plan.workspace.take()

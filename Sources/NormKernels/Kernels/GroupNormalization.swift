@@ -47,6 +47,17 @@ public struct GroupNormalization: Sendable {
         input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
         scale: UnsafeBufferPointer<Float>? = nil, bias: UnsafeBufferPointer<Float>? = nil
     ) throws -> SavedStatistics {
+        try forwardElements(input: input, output: output, scale: scale, bias: bias)
+    }
+
+    /// The forward of every element type (the 16-bit overloads:
+    /// `GroupNormalization+HalfPrecision.swift`): validation, then the path's
+    /// engine specialized for `E`.
+    @inline(__always)
+    func forwardElements<E: NormElement>(
+        input: UnsafeBufferPointer<E>, output: UnsafeMutableBufferPointer<E>,
+        scale: UnsafeBufferPointer<Float>?, bias: UnsafeBufferPointer<Float>?
+    ) throws -> SavedStatistics {
         try Check.length(input.count, shape.count, "input")
         try Check.length(output.count, shape.count, "output")
         try Check.length(scale, shape.c, "scale (γ)")
@@ -70,12 +81,13 @@ public struct GroupNormalization: Sendable {
 
     /// The channel-groups path: per-(n, g) statistics, one coefficient per (n, c)
     /// with γ and β folded in.
-    private func channelGroupsPathForward(_ plan: ChannelGroupsPlan, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+    private func channelGroupsPathForward<E: NormElement>(_ plan: ChannelGroupsPlan, _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>,
                                       scale: UnsafePointer<Float>?, bias: UnsafePointer<Float>?) -> SavedStatistics {
         let slots = shape.n * groups, size = shape.c / groups, channels = shape.c, G = groups, eps = epsilon
         let workspace = plan.workspace.take()
         defer { plan.workspace.recycle(workspace) }
-        let table = CoefficientTable(count: shape.n * shape.c, streaming: plan.store.streaming(output: y, reading: x),
+        let table = CoefficientTable(count: shape.n * shape.c,
+                                     streaming: E.self == Float.self && plan.store.streaming(output: y, reading: x),
                                      in: workspace)
         return SavedStatistics.filling(count: slots) { mean, invStd in
             normalizeChannelGroups(plan, input: x, output: y, table: table, workspace: workspace) { slot, m in

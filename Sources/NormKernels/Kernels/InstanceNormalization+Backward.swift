@@ -23,6 +23,18 @@ extension InstanceNormalization {
         gradScale: UnsafeMutableBufferPointer<Float>? = nil,
         gradBias: UnsafeMutableBufferPointer<Float>? = nil
     ) throws {
+        try backwardTrainingElements(input: input, gradOutput: gradOutput, saved: saved, scale: scale,
+                                     gradInput: gradInput, gradScale: gradScale, gradBias: gradBias)
+    }
+
+    /// The training backward of every element type: the checks, then the path
+    /// specialized for `E`. Out of line, as `GroupNormalization.backwardElements`.
+    @inline(never)
+    func backwardTrainingElements<E: NormElement>(
+        input: UnsafeBufferPointer<E>, gradOutput: UnsafeBufferPointer<E>, saved: SavedStatistics,
+        scale: UnsafeBufferPointer<Float>?, gradInput: UnsafeMutableBufferPointer<E>?,
+        gradScale: UnsafeMutableBufferPointer<Float>?, gradBias: UnsafeMutableBufferPointer<Float>?
+    ) throws {
         let slots = shape.n * shape.c
         try checkGroupedBackward(shape: shape, slots: slots, input: input, gradOutput: gradOutput, saved: saved,
                                  scale: scale, gradInput: gradInput, gradScale: gradScale, gradBias: gradBias)

@@ -35,19 +35,19 @@ extension InstanceNormalization {
     /// Training forward: Welford over the H·W positions in 8 lanes (x − K, K = the
     /// first position; non-finite lanes redone in Float64), then `y = (x − p)·s + t`
     /// with γ, β folded into s and t, a vector per position.
-    func tinyChannelsForwardTraining(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                                     gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
+    func tinyChannelsForwardTraining<E: NormElement>(_ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>,
+                                                     gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
                                      kept: UnsafeMutablePointer<Moments>?) -> SavedStatistics {
         let hw = shape.spatial, C = shape.c, units = shape.n * C, eps = epsilon
         let saved = SavedStatistics.filling(count: units) { meanBase, invBase in
             let weights = WelfordWeights.table
             forEachChannelBlock(valuesPerUnit: hw) { n, c0 in
                 let base = n * hw * C + c0
-                let k = load8(x + base)
+                let k = E.load8(x + base)
                 var m = F8(), s = F8()
                 for i in 0..<hw {
                     let (r, q) = WelfordWeights.step(i + 1, weights)
-                    welfordStep(load8(x + base + i * C) - k, &m, &s, r: r, q: q)
+                    welfordStep(E.load8(x + base + i * C) - k, &m, &s, r: r, q: q)
                 }
                 var p = F8(), scale = F8(), shift = F8()
                 for j in 0..<8 {
@@ -66,7 +66,7 @@ extension InstanceNormalization {
                 // scalar math: y = (x − p)·s + t
                 for i in 0..<hw {
                     let o = base + i * C
-                    store8(muladd(load8(x + o) - p, scale, shift), y + o)
+                    E.store8(muladd(E.load8(x + o) - p, scale, shift), y + o)
                 }
             }
         }
@@ -77,8 +77,8 @@ extension InstanceNormalization {
     /// ≤ 16 values; non-finite lanes redone by `BlockGradients`), then, with `dx`,
     /// `dx = a·dy + (b·(x − p) + c)` a vector per position, coefficients from
     /// `coefficients(slot, sums)`.
-    func tinyChannelsBackward(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, mean: [Double], invStd: [Double],
-                              dx: UnsafeMutablePointer<Float>?, sums: UnsafeMutablePointer<GradientSums>,
+    func tinyChannelsBackward<E: NormElement>(_ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, mean: [Double],
+                                              invStd: [Double], dx: UnsafeMutablePointer<E>?, sums: UnsafeMutablePointer<GradientSums>,
                               coefficients: (Int, GradientSums) -> GradientCoefficients) {
         let hw = shape.spatial, C = shape.c
         forEachChannelBlock(valuesPerUnit: 2 * hw) { n, c0 in
@@ -91,9 +91,9 @@ extension InstanceNormalization {
             var g = F8(), h = F8()
             // scalar math: Σdy, Σdy·x̂ with x̂ = (x − p)·s + t
             for i in 0..<hw {
-                let o = base + i * C, d = load8(dy + o)
+                let o = base + i * C, d = E.load8(dy + o)
                 g += d
-                h = muladd(d, muladd(load8(x + o) - p, s, t), h)
+                h = muladd(d, muladd(E.load8(x + o) - p, s, t), h)
             }
             var qa = F8(), qb = F8(), qc = F8(), pivot = F8()
             for j in 0..<8 {
@@ -111,7 +111,7 @@ extension InstanceNormalization {
             guard let dx else { return }
             for i in 0..<hw {
                 let o = base + i * C
-                store8(muladd(qa, load8(dy + o), muladd(qb, load8(x + o) - pivot, qc)), dx + o)
+                E.store8(muladd(qa, E.load8(dy + o), muladd(qb, E.load8(x + o) - pivot, qc)), dx + o)
             }
         }
     }

@@ -51,9 +51,9 @@ public struct InstanceNormalization: Sendable {
         shape.layout == .nchw && shape.spatial > 1 && shape.spatial <= TinyUnits.maxLength
     }
 
-    private func validate(_ input: UnsafeBufferPointer<Float>, _ output: UnsafeMutableBufferPointer<Float>,
-                          _ scale: UnsafeBufferPointer<Float>?, _ bias: UnsafeBufferPointer<Float>?,
-                          _ running: RunningStatistics?) throws {
+    private func validate<E: NormElement>(_ input: UnsafeBufferPointer<E>, _ output: UnsafeMutableBufferPointer<E>,
+                                          _ scale: UnsafeBufferPointer<Float>?, _ bias: UnsafeBufferPointer<Float>?,
+                                          _ running: RunningStatistics?) throws {
         try Check.length(input.count, shape.count, "input")
         try Check.length(output.count, shape.count, "output")
         try Check.length(scale, shape.c, "scale (γ)")
@@ -70,6 +70,17 @@ public struct InstanceNormalization: Sendable {
         input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
         scale: UnsafeBufferPointer<Float>? = nil, bias: UnsafeBufferPointer<Float>? = nil,
         running: RunningStatistics? = nil
+    ) throws -> SavedStatistics {
+        try forwardTrainingElements(input: input, output: output, scale: scale, bias: bias, running: running)
+    }
+
+    /// The training forward of every element type (the 16-bit overloads:
+    /// `InstanceNormalization+HalfPrecision.swift`): validation, then the path
+    /// specialized for `E`.
+    @inline(__always)
+    func forwardTrainingElements<E: NormElement>(
+        input: UnsafeBufferPointer<E>, output: UnsafeMutableBufferPointer<E>,
+        scale: UnsafeBufferPointer<Float>?, bias: UnsafeBufferPointer<Float>?, running: RunningStatistics?
     ) throws -> SavedStatistics {
         try validate(input, output, scale, bias, running)
         guard shape.spatial > 1 else {
@@ -96,13 +107,15 @@ public struct InstanceNormalization: Sendable {
 
     /// The channel-groups path (groups of one channel): per-(n, c) moments, one
     /// coefficient per (n, c) with γ and β folded in.
-    private func channelGroupsForwardTraining(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+    private func channelGroupsForwardTraining<E: NormElement>(_ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>,
                                               gamma scale: UnsafePointer<Float>?, beta bias: UnsafePointer<Float>?,
                                               running: RunningStatistics?, workspace: Arena) -> SavedStatistics {
         let plan = paths.channelGroups
         let slots = shape.n * shape.c, channels = shape.c, eps = epsilon
         let moments = SlotBuffer(count: slots, initial: Moments.empty, in: workspace)
-        let table = CoefficientTable(count: slots, streaming: plan.store.streaming(output: y, reading: x), in: workspace)
+        let table = CoefficientTable(count: slots, streaming: E.self == Float.self
+                                                          && plan.store.streaming(output: y, reading: x),
+                                     in: workspace)
         normalizeChannelGroups(plan, input: x, output: y, table: table, workspace: workspace) { slot, m in
             moments[slot] = m
             let c = slot % channels
@@ -142,7 +155,7 @@ public struct InstanceNormalization: Sendable {
     /// `ChunkSchedule.chunk` go to workers. Mean and 1/σ go straight into the saved
     /// arrays, and per-instance moments are kept only for running statistics:
     /// with ~4 values per instance, side buffers cost as much as the data.
-    private func tinyForwardTraining(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+    private func tinyForwardTraining<E: NormElement>(_ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>,
                                      gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?,
                                      running: RunningStatistics?, workspace: Arena) -> SavedStatistics {
         let units = shape.n * shape.c, length = shape.spatial, channels = shape.c, eps = epsilon
@@ -177,12 +190,21 @@ public struct InstanceNormalization: Sendable {
         scale: UnsafeBufferPointer<Float>? = nil, bias: UnsafeBufferPointer<Float>? = nil,
         running: RunningStatistics
     ) throws {
+        try forwardInferenceElements(input: input, output: output, scale: scale, bias: bias, running: running)
+    }
+
+    /// The inference forward of every element type.
+    @inline(__always)
+    func forwardInferenceElements<E: NormElement>(
+        input: UnsafeBufferPointer<E>, output: UnsafeMutableBufferPointer<E>,
+        scale: UnsafeBufferPointer<Float>?, bias: UnsafeBufferPointer<Float>?, running: RunningStatistics
+    ) throws {
         try validate(input, output, scale, bias, running)
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
         // Same coefficients for every sample: this is BatchNorm inference.
-        try inference.forwardInference(input: UnsafeBufferPointer(start: x, count: shape.count),
-                                       output: UnsafeMutableBufferPointer(start: y, count: shape.count),
-                                       scale: scale, bias: bias, running: running)
+        try inference.inference(input: UnsafeBufferPointer(start: x, count: shape.count), identity: nil,
+                                output: UnsafeMutableBufferPointer(start: y, count: shape.count),
+                                scale: scale, bias: bias, running: running)
     }
 }
 

@@ -20,6 +20,15 @@ extension WeightNormalization {
         norms: [Double], gradV: UnsafeMutableBufferPointer<Float>? = nil,
         gradG: UnsafeMutableBufferPointer<Float>? = nil
     ) throws {
+        try backwardElements(v: v, g: g, gradWeight: gradWeight, norms: norms, gradV: gradV, gradG: gradG)
+    }
+
+    /// The backward of every element type: the checks, then the passes specialized for `E`.
+    @inline(__always)
+    func backwardElements<E: NormElement>(
+        v: UnsafeBufferPointer<E>, g: UnsafeBufferPointer<Float>, gradWeight: UnsafeBufferPointer<E>,
+        norms: [Double], gradV: UnsafeMutableBufferPointer<E>?, gradG: UnsafeMutableBufferPointer<Float>?
+    ) throws {
         try Check.length(v.count, count, "v")
         try Check.length(g.count, size, "g")
         try Check.length(gradWeight.count, count, "gradWeight")

@@ -57,12 +57,21 @@ public struct WeightNormalization: Sendable {
     @discardableResult
     public func forward(v: UnsafeBufferPointer<Float>, g: UnsafeBufferPointer<Float>,
                         output: UnsafeMutableBufferPointer<Float>) throws -> [Double] {
+        try forwardElements(v: v, g: g, output: output)
+    }
+
+    /// The forward of every element type (the 16-bit overloads:
+    /// `WeightNormalization+HalfPrecision.swift`): validation, then the rows
+    /// geometry and `Apply.affine` specialized for `E`.
+    @inline(__always)
+    func forwardElements<E: NormElement>(v: UnsafeBufferPointer<E>, g: UnsafeBufferPointer<Float>,
+                                         output: UnsafeMutableBufferPointer<E>) throws -> [Double] {
         try Check.length(v.count, count, "v")
         try Check.length(g.count, size, "g")
         try Check.length(output.count, count, "output (w)")
         try Check.forwardBuffers(input: ("v", v), output: ("output (w)", output), parameters: ("g", g))
         let x = try Check.base(v, "v"), y = try Check.base(output, "output (w)")
-        let streaming = store.streaming(output: y, reading: x)
+        let streaming = E.self == Float.self && store.streaming(output: y, reading: x)   // 16-bit: through the cache
         let workspace = self.workspace.take()
         defer { self.workspace.recycle(workspace) }
         let scale = SlotBuffer(count: size, initial: Float(0), in: workspace)

@@ -78,10 +78,11 @@ struct NoResidual: ResidualInput {
 
 /// v + r[o]: one Float32 add of the rounded normalized value, so the fused
 /// output equals BatchNorm's output plus r, rounded once more, bit for bit.
-struct Residual: ResidualInput {
-    let base: UnsafePointer<Float>
-    @inline(__always) func add(_ v: F8, _ o: Int) -> F8 { v + load8(base + o) }
-    @inline(__always) func add(_ v: Float, _ o: Int) -> Float { v + base[o] }
+/// r has the tensors' element type, widened exactly.
+struct Residual<E: NormElement>: ResidualInput {
+    let base: UnsafePointer<E>
+    @inline(__always) func add(_ v: F8, _ o: Int) -> F8 { v + E.load8(base + o) }
+    @inline(__always) func add(_ v: Float, _ o: Int) -> Float { v + E.widen(base[o]) }
     @inline(__always) func advanced(by o: Int) -> Residual { Residual(base: base + o) }
 }
 
@@ -93,7 +94,7 @@ enum Apply {
     /// `dst` may also equal `residual`.
     static func affine<E: NormElement>(
         _ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>, _ n: Int,
-        _ c: AffineCoefficients, relu: Bool, streaming: Bool = false, residual: UnsafePointer<Float>? = nil
+        _ c: AffineCoefficients, relu: Bool, streaming: Bool = false, residual: UnsafePointer<E>? = nil
     ) {
         if let residual {
             affine(src, dst, n, c, relu: relu, streaming: streaming, Residual(base: residual))

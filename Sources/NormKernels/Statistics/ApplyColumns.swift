@@ -2,16 +2,19 @@
 // NHWC and [N, D], InstanceNorm/GroupNorm NHWC): y = (x − pivot[c])·scale[c]
 // + shift[c] with per-column coefficients, row by row, or in strips of rows
 // for wide rows; narrow rows (< 8 columns) folded into wider ones.
+// Generic over the tensors' element type (`NormElement`): x and dy are widened
+// exactly on load, outputs rounded once from the Float32 value; everything else
+// is Float32/Float64 (docs/ARCHITECTURE.md, "Adding an element type").
 
 extension Apply {
     /// Strided columns: for each of `rows` rows of `columns` values (row stride
     /// `stride`), `dst[r, c] = (src[r, c] − pivot[c]) · scale[c] + shift[c]`
     /// (`+ residual[r, c]`, same layout as `src`, when given; see `Apply.affine`).
-    static func columns(
-        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
+    static func columns<E: NormElement>(
+        _ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>,
         rows: Int, columns: Int, stride: Int,
         pivot: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
-        relu: Bool, streaming: Bool = false, residual: UnsafePointer<Float>? = nil
+        relu: Bool, streaming: Bool = false, residual: UnsafePointer<E>? = nil
     ) {
         if let residual {
             dispatchColumns(src, dst, rows, columns, stride, pivot, scale, shift, relu, streaming, Residual(base: residual))
@@ -20,8 +23,8 @@ extension Apply {
         }
     }
 
-    private static func dispatchColumns<R: ResidualInput>(
-        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
+    private static func dispatchColumns<E: NormElement, R: ResidualInput>(
+        _ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>,
         _ rows: Int, _ columns: Int, _ stride: Int,
         _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
         _ relu: Bool, _ streaming: Bool, _ res: R
@@ -54,8 +57,8 @@ extension Apply {
     }
 
     /// Picks the specialization of the row loop.
-    private static func rowByRow<R: ResidualInput>(
-        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
+    private static func rowByRow<E: NormElement, R: ResidualInput>(
+        _ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>,
         _ rows: Int, _ columns: Int, _ stride: Int,
         _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
         _ res: R, relu: Bool, streaming: Bool
@@ -76,8 +79,8 @@ extension Apply {
     /// coefficient pointers on the stack and ran at a third of its speed here
     /// (InstanceNorm NHWC training spent twice as long writing y as inference).
     @inline(never)
-    private static func columns<R: ResidualInput, S: VectorStore, A: FusedActivation>(
-        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
+    private static func columns<E: NormElement, R: ResidualInput, S: VectorStore, A: FusedActivation>(
+        _ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>,
         _ rows: Int, _ columns: Int, _ stride: Int,
         _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
         _ res: R, _: S.Type, _: A.Type
@@ -91,22 +94,22 @@ extension Apply {
 
     /// Row r of `columns(…)` from column `start` on.
     @inline(__always)
-    private static func row<R: ResidualInput, S: VectorStore, A: FusedActivation>(
-        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ r: Int, from start: Int,
+    private static func row<E: NormElement, R: ResidualInput, S: VectorStore, A: FusedActivation>(
+        _ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>, _ r: Int, from start: Int,
         _ columns: Int, _ stride: Int,
         _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
         _ res: R, _: S.Type, _: A.Type
     ) {
         let x = src + r &* stride, y = dst + r &* stride, e = res.advanced(by: r &* stride)
         @inline(__always) func scalar(_ c: Int) {
-            y[c] = A.apply(e.add(muladd(x[c] - pivot[c], scale[c], shift[c]), c))
+            y[c] = E.narrow(A.apply(e.add(muladd(E.widen(x[c]) - pivot[c], scale[c], shift[c]), c)))
         }
         var c = start
         let head = start + S.prologue(y + start, columns - start)
         while c < head { scalar(c); c &+= 1 }
         while c &+ 8 <= columns {
             // scalar math: y[c] = act((x[c] − p[c])·s[c] + t[c] (+ residual))
-            S.store(A.apply(e.add(muladd(load8(x + c) - load8(pivot + c), load8(scale + c), load8(shift + c)), c)), y + c)
+            S.store(A.apply(e.add(muladd(E.load8(x + c) - load8(pivot + c), load8(scale + c), load8(shift + c)), c)), y + c)
             c &+= 8
         }
         while c < columns { scalar(c); c &+= 1 }
@@ -118,8 +121,8 @@ extension Apply {
     /// (Rows start 32-byte aligned whenever S streams: `columns(…)` checks.) Out of
     /// line, so that the row loop of narrower rows keeps its registers.
     @inline(never)
-    private static func strips<R: ResidualInput, S: VectorStore, A: FusedActivation>(
-        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
+    private static func strips<E: NormElement, R: ResidualInput, S: VectorStore, A: FusedActivation>(
+        _ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>,
         _ rows: Int, _ columns: Int, _ stride: Int,
         _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
         _ res: R, _: S.Type, _: A.Type
@@ -133,8 +136,8 @@ extension Apply {
                 let t0 = load8(shift + c), t1 = load8(shift + c + 8)
                 var o = r &* stride &+ c
                 for _ in 0..<n {
-                    S.store(A.apply(res.add(muladd(load8(src + o) - p0, s0, t0), o)), dst + o)
-                    S.store(A.apply(res.add(muladd(load8(src + o + 8) - p1, s1, t1), o + 8)), dst + o + 8)
+                    S.store(A.apply(res.add(muladd(E.load8(src + o) - p0, s0, t0), o)), dst + o)
+                    S.store(A.apply(res.add(muladd(E.load8(src + o + 8) - p1, s1, t1), o + 8)), dst + o + 8)
                     o &+= stride
                 }
                 c &+= 16

@@ -4,6 +4,9 @@
 // (AdaIN's style gradient) where the kernel says so. The pivot is subtracted
 // first, as in the forward output (Apply.swift), so dx keeps its precision for
 // data far from zero.
+// Generic over the tensors' element type (`NormElement`): x and dy are widened
+// exactly on load, outputs rounded once from the Float32 value; everything else
+// is Float32/Float64 (docs/ARCHITECTURE.md, "Adding an element type").
 
 import CNormSupport
 
@@ -14,9 +17,9 @@ extension BlockGradients {
     /// `dst` may equal `x` or `dy` (each element is read before it is written).
     /// `streaming` writes with non-temporal stores (callers pass
     /// `StorePolicy.streaming(output:reading:)`, which is false in place).
-    static func apply(
-        x: UnsafePointer<Float>?, dy: UnsafePointer<Float>?, mask: UnsafePointer<Float>?,
-        gamma: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ k: GradientCoefficients,
+    static func apply<E: NormElement>(
+        x: UnsafePointer<E>?, dy: UnsafePointer<E>?, mask: UnsafePointer<E>?,
+        gamma: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<E>, _ n: Int, _ k: GradientCoefficients,
         streaming: Bool = false
     ) {
         if streaming {
@@ -27,9 +30,9 @@ extension BlockGradients {
     }
 
     @inline(__always)
-    private static func apply<S: VectorStore>(
-        _ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
-        _ gamma: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ k: GradientCoefficients,
+    private static func apply<E: NormElement, S: VectorStore>(
+        _ x: UnsafePointer<E>?, _ dy: UnsafePointer<E>?, _ mask: UnsafePointer<E>?,
+        _ gamma: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<E>, _ n: Int, _ k: GradientCoefficients,
         _: S.Type
     ) {
         guard let dy else {
@@ -54,16 +57,16 @@ extension BlockGradients {
     }
 
     @inline(__always)
-    private static func applyCore<S: VectorStore>(
-        _ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
-        _ gamma: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<Float>, _ n: Int, _ k: GradientCoefficients,
+    private static func applyCore<E: NormElement, S: VectorStore>(
+        _ x: UnsafePointer<E>?, _ dy: UnsafePointer<E>?, _ mask: UnsafePointer<E>?,
+        _ gamma: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<E>, _ n: Int, _ k: GradientCoefficients,
         useX: Bool, useDy: Bool, _: S.Type
     ) {
         @inline(__always) func scalar(_ i: Int) {
             var v: Float = 0
-            if useX { v = muladd(k.b, x![i] - k.pivot, k.c) }
+            if useX { v = muladd(k.b, E.widen(x![i]) - k.pivot, k.c) }
             if useDy { v = useX ? muladd(k.a, gradient1(dy!, mask, gamma, i), v) : k.a * gradient1(dy!, mask, gamma, i) }
-            dst[i] = v
+            dst[i] = E.narrow(v)
         }
         let p = F8(repeating: k.pivot), a = F8(repeating: k.a), b = F8(repeating: k.b), c = F8(repeating: k.c)
         var i = 0
@@ -72,7 +75,7 @@ extension BlockGradients {
         // scalar math: dx = a·g + (b·(x − p) + c)
         while i + 8 <= n {
             var v = F8()
-            if useX { v = muladd(b, load8(x! + i) - p, c) }
+            if useX { v = muladd(b, E.load8(x! + i) - p, c) }
             if useDy { v = useX ? muladd(a, gradient8(dy!, mask, gamma, i), v) : a * gradient8(dy!, mask, gamma, i) }
             S.store(v, dst + i)
             i += 8
@@ -83,9 +86,9 @@ extension BlockGradients {
     /// Strided columns: for `rows` rows of `columns` values (row stride `stride`),
     /// `dst[r, j] = a[j]·g + (b[j]·(x[r, j] − pivot[j]) + c[j])` with the table's
     /// slots `slot ..< slot + columns`; `x` nil or `dy` nil as in `apply`.
-    static func applyColumns(
-        x: UnsafePointer<Float>?, dy: UnsafePointer<Float>?, mask: UnsafePointer<Float>?,
-        _ dst: UnsafeMutablePointer<Float>, rows: Int, columns: Int, stride: Int,
+    static func applyColumns<E: NormElement>(
+        x: UnsafePointer<E>?, dy: UnsafePointer<E>?, mask: UnsafePointer<E>?,
+        _ dst: UnsafeMutablePointer<E>, rows: Int, columns: Int, stride: Int,
         table: GradientTable, slot: Int, streaming: Bool = false
     ) {
         let pivot = table.pivot + slot, a = table.a + slot, b = table.b + slot, c = table.c + slot
@@ -103,15 +106,15 @@ extension BlockGradients {
     }
 
     @inline(__always)
-    private static func applyColumns<S: VectorStore>(
-        _ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
-        _ dst: UnsafeMutablePointer<Float>, _ rows: Int, _ columns: Int, _ stride: Int,
+    private static func applyColumns<E: NormElement, S: VectorStore>(
+        _ x: UnsafePointer<E>?, _ dy: UnsafePointer<E>?, _ mask: UnsafePointer<E>?,
+        _ dst: UnsafeMutablePointer<E>, _ rows: Int, _ columns: Int, _ stride: Int,
         _ pivot: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>,
         _: S.Type
     ) {
         // One specialized row loop per case (the case is decided once, not per row).
         @inline(__always)
-        func sweep(_ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
+        func sweep(_ x: UnsafePointer<E>?, _ dy: UnsafePointer<E>?, _ mask: UnsafePointer<E>?,
                   useX: Bool, useDy: Bool) {
             for r in 0..<rows {
                 let o = r * stride
@@ -131,9 +134,9 @@ extension BlockGradients {
     /// alone; x alone), so each inlined `body` is compiled for its case: the case
     /// is decided once per call, not per row or value.
     @inline(__always)
-    private static func withOperandCase(
-        _ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
-        _ body: (UnsafePointer<Float>?, UnsafePointer<Float>?, UnsafePointer<Float>?, _ useX: Bool, _ useDy: Bool) -> Void
+    private static func withOperandCase<E: NormElement>(
+        _ x: UnsafePointer<E>?, _ dy: UnsafePointer<E>?, _ mask: UnsafePointer<E>?,
+        _ body: (UnsafePointer<E>?, UnsafePointer<E>?, UnsafePointer<E>?, _ useX: Bool, _ useDy: Bool) -> Void
     ) {
         switch (x, dy, mask) {
         case let (x?, dy?, nil): body(x, dy, nil, true, true)
@@ -149,14 +152,14 @@ extension BlockGradients {
     /// `rowsPerStrip` rows (see `applyStrip`). Out of line for the same reason as
     /// `accumulateStrips`.
     @inline(never)
-    private static func applyStrips<S: VectorStore>(
-        _ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
-        _ dst: UnsafeMutablePointer<Float>, _ rows: Int, _ columns: Int, _ stride: Int,
+    private static func applyStrips<E: NormElement, S: VectorStore>(
+        _ x: UnsafePointer<E>?, _ dy: UnsafePointer<E>?, _ mask: UnsafePointer<E>?,
+        _ dst: UnsafeMutablePointer<E>, _ rows: Int, _ columns: Int, _ stride: Int,
         _ pivot: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>,
         _: S.Type
     ) {
         @inline(__always)
-        func sweep(_ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
+        func sweep(_ x: UnsafePointer<E>?, _ dy: UnsafePointer<E>?, _ mask: UnsafePointer<E>?,
                    useX: Bool, useDy: Bool) {
             var r = 0
             while r < rows {
@@ -174,15 +177,15 @@ extension BlockGradients {
     /// once and runs down the strip, so 8 values cost the x and dy loads and the
     /// store instead of four more coefficient loads. Same arithmetic per value.
     @inline(__always)
-    private static func applyStrip<S: VectorStore>(
-        _ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
-        _ dst: UnsafeMutablePointer<Float>, rows: Int, _ columns: Int, _ stride: Int,
+    private static func applyStrip<E: NormElement, S: VectorStore>(
+        _ x: UnsafePointer<E>?, _ dy: UnsafePointer<E>?, _ mask: UnsafePointer<E>?,
+        _ dst: UnsafeMutablePointer<E>, rows: Int, _ columns: Int, _ stride: Int,
         _ pivot: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>,
         useX: Bool, useDy: Bool, _: S.Type
     ) {
         @inline(__always) func value(_ o: Int, _ p: F8, _ a: F8, _ b: F8, _ c: F8) -> F8 {
             var v = F8()
-            if useX { v = muladd(b, load8(x! + o) - p, c) }
+            if useX { v = muladd(b, E.load8(x! + o) - p, c) }
             if useDy {
                 let g = gradient8(dy!, mask, nil, o)
                 v = useX ? muladd(a, g, v) : a * g
@@ -217,9 +220,9 @@ extension BlockGradients {
 
     /// `applyColumns` for < 8 contiguous columns: the rows as one stream with
     /// per-lane coefficient patterns of period lcm(C, 8) (see `periodicColumns`).
-    private static func periodicApply(
-        x: UnsafePointer<Float>?, dy: UnsafePointer<Float>?, mask: UnsafePointer<Float>?,
-        _ dst: UnsafeMutablePointer<Float>, total: Int, columns: Int,
+    private static func periodicApply<E: NormElement>(
+        x: UnsafePointer<E>?, dy: UnsafePointer<E>?, mask: UnsafePointer<E>?,
+        _ dst: UnsafeMutablePointer<E>, total: Int, columns: Int,
         pivot: UnsafePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafePointer<Float>
     ) {
         let vectors = periodVectors(columns), period = 8 * vectors
@@ -258,45 +261,45 @@ extension BlockGradients {
         }
     }
 
-    private static func applyColumnsScalarRest(
-        x: UnsafePointer<Float>?, dy: UnsafePointer<Float>?, mask: UnsafePointer<Float>?,
-        _ dst: UnsafeMutablePointer<Float>, count: Int,
+    private static func applyColumnsScalarRest<E: NormElement>(
+        x: UnsafePointer<E>?, dy: UnsafePointer<E>?, mask: UnsafePointer<E>?,
+        _ dst: UnsafeMutablePointer<E>, count: Int,
         pattern: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>)
     ) {
         let (pp, pa, pb, pc) = pattern
         for k in 0..<count {
             var v: Float = 0
-            if let x { v = muladd(pb[k], x[k] - pp[k], pc[k]) }
+            if let x { v = muladd(pb[k], E.widen(x[k]) - pp[k], pc[k]) }
             if let dy {
                 let g = gradient1(dy, mask, nil, k)
                 v = x != nil ? muladd(pa[k], g, v) : pa[k] * g
             }
-            dst[k] = v
+            dst[k] = E.narrow(v)
         }
     }
 
     @inline(__always)
-    private static func applyRow<S: VectorStore>(
-        _ x: UnsafePointer<Float>?, _ dy: UnsafePointer<Float>?, _ mask: UnsafePointer<Float>?,
-        _ dst: UnsafeMutablePointer<Float>, _ columns: Int,
+    private static func applyRow<E: NormElement, S: VectorStore>(
+        _ x: UnsafePointer<E>?, _ dy: UnsafePointer<E>?, _ mask: UnsafePointer<E>?,
+        _ dst: UnsafeMutablePointer<E>, _ columns: Int,
         _ pivot: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>,
         useX: Bool, useDy: Bool, _: S.Type
     ) {
         @inline(__always) func scalar(_ j: Int) {
             var v: Float = 0
-            if useX { v = muladd(b[j], x![j] - pivot[j], c[j]) }
+            if useX { v = muladd(b[j], E.widen(x![j]) - pivot[j], c[j]) }
             if useDy {
                 let g = gradient1(dy!, mask, nil, j)
                 v = useX ? muladd(a[j], g, v) : a[j] * g
             }
-            dst[j] = v
+            dst[j] = E.narrow(v)
         }
         var j = 0
         let head = S.prologue(dst, columns)
         while j < head { scalar(j); j += 1 }
         while j + 8 <= columns {
             var v = F8()
-            if useX { v = muladd(load8(b + j), load8(x! + j) - load8(pivot + j), load8(c + j)) }
+            if useX { v = muladd(load8(b + j), E.load8(x! + j) - load8(pivot + j), load8(c + j)) }
             if useDy {
                 let g = gradient8(dy!, mask, nil, j)
                 v = useX ? muladd(load8(a + j), g, v) : load8(a + j) * g

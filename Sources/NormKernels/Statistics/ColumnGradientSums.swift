@@ -3,6 +3,9 @@
 // Σg·x̂ per column with per-column x̂ coefficients, rows read in memory order
 // into Float32 accumulators flushed into Float64 every `flushRows` rows. The
 // same centered, shifted form as the row sums (see RowGradientSums.swift).
+// Generic over the tensors' element type (`NormElement`): x and dy are widened
+// exactly on load, outputs rounded once from the Float32 value; everything else
+// is Float32/Float64 (docs/ARCHITECTURE.md, "Adding an element type").
 
 import CNormSupport
 
@@ -15,8 +18,8 @@ extension BlockGradients {
     /// Rows are read in memory order into per-column Float32 accumulators, added
     /// into the Float64 sums every `flushRows` rows (< 8 contiguous columns: periodic
     /// lanes, see `periodicColumns`).
-    static func columns(
-        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
+    static func columns<E: NormElement>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, mask: UnsafePointer<E>?,
         rows: Int, columns: Int, stride: Int,
         pivot: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
         into out: UnsafeMutablePointer<GradientSums>
@@ -48,8 +51,8 @@ extension BlockGradients {
     /// coefficient patterns (period lcm(C, 8) values) instead of one strided scalar
     /// loop per column. Lanes are folded into their columns in Float64 every
     /// ≈ `flushRows` rows; the last < period values are added in Float64.
-    private static func periodicColumns(
-        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
+    private static func periodicColumns<E: NormElement>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, mask: UnsafePointer<E>?,
         rows: Int, columns: Int,
         pivot: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
         into out: UnsafeMutablePointer<GradientSums>
@@ -83,7 +86,7 @@ extension BlockGradients {
                     let o = i + 8 * v
                     let d = gradient8(dy + o, mask.map { $0 + o }, nil, 0)
                     g[v] += d
-                    h[v] = muladd(d, muladd(load8(x + o) - p[v], s[v], t[v]), h[v])
+                    h[v] = muladd(d, muladd(E.load8(x + o) - p[v], s[v], t[v]), h[v])
                 }
                 i += period
                 steps += 1
@@ -92,10 +95,10 @@ extension BlockGradients {
             fold()
             while i < total {
                 let j = i % columns
-                var d = Double(dy[i])
-                if let mask, mask[i] <= 0 { d = 0 }
+                var d = Double(E.widen(dy[i]))
+                if let mask, E.widen(mask[i]) <= 0 { d = 0 }
                 out[j].dy += d
-                out[j].dyXhat += d * Double(muladd(x[i] - pivot[j], scale[j], shift[j]))
+                out[j].dyXhat += d * Double(muladd(E.widen(x[i]) - pivot[j], scale[j], shift[j]))
                 i += 1
             }
         }
@@ -106,8 +109,8 @@ extension BlockGradients {
     /// bandwidth); per-column Float32 accumulators live in `scratch`-sized stack
     /// memory and are added into the Float64 sums every `flushRows` rows. A column
     /// gets the same Float32 operations in a vector and in the remainder.
-    private static func stridedColumns(
-        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
+    private static func stridedColumns<E: NormElement>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, mask: UnsafePointer<E>?,
         rows: Int, columns: Int, stride: Int,
         pivot: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
         into out: UnsafeMutablePointer<GradientSums>
@@ -168,8 +171,8 @@ extension BlockGradients {
     /// of narrower blocks keeps its registers (inlined, it reloaded a pointer from
     /// the stack every 8 values and ran 0.76× on 64 channels).
     @inline(never)
-    private static func accumulateStrips(
-        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ mask: UnsafePointer<Float>?, rows: Range<Int>,
+    private static func accumulateStrips<E: NormElement>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ mask: UnsafePointer<E>?, rows: Range<Int>,
         _ columns: Int, _ stride: Int,
         _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
         _ accG: UnsafeMutablePointer<Float>, _ accH: UnsafeMutablePointer<Float>
@@ -187,8 +190,8 @@ extension BlockGradients {
     }
 
     @inline(__always)
-    private static func accumulateStrip(
-        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ mask: UnsafePointer<Float>?, rows: Int,
+    private static func accumulateStrip<E: NormElement>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ mask: UnsafePointer<E>?, rows: Int,
         _ columns: Int, _ stride: Int,
         _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
         _ accG: UnsafeMutablePointer<Float>, _ accH: UnsafeMutablePointer<Float>
@@ -212,8 +215,8 @@ extension BlockGradients {
                 let d0 = gradient8(dy, mask, nil, o), d1 = gradient8(dy, mask, nil, o + 8)
                 g0 += d0
                 g1 += d1
-                h0 = muladd(d0, muladd(load8(x + o) - p0, s0, t0), h0)
-                h1 = muladd(d1, muladd(load8(x + o + 8) - p1, s1, t1), h1)
+                h0 = muladd(d0, muladd(E.load8(x + o) - p0, s0, t0), h0)
+                h1 = muladd(d1, muladd(E.load8(x + o + 8) - p1, s1, t1), h1)
                 o += stride
             }
             store8(g0, accG + j); store8(g1, accG + j + 8)
@@ -228,8 +231,8 @@ extension BlockGradients {
     }
 
     @inline(__always)
-    private static func accumulateRow(
-        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ mask: UnsafePointer<Float>?, _ columns: Int,
+    private static func accumulateRow<E: NormElement>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ mask: UnsafePointer<E>?, _ columns: Int,
         _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
         _ accG: UnsafeMutablePointer<Float>, _ accH: UnsafeMutablePointer<Float>, from start: Int = 0
     ) {
@@ -238,28 +241,28 @@ extension BlockGradients {
         while j + 8 <= columns {
             let d = gradient8(dy, mask, nil, j)
             store8(load8(accG + j) + d, accG + j)
-            store8(muladd(d, muladd(load8(x + j) - load8(pivot + j), load8(scale + j), load8(shift + j)), load8(accH + j)), accH + j)
+            store8(muladd(d, muladd(E.load8(x + j) - load8(pivot + j), load8(scale + j), load8(shift + j)), load8(accH + j)), accH + j)
             j += 8
         }
         while j < columns {
             let d = gradient1(dy, mask, nil, j)
             accG[j] += d
-            accH[j] = muladd(d, muladd(x[j] - pivot[j], scale[j], shift[j]), accH[j])
+            accH[j] = muladd(d, muladd(E.widen(x[j]) - pivot[j], scale[j], shift[j]), accH[j])
             j += 1
         }
     }
 
-    private static func columnFloat64(
-        _ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ mask: UnsafePointer<Float>?,
+    private static func columnFloat64<E: NormElement>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ mask: UnsafePointer<E>?,
         _ rows: Int, _ stride: Int, _ p: Float, _ s: Float, _ t: Float
     ) -> GradientSums {
         var sums = GradientSums.zero
         for row in 0..<rows {
             let o = row * stride
-            var d = Double(dy[o])
-            if let mask, mask[o] <= 0 { d = 0 }
+            var d = Double(E.widen(dy[o]))
+            if let mask, E.widen(mask[o]) <= 0 { d = 0 }
             sums.dy += d
-            sums.dyXhat += d * ((Double(x[o]) - Double(p)) * Double(s) + Double(t))
+            sums.dyXhat += d * ((Double(E.widen(x[o])) - Double(p)) * Double(s) + Double(t))
         }
         return sums
     }

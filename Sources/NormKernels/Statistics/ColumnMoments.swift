@@ -4,6 +4,9 @@
 // `rowMajorColumns` columns go in register tiles of 32 or 8 columns down the
 // rows, wider ones row by row (WideColumnMoments.swift). Shifted Welford in
 // Float32 lanes with pivots that move to the running mean (see Welford.swift).
+// Generic over the tensors' element type (`NormElement`): x and dy are widened
+// exactly on load, outputs rounded once from the Float32 value; everything else
+// is Float32/Float64 (docs/ARCHITECTURE.md, "Adding an element type").
 
 extension BlockMoments {
     /// Per-column moments of a `rows × columns` tile with row stride `stride`
@@ -11,8 +14,8 @@ extension BlockMoments {
     /// to `out`. Columns go 32 at a time in SIMD lanes, rows one at a time, so
     /// the loop streams along memory; pivots are a mean of the first rows
     /// (`columnPivot`), then each lane's running mean (`pivotGroup`).
-    static func columns(
-        _ base: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int,
+    static func columns<E: NormElement>(
+        _ base: UnsafePointer<E>, rows: Int, columns: Int, stride: Int,
         into out: UnsafeMutablePointer<Moments>
     ) {
         if columns < 8 {
@@ -54,8 +57,8 @@ extension BlockMoments {
     /// C < 8 columns: k rows at a time as one row of k·C columns through the SIMD
     /// tiles, then each channel's k columns merged in a fixed tree, then the
     /// remaining rows (< k) column by column in Float64.
-    private static func narrowColumns(
-        _ base: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int,
+    private static func narrowColumns<E: NormElement>(
+        _ base: UnsafePointer<E>, rows: Int, columns: Int, stride: Int,
         into out: UnsafeMutablePointer<Moments>
     ) {
         let k = foldedRows(columns: columns)
@@ -86,9 +89,9 @@ extension BlockMoments {
     /// A tile of `width` (32 or 8) columns down all its rows: `chunk` runs
     /// ≤ `columnChunkRows` rows at a time in Float32 lanes and merges them into `out`.
     @inline(__always)
-    private static func columnTile(
-        _ p: UnsafePointer<Float>, rows: Int, stride: Int, width: Int, into out: UnsafeMutablePointer<Moments>,
-        _ chunk: (UnsafePointer<Float>, _ rows: Int, _ stride: Int, UnsafeMutablePointer<Moments>) -> Void
+    private static func columnTile<E: NormElement>(
+        _ p: UnsafePointer<E>, rows: Int, stride: Int, width: Int, into out: UnsafeMutablePointer<Moments>,
+        _ chunk: (UnsafePointer<E>, _ rows: Int, _ stride: Int, UnsafeMutablePointer<Moments>) -> Void
     ) {
         for j in 0..<width { out[j] = .empty }
         var first = 0
@@ -99,14 +102,14 @@ extension BlockMoments {
         }
     }
 
-    private static func columnTile32(
-        _ p: UnsafePointer<Float>, rows: Int, stride: Int, into out: UnsafeMutablePointer<Moments>
+    private static func columnTile32<E: NormElement>(
+        _ p: UnsafePointer<E>, rows: Int, stride: Int, into out: UnsafeMutablePointer<Moments>
     ) {
         columnTile(p, rows: rows, stride: stride, width: 32, into: out) { columnChunk32($0, rows: $1, stride: $2, into: $3) }
     }
 
-    private static func columnTile8(
-        _ p: UnsafePointer<Float>, rows: Int, stride: Int, into out: UnsafeMutablePointer<Moments>
+    private static func columnTile8<E: NormElement>(
+        _ p: UnsafePointer<E>, rows: Int, stride: Int, into out: UnsafeMutablePointer<Moments>
     ) {
         columnTile(p, rows: rows, stride: stride, width: 8, into: out) { columnChunk8($0, rows: $1, stride: $2, into: $3) }
     }
@@ -130,18 +133,18 @@ extension BlockMoments {
     /// falls back to the first row, whose overflow the Float64 redo handles.
     /// Within ~σ/3 of μ instead of ~σ: the first group's lane means stay small.
     @inline(__always)
-    static func columnPivot(_ p: UnsafePointer<Float>, stride: Int, rows: Int) -> F8 {
-        let first = load8(p)
+    static func columnPivot<E: NormElement>(_ p: UnsafePointer<E>, stride: Int, rows: Int) -> F8 {
+        let first = E.load8(p)
         guard rows >= 8 else { return first }
-        let a = (first + load8(p + stride)) + (load8(p + 2 * stride) + load8(p + 3 * stride))
-        let b = (load8(p + 4 * stride) + load8(p + 5 * stride)) + (load8(p + 6 * stride) + load8(p + 7 * stride))
+        let a = (first + E.load8(p + stride)) + (E.load8(p + 2 * stride) + E.load8(p + 3 * stride))
+        let b = (E.load8(p + 4 * stride) + E.load8(p + 5 * stride)) + (E.load8(p + 6 * stride) + E.load8(p + 7 * stride))
         let k = (a + b) * 0.125
         return k.replacing(with: first, where: .!((k - k) .== F8()))  // k − k is 0 only when k is finite
     }
 
     /// `columnPivot` for every column of a wide block (scalar for the last < 8).
     @inline(__always)
-    static func columnPivots(_ p: UnsafePointer<Float>, stride: Int, rows: Int, columns: Int,
+    static func columnPivots<E: NormElement>(_ p: UnsafePointer<E>, stride: Int, rows: Int, columns: Int,
                              into pivot: UnsafeMutablePointer<Float>) {
         var c = 0
         while c + 8 <= columns {
@@ -149,11 +152,12 @@ extension BlockMoments {
             c += 8
         }
         while c < columns {
-            let x = p + c
-            var k = x[0]
+            let p = p + c
+            @inline(__always) func x(_ i: Int) -> Float { E.widen(p[i]) }
+            var k = x(0)
             if rows >= 8 {
-                let a = (x[0] + x[stride]) + (x[2 * stride] + x[3 * stride])
-                let b = (x[4 * stride] + x[5 * stride]) + (x[6 * stride] + x[7 * stride])
+                let a = (x(0) + x(stride)) + (x(2 * stride) + x(3 * stride))
+                let b = (x(4 * stride) + x(5 * stride)) + (x(6 * stride) + x(7 * stride))
                 let mean = (a + b) * 0.125
                 if mean.isFinite { k = mean }
             }
@@ -176,8 +180,8 @@ extension BlockMoments {
     /// the chunk, then each lane's running mean every `pivotGroup` rows), merged into
     /// `out` with Chan's formula.
     @inline(never)
-    private static func columnChunk32(
-        _ p: UnsafePointer<Float>, rows: Int, stride: Int, into out: UnsafeMutablePointer<Moments>
+    private static func columnChunk32<E: NormElement>(
+        _ p: UnsafePointer<E>, rows: Int, stride: Int, into out: UnsafeMutablePointer<Moments>
     ) {
         var k0 = columnPivot(p, stride: stride, rows: rows), k1 = columnPivot(p + 8, stride: stride, rows: rows)
         var k2 = columnPivot(p + 16, stride: stride, rows: rows), k3 = columnPivot(p + 24, stride: stride, rows: rows)
@@ -192,10 +196,10 @@ extension BlockMoments {
             while row < end {
                 // scalar math per column: d = (x − K) − m;  m += d / (row + 1);  s += d · ((x − K) − m)
                 let (r, w) = WelfordWeights.step(row + 1, weights)
-                welfordStep(load8(q) - k0, &m0, &s0, r: r, q: w)
-                welfordStep(load8(q + 8) - k1, &m1, &s1, r: r, q: w)
-                welfordStep(load8(q + 16) - k2, &m2, &s2, r: r, q: w)
-                welfordStep(load8(q + 24) - k3, &m3, &s3, r: r, q: w)
+                welfordStep(E.load8(q) - k0, &m0, &s0, r: r, q: w)
+                welfordStep(E.load8(q + 8) - k1, &m1, &s1, r: r, q: w)
+                welfordStep(E.load8(q + 16) - k2, &m2, &s2, r: r, q: w)
+                welfordStep(E.load8(q + 24) - k3, &m3, &s3, r: r, q: w)
                 q += stride
                 row += 1
             }
@@ -210,8 +214,8 @@ extension BlockMoments {
     }
 
     @inline(never)
-    private static func columnChunk8(
-        _ p: UnsafePointer<Float>, rows: Int, stride: Int, into out: UnsafeMutablePointer<Moments>
+    private static func columnChunk8<E: NormElement>(
+        _ p: UnsafePointer<E>, rows: Int, stride: Int, into out: UnsafeMutablePointer<Moments>
     ) {
         var k = columnPivot(p, stride: stride, rows: rows)
         var m = F8(), t = D8()
@@ -223,7 +227,7 @@ extension BlockMoments {
             var s = F8()
             while row < end {
                 let (r, w) = WelfordWeights.step(row + 1, weights)
-                welfordStep(load8(q) - k, &m, &s, r: r, q: w)
+                welfordStep(E.load8(q) - k, &m, &s, r: r, q: w)
                 q += stride
                 row += 1
             }

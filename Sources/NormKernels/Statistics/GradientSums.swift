@@ -116,21 +116,21 @@ struct GradientTable {
 }
 
 /// g = dy · γ[i] (γ when given), 0 where the forward output y ≤ 0 (fused ReLU);
-/// dy of any element type, widened exactly.
+/// dy and the mask of any element type, widened exactly.
 @inline(__always)
-func gradient8<E: NormElement>(_ dy: UnsafePointer<E>, _ mask: UnsafePointer<Float>?,
+func gradient8<E: NormElement>(_ dy: UnsafePointer<E>, _ mask: UnsafePointer<E>?,
                                _ gamma: UnsafePointer<Float>?, _ i: Int) -> F8 {
     var d = E.load8(dy + i)
-    if let mask { d.replace(with: F8(), where: load8(mask + i) .<= F8()) }
+    if let mask { d.replace(with: F8(), where: E.load8(mask + i) .<= F8()) }
     if let gamma { d *= load8(gamma + i) }
     return d
 }
 
 @inline(__always)
-func gradient1<E: NormElement>(_ dy: UnsafePointer<E>, _ mask: UnsafePointer<Float>?,
+func gradient1<E: NormElement>(_ dy: UnsafePointer<E>, _ mask: UnsafePointer<E>?,
                                _ gamma: UnsafePointer<Float>?, _ i: Int) -> Float {
     var d = E.widen(dy[i])
-    if let mask, mask[i] <= 0 { d = 0 }
+    if let mask, E.widen(mask[i]) <= 0 { d = 0 }
     if let gamma { d *= gamma[i] }
     return d
 }

@@ -30,7 +30,7 @@ enum BlockGradients {
     @inline(__always)
     static func contiguous<E: NormElement>(
         _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ n: Int, _ c: AffineCoefficients,
-        mask: UnsafePointer<Float>?, gamma: UnsafePointer<Float>?
+        mask: UnsafePointer<E>?, gamma: UnsafePointer<Float>?
     ) -> GradientSums {
         segmented(x, dy, length: n, stride: 0, segments: 1, c, mask: mask, gamma: gamma)
     }
@@ -84,7 +84,7 @@ enum BlockGradients {
     /// γ restarts at every run (position within the run).
     static func segmented<E: NormElement>(
         _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, length n: Int, stride: Int, segments: Int,
-        _ c: AffineCoefficients, mask: UnsafePointer<Float>?, gamma: UnsafePointer<Float>?, following: Int = 0
+        _ c: AffineCoefficients, mask: UnsafePointer<E>?, gamma: UnsafePointer<Float>?, following: Int = 0
     ) -> GradientSums {
         let sums: GradientSums
         if following != 0 && gamma == nil {
@@ -109,7 +109,7 @@ enum BlockGradients {
     @inline(__always)
     private static func segmentedFloat32<E: NormElement, P: StreamPrefetch>(
         _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ n: Int, _ stride: Int, _ segments: Int,
-        _ c: AffineCoefficients, _ mask: UnsafePointer<Float>?, _ gamma: UnsafePointer<Float>?,
+        _ c: AffineCoefficients, _ mask: UnsafePointer<E>?, _ gamma: UnsafePointer<Float>?,
         _ following: Int, _: P.Type
     ) -> GradientSums {
         let p = F8(repeating: c.pivot), s = F8(repeating: c.scale), t = F8(repeating: c.shift)
@@ -118,7 +118,7 @@ enum BlockGradients {
         var g0 = F8(), g1 = F8(), g2 = F8(), g3 = F8(), h0 = F8(), h1 = F8(), h2 = F8(), h3 = F8()
         var tail = GradientSums.zero
         @inline(__always) func step(_ xs: UnsafePointer<E>, _ ds: UnsafePointer<E>,
-                                    _ ms: UnsafePointer<Float>?, _ i: Int, _ g: inout F8, _ h: inout F8) {
+                                    _ ms: UnsafePointer<E>?, _ i: Int, _ g: inout F8, _ h: inout F8) {
             let d = gradient8(ds, ms, gamma, i)
             g += d
             h = muladd(d, muladd(E.load8(xs + i) - p, s, t), h)
@@ -157,7 +157,7 @@ enum BlockGradients {
     /// The Float64 fallback (also what non-finite inputs end in).
     private static func segmentedFloat64<E: NormElement>(
         _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ n: Int, _ stride: Int, _ segments: Int,
-        _ c: AffineCoefficients, _ mask: UnsafePointer<Float>?, _ gamma: UnsafePointer<Float>?
+        _ c: AffineCoefficients, _ mask: UnsafePointer<E>?, _ gamma: UnsafePointer<Float>?
     ) -> GradientSums {
         var sums = GradientSums.zero
         let p = Double(c.pivot), s = Double(c.scale), t = Double(c.shift)
@@ -165,7 +165,7 @@ enum BlockGradients {
             let o = segment * stride
             for i in 0..<n {
                 var d = Double(E.widen(dy[o + i]))
-                if let mask, mask[o + i] <= 0 { d = 0 }
+                if let mask, E.widen(mask[o + i]) <= 0 { d = 0 }
                 if let gamma { d *= Double(gamma[i]) }
                 sums.dy += d
                 sums.dyXhat += d * ((Double(E.widen(x[o + i])) - p) * s + t)

@@ -134,21 +134,24 @@ enum TinyUnits {
     /// `dst[i] = (src[i] − pivot)·scale + shift` for one unit: a vector per 8
     /// values, then scalars (the same rounding either way).
     @inline(__always)
-    static func normalize(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
-                          _ k: AffineCoefficients) {
+    static func normalize<E: NormElement>(_ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>, _ n: Int,
+                                          _ k: AffineCoefficients) {
         let p = F8(repeating: k.pivot), s = F8(repeating: k.scale), t = F8(repeating: k.shift)
         var i = 0
-        while i + 8 <= n { store8(muladd(load8(src + i) - p, s, t), dst + i); i += 8 }
-        while i < n { dst[i] = muladd(src[i] - k.pivot, k.scale, k.shift); i += 1 }
+        while i + 8 <= n { E.store8(muladd(E.load8(src + i) - p, s, t), dst + i); i += 8 }
+        while i < n { dst[i] = E.narrow(muladd(E.widen(src[i]) - k.pivot, k.scale, k.shift)); i += 1 }
     }
 
     /// `dx[i] = a·dy[i] + (b·(x[i] − pivot) + c)` for one unit.
     @inline(__always)
-    static func gradient(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ dx: UnsafeMutablePointer<Float>,
-                         _ n: Int, _ k: GradientCoefficients) {
+    static func gradient<E: NormElement>(_ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ dx: UnsafeMutablePointer<E>,
+                                         _ n: Int, _ k: GradientCoefficients) {
         let a = F8(repeating: k.a), b = F8(repeating: k.b), c = F8(repeating: k.c), q = F8(repeating: k.pivot)
         var i = 0
-        while i + 8 <= n { store8(muladd(a, load8(dy + i), muladd(b, load8(x + i) - q, c)), dx + i); i += 8 }
-        while i < n { dx[i] = muladd(k.a, dy[i], muladd(k.b, x[i] - k.pivot, k.c)); i += 1 }
+        while i + 8 <= n { E.store8(muladd(a, E.load8(dy + i), muladd(b, E.load8(x + i) - q, c)), dx + i); i += 8 }
+        while i < n {
+            dx[i] = E.narrow(muladd(k.a, E.widen(dy[i]), muladd(k.b, E.widen(x[i]) - k.pivot, k.c)))
+            i += 1
+        }
     }
 }

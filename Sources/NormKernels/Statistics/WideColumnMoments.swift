@@ -1,6 +1,9 @@
 // Per-column moments of wide blocks (≥ `rowMajorColumns` columns): the block
 // is read row by row, in strips of `rowsPerStrip` rows, each column's Welford
 // state in L1 (see `wideColumns` for why not column tiles).
+// Generic over the tensors' element type (`NormElement`): x and dy are widened
+// exactly on load, outputs rounded once from the Float32 value; everything else
+// is Float32/Float64 (docs/ARCHITECTURE.md, "Adding an element type").
 
 import CNormSupport
 
@@ -21,8 +24,8 @@ extension BlockMoments {
     /// (nB/n and nA·nB/n); the merge then runs 8 columns at a time in Float64
     /// SIMD instead of one `Moments.merged` (a division) per column and chunk,
     /// which cost a fifth of the reduction with 64 columns.
-    static func wideColumns(
-        _ base: UnsafePointer<Float>, rows: Int, columns: Int, stride: Int,
+    static func wideColumns<E: NormElement>(
+        _ base: UnsafePointer<E>, rows: Int, columns: Int, stride: Int,
         into out: UnsafeMutablePointer<Moments>
     ) {
         withScratch(of: Float.self, capacity: 3 * columns) { state in
@@ -114,8 +117,8 @@ extension BlockMoments {
     /// it in a separate pass over the columns; `foldGroup` does it for the last
     /// < 32 columns. Same arithmetic in the same order: same bits.
     @inline(never)
-    private static func welfordRows(
-        _ first: UnsafePointer<Float>, rows: Int, stride: Int,
+    private static func welfordRows<E: NormElement>(
+        _ first: UnsafePointer<E>, rows: Int, stride: Int,
         mean: UnsafeMutablePointer<Float>, m2: UnsafeMutablePointer<Float>, pivot: UnsafeMutablePointer<Float>,
         total: UnsafeMutablePointer<Double>, columns: Int
     ) {
@@ -145,10 +148,10 @@ extension BlockMoments {
                     nk_prefetch(ahead); nk_prefetch(ahead + 64); ahead += 128
                     let r = F8(repeating: weight[0]), w = F8(repeating: weight[1])
                     weight += 2
-                    welfordStep(load8(q) - k0, &m0, &s0, r: r, q: w)
-                    welfordStep(load8(q + 8) - k1, &m1, &s1, r: r, q: w)
-                    welfordStep(load8(q + 16) - k2, &m2v, &s2, r: r, q: w)
-                    welfordStep(load8(q + 24) - k3, &m3, &s3, r: r, q: w)
+                    welfordStep(E.load8(q) - k0, &m0, &s0, r: r, q: w)
+                    welfordStep(E.load8(q + 8) - k1, &m1, &s1, r: r, q: w)
+                    welfordStep(E.load8(q + 16) - k2, &m2v, &s2, r: r, q: w)
+                    welfordStep(E.load8(q + 24) - k3, &m3, &s3, r: r, q: w)
                     q += stride
                 }
                 if closes {
@@ -207,21 +210,21 @@ extension BlockMoments {
     static let rowsPerStrip = 8
 
     @inline(__always)
-    private static func welfordRow(
-        _ x: UnsafePointer<Float>, from start: Int, pivot k: UnsafePointer<Float>,
+    private static func welfordRow<E: NormElement>(
+        _ x: UnsafePointer<E>, from start: Int, pivot k: UnsafePointer<Float>,
         mean: UnsafeMutablePointer<Float>, m2: UnsafeMutablePointer<Float>, columns: Int, r: F8, q: F8, rs: Float
     ) {
         // scalar math per column: d = (x − K) − m;  m += d · r;  s += d · ((x − K) − m)
         var c = start
         while c + 8 <= columns {
             var m = load8(mean + c), s = load8(m2 + c)
-            welfordStep(load8(x + c) - load8(k + c), &m, &s, r: r, q: q)
+            welfordStep(E.load8(x + c) - load8(k + c), &m, &s, r: r, q: q)
             store8(m, mean + c)
             store8(s, m2 + c)
             c += 8
         }
         while c < columns {
-            let v = x[c] - k[c]
+            let v = E.widen(x[c]) - k[c]
             let d = v - mean[c]
             mean[c] += d * rs
             m2[c] += d * (v - mean[c])
