@@ -58,6 +58,10 @@ def arguments():
     p.add_argument("--threads", default="1,2")
     p.add_argument("--budget-ms", default="300")
     p.add_argument("--sets", default=",".join(SETS), help="comma-separated subset of " + ",".join(SETS))
+    p.add_argument("--dtype", default="f32",
+                   help="element types, comma-separated (f32, f16, bf16), passed to normbench and "
+                        "torch_compare.py; oneDNN and ONNX Runtime run only f32 here. 16-bit rows show as "
+                        "'op dtype' (e.g. 'layernorm bf16') in merged.csv and table.md")
     p.add_argument("--peers", default=",".join(k for k, _ in PEERS), help="subset of " + ",".join(k for k, _ in PEERS))
     p.add_argument("--normbench", default=None, help="a built normbench (default: build into --scratch-path)")
     p.add_argument("--scratch-path", default=".build-release")
@@ -171,19 +175,26 @@ def copy_gbps(json_path):
 
 def run_round(args, r, folder, normbench, onednn, peers):
     common = ["--threads", args.threads, "--budget-ms", args.budget_ms, "--directions", DIRECTIONS]
+    typed = ["--dtype", args.dtype]
+    only_f32 = args.dtype == "f32"
     log = os.path.join(folder, "log.txt")
     for name in args.sets.split(","):
         flags = SETS[name]
         base = os.path.join(folder, name)
         print(f"peers: round {r}, {name}: ours", file=sys.stderr)
-        sh([normbench, "sweep"] + common + flags + ["--csv", base + ".csv", "--json", base + ".json"], log)
+        sh([normbench, "sweep"] + common + typed + flags + ["--csv", base + ".csv", "--json", base + ".json"], log,
+           check=only_f32)   # a set without 16-bit ops has no case: normbench refuses the dtype
+        if not os.path.exists(base + ".json"):
+            continue
         for peer in peers:
+            if not only_f32 and not peer.startswith("torch"):
+                continue
             print(f"peers: round {r}, {name}: {peer}", file=sys.stderr)
             if peer == "onednn":
                 sh([onednn] + common + flags + ["--copy-gbps", copy_gbps(base + ".json"), "--csv", base + ".onednn.csv"],
                    log, check=False)
             elif peer.startswith("torch"):
-                sh([args.torch_py, "tools/torch_compare.py"] + common + flags
+                sh([args.torch_py, "tools/torch_compare.py"] + common + typed + flags
                    + ["--normbench-json", base + ".json", "--csv", f"{base}.{peer}.csv"],
                    log, env=RECYCLING if peer == "torch-recycling" else None)
             elif peer == "ort":
@@ -197,6 +208,10 @@ def load(path):
         with open(path) as f:
             for row in csv.DictReader(f):
                 if row["median_ms"]:
+                    # 16-bit rows (the last CSV column, absent in older files) are told apart by op.
+                    dtype = row.get("dtype") or "f32"
+                    if dtype != "f32":
+                        row["op"] = f"{row['op']} {dtype}"
                     rows[tuple(row[k] for k in KEY)] = row
     return rows
 

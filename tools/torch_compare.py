@@ -15,6 +15,14 @@ skipping rules, same byte counts), so the two CSVs line up row by row and
   otherwise the column is empty.
 * backward is timed with autograd (`torch.autograd.grad(y, inputs, dy,
   retain_graph=True)`), gradients for x and the affine parameters.
+* `--dtype f32,f16,bf16` as normbench's: x, dy (and AdaIN's style) in that
+  type, generated in float32 and rounded once; bytes count them at the element
+  size and the parameters at 4 bytes, as normbench. The parameters are in the
+  same 16-bit type by default (a module converted with `.to(torch.bfloat16)`,
+  PyTorch's fused path; RMSNorm with a float32 weight falls back to a composite),
+  or float32 with `--torch-params f32` (the library's mixed layout). An op runs
+  the 16-bit dtypes that normbench runs for it (`DTYPE_OPS`); a `dtype` column
+  is appended at the end of the CSV, as normbench's.
 
 Ops: F.batch_norm (training with running statistics, or eval),
 F.layer_norm / F.rms_norm over [C, H, W], F.instance_norm (use_input_stats, or
@@ -32,7 +40,12 @@ import sys
 import time
 
 COLUMNS = ["op", "direction", "layout", "N", "C", "H", "W", "G", "threads", "affinity",
-           "median_ms", "min_ms", "bytes", "gbps", "fraction_of_copy", "checked"]
+           "median_ms", "min_ms", "bytes", "gbps", "fraction_of_copy", "checked", "dtype"]
+DTYPES = ["f32", "f16", "bf16"]
+ELEMENT_BYTES = {"f32": 4, "f16": 2, "bf16": 2}
+# The ops normbench runs in each 16-bit dtype (its BenchOp.dtypes): one entry per
+# op that gains 16-bit kernels in the library.
+DTYPE_OPS = {"f16": {"layernorm", "rmsnorm"}, "bf16": {"layernorm", "rmsnorm"}}
 OPS = ["batchnorm", "layernorm", "rmsnorm", "instancenorm", "groupnorm", "adain", "weightnorm"]
 DIRECTIONS = ["forward-training", "forward-inference", "backward"]
 LAYOUT_OPS = {"batchnorm", "instancenorm", "groupnorm", "adain"}
@@ -59,6 +72,9 @@ def arguments():
     cores = os.cpu_count() or 1
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--ops", default=",".join(OPS))
+    p.add_argument("--dtype", default="f32", help="comma-separated: f32, f16, bf16")
+    p.add_argument("--torch-params", default="same", choices=["same", "f32"],
+                   help="16-bit cases: parameters in the same dtype (default) or float32")
     p.add_argument("--directions", default=",".join(DIRECTIONS))
     p.add_argument("--layouts", default="nchw,nhwc")
     p.add_argument("--batch", default="1,16")
@@ -100,8 +116,15 @@ def case_grid(args):
                   for s in int_list(args.spatial)]
     groups = int_list(args.groups)
     threads = int_list(args.threads)
+    dtypes = str_list(args.dtype)
+    for d in dtypes:
+        if d not in DTYPES:
+            sys.exit(f"--dtype: {d!r} is not one of {','.join(DTYPES)}")
     seen = set()
     for op in ops:
+      for dtype in dtypes:
+        if dtype != "f32" and op not in DTYPE_OPS.get(dtype, set()):
+            continue
         for direction in directions:
             if direction == "forward-inference" and op not in INFERENCE_OPS:
                 continue
@@ -116,45 +139,50 @@ def case_grid(args):
                                 continue
                             if op == "instancenorm" and h * w < 2:
                                 continue
-                        key = (op, direction, layout, shape, g)
+                        key = (op, dtype, direction, layout, shape, g)
                         if key in seen:
                             continue
                         seen.add(key)
                         for t in threads:
-                            yield op, direction, layout, shape, g, t
+                            yield op, direction, layout, shape, g, t, dtype
 
 
-def traffic_bytes(op, direction, shape):
-    """normbench's Traffic.bytes (docs/HARNESS.md)."""
+def traffic_bytes(op, direction, shape, dtype="f32"):
+    """normbench's Traffic.bytes (docs/HARNESS.md): activation tensors at the
+    element size, parameters at 4 bytes."""
     n, c, h, w = shape
     t, features = n * c * h * w, c * h * w
     if direction == "forward-training":
-        floats = 2 * t + {"batchnorm": 6 * c, "instancenorm": 2 * c, "groupnorm": 2 * c,
-                          "layernorm": 2 * features, "rmsnorm": features, "adain": t, "weightnorm": n}[op]
+        tensors = 2 * t + (t if op == "adain" else 0)
+        params = {"batchnorm": 6 * c, "instancenorm": 2 * c, "groupnorm": 2 * c,
+                  "layernorm": 2 * features, "rmsnorm": features, "adain": 0, "weightnorm": n}[op]
     elif direction == "forward-inference":
-        floats = 2 * t + 4 * c
+        tensors, params = 2 * t, 4 * c
     else:
-        floats = 3 * t + {"batchnorm": 3 * c, "instancenorm": 3 * c, "groupnorm": 3 * c,
-                          "layernorm": 3 * features, "rmsnorm": 2 * features, "adain": 0, "weightnorm": 2 * n}[op]
-    return 4 * floats
+        tensors = 3 * t
+        params = {"batchnorm": 3 * c, "instancenorm": 3 * c, "groupnorm": 3 * c,
+                  "layernorm": 3 * features, "rmsnorm": 2 * features, "adain": 0, "weightnorm": 2 * n}[op]
+    return ELEMENT_BYTES[dtype] * tensors + 4 * params
 
 
-def make_case(torch, F, op, direction, layout, shape, groups):
+def make_case(torch, F, op, direction, layout, shape, groups, dtype="f32", params="same"):
     """Returns a zero-argument callable that runs one repetition."""
     n, c, h, w = shape
     gen = torch.Generator().manual_seed(1)
+    element = {"f32": torch.float32, "f16": torch.float16, "bf16": torch.bfloat16}[dtype]
+    parameter = element if params == "same" else torch.float32
 
     def tensor(*dims, offset=True):
         x = torch.rand(*dims, generator=gen) * 2 - 1
         if offset and len(dims) == 4:
             ch = torch.arange(dims[1])
             x = x * (1 + (ch % 3) * 0.25).view(1, -1, 1, 1) + ((ch % 7 - 3) * 0.5).view(1, -1, 1, 1)
-        return x
+        return x.to(element) if len(dims) == 4 else x
 
     memory = torch.channels_last if layout == "nhwc" else torch.contiguous_format
     backward = direction == "backward"
     x = tensor(n, c, h, w).contiguous(memory_format=memory).requires_grad_(backward)
-    per_channel = lambda: (1 + 0.25 * (torch.rand(c, generator=gen) * 2 - 1)).requires_grad_(backward)
+    per_channel = lambda: (1 + 0.25 * (torch.rand(c, generator=gen) * 2 - 1)).to(parameter).requires_grad_(backward)
     running_mean = ((torch.arange(c) % 7 - 3) * 0.5).float()
     running_var = torch.ones(c)
 
@@ -177,12 +205,12 @@ def make_case(torch, F, op, direction, layout, shape, groups):
         forward = lambda: F.group_norm(x, groups, weight, bias, eps=EPS)
         inputs = [x, weight, bias]
     elif op == "layernorm":
-        weight = (1 + 0.25 * (torch.rand(c, h, w, generator=gen) * 2 - 1)).requires_grad_(backward)
-        bias = (0.25 * (torch.rand(c, h, w, generator=gen) * 2 - 1)).requires_grad_(backward)
+        weight = (1 + 0.25 * (torch.rand(c, h, w, generator=gen) * 2 - 1)).to(parameter).requires_grad_(backward)
+        bias = (0.25 * (torch.rand(c, h, w, generator=gen) * 2 - 1)).to(parameter).requires_grad_(backward)
         forward = lambda: F.layer_norm(x, [c, h, w], weight, bias, eps=EPS)
         inputs = [x, weight, bias]
     elif op == "rmsnorm":
-        weight = (1 + 0.25 * (torch.rand(c, h, w, generator=gen) * 2 - 1)).requires_grad_(backward)
+        weight = (1 + 0.25 * (torch.rand(c, h, w, generator=gen) * 2 - 1)).to(parameter).requires_grad_(backward)
         forward = lambda: F.rms_norm(x, [c, h, w], weight, eps=None)
         inputs = [x, weight]
     elif op == "adain":
@@ -208,7 +236,7 @@ def make_case(torch, F, op, direction, layout, shape, groups):
                 return forward()
         return run
     y = forward()
-    dy = (torch.rand(y.shape, generator=gen) * 2 - 1).contiguous(memory_format=memory)
+    dy = (torch.rand(y.shape, generator=gen) * 2 - 1).to(element).contiguous(memory_format=memory)
     return lambda: torch.autograd.grad(y, inputs, dy, retain_graph=True)
 
 
@@ -255,19 +283,20 @@ def main():
     started = time.perf_counter()
     tty = sys.stderr.isatty()
     for done, index in enumerate(order, 1):
-        op, direction, layout, shape, groups, threads = cases[index]
+        op, direction, layout, shape, groups, threads, dtype = cases[index]
         if torch.get_num_threads() != threads:
             torch.set_num_threads(threads)
-        label = f"{op} {direction} {layout} {'x'.join(map(str, shape))}" + (f" G{groups}" if groups else "")
+        label = (f"{op}{'' if dtype == 'f32' else ' ' + dtype} {direction} {layout} {'x'.join(map(str, shape))}"
+                 + (f" G{groups}" if groups else ""))
         if tty:
             print(f"\r\033[K[{done}/{len(cases)}] {label} t{threads}", end="", file=sys.stderr, flush=True)
         n, c, h, w = shape
-        nbytes = traffic_bytes(op, direction, shape)
+        nbytes = traffic_bytes(op, direction, shape, dtype)
         row = dict(op=op, direction=direction, layout=layout, N=n, C=c, H=h, W=w,
                    G=groups if groups else "-", threads=threads, affinity="none", bytes=nbytes,
-                   median_ms="", min_ms="", gbps="", fraction_of_copy="", checked="torch")
+                   median_ms="", min_ms="", gbps="", fraction_of_copy="", checked="torch", dtype=dtype)
         try:
-            run = make_case(torch, F, op, direction, layout, shape, groups)
+            run = make_case(torch, F, op, direction, layout, shape, groups, dtype, args.torch_params)
             median, minimum = measure(run, args.budget_ms / 1e3, args.min_reps)
             gbps = nbytes / median / 1e9
             row.update(median_ms=f"{median * 1e3:.6f}", min_ms=f"{minimum * 1e3:.6f}", gbps=f"{gbps:.3f}")

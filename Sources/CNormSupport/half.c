@@ -39,6 +39,12 @@ void nk_f16c_narrow8(nk_float4 low, nk_float4 high, void *dst) {
 }
 
 __attribute__((target("avx,f16c")))
+void nk_f16c_narrow8_stream(nk_float4 low, nk_float4 high, void *dst) {
+    __m256 v = _mm256_set_m128((__m128)high, (__m128)low);
+    _mm_stream_si128((__m128i *)dst, _mm256_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT));
+}
+
+__attribute__((target("avx,f16c")))
 void nk_f16c_widen(const void *src, float *dst, size_t count) {
     const uint16_t *s = (const uint16_t *)src;
     size_t i = 0;
@@ -66,6 +72,7 @@ int nk_f16c_detect(void) {
 }
 void nk_f16c_widen8(const void *src, float *dst) { (void)src; (void)dst; }
 void nk_f16c_narrow8(nk_float4 low, nk_float4 high, void *dst) { (void)low; (void)high; (void)dst; }
+void nk_f16c_narrow8_stream(nk_float4 low, nk_float4 high, void *dst) { (void)low; (void)high; (void)dst; }
 void nk_f16c_widen(const void *src, float *dst, size_t count) { (void)src; (void)dst; (void)count; }
 void nk_f16c_narrow(const float *src, void *dst, size_t count) { (void)src; (void)dst; (void)count; }
 

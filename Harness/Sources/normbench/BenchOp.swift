@@ -20,6 +20,12 @@ protocol BenchOp: Sendable {
     /// Whether `--groups` applies (GroupNorm); other ops get groups = nil.
     var hasGroups: Bool { get }
 
+    /// The element types the op's makers run (`--dtype`); others are counted in
+    /// `skipped:`. Float32 only unless the op says more: an op that gains 16-bit
+    /// kernels lists `DType.allCases` and writes its makers for any element type
+    /// (`DType.pick`, `Buffer.elements`).
+    var dtypes: [DType] { get }
+
     /// The tensors a case needs besides x, the output and (backward) dy.
     func operands(_ shape: Shape) -> Operands
 
@@ -42,6 +48,7 @@ protocol BenchOp: Sendable {
 
 extension BenchOp {
     var hasGroups: Bool { false }
+    var dtypes: [DType] { [.f32] }
     func cannotRun(_ key: CaseKey) -> String? { nil }
 }
 

@@ -10,15 +10,38 @@ enum Direction: String, CaseIterable, Codable {
 }
 
 /// The element type of the activation tensors (x, y, dy, dx, style); γ, β and
-/// statistics stay Float32. The raw values are the `--dtype` names.
-enum DType: String, CaseIterable {
+/// statistics stay Float32. The raw values are the `--dtype` names. Which ops
+/// run which dtypes: `BenchOp.dtypes` (see docs/HARNESS.md, "Adding an op or a dtype").
+enum DType: String, CaseIterable, Codable {
     case f32, f16, bf16
 
     var elementBytes: Int { self == .f32 ? 4 : 2 }
 
-    /// The library's kernels take Float32 only so far; 16-bit cases are refused
-    /// when the grid is read (see docs/HARNESS.md, "Adding an op or a dtype").
-    var isSupported: Bool { self == .f32 }
+    /// The value of the dtype's case: a maker written once as a generic function
+    /// of the element type calls it with `Float`, `Float16` and `BFloat16`
+    /// (`w.key.dtype.pick(make(Float.self), make(Float16.self), make(BFloat16.self))`);
+    /// only the chosen one runs.
+    func pick<T>(_ f32: @autoclosure () throws -> T, _ f16: @autoclosure () throws -> T,
+                 _ bf16: @autoclosure () throws -> T) rethrows -> T {
+        switch self {
+        case .f32: return try f32()
+        case .f16: return try f16()
+        case .bf16: return try bf16()
+        }
+    }
+
+    /// The largest reference error (`Reference.compare`) a correct kernel shows:
+    /// Float32 as measured (forward ≤ 9e-7, backward ≤ 4.4e-7, with margin); a
+    /// 16-bit output adds its own rounding, half an ulp relative (2⁻⁹ bf16,
+    /// 2⁻¹² f16), allowed twice over (forward) or four times (backward).
+    func tolerance(_ direction: Direction) -> Double {
+        let backward = direction == .backward
+        switch self {
+        case .f32: return backward ? 5e-5 : 2e-5
+        case .f16: return backward ? 1e-3 : 5e-4
+        case .bf16: return backward ? 8e-3 : 4e-3
+        }
+    }
 }
 
 /// Logical `[N, C, H, W]`; the layout travels separately because some ops have none.
@@ -95,7 +118,7 @@ struct BenchCase {
 /// What to run: the resolved cross product of a sweep or scale command.
 struct CaseGrid {
     var ops: [any BenchOp]
-    /// Element types of the activation tensors; only supported ones (`DType.isSupported`) reach the grid.
+    /// Element types of the activation tensors; an op gets those it lists in `BenchOp.dtypes`.
     var dtypes: [DType] = [.f32]
     var directions: [Direction]
     var layouts: [Layout]
@@ -124,6 +147,10 @@ struct CaseGrid {
         var skips = Skips()
         for op in ops {
             for dtype in dtypes {
+                guard op.dtypes.contains(dtype) else {
+                    skips.add("ops without \(dtype.rawValue) kernels in the library yet")
+                    continue
+                }
                 for direction in directions {
                     guard let pass = op.pass(direction) else { continue }
                     if pass.make == nil {

@@ -86,7 +86,7 @@ enum Measurement {
             let t1 = now()
             // The outputs escape to an opaque C function: nothing the kernel
             // wrote can be treated as dead.
-            nk_black_hole(output.pointer)
+            nk_black_hole(output.kernelPointer)
             samples.append((t1 - t0) / Double(inner))
         }
         return Timing(samples: samples, reps: samples.count * inner)

@@ -9,7 +9,7 @@ struct GridOptions: ParsableArguments {
     @Option(help: "Ops, comma-separated, or 'all': \(BenchOps.names).")
     var ops: String?
 
-    @Option(help: "Element types of the activation tensors, comma-separated: f32 (f16, bf16: not yet supported).")
+    @Option(help: "Element types of the activation tensors, comma-separated: f32, f16, bf16 (16-bit: the ops with 16-bit kernels; others skip them).")
     var dtype: String?
 
     @Option(help: "Directions, comma-separated, or 'all': forward-training,forward-inference,backward.")
@@ -170,8 +170,10 @@ extension GridOptions {
 
         let ops = try list(self.ops, file?.ops, defaults.ops, "ops", all: BenchOps.all) { BenchOps.named($0) }
         let dtypes = try list(self.dtype, file?.dtype, defaults.dtypes, "dtype") { DType(rawValue: $0.lowercased()) }
-        if let unsupported = dtypes.first(where: { !$0.isSupported }) {
-            throw ValidationError("--dtype: '\(unsupported.rawValue)' is not yet supported (the library's kernels take f32 only)")
+        if let unsupported = dtypes.first(where: { d in !ops.contains { $0.dtypes.contains(d) } }) {
+            let ready = BenchOps.all.filter { $0.dtypes.contains(unsupported) }.map(\.name).joined(separator: ",")
+            throw ValidationError("--dtype: no op of --ops runs '\(unsupported.rawValue)'"
+                                  + (ready.isEmpty ? "" : " (ops that do: \(ready))"))
         }
         let directions = try list(self.directions, file?.directions, defaults.directions, "directions",
                                   all: Direction.allCases) { Direction(rawValue: $0) }

@@ -55,8 +55,8 @@ enum CSV {
 
     static func write(_ results: [CaseResult], to path: String,
                       extraColumns: [String] = [], extra: (CaseResult) -> [String] = { _ in [] }) throws {
-        var text = (columns + extraColumns).joined(separator: ",") + "\n"
-        for r in results { text += (row(r) + extra(r)).joined(separator: ",") + "\n" }
+        var text = (columns + extraColumns + ["dtype"]).joined(separator: ",") + "\n"
+        for r in results { text += (row(r) + extra(r) + [r.dtype]).joined(separator: ",") + "\n" }
         try text.write(toFile: path, atomically: true, encoding: .utf8)
         Console.note("wrote \(path)")
     }
@@ -74,7 +74,7 @@ enum SweepTable {
                 r.q3Milliseconds.flatMap { q3 in r.medianMilliseconds.map { 100 * (q3 - q1) / $0 } }
             }
             table.rows.append([
-                r.op, r.direction, r.layout, "\(r.n)x\(r.c)x\(r.h)x\(r.w)", r.groups, "\(r.threads)", r.affinity,
+                r.dtype == "f32" ? r.op : "\(r.op) \(r.dtype)", r.direction, r.layout, "\(r.n)x\(r.c)x\(r.h)x\(r.w)", r.groups, "\(r.threads)", r.affinity,
                 Format.milliseconds(r.medianMilliseconds), Format.milliseconds(r.minMilliseconds),
                 Format.fixed(iqr, 1), Format.fixed(Double(r.bytes) / 1e6, 2), Format.fixed(r.gbps, 2),
                 Format.fixed(r.fractionOfCopy, 2), r.checked,

@@ -18,6 +18,8 @@ import NormKernels
 /// sweep (≤ 9e-7), yet small enough to catch an ε off by 10× (e ≈ 4e-5) or any
 /// indexing mistake (e ≈ 0.1 and more); backward 5e-5, 100× its worst (≤ 4.4e-7),
 /// a little looser because dx is a difference of nearly equal terms. NaN or ±Inf fails.
+/// 16-bit cases compare the widened output with the reference of the widened
+/// inputs; their tolerance adds the output's rounding (`DType.tolerance`).
 ///
 /// Inference takes the larger of rms(y) and the rms of |(x − running_mean)·r·γ| +
 /// |β| (see `inference`). For dx the unit's scale is the larger of rms(dx) and rms(r·g), the size of the
@@ -66,7 +68,7 @@ enum Reference {
     static func expectation(for w: Workload) -> Expectation {
         let key = w.key, op = key.op, reference = key.pass.reference
         let units = op.unitCount(key)
-        let tolerance = key.direction == .backward ? 5e-5 : 2e-5
+        let tolerance = key.dtype.tolerance(key.direction)
         var e = Expectation(tolerance: tolerance, units: units)
         let picked = sampledUnits(count: units, elementsPerUnit: key.shape.count / units)
         e.checkedUnits = picked.count

@@ -31,7 +31,8 @@ struct ScaleCommand: ParsableCommand {
 
     static func scaling(_ results: [CaseResult]) -> [Scaling] {
         func key(_ r: CaseResult) -> String {
-            [r.op, r.direction, r.layout, "\(r.n)", "\(r.c)", "\(r.h)", "\(r.w)", r.groups, r.affinity].joined(separator: "|")
+            [r.op, r.dtype, r.direction, r.layout, "\(r.n)", "\(r.c)", "\(r.h)", "\(r.w)", r.groups, r.affinity]
+                .joined(separator: "|")
         }
         var base: [String: (threads: Int, median: Double)] = [:]
         for r in results {
@@ -59,7 +60,8 @@ struct ScaleCommand: ParsableCommand {
                 r.q3Milliseconds.flatMap { q3 in r.medianMilliseconds.map { 100 * (q3 - q1) / $0 } }
             }
             table.rows.append([
-                r.op, r.direction, r.layout, "\(r.n)x\(r.c)x\(r.h)x\(r.w)", r.groups, r.affinity, "\(r.threads)",
+                r.dtype == "f32" ? r.op : "\(r.op) \(r.dtype)", r.direction, r.layout, "\(r.n)x\(r.c)x\(r.h)x\(r.w)",
+                r.groups, r.affinity, "\(r.threads)",
                 Format.milliseconds(r.medianMilliseconds), Format.milliseconds(r.minMilliseconds), Format.fixed(iqr, 1),
                 Format.fixed(r.gbps, 2), Format.fixed(r.fractionOfCopy, 2),
                 Format.fixed(s.speedup, 2), Format.fixed(s.efficiency.map { $0 * 100 }, 0) + (s.efficiency == nil ? "" : " %"),

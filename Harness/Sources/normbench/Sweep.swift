@@ -5,6 +5,9 @@ import NormKernels
 /// go to JSON.
 struct CaseResult: Codable {
     var op: String
+    /// f32, f16 or bf16: the last CSV column (after any extra columns), so that
+    /// readers of the earlier columns keep their positions.
+    var dtype: String = "f32"
     var direction: String
     var layout: String
     var n: Int, c: Int, h: Int, w: Int
@@ -38,7 +41,7 @@ struct CaseResult: Codable {
     var passed: Bool { checked == "ok" }
 
     enum CodingKeys: String, CodingKey {
-        case op, direction, layout, n = "N", c = "C", h = "H", w = "W", groups = "G", threads, affinity
+        case op, dtype, direction, layout, n = "N", c = "C", h = "H", w = "W", groups = "G", threads, affinity
         case medianMilliseconds = "median_ms", minMilliseconds = "min_ms", bytes, gbps
         case fractionOfCopy = "fraction_of_copy", checked, reps
         case q1Milliseconds = "q1_ms", q3Milliseconds = "q3_ms", p90Milliseconds = "p90_ms"
@@ -136,7 +139,7 @@ struct SweepRunner {
     func runCase(_ c: BenchCase, _ w: Workload, _ e: Reference.Expectation) -> CaseResult {
         let key = c.key
         var result = CaseResult(
-            op: key.op.name, direction: key.direction.rawValue, layout: key.layoutName,
+            op: key.op.name, dtype: key.dtype.rawValue, direction: key.direction.rawValue, layout: key.layoutName,
             n: key.shape.n, c: key.shape.c, h: key.shape.h, w: key.shape.w, groups: key.groupsName,
             threads: c.threads, affinity: c.affinity.rawValue,
             medianMilliseconds: nil, minMilliseconds: nil, bytes: key.bytes, gbps: nil,
@@ -151,6 +154,7 @@ struct SweepRunner {
             let repetition = try make(w, c.threading)
             w.out.poison()
             result.firstRepetitionMilliseconds = try Measurement.once(repetition) * 1e3
+            w.out.widenElements()
             let outcome = Reference.compare(e, w.out)
             // nil when not finite (a NaN or Inf output), which JSON cannot carry.
             result.maxError = outcome.maxError.isFinite ? outcome.maxError : nil

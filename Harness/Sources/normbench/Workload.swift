@@ -1,18 +1,32 @@
 import NormKernels
 
-/// A 64-byte-aligned Float32 buffer that frees itself. Kernels get its pointers;
-/// the class keeps them valid for as long as a closure holds the buffer.
+/// A 64-byte-aligned tensor that frees itself. Kernels get its pointers; the
+/// class keeps them valid for as long as a closure holds the buffer.
+///
+/// `pointer` holds the values as Float32, which the reference reads. A 16-bit
+/// buffer (`dtype` f16, bf16) also holds the elements the kernels read and
+/// write (`elements`): `roundToElements()` rounds the Float32 values once into
+/// them and widens them back, so the reference sees exactly the kernel's input;
+/// `widenElements()` copies a 16-bit output back for the check.
 final class Buffer {
     let pointer: UnsafeMutablePointer<Float>
     let count: Int
+    let dtype: DType
+    /// The 16-bit elements; nil for f32 (the kernels use `pointer`).
+    private let halves: UnsafeMutableRawPointer?
 
-    init(count: Int) {
+    init(count: Int, dtype: DType = .f32) {
         self.count = count
+        self.dtype = dtype
         let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64)
         pointer = raw.bindMemory(to: Float.self, capacity: max(1, count))
+        halves = dtype == .f32 ? nil : UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 2, alignment: 64)
     }
 
-    deinit { UnsafeMutableRawPointer(pointer).deallocate() }
+    deinit {
+        UnsafeMutableRawPointer(pointer).deallocate()
+        halves?.deallocate()
+    }
 
     var mutable: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
     var readOnly: UnsafeBufferPointer<Float> { UnsafeBufferPointer(start: pointer, count: count) }
@@ -21,9 +35,50 @@ final class Buffer {
         set { pointer[i] = newValue }
     }
 
+    /// The tensor as the kernels see it, for the element type of `dtype`.
+    func mutableElements<E: NormElement>(_: E.Type) -> UnsafeMutableBufferPointer<E> {
+        precondition(MemoryLayout<E>.size == dtype.elementBytes, "normbench: \(E.self) buffer of a \(dtype) case")
+        let base = halves ?? UnsafeMutableRawPointer(pointer)
+        return UnsafeMutableBufferPointer(start: base.bindMemory(to: E.self, capacity: max(1, count)), count: count)
+    }
+
+    func elements<E: NormElement>(_ type: E.Type) -> UnsafeBufferPointer<E> { UnsafeBufferPointer(mutableElements(type)) }
+
+    /// The start of the memory the kernels write (for the black hole of `Measurement`).
+    var kernelPointer: UnsafeRawPointer { UnsafeRawPointer(halves ?? UnsafeMutableRawPointer(pointer)) }
+
+    /// 16-bit: rounds every Float32 value once to the element type and widens it back.
+    func roundToElements() {
+        func round<E: NormElement>(_: E.Type) {
+            let e = mutableElements(E.self)
+            for i in 0..<count { e[i] = E.narrow(pointer[i]); pointer[i] = E.widen(e[i]) }
+        }
+        switch dtype {
+        case .f32: break
+        case .f16: round(Float16.self)
+        case .bf16: round(BFloat16.self)
+        }
+    }
+
+    /// 16-bit: the elements widened into the Float32 values (after a kernel wrote them).
+    func widenElements() {
+        func widen<E: NormElement>(_: E.Type) {
+            let e = mutableElements(E.self)
+            for i in 0..<count { pointer[i] = E.widen(e[i]) }
+        }
+        switch dtype {
+        case .f32: break
+        case .f16: widen(Float16.self)
+        case .bf16: widen(BFloat16.self)
+        }
+    }
+
     /// NaN everywhere: a kernel that skips an element cannot pass the check
     /// with a previous case's (or repetition's) values.
-    func poison() { pointer.update(repeating: .nan, count: count) }
+    func poison() {
+        pointer.update(repeating: .nan, count: count)
+        if halves != nil { roundToElements() }
+    }
 }
 
 /// SplitMix64 (Steele, Lea & Flood 2014) used as a hash of the element index,
@@ -81,14 +136,14 @@ final class Workload {
     static let epsilon: Float = 1e-5
 
     init(key: CaseKey) {
-        // The buffers hold Float; 16-bit dtypes are refused when the grid is read.
-        precondition(key.dtype == .f32, "normbench: \(key.dtype.rawValue) workloads are not yet supported")
+        // Activation tensors in the case's dtype (generated in Float32 and rounded
+        // once: the same data at every element size); parameters in Float32.
         self.key = key
-        let s = key.shape, operands = key.op.operands(s)
-        x = Workload.tensor(s, key.memoryLayout, seed: 1)
-        out = Buffer(count: s.count)
-        style = operands.style ? Workload.tensor(s, key.memoryLayout, seed: 2) : nil
-        dy = key.direction == .backward ? Workload.uniform(count: s.count, seed: 3, scale: 1) : nil
+        let s = key.shape, operands = key.op.operands(s), dtype = key.dtype
+        x = Workload.tensor(s, key.memoryLayout, seed: 1, dtype: dtype)
+        out = Buffer(count: s.count, dtype: dtype)
+        style = operands.style ? Workload.tensor(s, key.memoryLayout, seed: 2, dtype: dtype) : nil
+        dy = key.direction == .backward ? Workload.uniform(count: s.count, seed: 3, scale: 1, dtype: dtype) : nil
         gamma = Buffer(count: operands.gamma)
         beta = Buffer(count: operands.beta)
         for i in 0..<operands.gamma {
@@ -119,20 +174,22 @@ final class Workload {
     func shift(_ unit: Unit, _ i: Int) -> Double { beta.count > 0 ? Double(beta[unit.parameters[i]]) : 0 }
 
     /// x[n, c, h, w] = offset(c) + spread(c)·u, u uniform in [-1, 1), stored in `layout`.
-    static func tensor(_ s: Shape, _ layout: Layout, seed: UInt64) -> Buffer {
-        let buffer = Buffer(count: s.count)
+    static func tensor(_ s: Shape, _ layout: Layout, seed: UInt64, dtype: DType = .f32) -> Buffer {
+        let buffer = Buffer(count: s.count, dtype: dtype)
         let p = buffer.pointer, hw = s.spatial, c = s.c
         for i in 0..<s.count {
             let channel = layout == .nchw ? (i / hw) % c : i % c
             p[i] = Deterministic.offset(channel: channel)
                 + Deterministic.spread(channel: channel) * Deterministic.symmetric(seed: seed, index: i)
         }
+        buffer.roundToElements()
         return buffer
     }
 
-    static func uniform(count: Int, seed: UInt64, scale: Float) -> Buffer {
-        let buffer = Buffer(count: count)
+    static func uniform(count: Int, seed: UInt64, scale: Float, dtype: DType = .f32) -> Buffer {
+        let buffer = Buffer(count: count, dtype: dtype)
         for i in 0..<count { buffer[i] = scale * Deterministic.symmetric(seed: seed, index: i) }
+        buffer.roundToElements()
         return buffer
     }
 }

@@ -72,6 +72,13 @@ static inline __attribute__((always_inline)) void nk_stream8(float *dst, nk_floa
     __builtin_nontemporal_store(value, (nk_float8 *)dst);
 }
 
+/// Stores 8 16-bit values (`nk_half8`, HalfPrecision.h) at `dst` (16-byte aligned) with a non-temporal hint,
+/// as `nk_stream8` does for 8 floats: the 16-bit outputs' streaming store
+/// (movntdq). Four of them fill a cache line in the write-combining buffer.
+static inline __attribute__((always_inline)) void nk_stream8h(void *dst, nk_half8 value) {
+    __builtin_nontemporal_store(value, (nk_half8 *)dst);
+}
+
 /// a·b + c in one rounding (vfmadd) when the build targets FMA (`-Xcc
 /// -march=x86-64-v3` defines __FMA__), else a multiply then an add. Swift never
 /// fuses a multiply and an add by itself, and its `addingProduct` becomes a

@@ -27,6 +27,98 @@ static inline __attribute__((always_inline)) int nk_build_converts_half(void) {
 #endif
 }
 
+/// 1 when this build targets F16C on x86 (`-Xcc -march=x86-64-v3` or newer),
+/// else 0: the build where `nk_f16c_load8` / `nk_f16c_round8` below are one
+/// instruction each. A compile-time constant, as nk_build_converts_half.
+static inline __attribute__((always_inline)) int nk_build_has_f16c(void) {
+#if defined(__F16C__)
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+typedef float nk_v8sf __attribute__((vector_size(32)));
+typedef short nk_v8hi __attribute__((vector_size(16)));
+typedef float nk_float8h __attribute__((ext_vector_type(8)));
+/// Eight 16-bit values (Float16 or BFloat16 bit patterns); Swift imports this
+/// type as SIMD8<UInt16>.
+typedef unsigned short nk_half8 __attribute__((ext_vector_type(8)));
+
+/// Eight binary16 values at `src` (any alignment) widened to floats: one
+/// `vcvtph2ps` from memory, inlined into the Swift loop. Why not Swift's
+/// `SIMD8<Float>(SIMD8<Float16>)`: in an F16C build the optimizer left it out of
+/// line in several kernels (a call per 8 values, the vector returned in two XMM
+/// halves, a vzeroupper: the Welford lanes, mean squares, gradient sums and the
+/// short-row backward of a `-march=x86-64-v3` build, objdump). An always-inline C
+/// function is inlined wherever it is called. Only when nk_build_has_f16c() is 1
+/// (a zero vector otherwise: never called).
+static inline __attribute__((always_inline)) nk_float8h nk_f16c_load8(const void *src) {
+#if defined(__F16C__)
+    nk_v8hi h;
+    __builtin_memcpy(&h, src, sizeof h);
+    return (nk_float8h)__builtin_ia32_vcvtph2ps256(h);
+#else
+    (void)src;
+    return (nk_float8h)0;
+#endif
+}
+
+/// Eight floats rounded to binary16 bit patterns, to nearest, ties to even
+/// (`vcvtps2ph` with an explicit rounding mode, whatever MXCSR says). Only when
+/// nk_build_has_f16c() is 1.
+static inline __attribute__((always_inline)) nk_half8 nk_f16c_round8(nk_float8h v) {
+#if defined(__F16C__)
+    return (nk_half8)__builtin_ia32_vcvtps2ph256((nk_v8sf)v, 0);
+#else
+    (void)v;
+    return (nk_half8)0;
+#endif
+}
+
+typedef unsigned int nk_uint8 __attribute__((ext_vector_type(8)));
+typedef int nk_int8 __attribute__((ext_vector_type(8)));
+
+/// Eight floats rounded to BFloat16 bit patterns, to nearest, ties to even; a
+/// NaN keeps its sign and the top of its payload and gets the quiet bit 0x0040
+/// (the formula of BFloat16.swift, on 8 lanes):
+///
+///     b = (f + 0x7FFF + bit 16 of f) >> 16           f: the Float32 bits, not NaN
+///
+/// Written in C so that a build for AVX-512 BF16 (`-Xcc -march=native` on
+/// Sapphire Rapids) uses `vcvtneps2bf16`, which rounds the same way except that
+/// it flushes Float32 subnormal inputs to ±0: a vector holding one takes the
+/// formula (never in practice; ElementTests' narrowing inputs include them).
+/// Every build gives the formula's bits (a C check of 4.4·10⁷ patterns each
+/// with -march=x86-64, x86-64-v3 and native on this Xeon).
+static inline __attribute__((always_inline)) nk_half8 nk_bf16_round8(nk_float8h v) {
+    nk_uint8 f = __builtin_bit_cast(nk_uint8, v);
+#if defined(__AVX512BF16__) && defined(__AVX512VL__)
+    nk_uint8 rounded = (f + 0x7FFFu + ((f >> 16) & 1u)) >> 16;
+    typedef __bf16 nk_v8bf __attribute__((vector_size(16)));
+    nk_half8 hardware = __builtin_bit_cast(
+        nk_half8, __builtin_ia32_cvtneps2bf16_256_mask((nk_v8sf)v, (nk_v8bf){}, (unsigned char)0xFF));
+    nk_int8 subnormal = ((f & 0x7F800000u) == 0) & ((f & 0x007FFFFFu) != 0);
+    if (subnormal[0] | subnormal[1] | subnormal[2] | subnormal[3] | subnormal[4] | subnormal[5] | subnormal[6]
+        | subnormal[7]) {
+        return __builtin_convertvector(subnormal ? rounded : __builtin_convertvector(hardware, nk_uint8), nk_half8);
+    }
+    return hardware;
+#else
+    // The rounding alone is 7 operations per 8 values with AVX2; NaN lanes need
+    // another result, (f >> 16) | 0x0040. Selecting it in every vector cost 9
+    // more (a blend after both packs); instead one unordered compare and a mask
+    // test branch to the select only for a vector that holds a NaN (never, in a
+    // finite tensor: the branch is always predicted).
+    nk_int8 nan = v != v;
+    nk_uint8 rounded = (f + 0x7FFFu + ((f >> 16) & 1u)) >> 16;
+    if (__builtin_expect(nan[0] | nan[1] | nan[2] | nan[3] | nan[4] | nan[5] | nan[6] | nan[7], 0)) {
+        return __builtin_convertvector(nan ? ((f >> 16) | 0x40u) : rounded, nk_half8);
+    }
+    return __builtin_convertvector(rounded, nk_half8);
+#endif
+}
+
 /// 1 when the CPU has F16C and the OS saves AVX state, 0 when not, -1 before
 /// the first check. Set by a constructor when the program loads.
 extern int nk_f16c_flag;
@@ -53,6 +145,10 @@ typedef float nk_float4 __attribute__((ext_vector_type(4)));
 /// two 16-byte halves and reloaded as one 32-byte vector misses store-to-load
 /// forwarding (measured 1.0 against 0.17 ns per element).
 void nk_f16c_narrow8(nk_float4 low, nk_float4 high, void *dst);
+
+/// As nk_f16c_narrow8, with a non-temporal store (`dst` 16-byte aligned): the
+/// streaming store of 16-bit outputs in a baseline build on an F16C CPU.
+void nk_f16c_narrow8_stream(nk_float4 low, nk_float4 high, void *dst);
 
 /// nk_f16c_widen8 over `count` values (any count): one call for a whole block,
 /// for kernels that widen a block into an L1 scratch buffer.

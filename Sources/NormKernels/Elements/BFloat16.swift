@@ -13,6 +13,8 @@
 //   A NaN keeps its sign and the top of its payload and gets the quiet bit
 //   (0x0040), so it never rounds into an infinity.
 
+import CNormSupport
+
 /// A 16-bit floating-point value with Float32's exponent range and a 7-bit fraction.
 ///
 /// `BFloat16` is a storage type for tensors: the kernels widen it exactly to
@@ -138,15 +140,17 @@ extension BFloat16: NormElement {
         return unsafeBitCast(zeroExtend(raw) &<< 16, to: SIMD8<Float>.self)
     }
 
-    /// Rounds eight lanes to nearest, ties to even, with the formula of
-    /// `bfloat16Bits` applied lane-wise (NaN lanes selected afterwards).
+    /// Rounds eight lanes to nearest, ties to even (`nk_bf16_round8`, the formula
+    /// above on 8 lanes, inline), and stores them.
     @inlinable @inline(__always)
     public static func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<BFloat16>) {
-        let f = unsafeBitCast(v, to: U8x32.self)
-        let rounded = (f &+ 0x7FFF &+ ((f &>> 16) & 1)) &>> 16
-        let isNaN = negativeMask(0x7F80_0000 &- unsafeBitCast(f & 0x7FFF_FFFF, to: I8x32.self))
-        let bits = selectLanes(isNaN, (f &>> 16) | 0x0040, rounded)
-        UnsafeMutableRawPointer(p).storeBytes(of: lowHalves(bits), as: SIMD8<UInt16>.self)
+        UnsafeMutableRawPointer(p).storeBytes(of: nk_bf16_round8(v), as: SIMD8<UInt16>.self)
+    }
+
+    /// As `store8`, with a 16-byte non-temporal store (`nk_stream8h`).
+    @inlinable @inline(__always)
+    public static func stream8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<BFloat16>) {
+        nk_stream8h(UnsafeMutableRawPointer(p), nk_bf16_round8(v))
     }
 
     @inlinable @inline(__always)

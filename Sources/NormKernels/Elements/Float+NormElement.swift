@@ -2,6 +2,8 @@
 // widening and narrowing are the identity, so a kernel specialized for `Float`
 // compiles to the same loop as before the kernels became generic.
 
+import CNormSupport
+
 extension Float: NormElement {
     @inlinable @inline(__always)
     public static func load8(_ p: UnsafePointer<Float>) -> SIMD8<Float> {
@@ -11,6 +13,12 @@ extension Float: NormElement {
     @inlinable @inline(__always)
     public static func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
         UnsafeMutableRawPointer(p).storeBytes(of: v, as: SIMD8<Float>.self)
+    }
+
+    /// `movntps` of the eight lanes (`nk_stream8`), as before the kernels became generic.
+    @inlinable @inline(__always)
+    public static func stream8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Float>) {
+        nk_stream8(p, v)
     }
 
     @inlinable @inline(__always)

@@ -102,3 +102,19 @@ func narrowHalfBits(_ v: SIMD8<Float>) -> SIMD8<UInt16> {
     let bits = selectLanes(isLarge, large, selectLanes(isSmall, subnormal, normal))
     return lowHalves(bits | (sign &>> 16))
 }
+
+/// Widens one binary16 bit pattern exactly (the scalar twin of `widenHalfBits`,
+/// for loop tails in a build without F16C): a normal value's exponent is
+/// rebiased; zero and subnormals are m·2⁻²⁴ (m < 2¹⁰, exact in Float32); ±inf and
+/// NaN get exponent 255, a NaN its quiet bit.
+@inlinable @inline(__always)
+func widenHalfBit(_ h: UInt16) -> Float {
+    let sign = UInt32(h & 0x8000) &<< 16, e = UInt32(h &>> 10) & 0x1F, m = UInt32(h & 0x3FF)
+    let bits: UInt32
+    switch e {
+    case 0: bits = (Float(m) * 0x1p-24).bitPattern
+    case 31: bits = 0x7F80_0000 | (m &<< 13) | (m != 0 ? 0x40_0000 : 0)
+    default: bits = ((e &+ 112) &<< 23) | (m &<< 13)
+    }
+    return Float(bitPattern: bits | sign)
+}

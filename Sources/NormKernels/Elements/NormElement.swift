@@ -9,8 +9,18 @@ public protocol NormElement: BitwiseCopyable, Sendable {
     static func load8(_ p: UnsafePointer<Self>) -> SIMD8<Float>
     /// Eight Float32 lanes rounded (to nearest, ties to even) and stored contiguously.
     static func store8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Self>)
+    /// As `store8` (the same bits), with a non-temporal store that bypasses the
+    /// cache; `p` is aligned to the eight values' size (32 bytes for Float, 16 for
+    /// 16-bit types). The output loops use it where their `StorePolicy` streams.
+    static func stream8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Self>)
     /// One value widened exactly to Float32.
     static func widen(_ v: Self) -> Float
     /// One Float32 value rounded to nearest, ties to even (NaN stays NaN).
     static func narrow(_ v: Float) -> Self
+}
+
+extension NormElement {
+    /// A conforming type without a streaming store of its own stores through the cache.
+    @inlinable @inline(__always)
+    public static func stream8(_ v: SIMD8<Float>, _ p: UnsafeMutablePointer<Self>) { store8(v, p) }
 }

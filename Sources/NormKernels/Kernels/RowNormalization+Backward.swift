@@ -147,7 +147,7 @@ let rowNormalizationTileColumns = 4096
 ///
 /// Generic over the tensors' element type, as the forward (`normalizeRows`): x
 /// and dy widened exactly on load, every sum and coefficient as in Float32, dx
-/// rounded once (through the cache: no streaming stores for 16-bit yet), dγ and
+/// rounded once (streamed in 16-byte stores where the plan streams), dγ and
 /// dβ Float32. So a 16-bit dx is `E.narrow` of the Float32 kernel's dx on the
 /// widened inputs, and dγ, dβ are the Float32 kernel's, bit for bit.
 func rowNormalizationBackward<E: NormElement>(
@@ -177,7 +177,7 @@ func rowNormalizationBackward<E: NormElement>(
     let pass = RowBackwardPass(
         plan: plan, x: x, dy: dy, mean: mean, invStd: invStd, gamma: gamma, dx: dx,
         gradScale: gradScale, gradBias: gradBias, columnTotals: columnTotals, needColumns: needColumns,
-        streaming: E.self == Float.self && (dx.map { plan.store.streaming(output: $0, reading: x, dy) } ?? false),
+        streaming: dx.map { plan.store.streaming(output: $0, reading: x, dy) } ?? false,
         xhat: xhat, table: table, columnSums: columnSums, workspace: workspace)
     switch strategy {
     case .shortRowSweep: pass.sweepShortRowBlocks()

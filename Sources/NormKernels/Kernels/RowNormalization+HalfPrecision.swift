@@ -9,229 +9,141 @@
 //
 // bit for bit, where y32, dx32, … come from the Float32 kernel on the widened
 // tensors: the outputs are rounded once, to nearest even, from the Float32
-// result, and they are the same for any thread count. The 16-bit outputs are
-// written through the cache (no streaming stores yet); the plans (blocks,
-// batches, paths) are the Float32 ones.
+// result, and they are the same for any thread count. The plans (blocks,
+// batches, paths, store policy) are the Float32 ones; where they stream, 16-bit
+// outputs go out in 16-byte non-temporal stores. One generic public entry point
+// per direction serves both 16-bit types (and any `NormElement`): it resolves
+// the type once and runs the engine specialized for it (`forwardAnyElement`).
 
 extension LayerNormalization {
-    /// Normalizes each row of a `BFloat16` tensor; returns per-row mean and 1/σ.
+    /// Normalizes each row of a `Float16` or `BFloat16` tensor; returns per-row mean and 1/σ.
     ///
     /// Values are widened exactly to `Float`, the statistics and the output are
     /// computed as in the `Float` overload, and each output is rounded once to
-    /// `BFloat16` (to nearest, ties to even). γ and β stay `Float`. `output` may
-    /// be `input` (in place).
+    /// `Element` (to nearest, ties to even; a `Float16` beyond 65504 becomes ±∞).
+    /// γ and β stay `Float`. `output` may be `input` (in place).
+    ///
+    /// One generic entry point for every ``NormElement``: it checks the type once
+    /// and runs the row engine specialized for it (for `Float`, the `Float`
+    /// overload), so the call is as fast from another module as from this one.
     @discardableResult
-    public func forward(
-        input: UnsafeBufferPointer<BFloat16>, output: UnsafeMutableBufferPointer<BFloat16>,
+    public func forward<Element: NormElement>(
+        input: UnsafeBufferPointer<Element>, output: UnsafeMutableBufferPointer<Element>,
         scale: UnsafeBufferPointer<Float>? = nil, bias: UnsafeBufferPointer<Float>? = nil
     ) throws -> SavedStatistics {
-        try forwardElements(input: input, output: output, scale: scale, bias: bias)
+        try forwardAnyElement(input: input, output: output, scale: scale, bias: bias)
     }
-}
 
-extension RMSNormalization {
-    /// Scales each row of a `BFloat16` tensor; returns per-row 1/rms in `invStd`.
-    ///
-    /// Values are widened exactly to `Float`, Σx² and the output are computed as
-    /// in the `Float` overload, and each output is rounded once to `BFloat16`
-    /// (to nearest, ties to even). γ stays `Float`. `output` may be `input`.
-    @discardableResult
-    public func forward(
-        input: UnsafeBufferPointer<BFloat16>, output: UnsafeMutableBufferPointer<BFloat16>,
-        scale: UnsafeBufferPointer<Float>? = nil
-    ) throws -> SavedStatistics {
-        try forwardElements(input: input, output: output, scale: scale)
-    }
-}
-
-
-extension LayerNormalization {
-    /// Gradients of the `BFloat16` forward: dx in `BFloat16` (rounded once from the
+    /// Gradients of the 16-bit forward: dx in `Element` (rounded once from the
     /// Float32 result), dγ and dβ in `Float`.
     ///
     /// x and dy are widened exactly and everything else is the `Float`
     /// overload's arithmetic, so dγ and dβ are bit for bit those of the `Float`
     /// backward on the widened tensors, and dx their rounding. Same validation
     /// and aliasing rules: `gradInput` may be `gradOutput` or `input`.
-    public func backward(
-        input: UnsafeBufferPointer<BFloat16>, gradOutput: UnsafeBufferPointer<BFloat16>,
+    public func backward<Element: NormElement>(
+        input: UnsafeBufferPointer<Element>, gradOutput: UnsafeBufferPointer<Element>,
         saved: SavedStatistics, scale: UnsafeBufferPointer<Float>? = nil,
-        gradInput: UnsafeMutableBufferPointer<BFloat16>? = nil,
+        gradInput: UnsafeMutableBufferPointer<Element>? = nil,
         gradScale: UnsafeMutableBufferPointer<Float>? = nil,
         gradBias: UnsafeMutableBufferPointer<Float>? = nil
     ) throws {
-        try backwardElements(input: input, gradOutput: gradOutput, saved: saved, scale: scale,
-                             gradInput: gradInput, gradScale: gradScale, gradBias: gradBias)
+        try backwardAnyElement(input: input, gradOutput: gradOutput, saved: saved, scale: scale,
+                               gradInput: gradInput, gradScale: gradScale, gradBias: gradBias)
     }
 }
 
 extension RMSNormalization {
-    /// Gradients of the `BFloat16` forward: dx in `BFloat16` (rounded once from the
-    /// Float32 result), dγ in `Float`; as the `Float` overload otherwise.
-    public func backward(
-        input: UnsafeBufferPointer<BFloat16>, gradOutput: UnsafeBufferPointer<BFloat16>,
-        saved: SavedStatistics, scale: UnsafeBufferPointer<Float>? = nil,
-        gradInput: UnsafeMutableBufferPointer<BFloat16>? = nil,
-        gradScale: UnsafeMutableBufferPointer<Float>? = nil
-    ) throws {
-        try backwardElements(input: input, gradOutput: gradOutput, saved: saved, scale: scale,
-                             gradInput: gradInput, gradScale: gradScale)
-    }
-}
-
-// Swift has no Float16 on x86-64 macOS (see Float16+NormElement.swift).
-#if !((os(macOS) || targetEnvironment(macCatalyst)) && arch(x86_64))
-
-extension LayerNormalization {
-    /// Normalizes each row of a `Float16` tensor; returns per-row mean and 1/σ.
-    ///
-    /// Values are widened exactly to `Float`, the statistics and the output are
-    /// computed as in the `Float` overload, and each output is rounded once to
-    /// `Float16` (to nearest, ties to even; beyond 65504 it becomes ±∞). γ and β
-    /// stay `Float`. `output` may be `input` (in place).
-    @discardableResult
-    public func forward(
-        input: UnsafeBufferPointer<Float16>, output: UnsafeMutableBufferPointer<Float16>,
-        scale: UnsafeBufferPointer<Float>? = nil, bias: UnsafeBufferPointer<Float>? = nil
-    ) throws -> SavedStatistics {
-        try forwardElements(input: input, output: output, scale: scale, bias: bias)
-    }
-}
-
-extension RMSNormalization {
-    /// Scales each row of a `Float16` tensor; returns per-row 1/rms in `invStd`.
+    /// Scales each row of a `Float16` or `BFloat16` tensor; returns per-row 1/rms in `invStd`.
     ///
     /// Values are widened exactly to `Float`, Σx² and the output are computed as
-    /// in the `Float` overload, and each output is rounded once to `Float16`
-    /// (to nearest, ties to even; beyond 65504 it becomes ±∞). γ stays `Float`.
-    /// `output` may be `input`.
+    /// in the `Float` overload, and each output is rounded once to `Element` (to
+    /// nearest, ties to even; a `Float16` beyond 65504 becomes ±∞). γ stays
+    /// `Float`. `output` may be `input`. Specialized per type as
+    /// `LayerNormalization.forward(input:output:scale:bias:)`.
     @discardableResult
-    public func forward(
-        input: UnsafeBufferPointer<Float16>, output: UnsafeMutableBufferPointer<Float16>,
+    public func forward<Element: NormElement>(
+        input: UnsafeBufferPointer<Element>, output: UnsafeMutableBufferPointer<Element>,
         scale: UnsafeBufferPointer<Float>? = nil
     ) throws -> SavedStatistics {
-        try forwardElements(input: input, output: output, scale: scale)
+        try forwardAnyElement(input: input, output: output, scale: scale)
     }
-}
 
-extension LayerNormalization {
-    /// Gradients of the `Float16` forward: dx in `Float16` (rounded once from the
-    /// Float32 result), dγ and dβ in `Float`.
-    ///
-    /// x and dy are widened exactly and everything else is the `Float`
-    /// overload's arithmetic, so dγ and dβ are bit for bit those of the `Float`
-    /// backward on the widened tensors, and dx their rounding. Same validation
-    /// and aliasing rules: `gradInput` may be `gradOutput` or `input`.
-    public func backward(
-        input: UnsafeBufferPointer<Float16>, gradOutput: UnsafeBufferPointer<Float16>,
-        saved: SavedStatistics, scale: UnsafeBufferPointer<Float>? = nil,
-        gradInput: UnsafeMutableBufferPointer<Float16>? = nil,
-        gradScale: UnsafeMutableBufferPointer<Float>? = nil,
-        gradBias: UnsafeMutableBufferPointer<Float>? = nil
-    ) throws {
-        try backwardElements(input: input, gradOutput: gradOutput, saved: saved, scale: scale,
-                             gradInput: gradInput, gradScale: gradScale, gradBias: gradBias)
-    }
-}
-
-extension RMSNormalization {
-    /// Gradients of the `Float16` forward: dx in `Float16` (rounded once from the
+    /// Gradients of the 16-bit forward: dx in `Element` (rounded once from the
     /// Float32 result), dγ in `Float`; as the `Float` overload otherwise.
-    public func backward(
-        input: UnsafeBufferPointer<Float16>, gradOutput: UnsafeBufferPointer<Float16>,
+    public func backward<Element: NormElement>(
+        input: UnsafeBufferPointer<Element>, gradOutput: UnsafeBufferPointer<Element>,
         saved: SavedStatistics, scale: UnsafeBufferPointer<Float>? = nil,
-        gradInput: UnsafeMutableBufferPointer<Float16>? = nil,
+        gradInput: UnsafeMutableBufferPointer<Element>? = nil,
         gradScale: UnsafeMutableBufferPointer<Float>? = nil
     ) throws {
-        try backwardElements(input: input, gradOutput: gradOutput, saved: saved, scale: scale,
-                             gradInput: gradInput, gradScale: gradScale)
+        try backwardAnyElement(input: input, gradOutput: gradOutput, saved: saved, scale: scale,
+                               gradInput: gradInput, gradScale: gradScale)
     }
 }
-
-#endif
 
 // MARK: - Any element type
 
+// The public generic entry points and the array conveniences may run
+// unspecialized in the caller's module; these functions check the element type
+// once per call and hand over to the engine specialized for it inside this
+// module (`Float`: the Float32 overload; `BFloat16`, `Float16`: the generic
+// engine's own specializations). Any other conforming type runs the generic
+// engine unspecialized: correct, but one witness call per eight values.
+
+// Each branch names its type in full (no generic helper in between): a generic
+// local function taking the type was left unspecialized by the optimizer (the
+// whole 16-bit forward then ran the generic engine, objdump).
+
 extension LayerNormalization {
-    /// The forward for a tensor of any `NormElement`, from a generic caller (the
-    /// array convenience, which may run unspecialized in the caller's module):
-    /// `Float`, `Float16` and `BFloat16` go to their specialized overloads; any
-    /// other conforming type runs the generic engine unspecialized (correct, but
-    /// one witness call per eight values).
     func forwardAnyElement<E: NormElement>(
         input: UnsafeBufferPointer<E>, output: UnsafeMutableBufferPointer<E>,
         scale: UnsafeBufferPointer<Float>?, bias: UnsafeBufferPointer<Float>?
     ) throws -> SavedStatistics {
         if E.self == Float.self {
-            let x: UnsafeBufferPointer<Float> = retyped(input), y: UnsafeMutableBufferPointer<Float> = retyped(output)
-            return try forward(input: x, output: y, scale: scale, bias: bias)
+            return try forward(input: retyped(input) as UnsafeBufferPointer<Float>,
+                               output: retyped(output) as UnsafeMutableBufferPointer<Float>, scale: scale, bias: bias)
         }
         if E.self == BFloat16.self {
-            let x: UnsafeBufferPointer<BFloat16> = retyped(input), y: UnsafeMutableBufferPointer<BFloat16> = retyped(output)
-            return try forward(input: x, output: y, scale: scale, bias: bias)
+            return try forwardElements(input: retyped(input) as UnsafeBufferPointer<BFloat16>,
+                                       output: retyped(output) as UnsafeMutableBufferPointer<BFloat16>,
+                                       scale: scale, bias: bias)
         }
         #if !((os(macOS) || targetEnvironment(macCatalyst)) && arch(x86_64))
         if E.self == Float16.self {
-            let x: UnsafeBufferPointer<Float16> = retyped(input), y: UnsafeMutableBufferPointer<Float16> = retyped(output)
-            return try forward(input: x, output: y, scale: scale, bias: bias)
+            return try forwardElements(input: retyped(input) as UnsafeBufferPointer<Float16>,
+                                       output: retyped(output) as UnsafeMutableBufferPointer<Float16>,
+                                       scale: scale, bias: bias)
         }
         #endif
         return try forwardElements(input: input, output: output, scale: scale, bias: bias)
     }
-}
 
-extension RMSNormalization {
-    /// As `LayerNormalization.forwardAnyElement`.
-    func forwardAnyElement<E: NormElement>(
-        input: UnsafeBufferPointer<E>, output: UnsafeMutableBufferPointer<E>, scale: UnsafeBufferPointer<Float>?
-    ) throws -> SavedStatistics {
-        if E.self == Float.self {
-            let x: UnsafeBufferPointer<Float> = retyped(input), y: UnsafeMutableBufferPointer<Float> = retyped(output)
-            return try forward(input: x, output: y, scale: scale)
-        }
-        if E.self == BFloat16.self {
-            let x: UnsafeBufferPointer<BFloat16> = retyped(input), y: UnsafeMutableBufferPointer<BFloat16> = retyped(output)
-            return try forward(input: x, output: y, scale: scale)
-        }
-        #if !((os(macOS) || targetEnvironment(macCatalyst)) && arch(x86_64))
-        if E.self == Float16.self {
-            let x: UnsafeBufferPointer<Float16> = retyped(input), y: UnsafeMutableBufferPointer<Float16> = retyped(output)
-            return try forward(input: x, output: y, scale: scale)
-        }
-        #endif
-        return try forwardElements(input: input, output: output, scale: scale)
-    }
-}
-
-extension LayerNormalization {
-    /// The backward for tensors of any `NormElement`, dispatched as `forwardAnyElement`.
     func backwardAnyElement<E: NormElement>(
         input: UnsafeBufferPointer<E>, gradOutput: UnsafeBufferPointer<E>, saved: SavedStatistics,
         scale: UnsafeBufferPointer<Float>?, gradInput: UnsafeMutableBufferPointer<E>?,
         gradScale: UnsafeMutableBufferPointer<Float>?, gradBias: UnsafeMutableBufferPointer<Float>?
     ) throws {
-        func run<T: NormElement>(_: T.Type, _ body: (UnsafeBufferPointer<T>, UnsafeBufferPointer<T>,
-                                                     UnsafeMutableBufferPointer<T>?) throws -> Void) rethrows {
-            try body(retyped(input), retyped(gradOutput), gradInput.map { retyped($0) })
-        }
         if E.self == Float.self {
-            return try run(Float.self) {
-                try backward(input: $0, gradOutput: $1, saved: saved, scale: scale, gradInput: $2,
-                             gradScale: gradScale, gradBias: gradBias)
-            }
+            return try backward(input: retyped(input) as UnsafeBufferPointer<Float>,
+                                gradOutput: retyped(gradOutput) as UnsafeBufferPointer<Float>, saved: saved,
+                                scale: scale, gradInput: gradInput.map { retyped($0) as UnsafeMutableBufferPointer<Float> },
+                                gradScale: gradScale, gradBias: gradBias)
         }
         if E.self == BFloat16.self {
-            return try run(BFloat16.self) {
-                try backward(input: $0, gradOutput: $1, saved: saved, scale: scale, gradInput: $2,
-                             gradScale: gradScale, gradBias: gradBias)
-            }
+            return try backwardElements(
+                input: retyped(input) as UnsafeBufferPointer<BFloat16>,
+                gradOutput: retyped(gradOutput) as UnsafeBufferPointer<BFloat16>, saved: saved, scale: scale,
+                gradInput: gradInput.map { retyped($0) as UnsafeMutableBufferPointer<BFloat16> },
+                gradScale: gradScale, gradBias: gradBias)
         }
         #if !((os(macOS) || targetEnvironment(macCatalyst)) && arch(x86_64))
         if E.self == Float16.self {
-            return try run(Float16.self) {
-                try backward(input: $0, gradOutput: $1, saved: saved, scale: scale, gradInput: $2,
-                             gradScale: gradScale, gradBias: gradBias)
-            }
+            return try backwardElements(
+                input: retyped(input) as UnsafeBufferPointer<Float16>,
+                gradOutput: retyped(gradOutput) as UnsafeBufferPointer<Float16>, saved: saved, scale: scale,
+                gradInput: gradInput.map { retyped($0) as UnsafeMutableBufferPointer<Float16> },
+                gradScale: gradScale, gradBias: gradBias)
         }
         #endif
         try backwardElements(input: input, gradOutput: gradOutput, saved: saved, scale: scale,
@@ -240,31 +152,49 @@ extension LayerNormalization {
 }
 
 extension RMSNormalization {
-    /// The backward for tensors of any `NormElement`, dispatched as `forwardAnyElement`.
+    func forwardAnyElement<E: NormElement>(
+        input: UnsafeBufferPointer<E>, output: UnsafeMutableBufferPointer<E>, scale: UnsafeBufferPointer<Float>?
+    ) throws -> SavedStatistics {
+        if E.self == Float.self {
+            return try forward(input: retyped(input) as UnsafeBufferPointer<Float>,
+                               output: retyped(output) as UnsafeMutableBufferPointer<Float>, scale: scale)
+        }
+        if E.self == BFloat16.self {
+            return try forwardElements(input: retyped(input) as UnsafeBufferPointer<BFloat16>,
+                                       output: retyped(output) as UnsafeMutableBufferPointer<BFloat16>, scale: scale)
+        }
+        #if !((os(macOS) || targetEnvironment(macCatalyst)) && arch(x86_64))
+        if E.self == Float16.self {
+            return try forwardElements(input: retyped(input) as UnsafeBufferPointer<Float16>,
+                                       output: retyped(output) as UnsafeMutableBufferPointer<Float16>, scale: scale)
+        }
+        #endif
+        return try forwardElements(input: input, output: output, scale: scale)
+    }
+
     func backwardAnyElement<E: NormElement>(
         input: UnsafeBufferPointer<E>, gradOutput: UnsafeBufferPointer<E>, saved: SavedStatistics,
         scale: UnsafeBufferPointer<Float>?, gradInput: UnsafeMutableBufferPointer<E>?,
         gradScale: UnsafeMutableBufferPointer<Float>?
     ) throws {
-        func run<T: NormElement>(_: T.Type, _ body: (UnsafeBufferPointer<T>, UnsafeBufferPointer<T>,
-                                                     UnsafeMutableBufferPointer<T>?) throws -> Void) rethrows {
-            try body(retyped(input), retyped(gradOutput), gradInput.map { retyped($0) })
-        }
         if E.self == Float.self {
-            return try run(Float.self) {
-                try backward(input: $0, gradOutput: $1, saved: saved, scale: scale, gradInput: $2, gradScale: gradScale)
-            }
+            return try backward(input: retyped(input) as UnsafeBufferPointer<Float>,
+                                gradOutput: retyped(gradOutput) as UnsafeBufferPointer<Float>, saved: saved,
+                                scale: scale, gradInput: gradInput.map { retyped($0) as UnsafeMutableBufferPointer<Float> },
+                                gradScale: gradScale)
         }
         if E.self == BFloat16.self {
-            return try run(BFloat16.self) {
-                try backward(input: $0, gradOutput: $1, saved: saved, scale: scale, gradInput: $2, gradScale: gradScale)
-            }
+            return try backwardElements(
+                input: retyped(input) as UnsafeBufferPointer<BFloat16>,
+                gradOutput: retyped(gradOutput) as UnsafeBufferPointer<BFloat16>, saved: saved, scale: scale,
+                gradInput: gradInput.map { retyped($0) as UnsafeMutableBufferPointer<BFloat16> }, gradScale: gradScale)
         }
         #if !((os(macOS) || targetEnvironment(macCatalyst)) && arch(x86_64))
         if E.self == Float16.self {
-            return try run(Float16.self) {
-                try backward(input: $0, gradOutput: $1, saved: saved, scale: scale, gradInput: $2, gradScale: gradScale)
-            }
+            return try backwardElements(
+                input: retyped(input) as UnsafeBufferPointer<Float16>,
+                gradOutput: retyped(gradOutput) as UnsafeBufferPointer<Float16>, saved: saved, scale: scale,
+                gradInput: gradInput.map { retyped($0) as UnsafeMutableBufferPointer<Float16> }, gradScale: gradScale)
         }
         #endif
         try backwardElements(input: input, gradOutput: gradOutput, saved: saved, scale: scale,

@@ -54,7 +54,7 @@ struct RowPlan: Sendable {
             geometry.applyWholeBlocks = true
             strategy = .geometry(geometry)
         }
-        // The per-row kernels stream only rows of whole 32-byte groups, so every
+        // The per-row kernels stream only rows of whole 8-value groups, so every
         // streamed line is whole (see `Apply.columns`).
         let store: StorePolicy
         if case .geometry = strategy {
@@ -137,13 +137,14 @@ let rowByRowMoments = 129...16384
 /// once from the Float32 value the Float32 kernel would store. So a 16-bit
 /// result is bit for bit `E.narrow` of the Float32 kernel's result on the
 /// widened input. 16-bit tensors use the Float32 plan as it is (blocks and
-/// batches counted in values, so a batch holds half the bytes) and always write
-/// through the cache: the streaming stores are Float32-only for now.
+/// batches counted in values, so a batch holds half the bytes), its store policy
+/// included: where it streams, 16-bit outputs go out in 16-byte non-temporal
+/// stores of 8 values (`E.stream8`).
 func normalizeRows<E: NormElement>(
     _ plan: RowPlan, _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>, epsilon: Float,
     gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?
 ) -> SavedStatistics {
-    let streaming = E.self == Float.self && plan.store.streaming(output: y, reading: x)
+    let streaming = plan.store.streaming(output: y, reading: x)
     switch plan.strategy {
     case .eightPerVector:
         return normalizeEightRowsPerVector(plan, x, y, epsilon: epsilon, gamma: gamma, beta: beta, streaming: streaming)

@@ -12,8 +12,9 @@ import Foundation
 struct StorePolicy: Sendable, Equatable {
     /// Whether the plan's output pass streams (before the per-call checks).
     let streams: Bool
-    /// Whether the kernel streams only when the output starts 32-byte aligned:
-    /// row kernels that stream each row whole (rows of whole 32-byte groups).
+    /// Whether the kernel streams only when the output starts aligned to 8 values
+    /// (32 bytes for Float, 16 for 16-bit types): row kernels that stream each
+    /// row whole (rows of whole 8-value groups).
     let requiresAlignedOutput: Bool
 
     init(streams: Bool, requiresAlignedOutput: Bool = false) {
@@ -65,7 +66,10 @@ struct StorePolicy: Sendable, Equatable {
     func streaming<E>(output: UnsafeMutablePointer<E>, reading a: UnsafePointer<E>?,
                       _ b: UnsafePointer<E>? = nil, _ c: UnsafePointer<E>? = nil) -> Bool {
         guard streams else { return false }
-        if requiresAlignedOutput && Int(bitPattern: UInt(bitPattern: output)) & 31 != 0 { return false }
+        // Aligned to 8 values: 32 bytes for Float, 16 for 16-bit types (`StreamingStore`).
+        if requiresAlignedOutput && Int(bitPattern: UInt(bitPattern: output)) & (8 * MemoryLayout<E>.stride - 1) != 0 {
+            return false
+        }
         let y = UnsafePointer(output)
         return a != y && b != y && c != y
     }

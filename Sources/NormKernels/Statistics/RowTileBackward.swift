@@ -32,9 +32,10 @@ extension BlockGradients {
         rowsPerSlot: Int = 1
     ) {
         let slots = RowSlots(width: segmentWidth ?? columns, perRow: slotsPerRow, first: firstSlot, rowsPerSlot: rowsPerSlot)
-        // Stream dx only when every row (and segment) starts 32-byte aligned (see `Apply.columns`).
+        // Stream dx only when every row (and segment) starts aligned to 8 values (32
+        // bytes, 16 for 16-bit types; see `Apply.columns`).
         if streaming, let dx, stride % 8 == 0, slots.width % 8 == 0 || slots.width >= columns,
-           Int(bitPattern: UInt(bitPattern: dx)) & 31 == 0 {
+           StreamingStore.isAligned(dx) {
             rowTile(x, dy, dx: dx, gamma: gamma, rows: rows, columns: columns, stride: stride, firstRow: firstRow,
                     xhat: xhat, dxTable: dxTable, columnSums: columnSums, scratch: scratch, slots: slots,
                     StreamingStore.self)

@@ -63,18 +63,22 @@ enum CachedStore: VectorStore {
 }
 
 enum StreamingStore: VectorStore {
-    /// Non-temporal vector stores need 32-byte alignment.
-    @inline(__always) static func prologue<E: NormElement>(_ p: UnsafeMutablePointer<E>, _ n: Int) -> Int {
-        let misaligned = Int(bitPattern: UInt(bitPattern: p)) & 31
-        return misaligned == 0 ? 0 : min(n, (32 - misaligned) / MemoryLayout<E>.stride)
+    /// Bytes of one streaming store: eight values (32 for Float, 16 for 16-bit types).
+    @inline(__always) static func alignment<E: NormElement>(_: E.Type) -> Int { 8 * MemoryLayout<E>.stride }
+
+    /// Whether `p` is aligned for `store` (kernels that stream rows whole check their output).
+    @inline(__always) static func isAligned<E: NormElement>(_ p: UnsafeMutablePointer<E>) -> Bool {
+        Int(bitPattern: UInt(bitPattern: p)) & (alignment(E.self) - 1) == 0
     }
-    /// Float32 outputs only, for now: other element types are stored through the
-    /// cache (a 16-bit vector of 8 values is half a streaming store's 32 bytes).
+
+    /// Non-temporal vector stores need the eight values' alignment.
+    @inline(__always) static func prologue<E: NormElement>(_ p: UnsafeMutablePointer<E>, _ n: Int) -> Int {
+        let a = alignment(E.self)
+        let misaligned = Int(bitPattern: UInt(bitPattern: p)) & (a - 1)
+        return misaligned == 0 ? 0 : min(n, (a - misaligned) / MemoryLayout<E>.stride)
+    }
+    /// `E.stream8`: Float `movntps` of 32 bytes, 16-bit types 16 bytes (`nk_stream8h`).
     @inline(__always) static func store<E: NormElement>(_ v: F8, _ p: UnsafeMutablePointer<E>) {
-        if E.self == Float.self {
-            nk_stream8(UnsafeMutableRawPointer(p).assumingMemoryBound(to: Float.self), v)
-        } else {
-            E.store8(v, p)
-        }
+        E.stream8(v, p)
     }
 }

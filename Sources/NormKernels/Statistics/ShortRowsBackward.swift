@@ -49,8 +49,8 @@ enum ShortRowsBackward {
         mean: [Double]?, invStd: [Double],
         columnSums: UnsafeMutablePointer<GradientSums>?, scratch: UnsafeMutablePointer<Float>, streaming: Bool
     ) {
-        // Streaming stores need every row 32-byte aligned.
-        if streaming && length % 8 == 0 && Int(bitPattern: UInt(bitPattern: dx)) & 31 == 0 {
+        // Streaming stores need every row aligned to 8 values (32 bytes, 16 for 16-bit types).
+        if streaming && length % 8 == 0 && StreamingStore.isAligned(dx) {
             rowBlock(x, dy, dx, gamma, rows, length, firstRow, mean, invStd, columnSums, scratch, StreamingStore.self)
         } else {
             rowBlock(x, dy, dx, gamma, rows, length, firstRow, mean, invStd, columnSums, scratch, CachedStore.self)

@@ -5,6 +5,7 @@ import NormKernels
 struct RMSNormBench: BenchOp {
     let name = "rmsnorm"
     let hasLayout = false
+    let dtypes = DType.allCases
 
     /// ε of RMSNorm in the reference: Float32 machine epsilon.
     static let epsilon = Double(Float.ulpOfOne)
@@ -54,22 +55,31 @@ struct RMSNormBench: BenchOp {
         return Reference.centred(xhat, g, r: r, subtractMean: false)
     }
 
+    /// One maker for every dtype, as LayerNorm's.
     static func forward(_ w: Workload, _ t: Threading) throws -> Repetition {
         let s = w.key.shape
         // ε = Float32 machine epsilon, the library's default (see `epsilon`).
         let k = try RMSNormalization(rows: s.n, features: s.features, threading: t)
-        return { _ = try k.forward(input: w.x.readOnly, output: w.out.mutable, scale: w.gamma.readOnly) }
+        func make<E: NormElement>(_: E.Type) -> Repetition {
+            let x = w.x.elements(E.self), y = w.out.mutableElements(E.self)
+            return { _ = try k.forward(input: x, output: y, scale: w.gamma.readOnly) }
+        }
+        return w.key.dtype.pick(make(Float.self), make(Float16.self), make(BFloat16.self))
     }
 
     /// dx and dγ from the saved statistics of one untimed forward.
     static func backward(_ w: Workload, _ t: Threading) throws -> Repetition {
         let s = w.key.shape
         let k = try RMSNormalization(rows: s.n, features: s.features, threading: t)
-        let saved = try k.forward(input: w.x.readOnly, output: w.out.mutable, scale: w.gamma.readOnly)
-        let dy = w.dy!, dGamma = w.gradGamma!
-        return {
-            try k.backward(input: w.x.readOnly, gradOutput: dy.readOnly, saved: saved, scale: w.gamma.readOnly,
-                           gradInput: w.out.mutable, gradScale: dGamma.mutable)
+        let dGamma = w.gradGamma!
+        func make<E: NormElement>(_: E.Type) throws -> Repetition {
+            let x = w.x.elements(E.self), dy = w.dy!.elements(E.self), dx = w.out.mutableElements(E.self)
+            let saved = try k.forward(input: x, output: dx, scale: w.gamma.readOnly)
+            return {
+                try k.backward(input: x, gradOutput: dy, saved: saved, scale: w.gamma.readOnly,
+                               gradInput: dx, gradScale: dGamma.mutable)
+            }
         }
+        return try w.key.dtype.pick(make(Float.self), make(Float16.self), make(BFloat16.self))
     }
 }
