@@ -13,6 +13,26 @@ func makeElements<E>(_ count: Int, _ body: (UnsafeMutableBufferPointer<E>) throw
     }
 }
 
+/// The array form of a forward with optional γ and β: allocates the output, of
+/// the input's type, runs `body` on the input, output, γ and β buffers, and
+/// returns the output with what `body` returns (the saved statistics).
+@inline(__always)
+func withElementArrays<E, R>(
+    _ input: [E], scale: [Float]?, bias: [Float]?,
+    _ body: (UnsafeBufferPointer<E>, UnsafeMutableBufferPointer<E>,
+             UnsafeBufferPointer<Float>?, UnsafeBufferPointer<Float>?) throws -> R
+) throws -> ([E], R) {
+    var result: R?
+    let output: [E] = try makeElements(input.count) { out in
+        try input.withUnsafeBufferPointer { x in
+            try withOptionalBuffer(scale) { g in
+                try withOptionalBuffer(bias) { b in result = try body(x, out, g, b) }
+            }
+        }
+    }
+    return (output, result!)
+}
+
 extension LayerNormalization {
     /// Normalizes each row of a tensor of `Float16` or `BFloat16` (any
     /// ``NormElement``); returns the output, of the input's type, and per-row
@@ -22,17 +42,9 @@ extension LayerNormalization {
     /// values and each output is rounded once to `Element`.
     public func forward<Element: NormElement>(_ input: [Element], scale: [Float]? = nil, bias: [Float]? = nil) throws
         -> (output: [Element], saved: SavedStatistics) {
-        var saved = SavedStatistics(mean: [], invStd: [])
-        let output: [Element] = try makeElements(input.count) { out in
-            try input.withUnsafeBufferPointer { x in
-                try withOptionalBuffer(scale) { g in
-                    try withOptionalBuffer(bias) { b in
-                        saved = try forwardAnyElement(input: x, output: out, scale: g, bias: b)
-                    }
-                }
-            }
+        try withElementArrays(input, scale: scale, bias: bias) { x, y, g, b in
+            try forwardAnyElement(input: x, output: y, scale: g, bias: b)
         }
-        return (output, saved)
     }
 }
 
@@ -42,12 +54,8 @@ extension RMSNormalization {
     /// 1/rms in `invStd`. γ stays `Float`.
     public func forward<Element: NormElement>(_ input: [Element], scale: [Float]? = nil) throws
         -> (output: [Element], saved: SavedStatistics) {
-        var saved = SavedStatistics(mean: [], invStd: [])
-        let output: [Element] = try makeElements(input.count) { out in
-            try input.withUnsafeBufferPointer { x in
-                try withOptionalBuffer(scale) { g in saved = try forwardAnyElement(input: x, output: out, scale: g) }
-            }
+        try withElementArrays(input, scale: scale, bias: nil) { x, y, g, _ in
+            try forwardAnyElement(input: x, output: y, scale: g)
         }
-        return (output, saved)
     }
 }

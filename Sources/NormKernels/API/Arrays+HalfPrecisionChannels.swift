@@ -1,9 +1,9 @@
 // Array conveniences for 16-bit tensors of the per-channel kernels (BatchNorm,
 // GroupNorm, InstanceNorm, AdaIN): generic over the element type like
-// LayerNorm's (`Arrays+HalfPrecision.swift`),
-// so an array literal still picks the `[Float]` overload. Each allocates the
-// output array and hands over to the `…AnyElement` dispatch, which calls the
-// specialized pointer overload of its type: same semantics and errors.
+// LayerNorm's (`Arrays+HalfPrecision.swift`), so an array literal still picks
+// the `[Float]` overload. Each allocates the output array (`withElementArrays`)
+// and hands over to the `…AnyElement` dispatch, which runs the engine
+// specialized for its type: same semantics and errors.
 
 extension BatchNormalization {
     /// Training forward on a tensor of `Float16` or `BFloat16` (any
@@ -13,32 +13,18 @@ extension BatchNormalization {
     public func forwardTraining<Element: NormElement>(
         _ input: [Element], scale: [Float]? = nil, bias: [Float]? = nil, running: RunningStatistics? = nil
     ) throws -> (output: [Element], saved: SavedStatistics) {
-        var saved = SavedStatistics(mean: [], invStd: [])
-        let output: [Element] = try makeElements(input.count) { out in
-            try input.withUnsafeBufferPointer { x in
-                try withOptionalBuffer(scale) { g in
-                    try withOptionalBuffer(bias) { b in
-                        saved = try forwardTrainingAnyElement(input: x, output: out, scale: g, bias: b, running: running)
-                    }
-                }
-            }
+        try withElementArrays(input, scale: scale, bias: bias) { x, y, g, b in
+            try trainingAnyElement(input: x, identity: nil, output: y, scale: g, bias: b, running: running)
         }
-        return (output, saved)
     }
 
     /// Inference forward on a tensor of `Float16` or `BFloat16` (any ``NormElement``).
     public func forwardInference<Element: NormElement>(
         _ input: [Element], scale: [Float]? = nil, bias: [Float]? = nil, running: RunningStatistics
     ) throws -> [Element] {
-        try makeElements(input.count) { out in
-            try input.withUnsafeBufferPointer { x in
-                try withOptionalBuffer(scale) { g in
-                    try withOptionalBuffer(bias) { b in
-                        try forwardInferenceAnyElement(input: x, output: out, scale: g, bias: b, running: running)
-                    }
-                }
-            }
-        }
+        try withElementArrays(input, scale: scale, bias: bias) { x, y, g, b in
+            try inferenceAnyElement(input: x, identity: nil, output: y, scale: g, bias: b, running: running)
+        }.0
     }
 }
 
@@ -48,17 +34,9 @@ extension GroupNormalization {
     /// γ and β stay `Float`.
     public func forward<Element: NormElement>(_ input: [Element], scale: [Float]? = nil, bias: [Float]? = nil) throws
         -> (output: [Element], saved: SavedStatistics) {
-        var saved = SavedStatistics(mean: [], invStd: [])
-        let output: [Element] = try makeElements(input.count) { out in
-            try input.withUnsafeBufferPointer { x in
-                try withOptionalBuffer(scale) { g in
-                    try withOptionalBuffer(bias) { b in
-                        saved = try forwardAnyElement(input: x, output: out, scale: g, bias: b)
-                    }
-                }
-            }
+        try withElementArrays(input, scale: scale, bias: bias) { x, y, g, b in
+            try forwardAnyElement(input: x, output: y, scale: g, bias: b)
         }
-        return (output, saved)
     }
 }
 
@@ -70,32 +48,18 @@ extension InstanceNormalization {
     public func forwardTraining<Element: NormElement>(
         _ input: [Element], scale: [Float]? = nil, bias: [Float]? = nil, running: RunningStatistics? = nil
     ) throws -> (output: [Element], saved: SavedStatistics) {
-        var saved = SavedStatistics(mean: [], invStd: [])
-        let output: [Element] = try makeElements(input.count) { out in
-            try input.withUnsafeBufferPointer { x in
-                try withOptionalBuffer(scale) { g in
-                    try withOptionalBuffer(bias) { b in
-                        saved = try forwardTrainingAnyElement(input: x, output: out, scale: g, bias: b, running: running)
-                    }
-                }
-            }
+        try withElementArrays(input, scale: scale, bias: bias) { x, y, g, b in
+            try forwardTrainingAnyElement(input: x, output: y, scale: g, bias: b, running: running)
         }
-        return (output, saved)
     }
 
     /// Inference forward on a tensor of `Float16` or `BFloat16` (any ``NormElement``).
     public func forwardInference<Element: NormElement>(
         _ input: [Element], scale: [Float]? = nil, bias: [Float]? = nil, running: RunningStatistics
     ) throws -> [Element] {
-        try makeElements(input.count) { out in
-            try input.withUnsafeBufferPointer { x in
-                try withOptionalBuffer(scale) { g in
-                    try withOptionalBuffer(bias) { b in
-                        try forwardInferenceAnyElement(input: x, output: out, scale: g, bias: b, running: running)
-                    }
-                }
-            }
-        }
+        try withElementArrays(input, scale: scale, bias: bias) { x, y, g, b in
+            try forwardInferenceAnyElement(input: x, output: y, scale: g, bias: b, running: running)
+        }.0
     }
 }
 

@@ -2,7 +2,7 @@
 // training (with the running-statistics update) and inference, fused ReLU and
 // the fused residual add, forward and backward: x, y, dy, dx and the identity in
 // `Float16` or `BFloat16`; γ, β, dγ, dβ, saved and running statistics and every
-// accumulation as in Float32. Each overload validates exactly as the Float32
+// accumulation as in Float32. Each entry point validates exactly as the Float32
 // one (lengths in elements, overlaps in bytes, nothing written before the
 // checks pass) and runs the same plan with the microkernels specialized for its
 // element type (x, dy widened exactly on load; y, dx rounded once on store), so
@@ -11,229 +11,125 @@
 //
 // bit for bit, where y32, dx32, … come from the Float32 kernel on the widened
 // tensors, for any thread count. 16-bit outputs are written through the cache.
+// One generic public entry point per method serves both 16-bit types (and any
+// `NormElement`): it resolves the type once and runs the kernels specialized
+// for it (`trainingAnyElement`, …).
 
 extension BatchNormalization {
-    /// Training forward on a `BFloat16` tensor: statistics of the exactly widened
-    /// values, as in the `Float` overload (the same saved statistics and running
-    /// update bit for bit), and each output rounded once to `BFloat16` from the Float32
-    /// result. γ, β and `running` stay `Float`. `output` may be `input`.
+    /// Training forward on a `Float16` or `BFloat16` tensor: statistics of the
+    /// exactly widened values, as in the `Float` overload (the same saved
+    /// statistics and running update bit for bit), and each output rounded once
+    /// to `Element` from the Float32 result. γ, β and `running` stay `Float`.
+    /// `output` may be `input`.
+    ///
+    /// One generic entry point for every ``NormElement``: it checks the type once
+    /// and runs the kernels specialized for it (for `Float`, the `Float`
+    /// overload's), so the call is as fast from another module as from this one.
     @discardableResult
-    public func forwardTraining(
-        input: UnsafeBufferPointer<BFloat16>, output: UnsafeMutableBufferPointer<BFloat16>,
+    public func forwardTraining<Element: NormElement>(
+        input: UnsafeBufferPointer<Element>, output: UnsafeMutableBufferPointer<Element>,
         scale: UnsafeBufferPointer<Float>? = nil, bias: UnsafeBufferPointer<Float>? = nil,
         running: RunningStatistics? = nil
     ) throws -> SavedStatistics {
-        try training(input: input, identity: nil, output: output, scale: scale, bias: bias, running: running)
+        try trainingAnyElement(input: input, identity: nil, output: output, scale: scale, bias: bias, running: running)
     }
 
-    /// `forwardTraining` on `BFloat16` tensors fused with a residual add,
-    /// `y = relu(BN(x) + identity)`: the identity is widened exactly and added in
-    /// Float32, and y rounded once. Same aliasing rules as the `Float` overload.
+    /// `forwardTraining` on `Float16` or `BFloat16` tensors fused with a residual
+    /// add, `y = relu(BN(x) + identity)`: the identity is widened exactly and
+    /// added in Float32, and y rounded once. Same aliasing rules as the `Float` overload.
     @discardableResult
-    public func forwardTraining(
-        input: UnsafeBufferPointer<BFloat16>, identity: UnsafeBufferPointer<BFloat16>,
-        output: UnsafeMutableBufferPointer<BFloat16>,
+    public func forwardTraining<Element: NormElement>(
+        input: UnsafeBufferPointer<Element>, identity: UnsafeBufferPointer<Element>,
+        output: UnsafeMutableBufferPointer<Element>,
         scale: UnsafeBufferPointer<Float>? = nil, bias: UnsafeBufferPointer<Float>? = nil,
         running: RunningStatistics? = nil
     ) throws -> SavedStatistics {
-        try training(input: input, identity: identity, output: output, scale: scale, bias: bias, running: running)
+        try trainingAnyElement(input: input, identity: identity, output: output, scale: scale, bias: bias,
+                               running: running)
     }
 
-    /// Inference forward on a `BFloat16` tensor with `running`'s statistics; each
-    /// output rounded once from the `Float` overload's Float32 value.
-    public func forwardInference(
-        input: UnsafeBufferPointer<BFloat16>, output: UnsafeMutableBufferPointer<BFloat16>,
+    /// Inference forward on a `Float16` or `BFloat16` tensor with `running`'s
+    /// statistics; each output rounded once from the `Float` overload's Float32 value.
+    public func forwardInference<Element: NormElement>(
+        input: UnsafeBufferPointer<Element>, output: UnsafeMutableBufferPointer<Element>,
         scale: UnsafeBufferPointer<Float>? = nil, bias: UnsafeBufferPointer<Float>? = nil,
         running: RunningStatistics
     ) throws {
-        try inference(input: input, identity: nil, output: output, scale: scale, bias: bias, running: running)
+        try inferenceAnyElement(input: input, identity: nil, output: output, scale: scale, bias: bias, running: running)
     }
 
-    /// `forwardInference` on `BFloat16` tensors fused with a residual add.
-    public func forwardInference(
-        input: UnsafeBufferPointer<BFloat16>, identity: UnsafeBufferPointer<BFloat16>,
-        output: UnsafeMutableBufferPointer<BFloat16>,
+    /// `forwardInference` on `Float16` or `BFloat16` tensors fused with a residual add.
+    public func forwardInference<Element: NormElement>(
+        input: UnsafeBufferPointer<Element>, identity: UnsafeBufferPointer<Element>,
+        output: UnsafeMutableBufferPointer<Element>,
         scale: UnsafeBufferPointer<Float>? = nil, bias: UnsafeBufferPointer<Float>? = nil,
         running: RunningStatistics
     ) throws {
-        try inference(input: input, identity: identity, output: output, scale: scale, bias: bias, running: running)
+        try inferenceAnyElement(input: input, identity: identity, output: output, scale: scale, bias: bias,
+                                running: running)
     }
 
-    /// Gradients of the `BFloat16` training forward: dx in `BFloat16` (rounded once from
-    /// the Float32 result), dγ and dβ in `Float`, bit for bit those of the `Float`
-    /// backward on the widened tensors. With `fusedReLU`, `output` (the `BFloat16`
-    /// forward output) is the mask. Same checks and aliasing rules.
-    public func backwardTraining(
-        input: UnsafeBufferPointer<BFloat16>, gradOutput: UnsafeBufferPointer<BFloat16>,
+    /// Gradients of the 16-bit training forward: dx in `Element` (rounded once
+    /// from the Float32 result), dγ and dβ in `Float`, bit for bit those of the
+    /// `Float` backward on the widened tensors. With `fusedReLU`, `output` (the
+    /// 16-bit forward output) is the mask. Same checks and aliasing rules.
+    public func backwardTraining<Element: NormElement>(
+        input: UnsafeBufferPointer<Element>, gradOutput: UnsafeBufferPointer<Element>,
         saved: SavedStatistics, scale: UnsafeBufferPointer<Float>? = nil,
-        output: UnsafeBufferPointer<BFloat16>? = nil,
-        gradInput: UnsafeMutableBufferPointer<BFloat16>? = nil,
+        output: UnsafeBufferPointer<Element>? = nil,
+        gradInput: UnsafeMutableBufferPointer<Element>? = nil,
         gradScale: UnsafeMutableBufferPointer<Float>? = nil,
         gradBias: UnsafeMutableBufferPointer<Float>? = nil
     ) throws {
-        try backwardTrainingElements(input: input, gradOutput: gradOutput, saved: saved, scale: scale, output: output,
-                                     gradInput: gradInput, gradIdentity: nil, gradScale: gradScale, gradBias: gradBias)
+        try backwardTrainingAnyElement(input: input, gradOutput: gradOutput, saved: saved, scale: scale, output: output,
+                                       gradInput: gradInput, gradIdentity: nil, gradScale: gradScale, gradBias: gradBias)
     }
 
-    /// Gradients of the fused `BFloat16` training forward, `gradIdentity` included
-    /// (dy where y > 0: exact in `BFloat16`).
-    public func backwardTraining(
-        input: UnsafeBufferPointer<BFloat16>, gradOutput: UnsafeBufferPointer<BFloat16>,
+    /// Gradients of the fused 16-bit training forward, `gradIdentity` included
+    /// (dy where y > 0: exact in `Element`).
+    public func backwardTraining<Element: NormElement>(
+        input: UnsafeBufferPointer<Element>, gradOutput: UnsafeBufferPointer<Element>,
         saved: SavedStatistics, scale: UnsafeBufferPointer<Float>? = nil,
-        output: UnsafeBufferPointer<BFloat16>? = nil,
-        gradInput: UnsafeMutableBufferPointer<BFloat16>? = nil,
-        gradIdentity: UnsafeMutableBufferPointer<BFloat16>?,
+        output: UnsafeBufferPointer<Element>? = nil,
+        gradInput: UnsafeMutableBufferPointer<Element>? = nil,
+        gradIdentity: UnsafeMutableBufferPointer<Element>?,
         gradScale: UnsafeMutableBufferPointer<Float>? = nil,
         gradBias: UnsafeMutableBufferPointer<Float>? = nil
     ) throws {
-        try backwardTrainingElements(input: input, gradOutput: gradOutput, saved: saved, scale: scale, output: output,
-                                     gradInput: gradInput, gradIdentity: gradIdentity, gradScale: gradScale,
-                                     gradBias: gradBias)
+        try backwardTrainingAnyElement(input: input, gradOutput: gradOutput, saved: saved, scale: scale, output: output,
+                                       gradInput: gradInput, gradIdentity: gradIdentity, gradScale: gradScale,
+                                       gradBias: gradBias)
     }
 
-    /// Gradients of the `BFloat16` inference forward (running statistics constant).
-    public func backwardInference(
-        input: UnsafeBufferPointer<BFloat16>, gradOutput: UnsafeBufferPointer<BFloat16>,
+    /// Gradients of the 16-bit inference forward (running statistics constant).
+    public func backwardInference<Element: NormElement>(
+        input: UnsafeBufferPointer<Element>, gradOutput: UnsafeBufferPointer<Element>,
         running: RunningStatistics, scale: UnsafeBufferPointer<Float>? = nil,
-        output: UnsafeBufferPointer<BFloat16>? = nil,
-        gradInput: UnsafeMutableBufferPointer<BFloat16>? = nil,
+        output: UnsafeBufferPointer<Element>? = nil,
+        gradInput: UnsafeMutableBufferPointer<Element>? = nil,
         gradScale: UnsafeMutableBufferPointer<Float>? = nil,
         gradBias: UnsafeMutableBufferPointer<Float>? = nil
     ) throws {
-        try backwardInferenceElements(input: input, gradOutput: gradOutput, running: running, scale: scale,
-                                      output: output, gradInput: gradInput, gradIdentity: nil,
-                                      gradScale: gradScale, gradBias: gradBias)
+        try backwardInferenceAnyElement(input: input, gradOutput: gradOutput, running: running, scale: scale,
+                                        output: output, gradInput: gradInput, gradIdentity: nil,
+                                        gradScale: gradScale, gradBias: gradBias)
     }
 
-    /// Gradients of the fused `BFloat16` inference forward, `gradIdentity` included.
-    public func backwardInference(
-        input: UnsafeBufferPointer<BFloat16>, gradOutput: UnsafeBufferPointer<BFloat16>,
+    /// Gradients of the fused 16-bit inference forward, `gradIdentity` included.
+    public func backwardInference<Element: NormElement>(
+        input: UnsafeBufferPointer<Element>, gradOutput: UnsafeBufferPointer<Element>,
         running: RunningStatistics, scale: UnsafeBufferPointer<Float>? = nil,
-        output: UnsafeBufferPointer<BFloat16>? = nil,
-        gradInput: UnsafeMutableBufferPointer<BFloat16>? = nil,
-        gradIdentity: UnsafeMutableBufferPointer<BFloat16>?,
+        output: UnsafeBufferPointer<Element>? = nil,
+        gradInput: UnsafeMutableBufferPointer<Element>? = nil,
+        gradIdentity: UnsafeMutableBufferPointer<Element>?,
         gradScale: UnsafeMutableBufferPointer<Float>? = nil,
         gradBias: UnsafeMutableBufferPointer<Float>? = nil
     ) throws {
-        try backwardInferenceElements(input: input, gradOutput: gradOutput, running: running, scale: scale,
-                                      output: output, gradInput: gradInput, gradIdentity: gradIdentity,
-                                      gradScale: gradScale, gradBias: gradBias)
+        try backwardInferenceAnyElement(input: input, gradOutput: gradOutput, running: running, scale: scale,
+                                        output: output, gradInput: gradInput, gradIdentity: gradIdentity,
+                                        gradScale: gradScale, gradBias: gradBias)
     }
 }
-
-// Swift has no Float16 on x86-64 macOS (see Float16+NormElement.swift).
-#if !((os(macOS) || targetEnvironment(macCatalyst)) && arch(x86_64))
-
-extension BatchNormalization {
-    /// Training forward on a `Float16` tensor: statistics of the exactly widened
-    /// values, as in the `Float` overload (the same saved statistics and running
-    /// update bit for bit), and each output rounded once to `Float16` from the Float32
-    /// result. γ, β and `running` stay `Float`. `output` may be `input`.
-    @discardableResult
-    public func forwardTraining(
-        input: UnsafeBufferPointer<Float16>, output: UnsafeMutableBufferPointer<Float16>,
-        scale: UnsafeBufferPointer<Float>? = nil, bias: UnsafeBufferPointer<Float>? = nil,
-        running: RunningStatistics? = nil
-    ) throws -> SavedStatistics {
-        try training(input: input, identity: nil, output: output, scale: scale, bias: bias, running: running)
-    }
-
-    /// `forwardTraining` on `Float16` tensors fused with a residual add,
-    /// `y = relu(BN(x) + identity)`: the identity is widened exactly and added in
-    /// Float32, and y rounded once. Same aliasing rules as the `Float` overload.
-    @discardableResult
-    public func forwardTraining(
-        input: UnsafeBufferPointer<Float16>, identity: UnsafeBufferPointer<Float16>,
-        output: UnsafeMutableBufferPointer<Float16>,
-        scale: UnsafeBufferPointer<Float>? = nil, bias: UnsafeBufferPointer<Float>? = nil,
-        running: RunningStatistics? = nil
-    ) throws -> SavedStatistics {
-        try training(input: input, identity: identity, output: output, scale: scale, bias: bias, running: running)
-    }
-
-    /// Inference forward on a `Float16` tensor with `running`'s statistics; each
-    /// output rounded once from the `Float` overload's Float32 value.
-    public func forwardInference(
-        input: UnsafeBufferPointer<Float16>, output: UnsafeMutableBufferPointer<Float16>,
-        scale: UnsafeBufferPointer<Float>? = nil, bias: UnsafeBufferPointer<Float>? = nil,
-        running: RunningStatistics
-    ) throws {
-        try inference(input: input, identity: nil, output: output, scale: scale, bias: bias, running: running)
-    }
-
-    /// `forwardInference` on `Float16` tensors fused with a residual add.
-    public func forwardInference(
-        input: UnsafeBufferPointer<Float16>, identity: UnsafeBufferPointer<Float16>,
-        output: UnsafeMutableBufferPointer<Float16>,
-        scale: UnsafeBufferPointer<Float>? = nil, bias: UnsafeBufferPointer<Float>? = nil,
-        running: RunningStatistics
-    ) throws {
-        try inference(input: input, identity: identity, output: output, scale: scale, bias: bias, running: running)
-    }
-
-    /// Gradients of the `Float16` training forward: dx in `Float16` (rounded once from
-    /// the Float32 result), dγ and dβ in `Float`, bit for bit those of the `Float`
-    /// backward on the widened tensors. With `fusedReLU`, `output` (the `Float16`
-    /// forward output) is the mask. Same checks and aliasing rules.
-    public func backwardTraining(
-        input: UnsafeBufferPointer<Float16>, gradOutput: UnsafeBufferPointer<Float16>,
-        saved: SavedStatistics, scale: UnsafeBufferPointer<Float>? = nil,
-        output: UnsafeBufferPointer<Float16>? = nil,
-        gradInput: UnsafeMutableBufferPointer<Float16>? = nil,
-        gradScale: UnsafeMutableBufferPointer<Float>? = nil,
-        gradBias: UnsafeMutableBufferPointer<Float>? = nil
-    ) throws {
-        try backwardTrainingElements(input: input, gradOutput: gradOutput, saved: saved, scale: scale, output: output,
-                                     gradInput: gradInput, gradIdentity: nil, gradScale: gradScale, gradBias: gradBias)
-    }
-
-    /// Gradients of the fused `Float16` training forward, `gradIdentity` included
-    /// (dy where y > 0: exact in `Float16`).
-    public func backwardTraining(
-        input: UnsafeBufferPointer<Float16>, gradOutput: UnsafeBufferPointer<Float16>,
-        saved: SavedStatistics, scale: UnsafeBufferPointer<Float>? = nil,
-        output: UnsafeBufferPointer<Float16>? = nil,
-        gradInput: UnsafeMutableBufferPointer<Float16>? = nil,
-        gradIdentity: UnsafeMutableBufferPointer<Float16>?,
-        gradScale: UnsafeMutableBufferPointer<Float>? = nil,
-        gradBias: UnsafeMutableBufferPointer<Float>? = nil
-    ) throws {
-        try backwardTrainingElements(input: input, gradOutput: gradOutput, saved: saved, scale: scale, output: output,
-                                     gradInput: gradInput, gradIdentity: gradIdentity, gradScale: gradScale,
-                                     gradBias: gradBias)
-    }
-
-    /// Gradients of the `Float16` inference forward (running statistics constant).
-    public func backwardInference(
-        input: UnsafeBufferPointer<Float16>, gradOutput: UnsafeBufferPointer<Float16>,
-        running: RunningStatistics, scale: UnsafeBufferPointer<Float>? = nil,
-        output: UnsafeBufferPointer<Float16>? = nil,
-        gradInput: UnsafeMutableBufferPointer<Float16>? = nil,
-        gradScale: UnsafeMutableBufferPointer<Float>? = nil,
-        gradBias: UnsafeMutableBufferPointer<Float>? = nil
-    ) throws {
-        try backwardInferenceElements(input: input, gradOutput: gradOutput, running: running, scale: scale,
-                                      output: output, gradInput: gradInput, gradIdentity: nil,
-                                      gradScale: gradScale, gradBias: gradBias)
-    }
-
-    /// Gradients of the fused `Float16` inference forward, `gradIdentity` included.
-    public func backwardInference(
-        input: UnsafeBufferPointer<Float16>, gradOutput: UnsafeBufferPointer<Float16>,
-        running: RunningStatistics, scale: UnsafeBufferPointer<Float>? = nil,
-        output: UnsafeBufferPointer<Float16>? = nil,
-        gradInput: UnsafeMutableBufferPointer<Float16>? = nil,
-        gradIdentity: UnsafeMutableBufferPointer<Float16>?,
-        gradScale: UnsafeMutableBufferPointer<Float>? = nil,
-        gradBias: UnsafeMutableBufferPointer<Float>? = nil
-    ) throws {
-        try backwardInferenceElements(input: input, gradOutput: gradOutput, running: running, scale: scale,
-                                      output: output, gradInput: gradInput, gradIdentity: gradIdentity,
-                                      gradScale: gradScale, gradBias: gradBias)
-    }
-}
-
-#endif
 
 // MARK: - Any element type
 
@@ -272,49 +168,135 @@ extension BatchNormalization {
                            scale: scale, dx: gradInput?.baseAddress, gradScale: gradScale, gradBias: gradBias)
     }
 
-    /// The training forward for a tensor of any `NormElement`, from a generic
-    /// caller (the array convenience): `Float`, `Float16` and `BFloat16` go to
-    /// their specialized overloads, any other type runs the generic code unspecialized.
-    func forwardTrainingAnyElement<E: NormElement>(
-        input: UnsafeBufferPointer<E>, output: UnsafeMutableBufferPointer<E>,
+    // The dispatch of the generic entry points (see `LayerNormalization.forwardAnyElement`):
+    // `Float`, `BFloat16` and `Float16` each run the engine specialized for them
+    // (the `Float` forwards are `training`/`inference` on `Float`; the `Float`
+    // backwards are its overloads), any other type the generic engine unspecialized.
+
+    func trainingAnyElement<E: NormElement>(
+        input: UnsafeBufferPointer<E>, identity: UnsafeBufferPointer<E>?, output: UnsafeMutableBufferPointer<E>,
         scale: UnsafeBufferPointer<Float>?, bias: UnsafeBufferPointer<Float>?, running: RunningStatistics?
     ) throws -> SavedStatistics {
         if E.self == Float.self {
             let x: UnsafeBufferPointer<Float> = retyped(input), y: UnsafeMutableBufferPointer<Float> = retyped(output)
-            return try forwardTraining(input: x, output: y, scale: scale, bias: bias, running: running)
+            return try training(input: x, identity: identity.map { retyped($0) }, output: y, scale: scale, bias: bias,
+                                running: running)
         }
         if E.self == BFloat16.self {
             let x: UnsafeBufferPointer<BFloat16> = retyped(input), y: UnsafeMutableBufferPointer<BFloat16> = retyped(output)
-            return try forwardTraining(input: x, output: y, scale: scale, bias: bias, running: running)
+            return try training(input: x, identity: identity.map { retyped($0) }, output: y, scale: scale, bias: bias,
+                                running: running)
         }
         #if !((os(macOS) || targetEnvironment(macCatalyst)) && arch(x86_64))
         if E.self == Float16.self {
             let x: UnsafeBufferPointer<Float16> = retyped(input), y: UnsafeMutableBufferPointer<Float16> = retyped(output)
-            return try forwardTraining(input: x, output: y, scale: scale, bias: bias, running: running)
+            return try training(input: x, identity: identity.map { retyped($0) }, output: y, scale: scale, bias: bias,
+                                running: running)
         }
         #endif
-        return try training(input: input, identity: nil, output: output, scale: scale, bias: bias, running: running)
+        return try training(input: input, identity: identity, output: output, scale: scale, bias: bias, running: running)
     }
 
-    /// The inference forward for a tensor of any `NormElement`, as `forwardTrainingAnyElement`.
-    func forwardInferenceAnyElement<E: NormElement>(
-        input: UnsafeBufferPointer<E>, output: UnsafeMutableBufferPointer<E>,
+    func inferenceAnyElement<E: NormElement>(
+        input: UnsafeBufferPointer<E>, identity: UnsafeBufferPointer<E>?, output: UnsafeMutableBufferPointer<E>,
         scale: UnsafeBufferPointer<Float>?, bias: UnsafeBufferPointer<Float>?, running: RunningStatistics
     ) throws {
         if E.self == Float.self {
             let x: UnsafeBufferPointer<Float> = retyped(input), y: UnsafeMutableBufferPointer<Float> = retyped(output)
-            return try forwardInference(input: x, output: y, scale: scale, bias: bias, running: running)
+            return try inference(input: x, identity: identity.map { retyped($0) }, output: y, scale: scale, bias: bias,
+                                 running: running)
         }
         if E.self == BFloat16.self {
             let x: UnsafeBufferPointer<BFloat16> = retyped(input), y: UnsafeMutableBufferPointer<BFloat16> = retyped(output)
-            return try forwardInference(input: x, output: y, scale: scale, bias: bias, running: running)
+            return try inference(input: x, identity: identity.map { retyped($0) }, output: y, scale: scale, bias: bias,
+                                 running: running)
         }
         #if !((os(macOS) || targetEnvironment(macCatalyst)) && arch(x86_64))
         if E.self == Float16.self {
             let x: UnsafeBufferPointer<Float16> = retyped(input), y: UnsafeMutableBufferPointer<Float16> = retyped(output)
-            return try forwardInference(input: x, output: y, scale: scale, bias: bias, running: running)
+            return try inference(input: x, identity: identity.map { retyped($0) }, output: y, scale: scale, bias: bias,
+                                 running: running)
         }
         #endif
-        try inference(input: input, identity: nil, output: output, scale: scale, bias: bias, running: running)
+        try inference(input: input, identity: identity, output: output, scale: scale, bias: bias, running: running)
+    }
+
+    func backwardTrainingAnyElement<E: NormElement>(
+        input: UnsafeBufferPointer<E>, gradOutput: UnsafeBufferPointer<E>, saved: SavedStatistics,
+        scale: UnsafeBufferPointer<Float>?, output: UnsafeBufferPointer<E>?,
+        gradInput: UnsafeMutableBufferPointer<E>?, gradIdentity: UnsafeMutableBufferPointer<E>?,
+        gradScale: UnsafeMutableBufferPointer<Float>?, gradBias: UnsafeMutableBufferPointer<Float>?
+    ) throws {
+        if E.self == Float.self {
+            let x: UnsafeBufferPointer<Float> = retyped(input), dy: UnsafeBufferPointer<Float> = retyped(gradOutput)
+            let y = output.map { retyped($0) as UnsafeBufferPointer<Float> }
+            let dx = gradInput.map { retyped($0) as UnsafeMutableBufferPointer<Float> }
+            guard let gradIdentity else {
+                return try backwardTraining(input: x, gradOutput: dy, saved: saved, scale: scale, output: y,
+                                            gradInput: dx, gradScale: gradScale, gradBias: gradBias)
+            }
+            return try backwardTraining(input: x, gradOutput: dy, saved: saved, scale: scale, output: y, gradInput: dx,
+                                        gradIdentity: retyped(gradIdentity) as UnsafeMutableBufferPointer<Float>,
+                                        gradScale: gradScale, gradBias: gradBias)
+        }
+        if E.self == BFloat16.self {
+            let x: UnsafeBufferPointer<BFloat16> = retyped(input), dy: UnsafeBufferPointer<BFloat16> = retyped(gradOutput)
+            return try backwardTrainingElements(
+                input: x, gradOutput: dy, saved: saved, scale: scale, output: output.map { retyped($0) },
+                gradInput: gradInput.map { retyped($0) }, gradIdentity: gradIdentity.map { retyped($0) },
+                gradScale: gradScale, gradBias: gradBias)
+        }
+        #if !((os(macOS) || targetEnvironment(macCatalyst)) && arch(x86_64))
+        if E.self == Float16.self {
+            let x: UnsafeBufferPointer<Float16> = retyped(input), dy: UnsafeBufferPointer<Float16> = retyped(gradOutput)
+            return try backwardTrainingElements(
+                input: x, gradOutput: dy, saved: saved, scale: scale, output: output.map { retyped($0) },
+                gradInput: gradInput.map { retyped($0) }, gradIdentity: gradIdentity.map { retyped($0) },
+                gradScale: gradScale, gradBias: gradBias)
+        }
+        #endif
+        try backwardTrainingElements(input: input, gradOutput: gradOutput, saved: saved, scale: scale, output: output,
+                                     gradInput: gradInput, gradIdentity: gradIdentity, gradScale: gradScale,
+                                     gradBias: gradBias)
+    }
+
+    func backwardInferenceAnyElement<E: NormElement>(
+        input: UnsafeBufferPointer<E>, gradOutput: UnsafeBufferPointer<E>, running: RunningStatistics,
+        scale: UnsafeBufferPointer<Float>?, output: UnsafeBufferPointer<E>?,
+        gradInput: UnsafeMutableBufferPointer<E>?, gradIdentity: UnsafeMutableBufferPointer<E>?,
+        gradScale: UnsafeMutableBufferPointer<Float>?, gradBias: UnsafeMutableBufferPointer<Float>?
+    ) throws {
+        if E.self == Float.self {
+            let x: UnsafeBufferPointer<Float> = retyped(input), dy: UnsafeBufferPointer<Float> = retyped(gradOutput)
+            let y = output.map { retyped($0) as UnsafeBufferPointer<Float> }
+            let dx = gradInput.map { retyped($0) as UnsafeMutableBufferPointer<Float> }
+            guard let gradIdentity else {
+                return try backwardInference(input: x, gradOutput: dy, running: running, scale: scale, output: y,
+                                             gradInput: dx, gradScale: gradScale, gradBias: gradBias)
+            }
+            return try backwardInference(input: x, gradOutput: dy, running: running, scale: scale, output: y,
+                                         gradInput: dx,
+                                         gradIdentity: retyped(gradIdentity) as UnsafeMutableBufferPointer<Float>,
+                                         gradScale: gradScale, gradBias: gradBias)
+        }
+        if E.self == BFloat16.self {
+            let x: UnsafeBufferPointer<BFloat16> = retyped(input), dy: UnsafeBufferPointer<BFloat16> = retyped(gradOutput)
+            return try backwardInferenceElements(
+                input: x, gradOutput: dy, running: running, scale: scale, output: output.map { retyped($0) },
+                gradInput: gradInput.map { retyped($0) }, gradIdentity: gradIdentity.map { retyped($0) },
+                gradScale: gradScale, gradBias: gradBias)
+        }
+        #if !((os(macOS) || targetEnvironment(macCatalyst)) && arch(x86_64))
+        if E.self == Float16.self {
+            let x: UnsafeBufferPointer<Float16> = retyped(input), dy: UnsafeBufferPointer<Float16> = retyped(gradOutput)
+            return try backwardInferenceElements(
+                input: x, gradOutput: dy, running: running, scale: scale, output: output.map { retyped($0) },
+                gradInput: gradInput.map { retyped($0) }, gradIdentity: gradIdentity.map { retyped($0) },
+                gradScale: gradScale, gradBias: gradBias)
+        }
+        #endif
+        try backwardInferenceElements(input: input, gradOutput: gradOutput, running: running, scale: scale,
+                                      output: output, gradInput: gradInput, gradIdentity: gradIdentity,
+                                      gradScale: gradScale, gradBias: gradBias)
     }
 }
