@@ -120,6 +120,7 @@ enum AllocationCases {
             cases += kit.instanceCases()
             cases += kit.batchNormCases()
             cases += kit.otherCases()
+            cases += kit.fusedCases()
         }
         return cases
     }

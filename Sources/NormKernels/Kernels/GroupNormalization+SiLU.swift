@@ -79,7 +79,8 @@ extension GroupNormalization {
         let invStd = SlotBuffer(count: slots, initial: 0.0, in: workspace)
         let table = CoefficientTable(count: shape.n * shape.c, streaming: plan.store.streaming(output: y, reading: x),
                                      in: workspace)
-        let finalize = { (slot: Int, m: Moments) in
+        // A local function, not a closure value (whose context went to the heap).
+        func finalize(_ slot: Int, _ m: Moments) {
             mean[slot] = m.mean
             invStd[slot] = inverseStandardDeviation(m.biasedVariance, eps)
             let n = slot / G, first = (slot - n * G) * size

@@ -71,18 +71,23 @@ extension GroupNormalization {
 
         // g goes into gradInput unless that is x (still needed) or absent.
         let intoGradInput = gradInput.flatMap { $0.baseAddress.map { UnsafePointer($0) != x } } ?? false
-        let scratch: UnsafeMutablePointer<Float>? = normGradients && !intoGradInput ? .allocate(capacity: shape.count) : nil
-        defer { scratch?.deallocate() }
+        // Scratch g, the sums and the pass's tables come from the path's workspace
+        // pool (GroupNorm's backward below takes an arena of its own from it).
+        let pool = path.workspace
+        let workspace = pool.take()
+        defer { pool.recycle(workspace) }
+        let scratch: UnsafeMutablePointer<Float>? = normGradients && !intoGradInput
+            ? workspace.take(Float.self, count: shape.count) : nil
         let g = normGradients ? (intoGradInput ? gradInput!.baseAddress! : scratch!) : nil
-        let sums: UnsafeMutablePointer<SIMD2<Double>>? = modulationGradients ? .allocate(capacity: perSample) : nil
-        defer { sums?.deallocate() }
+        let sums: UnsafeMutablePointer<SIMD2<Double>>? = modulationGradients
+            ? workspace.take(SIMD2<Double>.self, count: perSample) : nil
 
         let pass = SiLUGradientPass(
             shape: shape, groups: groups, mean: saved.mean, invStd: saved.invStd,
             gamma: scale?.baseAddress, beta: bias?.baseAddress,
-            modulation: SiLUModulation(scale: modulationScale?.baseAddress, shift: modulationShift?.baseAddress))
-        defer { pass.deallocate() }
-        pass.run(x: x, dy: dy, g: g, sums: sums, threading: threading)
+            modulation: SiLUModulation(scale: modulationScale?.baseAddress, shift: modulationShift?.baseAddress),
+            in: workspace)
+        pass.run(x: x, dy: dy, g: g, sums: sums, threading: threading, workspace: workspace)
 
         if let sums {
             for k in 0..<perSample {

@@ -182,6 +182,17 @@ enum GroupNormPlan: Sendable {
             self = .channelGroups(ChannelGroupsPlan(shape: shape, groupSize: size, threading: threading))
         }
     }
+
+    /// The backward's workspace pool, for the buffers of a fused step around
+    /// the backward (GroupNorm + SiLU's g and sums).
+    var workspace: WorkspacePool {
+        switch self {
+        case .featureVectors(_, let rows), .expandedAffine(_, let rows), .groupSegments(_, let rows):
+            return rows.workspace
+        case .channelGroups(let plan):
+            return plan.workspace
+        }
+    }
 }
 
 /// γ and β repeated over the H·W positions of each channel (NCHW order,

@@ -93,26 +93,27 @@ extension RMSNormalization {
         let gamma = scale?.baseAddress, dGate = gradGate?.baseAddress, D = features
         let steps = BlockwiseRowBackward(plan: backwardPlan, mean: nil, invStd: saved.invStd, gamma: gamma,
                                          gradScale: gradScale?.baseAddress, gradBias: nil)
+        // dy ⊙ gate goes to a scratch tensor from the plan's workspace pool when
+        // it cannot go where dx goes (the engine takes an arena of its own).
+        let pool = backwardPlan.workspace
+        let workspace = pool.take()
+        defer { pool.recycle(workspace) }
+        let scratch: UnsafeMutablePointer<Float>? = needsRMS && !inGradInput ? workspace.take(Float.self, count: total) : nil
         if needsRMS && steps.blockwise(threading) {
             // Each block's dy ⊙ gate is formed right before the engine reads it.
             steps.run(
                 before: { r0, n in
                     let o = r0 * D
-                    let gated = inGradInput ? dxBase! + o : UnsafeMutablePointer<Float>.allocate(capacity: n * D)
+                    let gated = (inGradInput ? dxBase! : scratch!) + o
                     gateRows(r0, n, x: x, gate: g, dy: dy, invStd: saved.invStd, gamma: gamma, gated: gated,
                              gradGate: dGate)
                     return (x + o, UnsafePointer(gated), dxBase.map { $0 + o })
                 },
-                after: { _, _, _, _, gated in
-                    // dy ⊙ gate in a scratch of its own when it could not go where dx goes.
-                    if !inGradInput { UnsafeMutablePointer(mutating: gated).deallocate() }
-                },
+                after: { _, _, _, _, _ in },
                 finish: { _ in })
             return
         }
-        let workspace: UnsafeMutablePointer<Float>? = needsRMS && !inGradInput ? .allocate(capacity: total) : nil
-        defer { workspace?.deallocate() }
-        let gated = inGradInput ? dxBase : workspace
+        let gated = inGradInput ? dxBase : scratch
         ChunkSchedule.forEachChunk(units: rows, valuesPerUnit: D, chunk: ChunkSchedule.rowChunk(length: D),
                                    threading: threading) { chunk in
             gateRows(chunk.lowerBound, chunk.count, x: x, gate: g, dy: dy, invStd: saved.invStd, gamma: gamma,

@@ -81,6 +81,8 @@ struct RowBackwardPlan: Sendable {
     let threading: Threading
     /// Where a call's workspace comes from (`workspaceBytes`).
     let workspace = WorkspacePool()
+    /// The one-block plans of the blockwise fused backwards (`BlockwiseRowBackward`).
+    let blockPlans = RowBlockPlans()
 
     init(rows: Int, features D: Int, groups: Int = 1, rowsPerSlot R: Int = 1, centered: Bool, threading: Threading) {
         let S = D / groups
@@ -144,6 +146,8 @@ let rowNormalizationTileColumns = 4096
 /// passes only the outputs it wants; `columnTotals`, when given, gets every
 /// column's Float64 sums (dβ in `.dy`, dγ in `.dyXhat`) before they are rounded to
 /// Float32 (GroupNorm's expanded γ sums them further, over each channel's positions).
+/// `firstSlot`: the plan's slot u has its statistics at `mean[firstSlot + u]`,
+/// `invStd[firstSlot + u]` (a row block run on its own, `BlockwiseRowBackward`).
 ///
 /// Generic over the tensors' element type, as the forward (`normalizeRows`): x
 /// and dy widened exactly on load, every sum and coefficient as in Float32, dx
@@ -154,7 +158,7 @@ func rowNormalizationBackward<E: NormElement>(
     _ plan: RowBackwardPlan, x: UnsafePointer<E>, dy: UnsafePointer<E>,
     mean: [Double]?, invStd: [Double], gamma: UnsafePointer<Float>?, dx: UnsafeMutablePointer<E>?,
     gradScale: UnsafeMutablePointer<Float>?, gradBias: UnsafeMutablePointer<Float>?,
-    columnTotals: UnsafeMutablePointer<GradientSums>? = nil
+    columnTotals: UnsafeMutablePointer<GradientSums>? = nil, firstSlot: Int = 0
 ) {
     let needColumns = gradScale != nil || gradBias != nil || columnTotals != nil
     guard dx != nil || needColumns else { return }
@@ -165,7 +169,9 @@ func rowNormalizationBackward<E: NormElement>(
     // The short-row sweep forms each row's x̂ coefficients itself.
     let xhat = CoefficientTable(count: shortSweep ? 0 : plan.slots, in: workspace)
     if !shortSweep {
-        for u in 0..<plan.slots { xhat[u] = AffineCoefficients(mean: mean?[u] ?? 0, invStd: invStd[u]) }
+        for u in 0..<plan.slots {
+            xhat[u] = AffineCoefficients(mean: mean?[firstSlot + u] ?? 0, invStd: invStd[firstSlot + u])
+        }
     }
     let table: GradientTable? = dx != nil && !shortSweep ? GradientTable(count: plan.slots, in: workspace) : nil
     // Column partials per (row block, column). With a single row block (fewer rows
@@ -175,7 +181,7 @@ func rowNormalizationBackward<E: NormElement>(
     let columnSums: UnsafeMutablePointer<GradientSums>? = needColumns && plan.rowBlocks > 1
         ? workspace.take(GradientSums.self, count: plan.rowBlocks * plan.features) : nil
     let pass = RowBackwardPass(
-        plan: plan, x: x, dy: dy, mean: mean, invStd: invStd, gamma: gamma, dx: dx,
+        plan: plan, x: x, dy: dy, mean: mean, invStd: invStd, firstSlot: firstSlot, gamma: gamma, dx: dx,
         gradScale: gradScale, gradBias: gradBias, columnTotals: columnTotals, needColumns: needColumns,
         streaming: dx.map { plan.store.streaming(output: $0, reading: x, dy) } ?? false,
         xhat: xhat, table: table, columnSums: columnSums, workspace: workspace)

@@ -9,6 +9,8 @@ struct RowBackwardPass<E: NormElement> {
     let dy: UnsafePointer<E>
     let mean: [Double]?
     let invStd: [Double]
+    /// Slot u's statistics are at `firstSlot + u` of `mean` and `invStd`.
+    let firstSlot: Int
     let gamma: UnsafePointer<Float>?
     let dx: UnsafeMutablePointer<E>?
     let gradScale: UnsafeMutablePointer<Float>?
@@ -142,7 +144,7 @@ struct RowBackwardPass<E: NormElement> {
         let sums = tileColumnSums(rb, 0, D, tileSums)
         ShortRowsBackward.rowBlock(
             x: x + r0 * D, dy: dy + r0 * D, dx: dx! + r0 * D, gamma: gamma, rows: min(plan.rowBlock, plan.rows - r0),
-            length: D, firstRow: r0, mean: mean, invStd: invStd, columnSums: sums, scratch: scratch,
+            length: D, firstRow: firstSlot + r0, mean: mean, invStd: invStd, columnSums: sums, scratch: scratch,
             streaming: streaming)
         finishTile(0, D, tileSums)
     }
@@ -185,7 +187,7 @@ struct RowBackwardPass<E: NormElement> {
     private func coefficients(_ u: Int, _ sums: GradientSums) {
         let count = Double(plan.segment * plan.rowsPerSlot)
         table![u] = GradientCoefficients(
-            mean: mean?[u] ?? 0, invStd: invStd[u], a: invStd[u],
+            mean: mean?[firstSlot + u] ?? 0, invStd: invStd[firstSlot + u], a: invStd[firstSlot + u],
             m1: plan.centered ? sums.dy / count : 0, m2: sums.dyXhat / count)
     }
 

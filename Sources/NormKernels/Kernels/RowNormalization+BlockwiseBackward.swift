@@ -1,3 +1,5 @@
+import Synchronization
+
 // The row backward run one row block at a time, with a fused step before and
 // after each block (the residual and gated row backwards, issue 21).
 //
@@ -10,6 +12,10 @@
 // (`columnTotals`) are merged down the blocks in `RowTree`'s tree, exactly as
 // the engine merges its row blocks' partials: dx, dγ and dβ are the plain
 // backward's bits, and the same for any thread count.
+//
+// The one-block plans are made at the first blockwise call and kept with the
+// plan (`RowBlockPlans`), and a block's statistics are read in place
+// (`firstSlot`): a warm call allocates nothing (issue 24).
 //
 // With few blocks per worker (long rows, few rows) the plain engine over the
 // whole tensor spreads each block over the workers instead, and the steps run
@@ -47,12 +53,11 @@ struct BlockwiseRowBackward {
     ) {
         let D = plan.features, perBlock = rowsPerBlock
         let needColumns = gradScale != nil || gradBias != nil
-        let full = RowBackwardPlan(rows: perBlock, features: D, centered: plan.centered, threading: .serial)
-        let lastRows = plan.rows - (blocks - 1) * perBlock
-        let last = lastRows == perBlock ? full
-            : RowBackwardPlan(rows: lastRows, features: D, centered: plan.centered, threading: .serial)
-        let partials: UnsafeMutablePointer<GradientSums>? = needColumns ? .allocate(capacity: blocks * D) : nil
-        defer { partials?.deallocate() }
+        let (full, last) = plan.blockPlans.plans(of: plan)
+        let workspace = plan.workspace.take()
+        defer { plan.workspace.recycle(workspace) }
+        let partials: UnsafeMutablePointer<GradientSums>? = needColumns
+            ? workspace.take(GradientSums.self, count: blocks * D) : nil
         let chunk = RowTree.columnChunk
         let phases: InlineArray<2, Parallel.Phase> = [
             Parallel.Phase(count: blocks, elementsPerItem: perBlock * D),
@@ -63,9 +68,9 @@ struct BlockwiseRowBackward {
                     let r0 = k * perBlock, n = min(perBlock, plan.rows - r0)
                     let (x, dy, dx) = before(r0, n)
                     rowNormalizationBackward(
-                        k == blocks - 1 ? last : full, x: x, dy: dy, mean: mean.map { Array($0[r0..<(r0 + n)]) },
-                        invStd: Array(invStd[r0..<(r0 + n)]), gamma: gamma, dx: dx, gradScale: nil, gradBias: nil,
-                        columnTotals: partials.map { $0 + k * D })
+                        k == blocks - 1 ? last : full, x: x, dy: dy, mean: mean, invStd: invStd, gamma: gamma,
+                        dx: dx, gradScale: nil, gradBias: nil, columnTotals: partials.map { $0 + k * D },
+                        firstSlot: r0)
                     after(k, r0, n, dx, dy)
                 }
             } else {
@@ -78,6 +83,28 @@ struct BlockwiseRowBackward {
                 }
                 finish(columns)
             }
+        }
+    }
+}
+
+/// The one-block plans of a `RowBackwardPlan`'s blockwise backward (a full row
+/// block and the last, on one worker), made on first use and kept, so that
+/// their workspace pools stay warm from one call to the next.
+final class RowBlockPlans: Sendable {
+    private let cached = Mutex<(full: RowBackwardPlan, last: RowBackwardPlan)?>(nil)
+
+    init() {}
+
+    func plans(of plan: RowBackwardPlan) -> (full: RowBackwardPlan, last: RowBackwardPlan) {
+        cached.withLock { cached in
+            if let cached { return cached }
+            let D = plan.features, perBlock = plan.rowBlock
+            let full = RowBackwardPlan(rows: perBlock, features: D, centered: plan.centered, threading: .serial)
+            let lastRows = plan.rows - (plan.rowBlocks - 1) * perBlock
+            let last = lastRows == perBlock ? full
+                : RowBackwardPlan(rows: lastRows, features: D, centered: plan.centered, threading: .serial)
+            cached = (full, last)
+            return (full, last)
         }
     }
 }

@@ -283,10 +283,12 @@ private func fusedRowByRow<E: NormElement, L: FusedRowSource, G: FusedRowEpilogu
         }
         ChunkSchedule.forEachChunk(units: rows, valuesPerUnit: n, chunk: ChunkSchedule.rowChunk(length: n),
                                    threading: plan.threading) { chunk in
-            // A row of up to 64 KiB: on the heap, once per chunk of ~32 768 values.
-            let scratch = UnsafeMutablePointer<Float>.allocate(capacity: n)
-            defer { scratch.deallocate() }
-            if plan.statistic == .moments { sweep(chunk, scratch, centered: true) } else { sweep(chunk, scratch, centered: false) }
+            // A row of up to 64 KiB: from the thread's scratch arena, which keeps it
+            // from one call to the next (a warm call does not touch the heap).
+            withScratch(of: Float.self, capacity: n) { buffer in
+                let scratch = buffer.baseAddress!
+                if plan.statistic == .moments { sweep(chunk, scratch, centered: true) } else { sweep(chunk, scratch, centered: false) }
+            }
         }
     }
 }

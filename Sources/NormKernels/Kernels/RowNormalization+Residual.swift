@@ -184,19 +184,22 @@ private func residualBackward(
                                  dx: dx, gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress)
         return
     }
+    // d bias partials, and the total gradient when there is no gradInput, come
+    // from the plan's workspace pool (the engine takes an arena of its own).
+    let workspace = plan.workspace.take()
+    defer { plan.workspace.recycle(workspace) }
     if steps.blockwise(plan.threading) {
-        // Each block's dx (or, without gradInput, a per-block scratch for d bias) is
-        // finished while it is in cache.
-        let biasPartials: UnsafeMutablePointer<Double>? = dBias != nil ? .allocate(capacity: steps.blocks * D) : nil
-        defer { biasPartials?.deallocate() }
+        // Each block's dx (or, without gradInput, the block's rows of a scratch
+        // tensor, for d bias) is finished while it is in cache.
+        let biasPartials: UnsafeMutablePointer<Double>? = dBias != nil ? workspace.take(Double.self, count: steps.blocks * D) : nil
+        let scratch: UnsafeMutablePointer<Float>? = dx == nil ? workspace.take(Float.self, count: rows * D) : nil
         steps.run(
             before: { r0, n in
-                (s + r0 * D, dy + r0 * D, dx.map { $0 + r0 * D } ?? .allocate(capacity: n * D))
+                (s + r0 * D, dy + r0 * D, (dx ?? scratch!) + r0 * D)
             },
             after: { k, r0, n, blockDx, _ in
                 ResidualRowGradient.block(blockDx!, ds.map { $0 + r0 * D }, rows: n, features: D,
                                           sums: biasPartials.map { $0 + k * D })
-                if dx == nil { blockDx!.deallocate() }
             },
             finish: { columns in
                 if let biasPartials, let dBias {
@@ -209,10 +212,8 @@ private func residualBackward(
     // Few row blocks: the plain engine spreads them over the workers, then the
     // residual step as a pass of its own (the same bits). d bias needs the total
     // gradient even without gradInput: then in a workspace.
-    let workspace: UnsafeMutablePointer<Float>? = dx == nil ? .allocate(capacity: rows * D) : nil
-    defer { workspace?.deallocate() }
-    let target = dx ?? workspace!
+    let target = dx ?? workspace.take(Float.self, count: rows * D)
     rowNormalizationBackward(plan, x: s, dy: dy, mean: mean, invStd: saved.invStd, gamma: scale?.baseAddress,
                              dx: target, gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress)
-    ResidualRowGradient.wholeTensor(dx: target, ds: ds, plan: plan, gradBias: dBias)
+    ResidualRowGradient.wholeTensor(dx: target, ds: ds, plan: plan, gradBias: dBias, workspace: workspace)
 }

@@ -78,7 +78,9 @@ extension SynchronizedBatchNormalization {
         } catch { localError = error }
         let gathered = try Self.exchangeStep(.backward, &payload, localError: localError, exchange: exchange)
 
-        let global = merged(gathered, backwardPlan) { _, dy, dyXhat in GradientSums(dy: dy, dyXhat: dyXhat) }
+        let global = merged(gathered, backwardPlan, workspace: workspace) { _, dy, dyXhat in
+            GradientSums(dy: dy, dyXhat: dyXhat)
+        }
         let count = Double(backwardPlan.nodeCounts.joined().reduce(0, +))
         if let local, let dx = gradInput?.baseAddress {
             let x = try Check.base(input, "input"), dy = try Check.base(gradOutput, "gradOutput")

@@ -155,7 +155,7 @@ public struct SynchronizedBatchNormalization: Sendable {
 
         // Chan's merge of the ranks' nodes in the plan's fixed tree (BatchNorm's
         // own tree over its blocks, or the tree over rank order).
-        let batch = merged(gathered, forwardPlan) { Moments(count: $0, mean: $1, m2: $2) }
+        let batch = merged(gathered, forwardPlan, workspace: workspace) { Moments(count: $0, mean: $1, m2: $2) }
         let total = batch.first?.count ?? 0
         guard total > 1 else {
             throw NormError.singleValuePerChannel(argument: "input (all ranks)", valuesPerChannel: Int(total))
@@ -172,7 +172,7 @@ public struct SynchronizedBatchNormalization: Sendable {
             }
             local.applyChannels(x, y, table)
         }
-        let updated = batch.withUnsafeBufferPointer { batch in running?.fold(batch: batch) ?? false }
+        let updated = running?.fold(batch: UnsafeBufferPointer(batch)) ?? false
         return SavedStatistics(mean: batch.map(\.mean), invStd: invStd, runningStatisticsUpdated: updated)
     }
 }
@@ -204,12 +204,13 @@ extension SynchronizedBatchNormalization {
     /// The plan's program runs on whole rows of C channels (a stack of rows),
     /// so each channel sees the same merges in the same order as a per-channel
     /// tree, without a walk of the program per channel (which showed in a
-    /// profile of `[256, 64]`: docs/SYNCBN.md, "Cost of a step").
-    func merged<P: TreeMergeable>(_ gathered: [Double], _ plan: SynchronizedMergePlan,
-                                  _ part: (_ count: Double, _ first: Double, _ second: Double) -> P) -> [P] {
+    /// profile of `[256, 64]`: docs/SYNCBN.md, "Cost of a step"). The stack and
+    /// the result (its first row) are carved from the call's `workspace`.
+    func merged<P: TreeMergeable>(_ gathered: [Double], _ plan: SynchronizedMergePlan, workspace: Arena,
+                                  _ part: (_ count: Double, _ first: Double, _ second: Double) -> P)
+        -> UnsafeMutableBufferPointer<P> {
         let c = shape.c, length = gathered.count / exchange.size, node = 2 * c + 1
-        let rows = UnsafeMutablePointer<P>.allocate(capacity: plan.program.count * c)
-        defer { rows.deallocate() }
+        let rows = workspace.take(P.self, count: plan.program.count * c)
         gathered.withUnsafeBufferPointer { g in
             let base = g.baseAddress!
             var top = 0
@@ -227,7 +228,7 @@ extension SynchronizedBatchNormalization {
                 }
             }
         }
-        return Array(UnsafeBufferPointer(start: rows, count: c))
+        return UnsafeMutableBufferPointer(start: rows, count: c)
     }
 
     /// Exchanges `payload` (its slot 0 set here) and settles the step: this

@@ -33,7 +33,8 @@ struct SynchronizedMergePlan: Sendable, Hashable {
     }
 
     /// Most nodes any rank sends (each rank's contribution has room for this many).
-    var nodesPerRank: Int { nodes.map(\.count).max() ?? 1 }
+    /// (Lazily: every step reads it, and a warm call must not touch the heap.)
+    var nodesPerRank: Int { nodes.lazy.map(\.count).max() ?? 1 }
 
     init(shapes: [TensorShape], backward: Bool) {
         let compatible = shapes.allSatisfy {

@@ -39,13 +39,13 @@ enum ResidualRowGradient {
         RowTree.forEachColumn(partials, stride: D, rows: blocks, columns: columns) { c, sum in gradBias[c] = Float(sum) }
     }
 
-    /// The step as a pass of its own over the whole tensor, in the plan's row blocks.
+    /// The step as a pass of its own over the whole tensor, in the plan's row
+    /// blocks; the blocks' column sums in `workspace`.
     static func wholeTensor(dx: UnsafeMutablePointer<Float>, ds: UnsafePointer<Float>?, plan: RowBackwardPlan,
-                            gradBias: UnsafeMutablePointer<Float>?) {
+                            gradBias: UnsafeMutablePointer<Float>?, workspace: Arena) {
         guard ds != nil || gradBias != nil else { return }
         let D = plan.features, perBlock = plan.rowBlock, blocks = plan.rowBlocks
-        let partials: UnsafeMutablePointer<Double>? = gradBias != nil ? .allocate(capacity: blocks * D) : nil
-        defer { partials?.deallocate() }
+        let partials: UnsafeMutablePointer<Double>? = gradBias != nil ? workspace.take(Double.self, count: blocks * D) : nil
         let chunk = RowTree.columnChunk
         let phases: InlineArray<2, Parallel.Phase> = [
             Parallel.Phase(count: blocks, elementsPerItem: perBlock * D),

@@ -21,10 +21,11 @@ struct SiLUGradientPass {
     static let rowBlock = 256
 
     init(shape: TensorShape, groups: Int, mean: [Double], invStd: [Double],
-         gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, modulation: SiLUModulation) {
+         gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, modulation: SiLUModulation,
+         in workspace: Arena) {
         self.shape = shape
         let count = shape.n * shape.c, size = shape.c / groups
-        let all = UnsafeMutablePointer<Float>.allocate(capacity: 6 * count)
+        let all = workspace.take(Float.self, count: 6 * count)
         pivot = all; zScale = all + count; zShift = all + 2 * count
         hatScale = all + 3 * count; hatShift = all + 4 * count; multiplier = all + 5 * count
         for k in 0..<count {
@@ -37,11 +38,10 @@ struct SiLUGradientPass {
         }
     }
 
-    func deallocate() { pivot.deallocate() }
-
-    /// g (when not nil) and the sums (A, B) per (n, c) (when not nil).
+    /// g (when not nil) and the sums (A, B) per (n, c) (when not nil); NHWC
+    /// block partials from `workspace`.
     func run(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, g: UnsafeMutablePointer<Float>?,
-             sums: UnsafeMutablePointer<SIMD2<Double>>?, threading: Threading) {
+             sums: UnsafeMutablePointer<SIMD2<Double>>?, threading: Threading, workspace: Arena) {
         let hw = shape.spatial, channels = shape.c
         if shape.layout == .nchw || hw == 1 {
             Parallel.forEach(count: shape.n * channels, elementsPerItem: hw, threading: threading) { range in
@@ -57,8 +57,8 @@ struct SiLUGradientPass {
         // each block's per-channel sums go to its own slot, merged per (n, c)
         // down the blocks in order afterwards (the same for any thread count).
         let rowBlock = SiLUGradientPass.rowBlock, blocks = (hw + rowBlock - 1) / rowBlock
-        let partials: UnsafeMutablePointer<SIMD2<Double>>? = sums != nil ? .allocate(capacity: shape.n * blocks * channels) : nil
-        defer { partials?.deallocate() }
+        let partials: UnsafeMutablePointer<SIMD2<Double>>? = sums != nil
+            ? workspace.take(SIMD2<Double>.self, count: shape.n * blocks * channels) : nil
         Parallel.forEach(count: shape.n * blocks, elementsPerItem: rowBlock * channels, threading: threading) { range in
             for item in range {
                 let n = item / blocks, first = (item - n * blocks) * rowBlock
@@ -143,39 +143,44 @@ struct SiLUGradientPass {
         let channels = shape.c, vectors = channels / 8, full = vectors * 8
         let base = (n * shape.spatial + first) * channels, k0 = n * channels
         let wantSums = partial != nil
-        let a = UnsafeMutablePointer<F8>.allocate(capacity: max(1, 2 * vectors)), b = a + vectors
-        defer { a.deallocate() }
-        a.initialize(repeating: F8(), count: 2 * vectors)
-        var tail = [SIMD2<Double>](repeating: SIMD2(), count: channels - full)
-        for row in 0..<count {
-            let o = base + row * channels
-            for v in 0..<vectors {
-                let j = 8 * v, k = k0 + j
-                // scalar math: as `run`
-                let d = load8(x + o + j) - load8(pivot + k)
-                let dz = siluGradient8(muladd(d, load8(zScale + k), load8(zShift + k)), load8(dy + o + j))
-                if let g { store8(dz * load8(multiplier + k), g + o + j) }
-                if wantSums {
-                    a[v] += dz
-                    b[v] = muladd(dz, muladd(d, load8(hatScale + k), load8(hatShift + k)), b[v])
+        // The accumulators from the thread's scratch (`withScratch`): a block's
+        // call must not touch the heap.
+        withScratch(of: F8.self, capacity: max(1, 2 * vectors)) { lanes in
+            withScratch(of: SIMD2<Double>.self, capacity: max(1, channels - full)) { tailBuffer in
+                let a = lanes.baseAddress!, b = a + vectors, tail = tailBuffer.baseAddress!
+                a.initialize(repeating: F8(), count: 2 * vectors)
+                tail.initialize(repeating: SIMD2(), count: channels - full)
+                for row in 0..<count {
+                    let o = base + row * channels
+                    for v in 0..<vectors {
+                        let j = 8 * v, k = k0 + j
+                        // scalar math: as `run`
+                        let d = load8(x + o + j) - load8(pivot + k)
+                        let dz = siluGradient8(muladd(d, load8(zScale + k), load8(zShift + k)), load8(dy + o + j))
+                        if let g { store8(dz * load8(multiplier + k), g + o + j) }
+                        if wantSums {
+                            a[v] += dz
+                            b[v] = muladd(dz, muladd(d, load8(hatScale + k), load8(hatShift + k)), b[v])
+                        }
+                    }
+                    for j in full..<channels {
+                        let k = k0 + j, d = x[o + j] - pivot[k]
+                        let dz = siluGradient8(F8(repeating: muladd(d, zScale[k], zShift[k])), F8(repeating: dy[o + j]))[0]
+                        g?[o + j] = dz * multiplier[k]
+                        if wantSums { tail[j - full] += SIMD2(Double(dz), Double(dz) * Double(muladd(d, hatScale[k], hatShift[k]))) }
+                    }
                 }
-            }
-            for j in full..<channels {
-                let k = k0 + j, d = x[o + j] - pivot[k]
-                let dz = siluGradient8(F8(repeating: muladd(d, zScale[k], zShift[k])), F8(repeating: dy[o + j]))[0]
-                g?[o + j] = dz * multiplier[k]
-                if wantSums { tail[j - full] += SIMD2(Double(dz), Double(dz) * Double(muladd(d, hatScale[k], hatShift[k]))) }
+                guard let partial else { return }
+                for j in 0..<full {
+                    let v = j / 8, l = j % 8
+                    var sum = SIMD2(Double(a[v][l]), Double(b[v][l]))
+                    if !(sum[0].isFinite && sum[1].isFinite) {
+                        sum = float64Sums(x + base + j, dy + base + j, count, k0 + j, stride: channels)
+                    }
+                    partial[j] = sum
+                }
+                for j in full..<channels { partial[j] = tail[j - full] }
             }
         }
-        guard let partial else { return }
-        for j in 0..<full {
-            let v = j / 8, l = j % 8
-            var sum = SIMD2(Double(a[v][l]), Double(b[v][l]))
-            if !(sum[0].isFinite && sum[1].isFinite) {
-                sum = float64Sums(x + base + j, dy + base + j, count, k0 + j, stride: channels)
-            }
-            partial[j] = sum
-        }
-        for j in full..<channels { partial[j] = tail[j - full] }
     }
 }
