@@ -263,19 +263,7 @@ private func fusedRowByRow<E: NormElement, L: FusedRowSource, G: FusedRowEpilogu
         @inline(__always) func sweep(_ chunk: Range<Int>, _ scratch: UnsafeMutablePointer<Float>, centered: Bool) {
             for u in chunk {
                 let row = source.values(u * n, n, column: 0, scratch: scratch, statistics: true)
-                let k: AffineCoefficients
-                if centered {
-                    let m = BlockMoments.contiguous(row, n)
-                    let r = inverseStandardDeviation(m.biasedVariance, eps)
-                    (meanBase + u).initialize(to: m.mean)
-                    (invBase + u).initialize(to: r)
-                    k = AffineCoefficients(mean: m.mean, invStd: r)
-                } else {
-                    let r = inverseStandardDeviation(meanSquare(row, n), eps)
-                    (meanBase + u).initialize(to: 0)
-                    (invBase + u).initialize(to: r)
-                    k = AffineCoefficients(pivot: 0, scale: Float(r), shift: 0)
-                }
+                let k = rowCoefficients(row, n, centered: centered, eps, mean: meanBase + u, invStd: invBase + u)
                 let a = plan.affineOffset(u)
                 fusedRowOutput(row, y + u * n, n, k, gamma: gamma.map { $0 + a }, beta: beta.map { $0 + a },
                                epilogue, at: u * n, streaming: streaming)

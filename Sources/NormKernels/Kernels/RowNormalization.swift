@@ -242,19 +242,7 @@ private func normalizeRowByRow<E: NormElement>(
         @inline(__always) func sweep(_ chunk: Range<Int>, centered: Bool) {
             for u in chunk {
                 let row = x + u * n
-                let k: AffineCoefficients
-                if centered {
-                    let m = BlockMoments.contiguous(row, n)
-                    let r = inverseStandardDeviation(m.biasedVariance, eps)
-                    (meanBase + u).initialize(to: m.mean)
-                    (invBase + u).initialize(to: r)
-                    k = AffineCoefficients(mean: m.mean, invStd: r)
-                } else {
-                    let r = inverseStandardDeviation(meanSquare(row, n), eps)
-                    (meanBase + u).initialize(to: 0)
-                    (invBase + u).initialize(to: r)
-                    k = AffineCoefficients(pivot: 0, scale: Float(r), shift: 0)
-                }
+                let k = rowCoefficients(row, n, centered: centered, eps, mean: meanBase + u, invStd: invBase + u)
                 let a = plan.affineOffset(u)
                 Apply.elementwise(row, y + u * n, n, pivot: k.pivot, invStd: k.scale, shift: k.shift,
                                   gamma: gamma.map { $0 + a }, beta: beta.map { $0 + a }, streaming: streaming)
@@ -273,6 +261,27 @@ private func widen<E: NormElement>(_ src: UnsafePointer<E>, into dst: UnsafeMuta
     var i = 0
     while i + 8 <= n { store8(E.load8(src + i), dst + i); i += 8 }
     while i < n { dst[i] = E.widen(src[i]); i += 1 }
+}
+
+/// One row's statistics (moments, or the mean square without centering), written
+/// to the saved `mean`/`invStd` slots, and the affine coefficients that normalize
+/// the row: x̂ = (x − μ)·r with r = 1/√(σ² + ε), or x·r with r = 1/√(mean(x²) + ε).
+@inline(__always)
+func rowCoefficients<E: NormElement>(
+    _ row: UnsafePointer<E>, _ n: Int, centered: Bool, _ eps: Float,
+    mean: UnsafeMutablePointer<Double>, invStd: UnsafeMutablePointer<Double>
+) -> AffineCoefficients {
+    if centered {
+        let m = BlockMoments.contiguous(row, n)
+        let r = inverseStandardDeviation(m.biasedVariance, eps)
+        mean.initialize(to: m.mean)
+        invStd.initialize(to: r)
+        return AffineCoefficients(mean: m.mean, invStd: r)
+    }
+    let r = inverseStandardDeviation(meanSquare(row, n), eps)
+    mean.initialize(to: 0)
+    invStd.initialize(to: r)
+    return AffineCoefficients(pivot: 0, scale: Float(r), shift: 0)
 }
 
 /// Σx²/n of a short row (see `normalizeRowByRow`).
