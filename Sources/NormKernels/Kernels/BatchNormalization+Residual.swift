@@ -82,14 +82,10 @@ extension BatchNormalization {
         gradScale: UnsafeMutableBufferPointer<Float>? = nil,
         gradBias: UnsafeMutableBufferPointer<Float>? = nil
     ) throws {
-        try Check.saved(saved.mean, shape.c, "saved.mean")
-        try Check.saved(saved.invStd, shape.c, "saved.invStd")
-        let mask = try validateBackward(input, gradOutput, scale, output, gradInput, gradScale, gradBias,
-                                        gradIdentity: gradIdentity)
-        let x = try Check.base(input, "input")
-        let (dy, rest) = try writeGradIdentity(gradOutput, mask: mask, gradIdentity)
-        trainingGradients(x: x, dy: dy, mask: rest, saved: saved, scale: scale, dx: gradInput?.baseAddress,
-                          gradScale: gradScale, gradBias: gradBias)
+        // The element-generic body (`BatchNormalization+HalfPrecision.swift`), on Float.
+        try backwardTrainingElements(input: input, gradOutput: gradOutput, saved: saved, scale: scale, output: output,
+                                     gradInput: gradInput, gradIdentity: gradIdentity, gradScale: gradScale,
+                                     gradBias: gradBias)
     }
 
     /// Gradients of the fused inference forward: the plain inference backward's
@@ -105,13 +101,9 @@ extension BatchNormalization {
         gradScale: UnsafeMutableBufferPointer<Float>? = nil,
         gradBias: UnsafeMutableBufferPointer<Float>? = nil
     ) throws {
-        let (runningMean, runningVariance) = try running.snapshot(expectedChannels: shape.c)
-        let mask = try validateBackward(input, gradOutput, scale, output, gradInput, gradScale, gradBias,
-                                        gradIdentity: gradIdentity)
-        let x = try Check.base(input, "input")
-        let (dy, rest) = try writeGradIdentity(gradOutput, mask: mask, gradIdentity)
-        inferenceGradients(x: x, dy: dy, mask: rest, runningMean: runningMean, runningVariance: runningVariance,
-                           scale: scale, dx: gradInput?.baseAddress, gradScale: gradScale, gradBias: gradBias)
+        try backwardInferenceElements(input: input, gradOutput: gradOutput, running: running, scale: scale,
+                                      output: output, gradInput: gradInput, gradIdentity: gradIdentity,
+                                      gradScale: gradScale, gradBias: gradBias)
     }
 
     /// `gradIdentity[i] = mask[i] ≤ 0 ? 0 : dy[i]` (the predicate of the fused-ReLU
