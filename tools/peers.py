@@ -294,7 +294,10 @@ def merge(out):
              "best round of each tool)", "",
              "speed = best peer's median ms / ours (≥ 1: ours faster); ×copy = GB/s / copy GB/s of the same set; "
              "target 1.5 where the best peer is below half of copy bandwidth (issue 18). "
-             "Each round's speed: ours and peers of that round.", "",
+             "Each round's speed: ours and peers of that round."
+             + (" 16-bit rows ('op bf16', 'op f16'): issue 20 asks ≥ 1.5× PyTorch recycling and ≥ 1.0× oneDNN "
+                "(their columns give both); the target column is issue 18's."
+                if any(" " in r["op"] for r in rows) else ""), "",
              f"**{len(ahead)} of {len(compared)} cases ahead of the best peer, {len(compared) - len(ahead)} behind; "
              f"{len(met)} of {len(compared)} meet the target.**", ""]
     by_op = {}
