@@ -153,7 +153,7 @@ extension FusedRowHalfTests {
         var memory = (0..<(5 * count)).map { BFloat16(Float($0 % 7) - 3) }
         let before = memory.map(\.bitPattern)
         let gamma = [Float](repeating: 1, count: features)
-        try gamma.withUnsafeBufferPointer { g in
+        gamma.withUnsafeBufferPointer { g in
             memory.withUnsafeMutableBufferPointer { m in
                 let base = m.baseAddress!
                 let x = UnsafeBufferPointer(start: base, count: count)
