@@ -33,11 +33,15 @@ struct GatedRMSNormBench: BenchOp {
     }
 
     static func forwardReference(_ w: Workload, _ unit: Unit) -> Expected {
-        // 16-bit: z rounded to the dtype before the multiply (the kernel's semantics).
+        // 16-bit: z rounded to the dtype before the multiply (the kernel's
+        // semantics), and the check's scale the row's largest |y| (`terms`): the
+        // output's ulp follows |y|, and a product's peaks are many times its RMS.
         let plain = RMSNormBench.forwardReference(w, unit), gate = w.style!, dtype = w.key.dtype
-        return Expected(values: unit.offsets.indices.map {
+        let values = unit.offsets.indices.map {
             Double(dtype.rounded(Float(plain.values[$0]))) * Double(gate[unit.offsets[$0]])
-        })
+        }
+        let peak = values.reduce(0) { max($0, abs($1)) }
+        return Expected(values: values, terms: dtype == .f32 ? [] : [Double](repeating: peak, count: values.count))
     }
 
     /// dx: RMSNorm's backward with dy ⊙ gate.
