@@ -204,12 +204,12 @@ func widenValues<E: NormElement>(_ src: UnsafePointer<E>, into dst: UnsafeMutabl
 
 /// The forward of a row plan with a fused source and epilogue (see the top of
 /// this file); returns per-unit mean and 1/σ of the normalized values (the sum).
-/// `streaming`: the caller's store decision for y (Float32 only).
+/// `streaming`: the caller's store decision for y (`StreamingStore` writes
+/// eight values per store: 32 bytes of Float, 16 of a 16-bit type).
 func normalizeRowsFused<E: NormElement, L: FusedRowSource, G: FusedRowEpilogue>(
     _ plan: RowPlan, _ source: L, _ y: UnsafeMutablePointer<E>, epsilon: Float,
     gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, _ epilogue: G, streaming: Bool
 ) -> SavedStatistics {
-    let streaming = E.self == Float.self && streaming
     switch plan.strategy {
     case .eightPerVector:
         return fusedEightRowsPerVector(plan, source, y, epsilon, gamma, beta, epilogue, streaming)
