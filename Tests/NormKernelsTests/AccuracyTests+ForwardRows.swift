@@ -229,11 +229,9 @@ struct ForwardFoldingTests {
 @Suite("Forward: tensors larger than the last-level cache (non-temporal output stores)")
 struct ForwardStreamingTests {
     /// Just over the size at which input + output exceed the last-level cache, so
-    /// the kernels write their output with streaming stores (4.2M values with 32 MiB of L3).
-    static let elements: Int = {
-        let t = Topology.current
-        return (t.l3CacheBytes > 0 ? t.l3CacheBytes : 4 * t.l2CacheBytes) / 8 + 4099
-    }()
+    /// the kernels write their output with streaming stores (4.2M values with 32 MiB of L3
+    /// counted: `StorePolicy.lastLevelCacheBytes`, the size rules' cache).
+    static let elements: Int = StorePolicy.lastLevelCacheBytes / 8 + 4099
 
     func expectStreaming(_ count: Int, sourceLocation: SourceLocation = #_sourceLocation) {
         if ProcessInfo.processInfo.environment["NORMKERNELS_STREAMING"] == nil {

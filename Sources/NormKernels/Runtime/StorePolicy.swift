@@ -2,13 +2,16 @@ import Foundation
 
 /// Whether an output pass writes with non-temporal (streaming) stores or
 /// through the cache: decided once per plan from the tensor's size, the thread
-/// count and the machine's last-level cache, then checked per call only for
-/// what depends on the buffers (in place, alignment).
+/// count and the last-level cache this process can count on
+/// (`countedCacheBytes`), then checked per call only for what depends on the
+/// buffers (in place, alignment).
 ///
 /// Why: a pass that writes more than the last-level cache can hold evicts the
 /// input it still has to read, and each written line is first read for
 /// ownership; streaming stores skip both. `NORMKERNELS_STREAMING` = `always` /
-/// `never` overrides the size rules (for measurements).
+/// `never` overrides the size rules (for measurements). The store kind never
+/// changes a value written, only where the line goes (the test suite's second
+/// pass, tools/test.sh, runs everything with `always`).
 struct StorePolicy: Sendable, Equatable {
     /// Whether the plan's output pass streams (before the per-call checks).
     let streams: Bool
@@ -30,7 +33,7 @@ struct StorePolicy: Sendable, Equatable {
     /// written once. Streaming from 3/8 of the last-level cache of output:
     /// `4·2·4·elements ≥ 3·LLC`.
     init(twoPass elements: Int, requiresAlignedOutput: Bool = false) {
-        self.init(streams: StorePolicy.override ?? StorePolicy.twoPassStreams(elements),
+        self.init(streams: StorePolicy.override ?? StorePolicy.twoPassStreams(elements, cache: StorePolicy.lastLevelCacheBytes),
                   requiresAlignedOutput: requiresAlignedOutput)
     }
 
@@ -51,12 +54,9 @@ struct StorePolicy: Sendable, Equatable {
     /// [4096, 1024], NCHW and NHWC: cached 0.93× on 2 threads, 0.52–0.57× on
     /// one), so both keep the two-pass rule.
     init(singlePass elements: Int, threads: Int, wideRows: Bool) {
-        if let override = StorePolicy.override {
-            self.init(streams: override)
-        } else {
-            self.init(streams: StorePolicy.twoPassStreams(elements)
-                        && (threads < 2 || wideRows || 2 * 2 * 4 * elements >= 3 * StorePolicy.lastLevelCacheBytes))
-        }
+        self.init(streams: StorePolicy.override
+                    ?? StorePolicy.singlePassStreams(elements, threads: threads, wideRows: wideRows,
+                                                     cache: StorePolicy.lastLevelCacheBytes))
     }
 
     /// The call's decision: the plan's, unless the output is one of the inputs
@@ -74,21 +74,32 @@ struct StorePolicy: Sendable, Equatable {
         return a != y && b != y && c != y
     }
 
-    private static func twoPassStreams(_ elements: Int) -> Bool {
-        4 * 2 * 4 * elements >= 3 * lastLevelCacheBytes
+    /// The two-pass size rule against `cache` bytes of last-level cache.
+    static func twoPassStreams(_ elements: Int, cache: Int) -> Bool {
+        4 * 2 * 4 * elements >= 3 * cache
     }
 
-    private static var lastLevelCacheBytes: Int {
-        let topology = Topology.current
-        return topology.l3CacheBytes > 0 ? topology.l3CacheBytes : 4 * topology.l2CacheBytes
+    /// The single-pass size rule against `cache` bytes of last-level cache.
+    static func singlePassStreams(_ elements: Int, threads: Int, wideRows: Bool, cache: Int) -> Bool {
+        twoPassStreams(elements, cache: cache) && (threads < 2 || wideRows || 2 * 2 * 4 * elements >= 3 * cache)
     }
+
+    /// The last-level cache the size rules count on in this process, read once.
+    static let lastLevelCacheBytes: Int = {
+        let t = Topology.current
+        return countedCacheBytes(l3: t.l3CacheBytes, l2: t.l2CacheBytes,
+                                 coresPerL3: t.cores / max(1, t.l3CacheCount))
+    }()
 
     /// `NORMKERNELS_STREAMING`: `always`, `never`, or unset (the size rules).
-    private static let override: Bool? = {
-        switch ProcessInfo.processInfo.environment["NORMKERNELS_STREAMING"] {
+    private static let override = parseOverride(ProcessInfo.processInfo.environment["NORMKERNELS_STREAMING"])
+
+    /// `always` → true, `never` → false, anything else (or unset) → nil.
+    static func parseOverride(_ value: String?) -> Bool? {
+        switch value {
         case "always": return true
         case "never": return false
         default: return nil
         }
-    }()
+    }
 }

@@ -1,0 +1,90 @@
+import Foundation
+import Testing
+@testable import NormKernels
+
+/// The store policy's decisions from injected cache sizes (no timing): the
+/// shared-L3 rule (docs/PERFORMANCE.md, "Store policy on a shared L3"), the size
+/// rules it feeds, and the `NORMKERNELS_STREAMING` override's parsing.
+struct StorePolicyTests {
+    static let mib = 1 << 20
+
+    @Test("a plausible L3 per core: the reported size stands (the Zen 4 VM the rules were tuned on)")
+    func plausibleCacheStands() {
+        let mib = Self.mib
+        // AMD Zen 4, 32 MiB per CCD: the 2-vCPU VM (16 MiB per core), 1 core, 8 cores.
+        for cores in [1, 2, 8] {
+            #expect(StorePolicy.countedCacheBytes(l3: 32 * mib, l2: mib, coresPerL3: cores) == 32 * mib)
+        }
+        // Exactly at the bound still stands.
+        let bound = StorePolicy.plausibleBytesPerCore
+        #expect(StorePolicy.countedCacheBytes(l3: 4 * bound, l2: mib, coresPerL3: 4) == 4 * bound)
+        // No L3: four L2s, as before.
+        #expect(StorePolicy.countedCacheBytes(l3: 0, l2: 2 * mib, coresPerL3: 4) == 8 * mib)
+        #expect(StorePolicy.countedCacheBytes(l3: -1, l2: 2 * mib, coresPerL3: 4) == 8 * mib)
+    }
+
+    @Test("an L3 larger than any core's own counts sharedBytesPerCore per core of the process")
+    func sharedCacheIsCapped() {
+        let mib = Self.mib, share = StorePolicy.sharedBytesPerCore
+        // The 2-vCPU Sapphire/Emerald Rapids VMs: 260 and 300 MiB reported.
+        #expect(StorePolicy.countedCacheBytes(l3: 260 * mib, l2: 2 * mib, coresPerL3: 2) == 2 * share)
+        #expect(StorePolicy.countedCacheBytes(l3: 300 * mib, l2: 2 * mib, coresPerL3: 2) == 2 * share)
+        // Just past the bound per core: capped.
+        let bound = StorePolicy.plausibleBytesPerCore
+        #expect(StorePolicy.countedCacheBytes(l3: 4 * bound + 4 * 64, l2: mib, coresPerL3: 4) == 4 * share)
+        // Zero or negative core counts never make the cache vanish.
+        #expect(StorePolicy.countedCacheBytes(l3: 260 * mib, l2: 2 * mib, coresPerL3: 0) == share)
+        #expect(StorePolicy.countedCacheBytes(l3: 260 * mib, l2: 2 * mib, coresPerL3: -3) == share)
+        #expect(StorePolicy.countedCacheBytes(l3: 260 * mib, l2: 2 * mib, coresPerL3: Int.min) == share)
+        // The cap never exceeds what is reported, and never grows the cache.
+        for cores in 1...64 {
+            let counted = StorePolicy.countedCacheBytes(l3: 260 * mib, l2: 2 * mib, coresPerL3: cores)
+            #expect(counted <= 260 * mib && counted >= min(260 * mib, cores * share))
+        }
+    }
+
+    @Test("the size rules against a counted cache: 3/8 of it of output, 1.5x of x + y inference on 2+ threads")
+    func sizeRules() {
+        let cache = 32 * Self.mib
+        let threshold = (3 * cache + 31) / 32          // the fewest Float elements with 4·2·4·n ≥ 3·cache
+        #expect(!StorePolicy.twoPassStreams(threshold - 1, cache: cache))
+        #expect(StorePolicy.twoPassStreams(threshold, cache: cache))
+        // On 2 threads a single pass keeps cached stores up to x + y = 1.5× the cache...
+        let inference = (3 * cache + 15) / 16
+        #expect(StorePolicy.singlePassStreams(threshold, threads: 1, wideRows: false, cache: cache))
+        #expect(!StorePolicy.singlePassStreams(inference - 1, threads: 2, wideRows: false, cache: cache))
+        #expect(StorePolicy.singlePassStreams(inference, threads: 2, wideRows: false, cache: cache))
+        // ...except for wide rows, which follow the two-pass rule.
+        #expect(StorePolicy.singlePassStreams(threshold, threads: 2, wideRows: true, cache: cache))
+        #expect(!StorePolicy.singlePassStreams(threshold - 1, threads: 2, wideRows: true, cache: cache))
+        // The DRAM set's BatchNorm [128, 64, 56, 56] (98 MiB per tensor) streams on the shared VM
+        // whatever the thread count; it did not with 260 MiB counted on 2 threads (inference).
+        let vm = StorePolicy.countedCacheBytes(l3: 260 * Self.mib, l2: 2 * Self.mib, coresPerL3: 2)
+        let dram = 128 * 64 * 56 * 56
+        #expect(StorePolicy.singlePassStreams(dram, threads: 2, wideRows: false, cache: vm))
+        #expect(!StorePolicy.singlePassStreams(dram, threads: 2, wideRows: false, cache: 260 * Self.mib))
+    }
+
+    @Test("NORMKERNELS_STREAMING: always and never override, anything else leaves the size rules")
+    func overrideParsing() {
+        #expect(StorePolicy.parseOverride("always") == true)
+        #expect(StorePolicy.parseOverride("never") == false)
+        for other in [nil, "", "Always", "NEVER", "1", "yes", "auto"] as [String?] {
+            #expect(StorePolicy.parseOverride(other) == nil)
+        }
+    }
+
+    @Test("the process's plans follow the override when it is set, and the size rules when not")
+    func processOverride() {
+        let big = StorePolicy.lastLevelCacheBytes, small = 1024
+        switch StorePolicy.parseOverride(ProcessInfo.processInfo.environment["NORMKERNELS_STREAMING"]) {
+        case true?:
+            #expect(StorePolicy(twoPass: small).streams && StorePolicy(singlePass: small, threads: 2, wideRows: false).streams)
+        case false?:
+            #expect(!StorePolicy(twoPass: big).streams && !StorePolicy(singlePass: big, threads: 1, wideRows: false).streams)
+        case nil:
+            #expect(!StorePolicy(twoPass: small).streams && StorePolicy(twoPass: big).streams)
+            #expect(StorePolicy(singlePass: big, threads: 2, wideRows: false).streams)
+        }
+    }
+}
