@@ -1,0 +1,74 @@
+/// LayerNorm rows taken one at a time (`RowPlan.Strategy.rowByRow`, moments),
+/// pipelined: one loop over the row length sums row u + 1 (`ShiftedRowSums`)
+/// and writes the outputs of row u, whose coefficients came from the previous
+/// loop. Measured against the sequential order (statistics of a row, then its
+/// outputs; docs/PERFORMANCE.md, "LayerNorm rows: shifted sums"): the
+/// statistics' lane chains and the output's loads and stores share the
+/// core's pipes instead of taking turns, and the latency of each row's
+/// finalization (Float64 lane sums, √, division) overlaps the next loop.
+///
+/// Each chunk's first row is summed on its own; every other row's sums come
+/// from the loop that writes its predecessor. Both run the same
+/// `ShiftedRowSums.sweep` arithmetic, so a row's statistics, and its outputs
+/// (`RowOutputPass`: `Apply.elementwise`'s expressions), are the same bits
+/// wherever the chunk boundaries fall: for any thread count.
+func normalizeMomentRowsPipelined<E: NormElement>(
+    _ plan: RowPlan, _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>, epsilon eps: Float,
+    gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, streaming: Bool
+) -> SavedStatistics {
+    // Rows of whole 8-value groups from an aligned output: every streamed vector
+    // is aligned (the plan streams only such outputs; checked again here).
+    let stream = streaming && plan.length % 8 == 0 && StreamingStore.isAligned(y)
+    switch (gamma, beta) {
+    case let (g?, b?):
+        return pipelinedRows(plan, x, y, eps, stream) { GammaBeta(gamma: g + $0, beta: b + $0) }
+    case let (g?, nil):
+        return pipelinedRows(plan, x, y, eps, stream) { GammaOnly(gamma: g + $0) }
+    case let (nil, b?):
+        return pipelinedRows(plan, x, y, eps, stream) { BetaOnly(beta: b + $0) }
+    case (nil, nil):
+        return pipelinedRows(plan, x, y, eps, stream) { _ in NoElementAffine() }
+    }
+}
+
+private func pipelinedRows<E: NormElement, A: ElementAffine>(
+    _ plan: RowPlan, _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>, _ eps: Float, _ streaming: Bool,
+    _ affine: @escaping (Int) -> A
+) -> SavedStatistics {
+    streaming
+        ? pipelinedRows(plan, x, y, eps, affine, StreamingStore.self)
+        : pipelinedRows(plan, x, y, eps, affine, CachedStore.self)
+}
+
+private func pipelinedRows<E: NormElement, A: ElementAffine, S: VectorStore>(
+    _ plan: RowPlan, _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>, _ eps: Float,
+    _ affine: @escaping (Int) -> A, _: S.Type
+) -> SavedStatistics {
+    let rows = plan.units, n = plan.length
+    return SavedStatistics.filling(count: rows) { meanBase, invBase in
+        ChunkSchedule.forEachChunk(units: rows, valuesPerUnit: n, chunk: ChunkSchedule.rowChunk(length: n),
+                                   threading: plan.threading) { chunk in
+            guard let first = chunk.first else { return }
+            var pivot = ShiftedRowSums.pivot(x + first * n, n)
+            var sums = ShiftedRowSums.sweep(x + first * n, n, pivot: pivot, NoRowOutput())
+            for u in chunk {
+                let row = x + u * n
+                let m = ShiftedRowSums.moments(row, n, pivot: pivot, sums)
+                let r = inverseStandardDeviation(m.variance, eps)
+                (meanBase + u).initialize(to: m.mean)
+                (invBase + u).initialize(to: r)
+                let out = RowOutputPass(row, y + u * n, AffineCoefficients(mean: m.mean, invStd: r),
+                                        affine(plan.affineOffset(u)), S.self)
+                if u + 1 < chunk.upperBound {
+                    pivot = ShiftedRowSums.pivot(row + n, n)
+                    sums = ShiftedRowSums.sweep(row + n, n, pivot: pivot, out)
+                } else {
+                    var i = 0
+                    while i + 16 <= n { out.write16(i); i += 16 }
+                    if i + 8 <= n { out.write8(i); i += 8 }
+                    while i < n { out.write1(i); i += 1 }
+                }
+            }
+        }
+    }
+}
