@@ -35,6 +35,8 @@
 // or not another row's output runs in it), so every thread count gives the
 // same bits.
 
+import CNormSupport
+
 enum ShiftedRowSums {
     /// Σ (x − K) and Σ (x − K)² of one row, in Float64.
     struct Sums {
@@ -173,6 +175,13 @@ struct RowOutputPass<E: NormElement, A: ElementAffine, S: VectorStore>: RowSweep
     }
 
     @inline(__always) func write16(_ i: Int) {
+        if E.self == BFloat16.self && S.self == CachedStore.self {
+            // Both vectors rounded in one `nk_bf16_round16` (the bits of two `store8`).
+            let v0 = affine.apply(muladd(E.load8(src + i) - p, s, t), i)
+            let v1 = affine.apply(muladd(E.load8(src + i + 8) - p, s, t), i + 8)
+            UnsafeMutableRawPointer(dst + i).storeBytes(of: nk_bf16_round16(v0, v1), as: SIMD16<UInt16>.self)
+            return
+        }
         write8(i)
         write8(i + 8)
     }
