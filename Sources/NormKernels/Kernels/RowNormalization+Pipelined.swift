@@ -33,7 +33,7 @@ func normalizeMomentRowsPipelined<E: NormElement>(
 
 private func pipelinedRows<E: NormElement, A: ElementAffine>(
     _ plan: RowPlan, _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>, _ eps: Float, _ streaming: Bool,
-    _ affine: @escaping (Int) -> A
+    _ affine: (Int) -> A
 ) -> SavedStatistics {
     streaming
         ? pipelinedRows(plan, x, y, eps, affine, StreamingStore.self)
@@ -42,7 +42,7 @@ private func pipelinedRows<E: NormElement, A: ElementAffine>(
 
 private func pipelinedRows<E: NormElement, A: ElementAffine, S: VectorStore>(
     _ plan: RowPlan, _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>, _ eps: Float,
-    _ affine: @escaping (Int) -> A, _: S.Type
+    _ affine: (Int) -> A, _: S.Type
 ) -> SavedStatistics {
     let rows = plan.units, n = plan.length
     return SavedStatistics.filling(count: rows) { meanBase, invBase in
