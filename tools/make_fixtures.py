@@ -4,7 +4,9 @@
 Writes one small JSON file per operation into
 ``Tests/NormKernelsTests/Fixtures/`` (batchnorm, layernorm, groupnorm,
 instancenorm, rmsnorm, adain, weightnorm, batchnorm_fold, groupnorm_silu,
-batchnorm_add_relu, fused_rows, and the 16-bit layernorm_16bit, rmsnorm_16bit).
+batchnorm_add_relu, fused_rows, fused_rows_16bit, and the 16-bit layernorm_16bit,
+rmsnorm_16bit, batchnorm_16bit, groupnorm_16bit, instancenorm_16bit, adain_16bit,
+weightnorm_16bit: tools/fixtures16.py, tools/fixtures16_channels.py).
 The generated JSON
 files are committed to the repository, so the Swift tests never need PyTorch;
 this script is only needed to regenerate or extend them.
@@ -734,110 +736,14 @@ def make_batchnorm_fold():
     return "batchnorm_fold", cases, notes
 
 # --------------------------------------------------------------------------
-# 9. LayerNorm and RMSNorm on 16-bit tensors (bf16, fp16)
+# 9. 16-bit tensors (bf16, fp16): LayerNorm and RMSNorm (fixtures16.py) and the
+# channel ops (fixtures16_channels.py)
 # --------------------------------------------------------------------------
-#
-# x and dy are drawn in float32 and rounded once to the 16-bit type (so the
-# stored bits are the values PyTorch reads); gamma and beta stay float32
-# (PyTorch's mixed-dtype path, as the library's API). 16-bit tensors are stored
-# as their raw bit patterns (integers 0...65535), float32 ones as values.
-# PyTorch computes in float32 and rounds y and dx once (layer_norm), or runs
-# the composite rms_norm (no fused kernel for mixed dtypes); the tests compare
-# the library against a float64 reference of the stored inputs (1 ulp forward,
-# 2 ulp backward) and PyTorch against the same reference within
-# torch.testing's default tolerance for the dtype (bf16: rtol 1.6e-2, fp16:
-# rtol 1e-3, atol 1e-5, of the row's scale), which the self-check below asserts.
 
-HALF_TYPES = {"bf16": torch.bfloat16, "f16": torch.float16}
-HALF_RTOL = {"bf16": 1.6e-2, "f16": 1e-3}
-
-
-def bits16(t):
-    """A 16-bit tensor's raw bit patterns, flattened, as integers 0...65535."""
-    return [int(v) & 0xFFFF for v in t.detach().contiguous().view(torch.int16).flatten().tolist()]
-
-
-def half_close(got, ref, dtype, what):
-    """torch.testing's default tolerance for `dtype`, relative to the row's scale."""
-    got = got.detach().double()
-    scale = ref.abs().max(dim=-1, keepdim=True).values.clamp_min(1e-30)
-    err = ((got - ref).abs() / (1e-5 + HALF_RTOL[dtype] * scale)).max().item()
-    assert err <= 1, f"self-check failed for {what}: {err} of the tolerance"
-
-
-def ln_half_case(dtype, rows, feats, affine, eps=1e-5):
-    dt = HALF_TYPES[dtype]
-    x = torch.randn(rows, feats, dtype=DT).mul_(1.5).add_(0.5).to(dt).requires_grad_(True)
-    g = (1.0 + 0.1 * torch.randn(feats, dtype=DT)).requires_grad_(True) if affine else None
-    b = (0.1 * torch.randn(feats, dtype=DT)).requires_grad_(True) if affine else None
-    y = F.layer_norm(x, [feats], g, b, eps)
-    dy = torch.randn(rows, feats, dtype=DT).to(dt)
-    y.backward(dy)
-    xd = x.detach().double()
-    m = xd.mean(1, keepdim=True)
-    r = 1.0 / torch.sqrt(xd.var(1, unbiased=False, keepdim=True) + eps)
-    xhat = (xd - m) * r
-    gd = g.detach().double() if affine else torch.ones(feats, dtype=torch.float64)
-    ref = xhat * gd + (b.detach().double() if affine else 0)
-    name = f"ln_{dtype}_{rows}x{feats}_{'affine' if affine else 'noaffine'}"
-    half_close(y, ref, dtype, name + " output")
-    gg = dy.double() * gd
-    dref = r * (gg - gg.mean(1, keepdim=True) - xhat * (gg * xhat).mean(1, keepdim=True))
-    half_close(x.grad, dref, dtype, name + " dx")
-    return {
-        "name": name, "dtype": dtype, "rows": rows, "features": feats, "eps": eps, "affine": affine,
-        "gamma": flist(g), "beta": flist(b),
-        "input": bits16(x), "output": bits16(y), "dy": bits16(dy), "dx": bits16(x.grad),
-        "dgamma": flist(g.grad) if affine else None, "dbeta": flist(b.grad) if affine else None,
-    }
-
-
-def rms_half_case(dtype, rows, feats, weighted, eps):
-    dt = HALF_TYPES[dtype]
-    x = torch.randn(rows, feats, dtype=DT).mul_(1.5).add_(0.5).to(dt).requires_grad_(True)
-    w = (1.0 + 0.1 * torch.randn(feats, dtype=DT)).requires_grad_(True) if weighted else None
-    y = F.rms_norm(x, [feats], w, eps)
-    dy = torch.randn(rows, feats, dtype=DT).to(dt)
-    y.backward(dy)
-    e = torch.finfo(DT).eps if eps is None else eps
-    xd = x.detach().double()
-    r = 1.0 / torch.sqrt((xd * xd).mean(1, keepdim=True) + e)
-    wd = w.detach().double() if weighted else torch.ones(feats, dtype=torch.float64)
-    ref = xd * r * wd
-    name = (f"rms_{dtype}_{rows}x{feats}_{'weight' if weighted else 'noweight'}_"
-            f"{'epsNone' if eps is None else 'eps1e-6'}")
-    half_close(y, ref, dtype, name + " output")
-    gg = dy.double() * wd
-    xhat = xd * r
-    dref = r * (gg - xhat * (gg * xhat).mean(1, keepdim=True))
-    half_close(x.grad, dref, dtype, name + " dx")
-    return {
-        "name": name, "dtype": dtype, "rows": rows, "features": feats, "eps": e,
-        "weight": flist(w), "input": bits16(x), "output": bits16(y), "dy": bits16(dy), "dx": bits16(x.grad),
-        "dweight": flist(w.grad) if weighted else None,
-    }
-
-
-def make_layernorm_16bit():
-    cases = []
-    for dtype in HALF_TYPES:
-        for rows, feats, affine in [(4, 10, True), (3, 33, False), (2, 200, True), (2, 67, True)]:
-            cases.append(ln_half_case(dtype, rows, feats, affine))
-    notes = ("F.layer_norm on bf16/fp16 x with float32 gamma/beta (PyTorch's mixed-dtype path); "
-             "input, output, dy, dx are raw 16-bit patterns, gamma/beta/dgamma/dbeta float32 values. "
-             "dtype: bf16 or f16.")
-    return "layernorm_16bit", cases, notes
-
-
-def make_rmsnorm_16bit():
-    cases = []
-    for dtype in HALF_TYPES:
-        for rows, feats, weighted, eps in [(4, 16, True, None), (3, 13, False, 1e-6), (2, 100, True, None)]:
-            cases.append(rms_half_case(dtype, rows, feats, weighted, eps))
-    notes = ("F.rms_norm on bf16/fp16 x with a float32 weight (composite: no fused kernel for mixed "
-             "dtypes); 16-bit tensors as raw bit patterns, weight/dweight float32. eps is the value used "
-             "(epsNone: torch.finfo(float32).eps).")
-    return "rmsnorm_16bit", cases, notes
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fixtures16 import HALF_TYPES, bits16, make_layernorm_16bit, make_rmsnorm_16bit  # noqa: E402
+from fixtures16_channels import (make_adain_16bit, make_batchnorm_16bit, make_groupnorm_16bit,  # noqa: E402
+                                 make_instancenorm_16bit, make_weightnorm_16bit)
 
 
 # --------------------------------------------------------------------------
@@ -899,6 +805,75 @@ def make_fused_rows():
     return "fused_rows", cases, notes
 
 
+def make_fused_rows_16bit():
+    """The fused row sequences on bf16/fp16 tensors, float32 parameters (issue 20 x 21).
+
+    s = (x + r + input_bias) computed in float32 and rounded once to the dtype
+    (the library's semantics; PyTorch's own bf16 `x + r` rounds before the
+    float32 bias), y = F.layer_norm / F.rms_norm of s (mixed-dtype path), the
+    gradients of y and s from autograd: PyTorch adds the two 16-bit gradients
+    of s in 16 bits, as the library does. Gate: y = F.rms_norm(x, w) * gate,
+    both 16-bit.
+    """
+    cases = []
+    for dtype, dt in HALF_TYPES.items():
+        for kind in ("layer", "rms"):
+            for rows, feats, with_bias, with_ds in [(4, 16, True, True), (3, 13, False, False), (2, 40, True, False)]:
+                x = torch.randn(rows, feats, dtype=DT).to(dt).requires_grad_(True)
+                r = torch.randn(rows, feats, dtype=DT).to(dt).requires_grad_(True)
+                b = (0.5 * torch.randn(feats, dtype=DT)).requires_grad_(True) if with_bias else None
+                g = (1.0 + 0.1 * torch.randn(feats, dtype=DT)).requires_grad_(True)
+                beta = (0.1 * torch.randn(feats, dtype=DT)).requires_grad_(True) if kind == "layer" else None
+                s32 = x.float() + r.float()
+                if with_bias:
+                    s32 = s32 + b
+                s = s32.to(dt)
+                if kind == "layer":
+                    eps = 1e-5
+                    y = F.layer_norm(s, [feats], g, beta, eps)
+                else:
+                    eps = torch.finfo(DT).eps
+                    y = F.rms_norm(s, [feats], g, None)
+                assert y.dtype == dt, y.dtype
+                dy = torch.randn(rows, feats, dtype=DT).to(dt)
+                ds = torch.randn(rows, feats, dtype=DT).to(dt) if with_ds else None
+                if with_ds:
+                    torch.autograd.backward([y, s], [dy, ds])
+                else:
+                    y.backward(dy)
+                nm = (f"{kind}_residual_{dtype}_{rows}x{feats}_{'bias' if with_bias else 'nobias'}_"
+                      f"{'ds' if with_ds else 'nods'}")
+                cases.append({
+                    "name": nm, "kind": kind, "dtype": dtype, "rows": rows, "features": feats, "eps": eps,
+                    "input": bits16(x), "residual": bits16(r), "input_bias": flist(b),
+                    "weight": flist(g), "bias": flist(beta),
+                    "sum": bits16(s), "output": bits16(y), "dy": bits16(dy), "ds": bits16(ds) if with_ds else None,
+                    "dx": bits16(x.grad), "dresidual": bits16(r.grad),
+                    "dinput_bias": flist(b.grad) if with_bias else None,
+                    "dweight": flist(g.grad), "dbias": flist(beta.grad) if beta is not None else None,
+                })
+        for rows, feats, weighted in [(4, 16, True), (3, 13, False)]:
+            x = torch.randn(rows, feats, dtype=DT).to(dt).requires_grad_(True)
+            gate = torch.randn(rows, feats, dtype=DT).to(dt).requires_grad_(True)
+            w = (1.0 + 0.1 * torch.randn(feats, dtype=DT)).requires_grad_(True) if weighted else None
+            y = F.rms_norm(x, [feats], w, None) * gate
+            assert y.dtype == dt, y.dtype
+            dy = torch.randn(rows, feats, dtype=DT).to(dt)
+            y.backward(dy)
+            nm = f"rms_gate_{dtype}_{rows}x{feats}_{'weight' if weighted else 'noweight'}"
+            cases.append({
+                "name": nm, "kind": "gate", "dtype": dtype, "rows": rows, "features": feats,
+                "eps": torch.finfo(DT).eps, "input": bits16(x), "gate": bits16(gate), "weight": flist(w),
+                "output": bits16(y), "dy": bits16(dy), "dx": bits16(x.grad), "dgate": bits16(gate.grad),
+                "dweight": flist(w.grad) if weighted else None,
+            })
+    notes = ("fused_rows on bf16/fp16: 16-bit tensors as raw bit patterns, parameters float32. Residual: "
+             "s = (x.float() + residual.float() + input_bias).to(dtype); y = F.layer_norm(s, [D], weight, bias, "
+             "1e-5) or F.rms_norm(s, [D], weight, None); autograd of (y, s) with (dy, ds) (ds null: y only). "
+             "Gate: y = F.rms_norm(x, [D], weight, None) * gate.")
+    return "fused_rows_16bit", cases, notes
+
+
 GENERATORS = [
     ("batchnorm.json", make_batchnorm),
     ("layernorm.json", make_layernorm),
@@ -913,6 +888,12 @@ GENERATORS = [
     ("fused_rows.json", make_fused_rows),
     ("layernorm_16bit.json", make_layernorm_16bit),
     ("rmsnorm_16bit.json", make_rmsnorm_16bit),
+    ("batchnorm_16bit.json", make_batchnorm_16bit),
+    ("groupnorm_16bit.json", make_groupnorm_16bit),
+    ("instancenorm_16bit.json", make_instancenorm_16bit),
+    ("adain_16bit.json", make_adain_16bit),
+    ("weightnorm_16bit.json", make_weightnorm_16bit),
+    ("fused_rows_16bit.json", make_fused_rows_16bit),
 ]
 
 
