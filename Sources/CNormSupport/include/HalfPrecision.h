@@ -119,6 +119,40 @@ static inline __attribute__((always_inline)) nk_half8 nk_bf16_round8(nk_float8h 
 #endif
 }
 
+typedef unsigned short nk_half16 __attribute__((ext_vector_type(16)));
+
+/// Sixteen values `a` then `b` rounded as two `nk_bf16_round8` calls round them
+/// (the same bits), for output loops that store 16 values at once: one NaN
+/// test (`a != a | b != b` folds into one unordered compare) and one pack of
+/// both vectors' 16-bit halves, where two calls test and pack twice.
+static inline __attribute__((always_inline)) nk_half16 nk_bf16_round16(nk_float8h a, nk_float8h b) {
+#if defined(__AVX512BF16__) && defined(__AVX512VL__)
+    return __builtin_shufflevector(nk_bf16_round8(a), nk_bf16_round8(b),
+                                   0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+#else
+    nk_int8 nan = (a != a) | (b != b);
+    if (__builtin_expect(nan[0] | nan[1] | nan[2] | nan[3] | nan[4] | nan[5] | nan[6] | nan[7], 0)) {
+        return __builtin_shufflevector(nk_bf16_round8(a), nk_bf16_round8(b),
+                                       0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    }
+    nk_uint8 f = __builtin_bit_cast(nk_uint8, a), g = __builtin_bit_cast(nk_uint8, b);
+    nk_uint8 ra = (f + 0x7FFFu + ((f >> 16) & 1u)) >> 16;
+    nk_uint8 rb = (g + 0x7FFFu + ((g >> 16) & 1u)) >> 16;
+#if defined(__AVX2__)
+    // The lanes are < 2^16: the saturating pack is the truncation, and the
+    // in-lane pack's 64-bit quarters go back in order with one permute.
+    typedef int nk_v8si __attribute__((vector_size(32)));
+    typedef long long nk_v4di __attribute__((vector_size(32)));
+    nk_v4di packed = (nk_v4di)__builtin_ia32_packusdw256((nk_v8si)ra, (nk_v8si)rb);
+    return (nk_half16)__builtin_shufflevector(packed, packed, 0, 2, 1, 3);
+#else
+    typedef unsigned int nk_uint16 __attribute__((ext_vector_type(16)));
+    nk_uint16 r = __builtin_shufflevector(ra, rb, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15);
+    return __builtin_convertvector(r, nk_half16);
+#endif
+#endif
+}
+
 /// 1 when the CPU has F16C and the OS saves AVX state, 0 when not, -1 before
 /// the first check. Set by a constructor when the program loads.
 extern int nk_f16c_flag;

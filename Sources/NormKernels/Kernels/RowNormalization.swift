@@ -226,16 +226,17 @@ private func normalizeEightRowsPerVector<E: NormElement>(
 ///   one Float64 lane sum (Float64 redo on overflow). Gathering such rows 8 per
 ///   vector costs 8 scalar loads and 7 inserts per position, more than the
 ///   row's own arithmetic.
-/// - Moments (LayerNorm): `BlockMoments.contiguous` (Welford lanes on x − x[0],
-///   Chan's merge), the rows geometry's own block reduction, without the
-///   geometry's per-row bookkeeping (block descriptors, batch slots, calls
-///   through its closures).
+/// - Moments (LayerNorm): shifted sums (`ShiftedRowSums`), each row's sums in
+///   the loop that writes the previous row (`normalizeMomentRowsPipelined`).
 ///
 /// A row's result depends only on its values; chunks are `TinyUnits`'s fixed ones.
 private func normalizeRowByRow<E: NormElement>(
     _ plan: RowPlan, _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>, epsilon eps: Float,
     gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, streaming: Bool
 ) -> SavedStatistics {
+    if plan.statistic == .moments {
+        return normalizeMomentRowsPipelined(plan, x, y, epsilon: eps, gamma: gamma, beta: beta, streaming: streaming)
+    }
     let rows = plan.units, n = plan.length
     return SavedStatistics.filling(count: rows) { meanBase, invBase in
         // One loop per statistic (the choice is made once, not per row).
@@ -250,7 +251,7 @@ private func normalizeRowByRow<E: NormElement>(
         }
         ChunkSchedule.forEachChunk(units: rows, valuesPerUnit: n, chunk: ChunkSchedule.rowChunk(length: n),
                                    threading: plan.threading) { chunk in
-            if plan.statistic == .moments { sweep(chunk, centered: true) } else { sweep(chunk, centered: false) }
+            sweep(chunk, centered: false)
         }
     }
 }
@@ -272,8 +273,9 @@ func rowCoefficients<E: NormElement>(
     mean: UnsafeMutablePointer<Double>, invStd: UnsafeMutablePointer<Double>
 ) -> AffineCoefficients {
     if centered {
-        let m = BlockMoments.contiguous(row, n)
-        let r = inverseStandardDeviation(m.biasedVariance, eps)
+        // The statistics of `normalizeMomentRowsPipelined` (the same bits).
+        let m = ShiftedRowSums.moments(row, n)
+        let r = inverseStandardDeviation(m.variance, eps)
         mean.initialize(to: m.mean)
         invStd.initialize(to: r)
         return AffineCoefficients(mean: m.mean, invStd: r)

@@ -1,0 +1,92 @@
+/// LayerNorm rows taken one at a time (`RowPlan.Strategy.rowByRow`, moments),
+/// pipelined: one loop over the row length sums row u + 2 (`ShiftedRowSums`)
+/// and writes the outputs of row u, whose coefficients came from an earlier
+/// loop. Measured against the sequential order (statistics of a row, then its
+/// outputs; docs/PERFORMANCE.md, "LayerNorm rows: shifted sums"): the
+/// statistics' lane chains and the output's loads and stores share the
+/// core's pipes instead of taking turns, and the latency of each row's
+/// finalization (Float64 lane sums, √, division) overlaps the next loop.
+///
+/// Each chunk's first two rows are summed on their own; every other row's sums
+/// come from the loop that writes the row two before it. Both run the same
+/// `ShiftedRowSums.sweep` arithmetic, so a row's statistics, and its outputs
+/// (`RowOutputPass`: `Apply.elementwise`'s expressions), are the same bits
+/// wherever the chunk boundaries fall: for any thread count.
+func normalizeMomentRowsPipelined<E: NormElement>(
+    _ plan: RowPlan, _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>, epsilon eps: Float,
+    gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, streaming: Bool
+) -> SavedStatistics {
+    // Rows of whole 8-value groups from an aligned output: every streamed vector
+    // is aligned (the plan streams only such outputs; checked again here).
+    let stream = streaming && plan.length % 8 == 0 && StreamingStore.isAligned(y)
+    switch (gamma, beta) {
+    case let (g?, b?):
+        return pipelinedRows(plan, x, y, eps, stream) { GammaBeta(gamma: g + $0, beta: b + $0) }
+    case let (g?, nil):
+        return pipelinedRows(plan, x, y, eps, stream) { GammaOnly(gamma: g + $0) }
+    case let (nil, b?):
+        return pipelinedRows(plan, x, y, eps, stream) { BetaOnly(beta: b + $0) }
+    case (nil, nil):
+        return pipelinedRows(plan, x, y, eps, stream) { _ in NoElementAffine() }
+    }
+}
+
+private func pipelinedRows<E: NormElement, A: ElementAffine>(
+    _ plan: RowPlan, _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>, _ eps: Float, _ streaming: Bool,
+    _ affine: (Int) -> A
+) -> SavedStatistics {
+    streaming
+        ? pipelinedRows(plan, x, y, eps, affine, StreamingStore.self)
+        : pipelinedRows(plan, x, y, eps, affine, CachedStore.self)
+}
+
+private func pipelinedRows<E: NormElement, A: ElementAffine, S: VectorStore>(
+    _ plan: RowPlan, _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>, _ eps: Float,
+    _ affine: (Int) -> A, _: S.Type
+) -> SavedStatistics {
+    let rows = plan.units, n = plan.length
+    return SavedStatistics.filling(count: rows) { meanBase, invBase in
+        /// Mean and 1/σ of row u from its sums, saved, and its output coefficients.
+        @inline(__always) func finish(_ u: Int, _ pivot: Float, _ sums: ShiftedRowSums.Sums) -> AffineCoefficients {
+            let m = ShiftedRowSums.moments(x + u * n, n, pivot: pivot, sums)
+            let r = inverseStandardDeviation(m.variance, eps)
+            (meanBase + u).initialize(to: m.mean)
+            (invBase + u).initialize(to: r)
+            return AffineCoefficients(mean: m.mean, invStd: r)
+        }
+        @inline(__always) func output(_ u: Int, _ c: AffineCoefficients) -> RowOutputPass<E, A, S> {
+            RowOutputPass(x + u * n, y + u * n, c, affine(plan.affineOffset(u)), S.self)
+        }
+        ChunkSchedule.forEachChunk(units: rows, valuesPerUnit: n, chunk: ChunkSchedule.rowChunk(length: n),
+                                   threading: plan.threading) { chunk in
+            guard let first = chunk.first else { return }
+            let last = chunk.upperBound - 1
+            // Two rows ahead: the loop that writes row u sums row u + 2, and row
+            // u + 1's coefficients (from the sums of the previous loop) are formed
+            // before that loop, so their chain of Float64 operations (lane sums,
+            // division, √) runs while the loop does, not between loops.
+            var pivot = ShiftedRowSums.pivot(x + first * n, n)
+            var current = finish(first, pivot, ShiftedRowSums.sweep(x + first * n, n, pivot: pivot, NoRowOutput()))
+            var sums = ShiftedRowSums.Sums(sum: 0, squares: 0)
+            if first < last {
+                pivot = ShiftedRowSums.pivot(x + (first + 1) * n, n)
+                sums = ShiftedRowSums.sweep(x + (first + 1) * n, n, pivot: pivot, NoRowOutput())
+            }
+            for u in chunk {
+                // `current`: row u's coefficients; `pivot`, `sums`: row u + 1's.
+                let next = u < last ? finish(u + 1, pivot, sums) : current
+                if u + 2 <= last {
+                    pivot = ShiftedRowSums.pivot(x + (u + 2) * n, n)
+                    sums = ShiftedRowSums.sweep(x + (u + 2) * n, n, pivot: pivot, output(u, current))
+                } else {
+                    let out = output(u, current)
+                    var i = 0
+                    while i + 16 <= n { out.write16(i); i += 16 }
+                    if i + 8 <= n { out.write8(i); i += 8 }
+                    while i < n { out.write1(i); i += 1 }
+                }
+                current = next
+            }
+        }
+    }
+}
