@@ -243,7 +243,12 @@ def make_case(torch, F, op, direction, layout, shape, groups, dtype="f32", param
                 return forward()
         return run
     y = forward()
-    dy = (torch.rand(y.shape, generator=gen) * 2 - 1).to(element).contiguous(memory_format=memory)
+    dy = (torch.rand(y.shape, generator=gen) * 2 - 1).to(element)
+    # dy in y's own layout. PyTorch 2.15's instance_norm on a channels-last x with
+    # N = 1 returns an NCHW y, and its backward then reads a channels-last dy as
+    # if it were NCHW: wrong gradients (dx off by up to 6 on [1, 64, 32, 32]), and
+    # not the kernel a user's graph would run. dy shaped like y times the real path.
+    dy = dy.contiguous(memory_format=memory) if y.is_contiguous(memory_format=memory) else dy.contiguous()
     return lambda: torch.autograd.grad(y, inputs, dy, retain_graph=True)
 
 
