@@ -18,8 +18,7 @@ struct ColumnsGeometry: CustomStringConvertible {
     var columns: Int
     var rowBlock: Int
 
-    /// `spread`: cut small problems into at least 4 blocks (see below; BatchNorm).
-    init(matrices: Int, rows: Int, columns: Int, spread: Bool = false) {
+    init(matrices: Int, rows: Int, columns: Int) {
         self.matrices = matrices
         self.rows = rows
         self.columns = columns
@@ -27,19 +26,7 @@ struct ColumnsGeometry: CustomStringConvertible {
         // per-block partials (24 bytes per column) stay under 5 % of the data read
         // and the Float64 merges of the partials (one per column per block) stay cheap.
         let target = max(1, Topology.current.l2CacheBytes / 2 / (4 * columns))
-        let cached = min(rows, max(128, target))
-        if !spread || matrices * ((rows + cached - 1) / cached) >= 4 {
-            self.rowBlock = cached
-        } else {
-            // Fewer than 4 blocks in all: cut each matrix into up to 4 / matrices
-            // blocks of at least 32 Ki values. A 2 MiB L2 had made one block of
-            // a whole 64-channel BatchNorm NHWC of up to 4096 rows (262 144 values,
-            // twice the parallel threshold), and one worker did all of it. From
-            // the shape only, so the blocks (and the bits) are the same for any
-            // thread count.
-            let split = (rows * matrices + 3) / 4
-            self.rowBlock = min(rows, max(128, (32 << 10) / columns, split))
-        }
+        self.rowBlock = min(rows, max(128, target))
     }
 
     var blocksPerMatrix: Int { (rows + rowBlock - 1) / rowBlock }

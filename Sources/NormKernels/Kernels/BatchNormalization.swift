@@ -249,6 +249,6 @@ struct BatchNormPlan: Sendable {
     }
 
     static func columns(_ shape: TensorShape) -> ColumnsGeometry {
-        ColumnsGeometry(matrices: 1, rows: shape.n * shape.spatial, columns: shape.c, spread: true)
+        ColumnsGeometry(matrices: 1, rows: shape.n * shape.spatial, columns: shape.c)
     }
 }
