@@ -93,54 +93,6 @@ static inline __attribute__((always_inline)) nk_float8 nk_muladd8(nk_float8 a, n
 #endif
 }
 
-/// Eight doubles (the lane sums below).
-typedef double nk_double8 __attribute__((ext_vector_type(8)));
-
-/// out[r] = (((0 + v[r][0]) + v[r][1]) + …) + v[r][7] in Float64, for the 8
-/// vectors v[0..<8]: the lane sum of each vector, its lanes added in order from
-/// +0, exactly as a scalar loop adds them (`laneSum64`), but for 8 vectors at
-/// once: an 8 × 8 transpose (shuffles), then 8 vector additions of converted
-/// columns. Per vector that is a fifth of the shuffles, conversions and adds of
-/// the scalar loop, whose lane extraction cost more than the arithmetic of a
-/// 49-value BatchNorm run.
-static inline __attribute__((always_inline)) void nk_lane_sums8(const nk_float8 *v, double *out) {
-    nk_float8 a0 = __builtin_shufflevector(v[0], v[1], 0, 8, 1, 9, 4, 12, 5, 13);
-    nk_float8 a1 = __builtin_shufflevector(v[0], v[1], 2, 10, 3, 11, 6, 14, 7, 15);
-    nk_float8 a2 = __builtin_shufflevector(v[2], v[3], 0, 8, 1, 9, 4, 12, 5, 13);
-    nk_float8 a3 = __builtin_shufflevector(v[2], v[3], 2, 10, 3, 11, 6, 14, 7, 15);
-    nk_float8 a4 = __builtin_shufflevector(v[4], v[5], 0, 8, 1, 9, 4, 12, 5, 13);
-    nk_float8 a5 = __builtin_shufflevector(v[4], v[5], 2, 10, 3, 11, 6, 14, 7, 15);
-    nk_float8 a6 = __builtin_shufflevector(v[6], v[7], 0, 8, 1, 9, 4, 12, 5, 13);
-    nk_float8 a7 = __builtin_shufflevector(v[6], v[7], 2, 10, 3, 11, 6, 14, 7, 15);
-    // b0: lanes 0 and 4 of v0…v3; b1: lanes 1 and 5; b2: 2 and 6; b3: 3 and 7 (b4…b7: v4…v7).
-    nk_float8 b0 = __builtin_shufflevector(a0, a2, 0, 1, 8, 9, 4, 5, 12, 13);
-    nk_float8 b1 = __builtin_shufflevector(a0, a2, 2, 3, 10, 11, 6, 7, 14, 15);
-    nk_float8 b2 = __builtin_shufflevector(a1, a3, 0, 1, 8, 9, 4, 5, 12, 13);
-    nk_float8 b3 = __builtin_shufflevector(a1, a3, 2, 3, 10, 11, 6, 7, 14, 15);
-    nk_float8 b4 = __builtin_shufflevector(a4, a6, 0, 1, 8, 9, 4, 5, 12, 13);
-    nk_float8 b5 = __builtin_shufflevector(a4, a6, 2, 3, 10, 11, 6, 7, 14, 15);
-    nk_float8 b6 = __builtin_shufflevector(a5, a7, 0, 1, 8, 9, 4, 5, 12, 13);
-    nk_float8 b7 = __builtin_shufflevector(a5, a7, 2, 3, 10, 11, 6, 7, 14, 15);
-    // Column l: lane l of v0…v7.
-    nk_float8 t0 = __builtin_shufflevector(b0, b4, 0, 1, 2, 3, 8, 9, 10, 11);
-    nk_float8 t1 = __builtin_shufflevector(b1, b5, 0, 1, 2, 3, 8, 9, 10, 11);
-    nk_float8 t2 = __builtin_shufflevector(b2, b6, 0, 1, 2, 3, 8, 9, 10, 11);
-    nk_float8 t3 = __builtin_shufflevector(b3, b7, 0, 1, 2, 3, 8, 9, 10, 11);
-    nk_float8 t4 = __builtin_shufflevector(b0, b4, 4, 5, 6, 7, 12, 13, 14, 15);
-    nk_float8 t5 = __builtin_shufflevector(b1, b5, 4, 5, 6, 7, 12, 13, 14, 15);
-    nk_float8 t6 = __builtin_shufflevector(b2, b6, 4, 5, 6, 7, 12, 13, 14, 15);
-    nk_float8 t7 = __builtin_shufflevector(b3, b7, 4, 5, 6, 7, 12, 13, 14, 15);
-    nk_double8 s = (nk_double8)(0.0) + __builtin_convertvector(t0, nk_double8);
-    s += __builtin_convertvector(t1, nk_double8);
-    s += __builtin_convertvector(t2, nk_double8);
-    s += __builtin_convertvector(t3, nk_double8);
-    s += __builtin_convertvector(t4, nk_double8);
-    s += __builtin_convertvector(t5, nk_double8);
-    s += __builtin_convertvector(t6, nk_double8);
-    s += __builtin_convertvector(t7, nk_double8);
-    for (int r = 0; r < 8; r++) out[r] = s[r];
-}
-
 /// The scalar twin of `nk_muladd8`, so that the scalar ends of a loop round
 /// exactly like its vector body.
 static inline __attribute__((always_inline)) float nk_muladd1(float a, float b, float c) {

@@ -246,11 +246,11 @@ extension BatchNormalization {
         let perSample = c * hw
         let partials: UnsafeMutablePointer<GradientSums>? = reduce ? workspace.take(GradientSums.self, count: n * c) : nil
         let write = dx != nil && table != nil
-        /// Σ of the runs of (sample, channels), into their partial slots.
-        @inline(__always) func sums(_ sample: Int, _ channels: Range<Int>) {
-            let o = sample * perSample + channels.lowerBound * hw
-            BlockGradients.runSums(x + o, dy + o, mask: mask.map { $0 + o }, length: hw, runs: channels.count,
-                                   xhat: xhat, slot: channels.lowerBound, into: partials! + sample * c + channels.lowerBound)
+        /// Σ of the run of (sample, channel) at element `o`, into its partial slot.
+        @inline(__always) func sums(_ sample: Int, _ ch: Int) {
+            let o = sample * perSample + ch * hw
+            (partials! + sample * c + ch).initialize(to: BlockGradients.contiguous(
+                x + o, dy + o, hw, xhat[ch], mask: mask.map { $0 + o }, gamma: nil))
         }
         @inline(__always) func writeDx(_ sample: Int, _ ch: Int) {
             let o = sample * perSample + ch * hw
@@ -262,18 +262,18 @@ extension BatchNormalization {
             Parallel.forEach(count: blocks, elementsPerItem: 3 * n * width * hw, threading: threading) { range in
                 for block in range {
                     let channels = (block * width)..<min(c, (block + 1) * width)
+                    let run = channels.count * hw
                     for sample in 0..<n {
-                        // 8 channels at a time, each step prefetching the same channels of
-                        // the next sample, a line of each tensor per 64 bytes (hints only:
-                        // past the end is harmless).
-                        for first in stride(from: channels.lowerBound, to: channels.upperBound, by: 8) {
-                            let batch = first..<min(channels.upperBound, first + 8)
-                            sums(sample, batch)
-                            let next = (sample + 1) * perSample + first * hw, end = next + batch.count * hw
-                            var line = next
+                        // The next sample's run of this block, a line of each tensor per
+                        // 16 values of this one (hints only: past the end is harmless).
+                        let next = (sample + 1) * perSample + channels.lowerBound * hw
+                        var line = 0
+                        for ch in channels {
+                            sums(sample, ch)
+                            let end = min(run, (ch - channels.lowerBound + 1) * hw)
                             while line < end {
-                                nk_prefetch(x + line); nk_prefetch(dy + line)
-                                if let mask { nk_prefetch(mask + line) }
+                                nk_prefetch(x + next + line); nk_prefetch(dy + next + line)
+                                if let mask { nk_prefetch(mask + next + line) }
                                 line += 64 / MemoryLayout<E>.stride
                             }
                         }
@@ -293,7 +293,9 @@ extension BatchNormalization {
         Parallel.forEach(phases: phases, threading: threading) { phase, range in
             switch phase {
             case 0:
-                for sample in range { sums(sample, 0..<c) }
+                for sample in range {
+                    for ch in 0..<c { sums(sample, ch) }
+                }
             case 1:
                 RowTree.forEachColumn(partials!, stride: c, rows: n, columns: range, finalize)
             default:
