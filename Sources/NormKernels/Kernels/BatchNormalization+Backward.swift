@@ -226,7 +226,7 @@ extension BatchNormalization {
     /// fixed tree; dx is written run by run with its channel's coefficients.
     ///
     /// With sums and dx both wanted, the channels go in blocks whose x and dy
-    /// (every sample) fill at most half of L2 (`shortRunBlocks`): a block's sums,
+    /// (every sample) fill at most half of L2 (`shortRunBlockWidth`): a block's sums,
     /// its channels' trees, then its dx while the block is still in L2, so x and
     /// dy come from memory once, not twice (as PyTorch's channel-by-channel
     /// kernel does). A block reads one run of (channels · H·W) values per sample,
@@ -234,7 +234,9 @@ extension BatchNormalization {
     /// runs would be 49 values, C·H·W apart, and the prefetchers give up
     /// (BatchNorm backward [64, 512, 7, 7] took 4.9 ms that way). Same partials,
     /// same trees, same dx code as the two memory-order passes (below), which
-    /// remain for sums alone, dx alone, and channels too long for L2: same bits.
+    /// remain for sums alone, dx alone, inputs that fit in L2 and channels longer
+    /// than half of it: same bits (docs/PERFORMANCE-HISTORY.md, "Channel kernels,
+    /// issue 18 items 1 and 4").
     private func shortRunPasses<E: NormElement>(
         x: UnsafePointer<E>, dy: UnsafePointer<E>, mask: UnsafePointer<E>?, xForDx: UnsafePointer<E>?,
         xhat: CoefficientTable, reduce: Bool, table: GradientTable?, dx: UnsafeMutablePointer<E>?,
