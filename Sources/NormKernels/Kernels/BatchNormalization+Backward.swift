@@ -1,3 +1,5 @@
+import CNormSupport
+
 extension BatchNormalization {
     /// Gradients of `forwardTraining` through the batch statistics, with respect to
     /// the input, γ and β; pass only the gradient buffers you want.
@@ -219,12 +221,22 @@ extension BatchNormalization {
         }
     }
 
-    /// NCHW with short runs (H·W < `shortRunSpatial`, e.g. 7×7): both passes walk
-    /// memory in order, sample by sample. Channel by channel they would jump
-    /// C·H·W values after every run of 49, and the prefetchers give up (BatchNorm
-    /// backward [64, 512, 7, 7] took 4.9 ms that way). Sums are formed per
-    /// (sample, channel) run, then merged per channel down the samples in a fixed
-    /// tree; dx is written run by run with its channel's coefficients.
+    /// NCHW with short runs (H·W < `shortRunSpatial`, e.g. 7×7). Sums are formed
+    /// per (sample, channel) run, then merged per channel down the samples in a
+    /// fixed tree; dx is written run by run with its channel's coefficients.
+    ///
+    /// With sums and dx both wanted, the channels go in blocks whose x and dy
+    /// (every sample) fill at most half of L2 (`shortRunBlockWidth`): a block's sums,
+    /// its channels' trees, then its dx while the block is still in L2, so x and
+    /// dy come from memory once, not twice (as PyTorch's channel-by-channel
+    /// kernel does). A block reads one run of (channels · H·W) values per sample,
+    /// and prefetches the next sample's run as it goes: channel by channel the
+    /// runs would be 49 values, C·H·W apart, and the prefetchers give up
+    /// (BatchNorm backward [64, 512, 7, 7] took 4.9 ms that way). Same partials,
+    /// same trees, same dx code as the two memory-order passes (below), which
+    /// remain for sums alone, dx alone, inputs that fit in L2 and channels longer
+    /// than half of it: same bits (docs/PERFORMANCE-HISTORY.md, "Channel kernels,
+    /// issue 18 items 1 and 4").
     private func shortRunPasses<E: NormElement>(
         x: UnsafePointer<E>, dy: UnsafePointer<E>, mask: UnsafePointer<E>?, xForDx: UnsafePointer<E>?,
         xhat: CoefficientTable, reduce: Bool, table: GradientTable?, dx: UnsafeMutablePointer<E>?,
@@ -234,6 +246,46 @@ extension BatchNormalization {
         let perSample = c * hw
         let partials: UnsafeMutablePointer<GradientSums>? = reduce ? workspace.take(GradientSums.self, count: n * c) : nil
         let write = dx != nil && table != nil
+        /// Σ of the run of (sample, channel) at element `o`, into its partial slot.
+        @inline(__always) func sums(_ sample: Int, _ ch: Int) {
+            let o = sample * perSample + ch * hw
+            (partials! + sample * c + ch).initialize(to: BlockGradients.contiguous(
+                x + o, dy + o, hw, xhat[ch], mask: mask.map { $0 + o }, gamma: nil))
+        }
+        @inline(__always) func writeDx(_ sample: Int, _ ch: Int) {
+            let o = sample * perSample + ch * hw
+            BlockGradients.apply(x: xForDx.map { $0 + o }, dy: dy + o, mask: mask.map { $0 + o },
+                                 gamma: nil, dx! + o, hw, table![ch], streaming: streaming)
+        }
+        if reduce && write, let width = shortRunBlockWidth(tensors: mask == nil ? 2 : 3, bytes: MemoryLayout<E>.stride) {
+            let blocks = (c + width - 1) / width
+            Parallel.forEach(count: blocks, elementsPerItem: 3 * n * width * hw, threading: threading) { range in
+                for block in range {
+                    let channels = (block * width)..<min(c, (block + 1) * width)
+                    let run = channels.count * hw
+                    for sample in 0..<n {
+                        // The next sample's run of this block, a line of each tensor per
+                        // 16 values of this one (hints only: past the end is harmless).
+                        let next = (sample + 1) * perSample + channels.lowerBound * hw
+                        var line = 0
+                        for ch in channels {
+                            sums(sample, ch)
+                            let end = min(run, (ch - channels.lowerBound + 1) * hw)
+                            while line < end {
+                                nk_prefetch(x + next + line); nk_prefetch(dy + next + line)
+                                if let mask { nk_prefetch(mask + next + line) }
+                                line += 64 / MemoryLayout<E>.stride
+                            }
+                        }
+                    }
+                    RowTree.forEachColumn(partials!, stride: c, rows: n, columns: channels, finalize)
+                    for sample in 0..<n {
+                        for ch in channels { writeDx(sample, ch) }
+                    }
+                }
+            }
+            return
+        }
         // One parallel call: sums per (sample, channel) run, the per-channel trees, then dx.
         let phases: InlineArray = [Parallel.Phase(count: reduce ? n : 0, elementsPerItem: perSample),
                       Parallel.Phase(count: reduce ? c : 0, elementsPerItem: 8 * n),
@@ -242,23 +294,31 @@ extension BatchNormalization {
             switch phase {
             case 0:
                 for sample in range {
-                    for ch in 0..<c {
-                        let o = (sample * c + ch) * hw
-                        (partials! + sample * c + ch).initialize(to: BlockGradients.contiguous(
-                            x + o, dy + o, hw, xhat[ch], mask: mask.map { $0 + o }, gamma: nil))
-                    }
+                    for ch in 0..<c { sums(sample, ch) }
                 }
             case 1:
                 RowTree.forEachColumn(partials!, stride: c, rows: n, columns: range, finalize)
             default:
                 for sample in range {
-                    for ch in 0..<c {
-                        let o = (sample * c + ch) * hw
-                        BlockGradients.apply(x: xForDx.map { $0 + o }, dy: dy + o, mask: mask.map { $0 + o },
-                                             gamma: nil, dx! + o, hw, table![ch], streaming: streaming)
-                    }
+                    for ch in 0..<c { writeDx(sample, ch) }
                 }
             }
         }
+    }
+
+    /// Channels per block of the fused short-run backward: as many as keep the
+    /// block's `tensors` inputs (all samples) within half of L2, at most a quarter
+    /// of the channels per worker (balance); nil when all inputs fit in L2, or when
+    /// one channel alone is larger than half of it (the memory-order passes).
+    private func shortRunBlockWidth(tensors: Int, bytes: Int) -> Int? {
+        let perChannel = shape.n * shape.spatial * tensors * bytes, l2 = Topology.current.l2CacheBytes
+        // Inputs that fit in L2 come back from it for the second pass anyway; the
+        // blocks would only add their prefetches ([32, 128, 7, 7]: 0.97×).
+        guard perChannel * shape.c > l2 else { return nil }
+        let fit = l2 / 2 / max(1, perChannel)
+        guard fit >= 1 else { return nil }
+        let workers = max(1, threading.threads)
+        let balanced = workers > 1 ? max(1, shape.c / (4 * workers)) : shape.c
+        return min(fit, balanced, shape.c)
     }
 }
