@@ -6,6 +6,7 @@ struct GroupNormBench: BenchOp {
     let name = "groupnorm"
     let hasLayout = true
     let hasGroups = true
+    let dtypes = DType.allCases
 
     func operands(_ s: Shape) -> Operands { Operands(gamma: s.c, beta: s.c) }
 
@@ -41,23 +42,30 @@ struct GroupNormBench: BenchOp {
 
     func groups(_ key: CaseKey) -> Int { key.groups ?? 1 }
 
+    /// One maker for every dtype (as `LayerNormBench`).
     static func forward(_ w: Workload, _ t: Threading) throws -> Repetition {
         let k = try GroupNormalization(shape: w.tensorShape, groups: w.key.groups ?? 1,
                                        epsilon: Workload.epsilon, threading: t)
-        return {
-            _ = try k.forward(input: w.x.readOnly, output: w.out.mutable, scale: w.gamma.readOnly, bias: w.beta.readOnly)
+        func make<E: NormElement>(_: E.Type) -> Repetition {
+            let x = w.x.elements(E.self), y = w.out.mutableElements(E.self)
+            return { _ = try k.forward(input: x, output: y, scale: w.gamma.readOnly, bias: w.beta.readOnly) }
         }
+        return w.key.dtype.pick(make(Float.self), make(Float16.self), make(BFloat16.self))
     }
 
     /// dx, dγ and dβ from the saved statistics of one untimed forward.
     static func backward(_ w: Workload, _ t: Threading) throws -> Repetition {
         let k = try GroupNormalization(shape: w.tensorShape, groups: w.key.groups ?? 1,
                                        epsilon: Workload.epsilon, threading: t)
-        let saved = try k.forward(input: w.x.readOnly, output: w.out.mutable, scale: w.gamma.readOnly, bias: w.beta.readOnly)
-        let dy = w.dy!, dGamma = w.gradGamma!, dBeta = w.gradBeta!
-        return {
-            try k.backward(input: w.x.readOnly, gradOutput: dy.readOnly, saved: saved, scale: w.gamma.readOnly,
-                           gradInput: w.out.mutable, gradScale: dGamma.mutable, gradBias: dBeta.mutable)
+        let dGamma = w.gradGamma!, dBeta = w.gradBeta!
+        func make<E: NormElement>(_: E.Type) throws -> Repetition {
+            let x = w.x.elements(E.self), dy = w.dy!.elements(E.self), dx = w.out.mutableElements(E.self)
+            let saved = try k.forward(input: x, output: dx, scale: w.gamma.readOnly, bias: w.beta.readOnly)
+            return {
+                try k.backward(input: x, gradOutput: dy, saved: saved, scale: w.gamma.readOnly,
+                               gradInput: dx, gradScale: dGamma.mutable, gradBias: dBeta.mutable)
+            }
         }
+        return try w.key.dtype.pick(make(Float.self), make(Float16.self), make(BFloat16.self))
     }
 }
