@@ -109,6 +109,8 @@ extension HalfPrecisionTests {
         let forward = try runBatchNorm(bn, training: true, x: x, identity: identity, gamma: gamma, beta: beta,
                                        running: running)
         let width = count / shape.n, widen = { (v: [E]) in v.map { Double(E.widen($0)) } }
+        let array = try bn.forwardTraining(x, identity: identity, scale: gamma, bias: beta)
+        #expect(array.output.map(\.bits) == forward.y.map(\.bits), "\(f.name): array convenience")
         expectWitness(widen(forward.y), widen(torchY), width: width, rtol: rtol, "\(f.name) y")
         let torchRunning = (f.doubles("running_mean") ?? []) + (f.doubles("running_var") ?? [])
         expectWitness((running.mean + running.variance).map(Double.init), torchRunning, width: torchRunning.count,
@@ -132,5 +134,7 @@ extension HalfPrecisionTests {
         let torchYe = try tensor(E.self, f, "eval_output", count)
         let eval = try runBatchNorm(bn, training: false, x: xe, identity: ie, gamma: gamma, beta: beta, running: running)
         expectWitness(widen(eval.y), widen(torchYe), width: width, rtol: rtol, "\(f.name) eval y")
+        let evalArray = try bn.forwardInference(xe, identity: ie, scale: gamma, bias: beta, running: running)
+        #expect(evalArray.map(\.bits) == eval.y.map(\.bits), "\(f.name): inference array convenience")
     }
 }

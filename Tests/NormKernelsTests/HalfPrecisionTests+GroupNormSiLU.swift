@@ -162,7 +162,7 @@ extension HalfPrecisionTests {
         #endif
     }
 
-    @Test("GroupNorm + SiLU (c): the same bits on 1, 2, 3 and 4 threads; the generic entry on Float")
+    @Test("GroupNorm + SiLU (c): the same bits on 1, 2, 3 and 4 threads; array convenience; the generic entry on Float")
     func groupNormSiLUThreads() throws {
         func check<E: SixteenBitElement>(_: E.Type) throws {
             for (shape, groups) in [(TensorShape(n: 2, c: 64, h: 16, w: 16), 8),
@@ -188,6 +188,11 @@ extension HalfPrecisionTests {
                     #expect(bitPatterns(r.2.dscale) == bitPatterns(one.2.dscale), "\(context): \(t) threads, ds")
                     #expect(bitPatterns(r.2.dshift) == bitPatterns(one.2.dshift), "\(context): \(t) threads, dt")
                 }
+                let gn = try GroupNormalization(shape: shape, groups: groups)
+                let (y, saved) = try gn.forwardSiLU(x, scale: i.gamma, bias: i.beta, modulationScale: i.scale,
+                                                    modulationShift: i.shift)
+                #expect(y.map(\.bits) == one.0.map(\.bits), "\(context): array")
+                expectIdentical(saved, one.1, "\(context): array")
             }
         }
         try check(BFloat16.self)

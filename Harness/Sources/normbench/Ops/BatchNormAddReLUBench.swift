@@ -104,6 +104,8 @@ struct BatchNormAddReLUBench: BenchOp {
                                               bias: w.beta.readOnly)
             let mask = UnsafeBufferPointer(yE)
             return {
+                // The closure owns y and d identity (their pointers alone would dangle).
+                withExtendedLifetime((y, dIdentity)) {}
                 try k.backwardTraining(input: x, gradOutput: dy, saved: saved, scale: w.gamma.readOnly,
                                        output: mask, gradInput: dx, gradIdentity: dId,
                                        gradScale: dGamma.mutable, gradBias: dBeta.mutable)
