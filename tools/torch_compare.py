@@ -20,9 +20,11 @@ skipping rules, same byte counts), so the two CSVs line up row by row and
   size and the parameters at 4 bytes, as normbench. The parameters are in the
   same 16-bit type by default (a module converted with `.to(torch.bfloat16)`,
   PyTorch's fused path; RMSNorm with a float32 weight falls back to a composite),
-  or float32 with `--torch-params f32` (the library's mixed layout). An op runs
-  the 16-bit dtypes that normbench runs for it (`DTYPE_OPS`); a `dtype` column
-  is appended at the end of the CSV, as normbench's.
+  or float32 with `--torch-params f32` (the library's mixed layout); running
+  statistics follow the parameters, and weight norm's g is always in v's type
+  (PyTorch's `_weight_norm` takes no other). An op runs the 16-bit dtypes that
+  normbench runs for it (`DTYPE_OPS`: every op); a `dtype` column is appended at
+  the end of the CSV, as normbench's.
 
 Ops: F.batch_norm (training with running statistics, or eval),
 F.layer_norm / F.rms_norm over [C, H, W], F.instance_norm (use_input_stats, or
@@ -43,9 +45,10 @@ COLUMNS = ["op", "direction", "layout", "N", "C", "H", "W", "G", "threads", "aff
            "median_ms", "min_ms", "bytes", "gbps", "fraction_of_copy", "checked", "dtype"]
 DTYPES = ["f32", "f16", "bf16"]
 ELEMENT_BYTES = {"f32": 4, "f16": 2, "bf16": 2}
-# The ops normbench runs in each 16-bit dtype (its BenchOp.dtypes): one entry per
-# op that gains 16-bit kernels in the library.
-DTYPE_OPS = {"f16": {"layernorm", "rmsnorm"}, "bf16": {"layernorm", "rmsnorm"}}
+# The ops normbench runs in each 16-bit dtype (its BenchOp.dtypes): every op of
+# OPS has 16-bit kernels in the library.
+DTYPE_OPS = {d: {"batchnorm", "layernorm", "rmsnorm", "instancenorm", "groupnorm", "adain", "weightnorm"}
+             for d in ("f16", "bf16")}
 OPS = ["batchnorm", "layernorm", "rmsnorm", "instancenorm", "groupnorm", "adain", "weightnorm"]
 DIRECTIONS = ["forward-training", "forward-inference", "backward"]
 LAYOUT_OPS = {"batchnorm", "instancenorm", "groupnorm", "adain"}
@@ -183,8 +186,10 @@ def make_case(torch, F, op, direction, layout, shape, groups, dtype="f32", param
     backward = direction == "backward"
     x = tensor(n, c, h, w).contiguous(memory_format=memory).requires_grad_(backward)
     per_channel = lambda: (1 + 0.25 * (torch.rand(c, generator=gen) * 2 - 1)).to(parameter).requires_grad_(backward)
-    running_mean = ((torch.arange(c) % 7 - 3) * 0.5).float()
-    running_var = torch.ones(c)
+    # Running statistics in the parameters' type (a module converted with .to()
+    # converts its buffers too; F.batch_norm refuses float32 ones beside 16-bit γ).
+    running_mean = ((torch.arange(c) % 7 - 3) * 0.5).to(parameter)
+    running_var = torch.ones(c).to(parameter)
 
     if op == "batchnorm":
         weight, bias = per_channel(), per_channel()
@@ -224,7 +229,9 @@ def make_case(torch, F, op, direction, layout, shape, groups, dtype="f32", param
             return (x - cm) * torch.rsqrt(cv + EPS) * torch.sqrt(sv + EPS) + sm
         inputs = [x]
     elif op == "weightnorm":
-        g = (1 + 0.25 * (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1)).requires_grad_(backward)
+        # g in v's type whatever --torch-params: _weight_norm refuses a float32 g
+        # beside a 16-bit v ("expected scalar type BFloat16 but found Float").
+        g = (1 + 0.25 * (torch.rand(n, 1, 1, 1, generator=gen) * 2 - 1)).to(element).requires_grad_(backward)
         forward = lambda: torch._weight_norm(x, g, 0)
         inputs = [x, g]
     else:

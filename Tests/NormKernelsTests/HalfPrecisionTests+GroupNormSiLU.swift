@@ -5,6 +5,7 @@
 // 16-bit inputs; (c) the same bits on 1–4 threads and in place; typed errors
 // before any write; large |z| and Float16's range.
 
+import CNormSupport
 import Testing
 @testable import NormKernels
 
@@ -300,5 +301,49 @@ extension HalfPrecisionTests {
         }
         #expect(memory.map(\.bits) == before, "memory after the failed calls")
         #expect(dgamma.allSatisfy { $0 == 7 } && dscale.allSatisfy { $0 == 7 }, "gradients after the failed calls")
+    }
+
+    @Test("GroupNorm + SiLU output loops: the same bits streaming or not, at every output alignment")
+    func groupNormSiLUStreaming() throws {
+        func check<E: SixteenBitElement>(_: E.Type) throws {
+            let n = 203, rows = 8, columns = 24
+            let x = rowValues(1, n, "silu stream x \(E.typeName)").map { E.narrow($0) }
+            let buffer = UnsafeMutableRawPointer.allocate(byteCount: 2 * 256 * MemoryLayout<E>.stride, alignment: 64)
+            defer { buffer.deallocate() }
+            let out = buffer.bindMemory(to: E.self, capacity: 512)
+            let c = AffineCoefficients(pivot: 0.25, scale: 1.5, shift: -0.125)
+            let (gamma, beta) = halfParameters(columns, "silu stream γβ")
+            let pivot = [Float](repeating: 0.5, count: columns)
+            x.withUnsafeBufferPointer { xp in
+                // Runs (NCHW): the scalar prologue up to the 16-byte boundary, the body, the tail.
+                for offset in 0..<10 {
+                    Apply.affine(xp.baseAddress!, out + offset, n, c, streaming: false, activation: SiLUActivation.self)
+                    Apply.affine(xp.baseAddress!, out + 256 + offset, n, c, streaming: true,
+                                 activation: SiLUActivation.self)
+                    nk_stream_fence()
+                    #expect((0..<n).allSatisfy { out[offset + $0].bits == out[256 + offset + $0].bits },
+                            "\(E.typeName) SiLU run at offset \(offset)")
+                }
+                // Columns (NHWC): rows of 24 values (48 bytes), every row 16-byte aligned.
+                pivot.withUnsafeBufferPointer { p in
+                    gamma.withUnsafeBufferPointer { s in
+                        beta.withUnsafeBufferPointer { t in
+                            for (dst, streaming) in [(out, false), (out + 256, true)] {
+                                Apply.columns(xp.baseAddress!, dst, rows: rows, columns: columns, stride: columns,
+                                              pivot: p.baseAddress!, scale: s.baseAddress!, shift: t.baseAddress!,
+                                              streaming: streaming, activation: SiLUActivation.self)
+                            }
+                        }
+                    }
+                }
+                nk_stream_fence()
+                #expect((0..<(rows * columns)).allSatisfy { out[$0].bits == out[256 + $0].bits },
+                        "\(E.typeName) SiLU columns")
+            }
+        }
+        try check(BFloat16.self)
+        #if !((os(macOS) || targetEnvironment(macCatalyst)) && arch(x86_64))
+        try check(Float16.self)
+        #endif
     }
 }

@@ -1,4 +1,8 @@
 // Buffers and oneDNN primitives of one case (mapping: onednn_bench.c header).
+// 16-bit cases (bf16, f16) keep x, dy, y, dx in that type and scale, shift,
+// mean and variance in Float32 (oneDNN 2.6's normalization primitives take
+// Float32 parameters and statistics for every data type); the Float32 copies
+// of x and dy hold the rounded values, so the reference reads what oneDNN read.
 #include "onednn_bench.h"
 
 #include <oneapi/dnnl/dnnl.h>
@@ -17,6 +21,7 @@ struct nb_run {
     float *gamma, *beta, *rmean, *rvar;       // logical (per channel / feature)
     float *scale, *shift;                     // as oneDNN reads them (instancenorm nchw: repeated N times)
     float *mean, *var, *dscale, *dshift;      // as oneDNN writes them
+    uint16_t *x16, *dy16, *out16, *y16;       // 16-bit cases: what oneDNN reads and writes (else NULL)
     dnnl_primitive_t prim;
     dnnl_primitive_desc_t pd;
     int execs, nargs;                         // instancenorm nhwc: one execution per sample
@@ -27,15 +32,61 @@ struct nb_run {
 
 static dnnl_engine_t engine;
 static dnnl_stream_t stream;
+static dnnl_status_t last_status;   // of the last failed CHECK
 
-#define CHECK(call)                                                                    \
-    do {                                                                               \
-        dnnl_status_t s_ = (call);                                                     \
-        if (s_ != dnnl_success) {                                                      \
-            fprintf(stderr, "onednn_bench: %s failed (status %d)\n", #call, (int)s_); \
-            return NULL;                                                               \
-        }                                                                              \
+// dnnl_unimplemented: oneDNN has no implementation of this case on this CPU
+// (quietly: the caller prints "unsupported"); any other status is an error.
+#define CHECK(call)                                                                        \
+    do {                                                                                   \
+        dnnl_status_t s_ = (call);                                                         \
+        if (s_ != dnnl_success) {                                                          \
+            last_status = s_;                                                              \
+            if (s_ != dnnl_unimplemented)                                                  \
+                fprintf(stderr, "onednn_bench: %s failed (status %d)\n", #call, (int)s_); \
+            return NULL;                                                                   \
+        }                                                                                  \
     } while (0)
+
+int nb_last_unimplemented(void) { return last_status == dnnl_unimplemented; }
+
+static const dnnl_data_type_t data_types[] = {dnnl_f32, dnnl_bf16, dnnl_f16};
+
+// Round to nearest even; NaN stays a quiet NaN. Widening is exact.
+static uint16_t to_bf16(float f) {
+    uint32_t u;
+    memcpy(&u, &f, 4);
+    if ((u & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((u >> 16) | 0x40);
+    return (uint16_t)((u + 0x7fffu + ((u >> 16) & 1)) >> 16);
+}
+static float from_bf16(uint16_t h) {
+    uint32_t u = (uint32_t)h << 16;
+    float f;
+    memcpy(&f, &u, 4);
+    return f;
+}
+// IEEE binary16 through GCC's _Float16 (round to nearest even; untimed setup).
+static uint16_t to_f16(float f) {
+    _Float16 h = (_Float16)f;
+    uint16_t u;
+    memcpy(&u, &h, 2);
+    return u;
+}
+static float from_f16(uint16_t u) {
+    _Float16 h;
+    memcpy(&h, &u, 2);
+    return (float)h;
+}
+static uint16_t narrow(int dtype, float f) { return dtype == DT_BF16 ? to_bf16(f) : to_f16(f); }
+static float widen(int dtype, uint16_t h) { return dtype == DT_BF16 ? from_bf16(h) : from_f16(h); }
+
+// Forward: the Float64 result rounded once to the type is within half an ulp,
+// 2^-9 (bf16) or 2^-12 (f16) of its magnitude; allow 4 half-ulps of rounding in
+// oneDNN's own arithmetic, 8 for backward (dx from 16-bit x and dy).
+double nb_tolerance(const struct nb_case *c) {
+    double unit = c->dtype == DT_BF16 ? 0x1p-9 : c->dtype == DT_F16 ? 0x1p-12 : 0;
+    if (c->direction == DIR_BACKWARD) return unit ? 8 * unit : 5e-5;
+    return unit ? 4 * unit : 2e-5;
+}
 
 const char *nb_version(void) {
     static char text[64];
@@ -60,10 +111,17 @@ static float *buffer(long count) {
     return p;
 }
 
-static dnnl_memory_t memory(struct nb_run *r, int ndims, const dnnl_dim_t *dims, dnnl_format_tag_t tag, float *p) {
+static uint16_t *buffer16(long count) {
+    uint16_t *p = aligned_alloc(64, ((count * sizeof(uint16_t) + 63) / 64) * 64);
+    memset(p, 0, count * sizeof(uint16_t));
+    return p;
+}
+
+static dnnl_memory_t memory(struct nb_run *r, int ndims, const dnnl_dim_t *dims, dnnl_format_tag_t tag,
+                            dnnl_data_type_t dt, void *p) {
     dnnl_memory_desc_t md;
     dnnl_memory_t m;
-    if (dnnl_memory_desc_init_by_tag(&md, ndims, dims, dnnl_f32, tag) != dnnl_success) return NULL;
+    if (dnnl_memory_desc_init_by_tag(&md, ndims, dims, dt, tag) != dnnl_success) return NULL;
     if (dnnl_memory_create(&m, &md, engine, p) != dnnl_success) return NULL;
     r->mems[r->n_mems++] = m;
     return m;
@@ -116,6 +174,17 @@ struct nb_run *nb_setup(const struct nb_case *c) {
             r->mean[s] = r->rmean[s % c->c];
             r->var[s] = r->rvar[s % c->c];
         }
+    int wide = c->dtype == DT_F32;
+    if (!wide) {   // round x, dy once; the Float32 copies keep the rounded values
+        r->x16 = buffer16(total); r->dy16 = buffer16(total); r->out16 = buffer16(total); r->y16 = buffer16(total);
+        for (long i = 0; i < total; i++) {
+            r->x16[i] = narrow(c->dtype, r->x[i]);
+            r->x[i] = widen(c->dtype, r->x16[i]);
+            r->dy16[i] = narrow(c->dtype, r->dy[i]);
+            r->dy[i] = widen(c->dtype, r->dy16[i]);
+        }
+    }
+    dnnl_data_type_t dt = data_types[c->dtype];
 
     // Descriptors: data [N, C, H, W] (instancenorm [1, N·C, H, W] or [1, C, H, W]), or [N, D].
     dnnl_dims_t data_dims = {c->n, c->c, c->h, c->w}, stat_dims = {stats / r->execs};
@@ -125,7 +194,7 @@ struct nb_run *nb_setup(const struct nb_case *c) {
     if (in) { data_dims[0] = 1; data_dims[1] = c->nhwc ? c->c : c->n * c->c; }
     dnnl_format_tag_t tag = ln ? dnnl_ab : c->nhwc ? dnnl_nhwc : dnnl_nchw;
     dnnl_memory_desc_t data_md, stat_md;
-    CHECK(dnnl_memory_desc_init_by_tag(&data_md, ndims, data_dims, dnnl_f32, tag));
+    CHECK(dnnl_memory_desc_init_by_tag(&data_md, ndims, data_dims, dt, tag));
     CHECK(dnnl_memory_desc_init_by_tag(&stat_md, 1, stat_dims, dnnl_f32, dnnl_a));
     unsigned flags = dnnl_use_scale | dnnl_use_shift | (c->direction == DIR_INFER ? dnnl_use_global_stats : 0);
     dnnl_prop_kind_t fwd_kind = c->direction == DIR_INFER ? dnnl_forward_inference : dnnl_forward_training;
@@ -164,13 +233,15 @@ struct nb_run *nb_setup(const struct nb_case *c) {
     dnnl_exec_arg_t *fwd_args = calloc((size_t)r->execs * MAX_ARGS, sizeof(dnnl_exec_arg_t));
     long step = total / r->execs, stat_step = stats / r->execs, param_step = in && c->nhwc ? c->c : 0;
     for (int e = 0; e < r->execs; e++) {
-        dnnl_memory_t x = memory(r, ndims, data_dims, tag, r->x + e * step);
-        dnnl_memory_t out = memory(r, ndims, data_dims, tag, r->out + e * step);
-        dnnl_memory_t mean = memory(r, 1, stat_dims, dnnl_a, r->mean + e * stat_step);
-        dnnl_memory_t var = memory(r, 1, stat_dims, dnnl_a, r->var + e * stat_step);
+        // Data tensors at the case's type (16-bit buffers when narrow), the rest Float32.
+#define DATA(f32, b16) (wide ? (void *)((f32) + e * step) : (void *)((b16) + e * step))
+        dnnl_memory_t x = memory(r, ndims, data_dims, tag, dt, DATA(r->x, r->x16));
+        dnnl_memory_t out = memory(r, ndims, data_dims, tag, dt, DATA(r->out, r->out16));
+        dnnl_memory_t mean = memory(r, 1, stat_dims, dnnl_a, dnnl_f32, r->mean + e * stat_step);
+        dnnl_memory_t var = memory(r, 1, stat_dims, dnnl_a, dnnl_f32, r->var + e * stat_step);
         dnnl_dims_t pd1 = {param_dims[0]};
-        dnnl_memory_t scale = memory(r, 1, pd1, dnnl_a, r->scale);
-        dnnl_memory_t shift = memory(r, 1, pd1, dnnl_a, r->shift);
+        dnnl_memory_t scale = memory(r, 1, pd1, dnnl_a, dnnl_f32, r->scale);
+        dnnl_memory_t shift = memory(r, 1, pd1, dnnl_a, dnnl_f32, r->shift);
         dnnl_exec_arg_t *a = r->args + e * MAX_ARGS;
         if (c->direction != DIR_BACKWARD) {
             dnnl_exec_arg_t list[] = {{DNNL_ARG_SRC, x}, {DNNL_ARG_DST, out}, {DNNL_ARG_MEAN, mean},
@@ -178,10 +249,10 @@ struct nb_run *nb_setup(const struct nb_case *c) {
             memcpy(a, list, sizeof list);
             r->nargs = 6;
         } else {
-            dnnl_memory_t dy = memory(r, ndims, data_dims, tag, r->dy + e * step);
-            dnnl_memory_t y = memory(r, ndims, data_dims, tag, r->y_fwd + e * step);
-            dnnl_memory_t dscale = memory(r, 1, pd1, dnnl_a, r->dscale + e * param_step);
-            dnnl_memory_t dshift = memory(r, 1, pd1, dnnl_a, r->dshift + e * param_step);
+            dnnl_memory_t dy = memory(r, ndims, data_dims, tag, dt, DATA(r->dy, r->dy16));
+            dnnl_memory_t y = memory(r, ndims, data_dims, tag, dt, DATA(r->y_fwd, r->y16));
+            dnnl_memory_t dscale = memory(r, 1, pd1, dnnl_a, dnnl_f32, r->dscale + e * param_step);
+            dnnl_memory_t dshift = memory(r, 1, pd1, dnnl_a, dnnl_f32, r->dshift + e * param_step);
             dnnl_exec_arg_t list[] = {{DNNL_ARG_SRC, x},           {DNNL_ARG_DIFF_DST, dy},
                                       {DNNL_ARG_MEAN, mean},       {DNNL_ARG_VARIANCE, var},
                                       {DNNL_ARG_SCALE, scale},     {DNNL_ARG_DIFF_SRC, out},
@@ -193,6 +264,7 @@ struct nb_run *nb_setup(const struct nb_case *c) {
                                        {DNNL_ARG_VARIANCE, var}, {DNNL_ARG_SCALE, scale}, {DNNL_ARG_SHIFT, shift}};
             memcpy(fwd_args + e * MAX_ARGS, flist, sizeof flist);
         }
+#undef DATA
     }
     if (c->direction == DIR_BACKWARD) {   // the saved statistics, untimed (as normbench)
         for (int e = 0; e < r->execs; e++)
@@ -226,6 +298,10 @@ double nb_check(const struct nb_run *r) {
     const struct nb_case *c = &r->c;
     // Instancenorm's dγ, dβ are per (n, c) here: not compared (see the mapping).
     int grads = c->direction == DIR_BACKWARD && c->op != OP_INSTANCENORM;
+    if (r->out16) {   // widen the 16-bit output (exactly) for the reference
+        long total = c->n * c->c * c->h * c->w;
+        for (long i = 0; i < total; i++) r->out[i] = widen(c->dtype, r->out16[i]);
+    }
     return nb_reference_error(c, r->x, r->dy, r->gamma, r->beta, r->rmean, r->rvar, r->out,
                               grads ? r->dscale : NULL, grads ? r->dshift : NULL);
 }
@@ -237,6 +313,7 @@ void nb_free(struct nb_run *r) {
     float *bufs[] = {r->x, r->dy, r->out, r->y_fwd, r->gamma, r->beta, r->rmean, r->rvar,
                      r->scale, r->shift, r->mean, r->var, r->dscale, r->dshift};
     for (size_t i = 0; i < sizeof bufs / sizeof *bufs; i++) free(bufs[i]);
+    free(r->x16); free(r->dy16); free(r->out16); free(r->y16);
     free(r->args);
     free(r->mems);
     free(r);

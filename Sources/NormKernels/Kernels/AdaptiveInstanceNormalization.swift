@@ -99,8 +99,7 @@ public struct AdaptiveInstanceNormalization: Sendable {
         let styleStd = SlotBuffer(count: slots, initial: 0.0, in: workspace)
         let contentMean = SlotBuffer(count: slots, initial: 0.0, in: workspace)
         let contentInvStd = SlotBuffer(count: slots, initial: 0.0, in: workspace)
-        let table = CoefficientTable(count: slots, streaming: E.self == Float.self
-                                                          && contentPlan.store.streaming(output: y, reading: x, s),
+        let table = CoefficientTable(count: slots, streaming: contentPlan.store.streaming(output: y, reading: x, s),
                                      in: workspace)
         normalizeChannelGroups(stylePlan, input: s, output: nil, table: nil, workspace: workspace) { slot, m in
             styleMean[slot] = m.mean

@@ -172,9 +172,7 @@ extension BatchNormalization {
     ) {
         let xForDx: UnsafePointer<E>? = dxReadsInput ? x : nil
         let channels = shape.c
-        // 16-bit dx goes through the cache (see `normalizeRows`).
-        let streaming = E.self == Float.self
-            && (dx.map { paths.training.streaming(output: $0, reading: x, dy, mask) } ?? false)
+        let streaming = dx.map { paths.training.streaming(output: $0, reading: x, dy, mask) } ?? false
         switch paths.path {
         case .columns(let g):
             func apply(_: Int, _ first: Int, _ rows: Int) {

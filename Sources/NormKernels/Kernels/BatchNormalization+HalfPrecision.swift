@@ -10,7 +10,8 @@
 //     y16 == E.narrow(y32),   dx16 == E.narrow(dx32),   dγ, dβ, statistics identical
 //
 // bit for bit, where y32, dx32, … come from the Float32 kernel on the widened
-// tensors, for any thread count. 16-bit outputs are written through the cache.
+// tensors, for any thread count. Where the plan streams (large tensors), 16-bit
+// outputs go out in 16-byte non-temporal stores (`E.stream8`).
 // One generic public entry point per method serves both 16-bit types (and any
 // `NormElement`): it resolves the type once and runs the kernels specialized
 // for it (`trainingAnyElement`, …).

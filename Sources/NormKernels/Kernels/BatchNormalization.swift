@@ -109,9 +109,7 @@ public struct BatchNormalization: Sendable {
         let workspace = paths.workspace.take()
         defer { paths.workspace.recycle(workspace) }
         let moments = SlotBuffer(count: c, initial: Moments.empty, in: workspace)
-        // 16-bit outputs go through the cache (see `normalizeRows`).
-        let table = CoefficientTable(count: c, streaming: E.self == Float.self
-                                                 && paths.training.streaming(output: y, reading: x, id),
+        let table = CoefficientTable(count: c, streaming: paths.training.streaming(output: y, reading: x, id),
                                      in: workspace)
         let relu = fusedReLU, eps = epsilon
         func coefficients(_ channel: Int, _ m: Moments) {
@@ -169,8 +167,7 @@ public struct BatchNormalization: Sendable {
         let id = try identity.map { try Check.base($0, "identity") }
         let workspace = paths.workspace.take()
         defer { paths.workspace.recycle(workspace) }
-        let table = CoefficientTable(count: shape.c, streaming: E.self == Float.self
-                                                       && paths.inference.streaming(output: y, reading: x, id),
+        let table = CoefficientTable(count: shape.c, streaming: paths.inference.streaming(output: y, reading: x, id),
                                      in: workspace)
         for ch in 0..<shape.c {
             table[ch] = AffineCoefficients(

@@ -21,8 +21,7 @@ func channelGroupsBackward<E: NormElement>(
 ) {
     let shape = plan.shape, groupSize = plan.groupSize, threading = plan.threading
     let groups = shape.c / groupSize, channels = shape.c, spatial = shape.spatial
-    // 16-bit dx goes through the cache (see `normalizeRows`).
-    let streaming = E.self == Float.self && (dx.map { plan.store.streaming(output: $0, reading: x, dy) } ?? false)
+    let streaming = dx.map { plan.store.streaming(output: $0, reading: x, dy) } ?? false
     switch plan.backward {
     case .columns(let g):
         // Column j of sample n uses its group's x̂ coefficients.

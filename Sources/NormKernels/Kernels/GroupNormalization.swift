@@ -87,7 +87,7 @@ public struct GroupNormalization: Sendable {
         let workspace = plan.workspace.take()
         defer { plan.workspace.recycle(workspace) }
         let table = CoefficientTable(count: shape.n * shape.c,
-                                     streaming: E.self == Float.self && plan.store.streaming(output: y, reading: x),
+                                     streaming: plan.store.streaming(output: y, reading: x),
                                      in: workspace)
         return SavedStatistics.filling(count: slots) { mean, invStd in
             normalizeChannelGroups(plan, input: x, output: y, table: table, workspace: workspace) { slot, m in

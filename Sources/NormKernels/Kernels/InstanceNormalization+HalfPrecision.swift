@@ -7,8 +7,8 @@
 // both 16-bit types (resolved once per call, `…AnyElement`); the kernels
 // specialized for the element type, so y16 == E.narrow(y32) and
 // dx16 == E.narrow(dx32) bit for bit (y32, dx32 from the Float32 kernel on the
-// widened tensors), for any thread count. 16-bit outputs are written through
-// the cache.
+// widened tensors), for any thread count. Where the plan streams (large
+// tensors), 16-bit outputs go out in 16-byte non-temporal stores (`E.stream8`).
 
 extension InstanceNormalization {
     /// Normalizes each instance of a `Float16` or `BFloat16` tensor with its own

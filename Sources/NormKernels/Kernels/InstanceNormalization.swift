@@ -113,8 +113,7 @@ public struct InstanceNormalization: Sendable {
         let plan = paths.channelGroups
         let slots = shape.n * shape.c, channels = shape.c, eps = epsilon
         let moments = SlotBuffer(count: slots, initial: Moments.empty, in: workspace)
-        let table = CoefficientTable(count: slots, streaming: E.self == Float.self
-                                                          && plan.store.streaming(output: y, reading: x),
+        let table = CoefficientTable(count: slots, streaming: plan.store.streaming(output: y, reading: x),
                                      in: workspace)
         normalizeChannelGroups(plan, input: x, output: y, table: table, workspace: workspace) { slot, m in
             moments[slot] = m

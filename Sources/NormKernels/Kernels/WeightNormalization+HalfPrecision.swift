@@ -4,8 +4,8 @@
 // types (resolved once per call, `…AnyElement`); the rows geometry and
 // microkernels specialized for the element type, so w16 == E.narrow(w32) and
 // dv16 == E.narrow(dv32) bit for bit (w32, dv32 from the Float32 kernel on the
-// widened tensors), for any thread count. 16-bit outputs are written through
-// the cache.
+// widened tensors), for any thread count. Where the plan streams (large
+// tensors), 16-bit outputs go out in 16-byte non-temporal stores (`E.stream8`).
 
 extension WeightNormalization {
     /// `w = g·v/‖v‖` for a `Float16` or `BFloat16` tensor `v`: ‖v‖ from the

@@ -71,7 +71,7 @@ public struct WeightNormalization: Sendable {
         try Check.length(output.count, count, "output (w)")
         try Check.forwardBuffers(input: ("v", v), output: ("output (w)", output), parameters: ("g", g))
         let x = try Check.base(v, "v"), y = try Check.base(output, "output (w)")
-        let streaming = E.self == Float.self && store.streaming(output: y, reading: x)   // 16-bit: through the cache
+        let streaming = store.streaming(output: y, reading: x)
         let workspace = self.workspace.take()
         defer { self.workspace.recycle(workspace) }
         let scale = SlotBuffer(count: size, initial: Float(0), in: workspace)

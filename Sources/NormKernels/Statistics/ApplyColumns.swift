@@ -48,11 +48,12 @@ extension Apply {
             }
             return
         }
-        // Stream only when every row starts 32-byte aligned: a scalar store into
+        // Stream only when every row starts aligned to 8 values (32 bytes for
+        // Float, 16 for 16-bit types: one non-temporal store): a scalar store into
         // a line that non-temporal stores are filling forces that line through
         // the cache and costs far more than streaming saves (measured 10× slower
-        // on 64-channel NHWC rows with a 16-byte-aligned base).
-        let aligned = stride % 8 == 0 && Int(bitPattern: UInt(bitPattern: dst)) & 31 == 0
+        // on 64-channel Float NHWC rows with a 16-byte-aligned base).
+        let aligned = stride % 8 == 0 && StreamingStore.isAligned(dst)
         rowByRow(src, dst, rows, columns, stride, pivot, scale, shift, res, relu: relu, streaming: streaming && aligned)
     }
 
@@ -118,7 +119,7 @@ extension Apply {
     /// Wide rows in strips of `rowsPerStrip` rows: each 16-column tile loads its
     /// coefficients once and runs down the strip, so 8 values cost one load and
     /// one store instead of four loads and a store. Same arithmetic per value.
-    /// (Rows start 32-byte aligned whenever S streams: `columns(…)` checks.) Out of
+    /// (Rows start aligned to 8 values whenever S streams: `columns(…)` checks.) Out of
     /// line, so that the row loop of narrower rows keeps its registers.
     @inline(never)
     private static func strips<E: NormElement, R: ResidualInput, S: VectorStore, A: FusedActivation>(

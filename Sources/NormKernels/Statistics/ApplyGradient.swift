@@ -97,8 +97,8 @@ extension BlockGradients {
                           pivot: pivot, a: a, b: b, c: c)
             return
         }
-        // Stream only when every row starts 32-byte aligned (see `Apply.columns`).
-        if streaming && stride % 8 == 0 && Int(bitPattern: UInt(bitPattern: dst)) & 31 == 0 {
+        // Stream only when every row starts aligned to 8 values (see `Apply.columns`).
+        if streaming && stride % 8 == 0 && StreamingStore.isAligned(dst) {
             applyColumns(x, dy, mask, dst, rows, columns, stride, pivot, a, b, c, StreamingStore.self)
         } else {
             applyColumns(x, dy, mask, dst, rows, columns, stride, pivot, a, b, c, CachedStore.self)

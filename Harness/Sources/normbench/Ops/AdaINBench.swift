@@ -5,6 +5,7 @@ import NormKernels
 struct AdaINBench: BenchOp {
     let name = "adain"
     let hasLayout = true
+    let dtypes = DType.allCases
 
     func operands(_ s: Shape) -> Operands { Operands(gamma: 0, beta: 0, style: true) }
 
@@ -55,19 +56,23 @@ struct AdaINBench: BenchOp {
     static func forward(_ w: Workload, _ t: Threading) throws -> Repetition {
         let k = try AdaptiveInstanceNormalization(content: w.tensorShape, style: w.tensorShape,
                                                   epsilon: Workload.epsilon, threading: t)
-        let style = w.style!
-        return { _ = try k.forward(content: w.x.readOnly, style: style.readOnly, output: w.out.mutable) }
+        func make<E: NormElement>(_: E.Type) -> Repetition {
+            let x = w.x.elements(E.self), style = w.style!.elements(E.self), y = w.out.mutableElements(E.self)
+            return { _ = try k.forward(content: x, style: style, output: y) }
+        }
+        return w.key.dtype.pick(make(Float.self), make(Float16.self), make(BFloat16.self))
     }
 
     /// The content gradient from the saved statistics of one untimed forward.
     static func backward(_ w: Workload, _ t: Threading) throws -> Repetition {
         let k = try AdaptiveInstanceNormalization(content: w.tensorShape, style: w.tensorShape,
                                                   epsilon: Workload.epsilon, threading: t)
-        let style = w.style!, dy = w.dy!
-        let saved = try k.forward(content: w.x.readOnly, style: style.readOnly, output: w.out.mutable)
-        return {
-            try k.backward(content: w.x.readOnly, style: style.readOnly, gradOutput: dy.readOnly, saved: saved,
-                           gradContent: w.out.mutable)
+        func make<E: NormElement>(_: E.Type) throws -> Repetition {
+            let x = w.x.elements(E.self), style = w.style!.elements(E.self), dy = w.dy!.elements(E.self)
+            let dx = w.out.mutableElements(E.self)
+            let saved = try k.forward(content: x, style: style, output: dx)
+            return { try k.backward(content: x, style: style, gradOutput: dy, saved: saved, gradContent: dx) }
         }
+        return try w.key.dtype.pick(make(Float.self), make(Float16.self), make(BFloat16.self))
     }
 }

@@ -43,7 +43,8 @@ struct BatchNormBench: BenchOp {
         try BatchNormalization(shape: key.shape.tensor(key.memoryLayout), threading: threading).plan()
     }
 
-    /// One maker for every dtype (as `LayerNormBench`).
+    /// One maker per direction for every dtype: the tensors as elements of the
+    /// case's type (`Buffer.elements`), the library's overload of that type.
     static func training(_ w: Workload, _ t: Threading) throws -> Repetition {
         let k = try BatchNormalization(shape: w.tensorShape, epsilon: Workload.epsilon, threading: t)
         let running = try RunningStatistics(channels: w.key.shape.c)

@@ -6,6 +6,7 @@ import NormKernels
 struct InstanceNormBench: BenchOp {
     let name = "instancenorm"
     let hasLayout = true
+    let dtypes = DType.allCases
 
     func operands(_ s: Shape) -> Operands { Operands(gamma: s.c, beta: s.c) }
 
@@ -42,30 +43,38 @@ struct InstanceNormBench: BenchOp {
 
     static func training(_ w: Workload, _ t: Threading) throws -> Repetition {
         let k = try InstanceNormalization(shape: w.tensorShape, epsilon: Workload.epsilon, threading: t)
-        return {
-            _ = try k.forwardTraining(input: w.x.readOnly, output: w.out.mutable,
-                                      scale: w.gamma.readOnly, bias: w.beta.readOnly)
+        func make<E: NormElement>(_: E.Type) -> Repetition {
+            let x = w.x.elements(E.self), y = w.out.mutableElements(E.self)
+            return { _ = try k.forwardTraining(input: x, output: y, scale: w.gamma.readOnly, bias: w.beta.readOnly) }
         }
+        return w.key.dtype.pick(make(Float.self), make(Float16.self), make(BFloat16.self))
     }
 
     static func inference(_ w: Workload, _ t: Threading) throws -> Repetition {
         let k = try InstanceNormalization(shape: w.tensorShape, epsilon: Workload.epsilon, threading: t)
         let running = try RunningStatistics(channels: w.key.shape.c, mean: w.runningMean, variance: w.runningVariance)
-        return {
-            try k.forwardInference(input: w.x.readOnly, output: w.out.mutable,
-                                   scale: w.gamma.readOnly, bias: w.beta.readOnly, running: running)
+        func make<E: NormElement>(_: E.Type) -> Repetition {
+            let x = w.x.elements(E.self), y = w.out.mutableElements(E.self)
+            return {
+                try k.forwardInference(input: x, output: y, scale: w.gamma.readOnly, bias: w.beta.readOnly,
+                                       running: running)
+            }
         }
+        return w.key.dtype.pick(make(Float.self), make(Float16.self), make(BFloat16.self))
     }
 
     /// dx, dγ and dβ (`backwardTraining`) from the saved statistics of one untimed forward.
     static func backward(_ w: Workload, _ t: Threading) throws -> Repetition {
         let k = try InstanceNormalization(shape: w.tensorShape, epsilon: Workload.epsilon, threading: t)
-        let saved = try k.forwardTraining(input: w.x.readOnly, output: w.out.mutable,
-                                          scale: w.gamma.readOnly, bias: w.beta.readOnly)
-        let dy = w.dy!, dGamma = w.gradGamma!, dBeta = w.gradBeta!
-        return {
-            try k.backwardTraining(input: w.x.readOnly, gradOutput: dy.readOnly, saved: saved, scale: w.gamma.readOnly,
-                                   gradInput: w.out.mutable, gradScale: dGamma.mutable, gradBias: dBeta.mutable)
+        let dGamma = w.gradGamma!, dBeta = w.gradBeta!
+        func make<E: NormElement>(_: E.Type) throws -> Repetition {
+            let x = w.x.elements(E.self), dy = w.dy!.elements(E.self), dx = w.out.mutableElements(E.self)
+            let saved = try k.forwardTraining(input: x, output: dx, scale: w.gamma.readOnly, bias: w.beta.readOnly)
+            return {
+                try k.backwardTraining(input: x, gradOutput: dy, saved: saved, scale: w.gamma.readOnly,
+                                       gradInput: dx, gradScale: dGamma.mutable, gradBias: dBeta.mutable)
+            }
         }
+        return try w.key.dtype.pick(make(Float.self), make(Float16.self), make(BFloat16.self))
     }
 }

@@ -6,6 +6,7 @@ import NormKernels
 struct WeightNormBench: BenchOp {
     let name = "weightnorm"
     let hasLayout = false
+    let dtypes = DType.allCases
 
     func operands(_ s: Shape) -> Operands { Operands(gamma: s.n, beta: 0) }
 
@@ -51,18 +52,25 @@ struct WeightNormBench: BenchOp {
     static func forward(_ w: Workload, _ t: Threading) throws -> Repetition {
         let s = w.key.shape
         let k = try WeightNormalization(shape: [s.n, s.c, s.h, s.w], dim: 0, threading: t)
-        return { _ = try k.forward(v: w.x.readOnly, g: w.gamma.readOnly, output: w.out.mutable) }
+        func make<E: NormElement>(_: E.Type) -> Repetition {
+            let v = w.x.elements(E.self), out = w.out.mutableElements(E.self)
+            return { _ = try k.forward(v: v, g: w.gamma.readOnly, output: out) }
+        }
+        return w.key.dtype.pick(make(Float.self), make(Float16.self), make(BFloat16.self))
     }
 
     /// dv and dg from the norms of one untimed forward.
     static func backward(_ w: Workload, _ t: Threading) throws -> Repetition {
         let s = w.key.shape
         let k = try WeightNormalization(shape: [s.n, s.c, s.h, s.w], dim: 0, threading: t)
-        let norms = try k.forward(v: w.x.readOnly, g: w.gamma.readOnly, output: w.out.mutable)
-        let dy = w.dy!, dG = w.gradGamma!
-        return {
-            try k.backward(v: w.x.readOnly, g: w.gamma.readOnly, gradWeight: dy.readOnly, norms: norms,
-                           gradV: w.out.mutable, gradG: dG.mutable)
+        let dG = w.gradGamma!
+        func make<E: NormElement>(_: E.Type) throws -> Repetition {
+            let v = w.x.elements(E.self), dw = w.dy!.elements(E.self), dv = w.out.mutableElements(E.self)
+            let norms = try k.forward(v: v, g: w.gamma.readOnly, output: dv)
+            return {
+                try k.backward(v: v, g: w.gamma.readOnly, gradWeight: dw, norms: norms, gradV: dv, gradG: dG.mutable)
+            }
         }
+        return try w.key.dtype.pick(make(Float.self), make(Float16.self), make(BFloat16.self))
     }
 }
