@@ -4,8 +4,8 @@
 Writes one small JSON file per operation into
 ``Tests/NormKernelsTests/Fixtures/`` (batchnorm, layernorm, groupnorm,
 instancenorm, rmsnorm, adain, weightnorm, batchnorm_fold, groupnorm_silu,
-batchnorm_add_relu, fused_rows, and the 16-bit layernorm_16bit, rmsnorm_16bit,
-batchnorm_16bit, groupnorm_16bit, instancenorm_16bit, adain_16bit,
+batchnorm_add_relu, fused_rows, fused_rows_16bit, and the 16-bit layernorm_16bit,
+rmsnorm_16bit, batchnorm_16bit, groupnorm_16bit, instancenorm_16bit, adain_16bit,
 weightnorm_16bit: tools/fixtures16.py, tools/fixtures16_channels.py;
 groupnorm_silu_16bit, batchnorm_add_relu_16bit).
 The generated JSON
@@ -962,6 +962,73 @@ def make_batchnorm_add_relu_16bit():
              "dx, didentity, dgamma, dbeta; then eval. 16-bit tensors are raw bit patterns in memory "
              "order; [N, D] data is [N, D, 1, 1] nhwc. dtype: bf16 or f16.")
     return "batchnorm_add_relu_16bit", cases, notes
+def make_fused_rows_16bit():
+    """The fused row sequences on bf16/fp16 tensors, float32 parameters (issue 20 x 21).
+
+    s = (x + r + input_bias) computed in float32 and rounded once to the dtype
+    (the library's semantics; PyTorch's own bf16 `x + r` rounds before the
+    float32 bias), y = F.layer_norm / F.rms_norm of s (mixed-dtype path), the
+    gradients of y and s from autograd: PyTorch adds the two 16-bit gradients
+    of s in 16 bits, as the library does. Gate: y = F.rms_norm(x, w) * gate,
+    both 16-bit.
+    """
+    cases = []
+    for dtype, dt in HALF_TYPES.items():
+        for kind in ("layer", "rms"):
+            for rows, feats, with_bias, with_ds in [(4, 16, True, True), (3, 13, False, False), (2, 40, True, False)]:
+                x = torch.randn(rows, feats, dtype=DT).to(dt).requires_grad_(True)
+                r = torch.randn(rows, feats, dtype=DT).to(dt).requires_grad_(True)
+                b = (0.5 * torch.randn(feats, dtype=DT)).requires_grad_(True) if with_bias else None
+                g = (1.0 + 0.1 * torch.randn(feats, dtype=DT)).requires_grad_(True)
+                beta = (0.1 * torch.randn(feats, dtype=DT)).requires_grad_(True) if kind == "layer" else None
+                s32 = x.float() + r.float()
+                if with_bias:
+                    s32 = s32 + b
+                s = s32.to(dt)
+                if kind == "layer":
+                    eps = 1e-5
+                    y = F.layer_norm(s, [feats], g, beta, eps)
+                else:
+                    eps = torch.finfo(DT).eps
+                    y = F.rms_norm(s, [feats], g, None)
+                assert y.dtype == dt, y.dtype
+                dy = torch.randn(rows, feats, dtype=DT).to(dt)
+                ds = torch.randn(rows, feats, dtype=DT).to(dt) if with_ds else None
+                if with_ds:
+                    torch.autograd.backward([y, s], [dy, ds])
+                else:
+                    y.backward(dy)
+                nm = (f"{kind}_residual_{dtype}_{rows}x{feats}_{'bias' if with_bias else 'nobias'}_"
+                      f"{'ds' if with_ds else 'nods'}")
+                cases.append({
+                    "name": nm, "kind": kind, "dtype": dtype, "rows": rows, "features": feats, "eps": eps,
+                    "input": bits16(x), "residual": bits16(r), "input_bias": flist(b),
+                    "weight": flist(g), "bias": flist(beta),
+                    "sum": bits16(s), "output": bits16(y), "dy": bits16(dy), "ds": bits16(ds) if with_ds else None,
+                    "dx": bits16(x.grad), "dresidual": bits16(r.grad),
+                    "dinput_bias": flist(b.grad) if with_bias else None,
+                    "dweight": flist(g.grad), "dbias": flist(beta.grad) if beta is not None else None,
+                })
+        for rows, feats, weighted in [(4, 16, True), (3, 13, False)]:
+            x = torch.randn(rows, feats, dtype=DT).to(dt).requires_grad_(True)
+            gate = torch.randn(rows, feats, dtype=DT).to(dt).requires_grad_(True)
+            w = (1.0 + 0.1 * torch.randn(feats, dtype=DT)).requires_grad_(True) if weighted else None
+            y = F.rms_norm(x, [feats], w, None) * gate
+            assert y.dtype == dt, y.dtype
+            dy = torch.randn(rows, feats, dtype=DT).to(dt)
+            y.backward(dy)
+            nm = f"rms_gate_{dtype}_{rows}x{feats}_{'weight' if weighted else 'noweight'}"
+            cases.append({
+                "name": nm, "kind": "gate", "dtype": dtype, "rows": rows, "features": feats,
+                "eps": torch.finfo(DT).eps, "input": bits16(x), "gate": bits16(gate), "weight": flist(w),
+                "output": bits16(y), "dy": bits16(dy), "dx": bits16(x.grad), "dgate": bits16(gate.grad),
+                "dweight": flist(w.grad) if weighted else None,
+            })
+    notes = ("fused_rows on bf16/fp16: 16-bit tensors as raw bit patterns, parameters float32. Residual: "
+             "s = (x.float() + residual.float() + input_bias).to(dtype); y = F.layer_norm(s, [D], weight, bias, "
+             "1e-5) or F.rms_norm(s, [D], weight, None); autograd of (y, s) with (dy, ds) (ds null: y only). "
+             "Gate: y = F.rms_norm(x, [D], weight, None) * gate.")
+    return "fused_rows_16bit", cases, notes
 
 
 GENERATORS = [
@@ -985,6 +1052,7 @@ GENERATORS = [
     ("weightnorm_16bit.json", make_weightnorm_16bit),
     ("groupnorm_silu_16bit.json", make_groupnorm_silu_16bit),
     ("batchnorm_add_relu_16bit.json", make_batchnorm_add_relu_16bit),
+    ("fused_rows_16bit.json", make_fused_rows_16bit),
 ]
 
 

@@ -15,6 +15,12 @@
 // One pass (`gateGradients`) reads x, dy and the gate and writes d gate and g
 // (into gradInput's memory when it may hold it, so no workspace), then the
 // plain row backward runs on x and g, writing dx over g in place.
+//
+// 16-bit tensors (x, gate, y, dy, dx, d gate in `Float16`/`BFloat16`): z is
+// rounded once to the element type before the multiply, in the forward and in
+// d gate, and g is stored rounded — our unfused sequence (plain 16-bit
+// RMSNorm, then a 16-bit multiply) and PyTorch's composed `rms_norm(x) * gate`
+// bit for bit, each product computed in Float32 and rounded once.
 
 extension RMSNormalization {
     /// RMSNorm × gate: `output = (RMSNorm(input)·γ) ⊙ gate`. Returns 1/rms of each
@@ -34,6 +40,14 @@ extension RMSNormalization {
     public func forward(
         input: UnsafeBufferPointer<Float>, gate: UnsafeBufferPointer<Float>,
         output: UnsafeMutableBufferPointer<Float>, scale: UnsafeBufferPointer<Float>? = nil
+    ) throws -> SavedStatistics {
+        try gatedForward(input: input, gate: gate, output: output, scale: scale)
+    }
+
+    /// The gated forward on any element type (validation, then the fused engine).
+    func gatedForward<E: NormElement>(
+        input: UnsafeBufferPointer<E>, gate: UnsafeBufferPointer<E>,
+        output: UnsafeMutableBufferPointer<E>, scale: UnsafeBufferPointer<Float>?
     ) throws -> SavedStatistics {
         let total = rows * features
         try Check.length(input.count, total, "input")
@@ -68,6 +82,17 @@ extension RMSNormalization {
         gradGate: UnsafeMutableBufferPointer<Float>? = nil,
         gradScale: UnsafeMutableBufferPointer<Float>? = nil
     ) throws {
+        try gatedBackward(input: input, gate: gate, gradOutput: gradOutput, saved: saved, scale: scale,
+                          gradInput: gradInput, gradGate: gradGate, gradScale: gradScale)
+    }
+
+    /// The gated backward on any element type.
+    func gatedBackward<E: NormElement>(
+        input: UnsafeBufferPointer<E>, gate: UnsafeBufferPointer<E>,
+        gradOutput: UnsafeBufferPointer<E>, saved: SavedStatistics, scale: UnsafeBufferPointer<Float>?,
+        gradInput: UnsafeMutableBufferPointer<E>?, gradGate: UnsafeMutableBufferPointer<E>?,
+        gradScale: UnsafeMutableBufferPointer<Float>?
+    ) throws {
         let total = rows * features
         try Check.length(input.count, total, "input")
         try Check.length(gate.count, total, "gate")
@@ -98,11 +123,11 @@ extension RMSNormalization {
         let pool = backwardPlan.workspace
         let workspace = pool.take()
         defer { pool.recycle(workspace) }
-        let scratch: UnsafeMutablePointer<Float>? = needsRMS && !inGradInput ? workspace.take(Float.self, count: total) : nil
+        let scratch: UnsafeMutablePointer<E>? = needsRMS && !inGradInput ? workspace.take(E.self, count: total) : nil
         if needsRMS && steps.blockwise(threading) {
             // Each block's dy ⊙ gate is formed right before the engine reads it.
             steps.run(
-                before: { r0, n in
+                before: { r0, n, _ in
                     let o = r0 * D
                     let gated = (inGradInput ? dxBase! : scratch!) + o
                     gateRows(r0, n, x: x, gate: g, dy: dy, invStd: saved.invStd, gamma: gamma, gated: gated,
@@ -128,10 +153,10 @@ extension RMSNormalization {
     /// points at row `first`) and `gradGate = dy ⊙ z`, z = (x·r)·γ formed as the
     /// forward forms it. Elementwise: any split of the rows gives the same values.
     /// Each element is read before it is written (the in-place cases).
-    private func gateRows(
-        _ first: Int, _ count: Int, x: UnsafePointer<Float>, gate: UnsafePointer<Float>, dy: UnsafePointer<Float>,
-        invStd: [Double], gamma: UnsafePointer<Float>?, gated: UnsafeMutablePointer<Float>?,
-        gradGate: UnsafeMutablePointer<Float>?
+    private func gateRows<E: NormElement>(
+        _ first: Int, _ count: Int, x: UnsafePointer<E>, gate: UnsafePointer<E>, dy: UnsafePointer<E>,
+        invStd: [Double], gamma: UnsafePointer<Float>?, gated: UnsafeMutablePointer<E>?,
+        gradGate: UnsafeMutablePointer<E>?
     ) {
         guard gated != nil || gradGate != nil else { return }
         let n = features
@@ -140,21 +165,21 @@ extension RMSNormalization {
             let g = gated.map { $0 + (u - first) * n }
             let s = F8(repeating: k.scale), zero = F8()
             var i = 0
-            // scalar math: z = (x·r)·γ;  d gate = dy·z;  g = dy·gate
+            // scalar math: z = E((x·r)·γ);  d gate = dy·z;  g = dy·gate
             while i + 8 <= n {
-                let d = load8(dy + o + i), t = load8(gate + o + i)
-                var z = muladd(load8(x + o + i) - zero, s, zero)
+                let d = E.load8(dy + o + i), t = E.load8(gate + o + i)
+                var z = muladd(E.load8(x + o + i) - zero, s, zero)
                 if let gamma { z *= load8(gamma + i) }
-                if let gradGate { store8(d * z, gradGate + o + i) }
-                if let g { store8(d * t, g + i) }
+                if let gradGate { E.store8(d * roundedThrough(E.self, z), gradGate + o + i) }
+                if let g { E.store8(d * t, g + i) }
                 i += 8
             }
             while i < n {
-                let d = dy[o + i], t = gate[o + i]
-                var z = muladd(x[o + i] - k.pivot, k.scale, k.shift)
+                let d = E.widen(dy[o + i]), t = E.widen(gate[o + i])
+                var z = muladd(E.widen(x[o + i]) - k.pivot, k.scale, k.shift)
                 if let gamma { z *= gamma[i] }
-                gradGate?[o + i] = d * z
-                g?[i] = d * t
+                gradGate?[o + i] = E.narrow(d * E.widen(E.narrow(z)))
+                g?[i] = E.narrow(d * t)
                 i += 1
             }
         }

@@ -42,13 +42,19 @@ struct BlockwiseRowBackward {
         return blocks > 1 && (workers == 1 || blocks >= 4 * workers)
     }
 
-    /// Runs every block: `before(first row, rows)` returns the block's x, dy and
+    /// Runs every block: `before(first row, rows, scratch)` returns the block's x, dy and
     /// dx (dx nil: column sums only); the engine; then `after(block, first row,
     /// rows, dx, dy)` (dx and dy as `before` returned them). `finish(columns)` runs once the blocks are done, on column
-    /// ranges (for the caller's own column merges).
-    func run(
-        before: (_ first: Int, _ rows: Int) -> (x: UnsafePointer<Float>, dy: UnsafePointer<Float>, dx: UnsafeMutablePointer<Float>?),
-        after: (_ block: Int, _ first: Int, _ rows: Int, _ dx: UnsafeMutablePointer<Float>?, _ dy: UnsafePointer<Float>) -> Void,
+    /// ranges (for the caller's own column merges). With `blockScratch`, each
+    /// block gets the worker's scratch of a block's values (`scratch`, else nil),
+    /// kept in cache from one block to the next: the engine may write dx there
+    /// for `after` to finish and stream out.
+    /// Generic over the element type of x, dy and dx (specialized per type).
+    func run<E: NormElement>(
+        blockScratch: Bool = false,
+        before: (_ first: Int, _ rows: Int, _ scratch: UnsafeMutablePointer<E>?)
+            -> (x: UnsafePointer<E>, dy: UnsafePointer<E>, dx: UnsafeMutablePointer<E>?),
+        after: (_ block: Int, _ first: Int, _ rows: Int, _ dx: UnsafeMutablePointer<E>?, _ dy: UnsafePointer<E>) -> Void,
         finish: (Range<Int>) -> Void
     ) {
         let D = plan.features, perBlock = rowsPerBlock
@@ -64,14 +70,21 @@ struct BlockwiseRowBackward {
             Parallel.Phase(count: (D + chunk - 1) / chunk, elementsPerItem: blocks * chunk)]
         Parallel.forEach(phases: phases, threading: plan.threading) { phase, range in
             if phase == 0 {
-                for k in range {
+                @inline(__always) func block(_ k: Int, _ scratch: UnsafeMutablePointer<E>?) {
                     let r0 = k * perBlock, n = min(perBlock, plan.rows - r0)
-                    let (x, dy, dx) = before(r0, n)
+                    let (x, dy, dx) = before(r0, n, scratch)
                     rowNormalizationBackward(
                         k == blocks - 1 ? last : full, x: x, dy: dy, mean: mean, invStd: invStd, gamma: gamma,
                         dx: dx, gradScale: nil, gradBias: nil, columnTotals: partials.map { $0 + k * D },
                         firstSlot: r0)
                     after(k, r0, n, dx, dy)
+                }
+                if blockScratch {
+                    withScratch(of: E.self, capacity: perBlock * D) { scratch in
+                        for k in range { block(k, scratch.baseAddress!) }
+                    }
+                } else {
+                    for k in range { block(k, nil) }
                 }
             } else {
                 let columns = (range.lowerBound * chunk)..<min(D, range.upperBound * chunk)

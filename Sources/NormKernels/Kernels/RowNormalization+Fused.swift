@@ -124,11 +124,26 @@ struct NoEpilogue: FusedRowEpilogue {
     @inline(__always) func apply(_ v: Float, _ o: Int) -> Float { v }
 }
 
-/// v · gate[o]: one Float32 multiply of the rounded RMSNorm output.
+/// z · gate[o]: one Float32 multiply of the RMSNorm output z as the plain
+/// kernel stores it (16-bit: z rounded once to `E` first, as our unfused
+/// sequence and PyTorch's `rms_norm(x) * gate` hold it; Float32: z itself).
 struct GateEpilogue<E: NormElement>: FusedRowEpilogue {
     let gate: UnsafePointer<E>
-    @inline(__always) func apply(_ v: F8, _ o: Int) -> F8 { v * E.load8(gate + o) }
-    @inline(__always) func apply(_ v: Float, _ o: Int) -> Float { v * E.widen(gate[o]) }
+    @inline(__always) func apply(_ v: F8, _ o: Int) -> F8 { roundedThrough(E.self, v) * E.load8(gate + o) }
+    @inline(__always) func apply(_ v: Float, _ o: Int) -> Float { E.widen(E.narrow(v)) * E.widen(gate[o]) }
+}
+
+/// `v` rounded to `E` and widened back (Float32: `v`), in registers.
+@inline(__always)
+func roundedThrough<E: NormElement>(_: E.Type, _ v: F8) -> F8 {
+    if E.self == Float.self { return v }
+    var eight = (E.narrow(0), E.narrow(0), E.narrow(0), E.narrow(0), E.narrow(0), E.narrow(0), E.narrow(0),
+                 E.narrow(0))
+    return withUnsafeMutableBytes(of: &eight) { raw in
+        let p = raw.baseAddress!.assumingMemoryBound(to: E.self)
+        E.store8(v, p)
+        return E.load8(p)
+    }
 }
 
 /// No γ and no β: the affine is the identity (`Apply.elementwise`'s `(nil, nil)` case).
@@ -189,12 +204,12 @@ func widenValues<E: NormElement>(_ src: UnsafePointer<E>, into dst: UnsafeMutabl
 
 /// The forward of a row plan with a fused source and epilogue (see the top of
 /// this file); returns per-unit mean and 1/σ of the normalized values (the sum).
-/// `streaming`: the caller's store decision for y (Float32 only).
+/// `streaming`: the caller's store decision for y (`StreamingStore` writes
+/// eight values per store: 32 bytes of Float, 16 of a 16-bit type).
 func normalizeRowsFused<E: NormElement, L: FusedRowSource, G: FusedRowEpilogue>(
     _ plan: RowPlan, _ source: L, _ y: UnsafeMutablePointer<E>, epsilon: Float,
     gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, _ epilogue: G, streaming: Bool
 ) -> SavedStatistics {
-    let streaming = E.self == Float.self && streaming
     switch plan.strategy {
     case .eightPerVector:
         return fusedEightRowsPerVector(plan, source, y, epsilon, gamma, beta, epilogue, streaming)

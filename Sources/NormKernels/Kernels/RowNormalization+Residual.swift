@@ -116,7 +116,7 @@ extension RMSNormalization {
 
 /// Validation, then the fused forward: the bias and the sum output resolved to
 /// their types once, here.
-private func residualForward<E: NormElement>(
+func residualForward<E: NormElement>(
     _ plan: RowPlan, rows: Int, features: Int, epsilon: Float,
     input: UnsafeBufferPointer<E>, residual: UnsafeBufferPointer<E>,
     output: UnsafeMutableBufferPointer<E>, sum: UnsafeMutableBufferPointer<E>?,
@@ -148,11 +148,11 @@ private func residualForward<E: NormElement>(
 }
 
 /// Validation, then the plain row backward on s and the residual pass.
-private func residualBackward(
+func residualBackward<E: NormElement>(
     _ plan: RowBackwardPlan, rows: Int, features: Int, centered: Bool,
-    sum: UnsafeBufferPointer<Float>, gradOutput: UnsafeBufferPointer<Float>, gradSum: UnsafeBufferPointer<Float>?,
+    sum: UnsafeBufferPointer<E>, gradOutput: UnsafeBufferPointer<E>, gradSum: UnsafeBufferPointer<E>?,
     saved: SavedStatistics, scale: UnsafeBufferPointer<Float>?,
-    gradInput: UnsafeMutableBufferPointer<Float>?, gradScale: UnsafeMutableBufferPointer<Float>?,
+    gradInput: UnsafeMutableBufferPointer<E>?, gradScale: UnsafeMutableBufferPointer<Float>?,
     gradBias: UnsafeMutableBufferPointer<Float>?, gradInputBias: UnsafeMutableBufferPointer<Float>?
 ) throws {
     let total = rows * features
@@ -192,14 +192,25 @@ private func residualBackward(
         // Each block's dx (or, without gradInput, the block's rows of a scratch
         // tensor, for d bias) is finished while it is in cache.
         let biasPartials: UnsafeMutablePointer<Double>? = dBias != nil ? workspace.take(Double.self, count: steps.blocks * D) : nil
-        let scratch: UnsafeMutablePointer<Float>? = dx == nil ? workspace.take(Float.self, count: rows * D) : nil
+        // Where dx streams (a large tensor, not in place), the engine writes each
+        // block's dx to the worker's block scratch (in cache), and the residual
+        // step streams the finished dx out: dx is written once, with no read
+        // for ownership. Same values either way.
+        let streaming = dx.map { plan.store.streaming(output: $0, reading: s, dy, ds) } ?? false
+        let scratch: UnsafeMutablePointer<E>? = dx == nil ? workspace.take(E.self, count: rows * D) : nil
         steps.run(
-            before: { r0, n in
-                (s + r0 * D, dy + r0 * D, (dx ?? scratch!) + r0 * D)
+            blockScratch: streaming,
+            before: { r0, n, blockScratch in
+                (s + r0 * D, dy + r0 * D, blockScratch ?? (dx ?? scratch!) + r0 * D)
             },
             after: { k, r0, n, blockDx, _ in
-                ResidualRowGradient.block(blockDx!, ds.map { $0 + r0 * D }, rows: n, features: D,
-                                          sums: biasPartials.map { $0 + k * D })
+                if streaming {
+                    ResidualRowGradient.streamBlock(UnsafePointer(blockDx!), ds.map { $0 + r0 * D }, into: dx! + r0 * D,
+                                                    rows: n, features: D, sums: biasPartials.map { $0 + k * D })
+                } else {
+                    ResidualRowGradient.block(blockDx!, ds.map { $0 + r0 * D }, rows: n, features: D,
+                                              sums: biasPartials.map { $0 + k * D })
+                }
             },
             finish: { columns in
                 if let biasPartials, let dBias {
@@ -212,7 +223,7 @@ private func residualBackward(
     // Few row blocks: the plain engine spreads them over the workers, then the
     // residual step as a pass of its own (the same bits). d bias needs the total
     // gradient even without gradInput: then in a workspace.
-    let target = dx ?? workspace.take(Float.self, count: rows * D)
+    let target = dx ?? workspace.take(E.self, count: rows * D)
     rowNormalizationBackward(plan, x: s, dy: dy, mean: mean, invStd: saved.invStd, gamma: scale?.baseAddress,
                              dx: target, gradScale: gradScale?.baseAddress, gradBias: gradBias?.baseAddress)
     ResidualRowGradient.wholeTensor(dx: target, ds: ds, plan: plan, gradBias: dBias, workspace: workspace)

@@ -14,11 +14,17 @@ extension Double: TreeMergeable {
     @inline(__always) static func combine(_ earlier: Double, _ later: Double) -> Double { earlier + later }
 }
 
+//
+// 16-bit tensors: dx is the engine's dx as stored (rounded once to the element
+// type), ds is added in Float32 and the total rounded once more — the two
+// roundings of our unfused sequence and of PyTorch's autograd, which adds the
+// two 16-bit gradients of s — and d bias sums the stored dx, widened.
+
 enum ResidualRowGradient {
     /// One block of `rows` rows: dx += ds (when given), and, with `sums`, the
     /// block's column sums of dx into `sums[0 ..< D]` (initialized here).
-    static func block(_ dx: UnsafeMutablePointer<Float>, _ ds: UnsafePointer<Float>?, rows: Int, features D: Int,
-                      sums: UnsafeMutablePointer<Double>?) {
+    static func block<E: NormElement>(_ dx: UnsafeMutablePointer<E>, _ ds: UnsafePointer<E>?, rows: Int,
+                                      features D: Int, sums: UnsafeMutablePointer<Double>?) {
         guard let sums else {
             if let ds { addGradient(dx, ds, rows * D) }
             return
@@ -33,6 +39,46 @@ enum ResidualRowGradient {
         }
     }
 
+    /// `block` with the engine's dx in a scratch: `dx = src (+ ds)` written with
+    /// non-temporal stores, and the same column sums (of dx as stored).
+    static func streamBlock<E: NormElement>(_ src: UnsafePointer<E>, _ ds: UnsafePointer<E>?,
+                                            into dx: UnsafeMutablePointer<E>, rows: Int, features D: Int,
+                                            sums: UnsafeMutablePointer<Double>?) {
+        sums?.initialize(repeating: 0, count: D)
+        for r in 0..<rows {
+            let o = r * D
+            switch (ds, sums) {
+            case let (ds?, sums?): streamRow(src + o, ds + o, dx + o, D, sums, AddsGradient.self)
+            case let (nil, sums?): streamRow(src + o, nil, dx + o, D, sums, KeepsGradient.self)
+            case let (ds?, nil): streamRow(src + o, ds + o, dx + o, D, nil, AddsGradient.self)
+            case (nil, nil): streamRow(src + o, nil, dx + o, D, nil, KeepsGradient.self)
+            }
+        }
+    }
+
+    /// One row of `streamBlock`.
+    @inline(__always)
+    private static func streamRow<E: NormElement, U: GradientUpdate>(
+        _ src: UnsafePointer<E>, _ ds: UnsafePointer<E>?, _ dx: UnsafeMutablePointer<E>,
+        _ n: Int, _ sums: UnsafeMutablePointer<Double>?, _: U.Type
+    ) {
+        @inline(__always) func scalar(_ i: Int) {
+            dx[i] = U.adds ? E.narrow(E.widen(src[i]) + E.widen(ds![i])) : src[i]
+            sums?[i] += Double(E.widen(dx[i]))
+        }
+        var i = 0
+        let head = StreamingStore.prologue(dx, n)
+        while i < head { scalar(i); i += 1 }
+        while i + 8 <= n {
+            var v = E.load8(src + i)
+            if U.adds { v = roundedThrough(E.self, v + E.load8(ds! + i)) }
+            StreamingStore.store(v, dx + i)
+            if let sums { store8(load8(sums + i) + widened(v), sums + i) }
+            i += 8
+        }
+        while i < n { scalar(i); i += 1 }
+    }
+
     /// d bias[c] for c in `columns`: the tree merge of the blocks' sums.
     static func merge(_ partials: UnsafePointer<Double>, blocks: Int, features D: Int, columns: Range<Int>,
                       into gradBias: UnsafeMutablePointer<Float>) {
@@ -41,7 +87,7 @@ enum ResidualRowGradient {
 
     /// The step as a pass of its own over the whole tensor, in the plan's row
     /// blocks; the blocks' column sums in `workspace`.
-    static func wholeTensor(dx: UnsafeMutablePointer<Float>, ds: UnsafePointer<Float>?, plan: RowBackwardPlan,
+    static func wholeTensor<E: NormElement>(dx: UnsafeMutablePointer<E>, ds: UnsafePointer<E>?, plan: RowBackwardPlan,
                             gradBias: UnsafeMutablePointer<Float>?, workspace: Arena) {
         guard ds != nil || gradBias != nil else { return }
         let D = plan.features, perBlock = plan.rowBlock, blocks = plan.rowBlocks
@@ -65,28 +111,33 @@ enum ResidualRowGradient {
     }
 
     /// `dx[i] += ds[i]` for i < n.
-    private static func addGradient(_ dx: UnsafeMutablePointer<Float>, _ ds: UnsafePointer<Float>, _ n: Int) {
+    private static func addGradient<E: NormElement>(_ dx: UnsafeMutablePointer<E>, _ ds: UnsafePointer<E>, _ n: Int) {
         var i = 0
-        while i + 8 <= n { store8(load8(dx + i) + load8(ds + i), dx + i); i += 8 }
-        while i < n { dx[i] += ds[i]; i += 1 }
+        while i + 8 <= n { E.store8(E.load8(dx + i) + E.load8(ds + i), dx + i); i += 8 }
+        while i < n { dx[i] = E.narrow(E.widen(dx[i]) + E.widen(ds[i])); i += 1 }
     }
 
     /// One row: dx (+= ds), then `sums[i] += Double(dx[i])`.
     @inline(__always)
-    private static func accumulate<U: GradientUpdate>(
-        _ dx: UnsafeMutablePointer<Float>, _ ds: UnsafePointer<Float>?, _ sums: UnsafeMutablePointer<Double>,
+    private static func accumulate<E: NormElement, U: GradientUpdate>(
+        _ dx: UnsafeMutablePointer<E>, _ ds: UnsafePointer<E>?, _ sums: UnsafeMutablePointer<Double>,
         _ n: Int, _: U.Type
     ) {
         var i = 0
         while i + 8 <= n {
-            var v = load8(dx + i)
-            if U.adds { v += load8(ds! + i); store8(v, dx + i) }
+            var v = E.load8(dx + i)
+            // The sum of the value as stored (16-bit: rounded, read back from L1).
+            if U.adds {
+                v += E.load8(ds! + i)
+                E.store8(v, dx + i)
+                if E.self != Float.self { v = E.load8(dx + i) }
+            }
             store8(load8(sums + i) + widened(v), sums + i)
             i += 8
         }
         while i < n {
-            if U.adds { dx[i] += ds![i] }
-            sums[i] += Double(dx[i])
+            if U.adds { dx[i] = E.narrow(E.widen(dx[i]) + E.widen(ds![i])) }
+            sums[i] += Double(E.widen(dx[i]))
             i += 1
         }
     }

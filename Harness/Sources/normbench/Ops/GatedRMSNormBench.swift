@@ -8,6 +8,7 @@ import NormKernels
 struct GatedRMSNormBench: BenchOp {
     let name = "rmsnorm-gate"
     let hasLayout = false
+    let dtypes = DType.allCases
 
     func operands(_ s: Shape) -> Operands { Operands(gamma: s.features, beta: 0, style: true) }
 
@@ -32,8 +33,15 @@ struct GatedRMSNormBench: BenchOp {
     }
 
     static func forwardReference(_ w: Workload, _ unit: Unit) -> Expected {
-        let plain = RMSNormBench.forwardReference(w, unit), gate = w.style!
-        return Expected(values: unit.offsets.indices.map { plain.values[$0] * Double(gate[unit.offsets[$0]]) })
+        // 16-bit: z rounded to the dtype before the multiply (the kernel's
+        // semantics), and the check's scale the row's largest |y| (`terms`): the
+        // output's ulp follows |y|, and a product's peaks are many times its RMS.
+        let plain = RMSNormBench.forwardReference(w, unit), gate = w.style!, dtype = w.key.dtype
+        let values = unit.offsets.indices.map {
+            Double(dtype.rounded(Float(plain.values[$0]))) * Double(gate[unit.offsets[$0]])
+        }
+        let peak = values.reduce(0) { max($0, abs($1)) }
+        return Expected(values: values, terms: dtype == .f32 ? [] : [Double](repeating: peak, count: values.count))
     }
 
     /// dx: RMSNorm's backward with dy ⊙ gate.
@@ -48,19 +56,27 @@ struct GatedRMSNormBench: BenchOp {
 
     static func forward(_ w: Workload, _ t: Threading) throws -> Repetition {
         let k = try RMSNormalization(rows: w.key.shape.n, features: w.key.shape.features, threading: t)
-        return { _ = try k.forward(input: w.x.readOnly, gate: w.style!.readOnly, output: w.out.mutable,
-                                   scale: w.gamma.readOnly) }
+        func make<E: NormElement>(_: E.Type) -> Repetition {
+            let x = w.x.elements(E.self), g = w.style!.elements(E.self), y = w.out.mutableElements(E.self)
+            return { _ = try k.forward(input: x, gate: g, output: y, scale: w.gamma.readOnly) }
+        }
+        return w.key.dtype.pick(make(Float.self), make(Float16.self), make(BFloat16.self))
     }
 
     static func backward(_ w: Workload, _ t: Threading) throws -> Repetition {
         let k = try RMSNormalization(rows: w.key.shape.n, features: w.key.shape.features, threading: t)
-        let saved = try k.forward(input: w.x.readOnly, gate: w.style!.readOnly, output: w.out.mutable,
-                                  scale: w.gamma.readOnly)
-        let dGate = Buffer(count: w.x.count), dy = w.dy!, dGamma = w.gradGamma!
-        return {
-            try k.backward(input: w.x.readOnly, gate: w.style!.readOnly, gradOutput: dy.readOnly, saved: saved,
-                           scale: w.gamma.readOnly, gradInput: w.out.mutable, gradGate: dGate.mutable,
-                           gradScale: dGamma.mutable)
+        let dGate = Buffer(count: w.x.count, dtype: w.key.dtype), dGamma = w.gradGamma!
+        func make<E: NormElement>(_: E.Type) throws -> Repetition {
+            let x = w.x.elements(E.self), g = w.style!.elements(E.self), dy = w.dy!.elements(E.self)
+            let dx = w.out.mutableElements(E.self), dg = dGate.mutableElements(E.self)
+            let saved = try k.forward(input: x, gate: g, output: dx, scale: w.gamma.readOnly)
+            return { [dGate] in
+                try withExtendedLifetime(dGate) {
+                    try k.backward(input: x, gate: g, gradOutput: dy, saved: saved, scale: w.gamma.readOnly,
+                                   gradInput: dx, gradGate: dg, gradScale: dGamma.mutable)
+                }
+            }
         }
+        return try w.key.dtype.pick(make(Float.self), make(Float16.self), make(BFloat16.self))
     }
 }

@@ -9,6 +9,7 @@ import NormKernels
 struct ResidualLayerNormBench: BenchOp {
     let name = "layernorm-residual"
     let hasLayout = false
+    let dtypes = DType.allCases
 
     func operands(_ s: Shape) -> Operands { Operands(gamma: s.features, beta: s.features, style: true) }
 
@@ -37,35 +38,50 @@ struct ResidualLayerNormBench: BenchOp {
     static func forward(_ w: Workload, _ t: Threading) throws -> Repetition {
         let k = try LayerNormalization(rows: w.key.shape.n, features: w.key.shape.features,
                                        epsilon: Workload.epsilon, threading: t)
-        let sum = Buffer(count: w.x.count)
-        return {
-            _ = try k.forward(input: w.x.readOnly, residual: w.style!.readOnly, output: w.out.mutable, sum: sum.mutable,
-                              scale: w.gamma.readOnly, bias: w.beta.readOnly)
+        let sum = Buffer(count: w.x.count, dtype: w.key.dtype)
+        func make<E: NormElement>(_: E.Type) -> Repetition {
+            let x = w.x.elements(E.self), r = w.style!.elements(E.self), y = w.out.mutableElements(E.self)
+            let s = sum.mutableElements(E.self)
+            return { [sum] in
+                _ = try withExtendedLifetime(sum) {
+                    try k.forward(input: x, residual: r, output: y, sum: s, scale: w.gamma.readOnly,
+                                  bias: w.beta.readOnly)
+                }
+            }
         }
+        return w.key.dtype.pick(make(Float.self), make(Float16.self), make(BFloat16.self))
     }
 
     /// dx (checked), dγ, dβ from one untimed fused forward's s, with ds = a copy of dy.
     static func backward(_ w: Workload, _ t: Threading) throws -> Repetition {
         let k = try LayerNormalization(rows: w.key.shape.n, features: w.key.shape.features,
                                        epsilon: Workload.epsilon, threading: t)
-        let sum = Buffer(count: w.x.count), ds = ResidualRows.copy(w.dy!)
-        let saved = try k.forward(input: w.x.readOnly, residual: w.style!.readOnly, output: w.out.mutable,
-                                  sum: sum.mutable, scale: w.gamma.readOnly, bias: w.beta.readOnly)
-        let dy = w.dy!, dGamma = w.gradGamma!, dBeta = w.gradBeta!
-        return {
-            try k.backward(sum: sum.readOnly, gradOutput: dy.readOnly, gradSum: ds.readOnly, saved: saved,
-                           scale: w.gamma.readOnly, gradInput: w.out.mutable, gradScale: dGamma.mutable,
-                           gradBias: dBeta.mutable)
+        let sum = Buffer(count: w.x.count, dtype: w.key.dtype), ds = ResidualRows.copy(w.dy!)
+        let dGamma = w.gradGamma!, dBeta = w.gradBeta!
+        func make<E: NormElement>(_: E.Type) throws -> Repetition {
+            let s = sum.mutableElements(E.self), dy = w.dy!.elements(E.self), dx = w.out.mutableElements(E.self)
+            let saved = try k.forward(input: w.x.elements(E.self), residual: w.style!.elements(E.self), output: dx,
+                                      sum: s, scale: w.gamma.readOnly, bias: w.beta.readOnly)
+            let dsp = ds.elements(E.self)
+            return { [sum, ds] in
+                try withExtendedLifetime((sum, ds)) {
+                    try k.backward(sum: UnsafeBufferPointer(s), gradOutput: dy, gradSum: dsp, saved: saved,
+                                   scale: w.gamma.readOnly, gradInput: dx, gradScale: dGamma.mutable,
+                                   gradBias: dBeta.mutable)
+                }
+            }
         }
+        return try w.key.dtype.pick(make(Float.self), make(Float16.self), make(BFloat16.self))
     }
 }
 
-/// References shared by the residual row ops: s = Float32(x + residual) (the
-/// kernel's own s), then the normalization in Float64.
+/// References shared by the residual row ops: s = x + residual in Float32,
+/// rounded once to the case's dtype (the kernel's own s), then the
+/// normalization in Float64.
 enum ResidualRows {
     static func sums(_ w: Workload, _ unit: Unit) -> [Double] {
-        let r = w.style!
-        return unit.offsets.map { Double(w.x[$0] + r[$0]) }
+        let r = w.style!, dtype = w.key.dtype
+        return unit.offsets.map { Double(dtype.rounded(w.x[$0] + r[$0])) }
     }
 
     static func statistics(_ s: [Double], centered: Bool, epsilon: Double) -> (mean: Double, r: Double) {
@@ -96,9 +112,22 @@ enum ResidualRows {
                         terms: plain.terms.indices.map { plain.terms[$0] + abs(Double(dy[unit.offsets[$0]])) })
     }
 
+    /// A copy of `b`, in its dtype (16-bit: the same elements, whose widened values `b` holds).
     static func copy(_ b: Buffer) -> Buffer {
-        let c = Buffer(count: b.count)
+        let c = Buffer(count: b.count, dtype: b.dtype)
         c.mutable.baseAddress!.update(from: b.readOnly.baseAddress!, count: b.count)
+        c.roundToElements()
         return c
+    }
+}
+
+extension DType {
+    /// `v` rounded once to the element type and widened back (f32: `v`).
+    func rounded(_ v: Float) -> Float {
+        switch self {
+        case .f32: return v
+        case .f16: return Float16.widen(Float16.narrow(v))
+        case .bf16: return BFloat16.widen(BFloat16.narrow(v))
+        }
     }
 }

@@ -6,6 +6,7 @@ import NormKernels
 struct ResidualRMSNormBench: BenchOp {
     let name = "rmsnorm-residual"
     let hasLayout = false
+    let dtypes = DType.allCases
 
     func operands(_ s: Shape) -> Operands { Operands(gamma: s.features, beta: 0, style: true) }
 
@@ -33,22 +34,35 @@ struct ResidualRMSNormBench: BenchOp {
 
     static func forward(_ w: Workload, _ t: Threading) throws -> Repetition {
         let k = try RMSNormalization(rows: w.key.shape.n, features: w.key.shape.features, threading: t)
-        let sum = Buffer(count: w.x.count)
-        return {
-            _ = try k.forward(input: w.x.readOnly, residual: w.style!.readOnly, output: w.out.mutable, sum: sum.mutable,
-                              scale: w.gamma.readOnly)
+        let sum = Buffer(count: w.x.count, dtype: w.key.dtype)
+        func make<E: NormElement>(_: E.Type) -> Repetition {
+            let x = w.x.elements(E.self), r = w.style!.elements(E.self), y = w.out.mutableElements(E.self)
+            let s = sum.mutableElements(E.self)
+            return { [sum] in
+                _ = try withExtendedLifetime(sum) {
+                    try k.forward(input: x, residual: r, output: y, sum: s, scale: w.gamma.readOnly)
+                }
+            }
         }
+        return w.key.dtype.pick(make(Float.self), make(Float16.self), make(BFloat16.self))
     }
 
     static func backward(_ w: Workload, _ t: Threading) throws -> Repetition {
         let k = try RMSNormalization(rows: w.key.shape.n, features: w.key.shape.features, threading: t)
-        let sum = Buffer(count: w.x.count), ds = ResidualRows.copy(w.dy!)
-        let saved = try k.forward(input: w.x.readOnly, residual: w.style!.readOnly, output: w.out.mutable,
-                                  sum: sum.mutable, scale: w.gamma.readOnly)
-        let dy = w.dy!, dGamma = w.gradGamma!
-        return {
-            try k.backward(sum: sum.readOnly, gradOutput: dy.readOnly, gradSum: ds.readOnly, saved: saved,
-                           scale: w.gamma.readOnly, gradInput: w.out.mutable, gradScale: dGamma.mutable)
+        let sum = Buffer(count: w.x.count, dtype: w.key.dtype), ds = ResidualRows.copy(w.dy!)
+        let dGamma = w.gradGamma!
+        func make<E: NormElement>(_: E.Type) throws -> Repetition {
+            let s = sum.mutableElements(E.self), dy = w.dy!.elements(E.self), dx = w.out.mutableElements(E.self)
+            let saved = try k.forward(input: w.x.elements(E.self), residual: w.style!.elements(E.self), output: dx,
+                                      sum: s, scale: w.gamma.readOnly)
+            let dsp = ds.elements(E.self)
+            return { [sum, ds] in
+                try withExtendedLifetime((sum, ds)) {
+                    try k.backward(sum: UnsafeBufferPointer(s), gradOutput: dy, gradSum: dsp, saved: saved,
+                                   scale: w.gamma.readOnly, gradInput: dx, gradScale: dGamma.mutable)
+                }
+            }
         }
+        return try w.key.dtype.pick(make(Float.self), make(Float16.self), make(BFloat16.self))
     }
 }

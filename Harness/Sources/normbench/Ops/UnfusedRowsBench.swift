@@ -17,6 +17,7 @@ struct UnfusedRowsBench: BenchOp {
     enum Variant: Sendable { case layerResidual, rmsResidual, rmsGate }
     let variant: Variant
     let hasLayout = false
+    let dtypes = DType.allCases
 
     var name: String {
         switch variant {
@@ -65,71 +66,120 @@ struct UnfusedRowsBench: BenchOp {
         }
     }
 
-    static func forward(_ v: Variant, _ w: Workload, _ t: Threading) throws -> Repetition {
-        let s = w.key.shape, n = w.x.count
-        let x = w.x.readOnly, other = w.style!.readOnly, out = w.out.mutable, threads = t.threads
-        switch v {
-        case .layerResidual, .rmsResidual:
-            let sum = Buffer(count: n), sp = sum.mutable
-            let add = { [sum] in withExtendedLifetime(sum) { elementwise(n, threads) { r in for i in r { sp[i] = x[i] + other[i] } } } }
-            if v == .layerResidual {
-                let k = try LayerNormalization(rows: s.n, features: s.features, epsilon: Workload.epsilon, threading: t)
-                return { add(); _ = try k.forward(input: sum.readOnly, output: out, scale: w.gamma.readOnly,
-                                                  bias: w.beta.readOnly) }
-            }
-            let k = try RMSNormalization(rows: s.n, features: s.features, threading: t)
-            return { add(); _ = try k.forward(input: sum.readOnly, output: out, scale: w.gamma.readOnly) }
-        case .rmsGate:
-            let k = try RMSNormalization(rows: s.n, features: s.features, threading: t)
-            return {
-                _ = try k.forward(input: x, output: out, scale: w.gamma.readOnly)
-                elementwise(n, threads) { r in for i in r { out[i] *= other[i] } }
-            }
+    /// `dst[i] = E(a[i] ∘ b[i])` over `range`, eight values per step (the 16-bit
+    /// conversions vectorized, as a caller's elementwise pass would be).
+    @inline(__always)
+    static func combine<E: NormElement>(_ a: UnsafePointer<E>, _ b: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>,
+                                        _ range: Range<Int>, _ op: (SIMD8<Float>, SIMD8<Float>) -> SIMD8<Float>) {
+        var i = range.lowerBound
+        while i + 8 <= range.upperBound { E.store8(op(E.load8(a + i), E.load8(b + i)), dst + i); i += 8 }
+        while i < range.upperBound {
+            dst[i] = E.narrow(op(SIMD8(repeating: E.widen(a[i])), SIMD8(repeating: E.widen(b[i])))[0])
+            i += 1
         }
     }
 
-    static func backward(_ v: Variant, _ w: Workload, _ t: Threading) throws -> Repetition {
-        let s = w.key.shape, n = w.x.count
-        let x = w.x.readOnly, other = w.style!.readOnly, out = w.out.mutable, threads = t.threads
-        let dy = w.dy!.readOnly, dGamma = w.gradGamma!.mutable
-        switch v {
-        case .layerResidual, .rmsResidual:
-            let sum = Buffer(count: n), ds = ResidualRows.copy(w.dy!)
-            for i in 0..<n { sum.mutable[i] = x[i] + other[i] }
-            let dsp = ds.readOnly
-            // The capture list keeps ds alive as long as the repetition (dsp points into it).
-            let addGradient = { [ds] in
-                withExtendedLifetime(ds) { elementwise(n, threads) { r in for i in r { out[i] += dsp[i] } } }
-            }
-            if v == .layerResidual {
-                let k = try LayerNormalization(rows: s.n, features: s.features, epsilon: Workload.epsilon, threading: t)
-                let saved = try k.forward(input: sum.readOnly, output: out, scale: w.gamma.readOnly, bias: w.beta.readOnly)
-                let dBeta = w.gradBeta!.mutable
+    static func forward(_ v: Variant, _ w: Workload, _ t: Threading) throws -> Repetition {
+        let s = w.key.shape, n = w.x.count, threads = t.threads
+        let sum = Buffer(count: n, dtype: w.key.dtype)
+        func make<E: NormElement>(_: E.Type) throws -> Repetition {
+            let x = w.x.elements(E.self).baseAddress!, other = w.style!.elements(E.self).baseAddress!
+            let out = w.out.mutableElements(E.self), sp = sum.mutableElements(E.self)
+            switch v {
+            case .layerResidual, .rmsResidual:
+                let add = { [sum] in
+                    withExtendedLifetime(sum) { elementwise(n, threads) { r in combine(x, other, sp.baseAddress!, r, +) } }
+                }
+                if v == .layerResidual {
+                    let k = try LayerNormalization(rows: s.n, features: s.features, epsilon: Workload.epsilon, threading: t)
+                    return { add(); _ = try k.forward(input: UnsafeBufferPointer(sp), output: out, scale: w.gamma.readOnly,
+                                                      bias: w.beta.readOnly) }
+                }
+                let k = try RMSNormalization(rows: s.n, features: s.features, threading: t)
+                return { add(); _ = try k.forward(input: UnsafeBufferPointer(sp), output: out, scale: w.gamma.readOnly) }
+            case .rmsGate:
+                let k = try RMSNormalization(rows: s.n, features: s.features, threading: t)
                 return {
-                    try k.backward(input: sum.readOnly, gradOutput: dy, saved: saved, scale: w.gamma.readOnly,
-                                   gradInput: out, gradScale: dGamma, gradBias: dBeta)
-                    addGradient()
+                    _ = try k.forward(input: UnsafeBufferPointer(start: x, count: n), output: out, scale: w.gamma.readOnly)
+                    elementwise(n, threads) { r in combine(UnsafePointer(out.baseAddress!), other, out.baseAddress!, r, *) }
                 }
-            }
-            let k = try RMSNormalization(rows: s.n, features: s.features, threading: t)
-            let saved = try k.forward(input: sum.readOnly, output: out, scale: w.gamma.readOnly)
-            return {
-                try k.backward(input: sum.readOnly, gradOutput: dy, saved: saved, scale: w.gamma.readOnly,
-                               gradInput: out, gradScale: dGamma)
-                addGradient()
-            }
-        case .rmsGate:
-            let k = try RMSNormalization(rows: s.n, features: s.features, threading: t)
-            let z = Buffer(count: n), g = Buffer(count: n), dGate = Buffer(count: n)
-            let saved = try k.forward(input: x, output: z.mutable, scale: w.gamma.readOnly)
-            let zp = z.readOnly, gp = g.mutable, dgp = dGate.mutable
-            return { [z, dGate] in
-                withExtendedLifetime((z, dGate)) {
-                    elementwise(n, threads) { r in for i in r { dgp[i] = dy[i] * zp[i]; gp[i] = dy[i] * other[i] } }
-                }
-                try k.backward(input: x, gradOutput: g.readOnly, saved: saved, scale: w.gamma.readOnly,
-                               gradInput: out, gradScale: dGamma)
             }
         }
+        return try w.key.dtype.pick(make(Float.self), make(Float16.self), make(BFloat16.self))
+    }
+
+    static func backward(_ v: Variant, _ w: Workload, _ t: Threading) throws -> Repetition {
+        let s = w.key.shape, n = w.x.count, threads = t.threads, dtype = w.key.dtype
+        let dGamma = w.gradGamma!.mutable
+        func make<E: NormElement>(_: E.Type) throws -> Repetition {
+            let x = w.x.elements(E.self), other = w.style!.elements(E.self), out = w.out.mutableElements(E.self)
+            let dy = w.dy!.elements(E.self)
+            switch v {
+            case .layerResidual, .rmsResidual:
+                let sum = Buffer(count: n, dtype: dtype), ds = ResidualRows.copy(w.dy!)
+                let sp = sum.mutableElements(E.self)
+                combine(x.baseAddress!, other.baseAddress!, sp.baseAddress!, 0..<n, +)
+                let dsp = ds.elements(E.self).baseAddress!, dx = out.baseAddress!
+                // The capture list keeps ds alive as long as the repetition (dsp points into it).
+                let addGradient = { [ds] in
+                    withExtendedLifetime(ds) { elementwise(n, threads) { r in combine(UnsafePointer(dx), dsp, dx, r, +) } }
+                }
+                let input = UnsafeBufferPointer(sp)
+                if v == .layerResidual {
+                    let k = try LayerNormalization(rows: s.n, features: s.features, epsilon: Workload.epsilon, threading: t)
+                    let saved = try k.forward(input: input, output: out, scale: w.gamma.readOnly, bias: w.beta.readOnly)
+                    let dBeta = w.gradBeta!.mutable
+                    return { [sum] in
+                        try withExtendedLifetime(sum) {
+                            try k.backward(input: input, gradOutput: dy, saved: saved, scale: w.gamma.readOnly,
+                                           gradInput: out, gradScale: dGamma, gradBias: dBeta)
+                        }
+                        addGradient()
+                    }
+                }
+                let k = try RMSNormalization(rows: s.n, features: s.features, threading: t)
+                let saved = try k.forward(input: input, output: out, scale: w.gamma.readOnly)
+                return { [sum] in
+                    try withExtendedLifetime(sum) {
+                        try k.backward(input: input, gradOutput: dy, saved: saved, scale: w.gamma.readOnly,
+                                       gradInput: out, gradScale: dGamma)
+                    }
+                    addGradient()
+                }
+            case .rmsGate:
+                let k = try RMSNormalization(rows: s.n, features: s.features, threading: t)
+                let z = Buffer(count: n, dtype: dtype), g = Buffer(count: n, dtype: dtype)
+                let dGate = Buffer(count: n, dtype: dtype)
+                let zp = z.mutableElements(E.self), gp = g.mutableElements(E.self).baseAddress!
+                let dgp = dGate.mutableElements(E.self).baseAddress!
+                let saved = try k.forward(input: x, output: zp, scale: w.gamma.readOnly)
+                let dyp = dy.baseAddress!, zb = UnsafePointer(zp.baseAddress!), op = other.baseAddress!
+                return { [z, g, dGate] in
+                    withExtendedLifetime((z, dGate)) {
+                        elementwise(n, threads) { r in
+                            // One pass: d gate = dy ⊙ z, g = dy ⊙ gate.
+                            var i = r.lowerBound
+                            while i + 8 <= r.upperBound {
+                                let d = E.load8(dyp + i)
+                                E.store8(d * E.load8(zb + i), dgp + i)
+                                E.store8(d * E.load8(op + i), gp + i)
+                                i += 8
+                            }
+                            while i < r.upperBound {
+                                let d = E.widen(dyp[i])
+                                dgp[i] = E.narrow(d * E.widen(zb[i]))
+                                gp[i] = E.narrow(d * E.widen(op[i]))
+                                i += 1
+                            }
+                        }
+                    }
+                    try withExtendedLifetime(g) {
+                        try k.backward(input: x, gradOutput: UnsafeBufferPointer(start: gp, count: n), saved: saved,
+                                       scale: w.gamma.readOnly, gradInput: out, gradScale: dGamma)
+                    }
+                }
+            }
+        }
+        return try w.key.dtype.pick(make(Float.self), make(Float16.self), make(BFloat16.self))
     }
 }
