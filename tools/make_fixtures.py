@@ -6,7 +6,8 @@ Writes one small JSON file per operation into
 instancenorm, rmsnorm, adain, weightnorm, batchnorm_fold, groupnorm_silu,
 batchnorm_add_relu, fused_rows, fused_rows_16bit, and the 16-bit layernorm_16bit,
 rmsnorm_16bit, batchnorm_16bit, groupnorm_16bit, instancenorm_16bit, adain_16bit,
-weightnorm_16bit: tools/fixtures16.py, tools/fixtures16_channels.py).
+weightnorm_16bit: tools/fixtures16.py, tools/fixtures16_channels.py;
+groupnorm_silu_16bit, batchnorm_add_relu_16bit).
 The generated JSON
 files are committed to the repository, so the Swift tests never need PyTorch;
 this script is only needed to regenerate or extend them.
@@ -741,7 +742,8 @@ def make_batchnorm_fold():
 # --------------------------------------------------------------------------
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from fixtures16 import HALF_TYPES, bits16, make_layernorm_16bit, make_rmsnorm_16bit  # noqa: E402
+from fixtures16 import (HALF_RTOL, HALF_TYPES, bits16, half_close,  # noqa: E402
+                        make_layernorm_16bit, make_rmsnorm_16bit)
 from fixtures16_channels import (make_adain_16bit, make_batchnorm_16bit, make_groupnorm_16bit,  # noqa: E402
                                  make_instancenorm_16bit, make_weightnorm_16bit)
 
@@ -805,6 +807,161 @@ def make_fused_rows():
     return "fused_rows", cases, notes
 
 
+# 11. GroupNorm + SiLU and BatchNorm + add + ReLU on 16-bit tensors (issues 20, 21)
+# --------------------------------------------------------------------------
+#
+# The composed sequences as a bf16/fp16 model runs them: x (and identity) in the
+# 16-bit type, gamma/beta float32 (PyTorch's mixed-dtype group_norm/batch_norm,
+# output rounded to the 16-bit type), then the modulation, add and activation in
+# the 16-bit type (each op rounds). scale and shift are drawn as 16-bit values
+# and stored as their exact float32 values (the library takes them in float32).
+# PyTorch rounds between the ops, so its results are a witness within
+# torch.testing's tolerance of the float64 reference (asserted here), not the
+# library's target (which rounds once).
+
+def half_mem_bits(t, layout):
+    """A logical NCHW 16-bit tensor's raw bit patterns in the memory order of `layout`."""
+    t = t.detach()
+    if layout == "nhwc":
+        t = t.permute(0, 2, 3, 1)
+    return bits16(t.contiguous())
+
+
+# PyTorch rounds after each op of the composed sequence (norm, ·(1 + scale),
+# + shift, silu; or norm, + identity, relu): up to four roundings, so its
+# witness tolerance is four times torch.testing's for the dtype.
+COMPOSED_ROUNDINGS = 4
+
+
+def half_close_nchw(got, ref, dtype, what):
+    """half_close per sample (the scale of each n), COMPOSED_ROUNDINGS times as wide."""
+    N = ref.shape[0]
+    got = got.detach().double().reshape(N, -1)
+    ref = ref.reshape(N, -1)
+    scale = ref.abs().max(dim=-1, keepdim=True).values.clamp_min(1e-30)
+    err = ((got - ref).abs() / (1e-5 + COMPOSED_ROUNDINGS * HALF_RTOL[dtype] * scale)).max().item()
+    assert err <= 1, f"self-check failed for {what}: {err} of the tolerance"
+
+
+def gn_silu_half_case(dtype, shape, layout, groups, affine, modulated, eps=1e-5):
+    dt = HALF_TYPES[dtype]
+    N, C, H, W = shape
+    x = torch.randn(N, C, H, W, dtype=DT).mul_(1.5).add_(0.5).to(dt)
+    xin = to_layout(x, layout).requires_grad_(True)
+    gamma, beta = gamma_beta(C, affine)
+    g = gamma.clone().requires_grad_(True) if affine else None
+    b = beta.clone().requires_grad_(True) if affine else None
+    scale = (0.5 * torch.randn(N, C, 1, 1, dtype=DT)).to(dt).requires_grad_(True) if modulated else None
+    shift = (0.5 * torch.randn(N, C, 1, 1, dtype=DT)).to(dt).requires_grad_(True) if modulated else None
+    z = F.group_norm(xin, groups, g, b, eps)
+    if modulated:
+        z = z * (1 + scale) + shift
+    y = F.silu(z)
+    assert y.dtype == dt
+    xd = x.double().reshape(N, groups, -1)
+    m64 = xd.mean(2, keepdim=True)
+    r64 = 1.0 / torch.sqrt(xd.var(2, unbiased=False, keepdim=True) + eps)
+    ref = ((xd - m64) * r64).reshape(N, C, H, W)
+    if affine:
+        ref = ref * gamma.double().view(1, C, 1, 1) + beta.double().view(1, C, 1, 1)
+    if modulated:
+        ref = ref * (1 + scale.detach().double()) + shift.detach().double()
+    name = (f"gnsilu_{dtype}_{layout}_{'x'.join(map(str, shape))}_g{groups}_"
+            f"{'affine' if affine else 'noaffine'}_{'mod' if modulated else 'plain'}")
+    half_close_nchw(y, F.silu(ref), dtype, name + " output")
+    dy = torch.randn(N, C, H, W, dtype=DT).to(dt)
+    y.backward(to_layout(dy, layout))
+    return {
+        "name": name, "dtype": dtype, "shape": list(shape), "layout": layout, "groups": groups,
+        "eps": eps, "affine": affine, "gamma": flist(gamma), "beta": flist(beta),
+        "scale": flist(scale.flatten()) if modulated else None,
+        "shift": flist(shift.flatten()) if modulated else None,
+        "input": half_mem_bits(x, layout), "output": half_mem_bits(y, layout),
+        "dy": half_mem_bits(dy, layout), "dx": half_mem_bits(xin.grad, layout),
+        "dgamma": flist(g.grad) if affine else None,
+        "dbeta": flist(b.grad) if affine else None,
+        "dscale": flist(scale.grad.flatten()) if modulated else None,
+        "dshift": flist(shift.grad.flatten()) if modulated else None,
+    }
+
+
+def make_groupnorm_silu_16bit():
+    cases = []
+    for dtype in HALF_TYPES:
+        # channel groups NCHW and NHWC, expanded affine, group segments, feature vectors.
+        for shape, G, layout, affine, modulated in [
+                ((1, 4, 8, 8), 2, "nchw", True, True), ((2, 4, 5, 5), 2, "nhwc", True, True),
+                ((2, 6, 3, 3), 3, "nchw", False, False), ((1, 16, 3, 3), 2, "nhwc", True, True),
+                ((4, 16, 1, 1), 2, "nchw", True, False)]:
+            cases.append(gn_silu_half_case(dtype, shape, layout, G, affine, modulated))
+    notes = ("F.silu(F.group_norm(x, G, gamma, beta, eps) * (1 + scale) + shift) on bf16/fp16 x with "
+             "float32 gamma/beta; scale and shift are 16-bit values ([N, C, 1, 1], stored n-major as "
+             "float32), the modulation and silu in the 16-bit type. input, output, dy, dx: raw 16-bit "
+             "patterns in memory order; dgamma, dbeta, dscale, dshift float32. dtype: bf16 or f16.")
+    return "groupnorm_silu_16bit", cases, notes
+
+
+def bn_add_relu_half_case(dtype, shape, layout, affine, relu=True, eps=1e-5, momentum=0.1):
+    dt = HALF_TYPES[dtype]
+    N, C, H, W = shape
+    is_nd = H == 1 and W == 1 and layout == "nhwc"
+    gamma, beta = gamma_beta(C, affine)
+    g = gamma.clone().requires_grad_(True) if affine else None
+    b = beta.clone().requires_grad_(True) if affine else None
+    rm, rv = torch.zeros(C, dtype=DT), torch.ones(C, dtype=DT)
+
+    def run(x, identity, training):
+        xin = x.reshape(N, C) if is_nd else to_layout(x, layout)
+        rin = identity.reshape(N, C) if is_nd else to_layout(identity, layout)
+        u = F.batch_norm(xin, rm, rv, g, b, training, momentum, eps) + rin
+        return (F.relu(u) if relu else u).reshape(N, C, H, W)
+
+    x = torch.randn(N, C, H, W, dtype=DT).to(dt).requires_grad_(True)
+    identity = (2 * torch.randn(N, C, H, W, dtype=DT)).to(dt).requires_grad_(True)
+    y = run(x, identity, True)
+    assert y.dtype == dt
+    xd = x.detach().double()
+    m64, v64 = xd.mean(dim=(0, 2, 3)), xd.var(dim=(0, 2, 3), unbiased=False)
+    ref = (xd - m64.view(1, C, 1, 1)) / torch.sqrt(v64 + eps).view(1, C, 1, 1)
+    if affine:
+        ref = ref * gamma.double().view(1, C, 1, 1) + beta.double().view(1, C, 1, 1)
+    ref = ref + identity.detach().double()
+    name = (f"bnaddrelu_{dtype}_{layout}_{'x'.join(map(str, shape))}_"
+            f"{'affine' if affine else 'noaffine'}_{'relu' if relu else 'norelu'}")
+    half_close_nchw(y, ref.clamp_min(0) if relu else ref, dtype, name + " output")
+    dy = torch.randn(N, C, H, W, dtype=DT).to(dt)
+    y.backward(dy)
+    case = {
+        "name": name, "dtype": dtype, "shape": list(shape), "layout": layout, "eps": eps,
+        "momentum": momentum, "affine": affine, "relu": relu, "gamma": flist(gamma), "beta": flist(beta),
+        "input": half_mem_bits(x, layout), "identity": half_mem_bits(identity, layout),
+        "output": half_mem_bits(y, layout), "running_mean": flist(rm), "running_var": flist(rv),
+        "dy": half_mem_bits(dy, layout), "dx": half_mem_bits(x.grad, layout),
+        "didentity": half_mem_bits(identity.grad, layout),
+        "dgamma": flist(g.grad) if affine else None, "dbeta": flist(b.grad) if affine else None,
+    }
+    with torch.no_grad():
+        xe = torch.randn(N, C, H, W, dtype=DT).to(dt)
+        ie = torch.randn(N, C, H, W, dtype=DT).to(dt)
+        ye = run(xe, ie, False)
+    case["eval_input"] = half_mem_bits(xe, layout)
+    case["eval_identity"] = half_mem_bits(ie, layout)
+    case["eval_output"] = half_mem_bits(ye, layout)
+    return case
+
+
+def make_batchnorm_add_relu_16bit():
+    cases = []
+    for dtype in HALF_TYPES:
+        for shape, layout, affine, relu in [((2, 3, 4, 5), "nchw", True, True), ((2, 5, 3, 3), "nhwc", True, True),
+                                            ((2, 3, 7, 7), "nchw", False, False), ((8, 6, 1, 1), "nhwc", True, True)]:
+            cases.append(bn_add_relu_half_case(dtype, shape, layout, affine, relu))
+    notes = ("relu(F.batch_norm(x, running_mean, running_var, gamma, beta, training) + identity) on "
+             "bf16/fp16 x and identity with float32 gamma/beta and running statistics (the add and "
+             "relu in the 16-bit type). Training from running statistics 0/1 (after the step), autograd "
+             "dx, didentity, dgamma, dbeta; then eval. 16-bit tensors are raw bit patterns in memory "
+             "order; [N, D] data is [N, D, 1, 1] nhwc. dtype: bf16 or f16.")
+    return "batchnorm_add_relu_16bit", cases, notes
 def make_fused_rows_16bit():
     """The fused row sequences on bf16/fp16 tensors, float32 parameters (issue 20 x 21).
 
@@ -893,6 +1050,8 @@ GENERATORS = [
     ("instancenorm_16bit.json", make_instancenorm_16bit),
     ("adain_16bit.json", make_adain_16bit),
     ("weightnorm_16bit.json", make_weightnorm_16bit),
+    ("groupnorm_silu_16bit.json", make_groupnorm_silu_16bit),
+    ("batchnorm_add_relu_16bit.json", make_batchnorm_add_relu_16bit),
     ("fused_rows_16bit.json", make_fused_rows_16bit),
 ]
 

@@ -18,7 +18,9 @@
 // coefficient per (n, g) and γ, β per position; there GroupNorm's output is
 // written first and `silu(v·(1 + scale) + shift)` runs as a second sweep over
 // y per (n, c) run (y read and written once more). The backward is in
-// `GroupNormalization+SiLUBackward.swift`.
+// `GroupNormalization+SiLUBackward.swift`; 16-bit tensors in
+// `GroupNormalization+SiLUHalfPrecision.swift` (the bodies here are generic
+// over the element type).
 
 extension GroupNormalization {
     /// GroupNorm followed by SiLU: `y = silu((GN(x)·γ + β)·(1 + modulationScale) + modulationShift)`,
@@ -44,6 +46,17 @@ extension GroupNormalization {
         scale: UnsafeBufferPointer<Float>? = nil, bias: UnsafeBufferPointer<Float>? = nil,
         modulationScale: UnsafeBufferPointer<Float>? = nil, modulationShift: UnsafeBufferPointer<Float>? = nil
     ) throws -> SavedStatistics {
+        try forwardSiLUElements(input: input, output: output, scale: scale, bias: bias,
+                                modulationScale: modulationScale, modulationShift: modulationShift)
+    }
+
+    /// The forward of every element type (16-bit entry points:
+    /// `GroupNormalization+SiLUHalfPrecision.swift`): the checks, then the path.
+    func forwardSiLUElements<E: NormElement>(
+        input: UnsafeBufferPointer<E>, output: UnsafeMutableBufferPointer<E>,
+        scale: UnsafeBufferPointer<Float>?, bias: UnsafeBufferPointer<Float>?,
+        modulationScale: UnsafeBufferPointer<Float>?, modulationShift: UnsafeBufferPointer<Float>?
+    ) throws -> SavedStatistics {
         let perSample = shape.n * shape.c
         try Check.length(input.count, shape.count, "input")
         try Check.length(output.count, shape.count, "output")
@@ -59,17 +72,44 @@ extension GroupNormalization {
         let x = try Check.base(input, "input"), y = try Check.base(output, "output")
         let modulation = SiLUModulation(scale: modulationScale?.baseAddress, shift: modulationShift?.baseAddress)
         guard case .channelGroups(let plan) = path else {
-            let saved = try forward(input: input, output: output, scale: scale, bias: bias)
-            siluSweep(y, modulation)
-            return saved
+            return try rowPathsSiLUForward(x, y, scale: scale, bias: bias, modulation)
         }
         return channelGroupsSiLUForward(plan, x, y, gamma: scale?.baseAddress, beta: bias?.baseAddress, modulation)
     }
 
+    /// The row-engine paths: GroupNorm's Float32 output, then the SiLU sweep
+    /// rounding once into y. On `Float` GroupNorm writes y and the sweep runs in
+    /// place; on 16-bit types GroupNorm runs on x widened into a Float32 scratch
+    /// tensor (in place there), so y == E.narrow(the Float32 result) bit for bit.
+    private func rowPathsSiLUForward<E: NormElement>(
+        _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>,
+        scale: UnsafeBufferPointer<Float>?, bias: UnsafeBufferPointer<Float>?, _ modulation: SiLUModulation
+    ) throws -> SavedStatistics {
+        let count = shape.count
+        if E.self == Float.self {
+            let y32 = UnsafeMutableRawPointer(y).assumingMemoryBound(to: Float.self)
+            let x32 = UnsafeRawPointer(x).assumingMemoryBound(to: Float.self)
+            let saved = try forward(input: UnsafeBufferPointer(start: x32, count: count),
+                                    output: UnsafeMutableBufferPointer(start: y32, count: count),
+                                    scale: scale, bias: bias)
+            siluSweep(y32, y, modulation)
+            return saved
+        }
+        let pool = path.workspace
+        let workspace = pool.take()
+        defer { pool.recycle(workspace) }
+        let v = workspace.take(Float.self, count: count)
+        widen(x, into: v, count: count, threading: threading)
+        let saved = try forward(input: UnsafeBufferPointer(start: v, count: count),
+                                output: UnsafeMutableBufferPointer(start: v, count: count), scale: scale, bias: bias)
+        siluSweep(v, y, modulation)
+        return saved
+    }
+
     /// The channel-groups path with the modulation folded into the per-(n, c)
     /// coefficients (file comment) and SiLU in the output loops.
-    private func channelGroupsSiLUForward(
-        _ plan: ChannelGroupsPlan, _ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
+    private func channelGroupsSiLUForward<E: NormElement>(
+        _ plan: ChannelGroupsPlan, _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>,
         gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, _ modulation: SiLUModulation
     ) -> SavedStatistics {
         let slots = shape.n * groups, size = shape.c / groups, channels = shape.c, G = groups, eps = epsilon
@@ -107,15 +147,20 @@ extension GroupNormalization {
         return SavedStatistics(mean: mean.array, invStd: invStd.array)
     }
 
-    /// The row-engine paths' epilogue over GroupNorm's output y:
-    /// `y = silu(y·(1 + scale) + shift)` per (n, c) (`silu(y)` without modulation),
-    /// in place, elementwise (so independent of the thread count).
-    private func siluSweep(_ y: UnsafeMutablePointer<Float>, _ modulation: SiLUModulation) {
+    /// The row-engine paths' epilogue: `y = silu(v·(1 + scale) + shift)` per
+    /// (n, c) (`silu(v)` without modulation) from GroupNorm's Float32 output v,
+    /// rounded once to `E`; elementwise (so independent of the thread count).
+    /// For `Float`, `v` is y itself (in place).
+    private func siluSweep<E: NormElement>(_ v: UnsafePointer<Float>, _ y: UnsafeMutablePointer<E>,
+                                           _ modulation: SiLUModulation) {
         let hw = shape.spatial, channels = shape.c
         if !modulation.isPresent {
             let count = shape.count, chunk = ResidualGradient.chunk
             Parallel.forEach(count: (count + chunk - 1) / chunk, elementsPerItem: chunk, threading: threading) { range in
-                for k in range { Apply.siluInPlace(y + k * chunk, min(chunk, count - k * chunk), multiplier: 1, shift: 0) }
+                for k in range {
+                    let o = k * chunk
+                    Apply.silu(v + o, y + o, min(chunk, count - o), multiplier: 1, shift: 0)
+                }
             }
             return
         }
@@ -123,7 +168,8 @@ extension GroupNormalization {
             // One contiguous run of H·W values per (n, c).
             Parallel.forEach(count: shape.n * channels, elementsPerItem: hw, threading: threading) { range in
                 for k in range {
-                    Apply.siluInPlace(y + k * hw, hw, multiplier: modulation.multiplier(k), shift: modulation.offset(k))
+                    Apply.silu(v + k * hw, y + k * hw, hw, multiplier: modulation.multiplier(k),
+                               shift: modulation.offset(k))
                 }
             }
             return
@@ -135,16 +181,45 @@ extension GroupNormalization {
             for k in 0..<(shape.n * channels) { m[k] = modulation.multiplier(k); t[k] = modulation.offset(k) }
             Parallel.forEach(count: rows, elementsPerItem: channels, threading: threading) { range in
                 for row in range {
-                    let v = y + row * channels, n = row / hw
+                    let src = v + row * channels, dst = y + row * channels, n = row / hw
                     let mr = m + n * channels, tr = t + n * channels
                     var c = 0
                     while c + 8 <= channels {
-                        store8(SiLUActivation.apply(muladd(load8(v + c), load8(mr + c), load8(tr + c))), v + c)
+                        E.store8(SiLUActivation.apply(muladd(load8(src + c), load8(mr + c), load8(tr + c))), dst + c)
                         c += 8
                     }
-                    while c < channels { v[c] = SiLUActivation.apply(muladd(v[c], mr[c], tr[c])); c += 1 }
+                    while c < channels { dst[c] = E.narrow(SiLUActivation.apply(muladd(src[c], mr[c], tr[c]))); c += 1 }
                 }
             }
+        }
+    }
+}
+
+/// `dst[i] = Float(src[i])` (exact), in parallel chunks: the Float32 copy of a
+/// 16-bit tensor that the fused kernels' row-engine paths run GroupNorm on.
+func widen<E: NormElement>(_ src: UnsafePointer<E>, into dst: UnsafeMutablePointer<Float>, count: Int,
+                           threading: Threading) {
+    let chunk = ResidualGradient.chunk
+    Parallel.forEach(count: (count + chunk - 1) / chunk, elementsPerItem: chunk, threading: threading) { range in
+        for k in range {
+            let o = k * chunk, n = min(chunk, count - o)
+            var i = 0
+            while i + 8 <= n { store8(E.load8(src + o + i), dst + o + i); i += 8 }
+            while i < n { dst[o + i] = E.widen(src[o + i]); i += 1 }
+        }
+    }
+}
+
+/// `dst[i] = E.narrow(src[i])` (one rounding), in parallel chunks.
+func narrow<E: NormElement>(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<E>, count: Int,
+                            threading: Threading) {
+    let chunk = ResidualGradient.chunk
+    Parallel.forEach(count: (count + chunk - 1) / chunk, elementsPerItem: chunk, threading: threading) { range in
+        for k in range {
+            let o = k * chunk, n = min(chunk, count - o)
+            var i = 0
+            while i + 8 <= n { E.store8(load8(src + o + i), dst + o + i); i += 8 }
+            while i < n { dst[o + i] = E.narrow(src[o + i]); i += 1 }
         }
     }
 }

@@ -42,6 +42,26 @@ extension GroupNormalization {
         gradModulationScale: UnsafeMutableBufferPointer<Float>? = nil,
         gradModulationShift: UnsafeMutableBufferPointer<Float>? = nil
     ) throws {
+        try backwardSiLUElements(input: input, gradOutput: gradOutput, saved: saved, scale: scale, bias: bias,
+                                 modulationScale: modulationScale, modulationShift: modulationShift,
+                                 gradInput: gradInput, gradScale: gradScale, gradBias: gradBias,
+                                 gradModulationScale: gradModulationScale, gradModulationShift: gradModulationShift)
+    }
+
+    /// The backward of every element type (16-bit entry points:
+    /// `GroupNormalization+SiLUHalfPrecision.swift`). On 16-bit types g is always
+    /// a Float32 scratch tensor, and GroupNorm's Float32 backward runs on x widened
+    /// into a second one (dx computed there in place, then rounded once into
+    /// gradInput), so dx == E.narrow(the Float32 dx) bit for bit.
+    func backwardSiLUElements<E: NormElement>(
+        input: UnsafeBufferPointer<E>, gradOutput: UnsafeBufferPointer<E>,
+        saved: SavedStatistics, scale: UnsafeBufferPointer<Float>?, bias: UnsafeBufferPointer<Float>?,
+        modulationScale: UnsafeBufferPointer<Float>?, modulationShift: UnsafeBufferPointer<Float>?,
+        gradInput: UnsafeMutableBufferPointer<E>?,
+        gradScale: UnsafeMutableBufferPointer<Float>?, gradBias: UnsafeMutableBufferPointer<Float>?,
+        gradModulationScale: UnsafeMutableBufferPointer<Float>?,
+        gradModulationShift: UnsafeMutableBufferPointer<Float>?
+    ) throws {
         let perSample = shape.n * shape.c, slots = shape.n * groups
         try Check.length(input.count, shape.count, "input")
         try Check.length(gradOutput.count, shape.count, "gradOutput")
@@ -69,8 +89,9 @@ extension GroupNormalization {
         let modulationGradients = gradModulationScale != nil || gradModulationShift != nil
         guard normGradients || modulationGradients else { return }
 
-        // g goes into gradInput unless that is x (still needed) or absent.
-        let intoGradInput = gradInput.flatMap { $0.baseAddress.map { UnsafePointer($0) != x } } ?? false
+        // g goes into gradInput unless that is x (still needed), absent, or 16-bit.
+        let isFloat = E.self == Float.self
+        let intoGradInput = isFloat && (gradInput.flatMap { $0.baseAddress.map { UnsafePointer($0) != x } } ?? false)
         // Scratch g, the sums and the pass's tables come from the path's workspace
         // pool (GroupNorm's backward below takes an arena of its own from it).
         let pool = path.workspace
@@ -78,7 +99,10 @@ extension GroupNormalization {
         defer { pool.recycle(workspace) }
         let scratch: UnsafeMutablePointer<Float>? = normGradients && !intoGradInput
             ? workspace.take(Float.self, count: shape.count) : nil
-        let g = normGradients ? (intoGradInput ? gradInput!.baseAddress! : scratch!) : nil
+        let g: UnsafeMutablePointer<Float>? = normGradients
+            ? (intoGradInput ? UnsafeMutableRawPointer(gradInput!.baseAddress!).assumingMemoryBound(to: Float.self)
+                             : scratch!)
+            : nil
         let sums: UnsafeMutablePointer<SIMD2<Double>>? = modulationGradients
             ? workspace.take(SIMD2<Double>.self, count: perSample) : nil
 
@@ -98,7 +122,19 @@ extension GroupNormalization {
             }
         }
         guard let g else { return }
-        try backward(input: input, gradOutput: UnsafeBufferPointer(start: g, count: shape.count), saved: saved,
-                     scale: scale, gradInput: gradInput, gradScale: gradScale, gradBias: gradBias)
+        let count = shape.count, gradient = UnsafeBufferPointer(start: g, count: count)
+        if isFloat {
+            let x32: UnsafeBufferPointer<Float> = retyped(input)
+            try backward(input: x32, gradOutput: gradient, saved: saved, scale: scale,
+                         gradInput: gradInput.map { retyped($0) as UnsafeMutableBufferPointer<Float> },
+                         gradScale: gradScale, gradBias: gradBias)
+            return
+        }
+        let wide = workspace.take(Float.self, count: count)
+        widen(x, into: wide, count: count, threading: threading)
+        try backward(input: UnsafeBufferPointer(start: wide, count: count), gradOutput: gradient, saved: saved,
+                     scale: scale, gradInput: gradInput == nil ? nil : UnsafeMutableBufferPointer(start: wide, count: count),
+                     gradScale: gradScale, gradBias: gradBias)
+        if let dx = gradInput?.baseAddress { narrow(wide, into: dx, count: count, threading: threading) }
     }
 }

@@ -61,10 +61,11 @@ enum SiLUActivation: FusedActivation {
 
 extension Apply {
     /// `dst[i] = A(((src[i] − c.pivot)·c.scale + c.shift))` over a contiguous run,
-    /// through the cache or streaming (`Apply.affine`'s loop with activation `A`).
+    /// through the cache or streaming (`Apply.affine`'s loop with activation `A`);
+    /// src widened exactly, each output rounded once to `E`.
     @inline(__always)
-    static func affine<A: FusedActivation>(
-        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>, _ n: Int,
+    static func affine<E: NormElement, A: FusedActivation>(
+        _ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>, _ n: Int,
         _ c: AffineCoefficients, streaming: Bool, activation: A.Type
     ) {
         if streaming {
@@ -75,15 +76,15 @@ extension Apply {
     }
 
     /// `Apply.columns` with activation `A`: rows of `columns` values, `stride`
-    /// apart, per-column coefficients. Streams only when every row starts 32-byte
-    /// aligned (see `Apply.columns`).
-    static func columns<A: FusedActivation>(
-        _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<Float>,
+    /// apart, per-column coefficients. Streams only when every row starts aligned
+    /// for `StreamingStore` (32 bytes for Float, 16 for 16-bit types; see `Apply.columns`).
+    static func columns<E: NormElement, A: FusedActivation>(
+        _ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>,
         rows: Int, columns: Int, stride: Int,
         pivot: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
         streaming: Bool, activation: A.Type
     ) {
-        let aligned = stride % 8 == 0 && Int(bitPattern: UInt(bitPattern: dst)) & 31 == 0
+        let aligned = stride % 8 == 0 && StreamingStore.isAligned(dst)
         if streaming && aligned {
             self.columns(src, dst, rows, columns, stride, pivot, scale, shift, NoResidual(), StreamingStore.self, A.self)
         } else {
@@ -91,30 +92,33 @@ extension Apply {
         }
     }
 
-    /// `v[i] = silu(v[i]·m + t)` over a contiguous run, in place (the epilogue
-    /// pass of GroupNorm + SiLU on the row-engine paths; m = 1 + scale, t = shift
-    /// of the run's (n, c), or 1 and 0).
-    static func siluInPlace(_ v: UnsafeMutablePointer<Float>, _ n: Int, multiplier m: Float, shift t: Float) {
+    /// `dst[i] = silu(src[i]·m + t)` over a contiguous run (the epilogue pass of
+    /// GroupNorm + SiLU on the row-engine paths; m = 1 + scale, t = shift of the
+    /// run's (n, c), or 1 and 0). `src` holds GroupNorm's Float32 output; each
+    /// result is rounded once to `E`. For `Float`, `dst` may be `src` (in place).
+    static func silu<E: NormElement>(_ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<E>, _ n: Int,
+                                     multiplier m: Float, shift t: Float) {
         let mv = F8(repeating: m), tv = F8(repeating: t)
         var i = 0
         if m == 1 && t == 0 {
             // No modulation: silu(v) itself (v·1 + 0 would turn −0 into +0).
-            while i + 8 <= n { store8(SiLUActivation.apply(load8(v + i)), v + i); i += 8 }
-            while i < n { v[i] = SiLUActivation.apply(v[i]); i += 1 }
+            while i + 8 <= n { E.store8(SiLUActivation.apply(load8(src + i)), dst + i); i += 8 }
+            while i < n { dst[i] = E.narrow(SiLUActivation.apply(src[i])); i += 1 }
             return
         }
         while i + 8 <= n {
-            store8(SiLUActivation.apply(muladd(load8(v + i), mv, tv)), v + i)
+            E.store8(SiLUActivation.apply(muladd(load8(src + i), mv, tv)), dst + i)
             i += 8
         }
-        while i < n { v[i] = SiLUActivation.apply(muladd(v[i], m, t)); i += 1 }
+        while i < n { dst[i] = E.narrow(SiLUActivation.apply(muladd(src[i], m, t))); i += 1 }
     }
 }
 
 extension CoefficientTable {
     /// `applyRuns` (NCHW channel runs) with activation `A`.
-    func applyRuns<A: FusedActivation>(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ block: RowBlock,
-                                       run: Int, runsPerSegment: Int, activation: A.Type) {
+    func applyRuns<E: NormElement, A: FusedActivation>(_ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>,
+                                                       _ block: RowBlock, run: Int, runsPerSegment: Int,
+                                                       activation: A.Type) {
         let slotBase = block.unit * runsPerSegment
         var position = block.start, offset = block.offset
         let end = block.start + block.count
@@ -128,9 +132,9 @@ extension CoefficientTable {
     }
 
     /// `applyColumns` (NHWC rows of matrix m) with activation `A`.
-    func applyColumns<A: FusedActivation>(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>,
-                                          matrix m: Int, geometry g: ColumnsGeometry, first: Int, rows: Int,
-                                          activation: A.Type) {
+    func applyColumns<E: NormElement, A: FusedActivation>(_ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>,
+                                                          matrix m: Int, geometry g: ColumnsGeometry, first: Int,
+                                                          rows: Int, activation: A.Type) {
         let offset = m * g.matrixElements + first * g.columns, slot = m * g.columns
         Apply.columns(x + offset, y + offset, rows: rows, columns: g.columns, stride: g.columns,
                       pivot: pivot + slot, scale: scale + slot, shift: shift + slot, streaming: streaming,

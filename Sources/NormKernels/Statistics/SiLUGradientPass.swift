@@ -1,6 +1,7 @@
 // The first pass of GroupNorm + SiLU's backward (`GroupNormalization+SiLUBackward.swift`):
 // per element, z recomputed from x, then g = dy·silu′(z)·m; per (n, c), A = Σ dz
-// and B = Σ dz·x̂ when asked for.
+// and B = Σ dz·x̂ when asked for. x and dy have the tensors' element type
+// (widened exactly on load); g and the sums are Float32/Float64 for every type.
 
 /// Per-(n, c) coefficients of the pass, as Float32 arrays (struct of arrays, so
 /// NHWC rows load 8 channels' coefficients per vector):
@@ -40,7 +41,7 @@ struct SiLUGradientPass {
 
     /// g (when not nil) and the sums (A, B) per (n, c) (when not nil); NHWC
     /// block partials from `workspace`.
-    func run(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, g: UnsafeMutablePointer<Float>?,
+    func run<E: NormElement>(x: UnsafePointer<E>, dy: UnsafePointer<E>, g: UnsafeMutablePointer<Float>?,
              sums: UnsafeMutablePointer<SIMD2<Double>>?, threading: Threading, workspace: Arena) {
         let hw = shape.spatial, channels = shape.c
         if shape.layout == .nchw || hw == 1 {
@@ -80,7 +81,7 @@ struct SiLUGradientPass {
     /// One (n, c) run of `count` contiguous values (NCHW), slot k. Returns (A, B).
     /// Out of line, as `rows`: its own registers, not the caller's closure context.
     @inline(never)
-    private func run(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>?,
+    private func run<E: NormElement>(_ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ g: UnsafeMutablePointer<Float>?,
                      _ count: Int, _ k: Int, wantSums: Bool) -> SIMD2<Double> {
         let p = F8(repeating: pivot[k]), s = F8(repeating: zScale[k]), t = F8(repeating: zShift[k])
         let r = F8(repeating: hatScale[k]), h = F8(repeating: hatShift[k]), m = F8(repeating: multiplier[k])
@@ -93,7 +94,7 @@ struct SiLUGradientPass {
             // (written out twice, vector loop and tail: as a nested function the
             // loop's accumulators went through memory.)
             while i + 8 <= start + n {
-                let d = load8(x + i) - p, dz = siluGradient8(muladd(d, s, t), load8(dy + i))
+                let d = E.load8(x + i) - p, dz = siluGradient8(muladd(d, s, t), E.load8(dy + i))
                 if wantSums { a += dz; b = muladd(dz, muladd(d, r, h), b) }
                 if let g { store8(dz * m, g + i) }
                 i += 8
@@ -101,7 +102,7 @@ struct SiLUGradientPass {
             if i < start + n {
                 // The tail in the lanes of one vector, padded with dy = 0 (adds 0 to the sums).
                 var xv = F8(), dv = F8()
-                for l in 0..<(start + n - i) { xv[l] = x[i + l]; dv[l] = dy[i + l] }
+                for l in 0..<(start + n - i) { xv[l] = E.widen(x[i + l]); dv[l] = E.widen(dy[i + l]) }
                 let d = xv - p, dz = siluGradient8(muladd(d, s, t), dv)
                 if wantSums { a += dz; b = muladd(dz, muladd(d, r, h), b) }
                 let v = dz * m
@@ -121,12 +122,13 @@ struct SiLUGradientPass {
 
     /// The sums of `count` values of slot k (stride `stride`) in Float64, when the
     /// Float32 lanes overflowed.
-    private func float64Sums(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ count: Int, _ k: Int,
+    private func float64Sums<E: NormElement>(_ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ count: Int, _ k: Int,
                              stride: Int = 1) -> SIMD2<Double> {
         var total = SIMD2<Double>()
         for i in 0..<count {
-            let d = x[i * stride] - pivot[k]
-            let dz = siluGradient8(F8(repeating: muladd(d, zScale[k], zShift[k])), F8(repeating: dy[i * stride]))[0]
+            let d = E.widen(x[i * stride]) - pivot[k]
+            let dz = siluGradient8(F8(repeating: muladd(d, zScale[k], zShift[k])),
+                                   F8(repeating: E.widen(dy[i * stride])))[0]
             let hat = muladd(d, hatScale[k], hatShift[k])
             total += SIMD2(Double(dz), Double(dz) * Double(hat))
         }
@@ -138,7 +140,7 @@ struct SiLUGradientPass {
     /// Whole vectors of channels in Float32 vectors, then Float64 (redone in
     /// Float64 on overflow); the last C % 8 channels one value at a time.
     @inline(never)
-    private func rows(_ x: UnsafePointer<Float>, _ dy: UnsafePointer<Float>, _ g: UnsafeMutablePointer<Float>?,
+    private func rows<E: NormElement>(_ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ g: UnsafeMutablePointer<Float>?,
                       _ partial: UnsafeMutablePointer<SIMD2<Double>>?, sample n: Int, first: Int, count: Int) {
         let channels = shape.c, vectors = channels / 8, full = vectors * 8
         let base = (n * shape.spatial + first) * channels, k0 = n * channels
@@ -155,8 +157,8 @@ struct SiLUGradientPass {
                     for v in 0..<vectors {
                         let j = 8 * v, k = k0 + j
                         // scalar math: as `run`
-                        let d = load8(x + o + j) - load8(pivot + k)
-                        let dz = siluGradient8(muladd(d, load8(zScale + k), load8(zShift + k)), load8(dy + o + j))
+                        let d = E.load8(x + o + j) - load8(pivot + k)
+                        let dz = siluGradient8(muladd(d, load8(zScale + k), load8(zShift + k)), E.load8(dy + o + j))
                         if let g { store8(dz * load8(multiplier + k), g + o + j) }
                         if wantSums {
                             a[v] += dz
@@ -164,8 +166,9 @@ struct SiLUGradientPass {
                         }
                     }
                     for j in full..<channels {
-                        let k = k0 + j, d = x[o + j] - pivot[k]
-                        let dz = siluGradient8(F8(repeating: muladd(d, zScale[k], zShift[k])), F8(repeating: dy[o + j]))[0]
+                        let k = k0 + j, d = E.widen(x[o + j]) - pivot[k]
+                        let dz = siluGradient8(F8(repeating: muladd(d, zScale[k], zShift[k])),
+                                               F8(repeating: E.widen(dy[o + j])))[0]
                         g?[o + j] = dz * multiplier[k]
                         if wantSums { tail[j - full] += SIMD2(Double(dz), Double(dz) * Double(muladd(d, hatScale[k], hatShift[k]))) }
                     }

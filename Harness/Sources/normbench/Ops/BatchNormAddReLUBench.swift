@@ -8,6 +8,7 @@ import NormKernels
 struct BatchNormAddReLUBench: BenchOp {
     let name = "batchnorm-add-relu"
     let hasLayout = true
+    let dtypes = DType.allCases
 
     func operands(_ s: Shape) -> Operands { Operands(gamma: s.c, beta: s.c, style: true) }
 
@@ -62,35 +63,54 @@ struct BatchNormAddReLUBench: BenchOp {
         return Reference.centred(xhat, g, r: r, subtractMean: true)
     }
 
+    /// One maker for every dtype (as `LayerNormBench`): x, identity, y, dy, dx,
+    /// d identity in the case's type.
     static func training(_ w: Workload, _ t: Threading) throws -> Repetition {
         let k = try BatchNormalization(shape: w.tensorShape, epsilon: Workload.epsilon, fusedReLU: true, threading: t)
         let running = try RunningStatistics(channels: w.key.shape.c)
-        return {
-            _ = try k.forwardTraining(input: w.x.readOnly, identity: w.style!.readOnly, output: w.out.mutable,
-                                      scale: w.gamma.readOnly, bias: w.beta.readOnly, running: running)
+        func make<E: NormElement>(_: E.Type) -> Repetition {
+            let x = w.x.elements(E.self), r = w.style!.elements(E.self), y = w.out.mutableElements(E.self)
+            return {
+                _ = try k.forwardTraining(input: x, identity: r, output: y, scale: w.gamma.readOnly,
+                                          bias: w.beta.readOnly, running: running)
+            }
         }
+        return w.key.dtype.pick(make(Float.self), make(Float16.self), make(BFloat16.self))
     }
 
     static func inference(_ w: Workload, _ t: Threading) throws -> Repetition {
         let k = try BatchNormalization(shape: w.tensorShape, epsilon: Workload.epsilon, fusedReLU: true, threading: t)
         let running = try RunningStatistics(channels: w.key.shape.c, mean: w.runningMean, variance: w.runningVariance)
-        return {
-            try k.forwardInference(input: w.x.readOnly, identity: w.style!.readOnly, output: w.out.mutable,
-                                   scale: w.gamma.readOnly, bias: w.beta.readOnly, running: running)
+        func make<E: NormElement>(_: E.Type) -> Repetition {
+            let x = w.x.elements(E.self), r = w.style!.elements(E.self), y = w.out.mutableElements(E.self)
+            return {
+                try k.forwardInference(input: x, identity: r, output: y, scale: w.gamma.readOnly,
+                                       bias: w.beta.readOnly, running: running)
+            }
         }
+        return w.key.dtype.pick(make(Float.self), make(Float16.self), make(BFloat16.self))
     }
 
     /// dx (checked), d identity, dγ and dβ from one untimed fused forward; y is kept as the mask.
     static func backward(_ w: Workload, _ t: Threading) throws -> Repetition {
         let k = try BatchNormalization(shape: w.tensorShape, epsilon: Workload.epsilon, fusedReLU: true, threading: t)
-        let y = Buffer(count: w.x.count), dIdentity = Buffer(count: w.x.count)
-        let saved = try k.forwardTraining(input: w.x.readOnly, identity: w.style!.readOnly, output: y.mutable,
-                                          scale: w.gamma.readOnly, bias: w.beta.readOnly)
-        let dy = w.dy!, dGamma = w.gradGamma!, dBeta = w.gradBeta!
-        return {
-            try k.backwardTraining(input: w.x.readOnly, gradOutput: dy.readOnly, saved: saved, scale: w.gamma.readOnly,
-                                   output: y.readOnly, gradInput: w.out.mutable, gradIdentity: dIdentity.mutable,
-                                   gradScale: dGamma.mutable, gradBias: dBeta.mutable)
+        let y = Buffer(count: w.x.count, dtype: w.key.dtype), dIdentity = Buffer(count: w.x.count, dtype: w.key.dtype)
+        let dGamma = w.gradGamma!, dBeta = w.gradBeta!
+        func make<E: NormElement>(_: E.Type) throws -> Repetition {
+            let x = w.x.elements(E.self), r = w.style!.elements(E.self), dy = w.dy!.elements(E.self)
+            let yE = y.mutableElements(E.self), dx = w.out.mutableElements(E.self)
+            let dId = dIdentity.mutableElements(E.self)
+            let saved = try k.forwardTraining(input: x, identity: r, output: yE, scale: w.gamma.readOnly,
+                                              bias: w.beta.readOnly)
+            let mask = UnsafeBufferPointer(yE)
+            return {
+                // The closure owns y and d identity (their pointers alone would dangle).
+                withExtendedLifetime((y, dIdentity)) {}
+                try k.backwardTraining(input: x, gradOutput: dy, saved: saved, scale: w.gamma.readOnly,
+                                       output: mask, gradInput: dx, gradIdentity: dId,
+                                       gradScale: dGamma.mutable, gradBias: dBeta.mutable)
+            }
         }
+        return try w.key.dtype.pick(make(Float.self), make(Float16.self), make(BFloat16.self))
     }
 }

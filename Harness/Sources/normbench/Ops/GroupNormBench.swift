@@ -42,6 +42,7 @@ struct GroupNormBench: BenchOp {
 
     func groups(_ key: CaseKey) -> Int { key.groups ?? 1 }
 
+    /// One maker for every dtype (as `LayerNormBench`).
     static func forward(_ w: Workload, _ t: Threading) throws -> Repetition {
         let k = try GroupNormalization(shape: w.tensorShape, groups: w.key.groups ?? 1,
                                        epsilon: Workload.epsilon, threading: t)

@@ -12,6 +12,7 @@ struct GroupNormSiLUBench: BenchOp {
     let name = "groupnorm-silu"
     let hasLayout = true
     let hasGroups = true
+    let dtypes = DType.allCases
 
     func operands(_ s: Shape) -> Operands { Operands(gamma: s.c, beta: s.c) }
     func cannotRun(_ key: CaseKey) -> String? { GroupNormBench().cannotRun(key) }
@@ -76,29 +77,38 @@ struct GroupNormSiLUBench: BenchOp {
         return Reference.centred(p.xhat, g, r: p.r, subtractMean: true)
     }
 
+    /// One maker for every dtype (as `LayerNormBench`): x, y in the case's type.
     static func forward(_ w: Workload, _ t: Threading) throws -> Repetition {
         let k = try GroupNormalization(shape: w.tensorShape, groups: w.key.groups ?? 1, epsilon: Workload.epsilon, threading: t)
         let (scale, shift) = modulationBuffers(w.key.shape)
-        return {
-            _ = try k.forwardSiLU(input: w.x.readOnly, output: w.out.mutable, scale: w.gamma.readOnly,
-                                  bias: w.beta.readOnly, modulationScale: scale.readOnly, modulationShift: shift.readOnly)
+        func make<E: NormElement>(_: E.Type) -> Repetition {
+            let x = w.x.elements(E.self), y = w.out.mutableElements(E.self)
+            return {
+                _ = try k.forwardSiLU(input: x, output: y, scale: w.gamma.readOnly, bias: w.beta.readOnly,
+                                      modulationScale: scale.readOnly, modulationShift: shift.readOnly)
+            }
         }
+        return w.key.dtype.pick(make(Float.self), make(Float16.self), make(BFloat16.self))
     }
 
     /// dx (checked), dγ, dβ, d scale, d shift from one untimed forward.
     static func backward(_ w: Workload, _ t: Threading) throws -> Repetition {
         let k = try GroupNormalization(shape: w.tensorShape, groups: w.key.groups ?? 1, epsilon: Workload.epsilon, threading: t)
         let (scale, shift) = modulationBuffers(w.key.shape)
-        let saved = try k.forwardSiLU(input: w.x.readOnly, output: w.out.mutable, scale: w.gamma.readOnly,
-                                      bias: w.beta.readOnly, modulationScale: scale.readOnly, modulationShift: shift.readOnly)
-        let dy = w.dy!, dGamma = w.gradGamma!, dBeta = w.gradBeta!
+        let dGamma = w.gradGamma!, dBeta = w.gradBeta!
         let dScale = Buffer(count: scale.count), dShift = Buffer(count: shift.count)
-        return {
-            try k.backwardSiLU(input: w.x.readOnly, gradOutput: dy.readOnly, saved: saved, scale: w.gamma.readOnly,
-                               bias: w.beta.readOnly, modulationScale: scale.readOnly, modulationShift: shift.readOnly,
-                               gradInput: w.out.mutable, gradScale: dGamma.mutable, gradBias: dBeta.mutable,
-                               gradModulationScale: dScale.mutable, gradModulationShift: dShift.mutable)
+        func make<E: NormElement>(_: E.Type) throws -> Repetition {
+            let x = w.x.elements(E.self), dy = w.dy!.elements(E.self), dx = w.out.mutableElements(E.self)
+            let saved = try k.forwardSiLU(input: x, output: dx, scale: w.gamma.readOnly, bias: w.beta.readOnly,
+                                          modulationScale: scale.readOnly, modulationShift: shift.readOnly)
+            return {
+                try k.backwardSiLU(input: x, gradOutput: dy, saved: saved, scale: w.gamma.readOnly,
+                                   bias: w.beta.readOnly, modulationScale: scale.readOnly, modulationShift: shift.readOnly,
+                                   gradInput: dx, gradScale: dGamma.mutable, gradBias: dBeta.mutable,
+                                   gradModulationScale: dScale.mutable, gradModulationShift: dShift.mutable)
+            }
         }
+        return try w.key.dtype.pick(make(Float.self), make(Float16.self), make(BFloat16.self))
     }
 }
 
