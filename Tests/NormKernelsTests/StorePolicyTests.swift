@@ -65,6 +65,40 @@ struct StorePolicyTests {
         #expect(!StorePolicy.singlePassStreams(dram, threads: 2, wideRows: false, cache: 260 * Self.mib))
     }
 
+    @Test("the size rules count bytes: 16-bit tensors stream from twice the Float32 element count")
+    func narrowElementsCountBytes() {
+        let cache = 32 * Self.mib
+        let threshold = (3 * cache + 31) / 32          // Float: the fewest elements with 4·2·4·n ≥ 3·cache
+        let narrow = (3 * cache + 15) / 16             // 2-byte: the fewest with 4·2·2·n ≥ 3·cache
+        #expect(narrow == 2 * threshold)
+        #expect(StorePolicy.twoPassStreams(threshold, cache: cache))
+        #expect(!StorePolicy.twoPassStreams(narrow - 1, cache: cache, elementBytes: 2))
+        #expect(StorePolicy.twoPassStreams(narrow, cache: cache, elementBytes: 2))
+        #expect(!StorePolicy.singlePassStreams(narrow - 1, threads: 1, wideRows: false, cache: cache, elementBytes: 2))
+        #expect(StorePolicy.singlePassStreams(narrow, threads: 1, wideRows: false, cache: cache, elementBytes: 2))
+        // A plan's policy answers per element type: one that streams Float32 only
+        // keeps 16-bit outputs cached, whatever the buffer.
+        let policy = StorePolicy(streams: true, narrow: false)
+        var f = [Float](repeating: 0, count: 16), h = [Float16](repeating: 0, count: 16)
+        let x = [Float](repeating: 0, count: 16), xh = [Float16](repeating: 0, count: 16)
+        f.withUnsafeMutableBufferPointer { y in
+            x.withUnsafeBufferPointer { x in
+                #expect(policy.streaming(output: y.baseAddress!, reading: x.baseAddress!))
+            }
+        }
+        h.withUnsafeMutableBufferPointer { y in
+            xh.withUnsafeBufferPointer { x in
+                #expect(!policy.streaming(output: y.baseAddress!, reading: x.baseAddress!))
+            }
+        }
+        let both = StorePolicy(streams: true)
+        h.withUnsafeMutableBufferPointer { y in
+            xh.withUnsafeBufferPointer { x in
+                #expect(both.streaming(output: y.baseAddress!, reading: x.baseAddress!))
+            }
+        }
+    }
+
     @Test("NORMKERNELS_STREAMING: always and never override, anything else leaves the size rules")
     func overrideParsing() {
         #expect(StorePolicy.parseOverride("always") == true)

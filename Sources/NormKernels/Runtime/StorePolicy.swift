@@ -13,15 +13,25 @@ import Foundation
 /// changes a value written, only where the line goes (the test suite's second
 /// pass, tools/test.sh, runs everything with `always`).
 struct StorePolicy: Sendable, Equatable {
-    /// Whether the plan's output pass streams (before the per-call checks).
+    /// Whether the plan's output pass streams Float32 tensors (before the
+    /// per-call checks).
     let streams: Bool
+    /// The same decision for 16-bit tensors: a plan serves every element type,
+    /// and the size rules count bytes, so a Float16 or BFloat16 tensor streams
+    /// from twice the element count a Float32 one does.
+    let streamsNarrow: Bool
     /// Whether the kernel streams only when the output starts aligned to 8 values
     /// (32 bytes for Float, 16 for 16-bit types): row kernels that stream each
     /// row whole (rows of whole 8-value groups).
     let requiresAlignedOutput: Bool
 
     init(streams: Bool, requiresAlignedOutput: Bool = false) {
+        self.init(streams: streams, narrow: streams, requiresAlignedOutput: requiresAlignedOutput)
+    }
+
+    init(streams: Bool, narrow: Bool, requiresAlignedOutput: Bool = false) {
         self.streams = streams
+        self.streamsNarrow = narrow
         self.requiresAlignedOutput = requiresAlignedOutput
     }
 
@@ -33,7 +43,9 @@ struct StorePolicy: Sendable, Equatable {
     /// written once. Streaming from 3/8 of the last-level cache of output:
     /// `4·2·4·elements ≥ 3·LLC`.
     init(twoPass elements: Int, requiresAlignedOutput: Bool = false) {
-        self.init(streams: StorePolicy.override ?? StorePolicy.twoPassStreams(elements, cache: StorePolicy.lastLevelCacheBytes),
+        let cache = StorePolicy.lastLevelCacheBytes
+        self.init(streams: StorePolicy.override ?? StorePolicy.twoPassStreams(elements, cache: cache),
+                  narrow: StorePolicy.override ?? StorePolicy.twoPassStreams(elements, cache: cache, elementBytes: 2),
                   requiresAlignedOutput: requiresAlignedOutput)
     }
 
@@ -54,9 +66,12 @@ struct StorePolicy: Sendable, Equatable {
     /// [4096, 1024], NCHW and NHWC: cached 0.93× on 2 threads, 0.52–0.57× on
     /// one), so both keep the two-pass rule.
     init(singlePass elements: Int, threads: Int, wideRows: Bool) {
+        let cache = StorePolicy.lastLevelCacheBytes
         self.init(streams: StorePolicy.override
-                    ?? StorePolicy.singlePassStreams(elements, threads: threads, wideRows: wideRows,
-                                                     cache: StorePolicy.lastLevelCacheBytes))
+                    ?? StorePolicy.singlePassStreams(elements, threads: threads, wideRows: wideRows, cache: cache),
+                  narrow: StorePolicy.override
+                    ?? StorePolicy.singlePassStreams(elements, threads: threads, wideRows: wideRows, cache: cache,
+                                                     elementBytes: 2))
     }
 
     /// The call's decision: the plan's, unless the output is one of the inputs
@@ -65,7 +80,7 @@ struct StorePolicy: Sendable, Equatable {
     @inline(__always)
     func streaming<E>(output: UnsafeMutablePointer<E>, reading a: UnsafePointer<E>?,
                       _ b: UnsafePointer<E>? = nil, _ c: UnsafePointer<E>? = nil) -> Bool {
-        guard streams else { return false }
+        guard MemoryLayout<E>.size < 4 ? streamsNarrow : streams else { return false }
         // Aligned to 8 values: 32 bytes for Float, 16 for 16-bit types (`StreamingStore`).
         if requiresAlignedOutput && Int(bitPattern: UInt(bitPattern: output)) & (8 * MemoryLayout<E>.stride - 1) != 0 {
             return false
@@ -74,14 +89,17 @@ struct StorePolicy: Sendable, Equatable {
         return a != y && b != y && c != y
     }
 
-    /// The two-pass size rule against `cache` bytes of last-level cache.
-    static func twoPassStreams(_ elements: Int, cache: Int) -> Bool {
-        4 * 2 * 4 * elements >= 3 * cache
+    /// The two-pass size rule against `cache` bytes of last-level cache, for
+    /// tensors of `elementBytes`-byte elements.
+    static func twoPassStreams(_ elements: Int, cache: Int, elementBytes: Int = 4) -> Bool {
+        4 * 2 * elementBytes * elements >= 3 * cache
     }
 
     /// The single-pass size rule against `cache` bytes of last-level cache.
-    static func singlePassStreams(_ elements: Int, threads: Int, wideRows: Bool, cache: Int) -> Bool {
-        twoPassStreams(elements, cache: cache) && (threads < 2 || wideRows || 2 * 2 * 4 * elements >= 3 * cache)
+    static func singlePassStreams(_ elements: Int, threads: Int, wideRows: Bool, cache: Int,
+                                  elementBytes: Int = 4) -> Bool {
+        twoPassStreams(elements, cache: cache, elementBytes: elementBytes)
+            && (threads < 2 || wideRows || 2 * 2 * elementBytes * elements >= 3 * cache)
     }
 
     /// The last-level cache the size rules count on in this process, read once.
