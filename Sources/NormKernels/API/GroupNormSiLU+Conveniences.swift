@@ -19,7 +19,7 @@ public struct SiLUModulationGradients: Sendable, Hashable {
 }
 
 extension GroupNormalization {
-    /// ``forwardSiLU(input:output:scale:bias:modulationScale:modulationShift:)`` on arrays.
+    /// ``forwardSiLU(input:output:scale:bias:modulationScale:modulationShift:)-(UnsafeBufferPointer<Float>,_,_,_,_,_)`` on arrays.
     @discardableResult
     public func forwardSiLU(
         _ input: [Float], scale: [Float]? = nil, bias: [Float]? = nil,
@@ -37,7 +37,7 @@ extension GroupNormalization {
         return (output, saved)
     }
 
-    /// ``backwardSiLU(input:gradOutput:saved:scale:bias:modulationScale:modulationShift:gradInput:gradScale:gradBias:gradModulationScale:gradModulationShift:)``
+    /// ``backwardSiLU(input:gradOutput:saved:scale:bias:modulationScale:modulationShift:gradInput:gradScale:gradBias:gradModulationScale:gradModulationShift:)-(UnsafeBufferPointer<Float>,_,_,_,_,_,_,_,_,_,_,_)``
     /// on arrays: the selected dx, dγ, dβ, and the modulation's gradients when
     /// `modulationGradients` (for those of the two that were given).
     public func backwardSiLU(

@@ -29,7 +29,7 @@ extension GroupNormalization {
     ///
     /// Statistics and the returned ``SavedStatistics`` are exactly those of
     /// ``forward(input:output:scale:bias:)-(UnsafeBufferPointer<Float>,_,_,_)``; pass them to
-    /// ``backwardSiLU(input:gradOutput:saved:scale:bias:modulationScale:modulationShift:gradInput:gradScale:gradBias:gradModulationScale:gradModulationShift:)``.
+    /// ``backwardSiLU(input:gradOutput:saved:scale:bias:modulationScale:modulationShift:gradInput:gradScale:gradBias:gradModulationScale:gradModulationShift:)-(UnsafeBufferPointer<Float>,_,_,_,_,_,_,_,_,_,_,_)``.
     /// Without modulation the output is bitwise `silu` of GroupNorm's output.
     /// The result is bitwise identical for any thread count.
     ///

@@ -19,7 +19,7 @@
 
 extension GroupNormalization {
     /// Gradients of
-    /// ``forwardSiLU(input:output:scale:bias:modulationScale:modulationShift:)``: dx,
+    /// ``forwardSiLU(input:output:scale:bias:modulationScale:modulationShift:)-(UnsafeBufferPointer<Float>,_,_,_,_,_)``: dx,
     /// dγ, dβ, and per (n, c) d `modulationScale`, d `modulationShift`; pass only the
     /// gradient buffers you want. `scale`, `bias` and the modulation must be those
     /// of the forward (z is recomputed from them and `saved`).

@@ -19,7 +19,7 @@
 //   Float32 backward on x widened into a second one, dx rounded once at the end.
 
 extension GroupNormalization {
-    /// ``forwardSiLU(input:output:scale:bias:modulationScale:modulationShift:)`` on
+    /// ``forwardSiLU(input:output:scale:bias:modulationScale:modulationShift:)-(UnsafeBufferPointer<Float>,_,_,_,_,_)`` on
     /// a `Float16` or `BFloat16` tensor: statistics of the exactly widened values
     /// (the same saved statistics bit for bit), z and silu(z) in Float32, each
     /// output rounded once to `Element`. γ, β and the modulation stay `Float`.

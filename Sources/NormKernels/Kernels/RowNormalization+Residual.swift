@@ -84,7 +84,7 @@ extension RMSNormalization {
     /// The output equals, bit for bit and for any thread count, forming s in
     /// Float32 and then calling ``forward(input:output:scale:)-(UnsafeBufferPointer<Float>,_,_)`` on it.
     /// Memory passes, aliasing and errors as the LayerNorm overload
-    /// (``LayerNormalization/forward(input:residual:output:sum:scale:bias:inputBias:)``).
+    /// (``LayerNormalization/forward(input:residual:output:sum:scale:bias:inputBias:)-(UnsafeBufferPointer<Float>,_,_,_,_,_,_)``).
     @discardableResult
     public func forward(
         input: UnsafeBufferPointer<Float>, residual: UnsafeBufferPointer<Float>,
@@ -97,7 +97,7 @@ extension RMSNormalization {
     }
 
     /// Gradients of the residual forward: as the LayerNorm overload
-    /// (``LayerNormalization/backward(sum:gradOutput:gradSum:saved:scale:gradInput:gradScale:gradBias:gradInputBias:)``),
+    /// (``LayerNormalization/backward(sum:gradOutput:gradSum:saved:scale:gradInput:gradScale:gradBias:gradInputBias:)-(UnsafeBufferPointer<Float>,_,_,_,_,_,_,_,_)``),
     /// without β.
     public func backward(
         sum: UnsafeBufferPointer<Float>, gradOutput: UnsafeBufferPointer<Float>,
