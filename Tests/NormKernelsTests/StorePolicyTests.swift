@@ -99,6 +99,27 @@ struct StorePolicyTests {
         }
     }
 
+    @Test("BatchNorm NCHW planes shorter than a few lines keep cached stores at any size (unless overridden)")
+    func shortPlanesStayCached() {
+        // A count past the two-pass threshold of the cache this process counts.
+        let count = (3 * StorePolicy.lastLevelCacheBytes + 31) / 32 + 1
+        let short = TensorShape(n: (count + 512 * 49 - 1) / (512 * 49), c: 512, h: 7, w: 7)
+        let wide = TensorShape(n: (count + 1023) / 1024, c: 1024)             // H·W = 1: whole rows
+        let long = TensorShape(n: (count + 64 * 3136 - 1) / (64 * 3136), c: 64, h: 56, w: 56)
+        let threading = Threading(threads: 1)
+        let s = BatchNormPlan(shape: short, threading: threading)
+        let w = BatchNormPlan(shape: wide, threading: threading)
+        let l = BatchNormPlan(shape: long, threading: threading)
+        switch StorePolicy.parseOverride(ProcessInfo.processInfo.environment["NORMKERNELS_STREAMING"]) {
+        case nil:
+            #expect(!s.training.streams && !s.inference.streams && !s.training.streamsNarrow)
+            #expect(w.training.streams && w.inference.streams)
+            #expect(l.training.streams && l.inference.streams)
+        case let forced?:
+            #expect(s.training.streams == forced && s.inference.streams == forced)
+        }
+    }
+
     @Test("NORMKERNELS_STREAMING: always and never override, anything else leaves the size rules")
     func overrideParsing() {
         #expect(StorePolicy.parseOverride("always") == true)

@@ -234,9 +234,13 @@ struct BatchNormPlan: Sendable {
         } else {
             path = .channelRuns(Self.channelRows(shape))
         }
-        training = StorePolicy(twoPass: shape.count)
+        // NCHW planes of 2–255 values keep cached stores (`unlessShortRuns`);
+        // H·W = 1 writes whole rows of C values.
+        let shortPlanes = !shape.isChannelsLast && shape.spatial > 1 && shape.spatial < BatchNormalization.shortRunSpatial
+        training = StorePolicy(twoPass: shape.count).unlessShortRuns(shortPlanes)
         inference = StorePolicy(singlePass: shape.count, threads: threading.threads,
                                 wideRows: shape.c >= Apply.stripColumns && (shape.isChannelsLast || shape.spatial == 1))
+            .unlessShortRuns(shortPlanes)
     }
 
     static func channelRows(_ shape: TensorShape) -> RowsGeometry {
