@@ -46,11 +46,13 @@ extension BatchNormalization {
     }
 
     /// `backwardTraining` after its checks: g = dy, masked where `mask` ≤ 0 when
-    /// given. (BatchNorm + add + ReLU passes dy already masked, and no mask.)
+    /// given. BatchNorm + add + ReLU passes `gradIdentity` with the mask: g is
+    /// written there by the sums pass (see `channelPasses`).
     func trainingGradients<E: NormElement>(
         x: UnsafePointer<E>, dy: UnsafePointer<E>, mask: UnsafePointer<E>?, saved: SavedStatistics,
         scale: UnsafeBufferPointer<Float>?, dx: UnsafeMutablePointer<E>?,
-        gradScale: UnsafeMutableBufferPointer<Float>?, gradBias: UnsafeMutableBufferPointer<Float>?
+        gradScale: UnsafeMutableBufferPointer<Float>?, gradBias: UnsafeMutableBufferPointer<Float>?,
+        gradIdentity: UnsafeMutablePointer<E>? = nil
     ) {
         guard dx != nil || gradScale != nil || gradBias != nil else { return }
         let channels = shape.c, count = Double(shape.n * shape.spatial)
@@ -62,7 +64,7 @@ extension BatchNormalization {
         let sums = SlotBuffer(count: channels, initial: GradientSums.zero, in: workspace)
         let table: GradientTable? = dx != nil ? GradientTable(count: channels, in: workspace) : nil
         channelPasses(x: x, dy: dy, mask: mask, xhat: xhat, reduce: true, table: table, dx: dx, dxReadsInput: true,
-                      workspace: workspace) { c, s in
+                      workspace: workspace, gradIdentity: gradIdentity) { c, s in
             sums[c] = s
             if let table {
                 let gain = Double(scale?[c] ?? 1), r = invStd[c]
@@ -104,7 +106,8 @@ extension BatchNormalization {
         x: UnsafePointer<E>, dy: UnsafePointer<E>, mask: UnsafePointer<E>?,
         runningMean: [Float], runningVariance: [Float],
         scale: UnsafeBufferPointer<Float>?, dx: UnsafeMutablePointer<E>?,
-        gradScale: UnsafeMutableBufferPointer<Float>?, gradBias: UnsafeMutableBufferPointer<Float>?
+        gradScale: UnsafeMutableBufferPointer<Float>?, gradBias: UnsafeMutableBufferPointer<Float>?,
+        gradIdentity: UnsafeMutablePointer<E>? = nil
     ) {
         let needSums = gradScale != nil || gradBias != nil
         guard dx != nil || needSums else { return }
@@ -120,7 +123,7 @@ extension BatchNormalization {
         }
         let sums = SlotBuffer(count: channels, initial: GradientSums.zero, in: workspace)
         channelPasses(x: x, dy: dy, mask: mask, xhat: xhat, reduce: needSums, table: table, dx: dx,
-                      dxReadsInput: false, workspace: workspace) { c, s in sums[c] = s }
+                      dxReadsInput: false, workspace: workspace, gradIdentity: gradIdentity) { c, s in sums[c] = s }
         for c in 0..<channels {
             gradScale?[c] = Float(sums[c].dyXhat)
             gradBias?[c] = Float(sums[c].dy)
@@ -167,11 +170,24 @@ extension BatchNormalization {
     /// passed as non-escaping closures (no context on the heap).
     /// (Internal: `SynchronizedBatchNormalization` calls it twice, sums then dx,
     /// with the sums exchanged between processes in between.)
+    ///
+    /// `gradIdentity` (BatchNorm + add + ReLU, with `mask` and `reduce`): the sums
+    /// pass also writes g = dy masked into it, block by block, and the dx pass
+    /// reads g from there without the mask: x, dy, y read once and g written in
+    /// one pass, then x and g (often from cache), instead of a separate masking
+    /// pass over dy and y. The same g in the same order: the same bits. NCHW runs
+    /// and short runs store g inside the sums loop; NHWC blocks mask each
+    /// `flushRows` rows just before summing them (they stay in L1/L2).
     func channelPasses<E: NormElement>(
         x: UnsafePointer<E>, dy: UnsafePointer<E>, mask: UnsafePointer<E>?,
         xhat: CoefficientTable, reduce: Bool, table: GradientTable?, dx: UnsafeMutablePointer<E>?,
-        dxReadsInput: Bool, workspace: Arena, finalize: (Int, GradientSums) -> Void
+        dxReadsInput: Bool, workspace: Arena, gradIdentity: UnsafeMutablePointer<E>? = nil,
+        finalize: (Int, GradientSums) -> Void
     ) {
+        precondition(gradIdentity == nil || (mask != nil && reduce), "channelPasses: g is stored by the sums pass")
+        // What the dx pass reads: g once the sums pass has stored it.
+        let dyForDx = gradIdentity.map { UnsafePointer($0) } ?? dy
+        let maskForDx = gradIdentity == nil ? mask : nil
         let xForDx: UnsafePointer<E>? = dxReadsInput ? x : nil
         let channels = shape.c
         let streaming = dx.map { paths.training.streaming(output: $0, reading: x, dy, mask) } ?? false
@@ -179,7 +195,7 @@ extension BatchNormalization {
         case .columns(let g):
             func apply(_: Int, _ first: Int, _ rows: Int) {
                 let o = first * channels
-                BlockGradients.applyColumns(x: xForDx.map { $0 + o }, dy: dy + o, mask: mask.map { $0 + o }, dx! + o,
+                BlockGradients.applyColumns(x: xForDx.map { $0 + o }, dy: dyForDx + o, mask: maskForDx.map { $0 + o }, dx! + o,
                                             rows: rows, columns: channels, stride: channels, table: table!, slot: 0,
                                             streaming: streaming)
             }
@@ -193,16 +209,19 @@ extension BatchNormalization {
                     let o = first * channels
                     BlockGradients.columns(
                         x + o, dy + o, mask: mask.map { $0 + o }, rows: rows, columns: channels, stride: channels,
-                        pivot: xhat.pivot, scale: xhat.scale, shift: xhat.shift, into: out)
+                        pivot: xhat.pivot, scale: xhat.scale, shift: xhat.shift, into: out,
+                        store: gradIdentity.map { $0 + o })
                 },
                 finalize: { _, range, sums in for c in range { finalize(c, sums[c]) } },
                 writesOutput: dx != nil, apply: apply)
         case .shortRuns:
             shortRunPasses(x: x, dy: dy, mask: mask, xForDx: xForDx, xhat: xhat, reduce: reduce, table: table,
-                           dx: dx, streaming: streaming, workspace: workspace, finalize: finalize)
+                           dx: dx, streaming: streaming, workspace: workspace, gradIdentity: gradIdentity,
+                           finalize: finalize)
         case .channelRuns(let g):   // the forward's blocks
             func apply(_ b: RowBlock) {
-                BlockGradients.apply(x: xForDx.map { $0 + b.offset }, dy: dy + b.offset, mask: mask.map { $0 + b.offset },
+                BlockGradients.apply(x: xForDx.map { $0 + b.offset }, dy: dyForDx + b.offset,
+                                     mask: maskForDx.map { $0 + b.offset },
                                      gamma: nil, dx! + b.offset, b.count, table![b.unit], streaming: streaming)
             }
             guard reduce else {
@@ -214,7 +233,8 @@ extension BatchNormalization {
                 reduce: { b in
                     BlockGradients.segmented(x + b.offset, dy + b.offset, length: b.count, stride: g.segmentStride,
                                              segments: b.segmentCount, xhat[b.unit],
-                                             mask: mask.map { $0 + b.offset }, gamma: nil, following: b.following)
+                                             mask: mask.map { $0 + b.offset }, gamma: nil, following: b.following,
+                                             store: gradIdentity.map { $0 + b.offset })
                 },
                 finalize: { c, parts in finalize(c, GradientSums.treeSum(parts)) },
                 writesOutput: dx != nil, apply: apply)
@@ -240,24 +260,35 @@ extension BatchNormalization {
     private func shortRunPasses<E: NormElement>(
         x: UnsafePointer<E>, dy: UnsafePointer<E>, mask: UnsafePointer<E>?, xForDx: UnsafePointer<E>?,
         xhat: CoefficientTable, reduce: Bool, table: GradientTable?, dx: UnsafeMutablePointer<E>?,
-        streaming: Bool, workspace: Arena, finalize: (Int, GradientSums) -> Void
+        streaming: Bool, workspace: Arena, gradIdentity: UnsafeMutablePointer<E>?,
+        finalize: (Int, GradientSums) -> Void
     ) {
         let n = shape.n, c = shape.c, hw = shape.spatial
+        let dyForDx = gradIdentity.map { UnsafePointer($0) } ?? dy
+        let maskForDx = gradIdentity == nil ? mask : nil
         let perSample = c * hw
         let partials: UnsafeMutablePointer<GradientSums>? = reduce ? workspace.take(GradientSums.self, count: n * c) : nil
         let write = dx != nil && table != nil
         /// Σ of the run of (sample, channel) at element `o`, into its partial slot.
         @inline(__always) func sums(_ sample: Int, _ ch: Int) {
             let o = sample * perSample + ch * hw
+            if let gradIdentity {
+                // `contiguous` is this one run of `segmented`, here also storing g.
+                (partials! + sample * c + ch).initialize(to: BlockGradients.segmented(
+                    x + o, dy + o, length: hw, stride: 0, segments: 1, xhat[ch], mask: mask.map { $0 + o },
+                    gamma: nil, store: gradIdentity + o))
+                return
+            }
             (partials! + sample * c + ch).initialize(to: BlockGradients.contiguous(
                 x + o, dy + o, hw, xhat[ch], mask: mask.map { $0 + o }, gamma: nil))
         }
         @inline(__always) func writeDx(_ sample: Int, _ ch: Int) {
             let o = sample * perSample + ch * hw
-            BlockGradients.apply(x: xForDx.map { $0 + o }, dy: dy + o, mask: mask.map { $0 + o },
+            BlockGradients.apply(x: xForDx.map { $0 + o }, dy: dyForDx + o, mask: maskForDx.map { $0 + o },
                                  gamma: nil, dx! + o, hw, table![ch], streaming: streaming)
         }
-        if reduce && write, let width = shortRunBlockWidth(tensors: mask == nil ? 2 : 3, bytes: MemoryLayout<E>.stride) {
+        if reduce && write, let width = shortRunBlockWidth(tensors: gradIdentity != nil ? 4 : mask == nil ? 2 : 3,
+                                                                bytes: MemoryLayout<E>.stride) {
             let blocks = (c + width - 1) / width
             Parallel.forEach(count: blocks, elementsPerItem: 3 * n * width * hw, threading: threading) { range in
                 for block in range {

@@ -148,6 +148,13 @@ extension BatchNormalization {
         let mask = try validateBackward(input, gradOutput, scale, output, gradInput, gradScale, gradBias,
                                         gradIdentity: gradIdentity)
         let x = try Check.base(input, "input")
+        if let mask, let g = gradIdentity?.baseAddress, gradInput != nil || gradScale != nil || gradBias != nil {
+            // d identity written by the sums pass (`channelPasses`).
+            trainingGradients(x: x, dy: try Check.base(gradOutput, "gradOutput"), mask: mask, saved: saved,
+                              scale: scale, dx: gradInput?.baseAddress, gradScale: gradScale, gradBias: gradBias,
+                              gradIdentity: g)
+            return
+        }
         let (dy, rest) = try writeGradIdentity(gradOutput, mask: mask, gradIdentity)
         trainingGradients(x: x, dy: dy, mask: rest, saved: saved, scale: scale, dx: gradInput?.baseAddress,
                           gradScale: gradScale, gradBias: gradBias)
@@ -164,6 +171,13 @@ extension BatchNormalization {
         let mask = try validateBackward(input, gradOutput, scale, output, gradInput, gradScale, gradBias,
                                         gradIdentity: gradIdentity)
         let x = try Check.base(input, "input")
+        if let mask, let g = gradIdentity?.baseAddress, gradScale != nil || gradBias != nil {
+            // d identity written by the sums pass (`channelPasses`).
+            inferenceGradients(x: x, dy: try Check.base(gradOutput, "gradOutput"), mask: mask,
+                               runningMean: runningMean, runningVariance: runningVariance, scale: scale,
+                               dx: gradInput?.baseAddress, gradScale: gradScale, gradBias: gradBias, gradIdentity: g)
+            return
+        }
         let (dy, rest) = try writeGradIdentity(gradOutput, mask: mask, gradIdentity)
         inferenceGradients(x: x, dy: dy, mask: rest, runningMean: runningMean, runningVariance: runningVariance,
                            scale: scale, dx: gradInput?.baseAddress, gradScale: gradScale, gradBias: gradBias)

@@ -15,10 +15,13 @@
 //     d identity = g = dy masked where y ≤ 0 (the forward output is the mask,
 //                      as for fusedReLU alone)
 //     dx, dγ, dβ     = BatchNorm's fused-ReLU backward with that same g.
-// So gradIdentity is written first (one pass over dy and y), and the BatchNorm
-// backward then reads it as an already masked dy, without the mask: x and
-// gradIdentity twice instead of x, dy and y twice, and the same g bit for bit.
-// gradIdentity may be gradOutput (in place); gradInput may then still be x or y.
+// With ReLU, gradIdentity is written by BatchNorm's sums pass, the one that
+// already reads x, dy and y (`channelPasses`, block by block), and the dx pass
+// then reads it as an already masked dy, without the mask: x, dy, y once and g
+// written, then x and g; the same g bit for bit. Without ReLU, or when only
+// gradIdentity is wanted, a separate pass copies or masks dy
+// (`writeGradIdentity`). gradIdentity may be gradOutput (in place); gradInput
+// may then still be x or y.
 
 extension BatchNormalization {
     /// Training forward fused with a residual add: `y = relu(BN(x) + identity)`
@@ -71,8 +74,10 @@ extension BatchNormalization {
     /// not otherwise share memory with any input or gradient buffer. The other
     /// rules are the plain backward's. Throws before writing anything.
     ///
-    /// **Memory passes**: the plain backward's, plus one pass reading `dy` (and `y`)
-    /// and writing `gradIdentity`.
+    /// **Memory passes**: with ``fusedReLU``, the plain fused-ReLU backward's
+    /// passes, its sums pass also writing `gradIdentity` and its dx pass reading
+    /// that instead of `dy` and `y`; without, the plain backward's plus one pass
+    /// copying `dy` into `gradIdentity` (none in place).
     public func backwardTraining(
         input: UnsafeBufferPointer<Float>, gradOutput: UnsafeBufferPointer<Float>,
         saved: SavedStatistics, scale: UnsafeBufferPointer<Float>? = nil,

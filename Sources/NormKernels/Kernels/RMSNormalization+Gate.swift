@@ -12,9 +12,13 @@
 //     g      = dy ⊙ gate   (the gradient reaching RMSNorm's output)
 //     dx, dγ = the plain RMSNorm backward with g as its dy
 //
-// One pass (`gateGradients`) reads x, dy and the gate and writes d gate and g
-// (into gradInput's memory when it may hold it, so no workspace), then the
-// plain row backward runs on x and g, writing dx over g in place.
+// With many row blocks, each block's g goes to the worker's block scratch,
+// formed right before the engine reads it (eight rows at a time in the
+// short-row sweep, `BlockwiseRowBackward`): x, dy and the gate read once, d gate
+// and dx written once, g and x read back from L1. Otherwise one pass
+// (`gateRows`) reads x, dy and the gate and writes d gate and g (into
+// gradInput's memory when it may hold it, so no workspace), then the plain row
+// backward runs on x and g, writing dx over g in place.
 //
 // 16-bit tensors (x, gate, y, dy, dx, d gate in `Float16`/`BFloat16`): z is
 // rounded once to the element type before the multiply, in the forward and in
@@ -68,8 +72,10 @@ extension RMSNormalization {
     /// Gradients of the gated forward: `gradGate` = dy ⊙ (RMSNorm(x)·γ), and
     /// `gradInput`, `gradScale` as the plain backward given dy ⊙ gate.
     ///
-    /// **Memory passes**: one pass reading `input`, `gradOutput` and `gate` and
-    /// writing `gradGate` and dy ⊙ gate, then the plain backward's.
+    /// **Memory passes**: with many row blocks (rows of ≤ 4096 values), one pass
+    /// reading `input`, `gradOutput` and `gate` and writing `gradGate` and dx;
+    /// else one pass reading them and writing `gradGate` and dy ⊙ gate, then the
+    /// plain backward's.
     ///
     /// **Aliasing**: `gradInput` may be exactly `gradOutput` or `input`;
     /// `gradGate` may be exactly `gate` or `gradOutput` (not both outputs over
@@ -120,24 +126,28 @@ extension RMSNormalization {
                                          gradScale: gradScale?.baseAddress, gradBias: nil)
         // dy ⊙ gate goes to a scratch tensor from the plan's workspace pool when
         // it cannot go where dx goes (the engine takes an arena of its own).
-        let pool = backwardPlan.workspace
-        let workspace = pool.take()
-        defer { pool.recycle(workspace) }
-        let scratch: UnsafeMutablePointer<E>? = needsRMS && !inGradInput ? workspace.take(E.self, count: total) : nil
         if needsRMS && steps.blockwise(threading) {
-            // Each block's dy ⊙ gate is formed right before the engine reads it.
+            // Each block's dy ⊙ gate goes to the worker's block scratch, formed
+            // right before the engine reads it: in the short-row sweep eight rows
+            // at a time, so x and dy ⊙ gate are read back from L1, and dx (not
+            // over dy ⊙ gate) needs no separate column-sum pass.
             steps.run(
-                before: { r0, n, _ in
-                    let o = r0 * D
-                    let gated = (inGradInput ? dxBase! : scratch!) + o
-                    gateRows(r0, n, x: x, gate: g, dy: dy, invStd: saved.invStd, gamma: gamma, gated: gated,
-                             gradGate: dGate)
-                    return (x + o, UnsafePointer(gated), dxBase.map { $0 + o })
+                blockScratch: true,
+                before: { r0, _, blockScratch in
+                    (x + r0 * D, UnsafePointer(blockScratch!), dxBase.map { $0 + r0 * D })
+                },
+                prepare: { r0, first, rows, gated in
+                    gateRows(first, rows, x: x, gate: g, dy: dy, invStd: saved.invStd, gamma: gamma,
+                             gated: UnsafeMutablePointer(mutating: gated) + (first - r0) * D, gradGate: dGate)
                 },
                 after: { _, _, _, _, _ in },
                 finish: { _ in })
             return
         }
+        let pool = backwardPlan.workspace
+        let workspace = pool.take()
+        defer { pool.recycle(workspace) }
+        let scratch: UnsafeMutablePointer<E>? = needsRMS && !inGradInput ? workspace.take(E.self, count: total) : nil
         let gated = inGradInput ? dxBase : scratch
         ChunkSchedule.forEachChunk(units: rows, valuesPerUnit: D, chunk: ChunkSchedule.rowChunk(length: D),
                                    threading: threading) { chunk in

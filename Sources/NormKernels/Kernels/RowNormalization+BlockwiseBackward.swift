@@ -43,17 +43,25 @@ struct BlockwiseRowBackward {
     }
 
     /// Runs every block: `before(first row, rows, scratch)` returns the block's x, dy and
-    /// dx (dx nil: column sums only); the engine; then `after(block, first row,
-    /// rows, dx, dy)` (dx and dy as `before` returned them). `finish(columns)` runs once the blocks are done, on column
-    /// ranges (for the caller's own column merges). With `blockScratch`, each
-    /// block gets the worker's scratch of a block's values (`scratch`, else nil),
-    /// kept in cache from one block to the next: the engine may write dx there
-    /// for `after` to finish and stream out.
+    /// dx (dx nil: column sums only); then the engine, with
+    /// `prepare(block first row, first, rows, dy)` before rows `first ..< first +
+    /// rows` of the block's x and dy are read, and `after(block, first, rows, dx, dy)`
+    /// once their dx is written (dx and dy pointing at row `first`; dy as `before`
+    /// returned it). Both see every row of the block once, in order: with the
+    /// short-row sweep (rows of ≤ 4096 values, dx wanted) eight rows at a time,
+    /// inside the sweep, while the rows are in L1 (`ShortRowsBackward.rowBlock`);
+    /// otherwise the whole block, before and after the engine. `finish(columns)`
+    /// runs once the blocks are done, on column ranges (for the caller's own
+    /// column merges). With `blockScratch`, each block gets the worker's scratch
+    /// of a block's values (`scratch`, else nil), kept in cache from one block to
+    /// the next: the engine may write dx there for `after` to finish and stream
+    /// out, or `prepare` dy there.
     /// Generic over the element type of x, dy and dx (specialized per type).
     func run<E: NormElement>(
         blockScratch: Bool = false,
         before: (_ first: Int, _ rows: Int, _ scratch: UnsafeMutablePointer<E>?)
             -> (x: UnsafePointer<E>, dy: UnsafePointer<E>, dx: UnsafeMutablePointer<E>?),
+        prepare: (_ blockFirst: Int, _ first: Int, _ rows: Int, _ dy: UnsafePointer<E>) -> Void = { _, _, _, _ in },
         after: (_ block: Int, _ first: Int, _ rows: Int, _ dx: UnsafeMutablePointer<E>?, _ dy: UnsafePointer<E>) -> Void,
         finish: (Range<Int>) -> Void
     ) {
@@ -70,21 +78,39 @@ struct BlockwiseRowBackward {
             Parallel.Phase(count: (D + chunk - 1) / chunk, elementsPerItem: blocks * chunk)]
         Parallel.forEach(phases: phases, threading: plan.threading) { phase, range in
             if phase == 0 {
-                @inline(__always) func block(_ k: Int, _ scratch: UnsafeMutablePointer<E>?) {
+                @inline(__always) func block(_ k: Int, _ scratch: UnsafeMutablePointer<E>?,
+                                             _ sweepScratch: UnsafeMutablePointer<Float>) {
                     let r0 = k * perBlock, n = min(perBlock, plan.rows - r0)
                     let (x, dy, dx) = before(r0, n, scratch)
+                    let blockPlan = k == blocks - 1 ? last : full
+                    if let dx, blockPlan.strategy(gradInput: true) == .shortRowSweep {
+                        // The engine's short-row sweep itself (what `rowNormalizationBackward`
+                        // runs on a one-block plan: the same bits), with the steps inside.
+                        let sums = partials.map { $0 + k * D }
+                        sums?.initialize(repeating: .zero, count: D)
+                        ShortRowsBackward.rowBlock(
+                            x: x, dy: dy, dx: dx, gamma: gamma, rows: n, length: D, firstRow: r0, mean: mean,
+                            invStd: invStd, columnSums: sums, scratch: sweepScratch,
+                            streaming: blockPlan.store.streaming(output: dx, reading: x, dy),
+                            prepare: { first, rows in prepare(r0, r0 + first, rows, dy) },
+                            finish: { first, rows in after(k, r0 + first, rows, dx + first * D, dy + first * D) })
+                        return
+                    }
+                    prepare(r0, r0, n, dy)
                     rowNormalizationBackward(
-                        k == blocks - 1 ? last : full, x: x, dy: dy, mean: mean, invStd: invStd, gamma: gamma,
+                        blockPlan, x: x, dy: dy, mean: mean, invStd: invStd, gamma: gamma,
                         dx: dx, gradScale: nil, gradBias: nil, columnTotals: partials.map { $0 + k * D },
                         firstSlot: r0)
                     after(k, r0, n, dx, dy)
                 }
-                if blockScratch {
-                    withScratch(of: E.self, capacity: perBlock * D) { scratch in
-                        for k in range { block(k, scratch.baseAddress!) }
+                withScratch(of: Float.self, capacity: 2 * D) { sweepScratch in
+                    if blockScratch {
+                        withScratch(of: E.self, capacity: perBlock * D) { scratch in
+                            for k in range { block(k, scratch.baseAddress!, sweepScratch.baseAddress!) }
+                        }
+                    } else {
+                        for k in range { block(k, nil, sweepScratch.baseAddress!) }
                     }
-                } else {
-                    for k in range { block(k, nil) }
                 }
             } else {
                 let columns = (range.lowerBound * chunk)..<min(D, range.upperBound * chunk)

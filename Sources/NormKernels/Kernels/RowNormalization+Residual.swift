@@ -15,10 +15,12 @@
 //     g_s = norm'(s)ᵀ·dy + ds         (ds: the upstream gradient of s, optional)
 //     dx = d residual = g_s,   d bias[i] = Σ_rows g_s[·, i],   dγ, dβ as the plain backward on s
 //
-// The plain row backward on s writes norm'(s)ᵀ·dy into gradInput; one more pass
-// (`ResidualRowGradient`) adds ds and sums the columns for d bias, in fixed row
-// blocks merged in a fixed tree (the same bits for any thread count). Without
-// ds and d bias there is no such pass.
+// The plain row backward on s writes norm'(s)ᵀ·dy into gradInput; a residual
+// step (`ResidualRowGradient`) adds ds and sums the columns for d bias, in fixed
+// row blocks merged in a fixed tree (the same bits for any thread count): with
+// many row blocks inside the engine's sweep, eight rows at a time right after
+// their dx (`BlockwiseRowBackward`), else as a pass of its own. Without ds and
+// d bias there is no such step.
 
 extension LayerNormalization {
     /// Residual LayerNorm: `s = (input + residual) + inputBias`, `output = LayerNorm(s)·γ + β`;
@@ -55,8 +57,9 @@ extension LayerNormalization {
     /// gradient of s (LayerNorm's backward on s, plus `gradSum` when given),
     /// `gradInputBias` = its column sums, dγ and dβ as the plain backward on s.
     ///
-    /// **Memory passes**: the plain backward's on s, plus, when `gradSum` or
-    /// `gradInputBias` is given, one pass over dx (and ds).
+    /// **Memory passes**: the plain backward's on s, plus one read of `gradSum`
+    /// when given; with few row blocks (long rows), one more pass over dx (and
+    /// ds) when `gradSum` or `gradInputBias` is given.
     ///
     /// **Aliasing**: `gradInput` may be exactly `gradOutput` or `sum`; it must
     /// not share memory with `gradSum`. Other outputs share nothing. Throws
@@ -201,8 +204,11 @@ func residualBackward<E: NormElement>(
         steps.run(
             blockScratch: streaming,
             before: { r0, n, blockScratch in
-                (s + r0 * D, dy + r0 * D, blockScratch ?? (dx ?? scratch!) + r0 * D)
+                biasPartials?.advanced(by: r0 / steps.rowsPerBlock * D).initialize(repeating: 0, count: D)
+                return (s + r0 * D, dy + r0 * D, blockScratch ?? (dx ?? scratch!) + r0 * D)
             },
+            // Rows of the block as the engine finishes them (eight at a time in
+            // the short-row sweep, from L1), in order: the same sums as a whole block.
             after: { k, r0, n, blockDx, _ in
                 if streaming {
                     ResidualRowGradient.streamBlock(UnsafePointer(blockDx!), ds.map { $0 + r0 * D }, into: dx! + r0 * D,

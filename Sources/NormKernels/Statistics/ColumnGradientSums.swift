@@ -18,19 +18,31 @@ extension BlockGradients {
     /// Rows are read in memory order into per-column Float32 accumulators, added
     /// into the Float64 sums every `flushRows` rows (< 8 contiguous columns: periodic
     /// lanes, see `periodicColumns`).
+    ///
+    /// `store` (BatchNorm + add + ReLU; with `mask`, contiguous rows): g = dy
+    /// masked is also written there (d identity), `flushRows` rows at a time just
+    /// before they are summed, so the sums read g back from L1/L2 instead of dy
+    /// and the mask. The same g in the same order: the same bits.
     static func columns<E: NormElement>(
         _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, mask: UnsafePointer<E>?,
         rows: Int, columns: Int, stride: Int,
         pivot: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
-        into out: UnsafeMutablePointer<GradientSums>
+        into out: UnsafeMutablePointer<GradientSums>, store: UnsafeMutablePointer<E>? = nil
     ) {
+        precondition(store == nil || (mask != nil && stride == columns), "columns: g is stored for contiguous rows")
         out.initialize(repeating: .zero, count: columns)
         if columns < 8 && stride == columns && rows * columns >= 8 * periodVectors(columns) {
-            periodicColumns(x, dy, mask: mask, rows: rows, columns: columns,
-                            pivot: pivot, scale: scale, shift: shift, into: out)
+            if let store, let mask {
+                ResidualGradient.mask(dy, mask, store, rows * columns)
+                periodicColumns(x, UnsafePointer(store), mask: nil, rows: rows, columns: columns,
+                                pivot: pivot, scale: scale, shift: shift, into: out)
+            } else {
+                periodicColumns(x, dy, mask: mask, rows: rows, columns: columns,
+                                pivot: pivot, scale: scale, shift: shift, into: out)
+            }
         } else {
             stridedColumns(x, dy, mask: mask, rows: rows, columns: columns, stride: stride,
-                           pivot: pivot, scale: scale, shift: shift, into: out)
+                           pivot: pivot, scale: scale, shift: shift, into: out, store: store)
         }
         for j in 0..<columns where !out[j].isFinite {
             out[j] = columnFloat64(x + j, dy + j, mask.map { $0 + j }, rows, stride, pivot[j], scale[j], shift[j])
@@ -113,7 +125,7 @@ extension BlockGradients {
         _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, mask: UnsafePointer<E>?,
         rows: Int, columns: Int, stride: Int,
         pivot: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
-        into out: UnsafeMutablePointer<GradientSums>
+        into out: UnsafeMutablePointer<GradientSums>, store: UnsafeMutablePointer<E>?
     ) {
         withScratch(of: Float.self, capacity: 2 * columns) { scratch in
             let accG = scratch.baseAddress!, accH = accG + columns
@@ -122,6 +134,14 @@ extension BlockGradients {
                 let end = min(rows, row + flushRows)
                 accG.update(repeating: 0, count: columns)
                 accH.update(repeating: 0, count: columns)
+                // With `store`, these rows' g first, then their sums from it (no mask).
+                var dy = dy, mask = mask
+                if let store, let m = mask {
+                    let o = row * stride
+                    ResidualGradient.mask(dy + o, m + o, store + o, (end - row) * stride)
+                    dy = UnsafePointer(store)
+                    mask = nil
+                }
                 if usesStrips(columns: columns) {
                     accumulateStrips(x, dy, mask, rows: row..<end, columns, stride, pivot, scale, shift, accG, accH)
                     row = end

@@ -21,15 +21,15 @@ extension Double: TreeMergeable {
 // two 16-bit gradients of s — and d bias sums the stored dx, widened.
 
 enum ResidualRowGradient {
-    /// One block of `rows` rows: dx += ds (when given), and, with `sums`, the
-    /// block's column sums of dx into `sums[0 ..< D]` (initialized here).
+    /// `rows` rows of a block: dx += ds (when given), and, with `sums`, their
+    /// column sums of dx added into `sums[0 ..< D]` (zeroed by the caller at the
+    /// block's start; a block may come in pieces of rows, in order: the same sums).
     static func block<E: NormElement>(_ dx: UnsafeMutablePointer<E>, _ ds: UnsafePointer<E>?, rows: Int,
                                       features D: Int, sums: UnsafeMutablePointer<Double>?) {
         guard let sums else {
             if let ds { addGradient(dx, ds, rows * D) }
             return
         }
-        sums.initialize(repeating: 0, count: D)
         for r in 0..<rows {
             if let ds {
                 accumulate(dx + r * D, ds + r * D, sums, D, AddsGradient.self)
@@ -40,11 +40,11 @@ enum ResidualRowGradient {
     }
 
     /// `block` with the engine's dx in a scratch: `dx = src (+ ds)` written with
-    /// non-temporal stores, and the same column sums (of dx as stored).
+    /// non-temporal stores, and the same column sums (of dx as stored; `sums`
+    /// zeroed by the caller, as for `block`).
     static func streamBlock<E: NormElement>(_ src: UnsafePointer<E>, _ ds: UnsafePointer<E>?,
                                             into dx: UnsafeMutablePointer<E>, rows: Int, features D: Int,
                                             sums: UnsafeMutablePointer<Double>?) {
-        sums?.initialize(repeating: 0, count: D)
         for r in 0..<rows {
             let o = r * D
             switch (ds, sums) {
@@ -100,6 +100,7 @@ enum ResidualRowGradient {
             if phase == 0 {
                 for k in range {
                     let o = k * perBlock * D
+                    partials?.advanced(by: k * D).initialize(repeating: 0, count: D)
                     block(dx + o, ds.map { $0 + o }, rows: min(perBlock, plan.rows - k * perBlock), features: D,
                           sums: partials.map { $0 + k * D })
                 }

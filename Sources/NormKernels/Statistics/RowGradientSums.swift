@@ -84,10 +84,18 @@ enum BlockGradients {
     /// γ restarts at every run (position within the run).
     static func segmented<E: NormElement>(
         _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, length n: Int, stride: Int, segments: Int,
-        _ c: AffineCoefficients, mask: UnsafePointer<E>?, gamma: UnsafePointer<Float>?, following: Int = 0
+        _ c: AffineCoefficients, mask: UnsafePointer<E>?, gamma: UnsafePointer<Float>?, following: Int = 0,
+        store: UnsafeMutablePointer<E>? = nil
     ) -> GradientSums {
         let sums: GradientSums
-        if following != 0 && gamma == nil {
+        if let store, let mask {
+            // BatchNorm + add + ReLU: g (dy masked, no γ) also written to `store`,
+            // d identity, in the same sweep (see `segmentedFloat32`).
+            precondition(gamma == nil, "segmented: a stored g carries no γ")
+            sums = following != 0
+                ? segmentedFloat32(x, dy, n, stride, segments, c, mask, nil, following, PrefetchAhead.self, store)
+                : segmentedFloat32(x, dy, n, stride, segments, c, mask, nil, 0, NoPrefetch.self, store)
+        } else if following != 0 && gamma == nil {
             // Runs far apart (BatchNorm NCHW): prefetch along the logical stream.
             sums = mask.map { segmentedFloat32(x, dy, n, stride, segments, c, $0, nil, following, PrefetchAhead.self) }
                 ?? segmentedFloat32(x, dy, n, stride, segments, c, nil, nil, following, PrefetchAhead.self)
@@ -106,11 +114,15 @@ enum BlockGradients {
     /// `P`: whether each 32-value step also prefetches x, dy (and the mask) along
     /// the logical stream (runs far apart; see `StreamPrefetch`). Same arithmetic
     /// in the same order either way: same bits.
+    /// `store` (indexed like dy): each g is also written there, the vector values
+    /// narrowed back from their exact widening and the scalar ones as dy's own bit
+    /// pattern, as `ResidualGradient.mask` writes them; the Float64 redo needs
+    /// not write again.
     @inline(__always)
     private static func segmentedFloat32<E: NormElement, P: StreamPrefetch>(
         _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ n: Int, _ stride: Int, _ segments: Int,
         _ c: AffineCoefficients, _ mask: UnsafePointer<E>?, _ gamma: UnsafePointer<Float>?,
-        _ following: Int, _: P.Type
+        _ following: Int, _: P.Type, _ store: UnsafeMutablePointer<E>? = nil
     ) -> GradientSums {
         let p = F8(repeating: c.pivot), s = F8(repeating: c.scale), t = F8(repeating: c.shift)
         // Four accumulator pairs: Σg·x̂ is a chain of multiply-adds (4 cycles each),
@@ -118,14 +130,16 @@ enum BlockGradients {
         var g0 = F8(), g1 = F8(), g2 = F8(), g3 = F8(), h0 = F8(), h1 = F8(), h2 = F8(), h3 = F8()
         var tail = GradientSums.zero
         @inline(__always) func step(_ xs: UnsafePointer<E>, _ ds: UnsafePointer<E>,
-                                    _ ms: UnsafePointer<E>?, _ i: Int, _ g: inout F8, _ h: inout F8) {
+                                    _ ms: UnsafePointer<E>?, _ os: UnsafeMutablePointer<E>?, _ i: Int,
+                                    _ g: inout F8, _ h: inout F8) {
             let d = gradient8(ds, ms, gamma, i)
+            if let os { E.store8(d, os + i) }
             g += d
             h = muladd(d, muladd(E.load8(xs + i) - p, s, t), h)
         }
         for segment in 0..<segments {
             let o = segment * stride
-            let xs = x + o, ds = dy + o, ms = mask.map { $0 + o }
+            let xs = x + o, ds = dy + o, ms = mask.map { $0 + o }, os = store.map { $0 + o }
             var i = 0
             // scalar math: x̂ = (x − p)·s + t;  Σg += g;  Σgx̂ += g·x̂
             while i + 32 <= n {
@@ -134,16 +148,21 @@ enum BlockGradients {
                 if let ms {
                     P.lines(ms, i, length: n, segment: segment, segments: segments, stride: stride, following: following)
                 }
-                step(xs, ds, ms, i, &g0, &h0); step(xs, ds, ms, i + 8, &g1, &h1)
-                step(xs, ds, ms, i + 16, &g2, &h2); step(xs, ds, ms, i + 24, &g3, &h3)
+                if let os {
+                    P.lines(UnsafePointer(os), i, length: n, segment: segment, segments: segments, stride: stride,
+                            following: following)
+                }
+                step(xs, ds, ms, os, i, &g0, &h0); step(xs, ds, ms, os, i + 8, &g1, &h1)
+                step(xs, ds, ms, os, i + 16, &g2, &h2); step(xs, ds, ms, os, i + 24, &g3, &h3)
                 i += 32
             }
             while i + 8 <= n {
-                step(xs, ds, ms, i, &g0, &h0)
+                step(xs, ds, ms, os, i, &g0, &h0)
                 i += 8
             }
             while i < n {
                 let d = gradient1(ds, ms, gamma, i)
+                if let os, let ms { os[i] = E.widen(ms[i]) <= 0 ? E.narrow(0) : ds[i] }
                 let h = muladd(E.widen(xs[i]) - c.pivot, c.scale, c.shift)
                 tail.dy += Double(d)
                 tail.dyXhat += Double(d) * Double(h)

@@ -43,17 +43,28 @@ enum ShortRowsBackward {
     /// by absolute row (`mean` nil: RMSNorm, x̂ = x·r and no mean term).
     /// `columnSums` (zeroed by the caller) gets this block's Σdy and Σdy·x̂ per
     /// column; `scratch` holds 2·length Float32 accumulators.
+    ///
+    /// The fused row backwards' steps (`BlockwiseRowBackward`), in row order and
+    /// each row once (block-relative row numbers): `prepare(first, rows)` right
+    /// before those rows of x and dy are first read (eight rows, or a whole
+    /// `flushRows` chunk when the column sums go in a pass of their own),
+    /// `finish(first, rows)` right after their dx is written, while they are in
+    /// L1. Neither changes the arithmetic.
     static func rowBlock<E: NormElement>(
         x: UnsafePointer<E>, dy: UnsafePointer<E>, dx: UnsafeMutablePointer<E>,
         gamma: UnsafePointer<Float>?, rows: Int, length: Int, firstRow: Int,
         mean: [Double]?, invStd: [Double],
-        columnSums: UnsafeMutablePointer<GradientSums>?, scratch: UnsafeMutablePointer<Float>, streaming: Bool
+        columnSums: UnsafeMutablePointer<GradientSums>?, scratch: UnsafeMutablePointer<Float>, streaming: Bool,
+        prepare: (_ first: Int, _ rows: Int) -> Void = { _, _ in },
+        finish: (_ first: Int, _ rows: Int) -> Void = { _, _ in }
     ) {
         // Streaming stores need every row aligned to 8 values (32 bytes, 16 for 16-bit types).
         if streaming && length % 8 == 0 && StreamingStore.isAligned(dx) {
-            rowBlock(x, dy, dx, gamma, rows, length, firstRow, mean, invStd, columnSums, scratch, StreamingStore.self)
+            rowBlock(x, dy, dx, gamma, rows, length, firstRow, mean, invStd, columnSums, scratch, StreamingStore.self,
+                     prepare, finish)
         } else {
-            rowBlock(x, dy, dx, gamma, rows, length, firstRow, mean, invStd, columnSums, scratch, CachedStore.self)
+            rowBlock(x, dy, dx, gamma, rows, length, firstRow, mean, invStd, columnSums, scratch, CachedStore.self,
+                     prepare, finish)
         }
     }
 
@@ -62,7 +73,8 @@ enum ShortRowsBackward {
         _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ dx: UnsafeMutablePointer<E>,
         _ gamma: UnsafePointer<Float>?, _ rows: Int, _ D: Int, _ firstRow: Int,
         _ mean: [Double]?, _ invStd: [Double],
-        _ columnSums: UnsafeMutablePointer<GradientSums>?, _ scratch: UnsafeMutablePointer<Float>, _: S.Type
+        _ columnSums: UnsafeMutablePointer<GradientSums>?, _ scratch: UnsafeMutablePointer<Float>, _: S.Type,
+        _ prepare: (Int, Int) -> Void, _ finish: (Int, Int) -> Void
     ) {
         let vectorEnd = D / 8 * 8
         let sums = columnSums != nil
@@ -117,7 +129,7 @@ enum ShortRowsBackward {
                 let lanes = laneBuffer.baseAddress!
                 // tails: the rows' Σ over the last D % 8 values; k: a, b, c, pivot of 8 rows
                 let tails = floats.baseAddress!, k = tails + 16
-                var i0 = 0
+                var i0 = 0, prepared = 0
                 while i0 < rows {
                     // The `flushRows` rows (from the block's start) that row i0 is in.
                     let c0 = i0 / BlockGradients.flushRows * BlockGradients.flushRows
@@ -125,9 +137,17 @@ enum ShortRowsBackward {
                     if sums && i0 % BlockGradients.flushRows == 0 {
                         accG.update(repeating: 0, count: D)
                         accH.update(repeating: 0, count: D)
-                        if split { columnChunk(chunk) }
+                        if split {
+                            prepare(prepared, chunk.upperBound - prepared)
+                            prepared = chunk.upperBound
+                            columnChunk(chunk)
+                        }
                     }
                     let n = min(8, rows - i0)
+                    if i0 + n > prepared {
+                        prepare(prepared, i0 + n - prepared)
+                        prepared = i0 + n
+                    }
                     // Sweep 1: each row's lanes of Σg and Σg·x̂, and the column sums.
                     for i in 0..<8 {
                         guard i < n else {
@@ -202,6 +222,7 @@ enum ShortRowsBackward {
                             j += 1
                         }
                     }
+                    finish(i0, n)
                     i0 += 8
                     if !split, i0 % BlockGradients.flushRows == 0 || i0 >= rows { flush(chunk) }
                 }
