@@ -46,7 +46,7 @@ extension BatchNormalization {
         if reduce && write, let width = shortRunBlockWidth(tensors: mask == nil ? 2 : 3, bytes: MemoryLayout<E>.stride) {
             let blocks = (c + width - 1) / width
             Parallel.forEach(count: blocks, elementsPerItem: 3 * n * width * hw, threading: threading) { range in
-                withUnsafeTemporaryAllocation(of: F8.self, capacity: BlockGradients.runLanes) { lanes in
+                withScratch(of: F8.self, capacity: BlockGradients.runLanes) { lanes in
                     for block in range {
                         let channels = (block * width)..<min(c, (block + 1) * width)
                         for sample in 0..<n {
@@ -76,7 +76,7 @@ extension BatchNormalization {
         Parallel.forEach(phases: phases, threading: threading) { phase, range in
             switch phase {
             case 0:
-                withUnsafeTemporaryAllocation(of: F8.self, capacity: BlockGradients.runLanes) { lanes in
+                withScratch(of: F8.self, capacity: BlockGradients.runLanes) { lanes in
                     for sample in range { sums(sample, 0..<c, lanes.baseAddress!) }
                 }
             case 1:

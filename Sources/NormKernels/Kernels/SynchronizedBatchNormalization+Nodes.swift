@@ -90,7 +90,7 @@ extension BatchNormalization {
             let n = shape.n, hw = shape.spatial
             let partials = workspace.take(GradientSums.self, count: n * c)
             Parallel.forEach(count: n, elementsPerItem: c * hw, threading: threading) { range in
-                withUnsafeTemporaryAllocation(of: F8.self, capacity: BlockGradients.runLanes) { lanes in
+                withScratch(of: F8.self, capacity: BlockGradients.runLanes) { lanes in
                     for sample in range {
                         let o = sample * c * hw
                         BlockGradients.shortRunSums(x + o, dy + o, mask: mask.map { $0 + o }, n: hw, channels: 0..<c,

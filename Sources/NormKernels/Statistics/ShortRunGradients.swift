@@ -15,7 +15,8 @@ import CNormSupport
 // the arithmetic of `BlockGradients.apply` (same bits).
 
 extension BlockGradients {
-    /// Vectors of scratch `shortRunSums` needs (2 KiB).
+    /// Vectors of scratch `shortRunSums` needs (2 KiB: from `withScratch`, since a
+    /// temporary allocation over 1 KiB goes to the heap).
     static let runLanes = 64
 
     /// The runs of `channels` in one sample (`x`, `dy`, `mask` at the sample's
