@@ -109,6 +109,52 @@ static inline __attribute__((always_inline)) void nk_stream_fence(void) {
     __builtin_ia32_sfence();
 }
 
+/// Four Float64 lanes (Swift: SIMD4<Double>).
+typedef double nk_double4 __attribute__((ext_vector_type(4)));
+
+/// out[r] = the Float64 sum of v[r]'s lanes 0, 1, …, 7, in that order, from +0
+/// (Swift's `laneSum64`, bit for bit), for the eight vectors v[0…7] at once: a
+/// transpose by shuffles within 128-bit halves (unpcklps/unpckhps, shufps),
+/// then four-lane widenings (vcvtps2pd) and vector adds, one lane per vector.
+/// In C because Swift's SIMD types have no shuffles: built from lanes, they
+/// became scalar extractions through the stack. Two vector stores to `out`.
+static inline __attribute__((always_inline)) void nk_lane_sums8(const void *vectors, double *out) {
+    nk_float8 v[8];   // `vectors`: eight nk_float8 (a void pointer: Swift imports nk_float8 * as opaque)
+    __builtin_memcpy(v, vectors, sizeof v);
+    nk_float8 t0 = __builtin_shufflevector(v[0], v[1], 0, 8, 1, 9, 4, 12, 5, 13);
+    nk_float8 t1 = __builtin_shufflevector(v[0], v[1], 2, 10, 3, 11, 6, 14, 7, 15);
+    nk_float8 t2 = __builtin_shufflevector(v[2], v[3], 0, 8, 1, 9, 4, 12, 5, 13);
+    nk_float8 t3 = __builtin_shufflevector(v[2], v[3], 2, 10, 3, 11, 6, 14, 7, 15);
+    nk_float8 t4 = __builtin_shufflevector(v[4], v[5], 0, 8, 1, 9, 4, 12, 5, 13);
+    nk_float8 t5 = __builtin_shufflevector(v[4], v[5], 2, 10, 3, 11, 6, 14, 7, 15);
+    nk_float8 t6 = __builtin_shufflevector(v[6], v[7], 0, 8, 1, 9, 4, 12, 5, 13);
+    nk_float8 t7 = __builtin_shufflevector(v[6], v[7], 2, 10, 3, 11, 6, 14, 7, 15);
+    // s0: lane 0 of v[0…3] | lane 4 of v[0…3]; s1: lanes 1 | 5; s2: 2 | 6; s3: 3 | 7; s4…s7: v[4…7].
+    nk_float8 s0 = __builtin_shufflevector(t0, t2, 0, 1, 8, 9, 4, 5, 12, 13);
+    nk_float8 s1 = __builtin_shufflevector(t0, t2, 2, 3, 10, 11, 6, 7, 14, 15);
+    nk_float8 s2 = __builtin_shufflevector(t1, t3, 0, 1, 8, 9, 4, 5, 12, 13);
+    nk_float8 s3 = __builtin_shufflevector(t1, t3, 2, 3, 10, 11, 6, 7, 14, 15);
+    nk_float8 s4 = __builtin_shufflevector(t4, t6, 0, 1, 8, 9, 4, 5, 12, 13);
+    nk_float8 s5 = __builtin_shufflevector(t4, t6, 2, 3, 10, 11, 6, 7, 14, 15);
+    nk_float8 s6 = __builtin_shufflevector(t5, t7, 0, 1, 8, 9, 4, 5, 12, 13);
+    nk_float8 s7 = __builtin_shufflevector(t5, t7, 2, 3, 10, 11, 6, 7, 14, 15);
+#define NK_LOW(v) __builtin_convertvector(__builtin_shufflevector(v, v, 0, 1, 2, 3), nk_double4)
+#define NK_HIGH(v) __builtin_convertvector(__builtin_shufflevector(v, v, 4, 5, 6, 7), nk_double4)
+    nk_double4 a = {0, 0, 0, 0}, b = {0, 0, 0, 0};   // v[0…3], v[4…7]
+    a += NK_LOW(s0);  b += NK_LOW(s4);
+    a += NK_LOW(s1);  b += NK_LOW(s5);
+    a += NK_LOW(s2);  b += NK_LOW(s6);
+    a += NK_LOW(s3);  b += NK_LOW(s7);
+    a += NK_HIGH(s0); b += NK_HIGH(s4);
+    a += NK_HIGH(s1); b += NK_HIGH(s5);
+    a += NK_HIGH(s2); b += NK_HIGH(s6);
+    a += NK_HIGH(s3); b += NK_HIGH(s7);
+#undef NK_LOW
+#undef NK_HIGH
+    __builtin_memcpy(out, &a, sizeof a);
+    __builtin_memcpy(out + 4, &b, sizeof b);
+}
+
 /// Asks for the cache line at `p` to be brought into the cache ahead of use
 /// (prefetcht0). A hint only: it never faults, so it may point past a buffer.
 static inline __attribute__((always_inline)) void nk_prefetch(const void *p) {

@@ -90,11 +90,11 @@ extension BatchNormalization {
             let n = shape.n, hw = shape.spatial
             let partials = workspace.take(GradientSums.self, count: n * c)
             Parallel.forEach(count: n, elementsPerItem: c * hw, threading: threading) { range in
-                for sample in range {
-                    for ch in 0..<c {
-                        let o = (sample * c + ch) * hw
-                        (partials + sample * c + ch).initialize(to: BlockGradients.contiguous(
-                            x + o, dy + o, hw, xhat[ch], mask: mask.map { $0 + o }, gamma: nil))
+                withScratch(of: F8.self, capacity: BlockGradients.runLanes) { lanes in
+                    for sample in range {
+                        let o = sample * c * hw
+                        BlockGradients.shortRunSums(x + o, dy + o, mask: mask.map { $0 + o }, n: hw, channels: 0..<c,
+                                                    xhat: xhat, lanes: lanes.baseAddress!, into: partials + sample * c)
                     }
                 }
             }

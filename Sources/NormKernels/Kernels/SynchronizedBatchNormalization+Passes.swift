@@ -24,11 +24,9 @@ extension BatchNormalization {
             let hw = shape.spatial
             Parallel.forEach(count: shape.n, elementsPerItem: channels * hw, threading: threading, fromTheEnd: true) { range in
                 for sample in range {
-                    for ch in 0..<channels {
-                        let o = (sample * channels + ch) * hw
-                        BlockGradients.apply(x: x + o, dy: dy + o, mask: mask.map { $0 + o }, gamma: nil, dx + o, hw,
-                                             table[ch], streaming: streaming)
-                    }
+                    let o = sample * channels * hw
+                    BlockGradients.shortRunApply(x: x + o, dy: dy + o, mask: mask.map { $0 + o }, dx + o, n: hw,
+                                                 channels: 0..<channels, table: table, streaming: streaming)
                 }
             }
         case .channelRuns(let g):
