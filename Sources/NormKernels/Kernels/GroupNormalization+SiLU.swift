@@ -15,9 +15,12 @@
 // coefficients are GroupNorm's own, so y = silu(GroupNorm's output) bit for bit.
 //
 // The row-engine paths (feature vectors, small maps: `GroupNormPlan`) keep one
-// coefficient per (n, g) and γ, β per position; there GroupNorm's output is
-// written first and `silu(v·(1 + scale) + shift)` runs as a second sweep over
-// y per (n, c) run (y read and written once more). The backward is in
+// coefficient per (n, g) and γ, β per position, and run on the row engine's
+// fused forward (x read in its own type): without modulation SiLU is its
+// output epilogue (one pass, as plain GroupNorm); with it GroupNorm's Float32
+// output is written first and `silu(v·(1 + scale) + shift)` runs as a second
+// sweep per (n, c) run (y, or a Float32 scratch on 16-bit types, read and
+// written once more). The backward is in
 // `GroupNormalization+SiLUBackward.swift`; 16-bit tensors in
 // `GroupNormalization+SiLUHalfPrecision.swift` (the bodies here are generic
 // over the element type).
@@ -34,8 +37,8 @@ extension GroupNormalization {
     /// The result is bitwise identical for any thread count.
     ///
     /// **Memory passes**: plain GroupNorm's (x read twice, the second from cache
-    /// when a group fits in L2; y written once) on the channel-groups path; the
-    /// row-engine paths (H·W = 1, small maps) add one read and write of y.
+    /// when a group fits in L2; y written once), except with modulation on the
+    /// row-engine paths (H·W = 1, small maps), which add one read and write of y.
     /// `modulationScale`/`modulationShift` have N·C values, n-major.
     ///
     /// **Aliasing**: `output` may be exactly `input` (in place); any other overlap
