@@ -15,12 +15,9 @@
 // coefficients are GroupNorm's own, so y = silu(GroupNorm's output) bit for bit.
 //
 // The row-engine paths (feature vectors, small maps: `GroupNormPlan`) keep one
-// coefficient per (n, g) and γ, β per position, and run on the row engine's
-// fused forward (x read in its own type): without modulation SiLU is its
-// output epilogue (one pass, as plain GroupNorm); with it GroupNorm's Float32
-// output is written first and `silu(v·(1 + scale) + shift)` runs as a second
-// sweep per (n, c) run (y, or a Float32 scratch on 16-bit types, read and
-// written once more). The backward is in
+// coefficient per (n, g) and γ, β per position; there GroupNorm's output is
+// written first and `silu(v·(1 + scale) + shift)` runs as a second sweep over
+// y per (n, c) run (y read and written once more). The backward is in
 // `GroupNormalization+SiLUBackward.swift`; 16-bit tensors in
 // `GroupNormalization+SiLUHalfPrecision.swift` (the bodies here are generic
 // over the element type).
@@ -37,8 +34,8 @@ extension GroupNormalization {
     /// The result is bitwise identical for any thread count.
     ///
     /// **Memory passes**: plain GroupNorm's (x read twice, the second from cache
-    /// when a group fits in L2; y written once), except with modulation on the
-    /// row-engine paths (H·W = 1, small maps), which add one read and write of y.
+    /// when a group fits in L2; y written once) on the channel-groups path; the
+    /// row-engine paths (H·W = 1, small maps) add one read and write of y.
     /// `modulationScale`/`modulationShift` have N·C values, n-major.
     ///
     /// **Aliasing**: `output` may be exactly `input` (in place); any other overlap
@@ -80,48 +77,31 @@ extension GroupNormalization {
         return channelGroupsSiLUForward(plan, x, y, gamma: scale?.baseAddress, beta: bias?.baseAddress, modulation)
     }
 
-    /// The row-engine paths, on the row engine's fused forward
-    /// (`normalizeRowsFused`), which reads x in its own element type (16-bit:
-    /// widened as loaded, no Float32 copy of x first). Without modulation SiLU is
-    /// its output epilogue (`SiLURowEpilogue`): one pass, as plain GroupNorm. With
-    /// modulation, GroupNorm's Float32 output goes to y (Float) or a Float32
-    /// scratch tensor (16-bit), then the SiLU sweep rounds once into y. Either way
-    /// y == E.narrow(silu(v·(1 + scale) + shift)), v the Float32 GroupNorm output.
+    /// The row-engine paths: GroupNorm's Float32 output, then the SiLU sweep
+    /// rounding once into y. On `Float` GroupNorm writes y and the sweep runs in
+    /// place; on 16-bit types GroupNorm runs on x widened into a Float32 scratch
+    /// tensor (in place there), so y == E.narrow(the Float32 result) bit for bit.
     private func rowPathsSiLUForward<E: NormElement>(
         _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>,
         scale: UnsafeBufferPointer<Float>?, bias: UnsafeBufferPointer<Float>?, _ modulation: SiLUModulation
     ) throws -> SavedStatistics {
-        let pool = path.workspace
-        let workspace = pool.take()
-        defer { pool.recycle(workspace) }
-        // `streaming` only for y itself: a Float32 v is swept again at once.
-        func normalize<Y: NormElement, G: FusedRowEpilogue>(into out: UnsafeMutablePointer<Y>, _ epilogue: G,
-                                                            streaming: Bool) -> SavedStatistics {
-            let gamma = scale?.baseAddress, beta = bias?.baseAddress
-            switch path {
-            case .featureVectors(let rows, _), .groupSegments(let rows, _):
-                return normalizeRowsFused(rows, PlainRows(x: x), out, epsilon: epsilon, gamma: gamma, beta: beta,
-                                          epilogue, streaming: streaming)
-            case .expandedAffine(let rows, _):
-                let affine = ExpandedAffine(gamma: gamma, beta: beta, channels: shape.c, spatial: shape.spatial,
-                                            in: workspace)
-                return normalizeRowsFused(rows, PlainRows(x: x), out, epsilon: epsilon, gamma: affine.gamma,
-                                          beta: affine.beta, epilogue, streaming: streaming)
-            case .channelGroups:
-                preconditionFailure("the channel-groups path has its own forward")
-            }
-        }
-        guard modulation.isPresent else {
-            return normalize(into: y, SiLURowEpilogue(), streaming: path.rowPlanStreams(output: y, reading: x))
-        }
+        let count = shape.count
         if E.self == Float.self {
             let y32 = UnsafeMutableRawPointer(y).assumingMemoryBound(to: Float.self)
-            let saved = normalize(into: y32, NoEpilogue(), streaming: false)
+            let x32 = UnsafeRawPointer(x).assumingMemoryBound(to: Float.self)
+            let saved = try forward(input: UnsafeBufferPointer(start: x32, count: count),
+                                    output: UnsafeMutableBufferPointer(start: y32, count: count),
+                                    scale: scale, bias: bias)
             siluSweep(y32, y, modulation)
             return saved
         }
-        let v = workspace.take(Float.self, count: shape.count)
-        let saved = normalize(into: v, NoEpilogue(), streaming: false)
+        let pool = path.workspace
+        let workspace = pool.take()
+        defer { pool.recycle(workspace) }
+        let v = workspace.take(Float.self, count: count)
+        widen(x, into: v, count: count, threading: threading)
+        let saved = try forward(input: UnsafeBufferPointer(start: v, count: count),
+                                output: UnsafeMutableBufferPointer(start: v, count: count), scale: scale, bias: bias)
         siluSweep(v, y, modulation)
         return saved
     }
@@ -240,18 +220,6 @@ func narrow<E: NormElement>(_ src: UnsafePointer<Float>, into dst: UnsafeMutable
             var i = 0
             while i + 8 <= n { E.store8(load8(src + o + i), dst + o + i); i += 8 }
             while i < n { dst[o + i] = E.narrow(src[o + i]); i += 1 }
-        }
-    }
-}
-
-extension GroupNormPlan {
-    /// The row plan's store decision for y (false on the channel-groups path).
-    func rowPlanStreams<E>(output y: UnsafeMutablePointer<E>, reading x: UnsafePointer<E>) -> Bool {
-        switch self {
-        case .featureVectors(let rows, _), .groupSegments(let rows, _), .expandedAffine(let rows, _):
-            return rows.store.streaming(output: y, reading: x)
-        case .channelGroups:
-            return false
         }
     }
 }

@@ -12,10 +12,9 @@
 // tensors, for any thread count:
 // - channel-groups path: the Float32 engine's loops specialized for `E` (x
 //   widened on load, y = silu(z) rounded once on store);
-// - row-engine paths (H·W = 1, small maps): the row engine's fused forward
-//   reads x in 16 bits (widened as loaded); without modulation y = silu(v) is
-//   rounded once in its output loop, with modulation v goes to a Float32
-//   scratch tensor and the SiLU sweep rounds once into y;
+// - row-engine paths (H·W = 1, small maps): GroupNorm runs on a Float32 copy
+//   of x, then the SiLU sweep rounds once into y (one more read of x in 16 bits
+//   and a Float32 round trip than in Float32);
 // - backward: g = dy·silu′(z)·m into a Float32 scratch tensor, then GroupNorm's
 //   Float32 backward on x widened into a second one, dx rounded once at the end.
 

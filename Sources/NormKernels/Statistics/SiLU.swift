@@ -193,12 +193,3 @@ extension CoefficientTable {
                       activation: A.self)
     }
 }
-
-/// The row engine's SiLU epilogue (`normalizeRowsFused`): silu of GroupNorm's
-/// Float32 output v as it leaves the affine, so y = E.narrow(silu(v)) without
-/// v being stored and swept again (the row-engine paths of GroupNorm + SiLU
-/// without modulation; exactly `Apply.silu`'s values).
-struct SiLURowEpilogue: FusedRowEpilogue {
-    @inline(__always) func apply(_ v: F8, _ o: Int) -> F8 { silu8(v) }
-    @inline(__always) func apply(_ v: Float, _ o: Int) -> Float { SiLUActivation.apply(v) }
-}

@@ -182,20 +182,21 @@ private typealias Lanes = SIMD8<Float>
 @inline(__always) private func storeLanes(_ v: Lanes, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self) }
 
 /// z·σ(z) in 8 lanes, the library's scheme (`SiLU.swift`): e = e^(−|z|) as
-/// 2^n·(1 + t·p(t)), σ = (z < 0 ? e : 1)/(1 + e), e = 0 below −87.3365.
+/// 2^n·(1 + t·p(t)), σ = (z < 0 ? e : 1)/(1 + e), e = 0 below −87.3365
+/// (separate multiplies and adds: SIMD `addingProduct` runs lane by lane).
 @inline(__always) private func silu8(_ z: Lanes) -> Lanes {
     let bits = unsafeBitCast(z, to: SIMD8<Int32>.self)
     let v = unsafeBitCast(bits | Int32(bitPattern: 0x8000_0000), to: Lanes.self)
     let magic = Lanes(repeating: 0x1.8000FEp23)
-    let biased = magic.addingProduct(v, Lanes(repeating: 0x1.715476p0))
+    let biased = v * 0x1.715476p0 + magic
     let twoN = unsafeBitCast(unsafeBitCast(biased, to: SIMD8<Int32>.self) &<< 23, to: Lanes.self)
     let n = biased - magic
-    let t = v.addingProduct(n, Lanes(repeating: -0x1.62E400p-1)).addingProduct(n, Lanes(repeating: -0x1.7F7D1Cp-20))
+    let t = (v - n * 0x1.62E400p-1) - n * 0x1.7F7D1Cp-20
     var p = Lanes(repeating: 0x1.0F9F9Cp-7)
-    p = Lanes(repeating: 0x1.573A1Ap-5).addingProduct(p, t)
-    p = Lanes(repeating: 0x1.555A80p-3).addingProduct(p, t)
-    p = Lanes(repeating: 0x1.FFFDC6p-2).addingProduct(p, t)
-    p = Lanes(repeating: 0x1.FFFFF6p-1).addingProduct(p, t)
-    let e = twoN.addingProduct(t * twoN, p).replacing(with: 0, where: v .< Lanes(repeating: -0x1.5D589Ep+6))
+    p = p * t + 0x1.573A1Ap-5
+    p = p * t + 0x1.555A80p-3
+    p = p * t + 0x1.FFFDC6p-2
+    p = p * t + 0x1.FFFFF6p-1
+    let e = (t * twoN * p + twoN).replacing(with: 0, where: v .< Lanes(repeating: -0x1.5D589Ep+6))
     return z * e.replacing(with: 1, where: bits .>= 0) / (e + 1)
 }
