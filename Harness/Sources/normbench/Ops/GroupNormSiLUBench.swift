@@ -186,7 +186,7 @@ private typealias Lanes = SIMD8<Float>
 /// (separate multiplies and adds: SIMD `addingProduct` runs lane by lane).
 @inline(__always) private func silu8(_ z: Lanes) -> Lanes {
     let bits = unsafeBitCast(z, to: SIMD8<Int32>.self)
-    let v = unsafeBitCast(bits | Int32(bitPattern: 0x8000_0000), to: Lanes.self)
+    let v = unsafeBitCast(bits | SIMD8<Int32>(repeating: Int32.min), to: Lanes.self)
     let magic = Lanes(repeating: 0x1.8000FEp23)
     let biased = v * 0x1.715476p0 + magic
     let twoN = unsafeBitCast(unsafeBitCast(biased, to: SIMD8<Int32>.self) &<< 23, to: Lanes.self)
@@ -197,6 +197,6 @@ private typealias Lanes = SIMD8<Float>
     p = p * t + 0x1.555A80p-3
     p = p * t + 0x1.FFFDC6p-2
     p = p * t + 0x1.FFFFF6p-1
-    let e = (t * twoN * p + twoN).replacing(with: 0, where: v .< Lanes(repeating: -0x1.5D589Ep+6))
-    return z * e.replacing(with: 1, where: bits .>= 0) / (e + 1)
+    let e = (t * twoN * p + twoN).replacing(with: Lanes(), where: v .< Lanes(repeating: -0x1.5D589Ep+6))
+    return z * e.replacing(with: Lanes(repeating: 1), where: bits .>= SIMD8<Int32>()) / (e + Lanes(repeating: 1))
 }
