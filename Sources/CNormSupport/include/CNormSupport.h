@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "HalfPrecision.h"
+#include "BFloat16Pairs.h"
 
 /// What hwloc reports about the machine, reduced to plain numbers.
 /// `ok` is 0 when hwloc could not load a topology; `message` then says why.

@@ -55,6 +55,8 @@ protocol VectorStore {
     static func prologue<E: NormElement>(_ p: UnsafeMutablePointer<E>, _ n: Int) -> Int
     /// Eight Float32 lanes stored as eight `E` values (`E.store8`: one rounding).
     static func store<E: NormElement>(_ v: F8, _ p: UnsafeMutablePointer<E>)
+    /// Eight 32-bit words (16 BFloat16 values of a pair loop, BFloat16Pairs.swift) stored at `p`.
+    static func storeWords(_ w: SIMD8<UInt32>, _ p: UnsafeMutableRawPointer)
 }
 
 enum CachedStore: VectorStore {
