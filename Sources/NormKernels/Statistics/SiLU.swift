@@ -1,61 +1,105 @@
 // SiLU as an output epilogue (GroupNorm + SiLU, issue 21):
 //
 //     silu(z) = z·σ(z),   σ(z) = 1 / (1 + e^(−z))
-//     silu′(z) = σ(z)·(1 + z·(1 − σ(z)))
+//     silu′(z) = σ(z)·(1 + z·(1 − σ(z))) = σ(z) + z·e/(1 + e)²
 //
-// e^v is evaluated in 8 Float32 lanes (Cephes `expf`: v = k·ln 2 + r with
-// |r| ≤ ln 2 / 2, a degree-6 polynomial in r, 2^k put in the exponent bits),
-// ~1 ulp. Large |z| is safe without a branch per element: for −z > 88 the
-// exponential is set to +∞, so σ = 1/(1 + ∞) = 0 and silu = z·0 = −0 (silu′ = 0);
-// for −z < −87 it is clamped to e^(−87) ≈ 1.6e−38, so σ = 1 exactly. NaN stays
-// NaN (the clamps compare false on NaN). Scalar values (heads and tails of
-// loops) go through the same lanes, so a value's result does not depend on
-// where in a loop it falls.
+// σ is evaluated in 8 Float32 lanes from e = e^(−|z|) ∈ (0, 1] only (the
+// XNNPACK `f32-vsigmoid` rr2-p5 scheme): σ(z) = e/(1 + e) for z < 0 and
+// 1/(1 + e) for z ≥ 0, so one division (numerator e or 1, blended on z's sign
+// bit) and no 1 − σ cancellation. e^v, v ≤ 0, is 2^n·e^t with n = round(v·log₂e)
+// (the 1.5·2²³ + 127 magic bias leaves n + 127 in the low mantissa bits, shifted
+// straight into the exponent field as 2^n), t = v − n·ln 2 in two parts
+// (Cody–Waite, |t| ≤ ln 2 / 2) and e^t = 1 + t·p(t), p a degree-4 minimax
+// polynomial (degree 5 in all). ~20 vector operations per 8 values with the
+// SiLU multiply, against ~37 for the clamped Cephes `expf` and 1/(1 + e^(−z))
+// this replaced.
+//
+// Measured against Float64 (every 61st and every 97th Float32 bit pattern with
+// |z| ≤ 200, 60 million values; `SiLUAccuracyTests` reruns the second sweep):
+// σ within 3.5 ulp and silu within 4.2 ulp where z ≥ −87.3365; below that
+// e^(−|z|) is under 2^−126 and is set to 0, so σ = 0 and silu = −0 exactly
+// (absolute error < 1.1e−36); silu′ within 5.8·2^−24·(σ + |z·σ(1 − σ)|), the
+// size of its two terms. exp8 (clamped, any v) within 2.0 ulp on [−87, 88].
+// (The Cephes `expf` it replaced was tested to the same 2 ulp.) The kernels'
+// tests against the Float64 composed op allow 3e−5·(1 + |z|).
+// ±∞: σ(+∞) = 1, σ(−∞) = 0, silu(+∞) = +∞, silu(−∞) = NaN (−∞·0, as
+// z/(1 + e^(−z)) in PyTorch); NaN stays NaN (its compares are false, so its e
+// stays NaN). Subnormal and zero z give σ = 1/2. Scalar values (heads and
+// tails of loops) go through the same lanes, so a value's result does not
+// depend on where in a loop it falls.
 
 import CNormSupport
 
-/// e^v in 8 lanes (see the file comment); +∞ for v > 88, NaN for NaN.
+/// e^v, v ≤ 0.01, in 8 lanes without clamps: 2^n·(1 + t·p(t)) (file comment).
+/// Valid for v ≥ −87.3365 (n ≥ −126); below that the exponent bits wrap.
 /// `@_transparent` here and below: with `@inline(__always)` the backward's
 /// NHWC loop still called `siluGradient8` out of line (objdump).
 @_transparent
-func exp8(_ v: F8) -> F8 {
-    let hi = F8(repeating: 88), lo = F8(repeating: -87)
-    var x = v.replacing(with: hi, where: v .> hi)
-    x.replace(with: lo, where: x .< lo)
-    // k = round(x / ln 2) by the 1.5·2²³ trick: the sum's low mantissa bits hold k.
-    let magic = F8(repeating: 12_582_912)
-    let shifted = muladd(x, F8(repeating: 1.44269504088896341), magic)
-    let k = shifted - magic
-    // r = x − k·ln 2 in two parts (Cody–Waite), exact for |k| ≤ 128.
-    var r = muladd(k, F8(repeating: -0.693359375), x)
-    r = muladd(k, F8(repeating: 2.12194440e-4), r)
-    var p = F8(repeating: 1.9875691500e-4)
-    p = muladd(p, r, F8(repeating: 1.3981999507e-3))
-    p = muladd(p, r, F8(repeating: 8.3334519073e-3))
-    p = muladd(p, r, F8(repeating: 4.1665795894e-2))
-    p = muladd(p, r, F8(repeating: 1.6666665459e-1))
-    p = muladd(p, r, F8(repeating: 5.0000001201e-1))
-    p = muladd(p, r * r, r) + F8(repeating: 1)
-    // 2^k: k + 127 in the exponent field (k ∈ [−126, 127] after the clamps).
-    let bits = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- unsafeBitCast(magic, to: SIMD8<Int32>.self)
-    let twoK = unsafeBitCast((bits &+ 127) &<< 23, to: F8.self)
-    return (p * twoK).replacing(with: .infinity, where: v .> hi)
+func expCore8(_ v: F8) -> F8 {
+    let magic = F8(repeating: 0x1.8000FEp23)
+    let biased = muladd(v, F8(repeating: 0x1.715476p0), magic)
+    let twoN = unsafeBitCast(unsafeBitCast(biased, to: SIMD8<Int32>.self) &<< 23, to: F8.self)
+    let n = biased - magic
+    var t = muladd(n, F8(repeating: -0x1.62E400p-1), v)
+    t = muladd(n, F8(repeating: -0x1.7F7D1Cp-20), t)
+    var p = F8(repeating: 0x1.0F9F9Cp-7)
+    p = muladd(p, t, F8(repeating: 0x1.573A1Ap-5))
+    p = muladd(p, t, F8(repeating: 0x1.555A80p-3))
+    p = muladd(p, t, F8(repeating: 0x1.FFFDC6p-2))
+    p = muladd(p, t, F8(repeating: 0x1.FFFFF6p-1))
+    return muladd(t * twoN, p, twoN)
 }
 
-/// σ(z) in 8 lanes: 0 for z < −88, 1 for z > 87 (see the file comment).
-@_transparent
-func sigmoid8(_ z: F8) -> F8 { F8(repeating: 1) / (F8(repeating: 1) + exp8(-z)) }
+/// The smallest v whose e^v is a normal Float32 (XNNPACK's denormal cutoff).
+@inline(__always) var expNormalCutoff: Float { -0x1.5D589Ep+6 }
 
-/// silu′(z)·dy in 8 lanes.
+/// e^v in 8 lanes for any v: clamped to [−87.34, 88], then +∞ for v > 88;
+/// NaN for NaN. Within 2 ulp on [−87, 88] (file comment).
+@_transparent
+func exp8(_ v: F8) -> F8 {
+    let hi = F8(repeating: 88), lo = F8(repeating: expNormalCutoff)
+    var x = v.replacing(with: hi, where: v .> hi)
+    x.replace(with: lo, where: x .< lo)
+    return expCore8(x).replacing(with: .infinity, where: v .> hi)
+}
+
+/// e = e^(−|z|) (0 where −|z| < −87.34), d = 1 + e, and the numerator of σ:
+/// e where z's sign bit is set, else 1, so σ(z) = numerator/d.
+@_transparent
+func sigmoidParts8(_ z: F8) -> (e: F8, d: F8, numerator: F8) {
+    // Vector operands only: the SIMD operators taking a scalar (`bits | Int32`,
+    // `.>= 0`, `replacing(with: 1, …)`) ran lane by lane, 90× slower (59 against
+    // 0.65 ns per value in a standalone -O loop).
+    let bits = unsafeBitCast(z, to: SIMD8<Int32>.self), one = F8(repeating: 1)
+    let negativeMagnitude = unsafeBitCast(bits | SIMD8<Int32>(repeating: Int32.min), to: F8.self)
+    let e = expCore8(negativeMagnitude).replacing(with: F8(), where: negativeMagnitude .< F8(repeating: expNormalCutoff))
+    return (e, e + one, e.replacing(with: one, where: bits .>= SIMD8<Int32>()))
+}
+
+/// σ(z) in 8 lanes: 0 for z < −87.34, 1 for z > 87.34 (see the file comment).
+@_transparent
+func sigmoid8(_ z: F8) -> F8 {
+    let q = sigmoidParts8(z)
+    return q.numerator / q.d
+}
+
+/// silu(z) = z·σ(z) = (z·numerator)/d in 8 lanes.
+@_transparent
+func silu8(_ z: F8) -> F8 {
+    let q = sigmoidParts8(z)
+    return (z * q.numerator) / q.d
+}
+
+/// silu′(z)·dy in 8 lanes: (σ + z·e/d²)·dy with σ = numerator/d, one division.
 @_transparent
 func siluGradient8(_ z: F8, _ dy: F8) -> F8 {
-    let s = sigmoid8(z)
-    return dy * (s * muladd(z, F8(repeating: 1) - s, F8(repeating: 1)))
+    let q = sigmoidParts8(z), r = F8(repeating: 1) / q.d
+    return dy * muladd(z, q.e * r * r, q.numerator * r)
 }
 
 /// The SiLU output epilogue (`FusedActivation`): `z·σ(z)`.
 enum SiLUActivation: FusedActivation {
-    @inline(__always) static func apply(_ v: F8) -> F8 { v * sigmoid8(v) }
+    @inline(__always) static func apply(_ v: F8) -> F8 { silu8(v) }
     @inline(__always) static func apply(_ v: Float) -> Float { apply(F8(repeating: v))[0] }
 }
 
@@ -100,11 +144,22 @@ extension Apply {
                                      multiplier m: Float, shift t: Float) {
         let mv = F8(repeating: m), tv = F8(repeating: t)
         var i = 0
+        // Two vectors per step: their independent divisions and polynomials overlap.
         if m == 1 && t == 0 {
             // No modulation: silu(v) itself (v·1 + 0 would turn −0 into +0).
+            while i + 16 <= n {
+                E.store8(silu8(load8(src + i)), dst + i)
+                E.store8(silu8(load8(src + i + 8)), dst + i + 8)
+                i += 16
+            }
             while i + 8 <= n { E.store8(SiLUActivation.apply(load8(src + i)), dst + i); i += 8 }
             while i < n { dst[i] = E.narrow(SiLUActivation.apply(src[i])); i += 1 }
             return
+        }
+        while i + 16 <= n {
+            E.store8(silu8(muladd(load8(src + i), mv, tv)), dst + i)
+            E.store8(silu8(muladd(load8(src + i + 8), mv, tv)), dst + i + 8)
+            i += 16
         }
         while i + 8 <= n {
             E.store8(SiLUActivation.apply(muladd(load8(src + i), mv, tv)), dst + i)

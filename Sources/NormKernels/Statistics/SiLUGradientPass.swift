@@ -93,6 +93,18 @@ struct SiLUGradientPass {
             // scalar math: z = (x − p)·s + t, dz = dy·silu′(z), g = dz·m, A += dz, B += dz·((x − p)·r + h)
             // (written out twice, vector loop and tail: as a nested function the
             // loop's accumulators went through memory.)
+            while i + 16 <= start + n {
+                // Two vectors per step (their divisions overlap), summed in the
+                // order of the one-vector loop below.
+                let d0 = E.load8(x + i) - p, dz0 = siluGradient8(muladd(d0, s, t), E.load8(dy + i))
+                let d1 = E.load8(x + i + 8) - p, dz1 = siluGradient8(muladd(d1, s, t), E.load8(dy + i + 8))
+                if wantSums {
+                    a += dz0; b = muladd(dz0, muladd(d0, r, h), b)
+                    a += dz1; b = muladd(dz1, muladd(d1, r, h), b)
+                }
+                if let g { store8(dz0 * m, g + i); store8(dz1 * m, g + i + 8) }
+                i += 16
+            }
             while i + 8 <= start + n {
                 let d = E.load8(x + i) - p, dz = siluGradient8(muladd(d, s, t), E.load8(dy + i))
                 if wantSums { a += dz; b = muladd(dz, muladd(d, r, h), b) }

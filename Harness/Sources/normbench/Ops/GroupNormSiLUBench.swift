@@ -181,23 +181,22 @@ private typealias Lanes = SIMD8<Float>
 @inline(__always) private func loadLanes(_ p: UnsafeMutablePointer<Float>) -> Lanes { UnsafeRawPointer(p).loadUnaligned(as: Lanes.self) }
 @inline(__always) private func storeLanes(_ v: Lanes, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self) }
 
-/// z·σ(z) in 8 lanes, e^(−z) by the Cephes polynomial (as the library's `exp8`).
+/// z·σ(z) in 8 lanes, the library's scheme (`SiLU.swift`): e = e^(−|z|) as
+/// 2^n·(1 + t·p(t)), σ = (z < 0 ? e : 1)/(1 + e), e = 0 below −87.3365
+/// (separate multiplies and adds: SIMD `addingProduct` runs lane by lane).
 @inline(__always) private func silu8(_ z: Lanes) -> Lanes {
-    let v = -z, hi = Lanes(repeating: 88), lo = Lanes(repeating: -87)
-    var x = v.replacing(with: hi, where: v .> hi)
-    x.replace(with: lo, where: x .< lo)
-    let magic = Lanes(repeating: 12_582_912)
-    let shifted = x * 1.44269504088896341 + magic
-    let k = shifted - magic
-    let r = x - k * 0.693359375 + k * 2.12194440e-4
-    var p = Lanes(repeating: 1.9875691500e-4)
-    p = p * r + 1.3981999507e-3
-    p = p * r + 8.3334519073e-3
-    p = p * r + 4.1665795894e-2
-    p = p * r + 1.6666665459e-1
-    p = p * r + 5.0000001201e-1
-    p = p * (r * r) + r + 1
-    let bits = unsafeBitCast(shifted, to: SIMD8<Int32>.self) &- unsafeBitCast(magic, to: SIMD8<Int32>.self)
-    let e = (p * unsafeBitCast((bits &+ 127) &<< 23, to: Lanes.self)).replacing(with: .infinity, where: v .> hi)
-    return z / (1 + e)
+    let bits = unsafeBitCast(z, to: SIMD8<Int32>.self)
+    let v = unsafeBitCast(bits | SIMD8<Int32>(repeating: Int32.min), to: Lanes.self)
+    let magic = Lanes(repeating: 0x1.8000FEp23)
+    let biased = v * 0x1.715476p0 + magic
+    let twoN = unsafeBitCast(unsafeBitCast(biased, to: SIMD8<Int32>.self) &<< 23, to: Lanes.self)
+    let n = biased - magic
+    let t = (v - n * 0x1.62E400p-1) - n * 0x1.7F7D1Cp-20
+    var p = Lanes(repeating: 0x1.0F9F9Cp-7)
+    p = p * t + 0x1.573A1Ap-5
+    p = p * t + 0x1.555A80p-3
+    p = p * t + 0x1.FFFDC6p-2
+    p = p * t + 0x1.FFFFF6p-1
+    let e = (t * twoN * p + twoN).replacing(with: Lanes(), where: v .< Lanes(repeating: -0x1.5D589Ep+6))
+    return z * e.replacing(with: Lanes(repeating: 1), where: bits .>= SIMD8<Int32>()) / (e + Lanes(repeating: 1))
 }
