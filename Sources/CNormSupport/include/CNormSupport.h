@@ -79,6 +79,15 @@ static inline __attribute__((always_inline)) void nk_stream8h(void *dst, nk_half
     __builtin_nontemporal_store(value, (nk_half8 *)dst);
 }
 
+/// Stores 16 16-bit values at `dst` (16-byte aligned) as two `nk_stream8h`
+/// stores: the streaming store of `nk_bf16_round_pairs`' result.
+static inline __attribute__((always_inline)) void nk_stream16h(void *dst, nk_half16 value) {
+    nk_half8 low = __builtin_shufflevector(value, value, 0, 1, 2, 3, 4, 5, 6, 7);
+    nk_half8 high = __builtin_shufflevector(value, value, 8, 9, 10, 11, 12, 13, 14, 15);
+    __builtin_nontemporal_store(low, (nk_half8 *)dst);
+    __builtin_nontemporal_store(high, (nk_half8 *)dst + 1);
+}
+
 /// a·b + c in one rounding (vfmadd) when the build targets FMA (`-Xcc
 /// -march=x86-64-v3` defines __FMA__), else a multiply then an add. Swift never
 /// fuses a multiply and an add by itself, and its `addingProduct` becomes a

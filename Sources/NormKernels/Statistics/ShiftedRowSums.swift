@@ -56,6 +56,26 @@ enum ShiftedRowSums {
         let k = F8(repeating: pivot)
         var sums = D8(), squares = D8()
         var i = 0
+        if E.self == BFloat16.self {
+            // The same sums in pair order (`BFloat16Pairs`: the same bits).
+            let b = UnsafeRawPointer(p).assumingMemoryBound(to: BFloat16.self)
+            while i + 16 <= n {
+                let end = min(i + block, n)
+                var se = F8(), so = F8(), qe = F8(), qo = F8()
+                repeat {
+                    let x = BFloat16Pairs.load16(b + i)
+                    let de = x.even - k, dO = x.odd - k
+                    se += de
+                    so += dO
+                    qe = muladd(de, de, qe)
+                    qo = muladd(dO, dO, qo)
+                    out.write16(i)
+                    i += 16
+                } while i + 16 <= end
+                sums += widened(BFloat16Pairs.joinedLanes(se, so))
+                squares += widened(BFloat16Pairs.joinedLanes(qe, qo))
+            }
+        }
         while i + 16 <= n {
             let end = min(i + block, n)
             var s0 = F8(), s1 = F8(), q0 = F8(), q1 = F8()
@@ -175,11 +195,11 @@ struct RowOutputPass<E: NormElement, A: ElementAffine, S: VectorStore>: RowSweep
     }
 
     @inline(__always) func write16(_ i: Int) {
-        if E.self == BFloat16.self && S.self == CachedStore.self {
+        if E.self == BFloat16.self {
             // Both vectors rounded in one `nk_bf16_round16` (the bits of two `store8`).
             let v0 = affine.apply(muladd(E.load8(src + i) - p, s, t), i)
             let v1 = affine.apply(muladd(E.load8(src + i + 8) - p, s, t), i + 8)
-            UnsafeMutableRawPointer(dst + i).storeBytes(of: nk_bf16_round16(v0, v1), as: SIMD16<UInt16>.self)
+            S.store16(nk_bf16_round16(v0, v1), UnsafeMutableRawPointer(dst + i))
             return
         }
         write8(i)
