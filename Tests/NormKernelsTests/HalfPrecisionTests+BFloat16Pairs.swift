@@ -1,5 +1,5 @@
 // BFloat16 LayerNorm rows taken one at a time run their sums and outputs in
-// pair order (BFloat16Pairs.swift): these cases put NaN and ±∞ where the
+// pairs (BFloat16PairRows.swift): these cases put NaN and ±∞ where the
 // pair-order rounding takes its NaN branch for some lanes of a vector only
 // (a NaN in γ: one column; a NaN or ∞ in x: a whole row), on row lengths with
 // and without a tail of n mod 16 values, and check the outputs against the

@@ -5,6 +5,7 @@
 #include <stdint.h>
 
 #include "HalfPrecision.h"
+#include "BFloat16Pairs.h"
 
 /// What hwloc reports about the machine, reduced to plain numbers.
 /// `ok` is 0 when hwloc could not load a topology; `message` then says why.
@@ -77,15 +78,6 @@ static inline __attribute__((always_inline)) void nk_stream8(float *dst, nk_floa
 /// (movntdq). Four of them fill a cache line in the write-combining buffer.
 static inline __attribute__((always_inline)) void nk_stream8h(void *dst, nk_half8 value) {
     __builtin_nontemporal_store(value, (nk_half8 *)dst);
-}
-
-/// Stores 16 16-bit values at `dst` (16-byte aligned) as two `nk_stream8h`
-/// stores: the streaming store of `nk_bf16_round_pairs`' result.
-static inline __attribute__((always_inline)) void nk_stream16h(void *dst, nk_half16 value) {
-    nk_half8 low = __builtin_shufflevector(value, value, 0, 1, 2, 3, 4, 5, 6, 7);
-    nk_half8 high = __builtin_shufflevector(value, value, 8, 9, 10, 11, 12, 13, 14, 15);
-    __builtin_nontemporal_store(low, (nk_half8 *)dst);
-    __builtin_nontemporal_store(high, (nk_half8 *)dst + 1);
 }
 
 /// a·b + c in one rounding (vfmadd) when the build targets FMA (`-Xcc

@@ -155,32 +155,8 @@ static inline __attribute__((always_inline)) nk_half16 nk_bf16_round16(nk_float8
 #endif
 }
 
-/// Sixteen BFloat16 values in pair order rounded and put back in memory order.
-///
-/// Pair order: a row's 16 values loaded as eight 32-bit words w (little
-/// endian), `even` = w << 16 (values 0, 2, …, 14) and `odd` = w & 0xFFFF0000
-/// (values 1, 3, …, 15): each widening is one shift or one mask, with no
-/// shuffle. Rounding goes back the same way: value 2j is the high half of
-/// `even`'s rounded lane j shifted down, value 2j+1 the high half of `odd`'s
-/// rounded lane j in place; one 16-bit blend joins them (vpblendw). Each lane
-/// is `nk_bf16_round8`'s formula, NaNs included, so the bits are those of two
-/// `nk_bf16_round8` calls on the values in memory order.
-static inline __attribute__((always_inline)) nk_half16 nk_bf16_round_pairs(nk_float8h even, nk_float8h odd) {
-    nk_uint8 e = __builtin_bit_cast(nk_uint8, even), o = __builtin_bit_cast(nk_uint8, odd);
-    nk_uint8 re = (e + 0x7FFFu + ((e >> 16) & 1u)) >> 16;
-    nk_uint8 ro = o + 0x7FFFu + ((o >> 16) & 1u);
-    // One unordered compare tests both vectors for NaN (see nk_bf16_round16).
-    nk_int8 nan = (even != even) | (odd != odd);
-    if (__builtin_expect(nan[0] | nan[1] | nan[2] | nan[3] | nan[4] | nan[5] | nan[6] | nan[7], 0)) {
-        re = (even != even) ? ((e >> 16) | 0x40u) : re;
-        ro = (odd != odd) ? (o | 0x400000u) : ro;
-    }
-    return __builtin_shufflevector(__builtin_bit_cast(nk_half16, re), __builtin_bit_cast(nk_half16, ro),
-                                   0, 17, 2, 19, 4, 21, 6, 23, 8, 25, 10, 27, 12, 29, 14, 31);
-}
-
-/// Lanes `a[0], b[0], a[1], b[1], …, a[3], b[3]`: sums kept in pair order
-/// (even values' lanes, odd values' lanes) put back in memory order.
+/// Lanes `a[0], b[0], a[1], b[1], …, a[3], b[3]`: sums kept in pairs
+/// (even values' lanes, odd values' lanes; BFloat16Pairs.h) put back in memory order.
 static inline __attribute__((always_inline)) nk_float8h nk_interleave4(nk_float4 a, nk_float4 b) {
     return __builtin_shufflevector(a, b, 0, 4, 1, 5, 2, 6, 3, 7);
 }

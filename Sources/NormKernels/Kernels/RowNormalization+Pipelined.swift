@@ -19,7 +19,7 @@ func normalizeMomentRowsPipelined<E: NormElement>(
     // Rows of whole 8-value groups from an aligned output: every streamed vector
     // is aligned (the plan streams only such outputs; checked again here).
     let stream = streaming && plan.length % 8 == 0 && StreamingStore.isAligned(y)
-    if E.self == BFloat16.self && plan.affinePeriod == 1 && plan.length >= 16 {
+    if BFloat16Pairs.enabled(E.self) && plan.affinePeriod == 1 && plan.length >= 16 {
         return pipelinedBFloat16Rows(plan, UnsafeRawPointer(x).assumingMemoryBound(to: BFloat16.self),
                                      UnsafeMutableRawPointer(y).assumingMemoryBound(to: BFloat16.self), eps,
                                      gamma: gamma, beta: beta, stream)
@@ -56,7 +56,7 @@ private func pipelinedRows<E: NormElement, A: ElementAffine, S: VectorStore>(
 }
 
 /// BFloat16 rows of LayerNorm (γ and β shared by every row): the same loop
-/// with its sums and outputs in pair order (`BFloat16Pairs`, the same bits),
+/// with its sums and outputs in pairs (BFloat16PairRows.swift, the same bits),
 /// γ and β rearranged once per call for the outputs' sixteen-value steps.
 private func pipelinedBFloat16Rows(
     _ plan: RowPlan, _ x: UnsafePointer<BFloat16>, _ y: UnsafeMutablePointer<BFloat16>, _ eps: Float,
@@ -65,8 +65,8 @@ private func pipelinedBFloat16Rows(
     let n = plan.length, whole = n / 16 * 16
     return withScratch(of: Float.self, capacity: 2 * whole) { scratch in
         let g2 = scratch.baseAddress!, b2 = g2 + whole
-        if let gamma { BFloat16Pairs.pairOrder(gamma, into: g2, count: whole) }
-        if let beta { BFloat16Pairs.pairOrder(beta, into: b2, count: whole) }
+        if let gamma { BFloat16Pairs.deinterleave(gamma, into: g2, width: whole) }
+        if let beta { BFloat16Pairs.deinterleave(beta, into: b2, width: whole) }
         switch (gamma, beta) {
         case let (g?, b?):
             return pipelinedBFloat16Rows(plan, x, y, eps, GammaBeta(gamma: g, beta: b),

@@ -292,12 +292,11 @@ func rowCoefficients<E: NormElement>(
 @inline(__always)
 func meanSquare<E: NormElement>(_ row: UnsafePointer<E>, _ n: Int) -> Double {
     var s0 = F8(), s1 = F8(), i = 0
-    if E.self == BFloat16.self && n >= 16 {
-        // Pair order (BFloat16Pairs.swift): the same lanes, the same bits.
-        let b = UnsafeRawPointer(row).assumingMemoryBound(to: BFloat16.self)
+    if BFloat16Pairs.enabled(E.self) && n >= 16 {
+        // In pairs (BFloat16PairRows.swift): the same lanes, the same bits.
         var se = F8(), so = F8()
         while i + 16 <= n {
-            let x = BFloat16Pairs.load16(b + i)
+            let x = BFloat16Pairs.load(row + i)
             se = muladd(x.even, x.even, se)
             so = muladd(x.odd, x.odd, so)
             i += 16

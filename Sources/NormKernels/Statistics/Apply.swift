@@ -66,6 +66,9 @@ enum ReLUActivation: FusedActivation {
 protocol ResidualInput {
     func add(_ v: F8, _ o: Int) -> F8
     func add(_ v: Float, _ o: Int) -> Float
+    /// `add` for the 16 values at `o` of a BFloat16 pair loop (BFloat16Pairs.swift):
+    /// even- and odd-indexed values.
+    func addPairs(_ even: F8, _ odd: F8, _ o: Int) -> (F8, F8)
     /// The residual of a sub-block starting `o` values further on.
     func advanced(by o: Int) -> Self
 }
@@ -73,6 +76,7 @@ protocol ResidualInput {
 struct NoResidual: ResidualInput {
     @inline(__always) func add(_ v: F8, _ o: Int) -> F8 { v }
     @inline(__always) func add(_ v: Float, _ o: Int) -> Float { v }
+    @inline(__always) func addPairs(_ even: F8, _ odd: F8, _ o: Int) -> (F8, F8) { (even, odd) }
     @inline(__always) func advanced(by o: Int) -> NoResidual { self }
 }
 
@@ -83,6 +87,10 @@ struct Residual<E: NormElement>: ResidualInput {
     let base: UnsafePointer<E>
     @inline(__always) func add(_ v: F8, _ o: Int) -> F8 { v + E.load8(base + o) }
     @inline(__always) func add(_ v: Float, _ o: Int) -> Float { v + E.widen(base[o]) }
+    @inline(__always) func addPairs(_ even: F8, _ odd: F8, _ o: Int) -> (F8, F8) {
+        let (re, ro) = BFloat16Pairs.load(base + o)
+        return (even + re, odd + ro)
+    }
     @inline(__always) func advanced(by o: Int) -> Residual { Residual(base: base + o) }
 }
 
@@ -128,6 +136,15 @@ enum Apply {
         var i = 0
         let head = S.prologue(dst, n)
         while i < head { scalar(i); i += 1 }
+        if BFloat16Pairs.enabled(E.self) {
+            // BFloat16: 16 values as even and odd lanes (BFloat16Pairs.swift), the same math per value.
+            while i + 16 <= n {
+                let (xe, xo) = BFloat16Pairs.load(src + i)
+                let (ve, vo) = r.addPairs(muladd(xe - p, s, t), muladd(xo - p, s, t), i)
+                S.storePairs(A.apply(ve), A.apply(vo), dst + i)
+                i += 16
+            }
+        }
         while i + 16 <= n {
             // scalar math: y = act((x − p)·s + t (+ r))
             S.store(A.apply(r.add(muladd(E.load8(src + i) - p, s, t), i)), dst + i)
@@ -195,7 +212,8 @@ enum Apply {
             while i + 16 <= n {
                 let v0 = a.apply(muladd(E.load8(src + i) - p, s, t), i)
                 let v1 = a.apply(muladd(E.load8(src + i + 8) - p, s, t), i + 8)
-                S.store16(nk_bf16_round16(v0, v1), UnsafeMutableRawPointer(dst + i))
+                S.storeWords(unsafeBitCast(nk_bf16_round16(v0, v1), to: BFloat16Pairs.Words.self),
+                             UnsafeMutableRawPointer(dst + i))
                 i += 16
             }
         }

@@ -86,11 +86,38 @@ extension Apply {
         _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
         _ res: R, _: S.Type, _: A.Type
     ) {
-        if columns >= stripColumns {
-            strips(src, dst, rows, columns, stride, pivot, scale, shift, res, S.self, A.self)
+        if BFloat16Pairs.enabled(E.self) && columns >= 16 {
+            // BFloat16: the whole 16-column chunks in pairs (BFloat16Pairs.swift), with
+            // the coefficients deinterleaved once per call.
+            let width = columns / 16 * 16
+            withScratch(of: Float.self, capacity: 3 * width) { buffer in
+                let q = buffer.baseAddress!
+                BFloat16Pairs.deinterleave(pivot, into: q, width: width)
+                BFloat16Pairs.deinterleave(scale, into: q + width, width: width)
+                BFloat16Pairs.deinterleave(shift, into: q + 2 * width, width: width)
+                let pairs = PairCoefficients(pivot: q, scale: q + width, shift: q + 2 * width, width: width)
+                if columns >= stripColumns {
+                    strips(src, dst, rows, columns, stride, pivot, scale, shift, res, pairs, S.self, A.self)
+                    return
+                }
+                for r in 0..<rows {
+                    row(src, dst, r, from: 0, columns, stride, pivot, scale, shift, res, pairs, S.self, A.self)
+                }
+            }
             return
         }
-        for r in 0..<rows { row(src, dst, r, from: 0, columns, stride, pivot, scale, shift, res, S.self, A.self) }
+        if columns >= stripColumns {
+            strips(src, dst, rows, columns, stride, pivot, scale, shift, res, nil, S.self, A.self)
+            return
+        }
+        for r in 0..<rows { row(src, dst, r, from: 0, columns, stride, pivot, scale, shift, res, nil, S.self, A.self) }
+    }
+
+    /// The coefficient tables of a BFloat16 pair loop, deinterleaved per
+    /// 16-column chunk (`BFloat16Pairs.deinterleave`) for columns 0 ..< width.
+    struct PairCoefficients {
+        let pivot: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>
+        let width: Int
     }
 
     /// Row r of `columns(…)` from column `start` on.
@@ -99,7 +126,7 @@ extension Apply {
         _ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>, _ r: Int, from start: Int,
         _ columns: Int, _ stride: Int,
         _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
-        _ res: R, _: S.Type, _: A.Type
+        _ res: R, _ pairs: PairCoefficients?, _: S.Type, _: A.Type
     ) {
         let x = src + r &* stride, y = dst + r &* stride, e = res.advanced(by: r &* stride)
         @inline(__always) func scalar(_ c: Int) {
@@ -108,6 +135,17 @@ extension Apply {
         var c = start
         let head = start + S.prologue(y + start, columns - start)
         while c < head { scalar(c); c &+= 1 }
+        if let pairs, c & 15 == 0 {
+            // Whole 16-column chunks as even and odd lanes, the same math per value.
+            while c &+ 16 <= pairs.width {
+                let (xe, xo) = BFloat16Pairs.load(x + c)
+                let ve = muladd(xe - load8(pairs.pivot + c), load8(pairs.scale + c), load8(pairs.shift + c))
+                let vo = muladd(xo - load8(pairs.pivot + c + 8), load8(pairs.scale + c + 8), load8(pairs.shift + c + 8))
+                let (oe, oo) = e.addPairs(ve, vo, c)
+                S.storePairs(A.apply(oe), A.apply(oo), y + c)
+                c &+= 16
+            }
+        }
         while c &+ 8 <= columns {
             // scalar math: y[c] = act((x[c] − p[c])·s[c] + t[c] (+ residual))
             S.store(A.apply(e.add(muladd(E.load8(x + c) - load8(pivot + c), load8(scale + c), load8(shift + c)), c)), y + c)
@@ -126,12 +164,28 @@ extension Apply {
         _ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>,
         _ rows: Int, _ columns: Int, _ stride: Int,
         _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
-        _ res: R, _: S.Type, _: A.Type
+        _ res: R, _ pairs: PairCoefficients?, _: S.Type, _: A.Type
     ) {
         var r = 0
         while r < rows {
             let n = min(rowsPerStrip, rows - r)
             var c = 0
+            if let pairs {
+                // BFloat16: each tile as even and odd lanes (the tables deinterleaved).
+                while c &+ 16 <= pairs.width {
+                    let pe = load8(pairs.pivot + c), po = load8(pairs.pivot + c + 8)
+                    let se = load8(pairs.scale + c), so = load8(pairs.scale + c + 8)
+                    let te = load8(pairs.shift + c), to = load8(pairs.shift + c + 8)
+                    var o = r &* stride &+ c
+                    for _ in 0..<n {
+                        let (xe, xo) = BFloat16Pairs.load(src + o)
+                        let (ve, vo) = res.addPairs(muladd(xe - pe, se, te), muladd(xo - po, so, to), o)
+                        S.storePairs(A.apply(ve), A.apply(vo), dst + o)
+                        o &+= stride
+                    }
+                    c &+= 16
+                }
+            }
             while c &+ 16 <= columns {
                 let p0 = load8(pivot + c), p1 = load8(pivot + c + 8), s0 = load8(scale + c), s1 = load8(scale + c + 8)
                 let t0 = load8(shift + c), t1 = load8(shift + c + 8)
@@ -144,7 +198,9 @@ extension Apply {
                 c &+= 16
             }
             if c < columns {
-                for i in r..<(r + n) { row(src, dst, i, from: c, columns, stride, pivot, scale, shift, res, S.self, A.self) }
+                for i in r..<(r + n) {
+                    row(src, dst, i, from: c, columns, stride, pivot, scale, shift, res, nil, S.self, A.self)
+                }
             }
             r &+= n
         }

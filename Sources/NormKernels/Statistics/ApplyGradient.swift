@@ -72,6 +72,24 @@ extension BlockGradients {
         var i = 0
         let head = S.prologue(dst, n)
         while i < head { scalar(i); i += 1 }
+        if BFloat16Pairs.enabled(E.self) && gamma == nil {
+            // BFloat16: 16 values as even and odd lanes (BFloat16Pairs.swift), the same math per value.
+            while i + 16 <= n {
+                var ve = F8(), vo = F8()
+                if useX {
+                    let (xe, xo) = BFloat16Pairs.load(x! + i)
+                    ve = muladd(b, xe - p, c)
+                    vo = muladd(b, xo - p, c)
+                }
+                if useDy {
+                    let (ge, go) = BFloat16Pairs.gradient(dy!, mask, i)
+                    ve = useX ? muladd(a, ge, ve) : a * ge
+                    vo = useX ? muladd(a, go, vo) : a * go
+                }
+                S.storePairs(ve, vo, dst + i)
+                i += 16
+            }
+        }
         // scalar math: dx = a·g + (b·(x − p) + c)
         while i + 8 <= n {
             var v = F8()
@@ -98,10 +116,50 @@ extension BlockGradients {
             return
         }
         // Stream only when every row starts aligned to 8 values (see `Apply.columns`).
-        if streaming && stride % 8 == 0 && StreamingStore.isAligned(dst) {
-            applyColumns(x, dy, mask, dst, rows, columns, stride, pivot, a, b, c, StreamingStore.self)
-        } else {
-            applyColumns(x, dy, mask, dst, rows, columns, stride, pivot, a, b, c, CachedStore.self)
+        let stream = streaming && stride % 8 == 0 && StreamingStore.isAligned(dst)
+        @inline(__always) func run(_ pairs: PairGradients?) {
+            if stream {
+                applyColumns(x, dy, mask, dst, rows, columns, stride, pivot, a, b, c, pairs, StreamingStore.self)
+            } else {
+                applyColumns(x, dy, mask, dst, rows, columns, stride, pivot, a, b, c, pairs, CachedStore.self)
+            }
+        }
+        guard BFloat16Pairs.enabled(E.self) && columns >= 16 else { return run(nil) }
+        // BFloat16: the whole 16-column chunks in pairs (BFloat16Pairs.swift), with
+        // the coefficients deinterleaved once per call.
+        let width = columns / 16 * 16
+        withScratch(of: Float.self, capacity: 4 * width) { buffer in
+            let q = buffer.baseAddress!
+            BFloat16Pairs.deinterleave(pivot, into: q, width: width)
+            BFloat16Pairs.deinterleave(a, into: q + width, width: width)
+            BFloat16Pairs.deinterleave(b, into: q + 2 * width, width: width)
+            BFloat16Pairs.deinterleave(c, into: q + 3 * width, width: width)
+            run(PairGradients(pivot: q, a: q + width, b: q + 2 * width, c: q + 3 * width, width: width))
+        }
+    }
+
+    /// The coefficient tables of a BFloat16 pair loop, deinterleaved per
+    /// 16-column chunk (`BFloat16Pairs.deinterleave`) for columns 0 ..< width.
+    struct PairGradients {
+        let pivot: UnsafePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafePointer<Float>
+        let width: Int
+
+        /// `applyRow`'s value for the 16 columns at j (even and odd lanes), x and dy at `o`.
+        @inline(__always)
+        func value<E: NormElement>(_ x: UnsafePointer<E>?, _ dy: UnsafePointer<E>?, _ mask: UnsafePointer<E>?,
+                                   _ o: Int, _ j: Int, useX: Bool, useDy: Bool) -> (F8, F8) {
+            var ve = F8(), vo = F8()
+            if useX {
+                let (xe, xo) = BFloat16Pairs.load(x! + o)
+                ve = muladd(load8(b + j), xe - load8(pivot + j), load8(c + j))
+                vo = muladd(load8(b + j + 8), xo - load8(pivot + j + 8), load8(c + j + 8))
+            }
+            if useDy {
+                let (ge, go) = BFloat16Pairs.gradient(dy!, mask, o)
+                ve = useX ? muladd(load8(a + j), ge, ve) : load8(a + j) * ge
+                vo = useX ? muladd(load8(a + j + 8), go, vo) : load8(a + j + 8) * go
+            }
+            return (ve, vo)
         }
     }
 
@@ -110,7 +168,7 @@ extension BlockGradients {
         _ x: UnsafePointer<E>?, _ dy: UnsafePointer<E>?, _ mask: UnsafePointer<E>?,
         _ dst: UnsafeMutablePointer<E>, _ rows: Int, _ columns: Int, _ stride: Int,
         _ pivot: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>,
-        _: S.Type
+        _ pairs: PairGradients?, _: S.Type
     ) {
         // One specialized row loop per case (the case is decided once, not per row).
         @inline(__always)
@@ -119,11 +177,11 @@ extension BlockGradients {
             for r in 0..<rows {
                 let o = r * stride
                 applyRow(x.map { $0 + o }, dy.map { $0 + o }, mask.map { $0 + o }, dst + o, columns,
-                         pivot, a, b, c, useX: useX, useDy: useDy, S.self)
+                         pivot, a, b, c, pairs, useX: useX, useDy: useDy, S.self)
             }
         }
         if columns >= stripColumns {
-            applyStrips(x, dy, mask, dst, rows, columns, stride, pivot, a, b, c, S.self)
+            applyStrips(x, dy, mask, dst, rows, columns, stride, pivot, a, b, c, pairs, S.self)
             return
         }
         withOperandCase(x, dy, mask, sweep)
@@ -156,7 +214,7 @@ extension BlockGradients {
         _ x: UnsafePointer<E>?, _ dy: UnsafePointer<E>?, _ mask: UnsafePointer<E>?,
         _ dst: UnsafeMutablePointer<E>, _ rows: Int, _ columns: Int, _ stride: Int,
         _ pivot: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>,
-        _: S.Type
+        _ pairs: PairGradients?, _: S.Type
     ) {
         @inline(__always)
         func sweep(_ x: UnsafePointer<E>?, _ dy: UnsafePointer<E>?, _ mask: UnsafePointer<E>?,
@@ -165,7 +223,7 @@ extension BlockGradients {
             while r < rows {
                 let n = min(rowsPerStrip, rows - r), o = r * stride
                 applyStrip(x.map { $0 + o }, dy.map { $0 + o }, mask.map { $0 + o }, dst + o, rows: n, columns, stride,
-                           pivot, a, b, c, useX: useX, useDy: useDy, S.self)
+                           pivot, a, b, c, pairs, useX: useX, useDy: useDy, S.self)
                 r += n
             }
         }
@@ -181,7 +239,7 @@ extension BlockGradients {
         _ x: UnsafePointer<E>?, _ dy: UnsafePointer<E>?, _ mask: UnsafePointer<E>?,
         _ dst: UnsafeMutablePointer<E>, rows: Int, _ columns: Int, _ stride: Int,
         _ pivot: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>,
-        useX: Bool, useDy: Bool, _: S.Type
+        _ pairs: PairGradients?, useX: Bool, useDy: Bool, _: S.Type
     ) {
         @inline(__always) func value(_ o: Int, _ p: F8, _ a: F8, _ b: F8, _ c: F8) -> F8 {
             var v = F8()
@@ -197,6 +255,20 @@ extension BlockGradients {
         // `accumulateStrip` ([4096, 1024] and 2048 channels 1.04–1.13×; 2.6 MB
         // tensors of 1280 channels, already in L3, pay 3–6 % for the hints).
         var aheadX = UnsafeRawPointer((x ?? dy!) + rows * stride), aheadDy = UnsafeRawPointer((dy ?? x!) + rows * stride)
+        if let pairs {
+            // BFloat16: each tile as even and odd lanes (the tables deinterleaved), prefetching as below.
+            while j + 16 <= pairs.width {
+                var o = j
+                for _ in 0..<rows {
+                    if useX { nk_prefetch(aheadX); aheadX += 64 }
+                    if useDy { nk_prefetch(aheadDy); aheadDy += 64 }
+                    let (ve, vo) = pairs.value(x, dy, mask, o, j, useX: useX, useDy: useDy)
+                    S.storePairs(ve, vo, dst + o)
+                    o += stride
+                }
+                j += 16
+            }
+        }
         while j + 16 <= columns {
             let p0 = load8(pivot + j), p1 = load8(pivot + j + 8), a0 = load8(a + j), a1 = load8(a + j + 8)
             let b0 = load8(b + j), b1 = load8(b + j + 8), c0 = load8(c + j), c1 = load8(c + j + 8)
@@ -214,7 +286,7 @@ extension BlockGradients {
         for r in 0..<rows {
             let o = r * stride + j
             applyRow(x.map { $0 + o }, dy.map { $0 + o }, mask.map { $0 + o }, dst + o, columns - j,
-                     pivot + j, a + j, b + j, c + j, useX: useX, useDy: useDy, S.self)
+                     pivot + j, a + j, b + j, c + j, nil, useX: useX, useDy: useDy, S.self)
         }
     }
 
@@ -238,15 +310,15 @@ extension BlockGradients {
             while i + period <= total {
                 switch (x, dy, mask) {
                 case let (x?, dy?, nil):
-                    applyRow(x + i, dy + i, nil, dst + i, period, pp, pa, pb, pc, useX: true, useDy: true, CachedStore.self)
+                    applyRow(x + i, dy + i, nil, dst + i, period, pp, pa, pb, pc, nil, useX: true, useDy: true, CachedStore.self)
                 case let (x?, dy?, mask?):
-                    applyRow(x + i, dy + i, mask + i, dst + i, period, pp, pa, pb, pc, useX: true, useDy: true, CachedStore.self)
+                    applyRow(x + i, dy + i, mask + i, dst + i, period, pp, pa, pb, pc, nil, useX: true, useDy: true, CachedStore.self)
                 case let (nil, dy?, nil):
-                    applyRow(nil, dy + i, nil, dst + i, period, pp, pa, pb, pc, useX: false, useDy: true, CachedStore.self)
+                    applyRow(nil, dy + i, nil, dst + i, period, pp, pa, pb, pc, nil, useX: false, useDy: true, CachedStore.self)
                 case let (nil, dy?, mask?):
-                    applyRow(nil, dy + i, mask + i, dst + i, period, pp, pa, pb, pc, useX: false, useDy: true, CachedStore.self)
+                    applyRow(nil, dy + i, mask + i, dst + i, period, pp, pa, pb, pc, nil, useX: false, useDy: true, CachedStore.self)
                 case let (x?, nil, _):
-                    applyRow(x + i, nil, nil, dst + i, period, pp, pa, pb, pc, useX: true, useDy: false, CachedStore.self)
+                    applyRow(x + i, nil, nil, dst + i, period, pp, pa, pb, pc, nil, useX: true, useDy: false, CachedStore.self)
                 case (nil, nil, _):
                     return
                 }
@@ -283,7 +355,7 @@ extension BlockGradients {
         _ x: UnsafePointer<E>?, _ dy: UnsafePointer<E>?, _ mask: UnsafePointer<E>?,
         _ dst: UnsafeMutablePointer<E>, _ columns: Int,
         _ pivot: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>,
-        useX: Bool, useDy: Bool, _: S.Type
+        _ pairs: PairGradients?, useX: Bool, useDy: Bool, _: S.Type
     ) {
         @inline(__always) func scalar(_ j: Int) {
             var v: Float = 0
@@ -297,6 +369,14 @@ extension BlockGradients {
         var j = 0
         let head = S.prologue(dst, columns)
         while j < head { scalar(j); j += 1 }
+        if let pairs, j & 15 == 0 {
+            // BFloat16: whole 16-column chunks as even and odd lanes, the same math per value.
+            while j + 16 <= pairs.width {
+                let (ve, vo) = pairs.value(x, dy, mask, j, j, useX: useX, useDy: useDy)
+                S.storePairs(ve, vo, dst + j)
+                j += 16
+            }
+        }
         while j + 8 <= columns {
             var v = F8()
             if useX { v = muladd(load8(b + j), E.load8(x! + j) - load8(pivot + j), load8(c + j)) }

@@ -1,72 +1,86 @@
-// BFloat16 rows sixteen values at a time in "pair order" (docs/PERFORMANCE.md,
-// "BFloat16 rows: pair order"). A BFloat16 value is the top half of a Float32,
-// so sixteen of them loaded as eight 32-bit words w (little endian) are:
-// ```
-// even = w << 16           values 0, 2, …, 14 as Float32 (exact)
-// odd  = w & 0xFFFF0000    values 1, 3, …, 15 as Float32 (exact)
-// ```
-// one vector operation per 8 values, where widening in memory order costs a
-// zero-extension and a shift (`BFloat16.load8`), and the row loops are bound by
-// their vector operations (3 ports for ~50 per 16 values, perf annotate of the
-// LayerNorm row loop). Rounding goes back in one blend (`nk_bf16_round_pairs`)
-// instead of a pack and a lane permute (or two packs and extracts).
+// BFloat16 output loops in pairs: 16 values per step read as eight 32-bit
+// words, the even-indexed values in one Float32 vector and the odd-indexed in
+// another, rounded back into the same words and stored whole
+// (`BFloat16Pairs.h` has the bit arithmetic and why it is cheaper).
 //
-// The arithmetic per value is unchanged, so the bits are too:
-// - outputs are elementwise: value 2j of a group meets γ[2j] and β[2j] when γ
-//   and β are read in the same order (`pairOrder`, once per call);
-// - the row sums keep their lanes: the Float32 kernel's lane l of its first
-//   vector sums values 16k + l, of its second 16k + 8 + l, and joins the two
-//   lane by lane at the end of a block. In pair order, lane j of `even` sums
-//   values 16k + 2j and of `odd` 16k + 2j + 1, the same additions in the same
-//   order; the join `s0 + s1` is lane 2j: even[j] + even[j + 4], lane 2j + 1:
-//   odd[j] + odd[j + 4] (`joinedLanes`), the same Float32 additions.
+// Only loops whose arithmetic does not depend on the lane a value sits in use
+// it: the per-channel (scalar-coefficient) output and dx loops of the channel
+// kernels, and the per-column loops once their coefficient tables are
+// deinterleaved the same way (`deinterleave`). Every value goes through the
+// same operations as in the 8-lane loop, so the outputs are the same bits.
+// The moments and gradient-sum loops keep `E.load8`: their lanes accumulate,
+// and the order of values within a lane is part of their result.
 
 import CNormSupport
 
 enum BFloat16Pairs {
-    /// Values 16k … 16k + 15 widened in pair order (see the file comment).
+    typealias Words = SIMD8<UInt32>
+
+    /// Whether the loops over `E` run in pairs in this build: `E` is
+    /// `BFloat16` and the build rounds with the integer formula (an AVX-512
+    /// BF16 build keeps the 8-lane loops and `vcvtneps2bf16`).
     @inline(__always)
-    static func load16(_ p: UnsafePointer<BFloat16>) -> (even: F8, odd: F8) {
-        let w = UnsafeRawPointer(p).loadUnaligned(as: SIMD8<UInt32>.self)
-        return (unsafeBitCast(w &<< 16, to: F8.self), unsafeBitCast(w & 0xFFFF_0000, to: F8.self))
+    static func enabled<E: NormElement>(_: E.Type) -> Bool {
+        E.self == BFloat16.self && nk_bf16_pairs_enabled() != 0
     }
 
-    /// `s0 + s1` of the memory-order lanes, from lanes kept in pair order:
-    /// lane 2j is even[j] + even[j + 4], lane 2j + 1 odd[j] + odd[j + 4].
+    /// The 16 values at `p` (BFloat16), widened exactly: values 0, 2, …, 14 and 1, 3, …, 15.
     @inline(__always)
-    static func joinedLanes(_ even: F8, _ odd: F8) -> F8 {
-        nk_interleave4(even.lowHalf + even.highHalf, odd.lowHalf + odd.highHalf)
+    static func load<E: NormElement>(_ p: UnsafePointer<E>) -> (even: F8, odd: F8) {
+        let w = UnsafeRawPointer(p).loadUnaligned(as: Words.self)
+        return (nk_bf16_even8(w), nk_bf16_odd8(w))
     }
 
-    /// `src[0 ..< count]` (count a multiple of 16) in pair order: within each
-    /// group of 16, values 0, 2, …, 14, then 1, 3, …, 15.
-    static func pairOrder(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, count: Int) {
-        var g = 0
-        while g + 16 <= count {
-            for j in 0..<8 {
-                dst[g + j] = src[g + 2 * j]
-                dst[g + 8 + j] = src[g + 2 * j + 1]
+    /// The gradient g of `gradient8` (dy, 0 where the mask ≤ 0; no γ) for the 16 values at `i`.
+    @inline(__always)
+    static func gradient<E: NormElement>(_ dy: UnsafePointer<E>, _ mask: UnsafePointer<E>?,
+                                         _ i: Int) -> (even: F8, odd: F8) {
+        var (e, o) = load(dy + i)
+        if let mask {
+            let (me, mo) = load(mask + i)
+            e.replace(with: F8(), where: me .<= F8())
+            o.replace(with: F8(), where: mo .<= F8())
+        }
+        return (e, o)
+    }
+
+    /// A per-column coefficient table reordered for the pair loops: in every
+    /// whole 16-column chunk starting at column c, entries c ..< c + 8 hold
+    /// columns c, c + 2, …, c + 14 and entries c + 8 ..< c + 16 columns
+    /// c + 1, c + 3, …, c + 15. `width` (a multiple of 16) columns are written.
+    @inline(__always)
+    static func deinterleave(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, width: Int) {
+        var c = 0
+        while c < width {
+            for l in 0..<8 {
+                dst[c + l] = src[c + 2 * l]
+                dst[c + 8 + l] = src[c + 2 * l + 1]
             }
-            g += 16
+            c += 16
         }
     }
 }
 
-/// The outputs of a normalized BFloat16 row (`RowOutputPass`'s arithmetic, the
-/// same bits), sixteen values at a time in pair order: `pairs` reads γ and β
-/// rearranged by `BFloat16Pairs.pairOrder`, `natural` writes the last n mod 16
-/// values in memory order.
-struct BFloat16PairOutput<A: ElementAffine, S: VectorStore>: RowSweepOutput {
-    let natural: RowOutputPass<BFloat16, A, S>
-    let pairs: A
-
-    @inline(__always) func write16(_ i: Int) {
-        let x = BFloat16Pairs.load16(natural.src + i)
-        let even = pairs.apply(muladd(x.even - natural.p, natural.s, natural.t), i)
-        let odd = pairs.apply(muladd(x.odd - natural.p, natural.s, natural.t), i + 8)
-        S.store16(nk_bf16_round_pairs(even, odd), UnsafeMutableRawPointer(natural.dst + i))
+extension VectorStore {
+    /// The even and odd lanes of 16 values rounded to BFloat16 and stored at `p`
+    /// (`nk_bf16_round_pairs`: the bits of two `store`s of the values in order).
+    @inline(__always)
+    static func storePairs<E: NormElement>(_ even: F8, _ odd: F8, _ p: UnsafeMutablePointer<E>) {
+        storeWords(nk_bf16_round_pairs(even, odd), UnsafeMutableRawPointer(p))
     }
+}
 
-    @inline(__always) func write8(_ i: Int) { natural.write8(i) }
-    @inline(__always) func write1(_ i: Int) { natural.write1(i) }
+extension CachedStore {
+    @inline(__always)
+    static func storeWords(_ w: BFloat16Pairs.Words, _ p: UnsafeMutableRawPointer) {
+        p.storeBytes(of: w, as: BFloat16Pairs.Words.self)
+    }
+}
+
+extension StreamingStore {
+    /// Two 16-byte non-temporal stores (`p` aligned as `prologue` leaves it).
+    @inline(__always)
+    static func storeWords(_ w: BFloat16Pairs.Words, _ p: UnsafeMutableRawPointer) {
+        nk_stream_words8(p, w)
+    }
 }

@@ -12,13 +12,12 @@ extension BlockMoments {
         var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
         var q = p
         let steps = n / 32
-        if E.self == BFloat16.self {
-            // Pair order (BFloat16Pairs.swift): the same squares summed in the
+        if BFloat16Pairs.enabled(E.self) {
+            // In pairs (BFloat16PairRows.swift): the same squares summed in the
             // same lanes, put back in memory order before the lane sum.
-            let b = UnsafeRawPointer(p).assumingMemoryBound(to: BFloat16.self)
             var e0 = F8(), o0 = F8(), e1 = F8(), o1 = F8()
             for k in 0..<steps {
-                let x = BFloat16Pairs.load16(b + 32 * k), z = BFloat16Pairs.load16(b + 32 * k + 16)
+                let x = BFloat16Pairs.load(p + 32 * k), z = BFloat16Pairs.load(p + 32 * k + 16)
                 e0 += x.even * x.even; o0 += x.odd * x.odd; e1 += z.even * z.even; o1 += z.odd * z.odd
             }
             a0 = nk_interleave4(e0.lowHalf, o0.lowHalf)

@@ -55,16 +55,13 @@ protocol VectorStore {
     static func prologue<E: NormElement>(_ p: UnsafeMutablePointer<E>, _ n: Int) -> Int
     /// Eight Float32 lanes stored as eight `E` values (`E.store8`: one rounding).
     static func store<E: NormElement>(_ v: F8, _ p: UnsafeMutablePointer<E>)
-    /// Sixteen 16-bit patterns (32 bytes) stored at `p` (aligned as for `store`).
-    static func store16(_ bits: SIMD16<UInt16>, _ p: UnsafeMutableRawPointer)
+    /// Eight 32-bit words (16 BFloat16 values of a pair loop, BFloat16Pairs.swift) stored at `p`.
+    static func storeWords(_ w: SIMD8<UInt32>, _ p: UnsafeMutableRawPointer)
 }
 
 enum CachedStore: VectorStore {
     @inline(__always) static func prologue<E: NormElement>(_ p: UnsafeMutablePointer<E>, _ n: Int) -> Int { 0 }
     @inline(__always) static func store<E: NormElement>(_ v: F8, _ p: UnsafeMutablePointer<E>) { E.store8(v, p) }
-    @inline(__always) static func store16(_ bits: SIMD16<UInt16>, _ p: UnsafeMutableRawPointer) {
-        p.storeBytes(of: bits, as: SIMD16<UInt16>.self)
-    }
 }
 
 enum StreamingStore: VectorStore {
@@ -85,9 +82,5 @@ enum StreamingStore: VectorStore {
     /// `E.stream8`: Float `movntps` of 32 bytes, 16-bit types 16 bytes (`nk_stream8h`).
     @inline(__always) static func store<E: NormElement>(_ v: F8, _ p: UnsafeMutablePointer<E>) {
         E.stream8(v, p)
-    }
-    /// Two 16-byte non-temporal stores (`nk_stream16h`).
-    @inline(__always) static func store16(_ bits: SIMD16<UInt16>, _ p: UnsafeMutableRawPointer) {
-        nk_stream16h(p, bits)
     }
 }

@@ -56,14 +56,13 @@ enum ShiftedRowSums {
         let k = F8(repeating: pivot)
         var sums = D8(), squares = D8()
         var i = 0
-        if E.self == BFloat16.self {
-            // The same sums in pair order (`BFloat16Pairs`: the same bits).
-            let b = UnsafeRawPointer(p).assumingMemoryBound(to: BFloat16.self)
+        if BFloat16Pairs.enabled(E.self) {
+            // The same sums in pairs (BFloat16PairRows.swift: the same bits).
             while i + 16 <= n {
                 let end = min(i + block, n)
                 var se = F8(), so = F8(), qe = F8(), qo = F8()
                 repeat {
-                    let x = BFloat16Pairs.load16(b + i)
+                    let x = BFloat16Pairs.load(p + i)
                     let de = x.even - k, dO = x.odd - k
                     se += de
                     so += dO
@@ -199,7 +198,8 @@ struct RowOutputPass<E: NormElement, A: ElementAffine, S: VectorStore>: RowSweep
             // Both vectors rounded in one `nk_bf16_round16` (the bits of two `store8`).
             let v0 = affine.apply(muladd(E.load8(src + i) - p, s, t), i)
             let v1 = affine.apply(muladd(E.load8(src + i + 8) - p, s, t), i + 8)
-            S.store16(nk_bf16_round16(v0, v1), UnsafeMutableRawPointer(dst + i))
+            S.storeWords(unsafeBitCast(nk_bf16_round16(v0, v1), to: BFloat16Pairs.Words.self),
+                         UnsafeMutableRawPointer(dst + i))
             return
         }
         write8(i)
