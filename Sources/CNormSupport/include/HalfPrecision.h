@@ -120,8 +120,6 @@ static inline __attribute__((always_inline)) nk_half8 nk_bf16_round8(nk_float8h 
 }
 
 typedef unsigned short nk_half16 __attribute__((ext_vector_type(16)));
-/// Four floats; Swift imports this type as SIMD4<Float>.
-typedef float nk_float4 __attribute__((ext_vector_type(4)));
 
 /// Sixteen values `a` then `b` rounded as two `nk_bf16_round8` calls round them
 /// (the same bits), for output loops that store 16 values at once: one NaN
@@ -155,12 +153,6 @@ static inline __attribute__((always_inline)) nk_half16 nk_bf16_round16(nk_float8
 #endif
 }
 
-/// Lanes `a[0], b[0], a[1], b[1], …, a[3], b[3]`: sums kept in pairs
-/// (even values' lanes, odd values' lanes; BFloat16Pairs.h) put back in memory order.
-static inline __attribute__((always_inline)) nk_float8h nk_interleave4(nk_float4 a, nk_float4 b) {
-    return __builtin_shufflevector(a, b, 0, 4, 1, 5, 2, 6, 3, 7);
-}
-
 /// 1 when the CPU has F16C and the OS saves AVX state, 0 when not, -1 before
 /// the first check. Set by a constructor when the program loads.
 extern int nk_f16c_flag;
@@ -178,6 +170,8 @@ static inline __attribute__((always_inline)) int nk_cpu_has_f16c(void) {
 /// (vcvtph2ps). Only when nk_cpu_has_f16c() is 1.
 void nk_f16c_widen8(const void *src, float *dst);
 
+/// Four floats; Swift imports this type as SIMD4<Float>.
+typedef float nk_float4 __attribute__((ext_vector_type(4)));
 
 /// Rounds the 8 floats `low`, `high` to nearest, ties to even, and stores 8
 /// binary16 values at `dst` (vcvtps2ph). Only when nk_cpu_has_f16c() is 1.

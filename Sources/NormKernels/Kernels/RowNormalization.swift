@@ -1,5 +1,3 @@
-import CNormSupport
-
 /// The row-normalization engine, forward: units of contiguous values (rows), or
 /// of a few segments (`RowsGeometry`), each normalized by its own statistics:
 /// ```
@@ -292,18 +290,6 @@ func rowCoefficients<E: NormElement>(
 @inline(__always)
 func meanSquare<E: NormElement>(_ row: UnsafePointer<E>, _ n: Int) -> Double {
     var s0 = F8(), s1 = F8(), i = 0
-    if BFloat16Pairs.enabled(E.self) && n >= 16 {
-        // In pairs (BFloat16PairRows.swift): the same lanes, the same bits.
-        var se = F8(), so = F8()
-        while i + 16 <= n {
-            let x = BFloat16Pairs.load(row + i)
-            se = muladd(x.even, x.even, se)
-            so = muladd(x.odd, x.odd, so)
-            i += 16
-        }
-        s0 = nk_interleave4(se.lowHalf, so.lowHalf)
-        s1 = nk_interleave4(se.highHalf, so.highHalf)
-    }
     // scalar math: Σx²
     while i + 16 <= n {
         let v0 = E.load8(row + i), v1 = E.load8(row + i + 8)

@@ -1,30 +1,18 @@
-// BFloat16 row statistics and LayerNorm row outputs in pairs (docs/PERFORMANCE.md,
+// LayerNorm row outputs of BFloat16 in pairs (docs/PERFORMANCE.md,
 // "BFloat16 rows: pair order"; `BFloat16Pairs` has the loads and stores).
-// The row loops are bound by their vector operations (3 ports for ~50 per 16
-// values, perf annotate of the LayerNorm row loop); pairs take widening from
-// two operations per 8 values to one and rounding's pack and permute to one blend.
+// The row loop is bound by its vector operations (3 ports for ~50 per 16
+// values, perf annotate of the LayerNorm row loop); pairs take the output's
+// widening from two operations per 8 values to one and the rounding's pack
+// and permute to one blend. Each value goes through the same operations as
+// in `RowOutputPass` and meets γ and β of its own column (deinterleaved once
+// per call, `BFloat16Pairs.deinterleave`), so the outputs are the same bits.
 //
-// The arithmetic per value is unchanged, so the bits are too:
-// - outputs are elementwise: value 2j of a group meets γ[2j] and β[2j] when γ
-//   and β are read in the same order (`BFloat16Pairs.deinterleave`, once per call);
-// - the row sums keep their lanes: the Float32 kernel's lane l of its first
-//   vector sums values 16k + l, of its second 16k + 8 + l, and joins the two
-//   lane by lane at the end of a block. In pairs, lane j of `even` sums
-//   values 16k + 2j and of `odd` 16k + 2j + 1, the same additions in the same
-//   order; the join `s0 + s1` is lane 2j: even[j] + even[j + 4], lane 2j + 1:
-//   odd[j] + odd[j + 4] (`joinedLanes`), the same Float32 additions, and a
-//   single memory-order vector is `nk_interleave4` of the halves.
+// The row sums stay in memory order (`E.load8`): in pairs their lanes would
+// have to be joined back at the end of each block, and LLVM moved that join
+// into the loop (a lane shuffle of each accumulator per step, slower than the
+// widening it saved; perf annotate).
 
 import CNormSupport
-
-extension BFloat16Pairs {
-    /// `s0 + s1` of the memory-order lanes, from lanes kept in pairs:
-    /// lane 2j is even[j] + even[j + 4], lane 2j + 1 odd[j] + odd[j + 4].
-    @inline(__always)
-    static func joinedLanes(_ even: F8, _ odd: F8) -> F8 {
-        nk_interleave4(even.lowHalf + even.highHalf, odd.lowHalf + odd.highHalf)
-    }
-}
 
 /// The outputs of a normalized BFloat16 row (`RowOutputPass`'s arithmetic, the
 /// same bits), sixteen values at a time in pairs: `pairs` reads γ and β

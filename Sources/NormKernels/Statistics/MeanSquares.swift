@@ -1,8 +1,6 @@
 // Mean squares of contiguous blocks: the statistic of RMSNorm and weight
 // normalization (no mean to subtract, so no Welford and no pivot).
 
-import CNormSupport
-
 extension BlockMoments {
     /// Mean of squares of `p[0..<n]` as Moments(count: n, mean: Σx²/n, m2: 0),
     /// for RMSNorm and weight normalization. Merging with Chan's formula then
@@ -12,24 +10,10 @@ extension BlockMoments {
         var a0 = F8(), a1 = F8(), a2 = F8(), a3 = F8()
         var q = p
         let steps = n / 32
-        if BFloat16Pairs.enabled(E.self) {
-            // In pairs (BFloat16PairRows.swift): the same squares summed in the
-            // same lanes, put back in memory order before the lane sum.
-            var e0 = F8(), o0 = F8(), e1 = F8(), o1 = F8()
-            for k in 0..<steps {
-                let x = BFloat16Pairs.load(p + 32 * k), z = BFloat16Pairs.load(p + 32 * k + 16)
-                e0 += x.even * x.even; o0 += x.odd * x.odd; e1 += z.even * z.even; o1 += z.odd * z.odd
-            }
-            a0 = nk_interleave4(e0.lowHalf, o0.lowHalf)
-            a1 = nk_interleave4(e0.highHalf, o0.highHalf)
-            a2 = nk_interleave4(e1.lowHalf, o1.lowHalf)
-            a3 = nk_interleave4(e1.highHalf, o1.highHalf)
-        } else {
-            for _ in 0..<steps {
-                let x0 = E.load8(q), x1 = E.load8(q + 8), x2 = E.load8(q + 16), x3 = E.load8(q + 24)
-                a0 += x0 * x0; a1 += x1 * x1; a2 += x2 * x2; a3 += x3 * x3
-                q += 32
-            }
+        for _ in 0..<steps {
+            let x0 = E.load8(q), x1 = E.load8(q + 8), x2 = E.load8(q + 16), x3 = E.load8(q + 24)
+            a0 += x0 * x0; a1 += x1 * x1; a2 += x2 * x2; a3 += x3 * x3
+            q += 32
         }
         var sum = Double(((a0 + a1) + (a2 + a3)).sum())
         for i in (steps * 32)..<n { sum += Double(E.widen(p[i])) * Double(E.widen(p[i])) }

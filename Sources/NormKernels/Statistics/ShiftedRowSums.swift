@@ -56,25 +56,6 @@ enum ShiftedRowSums {
         let k = F8(repeating: pivot)
         var sums = D8(), squares = D8()
         var i = 0
-        if BFloat16Pairs.enabled(E.self) {
-            // The same sums in pairs (BFloat16PairRows.swift: the same bits).
-            while i + 16 <= n {
-                let end = min(i + block, n)
-                var se = F8(), so = F8(), qe = F8(), qo = F8()
-                repeat {
-                    let x = BFloat16Pairs.load(p + i)
-                    let de = x.even - k, dO = x.odd - k
-                    se += de
-                    so += dO
-                    qe = muladd(de, de, qe)
-                    qo = muladd(dO, dO, qo)
-                    out.write16(i)
-                    i += 16
-                } while i + 16 <= end
-                sums += widened(BFloat16Pairs.joinedLanes(se, so))
-                squares += widened(BFloat16Pairs.joinedLanes(qe, qo))
-            }
-        }
         while i + 16 <= n {
             let end = min(i + block, n)
             var s0 = F8(), s1 = F8(), q0 = F8(), q1 = F8()
