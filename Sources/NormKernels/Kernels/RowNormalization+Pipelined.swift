@@ -19,6 +19,11 @@ func normalizeMomentRowsPipelined<E: NormElement>(
     // Rows of whole 8-value groups from an aligned output: every streamed vector
     // is aligned (the plan streams only such outputs; checked again here).
     let stream = streaming && plan.length % 8 == 0 && StreamingStore.isAligned(y)
+    if BFloat16Pairs.enabled(E.self) && plan.affinePeriod == 1 && plan.length >= 16 {
+        return pipelinedBFloat16Rows(plan, UnsafeRawPointer(x).assumingMemoryBound(to: BFloat16.self),
+                                     UnsafeMutableRawPointer(y).assumingMemoryBound(to: BFloat16.self), eps,
+                                     gamma: gamma, beta: beta, stream)
+    }
     switch (gamma, beta) {
     case let (g?, b?):
         return pipelinedRows(plan, x, y, eps, stream) { GammaBeta(gamma: g + $0, beta: b + $0) }
@@ -44,6 +49,59 @@ private func pipelinedRows<E: NormElement, A: ElementAffine, S: VectorStore>(
     _ plan: RowPlan, _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>, _ eps: Float,
     _ affine: (Int) -> A, _: S.Type
 ) -> SavedStatistics {
+    let n = plan.length
+    return pipelinedRows(plan, x, eps) { u, c in
+        RowOutputPass(x + u * n, y + u * n, c, affine(plan.affineOffset(u)), S.self)
+    }
+}
+
+/// BFloat16 rows of LayerNorm (γ and β shared by every row): the same loop
+/// with its sums and outputs in pairs (BFloat16PairRows.swift, the same bits),
+/// γ and β rearranged once per call for the outputs' sixteen-value steps.
+private func pipelinedBFloat16Rows(
+    _ plan: RowPlan, _ x: UnsafePointer<BFloat16>, _ y: UnsafeMutablePointer<BFloat16>, _ eps: Float,
+    gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, _ streaming: Bool
+) -> SavedStatistics {
+    let n = plan.length, whole = n / 16 * 16
+    return withScratch(of: Float.self, capacity: 2 * whole) { scratch in
+        let g2 = scratch.baseAddress!, b2 = g2 + whole
+        if let gamma { BFloat16Pairs.deinterleave(gamma, into: g2, width: whole) }
+        if let beta { BFloat16Pairs.deinterleave(beta, into: b2, width: whole) }
+        switch (gamma, beta) {
+        case let (g?, b?):
+            return pipelinedBFloat16Rows(plan, x, y, eps, GammaBeta(gamma: g, beta: b),
+                                         GammaBeta(gamma: g2, beta: b2), streaming)
+        case let (g?, nil):
+            return pipelinedBFloat16Rows(plan, x, y, eps, GammaOnly(gamma: g), GammaOnly(gamma: g2), streaming)
+        case let (nil, b?):
+            return pipelinedBFloat16Rows(plan, x, y, eps, BetaOnly(beta: b), BetaOnly(beta: b2), streaming)
+        case (nil, nil):
+            return pipelinedBFloat16Rows(plan, x, y, eps, NoElementAffine(), NoElementAffine(), streaming)
+        }
+    }
+}
+
+private func pipelinedBFloat16Rows<A: ElementAffine>(
+    _ plan: RowPlan, _ x: UnsafePointer<BFloat16>, _ y: UnsafeMutablePointer<BFloat16>, _ eps: Float,
+    _ natural: A, _ pairs: A, _ streaming: Bool
+) -> SavedStatistics {
+    let n = plan.length
+    if streaming {
+        return pipelinedRows(plan, x, eps) { u, c in
+            BFloat16PairOutput(natural: RowOutputPass(x + u * n, y + u * n, c, natural, StreamingStore.self),
+                               pairs: pairs)
+        }
+    }
+    return pipelinedRows(plan, x, eps) { u, c in
+        BFloat16PairOutput(natural: RowOutputPass(x + u * n, y + u * n, c, natural, CachedStore.self), pairs: pairs)
+    }
+}
+
+/// The pipelined loop; `output(u, c)` writes row u with coefficients c.
+@inline(__always)
+private func pipelinedRows<E: NormElement, O: RowSweepOutput>(
+    _ plan: RowPlan, _ x: UnsafePointer<E>, _ eps: Float, _ output: (Int, AffineCoefficients) -> O
+) -> SavedStatistics {
     let rows = plan.units, n = plan.length
     return SavedStatistics.filling(count: rows) { meanBase, invBase in
         /// Mean and 1/σ of row u from its sums, saved, and its output coefficients.
@@ -53,9 +111,6 @@ private func pipelinedRows<E: NormElement, A: ElementAffine, S: VectorStore>(
             (meanBase + u).initialize(to: m.mean)
             (invBase + u).initialize(to: r)
             return AffineCoefficients(mean: m.mean, invStd: r)
-        }
-        @inline(__always) func output(_ u: Int, _ c: AffineCoefficients) -> RowOutputPass<E, A, S> {
-            RowOutputPass(x + u * n, y + u * n, c, affine(plan.affineOffset(u)), S.self)
         }
         ChunkSchedule.forEachChunk(units: rows, valuesPerUnit: n, chunk: ChunkSchedule.rowChunk(length: n),
                                    threading: plan.threading) { chunk in

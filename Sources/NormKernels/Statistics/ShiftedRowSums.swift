@@ -175,11 +175,12 @@ struct RowOutputPass<E: NormElement, A: ElementAffine, S: VectorStore>: RowSweep
     }
 
     @inline(__always) func write16(_ i: Int) {
-        if E.self == BFloat16.self && S.self == CachedStore.self {
+        if E.self == BFloat16.self {
             // Both vectors rounded in one `nk_bf16_round16` (the bits of two `store8`).
             let v0 = affine.apply(muladd(E.load8(src + i) - p, s, t), i)
             let v1 = affine.apply(muladd(E.load8(src + i + 8) - p, s, t), i + 8)
-            UnsafeMutableRawPointer(dst + i).storeBytes(of: nk_bf16_round16(v0, v1), as: SIMD16<UInt16>.self)
+            S.storeWords(unsafeBitCast(nk_bf16_round16(v0, v1), to: BFloat16Pairs.Words.self),
+                         UnsafeMutableRawPointer(dst + i))
             return
         }
         write8(i)
