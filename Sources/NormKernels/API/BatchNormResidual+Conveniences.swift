@@ -1,5 +1,6 @@
 // Span and array forms of BatchNorm + add + ReLU (`BatchNormalization+Residual.swift`),
-// following the plain forwards' conveniences in `Spans.swift` and `Arrays.swift`.
+// following the plain conveniences in `Spans.swift`, `Arrays.swift` and
+// `Arrays+Backward.swift` (the array backward returns d identity beside dx, dγ, dβ).
 
 extension BatchNormalization {
     /// Same as ``forwardTraining(input:identity:output:scale:bias:running:)-(UnsafeBufferPointer<Float>,_,_,_,_,_)`` on spans.
@@ -54,5 +55,46 @@ extension BatchNormalization {
                 }
             }
         }
+    }
+
+    /// The backward of `relu(BN(x) + identity)` (training) on arrays: the
+    /// selected dx, dγ, dβ, and d identity (dy where y > 0; dy without
+    /// ``fusedReLU``) when `wantIdentity`. `output` (the forward output) is
+    /// required with fusedReLU.
+    public func backwardTraining(
+        _ input: [Float], gradOutput: [Float], saved: SavedStatistics, scale: [Float]? = nil,
+        output: [Float]? = nil, computing selection: GradientSelection = .all, gradIdentity wantIdentity: Bool
+    ) throws -> (norm: NormGradients, identity: [Float]?) {
+        var dr: [Float]? = wantIdentity ? [Float](repeating: 0, count: shape.count) : nil
+        let norm = try makeGradients(selection, input: shape.count, parameters: shape.c) { dx, dγ, dβ in
+            try withBuffers(input, gradOutput, scale) { x, dy, g in
+                try withOptionalBuffer(output) { y in
+                    try withOptionalMutableBuffer(&dr) { drp in
+                        try backwardTraining(input: x, gradOutput: dy, saved: saved, scale: g, output: y,
+                                             gradInput: dx, gradIdentity: drp, gradScale: dγ, gradBias: dβ)
+                    }
+                }
+            }
+        }
+        return (norm, dr)
+    }
+
+    /// The backward of `relu(BN(x) + identity)` (inference) on arrays, as the training one.
+    public func backwardInference(
+        _ input: [Float], gradOutput: [Float], running: RunningStatistics, scale: [Float]? = nil,
+        output: [Float]? = nil, computing selection: GradientSelection = .all, gradIdentity wantIdentity: Bool
+    ) throws -> (norm: NormGradients, identity: [Float]?) {
+        var dr: [Float]? = wantIdentity ? [Float](repeating: 0, count: shape.count) : nil
+        let norm = try makeGradients(selection, input: shape.count, parameters: shape.c) { dx, dγ, dβ in
+            try withBuffers(input, gradOutput, scale) { x, dy, g in
+                try withOptionalBuffer(output) { y in
+                    try withOptionalMutableBuffer(&dr) { drp in
+                        try backwardInference(input: x, gradOutput: dy, running: running, scale: g, output: y,
+                                              gradInput: dx, gradIdentity: drp, gradScale: dγ, gradBias: dβ)
+                    }
+                }
+            }
+        }
+        return (norm, dr)
     }
 }
