@@ -40,15 +40,21 @@ extension BatchNormalization {
         @inline(__always) func sums(_ sample: Int, _ channels: Range<Int>, _ lanes: UnsafeMutablePointer<F8>,
                                     afterGroup: (Int) -> Void = { _ in }) {
             let o = sample * perSample
-            if let gradIdentity {
-                // Run by run with `segmented` (one segment), which also stores g; the
-                // same sums as `shortRunSums` (both are the per-run kernel's order).
+            if gradIdentity != nil || hw > BlockGradients.runsAtATimeSpatial {
+                // Run by run: `segmented` (one segment) also stores g; `contiguous` for
+                // runs too long to gain from eight at a time. The same sums as
+                // `shortRunSums` (all three are the per-run kernel's order).
                 var done = 0
                 for ch in channels {
                     let r = o + ch * hw
-                    (partials! + sample * c + ch).initialize(to: BlockGradients.segmented(
-                        x + r, dy + r, length: hw, stride: 0, segments: 1, xhat[ch], mask: mask.map { $0 + r },
-                        gamma: nil, store: gradIdentity + r))
+                    if let gradIdentity {
+                        (partials! + sample * c + ch).initialize(to: BlockGradients.segmented(
+                            x + r, dy + r, length: hw, stride: 0, segments: 1, xhat[ch], mask: mask.map { $0 + r },
+                            gamma: nil, store: gradIdentity + r))
+                    } else {
+                        (partials! + sample * c + ch).initialize(to: BlockGradients.contiguous(
+                            x + r, dy + r, hw, xhat[ch], mask: mask.map { $0 + r }, gamma: nil))
+                    }
                     done += hw
                     afterGroup(done)
                 }
