@@ -182,7 +182,7 @@ private typealias Lanes = SIMD8<Float>
 @inline(__always) private func storeLanes(_ v: Lanes, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self) }
 
 /// z·σ(z) in 8 lanes, the library's scheme (`SiLU.swift`): e = e^(−|z|) as
-/// 2^n·(1 + t·p(t)), σ = (z < 0 ? e : 1)/(1 + e), e = 0 below −87.3365
+/// 2^n·(1 + t + t²·p(t)), σ = (z < 0 ? e : 1)/(1 + e), e = 0 below −87.3365
 /// (separate multiplies and adds: SIMD `addingProduct` runs lane by lane).
 @inline(__always) private func silu8(_ z: Lanes) -> Lanes {
     let bits = unsafeBitCast(z, to: SIMD8<Int32>.self)
@@ -191,12 +191,13 @@ private typealias Lanes = SIMD8<Float>
     let biased = v * 0x1.715476p0 + magic
     let twoN = unsafeBitCast(unsafeBitCast(biased, to: SIMD8<Int32>.self) &<< 23, to: Lanes.self)
     let n = biased - magic
-    let t = (v - n * 0x1.62E400p-1) - n * 0x1.7F7D1Cp-20
-    var p = Lanes(repeating: 0x1.0F9F9Cp-7)
-    p = p * t + 0x1.573A1Ap-5
-    p = p * t + 0x1.555A80p-3
-    p = p * t + 0x1.FFFDC6p-2
-    p = p * t + 0x1.FFFFF6p-1
-    let e = (t * twoN * p + twoN).replacing(with: Lanes(), where: v .< Lanes(repeating: -0x1.5D589Ep+6))
+    let t = (v - n * 0.693359375) + n * 2.12194440e-4
+    var p = Lanes(repeating: 1.9875691500e-4)
+    p = p * t + 1.3981999507e-3
+    p = p * t + 8.3334519073e-3
+    p = p * t + 4.1665795894e-2
+    p = p * t + 1.6666665459e-1
+    p = p * t + 5.0000001201e-1
+    let e = ((p * (t * t) + t) * twoN + twoN).replacing(with: Lanes(), where: v .< Lanes(repeating: -0x1.5D589Ep+6))
     return z * e.replacing(with: Lanes(repeating: 1), where: bits .>= SIMD8<Int32>()) / (e + Lanes(repeating: 1))
 }
