@@ -9,65 +9,8 @@
 // kernels specialized for it: validation (lengths, overlaps, nothing written
 // before a throw) and results are exactly the pointer API's. In-place calls stay
 // with the pointer API (a `MutableSpan` excludes every other access to its array).
-
-/// Calls `body` with the span's buffer, or nil.
-@inline(__always)
-func withElementSpan<E, R>(_ span: Span<E>?, _ body: (UnsafeBufferPointer<E>?) throws -> R) throws -> R {
-    if let result = try span?.withUnsafeBufferPointer({ SpanResult(try body($0)) }) { return result.value }
-    return try body(nil)
-}
-
-/// Calls `body` with the mutable span's buffer, or nil.
-@inline(__always)
-func withElementSpan<E, R>(
-    _ span: inout MutableSpan<E>?, _ body: (UnsafeMutableBufferPointer<E>?) throws -> R
-) throws -> R {
-    if let result = try span?.withUnsafeMutableBufferPointer({ SpanResult(try body($0)) }) { return result.value }
-    return try body(nil)
-}
-
-/// Calls `body` with the buffers of two required spans of `E`.
-@inline(__always)
-func withElementSpans<E, R>(
-    _ a: Span<E>, _ b: Span<E>, _ body: (UnsafeBufferPointer<E>, UnsafeBufferPointer<E>) throws -> R
-) throws -> R {
-    try a.withUnsafeBufferPointer { a in try b.withUnsafeBufferPointer { b in try body(a, b) } }
-}
-
-/// The buffers of a 16-bit forward call: input and output of `E`, two optional Float32 parameters.
-@inline(__always)
-func withElementForwardBuffers<E, R>(
-    _ input: Span<E>, _ output: inout MutableSpan<E>, _ a: Span<Float>?, _ b: Span<Float>? = nil,
-    _ body: (UnsafeBufferPointer<E>, UnsafeMutableBufferPointer<E>,
-             UnsafeBufferPointer<Float>?, UnsafeBufferPointer<Float>?) throws -> R
-) throws -> R {
-    try input.withUnsafeBufferPointer { x in
-        try output.withUnsafeMutableBufferPointer { y in
-            try withSpanBuffers(a, b) { a, b in try body(x, y, a, b) }
-        }
-    }
-}
-
-/// The buffers of a 16-bit backward call with γ: x, dy, an optional third
-/// tensor of `E` (BatchNorm's output), γ, dx of `E`, dγ and dβ.
-@inline(__always)
-func withElementGradientBuffers<E, R>(
-    _ input: Span<E>, _ gradOutput: Span<E>, _ third: Span<E>?, _ scale: Span<Float>?,
-    _ gradInput: inout MutableSpan<E>?, _ gradScale: inout MutableSpan<Float>?, _ gradBias: inout MutableSpan<Float>?,
-    _ body: (UnsafeBufferPointer<E>, UnsafeBufferPointer<E>, UnsafeBufferPointer<E>?, UnsafeBufferPointer<Float>?,
-             UnsafeMutableBufferPointer<E>?, UnsafeMutableBufferPointer<Float>?,
-             UnsafeMutableBufferPointer<Float>?) throws -> R
-) throws -> R {
-    try withElementSpans(input, gradOutput) { x, dy in
-        try withElementSpan(third) { y in
-            try withSpanBuffer(scale) { g in
-                try withElementSpan(&gradInput) { dx in
-                    try withSpanBuffers(&gradScale, &gradBias) { dγ, dβ in try body(x, dy, y, g, dx, dγ, dβ) }
-                }
-            }
-        }
-    }
-}
+// The span helpers (`withForwardBuffers`, `withGradientBuffers`, …) are those of
+// `Spans.swift`, generic over each span's element type.
 
 // MARK: - BatchNormalization
 
@@ -79,7 +22,7 @@ extension BatchNormalization {
         scale: Span<Float>? = nil, bias: Span<Float>? = nil,
         running: RunningStatistics? = nil
     ) throws -> SavedStatistics {
-        try withElementForwardBuffers(input, &output, scale, bias) { x, y, g, b in
+        try withForwardBuffers(input, &output, scale, bias) { x, y, g, b in
             try forwardTraining(input: x, output: y, scale: g, bias: b, running: running)
         }
     }
@@ -90,7 +33,7 @@ extension BatchNormalization {
         scale: Span<Float>? = nil, bias: Span<Float>? = nil,
         running: RunningStatistics
     ) throws {
-        try withElementForwardBuffers(input, &output, scale, bias) { x, y, g, b in
+        try withForwardBuffers(input, &output, scale, bias) { x, y, g, b in
             try forwardInference(input: x, output: y, scale: g, bias: b, running: running)
         }
     }
@@ -105,7 +48,7 @@ extension BatchNormalization {
         gradScale: inout MutableSpan<Float>?,
         gradBias: inout MutableSpan<Float>?
     ) throws {
-        try withElementGradientBuffers(input, gradOutput, output, scale, &gradInput, &gradScale, &gradBias) {
+        try withGradientBuffers(input, gradOutput, output, scale, &gradInput, &gradScale, &gradBias) {
             x, dy, y, g, dx, dγ, dβ in
             try backwardTraining(input: x, gradOutput: dy, saved: saved, scale: g, output: y,
                                  gradInput: dx, gradScale: dγ, gradBias: dβ)
@@ -122,7 +65,7 @@ extension BatchNormalization {
         gradScale: inout MutableSpan<Float>?,
         gradBias: inout MutableSpan<Float>?
     ) throws {
-        try withElementGradientBuffers(input, gradOutput, output, scale, &gradInput, &gradScale, &gradBias) {
+        try withGradientBuffers(input, gradOutput, output, scale, &gradInput, &gradScale, &gradBias) {
             x, dy, y, g, dx, dγ, dβ in
             try backwardInference(input: x, gradOutput: dy, running: running, scale: g, output: y,
                                   gradInput: dx, gradScale: dγ, gradBias: dβ)
@@ -138,7 +81,7 @@ extension BatchNormalization {
         running: RunningStatistics? = nil
     ) throws -> SavedStatistics {
         try identity.withUnsafeBufferPointer { r in
-            try withElementForwardBuffers(input, &output, scale, bias) { x, y, g, b in
+            try withForwardBuffers(input, &output, scale, bias) { x, y, g, b in
                 try forwardTraining(input: x, identity: r, output: y, scale: g, bias: b, running: running)
             }
         }
@@ -152,7 +95,7 @@ extension BatchNormalization {
         running: RunningStatistics
     ) throws {
         try identity.withUnsafeBufferPointer { r in
-            try withElementForwardBuffers(input, &output, scale, bias) { x, y, g, b in
+            try withForwardBuffers(input, &output, scale, bias) { x, y, g, b in
                 try forwardInference(input: x, identity: r, output: y, scale: g, bias: b, running: running)
             }
         }
@@ -169,7 +112,7 @@ extension InstanceNormalization {
         scale: Span<Float>? = nil, bias: Span<Float>? = nil,
         running: RunningStatistics? = nil
     ) throws -> SavedStatistics {
-        try withElementForwardBuffers(input, &output, scale, bias) { x, y, g, b in
+        try withForwardBuffers(input, &output, scale, bias) { x, y, g, b in
             try forwardTraining(input: x, output: y, scale: g, bias: b, running: running)
         }
     }
@@ -180,7 +123,7 @@ extension InstanceNormalization {
         scale: Span<Float>? = nil, bias: Span<Float>? = nil,
         running: RunningStatistics
     ) throws {
-        try withElementForwardBuffers(input, &output, scale, bias) { x, y, g, b in
+        try withForwardBuffers(input, &output, scale, bias) { x, y, g, b in
             try forwardInference(input: x, output: y, scale: g, bias: b, running: running)
         }
     }
@@ -194,7 +137,7 @@ extension InstanceNormalization {
         gradScale: inout MutableSpan<Float>?,
         gradBias: inout MutableSpan<Float>?
     ) throws {
-        try withElementGradientBuffers(input, gradOutput, nil, scale, &gradInput, &gradScale, &gradBias) {
+        try withGradientBuffers(input, gradOutput, nil, scale, &gradInput, &gradScale, &gradBias) {
             x, dy, _, g, dx, dγ, dβ in
             try backwardTraining(input: x, gradOutput: dy, saved: saved, scale: g,
                                  gradInput: dx, gradScale: dγ, gradBias: dβ)
@@ -210,7 +153,7 @@ extension InstanceNormalization {
         gradScale: inout MutableSpan<Float>?,
         gradBias: inout MutableSpan<Float>?
     ) throws {
-        try withElementGradientBuffers(input, gradOutput, nil, scale, &gradInput, &gradScale, &gradBias) {
+        try withGradientBuffers(input, gradOutput, nil, scale, &gradInput, &gradScale, &gradBias) {
             x, dy, _, g, dx, dγ, dβ in
             try backwardInference(input: x, gradOutput: dy, running: running, scale: g,
                                   gradInput: dx, gradScale: dγ, gradBias: dβ)
@@ -227,7 +170,7 @@ extension GroupNormalization {
         input: Span<Element>, output: inout MutableSpan<Element>,
         scale: Span<Float>? = nil, bias: Span<Float>? = nil
     ) throws -> SavedStatistics {
-        try withElementForwardBuffers(input, &output, scale, bias) { x, y, g, b in
+        try withForwardBuffers(input, &output, scale, bias) { x, y, g, b in
             try forward(input: x, output: y, scale: g, bias: b)
         }
     }
@@ -241,7 +184,7 @@ extension GroupNormalization {
         gradScale: inout MutableSpan<Float>?,
         gradBias: inout MutableSpan<Float>?
     ) throws {
-        try withElementGradientBuffers(input, gradOutput, nil, scale, &gradInput, &gradScale, &gradBias) {
+        try withGradientBuffers(input, gradOutput, nil, scale, &gradInput, &gradScale, &gradBias) {
             x, dy, _, g, dx, dγ, dβ in
             try backward(input: x, gradOutput: dy, saved: saved, scale: g,
                          gradInput: dx, gradScale: dγ, gradBias: dβ)

@@ -12,7 +12,7 @@ extension LayerNormalization {
         input: Span<Element>, output: inout MutableSpan<Element>,
         scale: Span<Float>? = nil, bias: Span<Float>? = nil
     ) throws -> SavedStatistics {
-        try withElementForwardBuffers(input, &output, scale, bias) { x, y, g, b in
+        try withForwardBuffers(input, &output, scale, bias) { x, y, g, b in
             try forward(input: x, output: y, scale: g, bias: b)
         }
     }
@@ -26,7 +26,7 @@ extension LayerNormalization {
         gradScale: inout MutableSpan<Float>?,
         gradBias: inout MutableSpan<Float>?
     ) throws {
-        try withElementGradientBuffers(input, gradOutput, nil, scale, &gradInput, &gradScale, &gradBias) {
+        try withGradientBuffers(input, gradOutput, nil, scale, &gradInput, &gradScale, &gradBias) {
             x, dy, _, g, dx, dγ, dβ in
             try backward(input: x, gradOutput: dy, saved: saved, scale: g,
                          gradInput: dx, gradScale: dγ, gradBias: dβ)
@@ -42,7 +42,7 @@ extension RMSNormalization {
     public func forward<Element: NormElement>(
         input: Span<Element>, output: inout MutableSpan<Element>, scale: Span<Float>? = nil
     ) throws -> SavedStatistics {
-        try withElementForwardBuffers(input, &output, scale) { x, y, g, _ in
+        try withForwardBuffers(input, &output, scale) { x, y, g, _ in
             try forward(input: x, output: y, scale: g)
         }
     }
@@ -54,12 +54,10 @@ extension RMSNormalization {
         gradInput: inout MutableSpan<Element>?,
         gradScale: inout MutableSpan<Float>?
     ) throws {
-        try withElementSpans(input, gradOutput) { x, dy in
+        try withSpanBuffers(input, gradOutput) { x, dy in
             try withSpanBuffer(scale) { g in
-                try withElementSpan(&gradInput) { dx in
-                    try withSpanBuffer(&gradScale) { dγ in
-                        try backward(input: x, gradOutput: dy, saved: saved, scale: g, gradInput: dx, gradScale: dγ)
-                    }
+                try withSpanBuffers(&gradInput, &gradScale) { dx, dγ in
+                    try backward(input: x, gradOutput: dy, saved: saved, scale: g, gradInput: dx, gradScale: dγ)
                 }
             }
         }
@@ -74,7 +72,7 @@ extension AdaptiveInstanceNormalization {
     public func forward<Element: NormElement>(
         content: Span<Element>, style: Span<Element>, output: inout MutableSpan<Element>
     ) throws -> Saved {
-        try withElementSpans(content, style) { x, s in
+        try withSpanBuffers(content, style) { x, s in
             try output.withUnsafeMutableBufferPointer { y in try forward(content: x, style: s, output: y) }
         }
     }
@@ -86,12 +84,10 @@ extension AdaptiveInstanceNormalization {
         gradContent: inout MutableSpan<Element>?,
         gradStyle: inout MutableSpan<Element>?
     ) throws {
-        try withElementSpans(content, style) { x, s in
+        try withSpanBuffers(content, style) { x, s in
             try gradOutput.withUnsafeBufferPointer { dy in
-                try withElementSpan(&gradContent) { dc in
-                    try withElementSpan(&gradStyle) { ds in
-                        try backward(content: x, style: s, gradOutput: dy, saved: saved, gradContent: dc, gradStyle: ds)
-                    }
+                try withSpanBuffers(&gradContent, &gradStyle) { dc, ds in
+                    try backward(content: x, style: s, gradOutput: dy, saved: saved, gradContent: dc, gradStyle: ds)
                 }
             }
         }
@@ -106,10 +102,8 @@ extension WeightNormalization {
     public func forward<Element: NormElement>(
         v: Span<Element>, g: Span<Float>, output: inout MutableSpan<Element>
     ) throws -> [Double] {
-        try v.withUnsafeBufferPointer { vp in
-            try g.withUnsafeBufferPointer { gp in
-                try output.withUnsafeMutableBufferPointer { w in try forward(v: vp, g: gp, output: w) }
-            }
+        try withSpanBuffers(v, g) { vp, gp in
+            try output.withUnsafeMutableBufferPointer { w in try forward(v: vp, g: gp, output: w) }
         }
     }
 
@@ -120,12 +114,10 @@ extension WeightNormalization {
         norms: [Double], gradV: inout MutableSpan<Element>?,
         gradG: inout MutableSpan<Float>?
     ) throws {
-        try withElementSpans(v, gradWeight) { vp, dw in
-            try g.withUnsafeBufferPointer { gp in
-                try withElementSpan(&gradV) { dv in
-                    try withSpanBuffer(&gradG) { dg in
-                        try backward(v: vp, g: gp, gradWeight: dw, norms: norms, gradV: dv, gradG: dg)
-                    }
+        try withSpanBuffers(v, g) { vp, gp in
+            try gradWeight.withUnsafeBufferPointer { dw in
+                try withSpanBuffers(&gradV, &gradG) { dv, dg in
+                    try backward(v: vp, g: gp, gradWeight: dw, norms: norms, gradV: dv, gradG: dg)
                 }
             }
         }

@@ -18,80 +18,82 @@ struct SpanResult<R> {
     init(_ value: R) { self.value = value }
 }
 
-/// The buffers of a backward call with γ and three optional gradients (one
-/// closure instead of three nested ones at every such overload).
-@inline(__always)
-func withGradientBuffers<R>(
-    _ input: Span<Float>, _ gradOutput: Span<Float>, _ scale: Span<Float>?,
-    _ gradInput: inout MutableSpan<Float>?, _ gradScale: inout MutableSpan<Float>?, _ gradBias: inout MutableSpan<Float>?,
-    _ body: (UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>?,
-             UnsafeMutableBufferPointer<Float>?, UnsafeMutableBufferPointer<Float>?, UnsafeMutableBufferPointer<Float>?) throws -> R
-) throws -> R {
-    try withSpanBuffers(input, gradOutput) { x, dy in
-        try withSpanBuffer(scale) { g in
-            try withSpanBuffers(&gradInput, &gradScale, &gradBias) { dx, dγ, dβ in try body(x, dy, g, dx, dγ, dβ) }
-        }
-    }
-}
+// The helpers below unwrap spans into buffer pointers for the `Float` overloads
+// here and the 16-bit ones (`Spans+HalfPrecision*.swift`, `BatchNormResidual+Conveniences.swift`).
+// Each span has its own element type parameter, since a 16-bit call mixes tensors
+// of its element type with Float32 γ, β and their gradients. They are internal and
+// `@inline(__always)`: every call is inlined into its public overload, so a `Float`
+// overload holds no generic call and a generic one only calls its pointer entry
+// point (which picks the kernels for the element type once per call).
 
 /// Calls `body` with the span's buffer, or nil.
 @inline(__always)
-func withSpanBuffer<R>(_ span: Span<Float>?, _ body: (UnsafeBufferPointer<Float>?) throws -> R) throws -> R {
+func withSpanBuffer<E, R>(_ span: Span<E>?, _ body: (UnsafeBufferPointer<E>?) throws -> R) throws -> R {
     if let result = try span?.withUnsafeBufferPointer({ SpanResult(try body($0)) }) { return result.value }
     return try body(nil)
 }
 
 /// Calls `body` with the mutable span's buffer, or nil.
 @inline(__always)
-func withSpanBuffer<R>(
-    _ span: inout MutableSpan<Float>?, _ body: (UnsafeMutableBufferPointer<Float>?) throws -> R
+func withSpanBuffer<E, R>(
+    _ span: inout MutableSpan<E>?, _ body: (UnsafeMutableBufferPointer<E>?) throws -> R
 ) throws -> R {
     if let result = try span?.withUnsafeMutableBufferPointer({ SpanResult(try body($0)) }) { return result.value }
     return try body(nil)
 }
 
+/// Calls `body` with the buffers of two required spans.
+@inline(__always)
+func withSpanBuffers<A, B, R>(
+    _ a: Span<A>, _ b: Span<B>,
+    _ body: (UnsafeBufferPointer<A>, UnsafeBufferPointer<B>) throws -> R
+) throws -> R {
+    try a.withUnsafeBufferPointer { a in try b.withUnsafeBufferPointer { b in try body(a, b) } }
+}
+
 /// Calls `body` with the buffers of two optional spans.
 @inline(__always)
-func withSpanBuffers<R>(
-    _ a: Span<Float>?, _ b: Span<Float>?,
-    _ body: (UnsafeBufferPointer<Float>?, UnsafeBufferPointer<Float>?) throws -> R
+func withSpanBuffers<A, B, R>(
+    _ a: Span<A>?, _ b: Span<B>?,
+    _ body: (UnsafeBufferPointer<A>?, UnsafeBufferPointer<B>?) throws -> R
 ) throws -> R {
     try withSpanBuffer(a) { a in try withSpanBuffer(b) { b in try body(a, b) } }
 }
 
 /// Calls `body` with the buffers of three optional spans.
 @inline(__always)
-func withSpanBuffers<R>(
-    _ a: Span<Float>?, _ b: Span<Float>?, _ c: Span<Float>?,
-    _ body: (UnsafeBufferPointer<Float>?, UnsafeBufferPointer<Float>?, UnsafeBufferPointer<Float>?) throws -> R
+func withSpanBuffers<A, B, C, R>(
+    _ a: Span<A>?, _ b: Span<B>?, _ c: Span<C>?,
+    _ body: (UnsafeBufferPointer<A>?, UnsafeBufferPointer<B>?, UnsafeBufferPointer<C>?) throws -> R
 ) throws -> R {
     try withSpanBuffer(a) { a in try withSpanBuffers(b, c) { b, c in try body(a, b, c) } }
 }
 
 /// Calls `body` with the buffers of two optional mutable spans.
 @inline(__always)
-func withSpanBuffers<R>(
-    _ a: inout MutableSpan<Float>?, _ b: inout MutableSpan<Float>?,
-    _ body: (UnsafeMutableBufferPointer<Float>?, UnsafeMutableBufferPointer<Float>?) throws -> R
+func withSpanBuffers<A, B, R>(
+    _ a: inout MutableSpan<A>?, _ b: inout MutableSpan<B>?,
+    _ body: (UnsafeMutableBufferPointer<A>?, UnsafeMutableBufferPointer<B>?) throws -> R
 ) throws -> R {
     try withSpanBuffer(&a) { a in try withSpanBuffer(&b) { b in try body(a, b) } }
 }
 
 /// Calls `body` with the buffers of three optional mutable spans.
 @inline(__always)
-func withSpanBuffers<R>(
-    _ a: inout MutableSpan<Float>?, _ b: inout MutableSpan<Float>?, _ c: inout MutableSpan<Float>?,
-    _ body: (UnsafeMutableBufferPointer<Float>?, UnsafeMutableBufferPointer<Float>?,
-             UnsafeMutableBufferPointer<Float>?) throws -> R
+func withSpanBuffers<A, B, C, R>(
+    _ a: inout MutableSpan<A>?, _ b: inout MutableSpan<B>?, _ c: inout MutableSpan<C>?,
+    _ body: (UnsafeMutableBufferPointer<A>?, UnsafeMutableBufferPointer<B>?,
+             UnsafeMutableBufferPointer<C>?) throws -> R
 ) throws -> R {
     try withSpanBuffer(&a) { a in try withSpanBuffers(&b, &c) { b, c in try body(a, b, c) } }
 }
 
-/// Calls `body` with the buffers of a forward call: input, output, and two optional parameters.
+/// Calls `body` with the buffers of a forward call: input and output of `E`, and
+/// two optional Float32 parameters (γ, β).
 @inline(__always)
-func withForwardBuffers<R>(
-    _ input: Span<Float>, _ output: inout MutableSpan<Float>, _ a: Span<Float>?, _ b: Span<Float>? = nil,
-    _ body: (UnsafeBufferPointer<Float>, UnsafeMutableBufferPointer<Float>,
+func withForwardBuffers<E, R>(
+    _ input: Span<E>, _ output: inout MutableSpan<E>, _ a: Span<Float>?, _ b: Span<Float>? = nil,
+    _ body: (UnsafeBufferPointer<E>, UnsafeMutableBufferPointer<E>,
              UnsafeBufferPointer<Float>?, UnsafeBufferPointer<Float>?) throws -> R
 ) throws -> R {
     try input.withUnsafeBufferPointer { x in
@@ -101,13 +103,22 @@ func withForwardBuffers<R>(
     }
 }
 
-/// Calls `body` with the buffers of two required spans.
+/// The buffers of a backward call with γ (one closure instead of nested ones at
+/// every such overload): x and dy of `E`, an optional third tensor of `E`
+/// (BatchNorm's output; nil elsewhere), γ, the optional dx of `E`, dγ and dβ.
 @inline(__always)
-func withSpanBuffers<R>(
-    _ a: Span<Float>, _ b: Span<Float>,
-    _ body: (UnsafeBufferPointer<Float>, UnsafeBufferPointer<Float>) throws -> R
+func withGradientBuffers<E, R>(
+    _ input: Span<E>, _ gradOutput: Span<E>, _ third: Span<E>?, _ scale: Span<Float>?,
+    _ gradInput: inout MutableSpan<E>?, _ gradScale: inout MutableSpan<Float>?, _ gradBias: inout MutableSpan<Float>?,
+    _ body: (UnsafeBufferPointer<E>, UnsafeBufferPointer<E>, UnsafeBufferPointer<E>?, UnsafeBufferPointer<Float>?,
+             UnsafeMutableBufferPointer<E>?, UnsafeMutableBufferPointer<Float>?,
+             UnsafeMutableBufferPointer<Float>?) throws -> R
 ) throws -> R {
-    try a.withUnsafeBufferPointer { a in try b.withUnsafeBufferPointer { b in try body(a, b) } }
+    try withSpanBuffers(input, gradOutput) { x, dy in
+        try withSpanBuffers(third, scale) { y, g in
+            try withSpanBuffers(&gradInput, &gradScale, &gradBias) { dx, dγ, dβ in try body(x, dy, y, g, dx, dγ, dβ) }
+        }
+    }
 }
 
 // MARK: - BatchNormalization
@@ -145,13 +156,10 @@ extension BatchNormalization {
         gradScale: inout MutableSpan<Float>?,
         gradBias: inout MutableSpan<Float>?
     ) throws {
-        try withSpanBuffers(input, gradOutput) { x, dy in
-            try withSpanBuffers(scale, output) { g, y in
-                try withSpanBuffers(&gradInput, &gradScale, &gradBias) { dx, dγ, dβ in
-                    try backwardTraining(input: x, gradOutput: dy, saved: saved, scale: g, output: y,
-                                         gradInput: dx, gradScale: dγ, gradBias: dβ)
-                }
-            }
+        try withGradientBuffers(input, gradOutput, output, scale, &gradInput, &gradScale, &gradBias) {
+            x, dy, y, g, dx, dγ, dβ in
+            try backwardTraining(input: x, gradOutput: dy, saved: saved, scale: g, output: y,
+                                 gradInput: dx, gradScale: dγ, gradBias: dβ)
         }
     }
 
@@ -164,13 +172,10 @@ extension BatchNormalization {
         gradScale: inout MutableSpan<Float>?,
         gradBias: inout MutableSpan<Float>?
     ) throws {
-        try withSpanBuffers(input, gradOutput) { x, dy in
-            try withSpanBuffers(scale, output) { g, y in
-                try withSpanBuffers(&gradInput, &gradScale, &gradBias) { dx, dγ, dβ in
-                    try backwardInference(input: x, gradOutput: dy, running: running, scale: g, output: y,
-                                          gradInput: dx, gradScale: dγ, gradBias: dβ)
-                }
-            }
+        try withGradientBuffers(input, gradOutput, output, scale, &gradInput, &gradScale, &gradBias) {
+            x, dy, y, g, dx, dγ, dβ in
+            try backwardInference(input: x, gradOutput: dy, running: running, scale: g, output: y,
+                                  gradInput: dx, gradScale: dγ, gradBias: dβ)
         }
     }
 }
@@ -209,7 +214,8 @@ extension InstanceNormalization {
         gradScale: inout MutableSpan<Float>?,
         gradBias: inout MutableSpan<Float>?
     ) throws {
-        try withGradientBuffers(input, gradOutput, scale, &gradInput, &gradScale, &gradBias) { x, dy, g, dx, dγ, dβ in
+        try withGradientBuffers(input, gradOutput, nil, scale, &gradInput, &gradScale, &gradBias) {
+            x, dy, _, g, dx, dγ, dβ in
             try backwardTraining(input: x, gradOutput: dy, saved: saved, scale: g,
                                  gradInput: dx, gradScale: dγ, gradBias: dβ)
         }
@@ -223,7 +229,8 @@ extension InstanceNormalization {
         gradScale: inout MutableSpan<Float>?,
         gradBias: inout MutableSpan<Float>?
     ) throws {
-        try withGradientBuffers(input, gradOutput, scale, &gradInput, &gradScale, &gradBias) { x, dy, g, dx, dγ, dβ in
+        try withGradientBuffers(input, gradOutput, nil, scale, &gradInput, &gradScale, &gradBias) {
+            x, dy, _, g, dx, dγ, dβ in
             try backwardInference(input: x, gradOutput: dy, running: running, scale: g,
                                   gradInput: dx, gradScale: dγ, gradBias: dβ)
         }
@@ -252,7 +259,8 @@ extension GroupNormalization {
         gradScale: inout MutableSpan<Float>?,
         gradBias: inout MutableSpan<Float>?
     ) throws {
-        try withGradientBuffers(input, gradOutput, scale, &gradInput, &gradScale, &gradBias) { x, dy, g, dx, dγ, dβ in
+        try withGradientBuffers(input, gradOutput, nil, scale, &gradInput, &gradScale, &gradBias) {
+            x, dy, _, g, dx, dγ, dβ in
             try backward(input: x, gradOutput: dy, saved: saved, scale: g,
                          gradInput: dx, gradScale: dγ, gradBias: dβ)
         }
@@ -281,7 +289,8 @@ extension LayerNormalization {
         gradScale: inout MutableSpan<Float>?,
         gradBias: inout MutableSpan<Float>?
     ) throws {
-        try withGradientBuffers(input, gradOutput, scale, &gradInput, &gradScale, &gradBias) { x, dy, g, dx, dγ, dβ in
+        try withGradientBuffers(input, gradOutput, nil, scale, &gradInput, &gradScale, &gradBias) {
+            x, dy, _, g, dx, dγ, dβ in
             try backward(input: x, gradOutput: dy, saved: saved, scale: g,
                          gradInput: dx, gradScale: dγ, gradBias: dβ)
         }
