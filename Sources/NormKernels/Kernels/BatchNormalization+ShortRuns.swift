@@ -30,8 +30,7 @@ extension BatchNormalization {
     ) {
         let n = shape.n, c = shape.c, hw = shape.spatial
         // BatchNorm + add + ReLU: the sums pass also stores g = dy·[y > 0] into
-        // gradIdentity (in the same sweep, eight runs at a time or run by run as
-        // the plain backward), and dx then reads g without the mask.
+        // gradIdentity, and dx then reads g without the mask.
         let dyForDx = gradIdentity.map { UnsafePointer($0) } ?? dy
         let maskForDx = gradIdentity == nil ? mask : nil
         let perSample = c * hw
@@ -41,32 +40,28 @@ extension BatchNormalization {
         @inline(__always) func sums(_ sample: Int, _ channels: Range<Int>, _ lanes: UnsafeMutablePointer<F8>,
                                     afterGroup: (Int) -> Void = { _ in }) {
             let o = sample * perSample
-            if hw > BlockGradients.runsAtATimeSpatial {
-                // Run by run, for runs too long to gain from eight at a time: `segmented`
-                // with one segment (`contiguous`, storing g when asked). The same sums
-                // and g as `shortRunSums` (both are the per-run kernel's order).
+            if gradIdentity != nil || hw > BlockGradients.runsAtATimeSpatial {
+                // Run by run: `segmented` (one segment) also stores g; `contiguous` for
+                // runs too long to gain from eight at a time. The same sums as
+                // `shortRunSums` (all three are the per-run kernel's order).
                 var done = 0
                 for ch in channels {
                     let r = o + ch * hw
-                    (partials! + sample * c + ch).initialize(to: BlockGradients.segmented(
-                        x + r, dy + r, length: hw, stride: 0, segments: 1, xhat[ch], mask: mask.map { $0 + r },
-                        gamma: nil, store: gradIdentity.map { $0 + r }))
+                    if let gradIdentity {
+                        (partials! + sample * c + ch).initialize(to: BlockGradients.segmented(
+                            x + r, dy + r, length: hw, stride: 0, segments: 1, xhat[ch], mask: mask.map { $0 + r },
+                            gamma: nil, store: gradIdentity + r))
+                    } else {
+                        (partials! + sample * c + ch).initialize(to: BlockGradients.contiguous(
+                            x + r, dy + r, hw, xhat[ch], mask: mask.map { $0 + r }, gamma: nil))
+                    }
                     done += hw
                     afterGroup(done)
                 }
                 return
             }
-            // Two inlined copies: the plain one passes no store, so its loop is the
-            // one it was before the store existed.
-            if let gradIdentity {
-                BlockGradients.shortRunSums(x + o, dy + o, mask: mask.map { $0 + o }, n: hw, channels: channels,
-                                            xhat: xhat, lanes: lanes, into: partials! + sample * c,
-                                            store: gradIdentity + o, afterGroup: afterGroup)
-            } else {
-                BlockGradients.shortRunSums(x + o, dy + o, mask: mask.map { $0 + o }, n: hw, channels: channels,
-                                            xhat: xhat, lanes: lanes, into: partials! + sample * c,
-                                            store: nil, afterGroup: afterGroup)
-            }
+            BlockGradients.shortRunSums(x + o, dy + o, mask: mask.map { $0 + o }, n: hw, channels: channels, xhat: xhat,
+                                        lanes: lanes, into: partials! + sample * c, afterGroup: afterGroup)
         }
         @inline(__always) func writeDx(_ sample: Int, _ channels: Range<Int>) {
             let o = sample * perSample

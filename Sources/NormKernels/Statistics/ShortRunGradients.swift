@@ -12,8 +12,7 @@ import CNormSupport
 // summed in Float64 vectors, lane by lane in the order `laneSum64` uses, so every run's sums are
 // bitwise those of `BlockGradients.contiguous` (same lanes, same Float64 order,
 // same Float64 tail). dx is written run by run with each run's coefficients,
-// the arithmetic of `BlockGradients.apply` (same bits). BatchNorm + add + ReLU
-// stores its d identity (g) from the same loop (`runs(store:)`).
+// the arithmetic of `BlockGradients.apply` (same bits).
 
 extension BlockGradients {
     /// Vectors of scratch `shortRunSums` needs (2 KiB: from `withScratch`, since a
@@ -32,18 +31,17 @@ extension BlockGradients {
     /// `partials[ch]`, eight channels at a time (`runs`); `lanes` holds
     /// `runLanes` vectors. `afterGroup(done)` runs after each group of eight
     /// with the values of the sample's block done so far (the caller's prefetch).
-    /// `store` (indexed like dy): g is also written there (`runs`).
     @inline(__always)
     static func shortRunSums<E: NormElement>(
         _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, mask: UnsafePointer<E>?, n: Int, channels: Range<Int>,
         xhat: CoefficientTable, lanes: UnsafeMutablePointer<F8>, into partials: UnsafeMutablePointer<GradientSums>,
-        store: UnsafeMutablePointer<E>? = nil, afterGroup: (Int) -> Void = { _ in }
+        afterGroup: (Int) -> Void = { _ in }
     ) {
         var ch = channels.lowerBound
         while ch < channels.upperBound {
             let count = min(8, channels.upperBound - ch), o = ch * n
             runs(x + o, dy + o, mask: mask.map { $0 + o }, n: n, count: count, xhat: xhat, first: ch, lanes: lanes,
-                 into: partials + ch, store: store.map { $0 + o })
+                 into: partials + ch)
             ch += count
             afterGroup((ch - channels.lowerBound) * n)
         }
@@ -110,19 +108,10 @@ extension BlockGradients {
     /// (`dy`, `mask` alike) with x̂ coefficients `xhat[first + i]`, into
     /// `out[0..<count]`; each bitwise equal to `contiguous(x + i·n, dy + i·n, n,
     /// xhat[first + i], mask:, gamma: nil)`. `lanes` holds 64 vectors.
-    ///
-    /// `store` (BatchNorm + add + ReLU's d identity, indexed like dy): each g is
-    /// also written there as `segmented` writes it (vector values narrowed back
-    /// from their exact widening, scalar ones as dy's own bit pattern or 0), so
-    /// the sums and g are those of the run-by-run path. In place (`store` equal
-    /// to `dy`) each value is read before it is written, and the Float64 redo of
-    /// a non-finite run masks g again, which gives g. The plain backward passes
-    /// nil as a literal, so its inlined loop has no store.
     @inline(__always)
     static func runs<E: NormElement>(
         _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, mask: UnsafePointer<E>?, n: Int, count: Int,
-        xhat: CoefficientTable, first: Int, lanes: UnsafeMutablePointer<F8>, into out: UnsafeMutablePointer<GradientSums>,
-        store: UnsafeMutablePointer<E>? = nil
+        xhat: CoefficientTable, first: Int, lanes: UnsafeMutablePointer<F8>, into out: UnsafeMutablePointer<GradientSums>
     ) {
         withUnsafeTemporaryAllocation(of: Double.self, capacity: 96) { buffer in
             // d[0..<64]: the lane sums of the 8 accumulators (8 runs each); d[64..<80]:
@@ -135,14 +124,13 @@ extension BlockGradients {
                     continue
                 }
                 let o = r * n
-                let xs = x + o, ds = dy + o, ms = mask.map { $0 + o }, os = store.map { $0 + o }
+                let xs = x + o, ds = dy + o, ms = mask.map { $0 + o }
                 let c = xhat[first + r]
                 let p = F8(repeating: c.pivot), s = F8(repeating: c.scale), t = F8(repeating: c.shift)
                 // `segmentedFloat32`'s accumulators for one segment, in its order.
                 var g0 = F8(), g1 = F8(), g2 = F8(), g3 = F8(), h0 = F8(), h1 = F8(), h2 = F8(), h3 = F8()
                 @inline(__always) func step(_ i: Int, _ g: inout F8, _ h: inout F8) {
                     let v = gradient8(ds, ms, nil, i)
-                    if let os { E.store8(v, os + i) }
                     g += v
                     h = muladd(v, muladd(E.load8(xs + i) - p, s, t), h)
                 }
@@ -159,7 +147,6 @@ extension BlockGradients {
                 var tail = GradientSums.zero
                 while i < n {
                     let v = gradient1(ds, ms, nil, i)
-                    if let os { os[i] = ms.map({ E.widen($0[i]) <= 0 }) == true ? E.narrow(0) : ds[i] }
                     let h = muladd(E.widen(xs[i]) - c.pivot, c.scale, c.shift)
                     tail.dy += Double(v)
                     tail.dyXhat += Double(v) * Double(h)
