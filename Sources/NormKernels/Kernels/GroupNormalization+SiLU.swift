@@ -17,7 +17,10 @@
 // The row-engine paths (feature vectors, small maps: `GroupNormPlan`) keep one
 // coefficient per (n, g) and γ, β per position; there GroupNorm's output is
 // written first and `silu(v·(1 + scale) + shift)` runs as a second sweep over
-// y per (n, c) run (y read and written once more). The backward is in
+// y per (n, c) run (y read and written once more). On 16-bit tensors that
+// sweep is the fused row engine's epilogue instead (`rowPathsSiLUForward`).
+// (Not on Float32 as well: the fused engine's row-by-row strategy is not the
+// pipelined one of plain GroupNorm, untimed here.) The backward is in
 // `GroupNormalization+SiLUBackward.swift`; 16-bit tensors in
 // `GroupNormalization+SiLUHalfPrecision.swift` (the bodies here are generic
 // over the element type).
@@ -35,7 +38,8 @@ extension GroupNormalization {
     ///
     /// **Memory passes**: plain GroupNorm's (x read twice, the second from cache
     /// when a group fits in L2; y written once) on the channel-groups path; the
-    /// row-engine paths (H·W = 1, small maps) add one read and write of y.
+    /// row-engine paths (H·W = 1, small maps) add one read and write of y
+    /// (not on 16-bit tensors: the generic overload).
     /// `modulationScale`/`modulationShift` have N·C values, n-major.
     ///
     /// **Aliasing**: `output` may be exactly `input` (in place); any other overlap
@@ -77,10 +81,13 @@ extension GroupNormalization {
         return channelGroupsSiLUForward(plan, x, y, gamma: scale?.baseAddress, beta: bias?.baseAddress, modulation)
     }
 
-    /// The row-engine paths: GroupNorm's Float32 output, then the SiLU sweep
-    /// rounding once into y. On `Float` GroupNorm writes y and the sweep runs in
-    /// place; on 16-bit types GroupNorm runs on x widened into a Float32 scratch
-    /// tensor (in place there), so y == E.narrow(the Float32 result) bit for bit.
+    /// The row-engine paths. On `Float`: GroupNorm writes y, then the SiLU sweep
+    /// runs over it in place. On 16-bit types: the fused row engine
+    /// (`normalizeRowsFused`, the plain strategies' twins) reads x in 16 bits,
+    /// widened on load, and the sweep's arithmetic runs as its epilogue
+    /// (`SiLUEpilogues.swift`) on GroupNorm's Float32 value before the one
+    /// rounding: one pass fewer than GroupNorm on a widened copy then the
+    /// sweep, and y == E.narrow(the Float32 result) bit for bit.
     private func rowPathsSiLUForward<E: NormElement>(
         _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>,
         scale: UnsafeBufferPointer<Float>?, bias: UnsafeBufferPointer<Float>?, _ modulation: SiLUModulation
@@ -95,15 +102,33 @@ extension GroupNormalization {
             siluSweep(y32, y, modulation)
             return saved
         }
-        let pool = path.workspace
-        let workspace = pool.take()
-        defer { pool.recycle(workspace) }
-        let v = workspace.take(Float.self, count: count)
-        widen(x, into: v, count: count, threading: threading)
-        let saved = try forward(input: UnsafeBufferPointer(start: v, count: count),
-                                output: UnsafeMutableBufferPointer(start: v, count: count), scale: scale, bias: bias)
-        siluSweep(v, y, modulation)
-        return saved
+        let rows: RowPlan
+        switch path {
+        case .featureVectors(let plan, _), .groupSegments(let plan, _), .expandedAffine(let plan, _): rows = plan
+        case .channelGroups: preconditionFailure("rowPathsSiLUForward: a row-engine path")
+        }
+        let workspace = rows.workspace.take()
+        defer { rows.workspace.recycle(workspace) }
+        var gamma = scale?.baseAddress, beta = bias?.baseAddress
+        if case .expandedAffine = path {
+            let affine = ExpandedAffine(gamma: gamma, beta: beta, channels: shape.c, spatial: shape.spatial,
+                                        in: workspace)
+            gamma = affine.gamma.map { UnsafePointer($0) }
+            beta = affine.beta.map { UnsafePointer($0) }
+        }
+        let streaming = rows.store.streaming(output: y, reading: x)
+        func run<G: FusedRowEpilogue>(_ epilogue: G) -> SavedStatistics {
+            normalizeRowsFused(rows, PlainRows(x: x), y, epsilon: epsilon, gamma: gamma, beta: beta, epilogue,
+                               streaming: streaming)
+        }
+        guard modulation.isPresent else { return run(SiLUEpilogue()) }
+        let slots = shape.n * shape.c, hw = shape.spatial
+        let m = workspace.take(Float.self, count: 2 * slots), t = m + slots
+        for k in 0..<slots { m[k] = modulation.multiplier(k); t[k] = modulation.offset(k) }
+        if shape.layout == .nchw || hw == 1 {
+            return run(ChannelRunSiLUEpilogue(multiplier: m, shift: t, spatial: hw))
+        }
+        return run(ChannelsLastSiLUEpilogue(multiplier: m, shift: t, channels: shape.c, sampleElements: shape.c * hw))
     }
 
     /// The channel-groups path with the modulation folded into the per-(n, c)
