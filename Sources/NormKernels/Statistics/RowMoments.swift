@@ -79,16 +79,21 @@ enum BlockMoments {
         return Lanes(m0: m0, m1: m1, m2: m2, m3: m3, s0: s0, s1: s1, s2: s2, s3: s3)
     }
 
-    /// Stage 2: the full 8-value chunks after each run's 32-value chunks.
+    /// Stage 2: the full 8-value chunks after each run's 32-value chunks. `P`:
+    /// whether each run of a block of short runs (no stage 1) first prefetches a
+    /// later run (`StreamPrefetch.run`); same arithmetic either way.
     @inline(never)
-    static func welfordLanes8<E: NormElement>(_ p: UnsafePointer<E>, length: Int, stride: Int, segments: Int,
-                                              from first: Int, pivot: Float) -> (mean: F8, m2: F8, steps: Int) {
+    static func welfordLanes8<E: NormElement, P: StreamPrefetch>(
+        _ p: UnsafePointer<E>, length: Int, stride: Int, segments: Int, from first: Int, pivot: Float,
+        following: Int, _: P.Type
+    ) -> (mean: F8, m2: F8, steps: Int) {
         let k = F8(repeating: pivot)
         var m = F8(), s = F8()
         let chunks = (length - first) / 8
         let weights = WelfordWeights.table
         var step = 0
         for segment in 0..<segments {
+            P.run(p, length: length, segment: segment, segments: segments, stride: stride, following: following)
             var q = p + segment * stride + first
             for _ in 0..<chunks {
                 step += 1
@@ -127,7 +132,12 @@ enum BlockMoments {
         }
         let stage1 = steps32 > 0 ? length / 32 * 32 : 0
         if length - stage1 >= 8 {
-            let l = welfordLanes8(p, length: length, stride: stride, segments: segments, from: stage1, pivot: pivot)
+            // Runs of stage 1 were prefetched there; short runs are prefetched here.
+            let l = following != 0 && stage1 == 0
+                ? welfordLanes8(p, length: length, stride: stride, segments: segments, from: stage1, pivot: pivot,
+                                following: following, PrefetchAhead.self)
+                : welfordLanes8(p, length: length, stride: stride, segments: segments, from: stage1, pivot: pivot,
+                                following: 0, NoPrefetch.self)
             all = all.merged(with: mergeLanesPairwise(l.mean, l.m2, count: Float(l.steps)))
         }
         if length % 8 > 0 {
