@@ -1,10 +1,11 @@
-// 16-bit GroupNorm + SiLU forward on the row-engine paths (issue 21): the fused
-// row engine reads x in 16 bits and runs the Float32 kernel's SiLU sweep as its
-// epilogue (`SiLUEpilogues.swift`). Every path and row strategy (eight rows per
-// vector, row by row, the rows geometry, its blocks of grouped short segments:
-// NHWC `[8, 512, 4, 4]`), H·W not a multiple of 8, and the sweep's corner: a
-// run with m = 1 and t = 0 keeps silu(v) (v = −0 from γ = 0 without β stays
-// −0): y == E.narrow(y32) and the same saved statistics bit for bit, on 1–3
+// 16-bit GroupNorm + SiLU forward on the row-engine paths (issue 21): feature
+// vectors on the fused row engine, which reads x in 16 bits and runs the
+// Float32 kernel's SiLU sweep as its epilogue (`SiLUEpilogues.swift`); small
+// maps on a widened copy. Every path and row strategy (eight rows per vector,
+// row by row, the rows geometry, its blocks of grouped short segments: NHWC
+// `[8, 512, 4, 4]`), H·W not a multiple of 8, and the sweep's corner: a run
+// with m = 1 and t = 0 keeps silu(v) (v = −0 from γ = 0 without β stays −0):
+// y == E.narrow(y32) and the same saved statistics bit for bit, on 1–3
 // threads and in place.
 
 import Testing

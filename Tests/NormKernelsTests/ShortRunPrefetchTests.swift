@@ -13,7 +13,7 @@ struct ShortRunPrefetchTests {
         let cache = StorePolicy.lastLevelCacheBytes
         // BatchNorm NCHW [N, C, 7, 7]: C units of N runs of 49 values, C·49 apart.
         func rows(n: Int, c: Int, hw: Int) -> RowsGeometry {
-            BatchNormalization.channelRows(TensorShape(n: n, c: c, h: 1, w: hw))
+            BatchNormPlan.channelRows(TensorShape(n: n, c: c, h: 1, w: hw))
         }
         // Small: 64·512·49 values (6.4 MB) against a counted cache of ≥ 24 MiB here;
         // on a smaller counted cache this case may prefetch, so only check the rule.

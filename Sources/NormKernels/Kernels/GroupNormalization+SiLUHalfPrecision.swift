@@ -12,10 +12,12 @@
 // tensors, for any thread count:
 // - channel-groups path: the Float32 engine's loops specialized for `E` (x
 //   widened on load, y = silu(z) rounded once on store);
-// - row-engine paths (H·W = 1, small maps): the fused row engine reads x in 16
-//   bits and runs the Float32 kernel's SiLU sweep as its output epilogue
-//   (`SiLUEpilogues.swift`), y rounded once on store: one pass fewer than the
-//   Float32 kernel's GroupNorm then sweep;
+// - feature vectors (H·W = 1): the fused row engine reads x in 16 bits and
+//   runs the Float32 kernel's SiLU sweep as its output epilogue
+//   (`SiLUEpilogues.swift`), y rounded once on store;
+// - small maps (the other row-engine paths): GroupNorm runs on a Float32 copy
+//   of x, then the SiLU sweep rounds once into y (one more read of x in 16 bits
+//   and a Float32 round trip than in Float32);
 // - backward: g = dy·silu′(z)·m into a Float32 scratch tensor (x and dy read in
 //   16 bits), then GroupNorm's backward: on the channel-groups path its passes
 //   read x in 16 bits and g in Float32 and round dx once on store (x, g twice

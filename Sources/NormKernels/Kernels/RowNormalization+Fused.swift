@@ -298,11 +298,6 @@ private func fusedRowByRow<E: NormElement, L: FusedRowSource, G: FusedRowEpilogu
 
 /// `normalizeRowsGeometry` fused: each block's values formed in an L1 scratch
 /// for its partial, and again (or read from the written sum) for its outputs.
-/// A block of several short segments (GroupNorm NHWC small maps:
-/// `groupShortSegments`) is one partial over all of them, as in the plain
-/// kernel: values in memory keep the segment stride, values formed in the
-/// scratch are packed one segment after another (the sums do not depend on
-/// where the values sit).
 private func fusedRowsGeometry<E: NormElement, L: FusedRowSource, G: FusedRowEpilogue>(
     _ plan: RowPlan, _ geometry: RowsGeometry, _ source: L, _ y: UnsafeMutablePointer<E>, _ eps: Float,
     _ gamma: UnsafePointer<Float>?, _ beta: UnsafePointer<Float>?, _ epilogue: G, _ streaming: Bool
@@ -318,19 +313,12 @@ private func fusedRowsGeometry<E: NormElement, L: FusedRowSource, G: FusedRowEpi
     geometry.reduceThenApply(
         threading: plan.threading, workspace: workspace,
         reduce: { b in
-            withScratch(of: Float.self, capacity: blockLength) { buffer in
-                // The rows geometry's own block reduction (`RowsGeometry.reduce`).
-                let scratch = buffer.baseAddress!, segments = b.segmentCount
-                let p = source.values(b.offset, b.count, column: b.start, scratch: scratch, statistics: true)
-                for i in 1..<max(1, segments) {
-                    _ = source.values(b.offset + i * geometry.segmentStride, b.count, column: b.start,
-                                      scratch: scratch + i * b.count, statistics: true)
-                }
-                let stride = p == UnsafePointer(scratch) ? b.count : geometry.segmentStride
-                if centered { return BlockMoments.segmented(p, length: b.count, stride: stride, segments: segments) }
-                var m = Moments.empty
-                for i in 0..<segments { m = m.merged(with: BlockMoments.meanSquare(p + i * stride, b.count)) }
-                return m
+            withScratch(of: Float.self, capacity: blockLength) { scratch in
+                // The rows geometry's own block reduction (one segment per block).
+                let p = source.values(b.offset, b.count, column: b.start, scratch: scratch.baseAddress!, statistics: true)
+                return centered
+                    ? BlockMoments.segmented(p, length: b.count, stride: geometry.segmentStride, segments: 1)
+                    : Moments.empty.merged(with: BlockMoments.meanSquare(p, b.count))
             }
         },
         finalize: { unit, partials in
@@ -346,14 +334,11 @@ private func fusedRowsGeometry<E: NormElement, L: FusedRowSource, G: FusedRowEpi
         },
         apply: { b in
             withScratch(of: Float.self, capacity: blockLength) { scratch in
+                let p = source.values(b.offset, b.count, column: b.start, scratch: scratch.baseAddress!,
+                                      statistics: false)
                 let first = plan.affineOffset(b.unit) + b.start
-                for i in 0..<b.segmentCount {
-                    // Each segment's γ, β from the block's first position, as `Apply.elementwise`.
-                    let o = b.offset + i * geometry.segmentStride
-                    let p = source.values(o, b.count, column: b.start, scratch: scratch.baseAddress!, statistics: false)
-                    fusedRowOutput(p, y + o, b.count, table[b.unit], gamma: gamma.map { $0 + first },
-                                   beta: beta.map { $0 + first }, epilogue, at: o, streaming: streaming)
-                }
+                fusedRowOutput(p, y + b.offset, b.count, table[b.unit], gamma: gamma.map { $0 + first },
+                               beta: beta.map { $0 + first }, epilogue, at: b.offset, streaming: streaming)
             }
         },
         batchBytes: RowsGeometry.forwardBatchBytes(elements: units * geometry.unitElements))
