@@ -44,10 +44,14 @@ struct Fuzzer {
         var present = true
         var length = 0
         var offset = 0
+        /// The element type (`Fuzzer+Mixed.swift`; the Float32 ops above use only `.float`).
+        var element: Precision = .float
     }
 
     var rng: SplitMix64
     var report = Report()
+    /// Set for Float16 array and span calls (`judge`): their outputs may overflow to ±∞.
+    var float16Call = false
 
     init(seed: UInt64) { rng = SplitMix64(seed: seed) }
 

@@ -44,11 +44,14 @@ func withOptionalMutableBuffer<R>(
 }
 
 /// Allocates the selected gradients (zero-filled) and passes their buffers to `body`.
+/// `given` is the length of the caller's input array, checked against the
+/// descriptor's `input` count first (`Check.arrayInput`).
 func makeGradients(
-    _ selection: GradientSelection, input: Int, parameters: Int, hasBias: Bool = true,
+    _ selection: GradientSelection, input: Int, given: Int, parameters: Int, hasBias: Bool = true,
     _ body: (UnsafeMutableBufferPointer<Float>?, UnsafeMutableBufferPointer<Float>?,
              UnsafeMutableBufferPointer<Float>?) throws -> Void
-) rethrows -> NormGradients {
+) throws -> NormGradients {
+    try Check.arrayInput(given, input, "input")
     var dx: [Float]? = selection.contains(.input) ? [Float](repeating: 0, count: input) : nil
     var dγ: [Float]? = selection.contains(.scale) ? [Float](repeating: 0, count: parameters) : nil
     var dβ: [Float]? = hasBias && selection.contains(.bias) ? [Float](repeating: 0, count: parameters) : nil
@@ -66,7 +69,7 @@ extension BatchNormalization {
         _ input: [Float], gradOutput: [Float], saved: SavedStatistics, scale: [Float]? = nil,
         output: [Float]? = nil, computing selection: GradientSelection = .all
     ) throws -> NormGradients {
-        try makeGradients(selection, input: shape.count, parameters: shape.c) { dx, dγ, dβ in
+        try makeGradients(selection, input: shape.count, given: input.count, parameters: shape.c) { dx, dγ, dβ in
             try withBuffers(input, gradOutput, scale) { x, dy, g in
                 try withOptionalBuffer(output) { y in
                     try backwardTraining(input: x, gradOutput: dy, saved: saved, scale: g, output: y,
@@ -81,7 +84,7 @@ extension BatchNormalization {
         _ input: [Float], gradOutput: [Float], running: RunningStatistics, scale: [Float]? = nil,
         output: [Float]? = nil, computing selection: GradientSelection = .all
     ) throws -> NormGradients {
-        try makeGradients(selection, input: shape.count, parameters: shape.c) { dx, dγ, dβ in
+        try makeGradients(selection, input: shape.count, given: input.count, parameters: shape.c) { dx, dγ, dβ in
             try withBuffers(input, gradOutput, scale) { x, dy, g in
                 try withOptionalBuffer(output) { y in
                     try backwardInference(input: x, gradOutput: dy, running: running, scale: g, output: y,
@@ -98,7 +101,7 @@ extension InstanceNormalization {
         _ input: [Float], gradOutput: [Float], saved: SavedStatistics, scale: [Float]? = nil,
         computing selection: GradientSelection = .all
     ) throws -> NormGradients {
-        try makeGradients(selection, input: shape.count, parameters: shape.c) { dx, dγ, dβ in
+        try makeGradients(selection, input: shape.count, given: input.count, parameters: shape.c) { dx, dγ, dβ in
             try withBuffers(input, gradOutput, scale) { x, dy, g in
                 try backwardTraining(input: x, gradOutput: dy, saved: saved, scale: g,
                                      gradInput: dx, gradScale: dγ, gradBias: dβ)
@@ -111,7 +114,7 @@ extension InstanceNormalization {
         _ input: [Float], gradOutput: [Float], running: RunningStatistics, scale: [Float]? = nil,
         computing selection: GradientSelection = .all
     ) throws -> NormGradients {
-        try makeGradients(selection, input: shape.count, parameters: shape.c) { dx, dγ, dβ in
+        try makeGradients(selection, input: shape.count, given: input.count, parameters: shape.c) { dx, dγ, dβ in
             try withBuffers(input, gradOutput, scale) { x, dy, g in
                 try backwardInference(input: x, gradOutput: dy, running: running, scale: g,
                                       gradInput: dx, gradScale: dγ, gradBias: dβ)
@@ -126,7 +129,7 @@ extension GroupNormalization {
         _ input: [Float], gradOutput: [Float], saved: SavedStatistics, scale: [Float]? = nil,
         computing selection: GradientSelection = .all
     ) throws -> NormGradients {
-        try makeGradients(selection, input: shape.count, parameters: shape.c) { dx, dγ, dβ in
+        try makeGradients(selection, input: shape.count, given: input.count, parameters: shape.c) { dx, dγ, dβ in
             try withBuffers(input, gradOutput, scale) { x, dy, g in
                 try backward(input: x, gradOutput: dy, saved: saved, scale: g,
                              gradInput: dx, gradScale: dγ, gradBias: dβ)
@@ -141,7 +144,7 @@ extension LayerNormalization {
         _ input: [Float], gradOutput: [Float], saved: SavedStatistics, scale: [Float]? = nil,
         computing selection: GradientSelection = .all
     ) throws -> NormGradients {
-        try makeGradients(selection, input: rows * features, parameters: features) { dx, dγ, dβ in
+        try makeGradients(selection, input: rows * features, given: input.count, parameters: features) { dx, dγ, dβ in
             try withBuffers(input, gradOutput, scale) { x, dy, g in
                 try backward(input: x, gradOutput: dy, saved: saved, scale: g,
                              gradInput: dx, gradScale: dγ, gradBias: dβ)
@@ -156,7 +159,7 @@ extension RMSNormalization {
         _ input: [Float], gradOutput: [Float], saved: SavedStatistics, scale: [Float]? = nil,
         computing selection: GradientSelection = .all
     ) throws -> NormGradients {
-        try makeGradients(selection, input: rows * features, parameters: features, hasBias: false) { dx, dγ, _ in
+        try makeGradients(selection, input: rows * features, given: input.count, parameters: features, hasBias: false) { dx, dγ, _ in
             try withBuffers(input, gradOutput, scale) { x, dy, g in
                 try backward(input: x, gradOutput: dy, saved: saved, scale: g, gradInput: dx, gradScale: dγ)
             }
@@ -170,6 +173,8 @@ extension AdaptiveInstanceNormalization {
         content: [Float], style: [Float], gradOutput: [Float], saved: Saved,
         gradContent wantContent: Bool = true, gradStyle wantStyle: Bool = true
     ) throws -> (content: [Float]?, style: [Float]?) {
+        try Check.arrayInput(content.count, self.content.count, "content")
+        try Check.arrayInput(style.count, self.style.count, "style")
         var dContent: [Float]? = wantContent ? [Float](repeating: 0, count: self.content.count) : nil
         var dStyle: [Float]? = wantStyle ? [Float](repeating: 0, count: self.style.count) : nil
         try withOptionalMutableBuffer(&dContent) { dc in
@@ -193,6 +198,7 @@ extension WeightNormalization {
         v: [Float], g: [Float], gradWeight: [Float], norms: [Double],
         gradV wantV: Bool = true, gradG wantG: Bool = true
     ) throws -> (v: [Float]?, g: [Float]?) {
+        try Check.arrayInput(v.count, count, "v")
         var dv: [Float]? = wantV ? [Float](repeating: 0, count: count) : nil
         var dg: [Float]? = wantG ? [Float](repeating: 0, count: normCount) : nil
         try withOptionalMutableBuffer(&dv) { dvp in

@@ -66,11 +66,13 @@ func withElementBuffers<E, R>(
 }
 
 /// Allocates the selected gradients (zero-filled), dx of type `E`, and passes their buffers to `body`.
+/// `given` is the length of the caller's input array, checked first (`Check.arrayInput`).
 func makeElementGradients<E: NormElement>(
-    _ selection: GradientSelection, input: Int, parameters: Int, hasBias: Bool = true,
+    _ selection: GradientSelection, input: Int, given: Int, parameters: Int, hasBias: Bool = true,
     _ body: (UnsafeMutableBufferPointer<E>?, UnsafeMutableBufferPointer<Float>?,
              UnsafeMutableBufferPointer<Float>?) throws -> Void
-) rethrows -> ElementGradients<E> {
+) throws -> ElementGradients<E> {
+    try Check.arrayInput(given, input, "input")
     var dx: [E]? = selection.contains(.input) ? zeroedElements(input) : nil
     var dγ: [Float]? = selection.contains(.scale) ? [Float](repeating: 0, count: parameters) : nil
     var dβ: [Float]? = hasBias && selection.contains(.bias) ? [Float](repeating: 0, count: parameters) : nil
@@ -89,7 +91,7 @@ extension BatchNormalization {
         _ input: [Element], gradOutput: [Element], saved: SavedStatistics, scale: [Float]? = nil,
         output: [Element]? = nil, computing selection: GradientSelection = .all
     ) throws -> ElementGradients<Element> {
-        try makeElementGradients(selection, input: shape.count, parameters: shape.c) { dx, dγ, dβ in
+        try makeElementGradients(selection, input: shape.count, given: input.count, parameters: shape.c) { dx, dγ, dβ in
             try withElementBuffers(input, gradOutput, scale) { x, dy, g in
                 try withOptionalElementBuffer(output) { y in
                     try backwardTraining(input: x, gradOutput: dy, saved: saved, scale: g, output: y,
@@ -104,7 +106,7 @@ extension BatchNormalization {
         _ input: [Element], gradOutput: [Element], running: RunningStatistics, scale: [Float]? = nil,
         output: [Element]? = nil, computing selection: GradientSelection = .all
     ) throws -> ElementGradients<Element> {
-        try makeElementGradients(selection, input: shape.count, parameters: shape.c) { dx, dγ, dβ in
+        try makeElementGradients(selection, input: shape.count, given: input.count, parameters: shape.c) { dx, dγ, dβ in
             try withElementBuffers(input, gradOutput, scale) { x, dy, g in
                 try withOptionalElementBuffer(output) { y in
                     try backwardInference(input: x, gradOutput: dy, running: running, scale: g, output: y,
@@ -121,7 +123,7 @@ extension InstanceNormalization {
         _ input: [Element], gradOutput: [Element], saved: SavedStatistics, scale: [Float]? = nil,
         computing selection: GradientSelection = .all
     ) throws -> ElementGradients<Element> {
-        try makeElementGradients(selection, input: shape.count, parameters: shape.c) { dx, dγ, dβ in
+        try makeElementGradients(selection, input: shape.count, given: input.count, parameters: shape.c) { dx, dγ, dβ in
             try withElementBuffers(input, gradOutput, scale) { x, dy, g in
                 try backwardTraining(input: x, gradOutput: dy, saved: saved, scale: g,
                                      gradInput: dx, gradScale: dγ, gradBias: dβ)
@@ -134,7 +136,7 @@ extension InstanceNormalization {
         _ input: [Element], gradOutput: [Element], running: RunningStatistics, scale: [Float]? = nil,
         computing selection: GradientSelection = .all
     ) throws -> ElementGradients<Element> {
-        try makeElementGradients(selection, input: shape.count, parameters: shape.c) { dx, dγ, dβ in
+        try makeElementGradients(selection, input: shape.count, given: input.count, parameters: shape.c) { dx, dγ, dβ in
             try withElementBuffers(input, gradOutput, scale) { x, dy, g in
                 try backwardInference(input: x, gradOutput: dy, running: running, scale: g,
                                       gradInput: dx, gradScale: dγ, gradBias: dβ)
@@ -149,7 +151,7 @@ extension GroupNormalization {
         _ input: [Element], gradOutput: [Element], saved: SavedStatistics, scale: [Float]? = nil,
         computing selection: GradientSelection = .all
     ) throws -> ElementGradients<Element> {
-        try makeElementGradients(selection, input: shape.count, parameters: shape.c) { dx, dγ, dβ in
+        try makeElementGradients(selection, input: shape.count, given: input.count, parameters: shape.c) { dx, dγ, dβ in
             try withElementBuffers(input, gradOutput, scale) { x, dy, g in
                 try backward(input: x, gradOutput: dy, saved: saved, scale: g,
                              gradInput: dx, gradScale: dγ, gradBias: dβ)
@@ -164,7 +166,7 @@ extension LayerNormalization {
         _ input: [Element], gradOutput: [Element], saved: SavedStatistics, scale: [Float]? = nil,
         computing selection: GradientSelection = .all
     ) throws -> ElementGradients<Element> {
-        try makeElementGradients(selection, input: rows * features, parameters: features) { dx, dγ, dβ in
+        try makeElementGradients(selection, input: rows * features, given: input.count, parameters: features) { dx, dγ, dβ in
             try withElementBuffers(input, gradOutput, scale) { x, dy, g in
                 try backward(input: x, gradOutput: dy, saved: saved, scale: g,
                              gradInput: dx, gradScale: dγ, gradBias: dβ)
@@ -180,7 +182,7 @@ extension RMSNormalization {
         _ input: [Element], gradOutput: [Element], saved: SavedStatistics, scale: [Float]? = nil,
         computing selection: GradientSelection = .all
     ) throws -> ElementGradients<Element> {
-        try makeElementGradients(selection, input: rows * features, parameters: features, hasBias: false) { dx, dγ, _ in
+        try makeElementGradients(selection, input: rows * features, given: input.count, parameters: features, hasBias: false) { dx, dγ, _ in
             try withElementBuffers(input, gradOutput, scale) { x, dy, g in
                 try backward(input: x, gradOutput: dy, saved: saved, scale: g, gradInput: dx, gradScale: dγ)
             }
@@ -195,6 +197,8 @@ extension AdaptiveInstanceNormalization {
         content: [Element], style: [Element], gradOutput: [Element], saved: Saved,
         gradContent wantContent: Bool = true, gradStyle wantStyle: Bool = true
     ) throws -> (content: [Element]?, style: [Element]?) {
+        try Check.arrayInput(content.count, self.content.count, "content")
+        try Check.arrayInput(style.count, self.style.count, "style")
         var dContent: [Element]? = wantContent ? zeroedElements(self.content.count) : nil
         var dStyle: [Element]? = wantStyle ? zeroedElements(self.style.count) : nil
         try withOptionalMutableElements(&dContent) { dc in
@@ -229,6 +233,7 @@ extension WeightNormalization {
         v: [Element], g: [Float], gradWeight: [Element], norms: [Double],
         gradV wantV: Bool = true, gradG wantG: Bool = true
     ) throws -> (v: [Element]?, g: [Float]?) {
+        try Check.arrayInput(v.count, count, "v")
         var dv: [Element]? = wantV ? zeroedElements(count) : nil
         var dg: [Float]? = wantG ? [Float](repeating: 0, count: normCount) : nil
         try withOptionalMutableElements(&dv) { dvp in

@@ -65,8 +65,9 @@ extension BatchNormalization {
         _ input: [Float], gradOutput: [Float], saved: SavedStatistics, scale: [Float]? = nil,
         output: [Float]? = nil, computing selection: GradientSelection = .all, gradIdentity wantIdentity: Bool
     ) throws -> (norm: NormGradients, identity: [Float]?) {
+        try Check.arrayInput(input.count, shape.count, "input")
         var dr: [Float]? = wantIdentity ? [Float](repeating: 0, count: shape.count) : nil
-        let norm = try makeGradients(selection, input: shape.count, parameters: shape.c) { dx, dγ, dβ in
+        let norm = try makeGradients(selection, input: shape.count, given: input.count, parameters: shape.c) { dx, dγ, dβ in
             try withBuffers(input, gradOutput, scale) { x, dy, g in
                 try withOptionalBuffer(output) { y in
                     try withOptionalMutableBuffer(&dr) { drp in
@@ -84,8 +85,9 @@ extension BatchNormalization {
         _ input: [Float], gradOutput: [Float], running: RunningStatistics, scale: [Float]? = nil,
         output: [Float]? = nil, computing selection: GradientSelection = .all, gradIdentity wantIdentity: Bool
     ) throws -> (norm: NormGradients, identity: [Float]?) {
+        try Check.arrayInput(input.count, shape.count, "input")
         var dr: [Float]? = wantIdentity ? [Float](repeating: 0, count: shape.count) : nil
-        let norm = try makeGradients(selection, input: shape.count, parameters: shape.c) { dx, dγ, dβ in
+        let norm = try makeGradients(selection, input: shape.count, given: input.count, parameters: shape.c) { dx, dγ, dβ in
             try withBuffers(input, gradOutput, scale) { x, dy, g in
                 try withOptionalBuffer(output) { y in
                     try withOptionalMutableBuffer(&dr) { drp in

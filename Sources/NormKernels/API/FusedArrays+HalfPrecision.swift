@@ -66,6 +66,7 @@ extension LayerNormalization {
         sum: [Element], gradOutput: [Element], gradSum: [Element]? = nil, saved: SavedStatistics,
         scale: [Float]? = nil, inputBias wantInputBias: Bool = true
     ) throws -> ResidualElementGradients<Element> {
+        try Check.arrayInput(sum.count, rows * features, "sum")
         var result = ResidualElementGradients<Element>(
             input: zeroedElements(sum.count), scale: optionalFloats(true, features), bias: optionalFloats(true, features),
             inputBias: optionalFloats(wantInputBias, features))
@@ -111,6 +112,7 @@ extension RMSNormalization {
         sum: [Element], gradOutput: [Element], gradSum: [Element]? = nil, saved: SavedStatistics,
         scale: [Float]? = nil, inputBias wantInputBias: Bool = true
     ) throws -> ResidualElementGradients<Element> {
+        try Check.arrayInput(sum.count, rows * features, "sum")
         var result = ResidualElementGradients<Element>(
             input: zeroedElements(sum.count), scale: optionalFloats(true, features), bias: nil,
             inputBias: optionalFloats(wantInputBias, features))
@@ -143,6 +145,7 @@ extension RMSNormalization {
     public func backward<Element: NormElement>(
         _ input: [Element], gate: [Element], gradOutput: [Element], saved: SavedStatistics, scale: [Float]? = nil
     ) throws -> (input: [Element], gate: [Element], scale: [Float]?) {
+        try Check.arrayInput(input.count, rows * features, "input")
         var dx: [Element]? = zeroedElements(input.count)
         var dgate: [Element]? = zeroedElements(input.count)
         var dscale: [Float]? = scale == nil ? nil : [Float](repeating: 0, count: features)
@@ -171,11 +174,12 @@ extension GroupNormalization {
         modulationScale: [Float]? = nil, modulationShift: [Float]? = nil,
         computing selection: GradientSelection = .all, modulationGradients: Bool = true
     ) throws -> SiLUModulationElementGradients<Element> {
+        try Check.arrayInput(input.count, shape.count, "input")
         let perSample = shape.n * shape.c
         var ds = optionalFloats(modulationGradients && modulationScale != nil, perSample)
         var dt = optionalFloats(modulationGradients && modulationShift != nil, perSample)
         let norm: ElementGradients<Element> = try makeElementGradients(
-            selection, input: shape.count, parameters: shape.c) { dx, dγ, dβ in
+            selection, input: shape.count, given: input.count, parameters: shape.c) { dx, dγ, dβ in
             try withElementBuffers(input, gradOutput, scale) { x, dy, g in
                 try withOptionalBuffer(bias) { b in
                     try withOptionalBuffer(modulationScale) { s in
@@ -206,9 +210,10 @@ extension BatchNormalization {
         _ input: [Element], gradOutput: [Element], saved: SavedStatistics, scale: [Float]? = nil,
         output: [Element]? = nil, computing selection: GradientSelection = .all, gradIdentity wantIdentity: Bool
     ) throws -> (norm: ElementGradients<Element>, identity: [Element]?) {
+        try Check.arrayInput(input.count, shape.count, "input")
         var dr: [Element]? = wantIdentity ? zeroedElements(shape.count) : nil
         let norm: ElementGradients<Element> = try makeElementGradients(
-            selection, input: shape.count, parameters: shape.c) { dx, dγ, dβ in
+            selection, input: shape.count, given: input.count, parameters: shape.c) { dx, dγ, dβ in
             try withElementBuffers(input, gradOutput, scale) { x, dy, g in
                 try withOptionalElementBuffer(output) { y in
                     try withOptionalMutableElements(&dr) { drp in
@@ -227,9 +232,10 @@ extension BatchNormalization {
         _ input: [Element], gradOutput: [Element], running: RunningStatistics, scale: [Float]? = nil,
         output: [Element]? = nil, computing selection: GradientSelection = .all, gradIdentity wantIdentity: Bool
     ) throws -> (norm: ElementGradients<Element>, identity: [Element]?) {
+        try Check.arrayInput(input.count, shape.count, "input")
         var dr: [Element]? = wantIdentity ? zeroedElements(shape.count) : nil
         let norm: ElementGradients<Element> = try makeElementGradients(
-            selection, input: shape.count, parameters: shape.c) { dx, dγ, dβ in
+            selection, input: shape.count, given: input.count, parameters: shape.c) { dx, dγ, dβ in
             try withElementBuffers(input, gradOutput, scale) { x, dy, g in
                 try withOptionalElementBuffer(output) { y in
                     try withOptionalMutableElements(&dr) { drp in

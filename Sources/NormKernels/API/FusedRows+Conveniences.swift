@@ -37,6 +37,7 @@ extension LayerNormalization {
     /// The residual backward on arrays (`gradSum`: the upstream gradient of s, if any).
     public func backward(sum: [Float], gradOutput: [Float], gradSum: [Float]? = nil, saved: SavedStatistics,
                          scale: [Float]? = nil, inputBias wantInputBias: Bool = true) throws -> ResidualGradients {
+        try Check.arrayInput(sum.count, rows * features, "sum")
         var result = ResidualGradients(input: optionalArray(true, sum.count), scale: optionalArray(true, features),
                                        bias: optionalArray(true, features),
                                        inputBias: optionalArray(wantInputBias, features))
@@ -80,6 +81,7 @@ extension RMSNormalization {
     /// The residual backward on arrays (`bias` of the result is nil).
     public func backward(sum: [Float], gradOutput: [Float], gradSum: [Float]? = nil, saved: SavedStatistics,
                          scale: [Float]? = nil, inputBias wantInputBias: Bool = true) throws -> ResidualGradients {
+        try Check.arrayInput(sum.count, rows * features, "sum")
         var result = ResidualGradients(input: optionalArray(true, sum.count), scale: optionalArray(true, features),
                                        bias: nil, inputBias: optionalArray(wantInputBias, features))
         try withBuffers(sum, gradOutput, scale) { s, dy, g in
@@ -112,6 +114,7 @@ extension RMSNormalization {
     /// The gated backward on arrays: dx, d gate and dγ (dγ nil without `scale`).
     public func backward(_ input: [Float], gate: [Float], gradOutput: [Float], saved: SavedStatistics,
                          scale: [Float]? = nil) throws -> (input: [Float], gate: [Float], scale: [Float]?) {
+        try Check.arrayInput(input.count, rows * features, "input")
         var dx: [Float]? = [Float](repeating: 0, count: input.count)
         var dgate: [Float]? = [Float](repeating: 0, count: input.count)
         var dscale: [Float]? = scale == nil ? nil : [Float](repeating: 0, count: features)

@@ -45,10 +45,11 @@ extension GroupNormalization {
         modulationScale: [Float]? = nil, modulationShift: [Float]? = nil,
         computing selection: GradientSelection = .all, modulationGradients: Bool = true
     ) throws -> SiLUModulationGradients {
+        try Check.arrayInput(input.count, shape.count, "input")
         let perSample = shape.n * shape.c
         var ds: [Float]? = modulationGradients && modulationScale != nil ? [Float](repeating: 0, count: perSample) : nil
         var dt: [Float]? = modulationGradients && modulationShift != nil ? [Float](repeating: 0, count: perSample) : nil
-        let norm = try makeGradients(selection, input: shape.count, parameters: shape.c) { dx, dγ, dβ in
+        let norm = try makeGradients(selection, input: shape.count, given: input.count, parameters: shape.c) { dx, dγ, dβ in
             try withBuffers(input, gradOutput, scale) { x, dy, g in
                 try withBuffers(input, bias, modulationScale) { _, b, s in
                     try withBuffers(input, modulationShift, nil) { _, t, _ in

@@ -34,6 +34,18 @@ enum Check {
         }
     }
 
+    /// The first check of an array convenience that allocates outputs sized by
+    /// the descriptor (the backward ones): the caller's first array against the
+    /// descriptor, with the error the pointer API would throw. So a descriptor of
+    /// up to 2⁴⁸ values passed a short array throws before anything is allocated,
+    /// instead of asking for (and zero-filling) the descriptor's size: a trap on
+    /// allocation failure, or gigabytes touched for nothing. Once the first array
+    /// has the descriptor's length, every size the convenience allocates (C, the
+    /// features, N·C, the norms) is at most that length.
+    static func arrayInput(_ actual: Int, _ expected: Int, _ argument: String) throws {
+        try length(actual, expected, argument)
+    }
+
     /// A buffer of any element type (`Float`, `Float16`, `BFloat16`): lengths count elements.
     static func length<E>(_ buffer: UnsafeBufferPointer<E>?, _ expected: Int, _ argument: String) throws {
         if let buffer { try length(buffer.count, expected, argument) }
