@@ -90,13 +90,13 @@ extension AdaptiveInstanceNormalization {
         case .columns(let g):
             g.apply(threading: threading) { n, first, rows in
                 let o = n * g.matrixElements + first * channels
-                BlockGradients.applyColumns(x: ys + o, dy: nil, mask: nil, dstyle + o, rows: rows, columns: channels,
-                                            stride: channels, table: styleTable, slot: n * channels)
+                BlockGradients.applyColumns(x: ys + o, dy: nil as UnsafePointer<E>?, mask: nil, dstyle + o, rows: rows,
+                                            columns: channels, stride: channels, table: styleTable, slot: n * channels)
             }
         case .rows(let g):
             g.apply(threading: threading) { b in
-                BlockGradients.apply(x: ys + b.offset, dy: nil, mask: nil, gamma: nil, dstyle + b.offset, b.count,
-                                     styleTable[b.unit])
+                BlockGradients.apply(x: ys + b.offset, dy: nil as UnsafePointer<E>?, mask: nil, gamma: nil,
+                                     dstyle + b.offset, b.count, styleTable[b.unit])
             }
         }
     }

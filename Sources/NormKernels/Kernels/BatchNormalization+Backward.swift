@@ -171,20 +171,21 @@ extension BatchNormalization {
     /// (Internal: `SynchronizedBatchNormalization` calls it twice, sums then dx,
     /// with the sums exchanged between processes in between.)
     ///
-    /// `gradIdentity` (BatchNorm + add + ReLU, with `mask` and `reduce`): the sums
-    /// pass also writes g = dy masked into it, block by block, and the dx pass
-    /// reads g from there without the mask: x, dy, y read once and g written in
-    /// one pass, then x and g (often from cache), instead of a separate masking
-    /// pass over dy and y. The same g in the same order: the same bits. NCHW runs
-    /// and short runs store g inside the sums loop; NHWC blocks mask each
-    /// `flushRows` rows just before summing them (they stay in L1/L2).
+    /// `gradIdentity` (BatchNorm + add (+ ReLU), with `reduce`): the sums pass
+    /// also writes g = dy (masked where `mask`) into it, block by block, and the
+    /// dx pass reads g from there without the mask: x, dy (and y) read once and g
+    /// written in one pass, then x and g (often from cache), instead of a
+    /// separate masking or copying pass over dy. The same g in the same order:
+    /// the same bits. NCHW runs and short runs store g inside the sums loop; NHWC
+    /// blocks mask (or copy) each `flushRows` rows just before summing them (they
+    /// stay in L1/L2).
     func channelPasses<E: NormElement>(
         x: UnsafePointer<E>, dy: UnsafePointer<E>, mask: UnsafePointer<E>?,
         xhat: CoefficientTable, reduce: Bool, table: GradientTable?, dx: UnsafeMutablePointer<E>?,
         dxReadsInput: Bool, workspace: Arena, gradIdentity: UnsafeMutablePointer<E>? = nil,
         finalize: (Int, GradientSums) -> Void
     ) {
-        precondition(gradIdentity == nil || (mask != nil && reduce), "channelPasses: g is stored by the sums pass")
+        precondition(gradIdentity == nil || reduce, "channelPasses: g is stored by the sums pass")
         // What the dx pass reads: g once the sums pass has stored it.
         let dyForDx = gradIdentity.map { UnsafePointer($0) } ?? dy
         let maskForDx = gradIdentity == nil ? mask : nil

@@ -147,16 +147,16 @@ extension BatchNormalization {
         try Check.saved(saved.invStd, shape.c, "saved.invStd")
         let mask = try validateBackward(input, gradOutput, scale, output, gradInput, gradScale, gradBias,
                                         gradIdentity: gradIdentity)
-        let x = try Check.base(input, "input")
-        if let mask, let g = gradIdentity?.baseAddress, gradInput != nil || gradScale != nil || gradBias != nil {
+        let x = try Check.base(input, "input"), dy = try Check.base(gradOutput, "gradOutput")
+        if let g = sumsPassIdentity(gradIdentity, dy: dy, mask: mask),
+           gradInput != nil || gradScale != nil || gradBias != nil {
             // d identity written by the sums pass (`channelPasses`).
-            trainingGradients(x: x, dy: try Check.base(gradOutput, "gradOutput"), mask: mask, saved: saved,
-                              scale: scale, dx: gradInput?.baseAddress, gradScale: gradScale, gradBias: gradBias,
-                              gradIdentity: g)
+            trainingGradients(x: x, dy: dy, mask: mask, saved: saved, scale: scale, dx: gradInput?.baseAddress,
+                              gradScale: gradScale, gradBias: gradBias, gradIdentity: g)
             return
         }
-        let (dy, rest) = try writeGradIdentity(gradOutput, mask: mask, gradIdentity)
-        trainingGradients(x: x, dy: dy, mask: rest, saved: saved, scale: scale, dx: gradInput?.baseAddress,
+        let (source, rest) = try writeGradIdentity(gradOutput, mask: mask, gradIdentity)
+        trainingGradients(x: x, dy: source, mask: rest, saved: saved, scale: scale, dx: gradInput?.baseAddress,
                           gradScale: gradScale, gradBias: gradBias)
     }
 
@@ -170,16 +170,16 @@ extension BatchNormalization {
         let (runningMean, runningVariance) = try running.snapshot(expectedChannels: shape.c)
         let mask = try validateBackward(input, gradOutput, scale, output, gradInput, gradScale, gradBias,
                                         gradIdentity: gradIdentity)
-        let x = try Check.base(input, "input")
-        if let mask, let g = gradIdentity?.baseAddress, gradScale != nil || gradBias != nil {
+        let x = try Check.base(input, "input"), dy = try Check.base(gradOutput, "gradOutput")
+        if let g = sumsPassIdentity(gradIdentity, dy: dy, mask: mask), gradScale != nil || gradBias != nil {
             // d identity written by the sums pass (`channelPasses`).
-            inferenceGradients(x: x, dy: try Check.base(gradOutput, "gradOutput"), mask: mask,
-                               runningMean: runningMean, runningVariance: runningVariance, scale: scale,
-                               dx: gradInput?.baseAddress, gradScale: gradScale, gradBias: gradBias, gradIdentity: g)
+            inferenceGradients(x: x, dy: dy, mask: mask, runningMean: runningMean, runningVariance: runningVariance,
+                               scale: scale, dx: gradInput?.baseAddress, gradScale: gradScale, gradBias: gradBias,
+                               gradIdentity: g)
             return
         }
-        let (dy, rest) = try writeGradIdentity(gradOutput, mask: mask, gradIdentity)
-        inferenceGradients(x: x, dy: dy, mask: rest, runningMean: runningMean, runningVariance: runningVariance,
+        let (source, rest) = try writeGradIdentity(gradOutput, mask: mask, gradIdentity)
+        inferenceGradients(x: x, dy: source, mask: rest, runningMean: runningMean, runningVariance: runningVariance,
                            scale: scale, dx: gradInput?.baseAddress, gradScale: gradScale, gradBias: gradBias)
     }
 

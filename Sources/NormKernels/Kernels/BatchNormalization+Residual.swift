@@ -15,13 +15,15 @@
 //     d identity = g = dy masked where y ≤ 0 (the forward output is the mask,
 //                      as for fusedReLU alone)
 //     dx, dγ, dβ     = BatchNorm's fused-ReLU backward with that same g.
-// With ReLU, gradIdentity is written by BatchNorm's sums pass, the one that
-// already reads x, dy and y (`channelPasses`, block by block), and the dx pass
-// then reads it as an already masked dy, without the mask: x, dy, y once and g
-// written, then x and g; the same g bit for bit. Without ReLU, or when only
-// gradIdentity is wanted, a separate pass copies or masks dy
-// (`writeGradIdentity`). gradIdentity may be gradOutput (in place); gradInput
-// may then still be x or y.
+// gradIdentity is written by BatchNorm's sums pass, the one that already reads
+// x, dy (and y) (`channelPasses`, block by block), and the dx pass then reads it
+// as an already masked dy, without the mask: x, dy (, y) once and g written,
+// then x and g; the same g bit for bit. Without ReLU g is dy itself, copied as
+// bit patterns. A separate pass copies or masks dy (`writeGradIdentity`) when
+// only gradIdentity is wanted, and without ReLU on the short-runs path (its
+// sums take eight runs at a time only without a store); in place without ReLU
+// there is nothing to write. gradIdentity may be gradOutput (in place);
+// gradInput may then still be x or y.
 
 extension BatchNormalization {
     /// Training forward fused with a residual add: `y = relu(BN(x) + identity)`
@@ -74,10 +76,11 @@ extension BatchNormalization {
     /// not otherwise share memory with any input or gradient buffer. The other
     /// rules are the plain backward's. Throws before writing anything.
     ///
-    /// **Memory passes**: with ``fusedReLU``, the plain fused-ReLU backward's
-    /// passes, its sums pass also writing `gradIdentity` and its dx pass reading
-    /// that instead of `dy` and `y`; without, the plain backward's plus one pass
-    /// copying `dy` into `gradIdentity` (none in place).
+    /// **Memory passes**: the plain (fused-ReLU) backward's passes, its sums pass
+    /// also writing `gradIdentity` and its dx pass reading that instead of `dy`
+    /// (and `y`); without ``fusedReLU`` on NCHW planes shorter than a few vectors
+    /// (BatchNorm's short-runs path), the plain backward's plus one pass copying
+    /// `dy` into `gradIdentity` (none in place).
     public func backwardTraining(
         input: UnsafeBufferPointer<Float>, gradOutput: UnsafeBufferPointer<Float>,
         saved: SavedStatistics, scale: UnsafeBufferPointer<Float>? = nil,
@@ -109,6 +112,19 @@ extension BatchNormalization {
         try backwardInferenceElements(input: input, gradOutput: gradOutput, running: running, scale: scale,
                                       output: output, gradInput: gradInput, gradIdentity: gradIdentity,
                                       gradScale: gradScale, gradBias: gradBias)
+    }
+
+    /// Where BatchNorm's sums pass writes d identity (file comment): gradIdentity,
+    /// or nil when a separate pass does it (`writeGradIdentity`) or, in place
+    /// without ReLU, nothing needs writing.
+    func sumsPassIdentity<E: NormElement>(
+        _ gradIdentity: UnsafeMutableBufferPointer<E>?, dy: UnsafePointer<E>, mask: UnsafePointer<E>?
+    ) -> UnsafeMutablePointer<E>? {
+        guard let g = gradIdentity?.baseAddress else { return nil }
+        if mask != nil { return g }
+        if UnsafePointer(g) == dy { return nil }
+        if case .shortRuns = paths.path { return nil }
+        return g
     }
 
     /// `gradIdentity[i] = mask[i] ≤ 0 ? 0 : dy[i]` (the predicate of the fused-ReLU

@@ -12,16 +12,21 @@
 /// that group's `groupSize` channel sums (also stored in `channelSums` at n·C + c);
 /// when `dx` is given it must fill `table` for the group's (n, c) slots.
 /// Results do not depend on the thread count (fixed blocks, fixed trees).
-/// Side tables and partials come from `workspace`.
-func channelGroupsBackward<E: NormElement>(
-    _ plan: ChannelGroupsPlan, x: UnsafePointer<E>, dy: UnsafePointer<E>,
+/// Side tables and partials come from `workspace`. dy may have an element type
+/// `D` of its own (GroupNorm + SiLU's 16-bit backward: x and dx in 16 bits, g
+/// in Float32), widened exactly on load as x is.
+func channelGroupsBackward<E: NormElement, D: NormElement>(
+    _ plan: ChannelGroupsPlan, x: UnsafePointer<E>, dy: UnsafePointer<D>,
     xhat: CoefficientTable, channelSums: UnsafeMutablePointer<GradientSums>,
     table: GradientTable?, dx: UnsafeMutablePointer<E>?, workspace: Arena,
     finalizeGroup: (_ groupSlot: Int, _ channelSums: UnsafePointer<GradientSums>) -> Void
 ) {
     let shape = plan.shape, groupSize = plan.groupSize, threading = plan.threading
     let groups = shape.c / groupSize, channels = shape.c, spatial = shape.spatial
-    let streaming = dx.map { plan.store.streaming(output: $0, reading: x, dy) } ?? false
+    // (dy only compared with dx's address: in place when they are one buffer.)
+    let streaming = dx.map {
+        plan.store.streaming(output: $0, reading: x, UnsafeRawPointer(dy).assumingMemoryBound(to: E.self))
+    } ?? false
     switch plan.backward {
     case .columns(let g):
         // Column j of sample n uses its group's x̂ coefficients.

@@ -64,9 +64,11 @@ extension GroupNormalization {
     }
 
     /// The channel-groups path: per-(n, c) sums, then per (n, g) the γ-weighted
-    /// sums of its channels and one dx coefficient set per (n, c).
-    private func channelGroupsPathBackward<E: NormElement>(
-        _ plan: ChannelGroupsPlan, _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, saved: SavedStatistics,
+    /// sums of its channels and one dx coefficient set per (n, c). dy may have
+    /// an element type of its own (GroupNorm + SiLU's 16-bit backward passes its
+    /// Float32 g with 16-bit x and dx: `GroupNormalization+SiLUBackward.swift`).
+    func channelGroupsPathBackward<E: NormElement, D: NormElement>(
+        _ plan: ChannelGroupsPlan, _ x: UnsafePointer<E>, _ dy: UnsafePointer<D>, saved: SavedStatistics,
         gamma scale: UnsafePointer<Float>?, dx: UnsafeMutablePointer<E>?,
         gradScale: UnsafeMutablePointer<Float>?, gradBias: UnsafeMutablePointer<Float>?
     ) {

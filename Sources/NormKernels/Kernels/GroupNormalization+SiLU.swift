@@ -17,7 +17,9 @@
 // The row-engine paths (feature vectors, small maps: `GroupNormPlan`) keep one
 // coefficient per (n, g) and γ, β per position; there GroupNorm's output is
 // written first and `silu(v·(1 + scale) + shift)` runs as a second sweep over
-// y per (n, c) run (y read and written once more). The backward is in
+// y per (n, c) run (y read and written once more). On 16-bit feature vectors
+// that sweep is the fused row engine's epilogue instead (`rowPathsSiLUForward`).
+// The backward is in
 // `GroupNormalization+SiLUBackward.swift`; 16-bit tensors in
 // `GroupNormalization+SiLUHalfPrecision.swift` (the bodies here are generic
 // over the element type).
@@ -35,7 +37,8 @@ extension GroupNormalization {
     ///
     /// **Memory passes**: plain GroupNorm's (x read twice, the second from cache
     /// when a group fits in L2; y written once) on the channel-groups path; the
-    /// row-engine paths (H·W = 1, small maps) add one read and write of y.
+    /// row-engine paths (H·W = 1, small maps) add one read and write of y
+    /// (16-bit feature vectors excepted: the generic overload).
     /// `modulationScale`/`modulationShift` have N·C values, n-major.
     ///
     /// **Aliasing**: `output` may be exactly `input` (in place); any other overlap
@@ -77,10 +80,19 @@ extension GroupNormalization {
         return channelGroupsSiLUForward(plan, x, y, gamma: scale?.baseAddress, beta: bias?.baseAddress, modulation)
     }
 
-    /// The row-engine paths: GroupNorm's Float32 output, then the SiLU sweep
-    /// rounding once into y. On `Float` GroupNorm writes y and the sweep runs in
-    /// place; on 16-bit types GroupNorm runs on x widened into a Float32 scratch
-    /// tensor (in place there), so y == E.narrow(the Float32 result) bit for bit.
+    /// The row-engine paths. On `Float`: GroupNorm writes y, then the SiLU sweep
+    /// runs over it in place. On 16-bit feature vectors (H·W = 1): the fused row
+    /// engine (`normalizeRowsFused`, the plain strategies' twins) reads x in 16
+    /// bits, widened on load, and the sweep's arithmetic runs as its epilogue
+    /// (`SiLUEpilogues.swift`) before the one rounding: no Float32 copy of x,
+    /// no second sweep; 2.5–3.4× on `[32, 512, 1, 1]` (docs/PERFORMANCE.md,
+    /// "16-bit fused kernels"). On 16-bit small maps: GroupNorm on x widened
+    /// into a Float32 scratch tensor (in place there), then the sweep rounds
+    /// once into y: the fused engine measured 1.6–2.9× slower there (with a
+    /// per-lane (n, c) lookup where NCHW runs are shorter than a vector, and its
+    /// rows geometry taught the grouped short segments of NHWC small maps, which
+    /// it does not handle: the earlier failure on `[8, 512, 4, 4]`). Either way
+    /// y == E.narrow(the Float32 result) bit for bit.
     private func rowPathsSiLUForward<E: NormElement>(
         _ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>,
         scale: UnsafeBufferPointer<Float>?, bias: UnsafeBufferPointer<Float>?, _ modulation: SiLUModulation
@@ -98,12 +110,24 @@ extension GroupNormalization {
         let pool = path.workspace
         let workspace = pool.take()
         defer { pool.recycle(workspace) }
-        let v = workspace.take(Float.self, count: count)
-        widen(x, into: v, count: count, threading: threading)
-        let saved = try forward(input: UnsafeBufferPointer(start: v, count: count),
-                                output: UnsafeMutableBufferPointer(start: v, count: count), scale: scale, bias: bias)
-        siluSweep(v, y, modulation)
-        return saved
+        guard case .featureVectors(let rows, _) = path else {
+            let v = workspace.take(Float.self, count: count)
+            widen(x, into: v, count: count, threading: threading)
+            let saved = try forward(input: UnsafeBufferPointer(start: v, count: count),
+                                    output: UnsafeMutableBufferPointer(start: v, count: count), scale: scale, bias: bias)
+            siluSweep(v, y, modulation)
+            return saved
+        }
+        let streaming = rows.store.streaming(output: y, reading: x)
+        func run<G: FusedRowEpilogue>(_ epilogue: G) -> SavedStatistics {
+            normalizeRowsFused(rows, PlainRows(x: x), y, epsilon: epsilon, gamma: scale?.baseAddress,
+                               beta: bias?.baseAddress, epilogue, streaming: streaming)
+        }
+        guard modulation.isPresent else { return run(SiLUEpilogue()) }
+        let slots = shape.n * shape.c
+        let m = workspace.take(Float.self, count: 2 * slots), t = m + slots
+        for k in 0..<slots { m[k] = modulation.multiplier(k); t[k] = modulation.offset(k) }
+        return run(FeatureSiLUEpilogue(multiplier: m, shift: t))
     }
 
     /// The channel-groups path with the modulation folded into the per-(n, c)

@@ -25,7 +25,8 @@ extension GroupNormalization {
     /// of the forward (z is recomputed from them and `saved`).
     ///
     /// **Memory passes**: one pass reading `x` and `dy` and writing g (the
-    /// gradient before the normalization, into `gradInput` when given), then
+    /// gradient before the normalization, into `gradInput` when given and it is
+    /// not `input`, else into a scratch tensor), then
     /// GroupNorm's
     /// ``backward(input:gradOutput:saved:scale:gradInput:gradScale:gradBias:)-(UnsafeBufferPointer<Float>,_,_,_,_,_,_)``
     /// on g. With only the modulation's gradients, the first pass alone.
@@ -50,9 +51,14 @@ extension GroupNormalization {
 
     /// The backward of every element type (16-bit entry points:
     /// `GroupNormalization+SiLUHalfPrecision.swift`). On 16-bit types g is always
-    /// a Float32 scratch tensor, and GroupNorm's Float32 backward runs on x widened
-    /// into a second one (dx computed there in place, then rounded once into
-    /// gradInput), so dx == E.narrow(the Float32 dx) bit for bit.
+    /// a Float32 scratch tensor (rounding it to 16 bits would change dx). On the
+    /// channel-groups path GroupNorm's passes then read x in 16 bits and g in
+    /// Float32, each widened exactly on load, and round dx once on store: the
+    /// Float32 kernel's arithmetic on the widened values, so dx == E.narrow(the
+    /// Float32 dx) bit for bit. The row-engine paths (H·W = 1, small maps) run
+    /// GroupNorm's Float32 backward on x widened into a second scratch tensor (dx
+    /// computed there in place, then rounded once into gradInput): two more
+    /// passes, on tensors small enough to sit in cache.
     func backwardSiLUElements<E: NormElement>(
         input: UnsafeBufferPointer<E>, gradOutput: UnsafeBufferPointer<E>,
         saved: SavedStatistics, scale: UnsafeBufferPointer<Float>?, bias: UnsafeBufferPointer<Float>?,
@@ -128,6 +134,14 @@ extension GroupNormalization {
             try backward(input: x32, gradOutput: gradient, saved: saved, scale: scale,
                          gradInput: gradInput.map { retyped($0) as UnsafeMutableBufferPointer<Float> },
                          gradScale: gradScale, gradBias: gradBias)
+            return
+        }
+        if case .channelGroups(let plan) = path {
+            // What `backward` runs on this path after its checks (done above for
+            // these buffers; gradInput may be x or dy, g is neither).
+            channelGroupsPathBackward(plan, x, UnsafePointer(g), saved: saved, gamma: scale?.baseAddress,
+                                      dx: gradInput?.baseAddress, gradScale: gradScale?.baseAddress,
+                                      gradBias: gradBias?.baseAddress)
             return
         }
         let wide = workspace.take(Float.self, count: count)

@@ -12,11 +12,18 @@
 // tensors, for any thread count:
 // - channel-groups path: the Float32 engine's loops specialized for `E` (x
 //   widened on load, y = silu(z) rounded once on store);
-// - row-engine paths (H·W = 1, small maps): GroupNorm runs on a Float32 copy
+// - feature vectors (H·W = 1): the fused row engine reads x in 16 bits and
+//   runs the Float32 kernel's SiLU sweep as its output epilogue
+//   (`SiLUEpilogues.swift`), y rounded once on store;
+// - small maps (the other row-engine paths): GroupNorm runs on a Float32 copy
 //   of x, then the SiLU sweep rounds once into y (one more read of x in 16 bits
 //   and a Float32 round trip than in Float32);
-// - backward: g = dy·silu′(z)·m into a Float32 scratch tensor, then GroupNorm's
-//   Float32 backward on x widened into a second one, dx rounded once at the end.
+// - backward: g = dy·silu′(z)·m into a Float32 scratch tensor (x and dy read in
+//   16 bits), then GroupNorm's backward: on the channel-groups path its passes
+//   read x in 16 bits and g in Float32 and round dx once on store (x, g twice
+//   and dx once, no Float32 copy of x or dx); on the row-engine paths its
+//   Float32 backward runs on x widened into a second scratch tensor, dx rounded
+//   once at the end.
 
 extension GroupNormalization {
     /// ``forwardSiLU(input:output:scale:bias:modulationScale:modulationShift:)-(UnsafeBufferPointer<Float>,_,_,_,_,_)`` on

@@ -17,8 +17,10 @@ extension BlockGradients {
     /// `dst` may equal `x` or `dy` (each element is read before it is written).
     /// `streaming` writes with non-temporal stores (callers pass
     /// `StorePolicy.streaming(output:reading:)`, which is false in place).
-    static func apply<E: NormElement>(
-        x: UnsafePointer<E>?, dy: UnsafePointer<E>?, mask: UnsafePointer<E>?,
+    /// dy and the mask may have an element type `D` of their own (widened
+    /// exactly on load; see `contiguous`).
+    static func apply<E: NormElement, D: NormElement>(
+        x: UnsafePointer<E>?, dy: UnsafePointer<D>?, mask: UnsafePointer<D>?,
         gamma: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<E>, _ n: Int, _ k: GradientCoefficients,
         streaming: Bool = false
     ) {
@@ -30,13 +32,13 @@ extension BlockGradients {
     }
 
     @inline(__always)
-    private static func apply<E: NormElement, S: VectorStore>(
-        _ x: UnsafePointer<E>?, _ dy: UnsafePointer<E>?, _ mask: UnsafePointer<E>?,
+    private static func apply<E: NormElement, D: NormElement, S: VectorStore>(
+        _ x: UnsafePointer<E>?, _ dy: UnsafePointer<D>?, _ mask: UnsafePointer<D>?,
         _ gamma: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<E>, _ n: Int, _ k: GradientCoefficients,
         _: S.Type
     ) {
         guard let dy else {
-            if let x { applyCore(x, nil, nil, nil, dst, n, k, useX: true, useDy: false, S.self) }
+            if let x { applyCore(x, dy, nil, nil, dst, n, k, useX: true, useDy: false, S.self) }
             return
         }
         guard let x else {
@@ -57,8 +59,8 @@ extension BlockGradients {
     }
 
     @inline(__always)
-    private static func applyCore<E: NormElement, S: VectorStore>(
-        _ x: UnsafePointer<E>?, _ dy: UnsafePointer<E>?, _ mask: UnsafePointer<E>?,
+    private static func applyCore<E: NormElement, D: NormElement, S: VectorStore>(
+        _ x: UnsafePointer<E>?, _ dy: UnsafePointer<D>?, _ mask: UnsafePointer<D>?,
         _ gamma: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<E>, _ n: Int, _ k: GradientCoefficients,
         useX: Bool, useDy: Bool, _: S.Type
     ) {
@@ -72,7 +74,7 @@ extension BlockGradients {
         var i = 0
         let head = S.prologue(dst, n)
         while i < head { scalar(i); i += 1 }
-        if BFloat16Pairs.enabled(E.self) && gamma == nil {
+        if BFloat16Pairs.enabled(E.self) && D.self == E.self && gamma == nil {
             // BFloat16: 16 values as even and odd lanes (BFloat16Pairs.swift), the same math per value.
             while i + 16 <= n {
                 var ve = F8(), vo = F8()
@@ -104,8 +106,8 @@ extension BlockGradients {
     /// Strided columns: for `rows` rows of `columns` values (row stride `stride`),
     /// `dst[r, j] = a[j]·g + (b[j]·(x[r, j] − pivot[j]) + c[j])` with the table's
     /// slots `slot ..< slot + columns`; `x` nil or `dy` nil as in `apply`.
-    static func applyColumns<E: NormElement>(
-        x: UnsafePointer<E>?, dy: UnsafePointer<E>?, mask: UnsafePointer<E>?,
+    static func applyColumns<E: NormElement, D: NormElement>(
+        x: UnsafePointer<E>?, dy: UnsafePointer<D>?, mask: UnsafePointer<D>?,
         _ dst: UnsafeMutablePointer<E>, rows: Int, columns: Int, stride: Int,
         table: GradientTable, slot: Int, streaming: Bool = false
     ) {
@@ -124,7 +126,7 @@ extension BlockGradients {
                 applyColumns(x, dy, mask, dst, rows, columns, stride, pivot, a, b, c, pairs, CachedStore.self)
             }
         }
-        guard BFloat16Pairs.enabled(E.self) && columns >= 16 else { return run(nil) }
+        guard BFloat16Pairs.enabled(E.self) && D.self == E.self && columns >= 16 else { return run(nil) }
         // BFloat16: the whole 16-column chunks in pairs (BFloat16Pairs.swift), with
         // the coefficients deinterleaved once per call.
         let width = columns / 16 * 16
@@ -146,8 +148,10 @@ extension BlockGradients {
 
         /// `applyRow`'s value for the 16 columns at j (even and odd lanes), x and dy at `o`.
         @inline(__always)
-        func value<E: NormElement>(_ x: UnsafePointer<E>?, _ dy: UnsafePointer<E>?, _ mask: UnsafePointer<E>?,
-                                   _ o: Int, _ j: Int, useX: Bool, useDy: Bool) -> (F8, F8) {
+        func value<E: NormElement, D: NormElement>(
+            _ x: UnsafePointer<E>?, _ dy: UnsafePointer<D>?, _ mask: UnsafePointer<D>?,
+            _ o: Int, _ j: Int, useX: Bool, useDy: Bool
+        ) -> (F8, F8) {
             var ve = F8(), vo = F8()
             if useX {
                 let (xe, xo) = BFloat16Pairs.load(x! + o)
@@ -164,15 +168,15 @@ extension BlockGradients {
     }
 
     @inline(__always)
-    private static func applyColumns<E: NormElement, S: VectorStore>(
-        _ x: UnsafePointer<E>?, _ dy: UnsafePointer<E>?, _ mask: UnsafePointer<E>?,
+    private static func applyColumns<E: NormElement, D: NormElement, S: VectorStore>(
+        _ x: UnsafePointer<E>?, _ dy: UnsafePointer<D>?, _ mask: UnsafePointer<D>?,
         _ dst: UnsafeMutablePointer<E>, _ rows: Int, _ columns: Int, _ stride: Int,
         _ pivot: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>,
         _ pairs: PairGradients?, _: S.Type
     ) {
         // One specialized row loop per case (the case is decided once, not per row).
         @inline(__always)
-        func sweep(_ x: UnsafePointer<E>?, _ dy: UnsafePointer<E>?, _ mask: UnsafePointer<E>?,
+        func sweep(_ x: UnsafePointer<E>?, _ dy: UnsafePointer<D>?, _ mask: UnsafePointer<D>?,
                   useX: Bool, useDy: Bool) {
             for r in 0..<rows {
                 let o = r * stride
@@ -192,9 +196,9 @@ extension BlockGradients {
     /// alone; x alone), so each inlined `body` is compiled for its case: the case
     /// is decided once per call, not per row or value.
     @inline(__always)
-    private static func withOperandCase<E: NormElement>(
-        _ x: UnsafePointer<E>?, _ dy: UnsafePointer<E>?, _ mask: UnsafePointer<E>?,
-        _ body: (UnsafePointer<E>?, UnsafePointer<E>?, UnsafePointer<E>?, _ useX: Bool, _ useDy: Bool) -> Void
+    private static func withOperandCase<E: NormElement, D: NormElement>(
+        _ x: UnsafePointer<E>?, _ dy: UnsafePointer<D>?, _ mask: UnsafePointer<D>?,
+        _ body: (UnsafePointer<E>?, UnsafePointer<D>?, UnsafePointer<D>?, _ useX: Bool, _ useDy: Bool) -> Void
     ) {
         switch (x, dy, mask) {
         case let (x?, dy?, nil): body(x, dy, nil, true, true)
@@ -210,14 +214,14 @@ extension BlockGradients {
     /// `rowsPerStrip` rows (see `applyStrip`). Out of line for the same reason as
     /// `accumulateStrips`.
     @inline(never)
-    private static func applyStrips<E: NormElement, S: VectorStore>(
-        _ x: UnsafePointer<E>?, _ dy: UnsafePointer<E>?, _ mask: UnsafePointer<E>?,
+    private static func applyStrips<E: NormElement, D: NormElement, S: VectorStore>(
+        _ x: UnsafePointer<E>?, _ dy: UnsafePointer<D>?, _ mask: UnsafePointer<D>?,
         _ dst: UnsafeMutablePointer<E>, _ rows: Int, _ columns: Int, _ stride: Int,
         _ pivot: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>,
         _ pairs: PairGradients?, _: S.Type
     ) {
         @inline(__always)
-        func sweep(_ x: UnsafePointer<E>?, _ dy: UnsafePointer<E>?, _ mask: UnsafePointer<E>?,
+        func sweep(_ x: UnsafePointer<E>?, _ dy: UnsafePointer<D>?, _ mask: UnsafePointer<D>?,
                    useX: Bool, useDy: Bool) {
             var r = 0
             while r < rows {
@@ -235,8 +239,8 @@ extension BlockGradients {
     /// once and runs down the strip, so 8 values cost the x and dy loads and the
     /// store instead of four more coefficient loads. Same arithmetic per value.
     @inline(__always)
-    private static func applyStrip<E: NormElement, S: VectorStore>(
-        _ x: UnsafePointer<E>?, _ dy: UnsafePointer<E>?, _ mask: UnsafePointer<E>?,
+    private static func applyStrip<E: NormElement, D: NormElement, S: VectorStore>(
+        _ x: UnsafePointer<E>?, _ dy: UnsafePointer<D>?, _ mask: UnsafePointer<D>?,
         _ dst: UnsafeMutablePointer<E>, rows: Int, _ columns: Int, _ stride: Int,
         _ pivot: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>,
         _ pairs: PairGradients?, useX: Bool, useDy: Bool, _: S.Type
@@ -254,7 +258,9 @@ extension BlockGradients {
         // The next strip's x and dy, prefetched in address order as in
         // `accumulateStrip` ([4096, 1024] and 2048 channels 1.04–1.13×; 2.6 MB
         // tensors of 1280 channels, already in L3, pay 3–6 % for the hints).
-        var aheadX = UnsafeRawPointer((x ?? dy!) + rows * stride), aheadDy = UnsafeRawPointer((dy ?? x!) + rows * stride)
+        let aheadBy = rows * stride
+        var aheadX = x.map { UnsafeRawPointer($0 + aheadBy) } ?? UnsafeRawPointer(dy! + aheadBy)
+        var aheadDy = dy.map { UnsafeRawPointer($0 + aheadBy) } ?? UnsafeRawPointer(x! + aheadBy)
         if let pairs {
             // BFloat16: each tile as even and odd lanes (the tables deinterleaved), prefetching as below.
             while j + 16 <= pairs.width {
@@ -292,8 +298,8 @@ extension BlockGradients {
 
     /// `applyColumns` for < 8 contiguous columns: the rows as one stream with
     /// per-lane coefficient patterns of period lcm(C, 8) (see `periodicColumns`).
-    private static func periodicApply<E: NormElement>(
-        x: UnsafePointer<E>?, dy: UnsafePointer<E>?, mask: UnsafePointer<E>?,
+    private static func periodicApply<E: NormElement, D: NormElement>(
+        x: UnsafePointer<E>?, dy: UnsafePointer<D>?, mask: UnsafePointer<D>?,
         _ dst: UnsafeMutablePointer<E>, total: Int, columns: Int,
         pivot: UnsafePointer<Float>, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafePointer<Float>
     ) {
@@ -318,7 +324,7 @@ extension BlockGradients {
                 case let (nil, dy?, mask?):
                     applyRow(nil, dy + i, mask + i, dst + i, period, pp, pa, pb, pc, nil, useX: false, useDy: true, CachedStore.self)
                 case let (x?, nil, _):
-                    applyRow(x + i, nil, nil, dst + i, period, pp, pa, pb, pc, nil, useX: true, useDy: false, CachedStore.self)
+                    applyRow(x + i, dy, nil, dst + i, period, pp, pa, pb, pc, nil, useX: true, useDy: false, CachedStore.self)
                 case (nil, nil, _):
                     return
                 }
@@ -333,8 +339,8 @@ extension BlockGradients {
         }
     }
 
-    private static func applyColumnsScalarRest<E: NormElement>(
-        x: UnsafePointer<E>?, dy: UnsafePointer<E>?, mask: UnsafePointer<E>?,
+    private static func applyColumnsScalarRest<E: NormElement, D: NormElement>(
+        x: UnsafePointer<E>?, dy: UnsafePointer<D>?, mask: UnsafePointer<D>?,
         _ dst: UnsafeMutablePointer<E>, count: Int,
         pattern: (UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>, UnsafePointer<Float>)
     ) {
@@ -351,8 +357,8 @@ extension BlockGradients {
     }
 
     @inline(__always)
-    private static func applyRow<E: NormElement, S: VectorStore>(
-        _ x: UnsafePointer<E>?, _ dy: UnsafePointer<E>?, _ mask: UnsafePointer<E>?,
+    private static func applyRow<E: NormElement, D: NormElement, S: VectorStore>(
+        _ x: UnsafePointer<E>?, _ dy: UnsafePointer<D>?, _ mask: UnsafePointer<D>?,
         _ dst: UnsafeMutablePointer<E>, _ columns: Int,
         _ pivot: UnsafePointer<Float>, _ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ c: UnsafePointer<Float>,
         _ pairs: PairGradients?, useX: Bool, useDy: Bool, _: S.Type

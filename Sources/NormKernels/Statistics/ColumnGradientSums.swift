@@ -19,20 +19,23 @@ extension BlockGradients {
     /// into the Float64 sums every `flushRows` rows (< 8 contiguous columns: periodic
     /// lanes, see `periodicColumns`).
     ///
-    /// `store` (BatchNorm + add + ReLU; with `mask`, contiguous rows): g = dy
-    /// masked is also written there (d identity), `flushRows` rows at a time just
+    /// `store` (BatchNorm + add (+ ReLU); contiguous rows): g = dy (masked with
+    /// `mask`) is also written there (d identity), `flushRows` rows at a time just
     /// before they are summed, so the sums read g back from L1/L2 instead of dy
-    /// and the mask. The same g in the same order: the same bits.
-    static func columns<E: NormElement>(
-        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, mask: UnsafePointer<E>?,
+    /// (and the mask). The same g in the same order: the same bits.
+    ///
+    /// dy (with the mask and `store`) may have an element type `D` of its own,
+    /// as in `contiguous`.
+    static func columns<E: NormElement, D: NormElement>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<D>, mask: UnsafePointer<D>?,
         rows: Int, columns: Int, stride: Int,
         pivot: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
-        into out: UnsafeMutablePointer<GradientSums>, store: UnsafeMutablePointer<E>? = nil
+        into out: UnsafeMutablePointer<GradientSums>, store: UnsafeMutablePointer<D>? = nil
     ) {
-        precondition(store == nil || (mask != nil && stride == columns), "columns: g is stored for contiguous rows")
+        precondition(store == nil || stride == columns, "columns: g is stored for contiguous rows")
         out.initialize(repeating: .zero, count: columns)
         if columns < 8 && stride == columns && rows * columns >= 8 * periodVectors(columns) {
-            if let store, let mask {
+            if let store {
                 ResidualGradient.mask(dy, mask, store, rows * columns)
                 periodicColumns(x, UnsafePointer(store), mask: nil, rows: rows, columns: columns,
                                 pivot: pivot, scale: scale, shift: shift, into: out)
@@ -63,8 +66,8 @@ extension BlockGradients {
     /// coefficient patterns (period lcm(C, 8) values) instead of one strided scalar
     /// loop per column. Lanes are folded into their columns in Float64 every
     /// ≈ `flushRows` rows; the last < period values are added in Float64.
-    private static func periodicColumns<E: NormElement>(
-        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, mask: UnsafePointer<E>?,
+    private static func periodicColumns<E: NormElement, D: NormElement>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<D>, mask: UnsafePointer<D>?,
         rows: Int, columns: Int,
         pivot: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
         into out: UnsafeMutablePointer<GradientSums>
@@ -107,8 +110,8 @@ extension BlockGradients {
             fold()
             while i < total {
                 let j = i % columns
-                var d = Double(E.widen(dy[i]))
-                if let mask, E.widen(mask[i]) <= 0 { d = 0 }
+                var d = Double(D.widen(dy[i]))
+                if let mask, D.widen(mask[i]) <= 0 { d = 0 }
                 out[j].dy += d
                 out[j].dyXhat += d * Double(muladd(E.widen(x[i]) - pivot[j], scale[j], shift[j]))
                 i += 1
@@ -121,11 +124,11 @@ extension BlockGradients {
     /// bandwidth); per-column Float32 accumulators live in `scratch`-sized stack
     /// memory and are added into the Float64 sums every `flushRows` rows. A column
     /// gets the same Float32 operations in a vector and in the remainder.
-    private static func stridedColumns<E: NormElement>(
-        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, mask: UnsafePointer<E>?,
+    private static func stridedColumns<E: NormElement, D: NormElement>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<D>, mask: UnsafePointer<D>?,
         rows: Int, columns: Int, stride: Int,
         pivot: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
-        into out: UnsafeMutablePointer<GradientSums>, store: UnsafeMutablePointer<E>?
+        into out: UnsafeMutablePointer<GradientSums>, store: UnsafeMutablePointer<D>?
     ) {
         withScratch(of: Float.self, capacity: 2 * columns) { scratch in
             let accG = scratch.baseAddress!, accH = accG + columns
@@ -136,9 +139,9 @@ extension BlockGradients {
                 accH.update(repeating: 0, count: columns)
                 // With `store`, these rows' g first, then their sums from it (no mask).
                 var dy = dy, mask = mask
-                if let store, let m = mask {
+                if let store {
                     let o = row * stride
-                    ResidualGradient.mask(dy + o, m + o, store + o, (end - row) * stride)
+                    ResidualGradient.mask(dy + o, mask.map { $0 + o }, store + o, (end - row) * stride)
                     dy = UnsafePointer(store)
                     mask = nil
                 }
@@ -191,8 +194,8 @@ extension BlockGradients {
     /// of narrower blocks keeps its registers (inlined, it reloaded a pointer from
     /// the stack every 8 values and ran 0.76× on 64 channels).
     @inline(never)
-    private static func accumulateStrips<E: NormElement>(
-        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ mask: UnsafePointer<E>?, rows: Range<Int>,
+    private static func accumulateStrips<E: NormElement, D: NormElement>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<D>, _ mask: UnsafePointer<D>?, rows: Range<Int>,
         _ columns: Int, _ stride: Int,
         _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
         _ accG: UnsafeMutablePointer<Float>, _ accH: UnsafeMutablePointer<Float>
@@ -210,8 +213,8 @@ extension BlockGradients {
     }
 
     @inline(__always)
-    private static func accumulateStrip<E: NormElement>(
-        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ mask: UnsafePointer<E>?, rows: Int,
+    private static func accumulateStrip<E: NormElement, D: NormElement>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<D>, _ mask: UnsafePointer<D>?, rows: Int,
         _ columns: Int, _ stride: Int,
         _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
         _ accG: UnsafeMutablePointer<Float>, _ accH: UnsafeMutablePointer<Float>
@@ -251,8 +254,8 @@ extension BlockGradients {
     }
 
     @inline(__always)
-    private static func accumulateRow<E: NormElement>(
-        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ mask: UnsafePointer<E>?, _ columns: Int,
+    private static func accumulateRow<E: NormElement, D: NormElement>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<D>, _ mask: UnsafePointer<D>?, _ columns: Int,
         _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
         _ accG: UnsafeMutablePointer<Float>, _ accH: UnsafeMutablePointer<Float>, from start: Int = 0
     ) {
@@ -272,15 +275,15 @@ extension BlockGradients {
         }
     }
 
-    private static func columnFloat64<E: NormElement>(
-        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ mask: UnsafePointer<E>?,
+    private static func columnFloat64<E: NormElement, D: NormElement>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<D>, _ mask: UnsafePointer<D>?,
         _ rows: Int, _ stride: Int, _ p: Float, _ s: Float, _ t: Float
     ) -> GradientSums {
         var sums = GradientSums.zero
         for row in 0..<rows {
             let o = row * stride
-            var d = Double(E.widen(dy[o]))
-            if let mask, E.widen(mask[o]) <= 0 { d = 0 }
+            var d = Double(D.widen(dy[o]))
+            if let mask, D.widen(mask[o]) <= 0 { d = 0 }
             sums.dy += d
             sums.dyXhat += d * ((Double(E.widen(x[o])) - Double(p)) * Double(s) + Double(t))
         }

@@ -27,10 +27,13 @@ import CNormSupport
 enum BlockGradients {
     /// Σg and Σg·x̂ over `n` contiguous values, x̂ = (x − c.pivot)·c.scale + c.shift,
     /// g = dy (· γ[i] when `gamma`) (0 where `mask[i]` ≤ 0 when `mask`).
+    /// dy (and the mask) may have an element type `D` of their own (GroupNorm +
+    /// SiLU's 16-bit backward: x in 16 bits, its Float32 g as dy); each is
+    /// widened exactly on load, so the sums are those of the widened values.
     @inline(__always)
-    static func contiguous<E: NormElement>(
-        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ n: Int, _ c: AffineCoefficients,
-        mask: UnsafePointer<E>?, gamma: UnsafePointer<Float>?
+    static func contiguous<E: NormElement, D: NormElement>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<D>, _ n: Int, _ c: AffineCoefficients,
+        mask: UnsafePointer<D>?, gamma: UnsafePointer<Float>?
     ) -> GradientSums {
         segmented(x, dy, length: n, stride: 0, segments: 1, c, mask: mask, gamma: gamma)
     }
@@ -82,19 +85,25 @@ enum BlockGradients {
     /// H·W). The SIMD lanes carry over from run to run; each run's last < 16 values
     /// are added in Float64. `gamma` and `mask` are indexed like `x`, except that
     /// γ restarts at every run (position within the run).
-    static func segmented<E: NormElement>(
-        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, length n: Int, stride: Int, segments: Int,
-        _ c: AffineCoefficients, mask: UnsafePointer<E>?, gamma: UnsafePointer<Float>?, following: Int = 0,
-        store: UnsafeMutablePointer<E>? = nil
+    static func segmented<E: NormElement, D: NormElement>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<D>, length n: Int, stride: Int, segments: Int,
+        _ c: AffineCoefficients, mask: UnsafePointer<D>?, gamma: UnsafePointer<Float>?, following: Int = 0,
+        store: UnsafeMutablePointer<D>? = nil
     ) -> GradientSums {
         let sums: GradientSums
-        if let store, let mask {
-            // BatchNorm + add + ReLU: g (dy masked, no γ) also written to `store`,
-            // d identity, in the same sweep (see `segmentedFloat32`).
+        if let store {
+            // BatchNorm + add (+ ReLU): g (dy, masked with the ReLU, no γ) also
+            // written to `store`, d identity, in the same sweep (see `segmentedFloat32`).
             precondition(gamma == nil, "segmented: a stored g carries no γ")
-            sums = following != 0
-                ? segmentedFloat32(x, dy, n, stride, segments, c, mask, nil, following, PrefetchAhead.self, store)
-                : segmentedFloat32(x, dy, n, stride, segments, c, mask, nil, 0, NoPrefetch.self, store)
+            if let mask {
+                sums = following != 0
+                    ? segmentedFloat32(x, dy, n, stride, segments, c, mask, nil, following, PrefetchAhead.self, store)
+                    : segmentedFloat32(x, dy, n, stride, segments, c, mask, nil, 0, NoPrefetch.self, store)
+            } else {
+                sums = following != 0
+                    ? segmentedFloat32(x, dy, n, stride, segments, c, nil, nil, following, PrefetchAhead.self, store)
+                    : segmentedFloat32(x, dy, n, stride, segments, c, nil, nil, 0, NoPrefetch.self, store)
+            }
         } else if following != 0 && gamma == nil {
             // Runs far apart (BatchNorm NCHW): prefetch along the logical stream.
             sums = mask.map { segmentedFloat32(x, dy, n, stride, segments, c, $0, nil, following, PrefetchAhead.self) }
@@ -116,24 +125,30 @@ enum BlockGradients {
     /// in the same order either way: same bits.
     /// `store` (indexed like dy): each g is also written there, the vector values
     /// narrowed back from their exact widening and the scalar ones as dy's own bit
-    /// pattern, as `ResidualGradient.mask` writes them; the Float64 redo needs
-    /// not write again.
+    /// pattern, as `ResidualGradient.mask` writes them (without a mask, dy's bit
+    /// patterns copied, as its copy does); the Float64 redo needs not write again.
     @inline(__always)
-    private static func segmentedFloat32<E: NormElement, P: StreamPrefetch>(
-        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ n: Int, _ stride: Int, _ segments: Int,
-        _ c: AffineCoefficients, _ mask: UnsafePointer<E>?, _ gamma: UnsafePointer<Float>?,
-        _ following: Int, _: P.Type, _ store: UnsafeMutablePointer<E>? = nil
+    private static func segmentedFloat32<E: NormElement, D: NormElement, P: StreamPrefetch>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<D>, _ n: Int, _ stride: Int, _ segments: Int,
+        _ c: AffineCoefficients, _ mask: UnsafePointer<D>?, _ gamma: UnsafePointer<Float>?,
+        _ following: Int, _: P.Type, _ store: UnsafeMutablePointer<D>? = nil
     ) -> GradientSums {
         let p = F8(repeating: c.pivot), s = F8(repeating: c.scale), t = F8(repeating: c.shift)
         // Four accumulator pairs: Σg·x̂ is a chain of multiply-adds (4 cycles each),
         // so four independent chains keep the pipes full.
         var g0 = F8(), g1 = F8(), g2 = F8(), g3 = F8(), h0 = F8(), h1 = F8(), h2 = F8(), h3 = F8()
         var tail = GradientSums.zero
-        @inline(__always) func step(_ xs: UnsafePointer<E>, _ ds: UnsafePointer<E>,
-                                    _ ms: UnsafePointer<E>?, _ os: UnsafeMutablePointer<E>?, _ i: Int,
+        @inline(__always) func step(_ xs: UnsafePointer<E>, _ ds: UnsafePointer<D>,
+                                    _ ms: UnsafePointer<D>?, _ os: UnsafeMutablePointer<D>?, _ i: Int,
                                     _ g: inout F8, _ h: inout F8) {
             let d = gradient8(ds, ms, gamma, i)
-            if let os { E.store8(d, os + i) }
+            if let os {
+                if ms != nil {
+                    D.store8(d, os + i)
+                } else {
+                    UnsafeMutableRawPointer(os + i).copyMemory(from: ds + i, byteCount: 8 * MemoryLayout<D>.stride)
+                }
+            }
             g += d
             h = muladd(d, muladd(E.load8(xs + i) - p, s, t), h)
         }
@@ -162,7 +177,10 @@ enum BlockGradients {
             }
             while i < n {
                 let d = gradient1(ds, ms, gamma, i)
-                if let os, let ms { os[i] = E.widen(ms[i]) <= 0 ? E.narrow(0) : ds[i] }
+                if let os {
+                    let masked = ms.map { D.widen($0[i]) <= 0 } ?? false
+                    os[i] = masked ? D.narrow(0) : ds[i]
+                }
                 let h = muladd(E.widen(xs[i]) - c.pivot, c.scale, c.shift)
                 tail.dy += Double(d)
                 tail.dyXhat += Double(d) * Double(h)
@@ -174,17 +192,17 @@ enum BlockGradients {
     }
 
     /// The Float64 fallback (also what non-finite inputs end in).
-    private static func segmentedFloat64<E: NormElement>(
-        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ n: Int, _ stride: Int, _ segments: Int,
-        _ c: AffineCoefficients, _ mask: UnsafePointer<E>?, _ gamma: UnsafePointer<Float>?
+    private static func segmentedFloat64<E: NormElement, D: NormElement>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<D>, _ n: Int, _ stride: Int, _ segments: Int,
+        _ c: AffineCoefficients, _ mask: UnsafePointer<D>?, _ gamma: UnsafePointer<Float>?
     ) -> GradientSums {
         var sums = GradientSums.zero
         let p = Double(c.pivot), s = Double(c.scale), t = Double(c.shift)
         for segment in 0..<segments {
             let o = segment * stride
             for i in 0..<n {
-                var d = Double(E.widen(dy[o + i]))
-                if let mask, E.widen(mask[o + i]) <= 0 { d = 0 }
+                var d = Double(D.widen(dy[o + i]))
+                if let mask, D.widen(mask[o + i]) <= 0 { d = 0 }
                 if let gamma { d *= Double(gamma[i]) }
                 sums.dy += d
                 sums.dyXhat += d * ((Double(E.widen(x[o + i])) - p) * s + t)

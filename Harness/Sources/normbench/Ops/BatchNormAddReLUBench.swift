@@ -5,8 +5,11 @@ import NormKernels
 /// identity is the workload's second activation-shaped input (`style`). Traffic
 /// is what the fused op must move: BatchNorm's, plus identity read (forward),
 /// plus y read as the mask and d identity written (backward).
+/// With `relu` false (`batchnorm-add`): `y = BN(x) + identity`, whose backward
+/// reads no mask (d identity = dy).
 struct BatchNormAddReLUBench: BenchOp {
-    let name = "batchnorm-add-relu"
+    var relu = true
+    var name: String { relu ? "batchnorm-add-relu" : "batchnorm-add" }
     let hasLayout = true
     let dtypes = DType.allCases
 
@@ -15,18 +18,22 @@ struct BatchNormAddReLUBench: BenchOp {
     func cannotRun(_ key: CaseKey) -> String? { BatchNormBench().cannotRun(key) }
 
     func pass(_ direction: Direction) -> Pass? {
+        let relu = relu
         switch direction {
         case .forwardTraining:
             // x, identity read, y written; γ, β read, running statistics read and written (6C)
             return Pass(traffic: { Traffic(tensors: 3 * $0.count, parameters: 6 * $0.c) },
-                        reference: { Self.addReLU($0, $1, Reference.standardized($0, $1)) }, make: Self.training)
+                        reference: { Self.addReLU($0, $1, Reference.standardized($0, $1), relu: relu) },
+                        make: { try Self.training($0, $1, relu: relu) })
         case .forwardInference:
             return Pass(traffic: { Traffic(tensors: 3 * $0.count, parameters: 4 * $0.c) },
-                        reference: { Self.addReLU($0, $1, Reference.inference($0, $1)) }, make: Self.inference)
+                        reference: { Self.addReLU($0, $1, Reference.inference($0, $1), relu: relu) },
+                        make: { try Self.inference($0, $1, relu: relu) })
         case .backward:
-            // x, dy, y (the mask) read, dx and d identity written; γ read, dγ, dβ written (3C)
-            return Pass(traffic: { Traffic(tensors: 5 * $0.count, parameters: 3 * $0.c) },
-                        reference: Self.backwardReference, make: Self.backward)
+            // x, dy, y (the mask, with ReLU) read, dx and d identity written; γ read, dγ, dβ written (3C)
+            return Pass(traffic: { Traffic(tensors: (relu ? 5 : 4) * $0.count, parameters: 3 * $0.c) },
+                        reference: { Self.backwardReference($0, $1, relu: relu) },
+                        make: { try Self.backward($0, $1, relu: relu) })
         }
     }
 
@@ -37,36 +44,36 @@ struct BatchNormAddReLUBench: BenchOp {
         try BatchNormBench().plan(key, threading: threading)
     }
 
-    /// max(v + identity, 0) of BatchNorm's expected output v; the terms of the
-    /// add (|v| + |identity|) bound what Float32 rounds.
-    static func addReLU(_ w: Workload, _ unit: Unit, _ bn: Expected) -> Expected {
+    /// max(v + identity, 0) (v + identity without `relu`) of BatchNorm's expected
+    /// output v; the terms of the add (|v| + |identity|) bound what Float32 rounds.
+    static func addReLU(_ w: Workload, _ unit: Unit, _ bn: Expected, relu: Bool) -> Expected {
         let identity = w.style!
         var values: [Double] = [], terms: [Double] = []
         for i in unit.offsets.indices {
             let r = Double(identity[unit.offsets[i]])
-            values.append(max(bn.values[i] + r, 0))
+            values.append(relu ? max(bn.values[i] + r, 0) : bn.values[i] + r)
             terms.append((bn.terms.isEmpty ? abs(bn.values[i]) : bn.terms[i]) + abs(r))
         }
         return Expected(values: values, terms: terms)
     }
 
     /// Training dx with g = dy·γ where BN(x) + identity > 0 (Float64), else 0.
-    static func backwardReference(_ w: Workload, _ unit: Unit) -> Expected {
+    static func backwardReference(_ w: Workload, _ unit: Unit, relu: Bool) -> Expected {
         let eps = Double(Workload.epsilon), dy = w.dy!, identity = w.style!
         let (mean, variance) = Reference.moments(w.x, unit.offsets)
         let r = 1 / (variance + eps).squareRoot()
         let xhat = unit.offsets.map { (Double(w.x[$0]) - mean) * r }
         let g = unit.offsets.indices.map { i -> Double in
             let u = xhat[i] * w.scale(unit, i) + w.shift(unit, i) + Double(identity[unit.offsets[i]])
-            return u > 0 ? Double(dy[unit.offsets[i]]) * w.scale(unit, i) : 0
+            return u > 0 || !relu ? Double(dy[unit.offsets[i]]) * w.scale(unit, i) : 0
         }
         return Reference.centred(xhat, g, r: r, subtractMean: true)
     }
 
     /// One maker for every dtype (as `LayerNormBench`): x, identity, y, dy, dx,
     /// d identity in the case's type.
-    static func training(_ w: Workload, _ t: Threading) throws -> Repetition {
-        let k = try BatchNormalization(shape: w.tensorShape, epsilon: Workload.epsilon, fusedReLU: true, threading: t)
+    static func training(_ w: Workload, _ t: Threading, relu: Bool) throws -> Repetition {
+        let k = try BatchNormalization(shape: w.tensorShape, epsilon: Workload.epsilon, fusedReLU: relu, threading: t)
         let running = try RunningStatistics(channels: w.key.shape.c)
         func make<E: NormElement>(_: E.Type) -> Repetition {
             let x = w.x.elements(E.self), r = w.style!.elements(E.self), y = w.out.mutableElements(E.self)
@@ -78,8 +85,8 @@ struct BatchNormAddReLUBench: BenchOp {
         return w.key.dtype.pick(make(Float.self), make(Float16.self), make(BFloat16.self))
     }
 
-    static func inference(_ w: Workload, _ t: Threading) throws -> Repetition {
-        let k = try BatchNormalization(shape: w.tensorShape, epsilon: Workload.epsilon, fusedReLU: true, threading: t)
+    static func inference(_ w: Workload, _ t: Threading, relu: Bool) throws -> Repetition {
+        let k = try BatchNormalization(shape: w.tensorShape, epsilon: Workload.epsilon, fusedReLU: relu, threading: t)
         let running = try RunningStatistics(channels: w.key.shape.c, mean: w.runningMean, variance: w.runningVariance)
         func make<E: NormElement>(_: E.Type) -> Repetition {
             let x = w.x.elements(E.self), r = w.style!.elements(E.self), y = w.out.mutableElements(E.self)
@@ -92,8 +99,8 @@ struct BatchNormAddReLUBench: BenchOp {
     }
 
     /// dx (checked), d identity, dγ and dβ from one untimed fused forward; y is kept as the mask.
-    static func backward(_ w: Workload, _ t: Threading) throws -> Repetition {
-        let k = try BatchNormalization(shape: w.tensorShape, epsilon: Workload.epsilon, fusedReLU: true, threading: t)
+    static func backward(_ w: Workload, _ t: Threading, relu: Bool) throws -> Repetition {
+        let k = try BatchNormalization(shape: w.tensorShape, epsilon: Workload.epsilon, fusedReLU: relu, threading: t)
         let y = Buffer(count: w.x.count, dtype: w.key.dtype), dIdentity = Buffer(count: w.x.count, dtype: w.key.dtype)
         let dGamma = w.gradGamma!, dBeta = w.gradBeta!
         func make<E: NormElement>(_: E.Type) throws -> Repetition {
@@ -102,7 +109,7 @@ struct BatchNormAddReLUBench: BenchOp {
             let dId = dIdentity.mutableElements(E.self)
             let saved = try k.forwardTraining(input: x, identity: r, output: yE, scale: w.gamma.readOnly,
                                               bias: w.beta.readOnly)
-            let mask = UnsafeBufferPointer(yE)
+            let mask: UnsafeBufferPointer<E>? = relu ? UnsafeBufferPointer(yE) : nil
             return {
                 // The closure owns y and d identity (their pointers alone would dangle).
                 withExtendedLifetime((y, dIdentity)) {}

@@ -4,6 +4,7 @@ enum BenchOps {
     static let all: [any BenchOp] = [
         BatchNormBench(),
         BatchNormAddReLUBench(),
+        BatchNormAddReLUBench(relu: false),
         LayerNormBench(),
         RMSNormBench(),
         ResidualLayerNormBench(),
