@@ -120,6 +120,56 @@ struct SynchronizedHalfPrecisionTests {
     }
     #endif
 
+    /// The span overloads on every rank against `run` (the pointer API).
+    static func checkSpans<E: NormElement>(_: E.Type) throws {
+        let template = TensorShape(n: 0, c: 5, h: 6, w: 7), counts = [3, 2]
+        var rng = SplitMix64("sync16 spans \(E.self)")
+        let total = counts.reduce(0, +) * template.c * template.spatial
+        let x = rng.normals(total).map { E.widen(E.narrow(1 + $0)) }, dy = rng.normals(total).map { E.widen(E.narrow($0)) }
+        let gamma = rng.normals(template.c).map { 1 + 0.25 * $0 }, beta = rng.normals(template.c)
+        let pointer = try run(E.self, template: template, counts: counts, relu: true, threads: 2,
+                              x: x, dy: dy, gamma: gamma, beta: beta)
+        let perSample = template.c * template.spatial
+        let spans = try InProcessExchange.run(ranks: counts.count) { exchange -> Step in
+            let r = exchange.rank
+            var shape = template
+            shape.n = counts[r]
+            let first = counts[..<r].reduce(0, +) * perSample, count = counts[r] * perSample
+            let xs = x[first..<(first + count)].map { E.narrow($0) }, dys = dy[first..<(first + count)].map { E.narrow($0) }
+            let bn = try SynchronizedBatchNormalization(
+                shape: shape, fusedReLU: true, threading: Threading(threads: 2, parallelThreshold: 0), exchange: exchange)
+            var y = [E](repeating: E.narrow(0), count: count), dx = y
+            var dScale = [Float](repeating: 0, count: template.c), dBias = dScale
+            let saved: SavedStatistics
+            do {
+                var ys = y.mutableSpan
+                saved = try bn.forwardTraining(input: xs.span, output: &ys, scale: gamma.span, bias: beta.span)
+            }
+            do {
+                var dxs: MutableSpan<E>? = dx.mutableSpan
+                var dss: MutableSpan<Float>? = dScale.mutableSpan, dbs: MutableSpan<Float>? = dBias.mutableSpan
+                try bn.backwardTraining(input: xs.span, gradOutput: dys.span, saved: saved, scale: gamma.span,
+                                        output: y.span, gradInput: &dxs, gradScale: &dss, gradBias: &dbs,
+                                        parameterGradients: .global)
+            }
+            return Step(y: y.map { E.widen($0).bitPattern }, mean: saved.mean, invStd: saved.invStd,
+                        dx: dx.map { E.widen($0).bitPattern }, dScale: dScale, dBias: dBias)
+        }
+        for r in counts.indices {
+            let step = try spans[r].get()
+            #expect(step.y == pointer[r].y && step.dx == pointer[r].dx && step.mean == pointer[r].mean,
+                    "\(E.self) rank \(r): span results differ from the pointer API")
+            #expect(step.dScale.map(\.bitPattern) == pointer[r].dScale.map(\.bitPattern)
+                    && step.dBias.map(\.bitPattern) == pointer[r].dBias.map(\.bitPattern), "\(E.self) rank \(r): dγ, dβ")
+        }
+    }
+
+    @Test("Span overloads on every rank: the pointer API's bits (Float, BFloat16)")
+    func spanOverloads() throws {
+        try Self.checkSpans(Float.self)
+        try Self.checkSpans(BFloat16.self)
+    }
+
     @Test("a 16-bit rank with a wrong length: every rank throws, nothing written")
     func collectiveRejection() throws {
         let template = TensorShape(n: 0, c: 3, h: 4, w: 4)
