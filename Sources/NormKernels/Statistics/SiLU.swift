@@ -13,8 +13,8 @@
 // (`nk_lookup8`), and shifted left by 20 the rest lands in the exponent
 // field), t = v − N·ln 2/8 in two parts (Cody–Waite, |t| ≤ ln 2/16) and
 // e^t = 1 + t + t²·(c₂ + c₃t), a degree-3 minimax fit (relative error 2.8e−8
-// = 0.47·2^−24 on [−1.02, 1.02]·ln 2/16). That is 12 vector operations for e,
-// 8 of them on the multiply ports, against 14 and 12 for the degree-7
+// = 0.47·2^−24 on [−1.02, 1.02]·ln 2/16). That is 11 vector operations for e,
+// 8 of them on the FMA ports, against 13 and 12 for the degree-7
 // 2^n·(1 + t + t²·p(t)) with |t| ≤ ln 2/2 it replaced (Cephes `expf`'s p; it
 // stays in `exp8`): the SiLU lanes are port-bound on the FMA units (AVX2 has
 // two), not on the division.
