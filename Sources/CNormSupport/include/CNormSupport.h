@@ -104,6 +104,21 @@ static inline __attribute__((always_inline)) float nk_muladd1(float a, float b, 
 #endif
 }
 
+/// `table[index[l] & 7]` in each lane l (index: HalfPrecision.h's nk_int8,
+/// Swift's SIMD8<Int32>): one `vpermps` where the build targets
+/// AVX2 (`-Xcc -march=x86-64-v3` defines __AVX2__), else a lane loop with the
+/// same result. The 8-entry table lookup of the SiLU lanes' e^v (2^(k/8),
+/// `SiLU.swift`), which Swift's SIMD types cannot express.
+static inline __attribute__((always_inline)) nk_float8 nk_lookup8(nk_float8 table, nk_int8 index) {
+#if defined(__AVX2__)
+    return __builtin_ia32_permvarsf256(table, index);
+#else
+    nk_float8 r;
+    for (int l = 0; l < 8; l++) r[l] = table[index[l] & 7];
+    return r;
+#endif
+}
+
 /// Orders earlier non-temporal stores before later stores (sfence).
 static inline __attribute__((always_inline)) void nk_stream_fence(void) {
     __builtin_ia32_sfence();

@@ -4,27 +4,31 @@
 //     silu′(z) = σ(z)·(1 + z·(1 − σ(z))) = σ(z) + z·e/(1 + e)²
 //
 // σ is evaluated in 8 Float32 lanes from e = e^(−|z|) ∈ (0, 1] only (the
-// XNNPACK `f32-vsigmoid` rr2-p5 scheme): σ(z) = e/(1 + e) for z < 0 and
-// 1/(1 + e) for z ≥ 0, so one division (numerator e or 1, blended on z's sign
-// bit) and no 1 − σ cancellation. e^v, v ≤ 0, is 2^n·e^t with n = round(v·log₂e)
-// (the 1.5·2²³ + 127 magic bias leaves n + 127 in the low mantissa bits, shifted
-// straight into the exponent field as 2^n), t = v − n·ln 2 in two parts
-// (Cody–Waite, |t| ≤ ln 2 / 2) and e^t = 1 + t + t²·p(t), p Cephes `expf`'s
-// degree-5 polynomial. ~22 vector operations per 8 values with the SiLU
-// multiply, against ~37 for the clamped Cephes `expf` and 1/(1 + e^(−z)) this
-// replaced. (XNNPACK's degree-5 minimax e^t = 1 + t·p(t) saves two operations
-// but is 2.04 ulp without FMA, 1.91 with it, over exp8's test grid; this form
-// is 0.94 ulp in both builds.)
+// XNNPACK `f32-vsigmoid` scheme): σ(z) = e/(1 + e) for z < 0 and 1/(1 + e)
+// for z ≥ 0, so one division (numerator e or 1, blended on z's sign bit) and
+// no 1 − σ cancellation. e^v, −87.3365 ≤ v ≤ 0, is 2^q·2^(k/8)·e^t
+// (`expNegative8`, XNNPACK's "lut8" reduction): N = 8q + k = round(8v/ln 2)
+// (the 1.5·2²³ + 8·127 magic bias leaves N + 1016 in the low mantissa bits:
+// its low 3 bits pick 2^(k/8) from an 8-entry table with one `vpermps`
+// (`nk_lookup8`), and shifted left by 20 the rest lands in the exponent
+// field), t = v − N·ln 2/8 in two parts (Cody–Waite, |t| ≤ ln 2/16) and
+// e^t = 1 + t + t²·(c₂ + c₃t), a degree-3 minimax fit (relative error 2.8e−8
+// = 0.47·2^−24 on [−1.02, 1.02]·ln 2/16). That is 11 vector operations for e,
+// 8 of them on the FMA ports, against 13 and 12 for the degree-7
+// 2^n·(1 + t + t²·p(t)) with |t| ≤ ln 2/2 it replaced (Cephes `expf`'s p; it
+// stays in `exp8`): the SiLU lanes are port-bound on the FMA units (AVX2 has
+// two), not on the division.
 //
-// Measured against Float64 (every 61st and every 97th Float32 bit pattern with
-// |z| ≤ 200, 60 million values, with the minimax e^t above; `SiLUAccuracyTests`
-// reruns the second sweep for the current form and holds it to the same bounds):
-// σ within 3.5 ulp and silu within 4.2 ulp where z ≥ −87.3365; below that
-// e^(−|z|) is under 2^−126 and is set to 0, so σ = 0 and silu = −0 exactly
-// (absolute error < 1.1e−36); silu′ within 5.8·2^−24·(σ + |z·σ(1 − σ)|), the
-// size of its two terms. exp8 (clamped, any v) within 0.94 ulp on [−87, 88]
-// (exp8's test grid, with and without FMA). The kernels'
-// tests against the Float64 composed op allow 3e−5·(1 + |z|).
+// Measured against Float64 (a C transcription of these lanes, every 97th
+// Float32 bit pattern with |z| ≤ 200, 23 million values: the sweep of
+// `SiLUAccuracyTests`, which holds these lanes to the bounds 4, 5 and 7):
+// σ within 2.6 ulp and silu within 3.6 ulp (2.3 and 3.1 for the degree-7 form),
+// silu′ within 4.9·2^−24·(σ + |z·σ(1 − σ)|) with FMA and 5.4 without (4.6 and
+// 5.2), the size of its two terms, in the -march=x86-64-v3 and the default build,
+// where z ≥ −87.3365; below that e^(−|z|) is under 2^−126 and is set to 0, so
+// σ = 0 and silu = −0 exactly (absolute error < 1.1e−36). exp8 (clamped, any
+// v) within 0.94 ulp on [−87, 88] (exp8's test grid, with and without FMA).
+// The kernels' tests against the Float64 composed op allow 3e−5·(1 + |z|).
 // ±∞: σ(+∞) = 1, σ(−∞) = 0, silu(+∞) = +∞, silu(−∞) = NaN (−∞·0, as
 // z/(1 + e^(−z)) in PyTorch); NaN stays NaN (its compares are false, so its e
 // stays NaN). Subnormal and zero z give σ = 1/2. Scalar values (heads and
@@ -33,7 +37,10 @@
 
 import CNormSupport
 
-/// e^v, v ≤ 0.01, in 8 lanes without clamps: 2^n·(1 + t·p(t)) (file comment).
+/// e^v, v ≤ 0.01, in 8 lanes without clamps, for `exp8`: 2^n·(1 + t + t²·p(t))
+/// with n = round(v·log₂e) (the 1.5·2²³ + 127 magic bias leaves n + 127 in the
+/// low mantissa bits, shifted into the exponent field as 2^n), t = v − n·ln 2
+/// in two parts (|t| ≤ ln 2/2) and p Cephes `expf`'s degree-5 polynomial.
 /// Valid for v ≥ −87.3365 (n ≥ −126); below that the exponent bits wrap.
 /// `@_transparent` here and below: with `@inline(__always)` the backward's
 /// NHWC loop still called `siluGradient8` out of line (objdump).
@@ -68,6 +75,35 @@ func exp8(_ v: F8) -> F8 {
     return expCore8(x).replacing(with: .infinity, where: v .> hi)
 }
 
+/// 2^(k/8), k = 0 … 7, for `expNegative8`: the bits of Float(2^(k/8)) less
+/// those of 1.0 and less k << 20, so that (integer) adding (N + 1016) << 20,
+/// N = 8q + k, gives the bits of 2^q·2^(k/8) (file comment).
+@inline(__always) var exp2EighthsTable: F8 {
+    unsafeBitCast(SIMD8<Int32>(0, -289_342, -509_968, -655_657, -719_629, -694_486, -572_163, -343_865),
+                  to: F8.self)
+}
+
+/// e^v for −87.3365 ≤ v ≤ 0 in 8 lanes: 2^q·2^(k/8)·e^t with N = 8q + k =
+/// round(8v/ln 2), t = v − N·ln 2/8 (two parts, |t| ≤ ln 2/16) and
+/// e^t = 1 + t + t²·(c₂ + c₃t) (file comment). Below −87.3365 the exponent bits wrap.
+@_transparent
+func expNegative8(_ v: F8) -> F8 {
+    // The magic bias 1.5·2²³ + 8·127 leaves N + 1016 ∈ [8, 1016] in the low
+    // mantissa bits: its low 3 bits are k (the table index, `nk_lookup8` masks
+    // them), and shifted left by 20 it is (q + 127) << 23 + k << 20.
+    let magic = F8(repeating: 0x1.8007F0p23)
+    let biased = muladd(v, F8(repeating: 0x1.715476p3), magic)
+    let bits = unsafeBitCast(biased, to: SIMD8<Int32>.self)
+    let n = biased - magic
+    let fraction = unsafeBitCast(nk_lookup8(exp2EighthsTable, bits), to: SIMD8<Int32>.self)
+    let scale = unsafeBitCast((bits &<< 20) &+ fraction, to: F8.self)
+    var t = muladd(n, F8(repeating: -0x1.63p-4), v)
+    t = muladd(n, F8(repeating: 0x1.bd0106p-16), t)
+    let p = muladd(F8(repeating: 0x1.55565ep-3), t, F8(repeating: 0x1.0008cap-1))
+    // e^t − 1 = t + t²·p; 2^q·2^(k/8)·e^t = scale + scale·(e^t − 1).
+    return muladd(muladd(p, t * t, t), scale, scale)
+}
+
 /// e = e^(−|z|) (0 where −|z| < −87.34), d = 1 + e, and the numerator of σ:
 /// e where z's sign bit is set, else 1, so σ(z) = numerator/d.
 @_transparent
@@ -77,7 +113,7 @@ func sigmoidParts8(_ z: F8) -> (e: F8, d: F8, numerator: F8) {
     // 0.65 ns per value in a standalone -O loop).
     let bits = unsafeBitCast(z, to: SIMD8<Int32>.self), one = F8(repeating: 1)
     let negativeMagnitude = unsafeBitCast(bits | SIMD8<Int32>(repeating: Int32.min), to: F8.self)
-    let e = expCore8(negativeMagnitude).replacing(with: F8(), where: negativeMagnitude .< F8(repeating: expNormalCutoff))
+    let e = expNegative8(negativeMagnitude).replacing(with: F8(), where: negativeMagnitude .< F8(repeating: expNormalCutoff))
     return (e, e + one, e.replacing(with: one, where: bits .>= SIMD8<Int32>()))
 }
 
@@ -95,11 +131,12 @@ func silu8(_ z: F8) -> F8 {
     return (z * q.numerator) / q.d
 }
 
-/// silu′(z)·dy in 8 lanes: (σ + z·e/d²)·dy with σ = numerator/d, one division.
+/// silu′(z)·dy in 8 lanes: σ + z·e/d² = (numerator + z·e·r)·r with r = 1/d
+/// (one division), times dy: four multiplies or FMAs after the division.
 @_transparent
 func siluGradient8(_ z: F8, _ dy: F8) -> F8 {
     let q = sigmoidParts8(z), r = F8(repeating: 1) / q.d
-    return dy * muladd(z, q.e * r * r, q.numerator * r)
+    return (dy * r) * muladd(z * q.e, r, q.numerator)
 }
 
 /// The SiLU output epilogue (`FusedActivation`): `z·σ(z)`.

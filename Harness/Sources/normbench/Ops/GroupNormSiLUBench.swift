@@ -1,4 +1,5 @@
 import Dispatch
+import CNormSupport
 import Foundation
 import NormKernels
 
@@ -182,22 +183,22 @@ private typealias Lanes = SIMD8<Float>
 @inline(__always) private func storeLanes(_ v: Lanes, _ p: UnsafeMutablePointer<Float>) { UnsafeMutableRawPointer(p).storeBytes(of: v, as: Lanes.self) }
 
 /// z·σ(z) in 8 lanes, the library's scheme (`SiLU.swift`): e = e^(−|z|) as
-/// 2^n·(1 + t + t²·p(t)), σ = (z < 0 ? e : 1)/(1 + e), e = 0 below −87.3365
-/// (separate multiplies and adds: SIMD `addingProduct` runs lane by lane).
+/// 2^q·2^(k/8)·(1 + t + t²·(c₂ + c₃t)) (the 2^(k/8) table through
+/// `nk_lookup8`), σ = (z < 0 ? e : 1)/(1 + e), e = 0 below −87.3365 (separate
+/// multiplies and adds: SIMD `addingProduct` runs lane by lane).
 @inline(__always) private func silu8(_ z: Lanes) -> Lanes {
     let bits = unsafeBitCast(z, to: SIMD8<Int32>.self)
     let v = unsafeBitCast(bits | SIMD8<Int32>(repeating: Int32.min), to: Lanes.self)
-    let magic = Lanes(repeating: 0x1.8000FEp23)
-    let biased = v * 0x1.715476p0 + magic
-    let twoN = unsafeBitCast(unsafeBitCast(biased, to: SIMD8<Int32>.self) &<< 23, to: Lanes.self)
+    let magic = Lanes(repeating: 0x1.8007F0p23)
+    let biased = v * 0x1.715476p3 + magic
+    let biasedBits = unsafeBitCast(biased, to: SIMD8<Int32>.self)
+    let table = unsafeBitCast(SIMD8<Int32>(0, -289_342, -509_968, -655_657, -719_629, -694_486, -572_163, -343_865),
+                              to: Lanes.self)
+    let fraction = unsafeBitCast(nk_lookup8(table, biasedBits), to: SIMD8<Int32>.self)
+    let scale = unsafeBitCast((biasedBits &<< 20) &+ fraction, to: Lanes.self)
     let n = biased - magic
-    let t = (v - n * 0.693359375) + n * 2.12194440e-4
-    var p = Lanes(repeating: 1.9875691500e-4)
-    p = p * t + 1.3981999507e-3
-    p = p * t + 8.3334519073e-3
-    p = p * t + 4.1665795894e-2
-    p = p * t + 1.6666665459e-1
-    p = p * t + 5.0000001201e-1
-    let e = ((p * (t * t) + t) * twoN + twoN).replacing(with: Lanes(), where: v .< Lanes(repeating: -0x1.5D589Ep+6))
+    let t = (v - n * 0x1.63p-4) + n * 0x1.bd0106p-16
+    let p = t * 0x1.55565ep-3 + 0x1.0008cap-1
+    let e = ((p * (t * t) + t) * scale + scale).replacing(with: Lanes(), where: v .< Lanes(repeating: -0x1.5D589Ep+6))
     return z * e.replacing(with: Lanes(repeating: 1), where: bits .>= SIMD8<Int32>()) / (e + Lanes(repeating: 1))
 }
