@@ -162,7 +162,7 @@ extension AllocationKit {
     func synchronizedBatchNorm(_ shape: TensorShape) -> [AllocationCase] {
         let threading = self.threading, elements = shape.count
         func prepare() -> (SynchronizedBatchNormalization, AllocationBuffers<Float>, SavedStatistics) {
-            let exchange = InProcessExchange.group(size: 1)[0]
+            let exchange = try! InProcessExchange.group(size: 1)[0]
             let norm = try! SynchronizedBatchNormalization(shape: shape, threading: threading, exchange: exchange)
             let b = AllocationBuffers<Float>(count: elements, parameters: shape.c)
             return (norm, b, try! norm.forwardTraining(input: b.x, output: b.y, scale: b.gamma, bias: b.beta))

@@ -1,8 +1,9 @@
 // The fuzzer's seeded CI runs. A longer run: tools/fuzz.sh (NORMKERNELS_FUZZ_CALLS,
 // NORMKERNELS_FUZZ_SEED, NORMKERNELS_FUZZ_SECONDS). The Float32 core ops keep
 // their own stream (20 000 calls); the fused ops (4 000), the 16-bit entry points
-// (3 000), the array conveniences (2 000) and the Span overloads (1 000) each run
-// that fraction of NORMKERNELS_FUZZ_CALLS from the same seed.
+// (3 000), the array conveniences (2 000), the Span overloads (1 000) and
+// synchronized BatchNorm over in-process ranks (600) each run that fraction of
+// NORMKERNELS_FUZZ_CALLS from the same seed.
 
 import Foundation
 import Testing
@@ -59,6 +60,11 @@ struct FuzzTests {
     @Test("seeded random calls of the array conveniences on hostile descriptors and wrong lengths")
     func arrays() {
         Self.fuzz("array conveniences", fraction: 0.1, minimumChecked: 0.1) { $0.runArrays(calls: $1) }
+    }
+
+    @Test("seeded random collective calls of synchronized BatchNorm on 1–3 in-process ranks")
+    func synchronized() {
+        Self.fuzz("synchronized BatchNorm", fraction: 0.03, minimumChecked: 0.1) { $0.runSynchronized(calls: $1) }
     }
 
     @Test("seeded random calls of a sample of the Span overloads with wrong lengths")

@@ -37,7 +37,7 @@ fileprivate func sbRun(
     bias: [Float]? = nil, relu: Bool = false, threads: Int = 2, running: [RunningStatistics]? = nil, steps: Int = 1
 ) -> [Result<SBStep, any Error>] {
     let shapes = sbShapes(template, counts)
-    return InProcessExchange.run(ranks: counts.count, timeout: 120) { exchange in
+    return try! InProcessExchange.run(ranks: counts.count, timeout: 120) { exchange in
         let r = exchange.rank
         let bn = try SynchronizedBatchNormalization(
             shape: shapes[r], fusedReLU: relu, threading: Threading(threads: threads, parallelThreshold: 4096),
@@ -298,7 +298,7 @@ struct SynchronizedBatchNormTests {
             let x = activations(whole, &rng), dy = rng.normals(whole.count)
             guard let separate = sbSteps(sbRun(x, template, counts, dy: dy), context) else { return }
             let shapes = sbShapes(template, counts)
-            let results = InProcessExchange.run(ranks: 2) { exchange -> ([Float], [Float]) in
+            let results = try InProcessExchange.run(ranks: 2) { exchange -> ([Float], [Float]) in
                 let r = exchange.rank
                 let bn = try SynchronizedBatchNormalization(shape: shapes[r], exchange: exchange)
                 var buffer = sbSlice(x, template, counts, r)
@@ -368,15 +368,15 @@ struct SynchronizedBatchNormTests {
     }
 
     @Test("mismatched channel counts: every rank throws at construction")
-    func channelMismatch() {
-        let results = InProcessExchange.run(ranks: 3) { exchange in
+    func channelMismatch() throws {
+        let results = try InProcessExchange.run(ranks: 3) { exchange in
             _ = try SynchronizedBatchNormalization(
                 shape: TensorShape(n: 2, c: exchange.rank == 1 ? 5 : 4, h: 3, w: 3), exchange: exchange)
         }
         for (r, result) in results.enumerated() {
             #expect(throws: SynchronizationError.channelMismatch(channels: [4, 5, 4]), "rank \(r)") { try result.get() }
         }
-        let epsilon = InProcessExchange.run(ranks: 2) { exchange in
+        let epsilon = try InProcessExchange.run(ranks: 2) { exchange in
             _ = try SynchronizedBatchNormalization(shape: TensorShape(n: 2, c: 4), epsilon: exchange.rank == 0 ? 1e-5 : 1e-3,
                                                    exchange: exchange)
         }
@@ -390,7 +390,7 @@ struct SynchronizedBatchNormTests {
         let template = TensorShape(n: 0, c: 3, h: 4, w: 4)
         let ranks = try (0..<3).map { _ in try RunningStatistics(channels: 3) }
         // Each rank reports its error and whether its output stayed untouched.
-        let results = InProcessExchange.run(ranks: 3) { exchange -> (error: (any Error)?, untouched: Bool) in
+        let results = try InProcessExchange.run(ranks: 3) { exchange -> (error: (any Error)?, untouched: Bool) in
             let shape = sbShapes(template, [2, 2, 2])[exchange.rank]
             let bn = try SynchronizedBatchNormalization(shape: shape, exchange: exchange)
             let x = (0..<shape.count).map { Float($0 % 7) }
@@ -415,8 +415,8 @@ struct SynchronizedBatchNormTests {
     }
 
     @Test("one value per channel over all ranks: every rank throws singleValuePerChannel")
-    func singleValueOverAllRanks() {
-        let results = InProcessExchange.run(ranks: 2) { exchange in
+    func singleValueOverAllRanks() throws {
+        let results = try InProcessExchange.run(ranks: 2) { exchange in
             let shape = TensorShape.matrix(exchange.rank == 0 ? 1 : 0, 3)
             let bn = try SynchronizedBatchNormalization(shape: shape, exchange: exchange)
             let x = [Float](repeating: 1, count: shape.count)
@@ -431,7 +431,7 @@ struct SynchronizedBatchNormTests {
     @Test("a forward meeting a backward, and a missing rank: errors, not hangs")
     func protocolErrors() throws {
         let shape = TensorShape.matrix(4, 2)
-        let mixed = InProcessExchange.run(ranks: 2) { exchange in
+        let mixed = try InProcessExchange.run(ranks: 2) { exchange in
             let bn = try SynchronizedBatchNormalization(shape: shape, exchange: exchange)
             let x: [Float] = [1, 2, 3, 4, 5, 6, 7, 9]
             var y = [Float](repeating: 0, count: 8)
@@ -447,7 +447,7 @@ struct SynchronizedBatchNormTests {
         for result in mixed {
             #expect(throws: SynchronizationError.self) { try result.get() }
         }
-        let exchanges = InProcessExchange.group(size: 2, timeout: 0.3)
+        let exchanges = try InProcessExchange.group(size: 2, timeout: 0.3)
         #expect(throws: SynchronizationError.timedOut(seconds: 0.3)) {
             _ = try SynchronizedBatchNormalization(shape: shape, exchange: exchanges[0])
         }

@@ -5,7 +5,7 @@ import Synchronization
 /// each): the synchronized kernels' unit tests, and single-machine experiments.
 ///
 /// ```swift
-/// let results = InProcessExchange.run(ranks: 4) { exchange in
+/// let results = try InProcessExchange.run(ranks: 4) { exchange in
 ///     let bn = try SynchronizedBatchNormalization(shape: myShard, exchange: exchange)
 ///     return try bn.forwardTraining(input: …, output: …)
 /// }
@@ -22,18 +22,36 @@ public struct InProcessExchange: StatisticsExchange {
     public let size: Int
     let group: Group
 
-    /// One exchange per rank of a new group of `size` ranks (≥ 1), in rank order.
-    public static func group(size: Int, timeout: Double = 60) -> [InProcessExchange] {
-        let group = Group(size: max(1, size), timeout: timeout)
-        return (0..<max(1, size)).map { InProcessExchange(rank: $0, size: max(1, size), group: group) }
+    /// The most ranks a group may have: each needs a thread of its own, and a
+    /// group is a test or a single-machine experiment, not a cluster.
+    public static let maxRanks = 1024
+
+    /// One exchange per rank of a new group of `size` ranks, in rank order.
+    /// Throws `NormError.invalidArgument` unless 1 ≤ `size` ≤ ``maxRanks`` and
+    /// `timeout` is a finite number of seconds > 0.
+    public static func group(size: Int, timeout: Double = 60) throws(NormError) -> [InProcessExchange] {
+        try check(ranks: size, timeout: timeout)
+        let group = Group(size: size, timeout: timeout)
+        return (0..<size).map { InProcessExchange(rank: $0, size: size, group: group) }
+    }
+
+    private static func check(ranks: Int, timeout: Double) throws(NormError) {
+        guard (1...maxRanks).contains(ranks) else {
+            throw .invalidArgument(argument: "ranks", reason: "must be in 1...\(maxRanks), got \(ranks)")
+        }
+        // Date(timeIntervalSinceNow:) of a NaN or an infinity is no deadline.
+        guard timeout.isFinite, timeout > 0 else {
+            throw .invalidArgument(argument: "timeout", reason: "must be a finite number of seconds > 0, got \(timeout)")
+        }
     }
 
     /// Runs `body` once per rank of a new group, each on its own thread, and
-    /// returns the results in rank order once every rank has finished.
+    /// returns the results in rank order once every rank has finished. Throws
+    /// (before starting any thread) what ``group(size:timeout:)`` throws.
     public static func run<T: Sendable>(ranks: Int, timeout: Double = 60,
                                         _ body: @escaping @Sendable (InProcessExchange) throws -> T)
-        -> [Result<T, any Error>] {
-        let exchanges = group(size: ranks, timeout: timeout)
+        throws(NormError) -> [Result<T, any Error>] {
+        let exchanges = try group(size: ranks, timeout: timeout)
         let results = Mutex<[Result<T, any Error>?]>(Array(repeating: nil, count: exchanges.count))
         let finished = DispatchGroup()
         for exchange in exchanges {
@@ -84,6 +102,12 @@ public struct InProcessExchange: StatisticsExchange {
             condition.lock()
             defer { condition.unlock() }
             if let broken { throw broken }
+            // Two threads calling with one rank's exchange would otherwise complete
+            // a round that lacks another rank's slot.
+            guard slots[rank] == nil else {
+                throw SynchronizationError.protocolMismatch(
+                    reason: "rank \(rank) entered a round it is already waiting in (one exchange used by two threads)")
+            }
             let round = generation
             slots[rank] = Array(contribution)
             arrived += 1

@@ -1,3 +1,4 @@
+import Foundation
 import Synchronization
 
 /// Running (inference-time) mean and variance of a BatchNorm or InstanceNorm
@@ -60,7 +61,8 @@ public final class RunningStatistics: Sendable {
     private let state: Mutex<State>
 
     /// - Parameters:
-    ///   - channels: number of channels (C, or D for `[N, D]`), > 0.
+    ///   - channels: number of channels (C, or D for `[N, D]`), > 0, and at most what
+    ///     this machine's memory holds at 32 bytes per channel (else `invalidArgument`).
     ///   - update: the update rule; momentum must be in [0, 1].
     ///   - mean: initial running mean (default 0, as PyTorch); `channels` finite values.
     ///   - variance: initial running variance (default 1); `channels` finite values ≥ 0.
@@ -69,6 +71,7 @@ public final class RunningStatistics: Sendable {
         try Check.positive(channels, "channels")
         // As every descriptor's element count: past 2⁴⁸ no buffer could hold them.
         guard channels <= Check.maxElements else { throw NormError.sizeOverflow(argument: "channels") }
+        try Self.checkFits(channels: channels)
         if case let .exponential(m) = update, !(m >= 0 && m <= 1) { throw NormError.invalidMomentum(m) }
         if let mean { try Self.checkValues(mean, channels: channels, "running mean", nonNegative: false) }
         if let variance { try Self.checkValues(variance, channels: channels, "running variance", nonNegative: true) }
@@ -117,6 +120,17 @@ public final class RunningStatistics: Sendable {
             $0.batchesTracked = batchesTracked
             $0.population = Array(repeating: .empty, count: channels)
         }
+    }
+
+    /// Bytes the state takes per channel: the Float32 mean and variance and the
+    /// Float64 population moments.
+    static let bytesPerChannel = 2 * MemoryLayout<Float>.stride + MemoryLayout<Moments>.stride
+
+    /// Refuses a channel count whose arrays could not be allocated here (2⁴⁰
+    /// channels are under the element limit but would be 32 TiB of our own memory).
+    static func checkFits(channels: Int, physicalMemory: UInt64 = ProcessInfo.processInfo.physicalMemory) throws {
+        try Check.ownMemory(Double(channels) * Double(bytesPerChannel), "channels",
+                            "running statistics of \(channels) channels", physicalMemory: physicalMemory)
     }
 
     private static func checkValues(_ values: [Float], channels: Int, _ argument: String, nonNegative: Bool) throws {

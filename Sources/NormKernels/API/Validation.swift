@@ -1,3 +1,5 @@
+import Foundation
+
 /// The one validation layer every public entry point goes through, before it
 /// writes anything: dimensions and size products (descriptor initializers),
 /// buffer lengths, and the overlaps between a call's buffers (`Check.buffers`).
@@ -22,6 +24,20 @@ enum Check {
             total = p
         }
         return total
+    }
+
+    /// Refuses an object whose own memory (not the caller's tensors) would not fit
+    /// in this machine: Swift traps when an allocation fails, and a descriptor may
+    /// legally describe far more than the machine holds (2⁴⁰ channels of an empty
+    /// synchronized rank, running statistics of 2⁴⁰ channels). `bytes` is a
+    /// Double so that the estimate itself cannot overflow.
+    static func ownMemory(_ bytes: Double, _ argument: String, _ what: String,
+                          physicalMemory: UInt64 = ProcessInfo.processInfo.physicalMemory) throws {
+        guard bytes <= Double(physicalMemory) else {
+            throw NormError.invalidArgument(
+                argument: argument,
+                reason: "\(what) would take \(bytes) bytes, more than this machine's \(physicalMemory) bytes of memory")
+        }
     }
 
     static func epsilon(_ epsilon: Float) throws {

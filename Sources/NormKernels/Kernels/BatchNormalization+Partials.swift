@@ -9,7 +9,7 @@ extension BatchNormalization {
     /// merge tree of `forwardTraining` (NCHW: blocks of each channel's runs, tree
     /// over the blocks; NHWC/[N, D]: column partials per row block, `RowTree` down
     /// the row blocks).
-    func channelMoments(_ x: UnsafePointer<Float>, into out: UnsafeMutablePointer<Moments>, workspace: Arena) {
+    func channelMoments<E: NormElement>(_ x: UnsafePointer<E>, into out: UnsafeMutablePointer<Moments>, workspace: Arena) {
         if shape.isChannelsLast {
             let c = shape.c
             columns.reduceThenApply(
@@ -28,7 +28,7 @@ extension BatchNormalization {
     /// already folded into `table` (`AffineCoefficients` from mean, 1/σ, γ, β).
     /// Last blocks first: the statistics pass read x just before, and its end is
     /// what is still in cache (BatchNorm itself writes each batch while it is in L2).
-    func applyChannels(_ x: UnsafePointer<Float>, _ y: UnsafeMutablePointer<Float>, _ table: CoefficientTable) {
+    func applyChannels<E: NormElement>(_ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>, _ table: CoefficientTable) {
         let relu = fusedReLU
         if shape.isChannelsLast {
             let g = columns
@@ -48,6 +48,14 @@ extension BatchNormalization {
                 table.applyRuns(x, y, $0, run: g.segmentLength, runsPerSegment: 1, relu: relu)
             }
         }
+    }
+
+    /// How many ranges `partialRanges(backward:)` returns, without forming them
+    /// (a legal descriptor of 2⁴⁰ short-plane samples would have 2⁴⁰).
+    func partialRangeCount(backward: Bool) -> Int {
+        if shape.isChannelsLast { return columns.blocksPerMatrix }
+        if backward && shape.spatial < BatchNormalization.shortRunSpatial { return shape.n }
+        return rows.blocksPerUnit
     }
 
     /// Per-channel ranges, in the channel's values taken sample-major (sample,

@@ -38,10 +38,23 @@ extension SynchronizedBatchNormalization {
         gradBias: UnsafeMutableBufferPointer<Float>? = nil,
         parameterGradients: ParameterGradients
     ) throws {
+        try backwardElements(input: input, gradOutput: gradOutput, saved: saved, scale: scale, output: output,
+                             gradInput: gradInput, gradScale: gradScale, gradBias: gradBias,
+                             parameterGradients: parameterGradients)
+    }
+
+    /// `backwardTraining` for any element type: x, dy (and y) widened exactly,
+    /// dx rounded once to `E`; dγ, dβ and the exchanged sums as in Float32.
+    func backwardElements<E: NormElement>(
+        input: UnsafeBufferPointer<E>, gradOutput: UnsafeBufferPointer<E>,
+        saved: SavedStatistics, scale: UnsafeBufferPointer<Float>?, output: UnsafeBufferPointer<E>?,
+        gradInput: UnsafeMutableBufferPointer<E>?, gradScale: UnsafeMutableBufferPointer<Float>?,
+        gradBias: UnsafeMutableBufferPointer<Float>?, parameterGradients: ParameterGradients
+    ) throws {
         let c = shape.c
         var payload = [Double](repeating: 0, count: stepLength)
         var localError: (any Error)?
-        var mask: UnsafePointer<Float>?
+        var mask: UnsafePointer<E>?
         let workspace = self.workspace.take()
         defer { self.workspace.recycle(workspace) }
         let xhat = CoefficientTable(count: c, in: workspace)
@@ -110,10 +123,10 @@ extension SynchronizedBatchNormalization {
     /// The checks of `backwardTraining` on a rank with no samples: every
     /// per-value buffer empty, per-channel ones of C values, no gradient sharing
     /// memory with γ or with another gradient.
-    private func validateEmptyBackward(
-        _ input: UnsafeBufferPointer<Float>, _ gradOutput: UnsafeBufferPointer<Float>,
-        _ scale: UnsafeBufferPointer<Float>?, _ output: UnsafeBufferPointer<Float>?,
-        _ gradInput: UnsafeMutableBufferPointer<Float>?, _ gradScale: UnsafeMutableBufferPointer<Float>?,
+    private func validateEmptyBackward<E: NormElement>(
+        _ input: UnsafeBufferPointer<E>, _ gradOutput: UnsafeBufferPointer<E>,
+        _ scale: UnsafeBufferPointer<Float>?, _ output: UnsafeBufferPointer<E>?,
+        _ gradInput: UnsafeMutableBufferPointer<E>?, _ gradScale: UnsafeMutableBufferPointer<Float>?,
         _ gradBias: UnsafeMutableBufferPointer<Float>?
     ) throws {
         try Check.length(input.count, 0, "input")

@@ -11,7 +11,7 @@
 extension BatchNormalization {
     /// Forward: per-channel moments of each node's blocks (`nodes` in this
     /// rank's block indices).
-    func nodeMoments(_ x: UnsafePointer<Float>, nodes: [Range<Int>], workspace: Arena,
+    func nodeMoments<E: NormElement>(_ x: UnsafePointer<E>, nodes: [Range<Int>], workspace: Arena,
                      into out: UnsafeMutablePointer<Double>) {
         let c = shape.c, stride = 2 * c + 1
         if shape.isChannelsLast {
@@ -56,7 +56,7 @@ extension BatchNormalization {
 
     /// Backward: per-channel (Σg, Σg·x̂) of each node's partials (`nodes` in
     /// this rank's partial indices; `counts` the values per channel of each).
-    func nodeGradientSums(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
+    func nodeGradientSums<E: NormElement>(x: UnsafePointer<E>, dy: UnsafePointer<E>, mask: UnsafePointer<E>?,
                           xhat: CoefficientTable, nodes: [Range<Int>], counts: [Int], workspace: Arena,
                           into out: UnsafeMutablePointer<Double>) {
         let c = shape.c, stride = 2 * c + 1

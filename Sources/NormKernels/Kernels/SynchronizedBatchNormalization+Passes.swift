@@ -7,8 +7,8 @@
 /// evicted first (NHWC [8, 256, 14, 14], 2 blocks of 1.6 MB of x and dy: the
 /// backward ran ≈ 20 % slower than BatchNorm's).
 extension BatchNormalization {
-    func gradientInputPass(x: UnsafePointer<Float>, dy: UnsafePointer<Float>, mask: UnsafePointer<Float>?,
-                           table: GradientTable, dx: UnsafeMutablePointer<Float>) {
+    func gradientInputPass<E: NormElement>(x: UnsafePointer<E>, dy: UnsafePointer<E>, mask: UnsafePointer<E>?,
+                           table: GradientTable, dx: UnsafeMutablePointer<E>) {
         let channels = shape.c
         let streaming = paths.training.streaming(output: dx, reading: x, dy, mask)
         switch paths.path {

@@ -60,7 +60,8 @@ public struct SynchronizedBatchNormalization: Sendable {
     ///   - exchange: the group; with `size` 1 nothing is ever exchanged.
     public init(shape: TensorShape, epsilon: Float = 1e-5, fusedReLU: Bool = false,
                 threading: Threading = .default, exchange: any StatisticsExchange) throws {
-        guard exchange.size >= 1, exchange.rank >= 0, exchange.rank < exchange.size else {
+        // At most 2²⁰ ranks: the gathered step (size × its length) stays far from overflow.
+        guard exchange.size >= 1, exchange.size <= 1 << 20, exchange.rank >= 0, exchange.rank < exchange.size else {
             throw SynchronizationError.invalidGroup(rank: exchange.rank, size: exchange.size)
         }
         var local: BatchNormalization?
@@ -74,12 +75,18 @@ public struct SynchronizedBatchNormalization: Sendable {
                 local = try BatchNormalization(shape: shape, epsilon: epsilon, fusedReLU: fusedReLU, threading: threading)
             }
         } catch { localError = error }
-        let relu: Double = fusedReLU ? 1 : 0, channelsLast: Double = shape.isChannelsLast ? 1 : 0
+        // `isChannelsLast` multiplies H·W: only for a shape that passed validation
+        // (H = Int.max, W = 2 overflowed here, a trap before the exchange).
+        let relu: Double = fusedReLU ? 1 : 0
+        let channelsLast: Double = localError == nil && shape.isChannelsLast ? 1 : 0
         var header: [Double] = [0, Double(shape.c), Double(epsilon), relu,
                                 Double(shape.n), Double(shape.h), Double(shape.w), channelsLast]
         let length = header.count
         let gathered = try Self.exchangeStep(.handshake, &header, localError: localError, exchange: exchange)
-        let channels = stride(from: 1, to: gathered.count, by: length).map { Int(gathered[$0]) }
+        // The peers validated their own descriptors, but the exchange is the
+        // caller's code (MPI, a custom transport): a header that is not one of ours
+        // must be an error, not a trap in Int(_:) or an overflow in the plan.
+        let channels = try stride(from: 1, to: gathered.count, by: length).map { try Self.headerCount(gathered[$0]) }
         guard Set(channels).count == 1 else { throw SynchronizationError.channelMismatch(channels: channels) }
         for (slot, name) in [(2, "epsilon"), (3, "fusedReLU")] {
             let values = stride(from: slot, to: gathered.count, by: length).map { gathered[$0] }
@@ -88,11 +95,27 @@ public struct SynchronizedBatchNormalization: Sendable {
         var shapes: [TensorShape] = []
         for o in stride(from: 0, to: gathered.count, by: length) {
             let layout: Layout = gathered[o + 7] == 1 ? .nhwc : .nchw
-            shapes.append(TensorShape(n: Int(gathered[o + 4]), c: shape.c, h: Int(gathered[o + 5]),
-                                      w: Int(gathered[o + 6]), layout: layout))
+            let peer = TensorShape(n: try Self.headerCount(gathered[o + 4]), c: shape.c, h: try Self.headerCount(gathered[o + 5]),
+                                   w: try Self.headerCount(gathered[o + 6]), layout: layout)
+            do {
+                try TensorShape(n: max(1, peer.n), c: peer.c, h: peer.h, w: peer.w).validate("shape")
+            } catch {
+                throw SynchronizationError.protocolMismatch(reason: "rank \(shapes.count) sent the shape \(peer), which is not valid")
+            }
+            shapes.append(peer)
         }
         forwardPlan = SynchronizedMergePlan(shapes: shapes, backward: false)
         backwardPlan = SynchronizedMergePlan(shapes: shapes, backward: true)
+        // A call's own memory: its contribution and the gathered contributions
+        // (`stepLength` values per rank, Float64), the merge stack (one row of C
+        // per program step, 24-byte moments) and the x̂ coefficients (16 bytes per
+        // channel). An empty rank (n = 0) may describe 2⁴⁰ channels with no tensor
+        // behind them; the same count on every rank makes every rank throw here.
+        let nodes = Double(max(forwardPlan.nodesPerRank, backwardPlan.nodesPerRank))
+        let step = 1 + nodes * (2 * Double(shape.c) + 1)
+        let program = Double(max(forwardPlan.program.count, backwardPlan.program.count))
+        try Check.ownMemory(8 * step * Double(exchange.size + 1) + Double(shape.c) * (24 * program + 16),
+                            "shape.c", "a synchronized step of \(shape.c) channels on \(exchange.size) ranks")
         self.shape = shape
         self.epsilon = epsilon
         self.fusedReLU = fusedReLU
@@ -114,6 +137,16 @@ public struct SynchronizedBatchNormalization: Sendable {
         input: UnsafeBufferPointer<Float>, output: UnsafeMutableBufferPointer<Float>,
         scale: UnsafeBufferPointer<Float>? = nil, bias: UnsafeBufferPointer<Float>? = nil,
         running: RunningStatistics? = nil
+    ) throws -> SavedStatistics {
+        try trainingElements(input: input, output: output, scale: scale, bias: bias, running: running)
+    }
+
+    /// `forwardTraining` for any element type (`Float`, and the 16-bit types of
+    /// `SynchronizedBatchNormalization+HalfPrecision.swift`): statistics of the
+    /// exactly widened values, y rounded once to `E`.
+    func trainingElements<E: NormElement>(
+        input: UnsafeBufferPointer<E>, output: UnsafeMutableBufferPointer<E>,
+        scale: UnsafeBufferPointer<Float>?, bias: UnsafeBufferPointer<Float>?, running: RunningStatistics?
     ) throws -> SavedStatistics {
         let c = shape.c
         var payload = [Double](repeating: 0, count: stepLength)
@@ -234,6 +267,14 @@ extension SynchronizedBatchNormalization {
     /// Exchanges `payload` (its slot 0 set here) and settles the step: this
     /// rank's own error first, then ranks in different steps, then the ranks
     /// that rejected their arguments. With one rank nothing is exchanged.
+    /// A count from a peer's header: a whole number ≥ 0 that fits in an `Int`.
+    static func headerCount(_ value: Double) throws -> Int {
+        guard let count = Int(exactly: value), count >= 0 else {
+            throw SynchronizationError.protocolMismatch(reason: "a peer's header holds \(value), not a count")
+        }
+        return count
+    }
+
     static func exchangeStep(_ step: Step, _ payload: inout [Double], localError: (any Error)?,
                              exchange: any StatisticsExchange) throws -> [Double] {
         payload[0] = localError == nil ? step.rawValue : -step.rawValue

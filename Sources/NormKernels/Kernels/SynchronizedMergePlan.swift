@@ -36,16 +36,27 @@ struct SynchronizedMergePlan: Sendable, Hashable {
     /// (Lazily: every step reads it, and a warm call must not touch the heap.)
     var nodesPerRank: Int { nodes.lazy.map(\.count).max() ?? 1 }
 
+    /// The most blocks whose tree the plan spells out leaf by leaf (16 bytes of
+    /// range each, per direction). Past it (2²⁰ short-plane samples on one
+    /// process's batch) the leaves are the ranks: the result is still the same on
+    /// every rank and thread count, but no longer bitwise single-process BatchNorm's.
+    static let maxLeaves = 1 << 20
+
     init(shapes: [TensorShape], backward: Bool) {
         let compatible = shapes.allSatisfy {
             $0.c == shapes[0].c && $0.h == shapes[0].h && $0.w == shapes[0].w && $0.layout == shapes[0].layout
         }
-        let total = shapes.reduce(0) { $0 + $1.n }
+        // The sum of n over the ranks, nil past Int.max (each rank's n is valid on
+        // its own; thousands of them need not be together).
+        let total = shapes.reduce(Optional(0)) { sum, s in
+            sum.flatMap { let (t, overflow) = $0.addingReportingOverflow(s.n); return overflow ? nil : t }
+        }
         var blocks: [Range<Int>]?
         var perRank: [[Range<Int>]] = []
-        if compatible, total >= 1,
+        if compatible, let total, total >= 1,
            let whole = try? BatchNormalization(shape: TensorShape(n: total, c: shapes[0].c, h: shapes[0].h,
-                                                                  w: shapes[0].w, layout: shapes[0].layout)) {
+                                                                  w: shapes[0].w, layout: shapes[0].layout)),
+           whole.partialRangeCount(backward: backward) <= Self.maxLeaves {
             var concatenated: [Range<Int>] = [], offset = 0
             for s in shapes {
                 let ranges = s.n == 0 ? [] : ((try? BatchNormalization(shape: s))?.partialRanges(backward: backward) ?? [])
