@@ -47,17 +47,26 @@ struct AffineCoefficients {
 protocol FusedActivation {
     static func apply(_ v: F8) -> F8
     static func apply(_ v: Float) -> Float
+    /// The activation's code in the C loops of `BFloat16Hardware.h` (0 none,
+    /// 1 ReLU), nil where they have none (those loops stay in Swift).
+    static var hardwareCode: Int32? { get }
+}
+
+extension FusedActivation {
+    static var hardwareCode: Int32? { nil }
 }
 
 enum NoActivation: FusedActivation {
     @inline(__always) static func apply(_ v: F8) -> F8 { v }
     @inline(__always) static func apply(_ v: Float) -> Float { v }
+    static var hardwareCode: Int32? { 0 }
 }
 
 /// max(v, 0), with NaN passed through as PyTorch's ReLU does.
 enum ReLUActivation: FusedActivation {
     @inline(__always) static func apply(_ v: F8) -> F8 { v.replacing(with: 0, where: v .< 0) }
     @inline(__always) static func apply(_ v: Float) -> Float { v < 0 ? 0 : v }
+    static var hardwareCode: Int32? { 1 }
 }
 
 /// The residual input of a fused add (BatchNorm + add + ReLU), as a type so
@@ -71,9 +80,13 @@ protocol ResidualInput {
     func addPairs(_ even: F8, _ odd: F8, _ o: Int) -> (F8, F8)
     /// The residual of a sub-block starting `o` values further on.
     func advanced(by o: Int) -> Self
+    /// Where the residual's values start (offset 0), nil without one: for the C
+    /// loops of `BFloat16Hardware.h`.
+    var start: UnsafeRawPointer? { get }
 }
 
 struct NoResidual: ResidualInput {
+    var start: UnsafeRawPointer? { nil }
     @inline(__always) func add(_ v: F8, _ o: Int) -> F8 { v }
     @inline(__always) func add(_ v: Float, _ o: Int) -> Float { v }
     @inline(__always) func addPairs(_ even: F8, _ odd: F8, _ o: Int) -> (F8, F8) { (even, odd) }
@@ -85,6 +98,7 @@ struct NoResidual: ResidualInput {
 /// r has the tensors' element type, widened exactly.
 struct Residual<E: NormElement>: ResidualInput {
     let base: UnsafePointer<E>
+    var start: UnsafeRawPointer? { UnsafeRawPointer(base) }
     @inline(__always) func add(_ v: F8, _ o: Int) -> F8 { v + E.load8(base + o) }
     @inline(__always) func add(_ v: Float, _ o: Int) -> Float { v + E.widen(base[o]) }
     @inline(__always) func addPairs(_ even: F8, _ odd: F8, _ o: Int) -> (F8, F8) {
@@ -136,6 +150,17 @@ enum Apply {
         var i = 0
         let head = S.prologue(dst, n)
         while i < head { scalar(i); i += 1 }
+        if BFloat16Pairs.enabled(E.self), BFloat16Hardware.available, let code = A.hardwareCode, n - i >= 16 {
+            // BFloat16 on a CPU with AVX-512 BF16: the same loop in C, rounded by
+            // `vcvtne2ps2bf16` (BFloat16Hardware.h; the same bits).
+            let count = (n - i) / 16 * 16
+            nk_bf16_hw_affine(UnsafeRawPointer(src + i).assumingMemoryBound(to: UInt16.self),
+                              UnsafeMutableRawPointer(dst + i).assumingMemoryBound(to: UInt16.self), count,
+                              c.pivot, c.scale, c.shift,
+                              r.start.map { ($0 + i * MemoryLayout<E>.stride).assumingMemoryBound(to: UInt16.self) },
+                              code, S.streams ? 1 : 0)
+            i += count
+        }
         if BFloat16Pairs.enabled(E.self) {
             // BFloat16: 16 values as even and odd lanes (BFloat16Pairs.swift), the same math per value.
             while i + 16 <= n {

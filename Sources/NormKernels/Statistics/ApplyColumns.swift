@@ -6,6 +6,8 @@
 // exactly on load, outputs rounded once from the Float32 value; everything else
 // is Float32/Float64 (docs/ARCHITECTURE.md, "Adding an element type").
 
+import CNormSupport
+
 extension Apply {
     /// Strided columns: for each of `rows` rows of `columns` values (row stride
     /// `stride`), `dst[r, c] = (src[r, c] − pivot[c]) · scale[c] + shift[c]`
@@ -86,6 +88,19 @@ extension Apply {
         _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
         _ res: R, _: S.Type, _: A.Type
     ) {
+        if BFloat16Pairs.enabled(E.self), BFloat16Hardware.available, let code = A.hardwareCode,
+           columns >= 16, columns % 16 == 0 {
+            // BFloat16 on a CPU with AVX-512 BF16: the same loop in C, rounded by
+            // `vcvtne2ps2bf16` (BFloat16Hardware.h; the same bits). Whole rows of
+            // 16-column chunks only, so every row is written in one go.
+            func words<T>(_ p: UnsafePointer<T>) -> UnsafePointer<UInt16> {
+                UnsafeRawPointer(p).assumingMemoryBound(to: UInt16.self)
+            }
+            nk_bf16_hw_columns(words(src), UnsafeMutableRawPointer(dst).assumingMemoryBound(to: UInt16.self),
+                               rows, columns, stride, pivot, scale, shift,
+                               res.start?.assumingMemoryBound(to: UInt16.self), code, S.streams ? 1 : 0)
+            return
+        }
         if BFloat16Pairs.enabled(E.self) && columns >= 16 {
             // BFloat16: the whole 16-column chunks in pairs (BFloat16Pairs.swift), with
             // the coefficients deinterleaved once per call.

@@ -74,6 +74,19 @@ extension BlockGradients {
         var i = 0
         let head = S.prologue(dst, n)
         while i < head { scalar(i); i += 1 }
+        if BFloat16Pairs.enabled(E.self) && D.self == E.self && gamma == nil && useX && useDy
+            && BFloat16Hardware.available && n - i >= 16 {
+            // BFloat16 on a CPU with AVX-512 BF16: the same loop in C, rounded by
+            // `vcvtne2ps2bf16` (BFloat16Hardware.h; the same bits).
+            let count = (n - i) / 16 * 16
+            func words<T>(_ p: UnsafePointer<T>?) -> UnsafePointer<UInt16>? {
+                p.map { UnsafeRawPointer($0 + i).assumingMemoryBound(to: UInt16.self) }
+            }
+            nk_bf16_hw_gradient(words(x), words(dy), words(mask),
+                                UnsafeMutableRawPointer(dst + i).assumingMemoryBound(to: UInt16.self), count,
+                                k.pivot, k.a, k.b, k.c, S.streams ? 1 : 0)
+            i += count
+        }
         if BFloat16Pairs.enabled(E.self) && D.self == E.self && gamma == nil {
             // BFloat16: 16 values as even and odd lanes (BFloat16Pairs.swift), the same math per value.
             while i + 16 <= n {
@@ -125,6 +138,18 @@ extension BlockGradients {
             } else {
                 applyColumns(x, dy, mask, dst, rows, columns, stride, pivot, a, b, c, pairs, CachedStore.self)
             }
+        }
+        if BFloat16Pairs.enabled(E.self) && D.self == E.self && BFloat16Hardware.available,
+           let x, let dy, columns >= 16, columns % 16 == 0 {
+            // BFloat16 on a CPU with AVX-512 BF16: the same loop in C, rounded by
+            // `vcvtne2ps2bf16` (BFloat16Hardware.h; the same bits), whole rows.
+            func words<T>(_ p: UnsafePointer<T>) -> UnsafePointer<UInt16> {
+                UnsafeRawPointer(p).assumingMemoryBound(to: UInt16.self)
+            }
+            nk_bf16_hw_gradient_columns(words(x), words(dy), mask.map(words),
+                                        UnsafeMutableRawPointer(dst).assumingMemoryBound(to: UInt16.self),
+                                        rows, columns, stride, pivot, a, b, c, stream ? 1 : 0)
+            return
         }
         guard BFloat16Pairs.enabled(E.self) && D.self == E.self && columns >= 16 else { return run(nil) }
         // BFloat16: the whole 16-column chunks in pairs (BFloat16Pairs.swift), with

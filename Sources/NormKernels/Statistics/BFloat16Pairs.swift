@@ -84,3 +84,12 @@ extension StreamingStore {
         nk_stream_words8(p, w)
     }
 }
+
+/// The BFloat16 output loops that round in hardware (`BFloat16Hardware.h`):
+/// taken where this build fuses its multiply-adds (their arithmetic is the
+/// Swift loops' only then) and the CPU has AVX-512 BF16. An AVX-512 BF16
+/// build rounds inline instead (`BFloat16Pairs.enabled` is false there).
+enum BFloat16Hardware {
+    @inline(__always)
+    static var available: Bool { nk_build_has_fma() != 0 && nk_cpu_rounds_bf16() != 0 }
+}

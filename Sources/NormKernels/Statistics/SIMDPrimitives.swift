@@ -57,14 +57,18 @@ protocol VectorStore {
     static func store<E: NormElement>(_ v: F8, _ p: UnsafeMutablePointer<E>)
     /// Eight 32-bit words (16 BFloat16 values of a pair loop, BFloat16Pairs.swift) stored at `p`.
     static func storeWords(_ w: SIMD8<UInt32>, _ p: UnsafeMutableRawPointer)
+    /// Whether the stores are non-temporal (for the C loops of `BFloat16Hardware.h`).
+    static var streams: Bool { get }
 }
 
 enum CachedStore: VectorStore {
+    static var streams: Bool { false }
     @inline(__always) static func prologue<E: NormElement>(_ p: UnsafeMutablePointer<E>, _ n: Int) -> Int { 0 }
     @inline(__always) static func store<E: NormElement>(_ v: F8, _ p: UnsafeMutablePointer<E>) { E.store8(v, p) }
 }
 
 enum StreamingStore: VectorStore {
+    static var streams: Bool { true }
     /// Bytes of one streaming store: eight values (32 for Float, 16 for 16-bit types).
     @inline(__always) static func alignment<E: NormElement>(_: E.Type) -> Int { 8 * MemoryLayout<E>.stride }
 

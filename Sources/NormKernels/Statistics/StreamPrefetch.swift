@@ -14,8 +14,10 @@ import CNormSupport
 protocol StreamPrefetch {
     /// The step at value `i` of run `segment` (of `segments` runs of `length`
     /// values, `stride` apart; the next block `following` values after the first
-    /// run) prefetches the lines at this offset from the run's start; nil: none.
-    static func offset(_ i: Int, length: Int, segment: Int, segments: Int, stride: Int, following: Int) -> Int?
+    /// run) prefetches the lines at this offset from the run's start, `distance`
+    /// values ahead along the stream; nil: none.
+    static func offset(_ i: Int, length: Int, segment: Int, segments: Int, stride: Int, following: Int,
+                       distance: Int) -> Int?
 
     /// At the start of run `segment` of a block of short runs (fewer than
     /// `RowsGeometry.prefetchedRunLength` values, `stride` apart, the next block
@@ -24,41 +26,52 @@ protocol StreamPrefetch {
 }
 
 extension StreamPrefetch {
-    /// Prefetches the two cache lines from `p + offset(…)` (one 32-value step of Float32).
+    /// Prefetches the cache lines of one 32-value step from `p + offset(…)`:
+    /// two for Float32, one for 16-bit types (64 bytes), `PrefetchAhead.bytes`
+    /// ahead whatever the element size.
     @inline(__always)
     static func lines<E>(_ p: UnsafePointer<E>, _ i: Int, length: Int, segment: Int, segments: Int,
                          stride: Int, following: Int) {
         guard let o = offset(i, length: length, segment: segment, segments: segments, stride: stride,
-                             following: following) else { return }
+                             following: following, distance: PrefetchAhead.distance(E.self)) else { return }
         let line = UnsafeRawPointer(p + o)
-        nk_prefetch(line); nk_prefetch(line + 64)
+        nk_prefetch(line)
+        if MemoryLayout<E>.stride > 2 { nk_prefetch(line + 64) }
     }
 }
 
 /// Runs read in memory order or too short to matter: the hardware prefetchers suffice.
 enum NoPrefetch: StreamPrefetch {
     @inline(__always)
-    static func offset(_ i: Int, length: Int, segment: Int, segments: Int, stride: Int, following: Int) -> Int? { nil }
+    static func offset(_ i: Int, length: Int, segment: Int, segments: Int, stride: Int, following: Int,
+                       distance: Int) -> Int? { nil }
     @inline(__always)
     static func run<E>(_ p: UnsafePointer<E>, length: Int, segment: Int, segments: Int, stride: Int, following: Int) {}
 }
 
-/// `distance` values ahead along the logical stream.
+/// `bytes` ahead along the logical stream.
 enum PrefetchAhead: StreamPrefetch {
-    /// Values between a read and its prefetch: 8 KiB. Measured on BatchNorm NCHW
-    /// [128, 64, 56, 56] and [32, 256, 56, 56]: 8 KiB ran 1.1–1.2× faster than
-    /// 4 KiB on one thread (level on two), 2 KiB lost (0.8–0.9×).
-    static let distance = 2048
+    /// Bytes between a read and its prefetch: 8 KiB. Measured on BatchNorm NCHW
+    /// [128, 64, 56, 56] and [32, 256, 56, 56] in Float32: 8 KiB ran 1.1–1.2×
+    /// faster than 4 KiB on one thread (level on two), 2 KiB lost (0.8–0.9×).
+    /// In values: 2048 Float32, 4096 of a 16-bit type (which had 2048, 4 KiB).
+    static let bytes = 8192
 
     @inline(__always)
-    static func offset(_ i: Int, length: Int, segment: Int, segments: Int, stride: Int, following: Int) -> Int? {
+    static func distance<E>(_: E.Type) -> Int { bytes / MemoryLayout<E>.stride }
+
+    @inline(__always)
+    static func offset(_ i: Int, length: Int, segment: Int, segments: Int, stride: Int, following: Int,
+                       distance: Int) -> Int? {
         // Short runs are fetched whole by `run`, once per run.
         guard length >= RowsGeometry.prefetchedRunLength else { return nil }
-        let t = i + min(length, distance)
+        // Wrapping arithmetic: offsets within one tensor never overflow, and the
+        // checked operations cost a compare and branch each in every step.
+        let t = i &+ min(length, distance)
         if t < length { return t }
         // From this run's start to the next run's: the block's next run, or the next block.
-        let jump = segment + 1 < segments ? stride : following - segment * stride
-        return jump + t - length
+        let jump = segment &+ 1 < segments ? stride : following &- segment &* stride
+        return jump &+ t &- length
     }
 
     /// Short runs: the run `distance / length` runs ahead (about the same 8 KiB of
@@ -74,7 +87,7 @@ enum PrefetchAhead: StreamPrefetch {
     /// past the unit's last run costs one wasted line fetch at most.
     @inline(__always)
     static func run<E>(_ p: UnsafePointer<E>, length: Int, segment: Int, segments: Int, stride: Int, following: Int) {
-        let t = segment + max(1, distance / length)
+        let t = segment + max(1, distance(E.self) / length)
         let o: Int
         if t < segments { o = t * stride } else if following != 0 { o = following + (t - segments) * stride } else { return }
         let start = UnsafeRawPointer(p + o), end = start + length * MemoryLayout<E>.stride

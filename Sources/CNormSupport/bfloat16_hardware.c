@@ -1,0 +1,285 @@
+// BFloat16 output loops rounded by AVX-512 BF16, chosen at run time; see
+// include/BFloat16Hardware.h. Each function carries its own target
+// attribute, so this file needs no -march flag.
+
+#include "BFloat16Hardware.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+int nk_avx512bf16_flag = -1;
+
+int nk_avx512bf16_set(int enable) {
+    if (enable) return nk_avx512bf16_detect();
+    __atomic_store_n(&nk_avx512bf16_flag, 0, __ATOMIC_RELAXED);
+    return 0;
+}
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+#include <immintrin.h>
+
+int nk_avx512bf16_detect(void) {
+    unsigned a, b, c, d;
+    int ok = 0;
+    const char *env = getenv("NORMKERNELS_BF16_HARDWARE");
+    if (!(env && strcmp(env, "never") == 0) && __get_cpuid(1, &a, &b, &c, &d) && ((c >> 27) & 1)) {
+        unsigned lo, hi;
+        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+        // XMM, YMM, opmask, ZMM upper halves and ZMM16-31 saved by the OS.
+        if ((lo & 0xE6) == 0xE6 && __get_cpuid_count(7, 0, &a, &b, &c, &d)) {
+            int avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1, avx512bw = (b >> 30) & 1;
+            int avx512vl = (b >> 31) & 1, avx2 = (b >> 5) & 1;
+            unsigned a1, b1, c1, d1;
+            int bf16 = __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && ((a1 >> 5) & 1);
+            ok = avx512f && avx512dq && avx512vl && avx512bw && avx2 && bf16;
+        }
+    }
+    __atomic_store_n(&nk_avx512bf16_flag, ok, __ATOMIC_RELAXED);
+    return ok;
+}
+
+__attribute__((constructor)) static void nk_avx512bf16_init(void) { (void)nk_avx512bf16_detect(); }
+
+#define NK_BF16_TARGET __attribute__((target("avx2,fma,avx512f,avx512vl,avx512bw,avx512dq,avx512bf16")))
+
+/// Eight BFloat16 values widened exactly: the 16 bytes in both halves
+/// (`vbroadcasti128`, a load), each value moved to the top of a 32-bit lane
+/// (one `vpshufb`).
+static inline __attribute__((always_inline)) NK_BF16_TARGET __m256 nk_hw_widen8(const uint16_t *p) {
+    const __m256i order = _mm256_setr_epi8(-128, -128, 0, 1, -128, -128, 2, 3, -128, -128, 4, 5, -128, -128, 6, 7,
+                                           -128, -128, 8, 9, -128, -128, 10, 11, -128, -128, 12, 13, -128, -128, 14, 15);
+    __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
+    return _mm256_castsi256_ps(_mm256_shuffle_epi8(both, order));
+}
+
+/// `lo` then `hi` rounded to 16 BFloat16 values in order: `vcvtne2ps2bf16`,
+/// or the integer formula when a lane is a Float32 subnormal (which the
+/// instruction would flush to ±0).
+static inline __attribute__((always_inline)) NK_BF16_TARGET __m256i nk_hw_round16(__m256 lo, __m256 hi) {
+    if (__builtin_expect((_mm256_fpclass_ps_mask(lo, 0x20) | _mm256_fpclass_ps_mask(hi, 0x20)) != 0, 0)) {
+        // The formula of `nk_bf16_round8` lane by lane: (f + 0x7FFF + bit 16) >> 16,
+        // a NaN (f >> 16) | 0x40; the lanes are < 2^16, so packing them is the truncation.
+        __m256i r[2];
+        __m256 v[2] = {lo, hi};
+        for (int k = 0; k < 2; k++) {
+            __m256i f = _mm256_castps_si256(v[k]);
+            __m256i bit = _mm256_and_si256(_mm256_srli_epi32(f, 16), _mm256_set1_epi32(1));
+            __m256i rounded = _mm256_srli_epi32(_mm256_add_epi32(_mm256_add_epi32(f, _mm256_set1_epi32(0x7FFF)), bit), 16);
+            __m256i nan = _mm256_or_si256(_mm256_srli_epi32(f, 16), _mm256_set1_epi32(0x40));
+            __m256i isNaN = _mm256_castps_si256(_mm256_cmp_ps(v[k], v[k], _CMP_UNORD_Q));
+            r[k] = _mm256_blendv_epi8(rounded, nan, isNaN);
+        }
+        // packus works within 128-bit halves: quarters 0, 2, 1, 3 back in order.
+        return _mm256_permute4x64_epi64(_mm256_packus_epi32(r[0], r[1]), 0xD8);
+    }
+    return (__m256i)_mm256_cvtne2ps_pbh(hi, lo);
+}
+
+static inline __attribute__((always_inline)) NK_BF16_TARGET void
+nk_hw_affine(const uint16_t *src, uint16_t *dst, size_t count, float pivot, float scale, float shift,
+             const uint16_t *residual, int activation, int streaming) {
+    const __m256 p = _mm256_set1_ps(pivot), s = _mm256_set1_ps(scale), t = _mm256_set1_ps(shift);
+    const __m256 zero = _mm256_setzero_ps();
+    for (size_t i = 0; i < count; i += 16) {
+        __m256 a = _mm256_fmadd_ps(_mm256_sub_ps(nk_hw_widen8(src + i), p), s, t);
+        __m256 b = _mm256_fmadd_ps(_mm256_sub_ps(nk_hw_widen8(src + i + 8), p), s, t);
+        if (residual) {
+            a = _mm256_add_ps(a, nk_hw_widen8(residual + i));
+            b = _mm256_add_ps(b, nk_hw_widen8(residual + i + 8));
+        }
+        if (activation == 1) {
+            // max(0, v): v when v is NaN (the second operand), 0 where v < 0, v (±0) otherwise.
+            a = _mm256_max_ps(zero, a);
+            b = _mm256_max_ps(zero, b);
+        }
+        __m256i r = nk_hw_round16(a, b);
+        if (streaming) {
+            _mm_stream_si128((__m128i *)(dst + i), _mm256_castsi256_si128(r));
+            _mm_stream_si128((__m128i *)(dst + i + 8), _mm256_extracti128_si256(r, 1));
+        } else {
+            _mm256_storeu_si256((__m256i *)(dst + i), r);
+        }
+    }
+}
+
+NK_BF16_TARGET
+void nk_bf16_hw_affine(const uint16_t *src, uint16_t *dst, size_t count, float pivot, float scale, float shift,
+                       const uint16_t *residual, int activation, int streaming) {
+    // One loop per combination, the flags constant inside each.
+    if (streaming) {
+        if (residual) {
+            if (activation == 1) nk_hw_affine(src, dst, count, pivot, scale, shift, residual, 1, 1);
+            else nk_hw_affine(src, dst, count, pivot, scale, shift, residual, 0, 1);
+        } else {
+            if (activation == 1) nk_hw_affine(src, dst, count, pivot, scale, shift, NULL, 1, 1);
+            else nk_hw_affine(src, dst, count, pivot, scale, shift, NULL, 0, 1);
+        }
+    } else {
+        if (residual) {
+            if (activation == 1) nk_hw_affine(src, dst, count, pivot, scale, shift, residual, 1, 0);
+            else nk_hw_affine(src, dst, count, pivot, scale, shift, residual, 0, 0);
+        } else {
+            if (activation == 1) nk_hw_affine(src, dst, count, pivot, scale, shift, NULL, 1, 0);
+            else nk_hw_affine(src, dst, count, pivot, scale, shift, NULL, 0, 0);
+        }
+    }
+}
+
+static inline __attribute__((always_inline)) NK_BF16_TARGET void
+nk_hw_columns(const uint16_t *src, uint16_t *dst, size_t rows, size_t columns, size_t stride,
+              const float *pivot, const float *scale, const float *shift, const uint16_t *residual,
+              int activation, int streaming) {
+    const __m256 zero = _mm256_setzero_ps();
+    for (size_t r = 0; r < rows; r++) {
+        const uint16_t *x = src + r * stride, *e = residual ? residual + r * stride : NULL;
+        uint16_t *y = dst + r * stride;
+        for (size_t c = 0; c < columns; c += 16) {
+            __m256 a = _mm256_fmadd_ps(_mm256_sub_ps(nk_hw_widen8(x + c), _mm256_loadu_ps(pivot + c)),
+                                       _mm256_loadu_ps(scale + c), _mm256_loadu_ps(shift + c));
+            __m256 b = _mm256_fmadd_ps(_mm256_sub_ps(nk_hw_widen8(x + c + 8), _mm256_loadu_ps(pivot + c + 8)),
+                                       _mm256_loadu_ps(scale + c + 8), _mm256_loadu_ps(shift + c + 8));
+            if (residual) {
+                a = _mm256_add_ps(a, nk_hw_widen8(e + c));
+                b = _mm256_add_ps(b, nk_hw_widen8(e + c + 8));
+            }
+            if (activation == 1) {
+                a = _mm256_max_ps(zero, a);
+                b = _mm256_max_ps(zero, b);
+            }
+            __m256i v = nk_hw_round16(a, b);
+            if (streaming) {
+                _mm_stream_si128((__m128i *)(y + c), _mm256_castsi256_si128(v));
+                _mm_stream_si128((__m128i *)(y + c + 8), _mm256_extracti128_si256(v, 1));
+            } else {
+                _mm256_storeu_si256((__m256i *)(y + c), v);
+            }
+        }
+    }
+}
+
+NK_BF16_TARGET
+void nk_bf16_hw_columns(const uint16_t *src, uint16_t *dst, size_t rows, size_t columns, size_t stride,
+                        const float *pivot, const float *scale, const float *shift, const uint16_t *residual,
+                        int activation, int streaming) {
+#define NK_COLUMNS(R, A, S) nk_hw_columns(src, dst, rows, columns, stride, pivot, scale, shift, R, A, S)
+    if (streaming) {
+        if (residual) { if (activation == 1) NK_COLUMNS(residual, 1, 1); else NK_COLUMNS(residual, 0, 1); }
+        else { if (activation == 1) NK_COLUMNS(NULL, 1, 1); else NK_COLUMNS(NULL, 0, 1); }
+    } else {
+        if (residual) { if (activation == 1) NK_COLUMNS(residual, 1, 0); else NK_COLUMNS(residual, 0, 0); }
+        else { if (activation == 1) NK_COLUMNS(NULL, 1, 0); else NK_COLUMNS(NULL, 0, 0); }
+    }
+#undef NK_COLUMNS
+}
+
+static inline __attribute__((always_inline)) NK_BF16_TARGET void
+nk_hw_gradient(const uint16_t *x, const uint16_t *dy, const uint16_t *mask, uint16_t *dst, size_t count,
+               float pivot, float a, float b, float c, int streaming) {
+    const __m256 p = _mm256_set1_ps(pivot), va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b), vc = _mm256_set1_ps(c);
+    const __m256 zero = _mm256_setzero_ps();
+    for (size_t i = 0; i < count; i += 16) {
+        __m256 g0 = nk_hw_widen8(dy + i), g1 = nk_hw_widen8(dy + i + 8);
+        if (mask) {
+            // g = 0 where mask ≤ 0 (a NaN mask keeps dy).
+            g0 = _mm256_andnot_ps(_mm256_cmp_ps(nk_hw_widen8(mask + i), zero, _CMP_LE_OQ), g0);
+            g1 = _mm256_andnot_ps(_mm256_cmp_ps(nk_hw_widen8(mask + i + 8), zero, _CMP_LE_OQ), g1);
+        }
+        __m256 v0 = _mm256_fmadd_ps(vb, _mm256_sub_ps(nk_hw_widen8(x + i), p), vc);
+        __m256 v1 = _mm256_fmadd_ps(vb, _mm256_sub_ps(nk_hw_widen8(x + i + 8), p), vc);
+        __m256i r = nk_hw_round16(_mm256_fmadd_ps(va, g0, v0), _mm256_fmadd_ps(va, g1, v1));
+        if (streaming) {
+            _mm_stream_si128((__m128i *)(dst + i), _mm256_castsi256_si128(r));
+            _mm_stream_si128((__m128i *)(dst + i + 8), _mm256_extracti128_si256(r, 1));
+        } else {
+            _mm256_storeu_si256((__m256i *)(dst + i), r);
+        }
+    }
+}
+
+NK_BF16_TARGET
+void nk_bf16_hw_gradient(const uint16_t *x, const uint16_t *dy, const uint16_t *mask, uint16_t *dst, size_t count,
+                         float pivot, float a, float b, float c, int streaming) {
+    if (streaming) {
+        if (mask) nk_hw_gradient(x, dy, mask, dst, count, pivot, a, b, c, 1);
+        else nk_hw_gradient(x, dy, NULL, dst, count, pivot, a, b, c, 1);
+    } else {
+        if (mask) nk_hw_gradient(x, dy, mask, dst, count, pivot, a, b, c, 0);
+        else nk_hw_gradient(x, dy, NULL, dst, count, pivot, a, b, c, 0);
+    }
+}
+
+static inline __attribute__((always_inline)) NK_BF16_TARGET void
+nk_hw_gradient_columns(const uint16_t *x, const uint16_t *dy, const uint16_t *mask, uint16_t *dst, size_t rows,
+                       size_t columns, size_t stride, const float *pivot, const float *a, const float *b,
+                       const float *c, int streaming) {
+    const __m256 zero = _mm256_setzero_ps();
+    for (size_t r = 0; r < rows; r++) {
+        size_t o = r * stride;
+        for (size_t j = 0; j < columns; j += 16) {
+            __m256 g0 = nk_hw_widen8(dy + o + j), g1 = nk_hw_widen8(dy + o + j + 8);
+            if (mask) {
+                g0 = _mm256_andnot_ps(_mm256_cmp_ps(nk_hw_widen8(mask + o + j), zero, _CMP_LE_OQ), g0);
+                g1 = _mm256_andnot_ps(_mm256_cmp_ps(nk_hw_widen8(mask + o + j + 8), zero, _CMP_LE_OQ), g1);
+            }
+            __m256 v0 = _mm256_fmadd_ps(_mm256_loadu_ps(b + j),
+                                        _mm256_sub_ps(nk_hw_widen8(x + o + j), _mm256_loadu_ps(pivot + j)),
+                                        _mm256_loadu_ps(c + j));
+            __m256 v1 = _mm256_fmadd_ps(_mm256_loadu_ps(b + j + 8),
+                                        _mm256_sub_ps(nk_hw_widen8(x + o + j + 8), _mm256_loadu_ps(pivot + j + 8)),
+                                        _mm256_loadu_ps(c + j + 8));
+            __m256i v = nk_hw_round16(_mm256_fmadd_ps(_mm256_loadu_ps(a + j), g0, v0),
+                                      _mm256_fmadd_ps(_mm256_loadu_ps(a + j + 8), g1, v1));
+            if (streaming) {
+                _mm_stream_si128((__m128i *)(dst + o + j), _mm256_castsi256_si128(v));
+                _mm_stream_si128((__m128i *)(dst + o + j + 8), _mm256_extracti128_si256(v, 1));
+            } else {
+                _mm256_storeu_si256((__m256i *)(dst + o + j), v);
+            }
+        }
+    }
+}
+
+NK_BF16_TARGET
+void nk_bf16_hw_gradient_columns(const uint16_t *x, const uint16_t *dy, const uint16_t *mask, uint16_t *dst,
+                                 size_t rows, size_t columns, size_t stride, const float *pivot, const float *a,
+                                 const float *b, const float *c, int streaming) {
+#define NK_GRAD(M, S) nk_hw_gradient_columns(x, dy, M, dst, rows, columns, stride, pivot, a, b, c, S)
+    if (streaming) { if (mask) NK_GRAD(mask, 1); else NK_GRAD(NULL, 1); }
+    else { if (mask) NK_GRAD(mask, 0); else NK_GRAD(NULL, 0); }
+#undef NK_GRAD
+}
+
+#else
+
+int nk_avx512bf16_detect(void) {
+    __atomic_store_n(&nk_avx512bf16_flag, 0, __ATOMIC_RELAXED);
+    return 0;
+}
+
+void nk_bf16_hw_affine(const uint16_t *src, uint16_t *dst, size_t count, float pivot, float scale, float shift,
+                       const uint16_t *residual, int activation, int streaming) {
+    (void)src; (void)dst; (void)count; (void)pivot; (void)scale; (void)shift;
+    (void)residual; (void)activation; (void)streaming;
+}
+
+void nk_bf16_hw_columns(const uint16_t *src, uint16_t *dst, size_t rows, size_t columns, size_t stride,
+                        const float *pivot, const float *scale, const float *shift, const uint16_t *residual,
+                        int activation, int streaming) {
+    (void)src; (void)dst; (void)rows; (void)columns; (void)stride; (void)pivot; (void)scale; (void)shift;
+    (void)residual; (void)activation; (void)streaming;
+}
+
+void nk_bf16_hw_gradient_columns(const uint16_t *x, const uint16_t *dy, const uint16_t *mask, uint16_t *dst,
+                                 size_t rows, size_t columns, size_t stride, const float *pivot, const float *a,
+                                 const float *b, const float *c, int streaming) {
+    (void)x; (void)dy; (void)mask; (void)dst; (void)rows; (void)columns; (void)stride;
+    (void)pivot; (void)a; (void)b; (void)c; (void)streaming;
+}
+
+void nk_bf16_hw_gradient(const uint16_t *x, const uint16_t *dy, const uint16_t *mask, uint16_t *dst, size_t count,
+                         float pivot, float a, float b, float c, int streaming) {
+    (void)x; (void)dy; (void)mask; (void)dst; (void)count; (void)pivot; (void)a; (void)b; (void)c; (void)streaming;
+}
+
+#endif

@@ -1,0 +1,118 @@
+#ifndef CNORMSUPPORT_BFLOAT16_HARDWARE_H
+#define CNORMSUPPORT_BFLOAT16_HARDWARE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "HalfPrecision.h"
+
+// BFloat16 output loops that round in hardware on a CPU with AVX-512 BF16
+// (Sapphire Rapids, Zen 4), in builds that target AVX2 and FMA
+// (`-Xcc -march=x86-64-v3`) but not AVX-512: chosen at run time, like the F16C
+// helpers of a baseline build (HalfPrecision.h).
+//
+// Why: with AVX2 the rounding b = (f + 0x7FFF + bit 16 of f) >> 16 and its NaN
+// test take ~12 integer operations per 16 values, so the BFloat16 output loops
+// cost 1.6x Float16's (one `vcvtps2ph` per 8 values) and ran compute-bound
+// (docs/PERFORMANCE.md, "BFloat16 output loops: hardware rounding"). Here one
+// `vcvtne2ps2bf16` rounds 16 values. It gives the formula's bits for every
+// input except Float32 subnormals, which it flushes to ±0: a 16-value step
+// holding one (one `vfpclassps` per 8 values) takes the formula
+// (`nk_bf16_round8`). NaNs: the instruction keeps the sign and the top of the
+// payload and sets the quiet bit, as the formula does.
+//
+// The arithmetic is the Swift loop's, value for value: `(x − p)·s + t` as one
+// subtract and one fused multiply-add (`nk_muladd8` of an FMA build), the
+// residual added after, then the activation. So only a build whose
+// `nk_muladd8` is fused (nk_build_has_fma) may call these.
+
+/// 1 when this build's `nk_muladd8` is a fused multiply-add, else 0 (a
+/// compile-time constant).
+static inline __attribute__((always_inline)) int nk_build_has_fma(void) {
+#if defined(__FMA__)
+    return 1;
+#else
+    return 0;
+/// `Apply.columns`' loop: for `rows` rows of `columns` values (a multiple of
+/// 16; row stride `stride` values), `dst[r, c] = act(((src[r, c] − pivot[c])·
+/// scale[c] + shift[c]) (+ residual[r, c]))` rounded to BFloat16. `streaming`:
+/// non-temporal stores, every row start aligned to 16 bytes. Only when
+/// nk_cpu_rounds_bf16() and nk_build_has_fma() are 1.
+void nk_bf16_hw_columns(const uint16_t *src, uint16_t *dst, size_t rows, size_t columns, size_t stride,
+                        const float *pivot, const float *scale, const float *shift, const uint16_t *residual,
+                        int activation, int streaming);
+
+/// `dst[i] = a·g + (b·(x[i] − pivot) + c)` rounded to BFloat16, g = dy[i] (0
+/// where mask[i] ≤ 0; `mask` may be NULL), for `count` values (a multiple of
+/// 16): `BlockGradients.apply`'s vector loop with x and dy and no γ.
+/// `streaming` as in nk_bf16_hw_affine. Only when nk_cpu_rounds_bf16() and
+/// nk_build_has_fma() are 1.
+void nk_bf16_hw_gradient(const uint16_t *x, const uint16_t *dy, const uint16_t *mask, uint16_t *dst, size_t count,
+                         float pivot, float a, float b, float c, int streaming);
+
+/// `BlockGradients.applyColumns`' loop with x and dy: for `rows` rows of
+/// `columns` values (a multiple of 16; row stride `stride`), `dst[r, j] =
+/// a[j]·g + (b[j]·(x[r, j] − pivot[j]) + c[j])`, g as in nk_bf16_hw_gradient.
+/// `streaming`: every row start aligned to 16 bytes. Only when
+/// nk_cpu_rounds_bf16() and nk_build_has_fma() are 1.
+void nk_bf16_hw_gradient_columns(const uint16_t *x, const uint16_t *dy, const uint16_t *mask, uint16_t *dst,
+                                 size_t rows, size_t columns, size_t stride, const float *pivot, const float *a,
+                                 const float *b, const float *c, int streaming);
+
+#endif
+}
+
+/// 1 when the CPU has AVX-512 F, DQ, BW, VL and BF16 and the OS saves the AVX-512
+/// state; 0 when not; -1 before the first check. Set when the program loads.
+extern int nk_avx512bf16_flag;
+
+/// Runs the CPUID/XGETBV check, stores its result in nk_avx512bf16_flag and returns it.
+int nk_avx512bf16_detect(void);
+
+/// Tests: 0 turns the hardware loops off, 1 runs the check again (on where the
+/// CPU allows). Returns the new flag. Either way every loop gives the same bits.
+int nk_avx512bf16_set(int enable);
+
+/// Whether nk_bf16_hw_* may be called: one load and a predictable branch.
+/// `NORMKERNELS_BF16_HARDWARE=never` turns the hardware loops off (tests run
+/// the integer formula that way too).
+static inline __attribute__((always_inline)) int nk_cpu_rounds_bf16(void) {
+    int flag = __atomic_load_n(&nk_avx512bf16_flag, __ATOMIC_RELAXED);
+    return flag >= 0 ? flag : nk_avx512bf16_detect();
+}
+
+/// `dst[i] = act(((src[i] − pivot)·scale + shift) (+ residual[i]))` rounded to
+/// BFloat16, for `count` values (a multiple of 16): `Apply.affine`'s vector
+/// loop. `activation` 0: none, 1: ReLU (max(·, 0), NaN kept). `residual` may be
+/// NULL. `streaming`: non-temporal stores, `dst` aligned to 16 bytes.
+/// Only when nk_cpu_rounds_bf16() and nk_build_has_fma() are 1.
+void nk_bf16_hw_affine(const uint16_t *src, uint16_t *dst, size_t count, float pivot, float scale, float shift,
+                       const uint16_t *residual, int activation, int streaming);
+
+/// `Apply.columns`' loop: for `rows` rows of `columns` values (a multiple of
+/// 16; row stride `stride` values), `dst[r, c] = act(((src[r, c] − pivot[c])·
+/// scale[c] + shift[c]) (+ residual[r, c]))` rounded to BFloat16. `streaming`:
+/// non-temporal stores, every row start aligned to 16 bytes. Only when
+/// nk_cpu_rounds_bf16() and nk_build_has_fma() are 1.
+void nk_bf16_hw_columns(const uint16_t *src, uint16_t *dst, size_t rows, size_t columns, size_t stride,
+                        const float *pivot, const float *scale, const float *shift, const uint16_t *residual,
+                        int activation, int streaming);
+
+/// `dst[i] = a·g + (b·(x[i] − pivot) + c)` rounded to BFloat16, g = dy[i] (0
+/// where mask[i] ≤ 0; `mask` may be NULL), for `count` values (a multiple of
+/// 16): `BlockGradients.apply`'s vector loop with x and dy and no γ.
+/// `streaming` as in nk_bf16_hw_affine. Only when nk_cpu_rounds_bf16() and
+/// nk_build_has_fma() are 1.
+void nk_bf16_hw_gradient(const uint16_t *x, const uint16_t *dy, const uint16_t *mask, uint16_t *dst, size_t count,
+                         float pivot, float a, float b, float c, int streaming);
+
+/// `BlockGradients.applyColumns`' loop with x and dy: for `rows` rows of
+/// `columns` values (a multiple of 16; row stride `stride`), `dst[r, j] =
+/// a[j]·g + (b[j]·(x[r, j] − pivot[j]) + c[j])`, g as in nk_bf16_hw_gradient.
+/// `streaming`: every row start aligned to 16 bytes. Only when
+/// nk_cpu_rounds_bf16() and nk_build_has_fma() are 1.
+void nk_bf16_hw_gradient_columns(const uint16_t *x, const uint16_t *dy, const uint16_t *mask, uint16_t *dst,
+                                 size_t rows, size_t columns, size_t stride, const float *pivot, const float *a,
+                                 const float *b, const float *c, int streaming);
+
+#endif
