@@ -10,14 +10,11 @@ struct AllocationKit {
     let threading: Threading
 
     /// A case named `name` (the threading's label appended) whose warm call
-    /// allocates `results` arrays and makes the parallel calls of
-    /// `AllocationBounds.bound` (`warm`, `parked`: where not the default).
-    func add(_ name: String, results: Int = 0, elements: Int, warm: Int? = nil, parked: Int? = nil,
-             _ prepare: @escaping () -> () -> Void) -> AllocationCase {
-        AllocationCase(name: "\(name) \(label)",
-                       bound: AllocationBounds.bound(results: results, warm: warm, parked: parked,
-                                                     threading: threading, elements: elements),
-                       prepare: prepare)
+    /// allocates `results` arrays the caller owns, plus the Runtime's cost of
+    /// each parallel call it makes (`AllocationBounds`).
+    func add(_ name: String, results: Int = 0, _ prepare: @escaping () -> () -> Void) -> AllocationCase {
+        AllocationCase(name: "\(name) \(label)", results: results,
+                       perParallelCall: AllocationBounds.perParallelCall(threading), prepare: prepare)
     }
 
     static let saved = AllocationBounds.savedStatistics
@@ -45,13 +42,13 @@ struct AllocationKit {
         }
         let shape = "LayerNorm\(type) [\(rows), \(features)]"
         return [
-            add("\(shape) forward", results: Self.saved, elements: elements) {
+            add("\(shape) forward", results: Self.saved) {
                 let (norm, b, _) = prepare()
                 return { _ = try! norm.forwardAnyElement(input: b.x, output: b.y, scale: b.gamma, bias: b.beta) }
             },
             // Rows over 4096 values, in one row block: the row sums, then the tiles
             // (two parallel phases).
-            add("\(shape) backward", elements: elements, warm: features > 4096 ? 2 : nil) {
+            add("\(shape) backward") {
                 let (norm, b, saved) = prepare()
                 return {
                     try! norm.backwardAnyElement(input: b.x, gradOutput: b.dy, saved: saved, scale: b.gamma,
@@ -70,11 +67,11 @@ struct AllocationKit {
         }
         let shape = "RMSNorm [\(rows), \(features)]"
         return [
-            add("\(shape) forward", results: Self.saved, elements: elements) {
+            add("\(shape) forward", results: Self.saved) {
                 let (norm, b, _) = prepare()
                 return { _ = try! norm.forward(input: b.x, output: b.y, scale: b.gamma) }
             },
-            add("\(shape) backward", elements: elements, warm: features > 4096 ? 2 : nil) {
+            add("\(shape) backward") {
                 let (norm, b, saved) = prepare()
                 return {
                     try! norm.backward(input: b.x, gradOutput: b.dy, saved: saved, scale: b.gamma,
@@ -105,11 +102,11 @@ struct AllocationKit {
         }
         let name = "GroupNorm \(Self.describe(shape)) G\(groups)"
         return [
-            add("\(name) forward", results: Self.saved, elements: shape.count) {
+            add("\(name) forward", results: Self.saved) {
                 let (norm, b, _) = prepare()
                 return { _ = try! norm.forward(input: b.x, output: b.y, scale: b.gamma, bias: b.beta) }
             },
-            add("\(name) backward", elements: shape.count) {
+            add("\(name) backward") {
                 let (norm, b, saved) = prepare()
                 return {
                     try! norm.backward(input: b.x, gradOutput: b.dy, saved: saved, scale: b.gamma,
@@ -142,23 +139,22 @@ struct AllocationKit {
         // Tiny instances (H·W = 16): inference's memory-order pass weighs each
         // sample as whole blocks of the rows geometry's nominal length, and the
         // backward's chunks weigh x and dy: both go parallel below the threshold.
-        let tiny = InstanceNormalization.usesTinyUnits(shape) ? 1 : nil
         return [
-            add("\(name) training", results: Self.saved, elements: shape.count) {
+            add("\(name) training", results: Self.saved) {
                 let (norm, b, _, _) = prepare()
                 return { _ = try! norm.forwardTraining(input: b.x, output: b.y, scale: b.gamma, bias: b.beta) }
             },
-            add("\(name) training+running", results: Self.saved, elements: shape.count) {
+            add("\(name) training+running", results: Self.saved) {
                 let (norm, b, _, running) = prepare()
                 return {
                     _ = try! norm.forwardTraining(input: b.x, output: b.y, scale: b.gamma, bias: b.beta, running: running)
                 }
             },
-            add("\(name) inference", elements: shape.count, warm: tiny) {
+            add("\(name) inference") {
                 let (norm, b, _, running) = prepare()
                 return { try! norm.forwardInference(input: b.x, output: b.y, scale: b.gamma, bias: b.beta, running: running) }
             },
-            add("\(name) backward", elements: shape.count, warm: tiny) {
+            add("\(name) backward") {
                 let (norm, b, saved, _) = prepare()
                 return {
                     try! norm.backwardTraining(input: b.x, gradOutput: b.dy, saved: saved, scale: b.gamma,
@@ -179,13 +175,13 @@ struct AllocationKit {
         return [
             // The four saved arrays (content mean, 1/σ, style mean, σ) are the caller's;
             // the style's statistics, then the content's: two parallel calls.
-            add("\(name) forward", results: 4, elements: shape.count, warm: 2) {
+            add("\(name) forward", results: 4) {
                 let (norm, b, _) = prepare()
                 return { _ = try! norm.forward(content: b.x, style: b.identity, output: b.y) }
             },
             // The content's backward, then the style's dx pass, which weighs each
             // (n, c) unit as a nominal block (parallel with parked workers too).
-            add("\(name) backward", elements: shape.count, warm: 2, parked: 1) {
+            add("\(name) backward") {
                 let (norm, b, saved) = prepare()
                 return {
                     try! norm.backward(content: b.x, style: b.identity, gradOutput: b.dy, saved: saved,
@@ -218,32 +214,30 @@ struct AllocationKit {
         // NCHW short runs (7×7): statistics by channel, then the output in memory
         // order, whose blocks the scheduler weighs at the nominal block length
         // (parallel below the threshold).
-        let short = !shape.isChannelsLast && shape.spatial < BatchNormalization.shortRunSpatial
-        let training = short ? 2 : nil, output = short ? 1 : nil
         return [
-            add("\(name) training", results: Self.saved, elements: elements, warm: training) {
+            add("\(name) training", results: Self.saved) {
                 let (norm, b, _, _) = prepare()
                 return { _ = try! norm.forwardTraining(input: b.x, output: b.y, scale: b.gamma, bias: b.beta) }
             },
             // RunningStatistics.fold updates the running arrays in place.
-            add("\(name) training+running", results: Self.saved, elements: elements, warm: training) {
+            add("\(name) training+running", results: Self.saved) {
                 let (norm, b, _, running) = prepare()
                 return {
                     _ = try! norm.forwardTraining(input: b.x, output: b.y, scale: b.gamma, bias: b.beta, running: running)
                 }
             },
-            add("\(name) inference", elements: elements, warm: output) {
+            add("\(name) inference") {
                 let (norm, b, _, running) = prepare()
                 return { try! norm.forwardInference(input: b.x, output: b.y, scale: b.gamma, bias: b.beta, running: running) }
             },
-            add("\(name) backward", elements: elements) {
+            add("\(name) backward") {
                 let (norm, b, saved, _) = prepare()
                 return {
                     try! norm.backwardTraining(input: b.x, gradOutput: b.dy, saved: saved, scale: b.gamma,
                                                gradInput: b.dx, gradScale: b.dgamma, gradBias: b.dbeta)
                 }
             },
-            add("\(name) inference backward", elements: elements) {
+            add("\(name) inference backward") {
                 let (norm, b, _, running) = prepare()
                 return {
                     try! norm.backwardInference(input: b.x, gradOutput: b.dy, running: running, scale: b.gamma,
@@ -264,17 +258,16 @@ struct AllocationKit {
             return (norm, b, saved)
         }
         let name = "BatchNorm+add+ReLU \(Self.describe(shape))"
-        let short = !shape.isChannelsLast && shape.spatial < BatchNormalization.shortRunSpatial
-        // The d identity pass, then the backward: two parallel calls (at most).
-        let backward = elements >= threading.parallelThreshold ? 2 : 0
+        // The d identity pass, then the backward: two parallel calls (or more:
+        // one per parallel phase with warm workers).
         return [
-            add("\(name) training", results: Self.saved, elements: elements, warm: short ? 2 : nil) {
+            add("\(name) training", results: Self.saved) {
                 let (norm, b, _) = prepare()
                 return {
                     _ = try! norm.forwardTraining(input: b.x, identity: b.identity, output: b.y, scale: b.gamma, bias: b.beta)
                 }
             },
-            add("\(name) backward", elements: elements, warm: backward, parked: backward) {
+            add("\(name) backward") {
                 let (norm, b, saved) = prepare()
                 return {
                     try! norm.backwardTraining(input: b.x, gradOutput: b.dy, saved: saved, scale: b.gamma,
@@ -296,11 +289,11 @@ struct AllocationKit {
         }
         return [
             // The norms it returns are the caller's.
-            add("WeightNorm [256, 1024] forward", results: 1, elements: elements) {
+            add("WeightNorm [256, 1024] forward", results: 1) {
                 let (norm, b, _) = prepare()
                 return { _ = try! norm.forward(v: b.x, g: b.gamma, output: b.y) }
             },
-            add("WeightNorm [256, 1024] backward", elements: elements) {
+            add("WeightNorm [256, 1024] backward") {
                 let (norm, b, norms) = prepare()
                 return { try! norm.backward(v: b.x, g: b.gamma, gradWeight: b.dy, norms: norms, gradV: b.dx, gradG: b.dgamma) }
             },

@@ -41,11 +41,8 @@ extension AllocationKit {
         let name = "GroupNorm+SiLU \(Self.describe(shape)) G\(groups)"
         // The row-engine paths: GroupNorm's forward, then the SiLU sweep over y
         // (two parallel calls); the channel-groups path folds SiLU into its one.
-        let rowEngine: Int? = if case .channelGroups = GroupNormPlan(shape: shape, groups: groups, threading: threading) {
-            nil
-        } else { 2 }
         return [
-            add("\(name) forward", results: Self.saved, elements: shape.count, warm: rowEngine, parked: rowEngine) {
+            add("\(name) forward", results: Self.saved) {
                 let (norm, b, m, _) = prepare()
                 return {
                     _ = try! norm.forwardSiLU(input: b.x, output: b.y, scale: b.gamma, bias: b.beta,
@@ -53,7 +50,7 @@ extension AllocationKit {
                 }
             },
             // The g pass, then GroupNorm's backward on g: two parallel calls.
-            add("\(name) backward", elements: shape.count, warm: 2, parked: 2) {
+            add("\(name) backward") {
                 let (norm, b, m, saved) = prepare()
                 return {
                     try! norm.backwardSiLU(input: b.x, gradOutput: b.dy, saved: saved, scale: b.gamma, bias: b.beta,
@@ -90,19 +87,15 @@ extension AllocationKit {
         // engine and the step in one two-phase call. At most: with a single row
         // block (here [256, 1024], as LayerNorm's own backward) neither the
         // engine nor the step's pass has two items to spread: no parallel call.
-        let blockwise = BlockwiseRowBackward(
-            plan: RowBackwardPlan(rows: rows, features: features, centered: true, threading: threading),
-            mean: nil, invStd: [], gamma: nil, gradScale: nil, gradBias: nil).blockwise(threading)
-        let warm = blockwise ? 2 : 3, parked = blockwise ? 1 : 2
         return [
-            add("Residual LayerNorm \(shape) forward", results: Self.saved, elements: elements) {
+            add("Residual LayerNorm \(shape) forward", results: Self.saved) {
                 let (layer, _, b, _, _, _) = prepare()
                 return {
                     _ = try! layer.forward(input: b.x, residual: b.identity, output: b.y, sum: b.dIdentity,
                                            scale: b.gamma, bias: b.beta, inputBias: b.beta)
                 }
             },
-            add("Residual LayerNorm \(shape) backward", elements: elements, warm: warm, parked: parked) {
+            add("Residual LayerNorm \(shape) backward") {
                 let (layer, _, b, p, saved, _) = prepare()
                 return {
                     try! layer.backward(sum: UnsafeBufferPointer(b.dIdentity), gradOutput: b.dy, gradSum: b.x,
@@ -110,14 +103,14 @@ extension AllocationKit {
                                         gradBias: b.dbeta, gradInputBias: p.dgamma)
                 }
             },
-            add("Residual RMSNorm \(shape) forward", results: Self.saved, elements: elements) {
+            add("Residual RMSNorm \(shape) forward", results: Self.saved) {
                 let (_, rms, b, _, _, _) = prepare()
                 return {
                     _ = try! rms.forward(input: b.x, residual: b.identity, output: b.y, sum: b.dIdentity,
                                          scale: b.gamma, inputBias: b.beta)
                 }
             },
-            add("Residual RMSNorm \(shape) backward", elements: elements, warm: warm, parked: parked) {
+            add("Residual RMSNorm \(shape) backward") {
                 let (_, rms, b, p, _, saved) = prepare()
                 return {
                     try! rms.backward(sum: UnsafeBufferPointer(b.dIdentity), gradOutput: b.dy, gradSum: b.x,
@@ -139,15 +132,12 @@ extension AllocationKit {
         // Backward: the gate pass, then the plain engine (two parallel calls), or,
         // blockwise, both in one two-phase call. At most: a single row block makes
         // the engine's call serial (here [256, 1024]: the gate pass alone).
-        let blockwise = BlockwiseRowBackward(
-            plan: RowBackwardPlan(rows: rows, features: features, centered: false, threading: threading),
-            mean: nil, invStd: [], gamma: nil, gradScale: nil, gradBias: nil).blockwise(threading)
         return [
-            add("RMSNorm×gate \(shape) forward", results: Self.saved, elements: elements) {
+            add("RMSNorm×gate \(shape) forward", results: Self.saved) {
                 let (norm, b, _) = prepare()
                 return { _ = try! norm.forward(input: b.x, gate: b.identity, output: b.y, scale: b.gamma) }
             },
-            add("RMSNorm×gate \(shape) backward", elements: elements, warm: 2, parked: blockwise ? 1 : 2) {
+            add("RMSNorm×gate \(shape) backward") {
                 let (norm, b, saved) = prepare()
                 return {
                     try! norm.backward(input: b.x, gate: b.identity, gradOutput: b.dy, saved: saved, scale: b.gamma,
@@ -177,13 +167,13 @@ extension AllocationKit {
         // result come from the descriptor's workspace pool.
         let payload = 1
         return [
-            add("\(name) forward", results: Self.saved + payload, elements: elements, warm: 2, parked: 2) {
+            add("\(name) forward", results: Self.saved + payload) {
                 let (norm, b, _) = prepare()
                 return { _ = try! norm.forwardTraining(input: b.x, output: b.y, scale: b.gamma, bias: b.beta) }
             },
             // Global parameter gradients: the rank's own sums (`.local`) would be one
             // more array of C sums.
-            add("\(name) backward", results: payload, elements: elements, warm: 2, parked: 2) {
+            add("\(name) backward", results: payload) {
                 let (norm, b, saved) = prepare()
                 return {
                     try! norm.backwardTraining(input: b.x, gradOutput: b.dy, saved: saved, scale: b.gamma,

@@ -33,32 +33,6 @@ static inline __attribute__((always_inline)) int nk_build_has_fma(void) {
     return 1;
 #else
     return 0;
-/// `Apply.columns`' loop: for `rows` rows of `columns` values (a multiple of
-/// 16; row stride `stride` values), `dst[r, c] = act(((src[r, c] − pivot[c])·
-/// scale[c] + shift[c]) (+ residual[r, c]))` rounded to BFloat16. `streaming`:
-/// non-temporal stores, every row start aligned to 16 bytes. Only when
-/// nk_cpu_rounds_bf16() and nk_build_has_fma() are 1.
-void nk_bf16_hw_columns(const uint16_t *src, uint16_t *dst, size_t rows, size_t columns, size_t stride,
-                        const float *pivot, const float *scale, const float *shift, const uint16_t *residual,
-                        int activation, int streaming);
-
-/// `dst[i] = a·g + (b·(x[i] − pivot) + c)` rounded to BFloat16, g = dy[i] (0
-/// where mask[i] ≤ 0; `mask` may be NULL), for `count` values (a multiple of
-/// 16): `BlockGradients.apply`'s vector loop with x and dy and no γ.
-/// `streaming` as in nk_bf16_hw_affine. Only when nk_cpu_rounds_bf16() and
-/// nk_build_has_fma() are 1.
-void nk_bf16_hw_gradient(const uint16_t *x, const uint16_t *dy, const uint16_t *mask, uint16_t *dst, size_t count,
-                         float pivot, float a, float b, float c, int streaming);
-
-/// `BlockGradients.applyColumns`' loop with x and dy: for `rows` rows of
-/// `columns` values (a multiple of 16; row stride `stride`), `dst[r, j] =
-/// a[j]·g + (b[j]·(x[r, j] − pivot[j]) + c[j])`, g as in nk_bf16_hw_gradient.
-/// `streaming`: every row start aligned to 16 bytes. Only when
-/// nk_cpu_rounds_bf16() and nk_build_has_fma() are 1.
-void nk_bf16_hw_gradient_columns(const uint16_t *x, const uint16_t *dy, const uint16_t *mask, uint16_t *dst,
-                                 size_t rows, size_t columns, size_t stride, const float *pivot, const float *a,
-                                 const float *b, const float *c, int streaming);
-
 #endif
 }
 

@@ -23,6 +23,20 @@ enum Parallel {
     /// Ranges per worker when not pinning (load balance against a late-joining thread).
     static let rangesPerWorker = 4
 
+    /// Tests: while `countingCalls` is on, every call that goes parallel (a warm
+    /// workers' job or a `concurrentPerform`) adds one to `callsCounted`. The
+    /// allocation tests bound a kernel call's allocations by the runtime's cost
+    /// per parallel call times the calls it made, which depend on cache-sized
+    /// partitions and so differ between machines. Off: one relaxed load per
+    /// parallel call.
+    static let countingCalls = Atomic<Bool>(false)
+    static let callsCounted = Atomic<Int>(0)
+
+    @inline(__always)
+    static func noteParallelCall() {
+        if countingCalls.load(ordering: .relaxed) { callsCounted.add(1, ordering: .relaxed) }
+    }
+
     /// How many workers `forEach` would use for `count` items of `elementsPerItem` each.
     static func workers(count: Int, elementsPerItem: Int, threading: Threading) -> Int {
         guard count > 1, threading.threads > 1 else { return 1 }
@@ -64,6 +78,7 @@ enum Parallel {
         let ranges = affinity == .none ? min(count, workers * rangesPerWorker) : workers
         if affinity == .none && threading.spinMicroseconds > 0 {
             // Warm helpers (Dispatch threads that spin between calls): same ranges.
+            noteParallelCall()
             WarmWorkers.shared.run(count: ranges, helpers: workers - 1,
                                    spinMicroseconds: threading.spinMicroseconds) { i in
                 let r = fromTheEnd ? ranges - 1 - i : i
@@ -77,6 +92,7 @@ enum Parallel {
         // way Swift lets another thread call a non-escaping closure); storing the
         // closure itself in `UncheckedSendable`'s generic field would add a
         // reabstraction thunk, one more allocation per call.
+        noteParallelCall()
         withoutActuallyEscaping(body) { body in
         let held = RangeBody(call: body)
         withUnsafePointer(to: held) { body in
@@ -162,6 +178,7 @@ enum Parallel {
         @Sendable func rangeCount(_ p: Int) -> Int { min(phases[p].count, workers * rangesPerWorker) }
         let tickets = phases.indices.reduce(0) { $0 + rangeCount($1) }
         let next = Atomic<Int>(0), done = Atomic<Int>(0)
+        noteParallelCall()
         withoutActuallyEscaping(body) { body in
         let held = PhaseBody(call: body)
         withUnsafePointer(to: held) { body in
