@@ -7,7 +7,7 @@
 // Per lane, as SiLU.swift (`expNegative8`, `sigmoidParts8`, `silu8`,
 // `siluGradient8`), for z = (x − p)·s + t:
 //
-//     v = −|z| (the sign bit set);  b = v·(8/ln 2) + (1.5·2²³ + 8·127)  (fused)
+//     v = −|z|;  b = v·(8/ln 2) + (1.5·2²³ + 8·127)                   (fused)
 //     N = b − magic;  2^q·2^(k/8) = bits((b << 20) + T[b & 7])
 //     t = N·(−ln2/8 hi) + v;  t = N·(ln2/8 lo) + t                    (fused)
 //     e = (((c₃·t + c₂)·t² + t)·2^q·2^(k/8)) + 2^q·2^(k/8)           (fused)
@@ -15,7 +15,6 @@
 //     silu = (z·num)/d;   dz = (dy·(1/d))·((z·e)·(1/d) + num)         (fused)
 
 #include "SiLUAVX512.h"
-#include "HalfPrecision.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -130,33 +129,37 @@ NK_SILU_INLINE void nk_s5_store_masked(void *p, size_t i, __m512 v, int element,
     else _mm256_mask_storeu_epi16((uint16_t *)p + i, m, nk_s5_narrow(v, element));
 }
 
-/// e^v, −87.3365 ≤ v ≤ 0: `expNegative8` lane for lane. The 8-entry table of
-/// 2^(k/8) (less 1.0's bits and k << 20) twice, so the 16-entry `vpermd`,
-/// which reads the low 4 bits of the index, picks entry (bits & 7) as
-/// `vpermps` of 8 entries does.
-NK_SILU_INLINE __m512 nk_s5_exp_negative(__m512 v) {
+/// e^(−a), a = |z| ≤ 87.3365: `expNegative8` of v = −a, lane for lane. The
+/// FMAs take a, not −a: −(a·c) + magic and N·c − a round as (−a)·c + magic and
+/// N·c + (−a) do (negation is exact), which is how LLVM compiles the Swift lanes
+/// (objdump: `vandps`, `vfnmsub213ps`, `vfmsub213ps`), so a NaN z gives the same
+/// NaN (sign clear) in e here as there. The 8-entry table of 2^(k/8) (less
+/// 1.0's bits and k << 20) twice, so the 16-entry `vpermd`, which reads the low
+/// 4 bits of the index, picks entry (bits & 7) as `vpermps` of 8 entries does.
+NK_SILU_INLINE __m512 nk_s5_exp_negative(__m512 a) {
     const __m512 magic = _mm512_set1_ps(0x1.8007F0p23f);
     const __m512i table = _mm512_setr_epi32(0, -289342, -509968, -655657, -719629, -694486, -572163, -343865,
                                             0, -289342, -509968, -655657, -719629, -694486, -572163, -343865);
-    __m512 biased = _mm512_fmadd_ps(v, _mm512_set1_ps(0x1.715476p3f), magic);
+    __m512 biased = _mm512_fnmadd_ps(a, _mm512_set1_ps(0x1.715476p3f), magic);
     __m512i bits = _mm512_castps_si512(biased);
     __m512 n = _mm512_sub_ps(biased, magic);
     __m512i fraction = _mm512_permutexvar_epi32(bits, table);
     __m512 scale = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_slli_epi32(bits, 20), fraction));
-    __m512 t = _mm512_fmadd_ps(n, _mm512_set1_ps(-0x1.63p-4f), v);
+    __m512 t = _mm512_fmsub_ps(n, _mm512_set1_ps(-0x1.63p-4f), a);
     t = _mm512_fmadd_ps(n, _mm512_set1_ps(0x1.bd0106p-16f), t);
     __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(0x1.55565ep-3f), t, _mm512_set1_ps(0x1.0008cap-1f));
     return _mm512_fmadd_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(t, t), t), scale, scale);
 }
 
-/// `sigmoidParts8`: e = e^(−|z|) (+0 where −|z| < −87.3365), d = e + 1, and
-/// the numerator of σ (e where z's sign bit is set, else 1).
+/// `sigmoidParts8`: e = e^(−|z|) (+0 where −|z| < −87.3365, i.e. |z| > 87.3365;
+/// false for NaN either way), d = e + 1, and the numerator of σ (e where z's
+/// sign bit is set, else 1).
 NK_SILU_INLINE void nk_s5_parts(__m512 z, __m512 *e, __m512 *d, __m512 *numerator) {
     const __m512 one = _mm512_set1_ps(1.0f);
     __m512i bits = _mm512_castps_si512(z);
-    __m512 negative = _mm512_castsi512_ps(_mm512_or_si512(bits, _mm512_set1_epi32((int)0x80000000u)));
-    __mmask16 under = _mm512_cmp_ps_mask(negative, _mm512_set1_ps(-0x1.5D589Ep+6f), _CMP_LT_OQ);
-    __m512 ex = _mm512_maskz_mov_ps((__mmask16)~under, nk_s5_exp_negative(negative));
+    __m512 magnitude = _mm512_castsi512_ps(_mm512_and_si512(bits, _mm512_set1_epi32(0x7FFFFFFF)));
+    __mmask16 under = _mm512_cmp_ps_mask(magnitude, _mm512_set1_ps(0x1.5D589Ep+6f), _CMP_GT_OQ);
+    __m512 ex = _mm512_maskz_mov_ps((__mmask16)~under, nk_s5_exp_negative(magnitude));
     *e = ex;
     *d = _mm512_add_ps(ex, one);
     *numerator = _mm512_mask_mov_ps(ex, _mm512_cmpge_epi32_mask(bits, _mm512_setzero_si512()), one);

@@ -74,7 +74,7 @@ private struct ResultBits: Equatable {
         var dgamma = [Float](repeating: 0, count: c), dbeta = dgamma
         var dscale = [Float](repeating: 0, count: perSample), dshift = dscale
         let c0 = nk_silu512_thread_calls()
-        let saved = try x.withUnsafeBufferPointer { xp in
+        let saved: SavedStatistics = try x.withUnsafeBufferPointer { xp in
             try y.withUnsafeMutableBufferPointer { yp in
                 try d.gamma.withUnsafeBufferPointer { g in
                     try d.beta.withUnsafeBufferPointer { b in
