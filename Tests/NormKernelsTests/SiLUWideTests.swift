@@ -204,7 +204,9 @@ private struct ResultBits: Equatable {
                 _ = nk_avx512_silu_set(1)
                 let same = out[0].withUnsafeBytes { a in out[1].withUnsafeBytes { b in a.elementsEqual(b) } }
                 #expect(same, "\(name) affine n \(n) streaming \(streaming)")
-                #expect(calls[0] > 0 && calls[1] == 0, "\(name) affine n \(n): calls \(calls)")
+                // (Streaming, up to 7 head values go first: n = 16 may leave no 16-value step.)
+                #expect((calls[0] > 0 || (streaming && n < 32)) && calls[1] == 0,
+                        "\(name) affine n \(n) streaming \(streaming): calls \(calls)")
             }
         }
         for (rows, columns) in [(7, 16), (9, 37), (5, 130), (3, 1030)] {
