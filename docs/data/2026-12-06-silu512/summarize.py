@@ -1,3 +1,4 @@
+# Medians over rounds per case (ms) of measure.sh's CSVs; fused ÷ plain per binary.
 import csv, glob, os, sys, statistics as st
 out = sys.argv[1]
 data = {}
@@ -9,24 +10,15 @@ for f in glob.glob(os.path.join(out, '*-*.csv')):
         data.setdefault((which, key), []).append(float(r['median_ms']))
         if r['checked'] != 'ok': print('CHECK', which, key, r['checked'])
 med = {k: st.median(v) for k, v in data.items()}
-keys = sorted({k for (_, k) in med})
-print('| case | base ms | new ms | base/new | fused/plain base → new | unfused/fused base → new |')
-print('|---|---|---|---|---|---|')
+keys = sorted({k for (_, k) in med if k[0] == 'groupnorm-silu'}, key=lambda k: (k[1] != 'forward-training', k[3], k[2], k[4]))
+print('| case | plain base | fused base | fused ÷ plain base | plain new | fused new | fused ÷ plain new | fused base ÷ new |')
+print('|---|---|---|---|---|---|---|---|')
 for k in keys:
     op, d, l, s, t, dt = k
-    if op != 'groupnorm-silu': continue
-    b, n = med.get(('base', k)), med.get(('new', k))
-    if b is None or n is None: continue
-    pk = ('groupnorm',) + k[1:]; uk = ('groupnorm-then-silu',) + k[1:]
-    pb, pn = med.get(('base', pk)), med.get(('new', pk))
-    ub, un = med.get(('base', uk)), med.get(('new', uk))
-    fp = f"{b/pb:.2f} → {n/pn:.2f}" if pb and pn else '-'
-    uf = f"{ub/b:.2f} → {un/n:.2f}" if ub and un else '-'
-    print(f"| {dt} {d} {l} {s} {t}t | {b:.3f} | {n:.3f} | {b/n:.2f} | {fp} | {uf} |")
+    pk = ('groupnorm',) + k[1:]
+    fb, fn, pb, pn = med.get(('base', k)), med.get(('new', k)), med.get(('base', pk)), med.get(('new', pk))
+    if None in (fb, fn, pb, pn): continue
+    dname = 'fwd' if d == 'forward-training' else 'bwd'
+    print(f"| {dt} {dname} {l} `[{s.replace('x', ',')}]` {t}t | {pb:.3f} | {fb:.3f} | {fb/pb:.2f} | {pn:.3f} | {fn:.3f} | {fn/pn:.2f} | {fb/fn:.2f} |")
 print()
-print('plain groupnorm base/new (should be ~1):')
-for k in keys:
-    if k[0] != 'groupnorm': continue
-    b, n = med.get(('base', k)), med.get(('new', k))
-    if b and n: print(' ', k, f"{b:.3f} {n:.3f} {b/n:.2f}")
-print('rounds:', {w: len(v) for (w, k), v in list(data.items())[:2]})
+print('rounds per case:', sorted({len(v) for v in data.values()}))
