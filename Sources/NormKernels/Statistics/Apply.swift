@@ -150,6 +150,13 @@ enum Apply {
         var i = 0
         let head = S.prologue(dst, n)
         while i < head { scalar(i); i += 1 }
+        if A.self == SiLUActivation.self, R.self == NoResidual.self, n - i >= 16, let code = SiLUWide.enabled(E.self) {
+            // SiLU on a CPU with AVX-512: the same lanes 16 at a time in C
+            // (SiLUWide.swift, SiLUAVX512.h; the same bits), whole 16-value steps.
+            let count = (n - i) / 16 * 16
+            nk_silu512_affine(src + i, dst + i, count, c.pivot, c.scale, c.shift, code, S.streams ? 1 : 0)
+            i += count
+        }
         if BFloat16Pairs.enabled(E.self), BFloat16Hardware.available, let code = A.hardwareCode, n - i >= 16 {
             // BFloat16 on a CPU with AVX-512 BF16: the same loop in C, rounded by
             // `vcvtne2ps2bf16` (BFloat16Hardware.h; the same bits).

@@ -88,6 +88,13 @@ extension Apply {
         _ pivot: UnsafePointer<Float>, _ scale: UnsafePointer<Float>, _ shift: UnsafePointer<Float>,
         _ res: R, _: S.Type, _: A.Type
     ) {
+        if A.self == SiLUActivation.self, R.self == NoResidual.self, let code = SiLUWide.enabled(E.self) {
+            // SiLU on a CPU with AVX-512: the same lanes 16 at a time in C
+            // (SiLUWide.swift, SiLUAVX512.h; the same bits), the last
+            // columns % 16 in masked lanes. (Rows start aligned whenever S streams.)
+            nk_silu512_columns(src, dst, rows, columns, stride, pivot, scale, shift, code, S.streams ? 1 : 0)
+            return
+        }
         if BFloat16Pairs.enabled(E.self), BFloat16Hardware.available, let code = A.hardwareCode,
            columns >= 16, columns % 16 == 0 {
             // BFloat16 on a CPU with AVX-512 BF16: the same loop in C, rounded by

@@ -2,6 +2,10 @@
 // per element, z recomputed from x, then g = dy·silu′(z)·m; per (n, c), A = Σ dz
 // and B = Σ dz·x̂ when asked for. x and dy have the tensors' element type
 // (widened exactly on load); g and the sums are Float32/Float64 for every type.
+// On a CPU with AVX-512 the vector loops run 16 lanes at a time in C
+// (`SiLUWide.swift`), with the same bits.
+
+import CNormSupport
 
 /// Per-(n, c) coefficients of the pass, as Float32 arrays (struct of arrays, so
 /// NHWC rows load 8 channels' coefficients per vector):
@@ -90,6 +94,23 @@ struct SiLUGradientPass {
         while start < count {
             let n = min(SiLUGradientPass.chunk, count - start)
             var a = F8(), b = F8(), i = start
+            if start + n - i >= 16, let code = SiLUWide.enabled(E.self) {
+                // AVX-512: the two-vector loop below, 16 lanes at a time in C
+                // (SiLUWide.swift; the same bits, A and B summed in the same order).
+                let steps = (start + n - i) / 16 * 16
+                var acc = SIMD16<Float>(lowHalf: a, highHalf: b)
+                var table = F8(pivot[k], zScale[k], zShift[k], hatScale[k], hatShift[k], multiplier[k], 0, 0)
+                withUnsafeMutableBytes(of: &acc) { accumulators in
+                    withUnsafeBytes(of: &table) { coefficients in
+                        nk_silu512_gradient_run(x + i, dy + i, g.map { $0 + i }, steps,
+                                                coefficients.baseAddress!.assumingMemoryBound(to: Float.self),
+                                                code, wantSums ? 1 : 0,
+                                                accumulators.baseAddress!.assumingMemoryBound(to: Float.self))
+                    }
+                }
+                a = acc.lowHalf; b = acc.highHalf
+                i += steps
+            }
             // scalar math: z = (x − p)·s + t, dz = dy·silu′(z), g = dz·m, A += dz, B += dz·((x − p)·r + h)
             // (written out twice, vector loop and tail: as a nested function the
             // loop's accumulators went through memory.)
@@ -164,9 +185,19 @@ struct SiLUGradientPass {
                 let a = lanes.baseAddress!, b = a + vectors, tail = tailBuffer.baseAddress!
                 a.initialize(repeating: F8(), count: 2 * vectors)
                 tail.initialize(repeating: SIMD2(), count: channels - full)
+                let wide = full > 0 ? SiLUWide.enabled(E.self) : nil
+                if let code = wide {
+                    // AVX-512: the vector loop below for every row of the block, 16
+                    // channels at a time in C (SiLUWide.swift; the same bits, each
+                    // channel's lanes summed row by row as here).
+                    let lanes = UnsafeMutableRawPointer(a).assumingMemoryBound(to: Float.self)
+                    nk_silu512_gradient_rows(x + base, dy + base, g.map { $0 + base }, count, full, channels,
+                                             pivot + k0, zScale + k0, zShift + k0, hatScale + k0, hatShift + k0,
+                                             multiplier + k0, code, wantSums ? 1 : 0, lanes, lanes + full)
+                }
                 for row in 0..<count {
                     let o = base + row * channels
-                    for v in 0..<vectors {
+                    for v in 0..<(wide == nil ? vectors : 0) {
                         let j = 8 * v, k = k0 + j
                         // scalar math: as `run`
                         let d = E.load8(x + o + j) - load8(pivot + k)

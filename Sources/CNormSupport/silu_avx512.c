@@ -1,0 +1,388 @@
+// The SiLU loops of GroupNorm + SiLU in 16 AVX-512 lanes, chosen at run time;
+// see include/SiLUAVX512.h for why and for the bit-for-bit rule. Each function
+// carries its own target attribute, so this file needs no -march flag; its
+// loops exist only in builds with FMA (`__FMA__`, `-Xcc -march=x86-64-v3`),
+// where the Swift `muladd` they mirror is one fused operation.
+//
+// Per lane, as SiLU.swift (`expNegative8`, `sigmoidParts8`, `silu8`,
+// `siluGradient8`), for z = (x − p)·s + t:
+//
+//     v = −|z|;  b = v·(8/ln 2) + (1.5·2²³ + 8·127)                   (fused)
+//     N = b − magic;  2^q·2^(k/8) = bits((b << 20) + T[b & 7])
+//     t = N·(−ln2/8 hi) + v;  t = N·(ln2/8 lo) + t                    (fused)
+//     e = (((c₃·t + c₂)·t² + t)·2^q·2^(k/8)) + 2^q·2^(k/8)           (fused)
+//     e = 0 where v < −87.3365;  d = e + 1;  num = z ≥ +0 (sign clear) ? 1 : e
+//     silu = (z·num)/d;   dz = (dy·(1/d))·((z·e)·(1/d) + num)         (fused)
+
+#include "SiLUAVX512.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+// Nothing here is fused unless written as an FMA: the Swift loops never fuse.
+#pragma STDC FP_CONTRACT OFF
+
+int nk_avx512_silu_flag = -1;
+
+static _Thread_local uint64_t nk_silu512_calls = 0;
+
+uint64_t nk_silu512_thread_calls(void) { return nk_silu512_calls; }
+
+int nk_avx512_silu_set(int enable) {
+    if (enable) return nk_avx512_silu_detect();
+    __atomic_store_n(&nk_avx512_silu_flag, 0, __ATOMIC_RELAXED);
+    return 0;
+}
+
+#if defined(__x86_64__)
+#include <cpuid.h>
+
+int nk_avx512_silu_cpu_supports(void) {
+    unsigned a, b, c, d;
+    if (!(__get_cpuid(1, &a, &b, &c, &d) && ((c >> 27) & 1))) return 0;   // OSXSAVE
+    unsigned lo, hi;
+    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
+    // XMM, YMM, opmask, ZMM upper halves and ZMM16-31 saved by the OS.
+    if ((lo & 0xE6) != 0xE6 || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
+    int avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1, avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1;
+    return avx512f && avx512dq && avx512bw && avx512vl;
+}
+#else
+int nk_avx512_silu_cpu_supports(void) { return 0; }
+#endif
+
+#if defined(__x86_64__) && defined(__FMA__) && defined(__F16C__)
+#include <immintrin.h>
+
+int nk_avx512_silu_detect(void) {
+    const char *env = getenv("NORMKERNELS_AVX512_SILU");
+    int ok = !(env && strcmp(env, "never") == 0) && nk_avx512_silu_cpu_supports();
+    __atomic_store_n(&nk_avx512_silu_flag, ok, __ATOMIC_RELAXED);
+    return ok;
+}
+
+__attribute__((constructor)) static void nk_avx512_silu_init(void) { (void)nk_avx512_silu_detect(); }
+
+#define NK_SILU_TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512dq")))
+#define NK_SILU_INLINE static inline __attribute__((always_inline)) NK_SILU_TARGET
+
+/// 16 values of `element` at p + i widened exactly (Float16: `vcvtph2ps`, as
+/// nk_f16c_load8; BFloat16: the bits shifted to the top of each lane).
+NK_SILU_INLINE __m512 nk_s5_load(const void *p, size_t i, int element) {
+    if (element == 0) return _mm512_loadu_ps((const float *)p + i);
+    __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)p + i));
+    if (element == 1) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/// `nk_s5_load` of the lanes in `m` (0 elsewhere).
+NK_SILU_INLINE __m512 nk_s5_load_masked(const void *p, size_t i, int element, __mmask16 m) {
+    if (element == 0) return _mm512_maskz_loadu_ps(m, (const float *)p + i);
+    __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)p + i);
+    if (element == 1) return _mm512_cvtph_ps(h);
+    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
+}
+
+/// 16 floats rounded to BFloat16 by nk_bf16_round8's formula:
+/// (f + 0x7FFF + bit 16 of f) >> 16, a NaN (f >> 16) | 0x40.
+NK_SILU_INLINE __m256i nk_s5_bf16(__m512 v) {
+    __m512i f = _mm512_castps_si512(v);
+    __m512i bit = _mm512_and_si512(_mm512_srli_epi32(f, 16), _mm512_set1_epi32(1));
+    __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(f, _mm512_set1_epi32(0x7FFF)), bit), 16);
+    __m512i nan = _mm512_or_si512(_mm512_srli_epi32(f, 16), _mm512_set1_epi32(0x40));
+    __mmask16 isNaN = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
+    return _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(rounded, isNaN, nan));
+}
+
+/// 16 floats rounded to `element` (Float16: `vcvtps2ph` to nearest even, as
+/// nk_f16c_round8), as 16-bit patterns.
+NK_SILU_INLINE __m256i nk_s5_narrow(__m512 v, int element) {
+    return element == 1 ? _mm512_cvtps_ph(v, 0) : nk_s5_bf16(v);
+}
+
+/// Stores 16 values at p + i; `streaming`: non-temporal, in 8-value halves
+/// (p + i aligned to 8 values, as the Swift loops' `stream8`).
+NK_SILU_INLINE void nk_s5_store(void *p, size_t i, __m512 v, int element, int streaming) {
+    if (element == 0) {
+        float *d = (float *)p + i;
+        if (streaming) {
+            _mm256_stream_ps(d, _mm512_castps512_ps256(v));
+            _mm256_stream_ps(d + 8, _mm512_extractf32x8_ps(v, 1));
+        } else {
+            _mm512_storeu_ps(d, v);
+        }
+        return;
+    }
+    __m256i h = nk_s5_narrow(v, element);
+    uint16_t *d = (uint16_t *)p + i;
+    if (streaming) {
+        _mm_stream_si128((__m128i *)d, _mm256_castsi256_si128(h));
+        _mm_stream_si128((__m128i *)(d + 8), _mm256_extracti128_si256(h, 1));
+    } else {
+        _mm256_storeu_si256((__m256i *)d, h);
+    }
+}
+
+/// Stores the lanes in `m` at p + i, through the cache.
+NK_SILU_INLINE void nk_s5_store_masked(void *p, size_t i, __m512 v, int element, __mmask16 m) {
+    if (element == 0) _mm512_mask_storeu_ps((float *)p + i, m, v);
+    else _mm256_mask_storeu_epi16((uint16_t *)p + i, m, nk_s5_narrow(v, element));
+}
+
+/// e^(−a), a = |z| ≤ 87.3365: `expNegative8` of v = −a, lane for lane. The
+/// FMAs take a, not −a: −(a·c) + magic and N·c − a round as (−a)·c + magic and
+/// N·c + (−a) do (negation is exact), which is how LLVM compiles the Swift lanes
+/// (objdump: `vandps`, `vfnmsub213ps`, `vfmsub213ps`), so a NaN z gives the same
+/// NaN (sign clear) in e here as there. The 8-entry table of 2^(k/8) (less
+/// 1.0's bits and k << 20) twice, so the 16-entry `vpermd`, which reads the low
+/// 4 bits of the index, picks entry (bits & 7) as `vpermps` of 8 entries does.
+NK_SILU_INLINE __m512 nk_s5_exp_negative(__m512 a) {
+    const __m512 magic = _mm512_set1_ps(0x1.8007F0p23f);
+    const __m512i table = _mm512_setr_epi32(0, -289342, -509968, -655657, -719629, -694486, -572163, -343865,
+                                            0, -289342, -509968, -655657, -719629, -694486, -572163, -343865);
+    __m512 biased = _mm512_fnmadd_ps(a, _mm512_set1_ps(0x1.715476p3f), magic);
+    __m512i bits = _mm512_castps_si512(biased);
+    __m512 n = _mm512_sub_ps(biased, magic);
+    __m512i fraction = _mm512_permutexvar_epi32(bits, table);
+    __m512 scale = _mm512_castsi512_ps(_mm512_add_epi32(_mm512_slli_epi32(bits, 20), fraction));
+    __m512 t = _mm512_fmsub_ps(n, _mm512_set1_ps(-0x1.63p-4f), a);
+    t = _mm512_fmadd_ps(n, _mm512_set1_ps(0x1.bd0106p-16f), t);
+    __m512 p = _mm512_fmadd_ps(_mm512_set1_ps(0x1.55565ep-3f), t, _mm512_set1_ps(0x1.0008cap-1f));
+    return _mm512_fmadd_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(t, t), t), scale, scale);
+}
+
+/// `sigmoidParts8`: e = e^(−|z|) (+0 where −|z| < −87.3365, i.e. |z| > 87.3365;
+/// false for NaN either way), d = e + 1, and the numerator of σ (e where z's
+/// sign bit is set, else 1).
+NK_SILU_INLINE void nk_s5_parts(__m512 z, __m512 *e, __m512 *d, __m512 *numerator) {
+    const __m512 one = _mm512_set1_ps(1.0f);
+    __m512i bits = _mm512_castps_si512(z);
+    __m512 magnitude = _mm512_castsi512_ps(_mm512_and_si512(bits, _mm512_set1_epi32(0x7FFFFFFF)));
+    __mmask16 under = _mm512_cmp_ps_mask(magnitude, _mm512_set1_ps(0x1.5D589Ep+6f), _CMP_GT_OQ);
+    __m512 ex = _mm512_maskz_mov_ps((__mmask16)~under, nk_s5_exp_negative(magnitude));
+    *e = ex;
+    *d = _mm512_add_ps(ex, one);
+    *numerator = _mm512_mask_mov_ps(ex, _mm512_cmpge_epi32_mask(bits, _mm512_setzero_si512()), one);
+}
+
+/// `silu8`: (z·numerator)/d.
+NK_SILU_INLINE __m512 nk_s5_silu(__m512 z) {
+    __m512 e, d, numerator;
+    nk_s5_parts(z, &e, &d, &numerator);
+    return _mm512_div_ps(_mm512_mul_ps(z, numerator), d);
+}
+
+/// `siluGradient8`: (dy·r)·((z·e)·r + numerator), r = 1/d.
+NK_SILU_INLINE __m512 nk_s5_gradient(__m512 z, __m512 dy) {
+    __m512 e, d, numerator;
+    nk_s5_parts(z, &e, &d, &numerator);
+    __m512 r = _mm512_div_ps(_mm512_set1_ps(1.0f), d);
+    return _mm512_mul_ps(_mm512_mul_ps(dy, r), _mm512_fmadd_ps(_mm512_mul_ps(z, e), r, numerator));
+}
+
+NK_SILU_INLINE void nk_s5_affine(const void *src, void *dst, size_t count, float pivot, float scale, float shift,
+                                 int element, int streaming) {
+    const __m512 p = _mm512_set1_ps(pivot), s = _mm512_set1_ps(scale), t = _mm512_set1_ps(shift);
+    for (size_t i = 0; i < count; i += 16) {
+        // scalar math: y = silu((x − p)·s + t)
+        __m512 z = _mm512_fmadd_ps(_mm512_sub_ps(nk_s5_load(src, i, element), p), s, t);
+        nk_s5_store(dst, i, nk_s5_silu(z), element, streaming);
+    }
+}
+
+NK_SILU_TARGET
+void nk_silu512_affine(const void *src, void *dst, size_t count, float pivot, float scale, float shift,
+                       int element, int streaming) {
+    nk_silu512_calls++;
+    // One loop per combination, the flags constant inside each.
+    switch (element * 2 + (streaming != 0)) {
+    case 0: nk_s5_affine(src, dst, count, pivot, scale, shift, 0, 0); break;
+    case 1: nk_s5_affine(src, dst, count, pivot, scale, shift, 0, 1); break;
+    case 2: nk_s5_affine(src, dst, count, pivot, scale, shift, 1, 0); break;
+    case 3: nk_s5_affine(src, dst, count, pivot, scale, shift, 1, 1); break;
+    case 4: nk_s5_affine(src, dst, count, pivot, scale, shift, 2, 0); break;
+    default: nk_s5_affine(src, dst, count, pivot, scale, shift, 2, 1); break;
+    }
+}
+
+/// Rows per strip: each 16-column tile loads its coefficients once per 8 rows
+/// (as `Apply.rowsPerStrip`).
+enum { nk_s5_strip = 8 };
+
+NK_SILU_INLINE void nk_s5_columns(const void *src, void *dst, size_t rows, size_t columns, size_t stride,
+                                  const float *pivot, const float *scale, const float *shift,
+                                  int element, int streaming) {
+    const size_t full = columns / 16 * 16;
+    const __mmask16 tail = (__mmask16)((1u << (columns - full)) - 1);
+    for (size_t r0 = 0; r0 < rows; r0 += nk_s5_strip) {
+        const size_t end = r0 + nk_s5_strip < rows ? r0 + nk_s5_strip : rows;
+        for (size_t c = 0; c < full; c += 16) {
+            const __m512 p = _mm512_loadu_ps(pivot + c), s = _mm512_loadu_ps(scale + c), t = _mm512_loadu_ps(shift + c);
+            for (size_t r = r0; r < end; r++) {
+                // scalar math: y[r, c] = silu((x[r, c] − p[c])·s[c] + t[c])
+                size_t o = r * stride + c;
+                __m512 z = _mm512_fmadd_ps(_mm512_sub_ps(nk_s5_load(src, o, element), p), s, t);
+                nk_s5_store(dst, o, nk_s5_silu(z), element, streaming);
+            }
+        }
+        if (tail) {
+            // The last columns % 16 in masked lanes (0 in the others, never stored).
+            const __m512 p = _mm512_maskz_loadu_ps(tail, pivot + full), s = _mm512_maskz_loadu_ps(tail, scale + full);
+            const __m512 t = _mm512_maskz_loadu_ps(tail, shift + full);
+            for (size_t r = r0; r < end; r++) {
+                size_t o = r * stride + full;
+                __m512 z = _mm512_fmadd_ps(_mm512_sub_ps(nk_s5_load_masked(src, o, element, tail), p), s, t);
+                nk_s5_store_masked(dst, o, nk_s5_silu(z), element, tail);
+            }
+        }
+    }
+}
+
+NK_SILU_TARGET
+void nk_silu512_columns(const void *src, void *dst, size_t rows, size_t columns, size_t stride,
+                        const float *pivot, const float *scale, const float *shift, int element, int streaming) {
+    nk_silu512_calls++;
+    switch (element * 2 + (streaming != 0)) {
+    case 0: nk_s5_columns(src, dst, rows, columns, stride, pivot, scale, shift, 0, 0); break;
+    case 1: nk_s5_columns(src, dst, rows, columns, stride, pivot, scale, shift, 0, 1); break;
+    case 2: nk_s5_columns(src, dst, rows, columns, stride, pivot, scale, shift, 1, 0); break;
+    case 3: nk_s5_columns(src, dst, rows, columns, stride, pivot, scale, shift, 1, 1); break;
+    case 4: nk_s5_columns(src, dst, rows, columns, stride, pivot, scale, shift, 2, 0); break;
+    default: nk_s5_columns(src, dst, rows, columns, stride, pivot, scale, shift, 2, 1); break;
+    }
+}
+
+NK_SILU_INLINE void nk_s5_gradient_run(const void *x, const void *dy, float *g, size_t count, const float *k,
+                                       int element, int sums, float *acc) {
+    const __m512 p = _mm512_set1_ps(k[0]), s = _mm512_set1_ps(k[1]), t = _mm512_set1_ps(k[2]);
+    const __m512 r = _mm512_set1_ps(k[3]), h = _mm512_set1_ps(k[4]), m = _mm512_set1_ps(k[5]);
+    __m256 a = _mm256_loadu_ps(acc), b = _mm256_loadu_ps(acc + 8);
+    for (size_t i = 0; i < count; i += 16) {
+        // scalar math: z = (x − p)·s + t, dz = dy·silu′(z), g = dz·m, A += dz, B += dz·((x − p)·r + h)
+        __m512 d = _mm512_sub_ps(nk_s5_load(x, i, element), p);
+        __m512 dz = nk_s5_gradient(_mm512_fmadd_ps(d, s, t), nk_s5_load(dy, i, element));
+        if (sums) {
+            // The Swift loop's order: the first 8 values into A and B, then the next 8.
+            __m512 hat = _mm512_fmadd_ps(d, r, h);
+            __m256 dz0 = _mm512_castps512_ps256(dz), dz1 = _mm512_extractf32x8_ps(dz, 1);
+            __m256 hat0 = _mm512_castps512_ps256(hat), hat1 = _mm512_extractf32x8_ps(hat, 1);
+            a = _mm256_add_ps(a, dz0);
+            b = _mm256_fmadd_ps(dz0, hat0, b);
+            a = _mm256_add_ps(a, dz1);
+            b = _mm256_fmadd_ps(dz1, hat1, b);
+        }
+        if (g) _mm512_storeu_ps(g + i, _mm512_mul_ps(dz, m));
+    }
+    _mm256_storeu_ps(acc, a);
+    _mm256_storeu_ps(acc + 8, b);
+}
+
+NK_SILU_TARGET
+void nk_silu512_gradient_run(const void *x, const void *dy, float *g, size_t count, const float *k,
+                             int element, int sums, float *acc) {
+    nk_silu512_calls++;
+    switch (element) {
+    case 0: nk_s5_gradient_run(x, dy, g, count, k, 0, sums, acc); break;
+    case 1: nk_s5_gradient_run(x, dy, g, count, k, 1, sums, acc); break;
+    default: nk_s5_gradient_run(x, dy, g, count, k, 2, sums, acc); break;
+    }
+}
+
+/// One chunk of 16 channels (j … j + 15) of row offset o, lanes `mask` only
+/// (`whole`: all 16, plain loads and stores).
+NK_SILU_INLINE void nk_s5_gradient_chunk(const void *x, const void *dy, float *g, size_t o, size_t j,
+                                         const float *pivot, const float *zScale, const float *zShift,
+                                         const float *hatScale, const float *hatShift, const float *multiplier,
+                                         int element, int sums, float *a, float *b, int whole, __mmask16 mask) {
+#define NK_S5_LOADF(p) (whole ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(mask, p))
+#define NK_S5_STOREF(p, v) (whole ? _mm512_storeu_ps(p, v) : _mm512_mask_storeu_ps(p, mask, v))
+    __m512 xs = whole ? nk_s5_load(x, o + j, element) : nk_s5_load_masked(x, o + j, element, mask);
+    __m512 ds = whole ? nk_s5_load(dy, o + j, element) : nk_s5_load_masked(dy, o + j, element, mask);
+    __m512 d = _mm512_sub_ps(xs, NK_S5_LOADF(pivot + j));
+    __m512 dz = nk_s5_gradient(_mm512_fmadd_ps(d, NK_S5_LOADF(zScale + j), NK_S5_LOADF(zShift + j)), ds);
+    if (g) NK_S5_STOREF(g + o + j, _mm512_mul_ps(dz, NK_S5_LOADF(multiplier + j)));
+    if (sums) {
+        NK_S5_STOREF(a + j, _mm512_add_ps(NK_S5_LOADF(a + j), dz));
+        __m512 hat = _mm512_fmadd_ps(d, NK_S5_LOADF(hatScale + j), NK_S5_LOADF(hatShift + j));
+        NK_S5_STOREF(b + j, _mm512_fmadd_ps(dz, hat, NK_S5_LOADF(b + j)));
+    }
+#undef NK_S5_LOADF
+#undef NK_S5_STOREF
+}
+
+NK_SILU_INLINE void nk_s5_gradient_rows(const void *x, const void *dy, float *g, size_t rows, size_t columns,
+                                        size_t stride, const float *pivot, const float *zScale, const float *zShift,
+                                        const float *hatScale, const float *hatShift, const float *multiplier,
+                                        int element, int sums, float *a, float *b) {
+    const size_t full = columns / 16 * 16;
+    const __mmask16 rest = (__mmask16)((1u << (columns - full)) - 1);
+    for (size_t row = 0; row < rows; row++) {
+        // scalar math: as nk_s5_gradient_run, per channel j: a[j] += dz, b[j] += dz·x̂ (fused)
+        size_t o = row * stride;
+        for (size_t j = 0; j < full; j += 16) {
+            nk_s5_gradient_chunk(x, dy, g, o, j, pivot, zScale, zShift, hatScale, hatShift, multiplier,
+                                 element, sums, a, b, 1, 0xFFFF);
+        }
+        if (rest) {
+            nk_s5_gradient_chunk(x, dy, g, o, full, pivot, zScale, zShift, hatScale, hatShift, multiplier,
+                                 element, sums, a, b, 0, rest);
+        }
+    }
+}
+
+NK_SILU_TARGET
+void nk_silu512_gradient_rows(const void *x, const void *dy, float *g, size_t rows, size_t columns, size_t stride,
+                              const float *pivot, const float *zScale, const float *zShift, const float *hatScale,
+                              const float *hatShift, const float *multiplier, int element, int sums,
+                              float *a, float *b) {
+    nk_silu512_calls++;
+    switch (element) {
+    case 0:
+        nk_s5_gradient_rows(x, dy, g, rows, columns, stride, pivot, zScale, zShift, hatScale, hatShift, multiplier,
+                            0, sums, a, b);
+        break;
+    case 1:
+        nk_s5_gradient_rows(x, dy, g, rows, columns, stride, pivot, zScale, zShift, hatScale, hatShift, multiplier,
+                            1, sums, a, b);
+        break;
+    default:
+        nk_s5_gradient_rows(x, dy, g, rows, columns, stride, pivot, zScale, zShift, hatScale, hatShift, multiplier,
+                            2, sums, a, b);
+        break;
+    }
+}
+
+#else
+
+// Builds without FMA (or F16C): the Swift loops' multiply-adds are not fused
+// there, so these loops would not give their bits; never chosen.
+int nk_avx512_silu_detect(void) {
+    __atomic_store_n(&nk_avx512_silu_flag, 0, __ATOMIC_RELAXED);
+    return 0;
+}
+
+void nk_silu512_affine(const void *src, void *dst, size_t count, float pivot, float scale, float shift,
+                       int element, int streaming) {
+    (void)src; (void)dst; (void)count; (void)pivot; (void)scale; (void)shift; (void)element; (void)streaming;
+}
+
+void nk_silu512_columns(const void *src, void *dst, size_t rows, size_t columns, size_t stride,
+                        const float *pivot, const float *scale, const float *shift, int element, int streaming) {
+    (void)src; (void)dst; (void)rows; (void)columns; (void)stride; (void)pivot; (void)scale; (void)shift;
+    (void)element; (void)streaming;
+}
+
+void nk_silu512_gradient_run(const void *x, const void *dy, float *g, size_t count, const float *k,
+                             int element, int sums, float *acc) {
+    (void)x; (void)dy; (void)g; (void)count; (void)k; (void)element; (void)sums; (void)acc;
+}
+
+void nk_silu512_gradient_rows(const void *x, const void *dy, float *g, size_t rows, size_t columns, size_t stride,
+                              const float *pivot, const float *zScale, const float *zShift, const float *hatScale,
+                              const float *hatShift, const float *multiplier, int element, int sums,
+                              float *a, float *b) {
+    (void)x; (void)dy; (void)g; (void)rows; (void)columns; (void)stride; (void)pivot; (void)zScale; (void)zShift;
+    (void)hatScale; (void)hatShift; (void)multiplier; (void)element; (void)sums; (void)a; (void)b;
+}
+
+#endif
