@@ -358,13 +358,9 @@ size_t nk_bf16_hw_shifted_sums(const uint16_t *p, size_t n, float k, double *sum
 
 static inline __attribute__((always_inline)) NK_BF16_TARGET void
 nk_hw_row_gradient(const uint16_t *x, const uint16_t *dy, const float *gamma, uint16_t *dst, size_t count,
-                   float pivot, float a, float b, float c, int streaming, const uint16_t *ax, const uint16_t *ad) {
+                   float pivot, float a, float b, float c, int streaming) {
     const __m256 p = _mm256_set1_ps(pivot), va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b), vc = _mm256_set1_ps(c);
     for (size_t i = 0; i < count; i += 16) {
-        if (ax && (i & 31) == 0) {
-            __builtin_prefetch(ax + i, 0, 3);
-            __builtin_prefetch(ad + i, 0, 3);
-        }
         // scalar math: dx = a·(dy·γ) + (b·(x − p) + c)
         __m256 g0 = nk_hw_widen8(dy + i), g1 = nk_hw_widen8(dy + i + 8);
         if (gamma) {
@@ -379,10 +375,8 @@ nk_hw_row_gradient(const uint16_t *x, const uint16_t *dy, const float *gamma, ui
 
 NK_BF16_TARGET
 void nk_bf16_hw_row_gradient(const uint16_t *x, const uint16_t *dy, const float *gamma, uint16_t *dst, size_t count,
-                             float pivot, float a, float b, float c, int streaming, const void *ahead_x,
-                             const void *ahead_dy) {
-    const uint16_t *ax = (const uint16_t *)ahead_x, *ad = (const uint16_t *)ahead_dy;
-#define NK_ROW_GRADIENT(G, S) nk_hw_row_gradient(x, dy, G, dst, count, pivot, a, b, c, S, ax, ad)
+                             float pivot, float a, float b, float c, int streaming) {
+#define NK_ROW_GRADIENT(G, S) nk_hw_row_gradient(x, dy, G, dst, count, pivot, a, b, c, S)
     if (streaming) { if (gamma) NK_ROW_GRADIENT(gamma, 1); else NK_ROW_GRADIENT(NULL, 1); }
     else { if (gamma) NK_ROW_GRADIENT(gamma, 0); else NK_ROW_GRADIENT(NULL, 0); }
 #undef NK_ROW_GRADIENT
@@ -437,10 +431,8 @@ size_t nk_bf16_hw_shifted_sums(const uint16_t *p, size_t n, float k, double *sum
 }
 
 void nk_bf16_hw_row_gradient(const uint16_t *x, const uint16_t *dy, const float *gamma, uint16_t *dst, size_t count,
-                             float pivot, float a, float b, float c, int streaming, const void *ahead_x,
-                             const void *ahead_dy) {
+                             float pivot, float a, float b, float c, int streaming) {
     (void)x; (void)dy; (void)gamma; (void)dst; (void)count; (void)pivot; (void)a; (void)b; (void)c; (void)streaming;
-    (void)ahead_x; (void)ahead_dy;
 }
 
 #endif

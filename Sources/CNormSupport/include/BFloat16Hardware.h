@@ -118,12 +118,9 @@ size_t nk_bf16_hw_shifted_sums(const uint16_t *p, size_t n, float k, double *sum
 
 /// `ShortRowsBackward`'s dx loop: `dst[i] = a·g + (b·(x[i] − pivot) + c)`
 /// rounded to BFloat16, g = dy[i]·γ[i] (`gamma` NULL: dy[i]), for `count`
-/// values (a multiple of 16). `streaming` as in nk_bf16_hw_affine.
-/// `ahead_x`, `ahead_dy` (both or neither NULL): rows whose lines are
-/// prefetched, one of each per 32 values. Only when nk_cpu_rounds_bf16() and
-/// nk_build_has_fma() are 1.
+/// values (a multiple of 16). `streaming` as in nk_bf16_hw_affine. Only when
+/// nk_cpu_rounds_bf16() and nk_build_has_fma() are 1.
 void nk_bf16_hw_row_gradient(const uint16_t *x, const uint16_t *dy, const float *gamma, uint16_t *dst, size_t count,
-                             float pivot, float a, float b, float c, int streaming, const void *ahead_x,
-                             const void *ahead_dy);
+                             float pivot, float a, float b, float c, int streaming);
 
 #endif

@@ -1,5 +1,4 @@
 import CNormSupport
-import Foundation
 
 /// LayerNorm/RMSNorm backward over short rows (one group, up to `maxLength`
 /// values): a row block in one sweep, eight rows at a time.
@@ -40,10 +39,6 @@ enum ShortRowsBackward {
     /// "Current state"): eight rows of 4096 values and dy are 256 KiB, read again
     /// from L2, where the general engine reads a row block twice from L3.
     static let maxLength = 4096
-
-    /// Whether sweep 2 prefetches the next eight rows of x and dy (experiment:
-    /// `NORMKERNELS_ROW_PREFETCH=never` turns it off).
-    static let prefetchesNextRows = ProcessInfo.processInfo.environment["NORMKERNELS_ROW_PREFETCH"] != "never"
 
     /// Rows `firstRow ..< firstRow + rows` of a `rows × length` block at `x`,
     /// `dy`, `dx` (rows contiguous, `length` apart). `mean`/`invStd` are indexed
@@ -91,9 +86,6 @@ enum ShortRowsBackward {
         // hardware rounding inside the row passes").
         let hardwareEnd = BFloat16Pairs.enabled(E.self) && BFloat16Hardware.available ? D / 16 * 16 : 0
         let sums = columnSums != nil
-        // Values per 64-byte line (8 or more), for one prefetch per line.
-        let lineValues = max(8, 64 / MemoryLayout<E>.stride)
-        let prefetch = prefetchesNextRows
         let accG = scratch, accH = scratch + D
         let invCount = 1 / Double(D)
         @inline(__always) func xhat(_ row: Int) -> AffineCoefficients {
@@ -221,9 +213,6 @@ enum ShortRowsBackward {
                     // Sweep 2: dx, the rows again from L1.
                     for i in 0..<n {
                         let xr = x + (i0 + i) * D, dr = dy + (i0 + i) * D, out = dx + (i0 + i) * D
-                        // The same row of the next eight, fetched while this one computes.
-                        let ahead = prefetch && i0 + 8 + i < rows
-                        let ax = xr + 8 * D, ad = dr + 8 * D
                         let a = F8(repeating: k[i]), b = F8(repeating: k[8 + i])
                         let c = F8(repeating: k[16 + i]), q = F8(repeating: k[24 + i])
                         var j = 0
@@ -232,16 +221,11 @@ enum ShortRowsBackward {
                                                     UnsafeRawPointer(dr).assumingMemoryBound(to: UInt16.self), gamma,
                                                     UnsafeMutableRawPointer(out).assumingMemoryBound(to: UInt16.self),
                                                     hardwareEnd, k[24 + i], k[i], k[8 + i], k[16 + i],
-                                                    S.streams ? 1 : 0, ahead ? UnsafeRawPointer(ax) : nil,
-                                                    ahead ? UnsafeRawPointer(ad) : nil)
+                                                    S.streams ? 1 : 0)
                             j = hardwareEnd
                         }
                         // scalar math: dx = a·(dy·γ) + (b·(x − q) + c)
                         while j < vectorEnd {
-                            if ahead && j & (lineValues - 1) == 0 {
-                                nk_prefetch(ax + j)
-                                nk_prefetch(ad + j)
-                            }
                             let d = E.load8(dr + j)
                             let gg = gamma.map { d * load8($0 + j) } ?? d
                             S.store(muladd(a, gg, muladd(b, E.load8(xr + j) - q, c)), out + j)
