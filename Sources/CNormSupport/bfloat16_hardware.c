@@ -250,6 +250,140 @@ void nk_bf16_hw_gradient_columns(const uint16_t *x, const uint16_t *dy, const ui
 #undef NK_GRAD
 }
 
+/// 16 rounded values stored at `dst` (two 16-byte non-temporal stores when streaming).
+static inline __attribute__((always_inline)) NK_BF16_TARGET void nk_hw_store16(uint16_t *dst, __m256i r,
+                                                                                 int streaming) {
+    if (streaming) {
+        _mm_stream_si128((__m128i *)dst, _mm256_castsi256_si128(r));
+        _mm_stream_si128((__m128i *)(dst + 8), _mm256_extracti128_si256(r, 1));
+    } else {
+        _mm256_storeu_si256((__m256i *)dst, r);
+    }
+}
+
+/// `ElementAffine.apply` on 8 lanes: v·γ + β fused (GammaBeta), v·γ, v + β, or v.
+static inline __attribute__((always_inline)) NK_BF16_TARGET __m256 nk_hw_element_affine(__m256 v, const float *gamma,
+                                                                                          const float *beta) {
+    if (gamma && beta) return _mm256_fmadd_ps(v, _mm256_loadu_ps(gamma), _mm256_loadu_ps(beta));
+    if (gamma) return _mm256_mul_ps(v, _mm256_loadu_ps(gamma));
+    if (beta) return _mm256_add_ps(v, _mm256_loadu_ps(beta));
+    return v;
+}
+
+/// The 16 outputs at index i of `nk_bf16_hw_elementwise`.
+static inline __attribute__((always_inline)) NK_BF16_TARGET void
+nk_hw_element16(const uint16_t *src, uint16_t *dst, size_t i, __m256 p, __m256 s, __m256 t, const float *gamma,
+                const float *beta, int streaming) {
+    __m256 a = _mm256_fmadd_ps(_mm256_sub_ps(nk_hw_widen8(src + i), p), s, t);
+    __m256 b = _mm256_fmadd_ps(_mm256_sub_ps(nk_hw_widen8(src + i + 8), p), s, t);
+    a = nk_hw_element_affine(a, gamma ? gamma + i : NULL, beta ? beta + i : NULL);
+    b = nk_hw_element_affine(b, gamma ? gamma + i + 8 : NULL, beta ? beta + i + 8 : NULL);
+    nk_hw_store16(dst + i, nk_hw_round16(a, b), streaming);
+}
+
+static inline __attribute__((always_inline)) NK_BF16_TARGET void
+nk_hw_elementwise(const uint16_t *src, uint16_t *dst, size_t count, float pivot, float scale, float shift,
+                  const float *gamma, const float *beta, int streaming) {
+    const __m256 p = _mm256_set1_ps(pivot), s = _mm256_set1_ps(scale), t = _mm256_set1_ps(shift);
+    for (size_t i = 0; i < count; i += 16) nk_hw_element16(src, dst, i, p, s, t, gamma, beta, streaming);
+}
+
+/// One copy of a loop per combination of γ, β and store kind (`G`, `B`: the
+/// pointer or NULL, `S`: 0 or 1), the flags constant inside each.
+#define NK_AFFINE_VARIANTS(CALL)                                                                                       \
+    if (streaming) {                                                                                                   \
+        if (gamma && beta) CALL(gamma, beta, 1);                                                                       \
+        else if (gamma) CALL(gamma, NULL, 1);                                                                          \
+        else if (beta) CALL(NULL, beta, 1);                                                                            \
+        else CALL(NULL, NULL, 1);                                                                                      \
+    } else {                                                                                                           \
+        if (gamma && beta) CALL(gamma, beta, 0);                                                                       \
+        else if (gamma) CALL(gamma, NULL, 0);                                                                          \
+        else if (beta) CALL(NULL, beta, 0);                                                                            \
+        else CALL(NULL, NULL, 0);                                                                                      \
+    }
+
+NK_BF16_TARGET
+void nk_bf16_hw_elementwise(const uint16_t *src, uint16_t *dst, size_t count, float pivot, float scale, float shift,
+                            const float *gamma, const float *beta, int streaming) {
+#define NK_ELEMENTWISE(G, B, S) nk_hw_elementwise(src, dst, count, pivot, scale, shift, G, B, S)
+    NK_AFFINE_VARIANTS(NK_ELEMENTWISE)
+#undef NK_ELEMENTWISE
+}
+
+static inline __attribute__((always_inline)) NK_BF16_TARGET size_t
+nk_hw_shifted_sums(const uint16_t *x, size_t n, float k, double *sums, double *squares, const uint16_t *src,
+                   uint16_t *dst, float pivot, float scale, float shift, const float *gamma, const float *beta,
+                   int streaming) {
+    const __m256 vk = _mm256_set1_ps(k);
+    const __m256 p = _mm256_set1_ps(pivot), s = _mm256_set1_ps(scale), t = _mm256_set1_ps(shift);
+    __m256d sumLo = _mm256_loadu_pd(sums), sumHi = _mm256_loadu_pd(sums + 4);
+    __m256d sqLo = _mm256_loadu_pd(squares), sqHi = _mm256_loadu_pd(squares + 4);
+    size_t i = 0;
+    while (i + 16 <= n) {
+        size_t end = i + 256 < n ? i + 256 : n;
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0, q0 = s0, q1 = s0;
+        do {
+            // scalar math: d = x − K;  s += d;  q += d²   (ShiftedRowSums.sweep)
+            __m256 d0 = _mm256_sub_ps(nk_hw_widen8(x + i), vk), d1 = _mm256_sub_ps(nk_hw_widen8(x + i + 8), vk);
+            s0 = _mm256_add_ps(s0, d0);
+            s1 = _mm256_add_ps(s1, d1);
+            q0 = _mm256_fmadd_ps(d0, d0, q0);
+            q1 = _mm256_fmadd_ps(d1, d1, q1);
+            nk_hw_element16(src, dst, i, p, s, t, gamma, beta, streaming);
+            i += 16;
+        } while (i + 16 <= end);
+        // sums += widened(s0 + s1): lanes 0–3 and 4–7 converted exactly, added in Float64.
+        __m256 sv = _mm256_add_ps(s0, s1), qv = _mm256_add_ps(q0, q1);
+        sumLo = _mm256_add_pd(sumLo, _mm256_cvtps_pd(_mm256_castps256_ps128(sv)));
+        sumHi = _mm256_add_pd(sumHi, _mm256_cvtps_pd(_mm256_extractf128_ps(sv, 1)));
+        sqLo = _mm256_add_pd(sqLo, _mm256_cvtps_pd(_mm256_castps256_ps128(qv)));
+        sqHi = _mm256_add_pd(sqHi, _mm256_cvtps_pd(_mm256_extractf128_ps(qv, 1)));
+    }
+    _mm256_storeu_pd(sums, sumLo);
+    _mm256_storeu_pd(sums + 4, sumHi);
+    _mm256_storeu_pd(squares, sqLo);
+    _mm256_storeu_pd(squares + 4, sqHi);
+    return i;
+}
+
+NK_BF16_TARGET
+size_t nk_bf16_hw_shifted_sums(const uint16_t *p, size_t n, float k, double *sums, double *squares,
+                               const uint16_t *src, uint16_t *dst, float pivot, float scale, float shift,
+                               const float *gamma, const float *beta, int streaming) {
+#define NK_SUMS(G, B, S) return nk_hw_shifted_sums(p, n, k, sums, squares, src, dst, pivot, scale, shift, G, B, S)
+    NK_AFFINE_VARIANTS(NK_SUMS)
+#undef NK_SUMS
+}
+
+static inline __attribute__((always_inline)) NK_BF16_TARGET void
+nk_hw_row_gradient(const uint16_t *x, const uint16_t *dy, const float *gamma, uint16_t *dst, size_t count,
+                   float pivot, float a, float b, float c, int streaming) {
+    const __m256 p = _mm256_set1_ps(pivot), va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b), vc = _mm256_set1_ps(c);
+    for (size_t i = 0; i < count; i += 16) {
+        // scalar math: dx = a·(dy·γ) + (b·(x − p) + c)
+        __m256 g0 = nk_hw_widen8(dy + i), g1 = nk_hw_widen8(dy + i + 8);
+        if (gamma) {
+            g0 = _mm256_mul_ps(g0, _mm256_loadu_ps(gamma + i));
+            g1 = _mm256_mul_ps(g1, _mm256_loadu_ps(gamma + i + 8));
+        }
+        __m256 v0 = _mm256_fmadd_ps(vb, _mm256_sub_ps(nk_hw_widen8(x + i), p), vc);
+        __m256 v1 = _mm256_fmadd_ps(vb, _mm256_sub_ps(nk_hw_widen8(x + i + 8), p), vc);
+        nk_hw_store16(dst + i, nk_hw_round16(_mm256_fmadd_ps(va, g0, v0), _mm256_fmadd_ps(va, g1, v1)), streaming);
+    }
+}
+
+NK_BF16_TARGET
+void nk_bf16_hw_row_gradient(const uint16_t *x, const uint16_t *dy, const float *gamma, uint16_t *dst, size_t count,
+                             float pivot, float a, float b, float c, int streaming) {
+#define NK_ROW_GRADIENT(G, S) nk_hw_row_gradient(x, dy, G, dst, count, pivot, a, b, c, S)
+    if (streaming) { if (gamma) NK_ROW_GRADIENT(gamma, 1); else NK_ROW_GRADIENT(NULL, 1); }
+    else { if (gamma) NK_ROW_GRADIENT(gamma, 0); else NK_ROW_GRADIENT(NULL, 0); }
+#undef NK_ROW_GRADIENT
+}
+
+#undef NK_AFFINE_VARIANTS
+
 #else
 
 int nk_avx512bf16_detect(void) {
@@ -280,6 +414,25 @@ void nk_bf16_hw_gradient_columns(const uint16_t *x, const uint16_t *dy, const ui
 void nk_bf16_hw_gradient(const uint16_t *x, const uint16_t *dy, const uint16_t *mask, uint16_t *dst, size_t count,
                          float pivot, float a, float b, float c, int streaming) {
     (void)x; (void)dy; (void)mask; (void)dst; (void)count; (void)pivot; (void)a; (void)b; (void)c; (void)streaming;
+}
+
+void nk_bf16_hw_elementwise(const uint16_t *src, uint16_t *dst, size_t count, float pivot, float scale, float shift,
+                            const float *gamma, const float *beta, int streaming) {
+    (void)src; (void)dst; (void)count; (void)pivot; (void)scale; (void)shift; (void)gamma; (void)beta;
+    (void)streaming;
+}
+
+size_t nk_bf16_hw_shifted_sums(const uint16_t *p, size_t n, float k, double *sums, double *squares,
+                               const uint16_t *src, uint16_t *dst, float pivot, float scale, float shift,
+                               const float *gamma, const float *beta, int streaming) {
+    (void)p; (void)n; (void)k; (void)sums; (void)squares; (void)src; (void)dst; (void)pivot; (void)scale;
+    (void)shift; (void)gamma; (void)beta; (void)streaming;
+    return 0;
+}
+
+void nk_bf16_hw_row_gradient(const uint16_t *x, const uint16_t *dy, const float *gamma, uint16_t *dst, size_t count,
+                             float pivot, float a, float b, float c, int streaming) {
+    (void)x; (void)dy; (void)gamma; (void)dst; (void)count; (void)pivot; (void)a; (void)b; (void)c; (void)streaming;
 }
 
 #endif

@@ -18,7 +18,7 @@ import Testing
 @Suite(.serialized) struct BFloat16HardwareTests {
     /// `body` once with the hardware loops allowed (as detected) and once with
     /// the Swift loops; returns both results.
-    private func bothPaths<R>(_ body: () -> R) -> (hardware: R, swift: R) {
+    func bothPaths<R>(_ body: () -> R) -> (hardware: R, swift: R) {
         _ = nk_avx512bf16_set(1)
         let h = body()
         _ = nk_avx512bf16_set(0)
@@ -27,11 +27,11 @@ import Testing
         return (h, s)
     }
 
-    private func randomBits(_ count: Int, _ rng: inout SplitMix64) -> [BFloat16] {
+    func randomBits(_ count: Int, _ rng: inout SplitMix64) -> [BFloat16] {
         (0..<count).map { _ in BFloat16(bitPattern: UInt16(truncatingIfNeeded: rng.next())) }
     }
 
-    private func coefficients(_ count: Int, _ rng: inout SplitMix64) -> [Float] {
+    func coefficients(_ count: Int, _ rng: inout SplitMix64) -> [Float] {
         (0..<count).map { _ in
             let sign: Float = rng.next() & 1 == 0 ? 1 : -1
             return sign * Float(1 + rng.unit()) * Float(sign: .plus, exponent: Int(rng.next() % 120) - 60,
@@ -39,7 +39,7 @@ import Testing
         }
     }
 
-    private func mismatches(_ a: [BFloat16], _ b: [BFloat16]) -> Int {
+    func mismatches(_ a: [BFloat16], _ b: [BFloat16]) -> Int {
         zip(a, b).filter { $0.bitPattern != $1.bitPattern }.count
     }
 

@@ -89,4 +89,38 @@ void nk_bf16_hw_gradient_columns(const uint16_t *x, const uint16_t *dy, const ui
                                  size_t rows, size_t columns, size_t stride, const float *pivot, const float *a,
                                  const float *b, const float *c, int streaming);
 
+/// The LayerNorm/RMSNorm row loops (issue 20, docs/PERFORMANCE.md "16-bit rows:
+/// hardware rounding inside the row passes"): the same operations as the Swift
+/// loops they stand for, value for value, so the same bits.
+
+/// `Apply.elementwise`'s vector loop: `dst[i] = aff((src[i] − pivot)·scale +
+/// shift)` rounded to BFloat16, aff(v) = v·γ[i] + β[i] (one fused multiply-add),
+/// v·γ[i], v + β[i] or v as `gamma` / `beta` are given (either may be NULL),
+/// for `count` values (a multiple of 16). `streaming`: non-temporal stores,
+/// `dst` aligned to 16 bytes. Only when nk_cpu_rounds_bf16() and
+/// nk_build_has_fma() are 1.
+void nk_bf16_hw_elementwise(const uint16_t *src, uint16_t *dst, size_t count, float pivot, float scale, float shift,
+                            const float *gamma, const float *beta, int streaming);
+
+/// `ShiftedRowSums.sweep`'s 16-value steps over a row `p` of `n` values about
+/// `k`, with the outputs of another row (`nk_bf16_hw_elementwise` of `src`
+/// into `dst` at the same indices) in the same loop:
+/// ```
+/// per block of ≤ 256 values (16 at a time): d = x − k, s0/s1 += d, q0/q1 += d² (fused),
+///                                             then sums += (double)(s0 + s1), squares += (double)(q0 + q1)
+/// ```
+/// `sums` and `squares`: the 8 Float64 lanes, in and out. Returns the values
+/// done (n rounded down to 16); the Swift loop does the rest. Only when
+/// nk_cpu_rounds_bf16() and nk_build_has_fma() are 1.
+size_t nk_bf16_hw_shifted_sums(const uint16_t *p, size_t n, float k, double *sums, double *squares,
+                               const uint16_t *src, uint16_t *dst, float pivot, float scale, float shift,
+                               const float *gamma, const float *beta, int streaming);
+
+/// `ShortRowsBackward`'s dx loop: `dst[i] = a·g + (b·(x[i] − pivot) + c)`
+/// rounded to BFloat16, g = dy[i]·γ[i] (`gamma` NULL: dy[i]), for `count`
+/// values (a multiple of 16). `streaming` as in nk_bf16_hw_affine. Only when
+/// nk_cpu_rounds_bf16() and nk_build_has_fma() are 1.
+void nk_bf16_hw_row_gradient(const uint16_t *x, const uint16_t *dy, const float *gamma, uint16_t *dst, size_t count,
+                             float pivot, float a, float b, float c, int streaming);
+
 #endif

@@ -148,6 +148,8 @@ func roundedThrough<E: NormElement>(_: E.Type, _ v: F8) -> F8 {
 
 /// No γ and no β: the affine is the identity (`Apply.elementwise`'s `(nil, nil)` case).
 struct NoElementAffine: ElementAffine {
+    var gammaOperand: UnsafePointer<Float>? { nil }
+    var betaOperand: UnsafePointer<Float>? { nil }
     @inline(__always) func apply(_ v: F8, _ i: Int) -> F8 { v }
     @inline(__always) func apply(_ v: Float, _ i: Int) -> Float { v }
 }

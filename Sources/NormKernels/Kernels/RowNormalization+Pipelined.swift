@@ -86,6 +86,19 @@ private func pipelinedBFloat16Rows<A: ElementAffine>(
     _ natural: A, _ pairs: A, _ streaming: Bool
 ) -> SavedStatistics {
     let n = plan.length
+    if BFloat16Hardware.available {
+        // AVX-512 BF16: each loop in C, rounded by `vcvtne2ps2bf16` (the same bits).
+        if streaming {
+            return pipelinedRows(plan, x, eps) { u, c in
+                BFloat16HardwareOutput(pairs: BFloat16PairOutput(
+                    natural: RowOutputPass(x + u * n, y + u * n, c, natural, StreamingStore.self), pairs: pairs))
+            }
+        }
+        return pipelinedRows(plan, x, eps) { u, c in
+            BFloat16HardwareOutput(pairs: BFloat16PairOutput(
+                natural: RowOutputPass(x + u * n, y + u * n, c, natural, CachedStore.self), pairs: pairs))
+        }
+    }
     if streaming {
         return pipelinedRows(plan, x, eps) { u, c in
             BFloat16PairOutput(natural: RowOutputPass(x + u * n, y + u * n, c, natural, StreamingStore.self),
@@ -134,11 +147,7 @@ private func pipelinedRows<E: NormElement, O: RowSweepOutput>(
                     pivot = ShiftedRowSums.pivot(x + (u + 2) * n, n)
                     sums = ShiftedRowSums.sweep(x + (u + 2) * n, n, pivot: pivot, output(u, current))
                 } else {
-                    let out = output(u, current)
-                    var i = 0
-                    while i + 16 <= n { out.write16(i); i += 16 }
-                    if i + 8 <= n { out.write8(i); i += 8 }
-                    while i < n { out.write1(i); i += 1 }
+                    output(u, current).writeRow(n)
                 }
                 current = next
             }

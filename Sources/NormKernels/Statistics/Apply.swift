@@ -238,6 +238,16 @@ enum Apply {
         var i = 0
         let head = S.prologue(dst, n)
         while i < head { dst[i] = E.narrow(a.apply(muladd(E.widen(src[i]) - c.pivot, c.scale, c.shift), i)); i += 1 }
+        if BFloat16Pairs.enabled(E.self), BFloat16Hardware.available, n - i >= 16 {
+            // BFloat16 on a CPU with AVX-512 BF16: the same loop in C, rounded by
+            // `vcvtne2ps2bf16` (BFloat16Hardware.h; the same bits).
+            let count = (n - i) / 16 * 16
+            nk_bf16_hw_elementwise(UnsafeRawPointer(src + i).assumingMemoryBound(to: UInt16.self),
+                                   UnsafeMutableRawPointer(dst + i).assumingMemoryBound(to: UInt16.self), count,
+                                   c.pivot, c.scale, c.shift, a.gammaOperand.map { $0 + i },
+                                   a.betaOperand.map { $0 + i }, S.streams ? 1 : 0)
+            i += count
+        }
         if E.self == BFloat16.self {
             // Sixteen values rounded at once (`nk_bf16_round16`: the bits of two
             // `store8`, one NaN test and one pack where two calls take two).
@@ -263,22 +273,32 @@ enum Apply {
 protocol ElementAffine {
     func apply(_ v: F8, _ i: Int) -> F8
     func apply(_ v: Float, _ i: Int) -> Float
+    /// γ and β for the C loops of `BFloat16Hardware.h` (nil where absent), which
+    /// apply them as `apply` does.
+    var gammaOperand: UnsafePointer<Float>? { get }
+    var betaOperand: UnsafePointer<Float>? { get }
 }
 
 struct GammaBeta: ElementAffine {
     let gamma: UnsafePointer<Float>, beta: UnsafePointer<Float>
+    var gammaOperand: UnsafePointer<Float>? { gamma }
+    var betaOperand: UnsafePointer<Float>? { beta }
     @inline(__always) func apply(_ v: F8, _ i: Int) -> F8 { muladd(v, load8(gamma + i), load8(beta + i)) }
     @inline(__always) func apply(_ v: Float, _ i: Int) -> Float { muladd(v, gamma[i], beta[i]) }
 }
 
 struct GammaOnly: ElementAffine {
     let gamma: UnsafePointer<Float>
+    var gammaOperand: UnsafePointer<Float>? { gamma }
+    var betaOperand: UnsafePointer<Float>? { nil }
     @inline(__always) func apply(_ v: F8, _ i: Int) -> F8 { v * load8(gamma + i) }
     @inline(__always) func apply(_ v: Float, _ i: Int) -> Float { v * gamma[i] }
 }
 
 struct BetaOnly: ElementAffine {
     let beta: UnsafePointer<Float>
+    var gammaOperand: UnsafePointer<Float>? { nil }
+    var betaOperand: UnsafePointer<Float>? { beta }
     @inline(__always) func apply(_ v: F8, _ i: Int) -> F8 { v + load8(beta + i) }
     @inline(__always) func apply(_ v: Float, _ i: Int) -> Float { v + beta[i] }
 }

@@ -32,3 +32,46 @@ struct BFloat16PairOutput<A: ElementAffine, S: VectorStore>: RowSweepOutput {
     @inline(__always) func write8(_ i: Int) { natural.write8(i) }
     @inline(__always) func write1(_ i: Int) { natural.write1(i) }
 }
+
+/// The same outputs rounded by AVX-512 BF16 (`BFloat16Hardware.h`, taken where
+/// `BFloat16Hardware.available`): a sweep's 16-value steps, its sums and this
+/// row's outputs, in one C loop (`nk_bf16_hw_shifted_sums`), and a row without
+/// a sweep in `nk_bf16_hw_elementwise`; the same operations per value as
+/// `RowOutputPass` and `ShiftedRowSums.sweep`, so the same bits. The integer
+/// rounding of the pair loop was ~12 of its ~30 vector operations per 16
+/// values (docs/PERFORMANCE.md, "16-bit rows: hardware rounding inside the row
+/// passes"). The last n mod 16 values go through `pairs`.
+struct BFloat16HardwareOutput<A: ElementAffine, S: VectorStore>: RowSweepOutput {
+    let pairs: BFloat16PairOutput<A, S>
+
+    private var out: RowOutputPass<BFloat16, A, S> { pairs.natural }
+    private var src: UnsafePointer<UInt16> { UnsafeRawPointer(out.src).assumingMemoryBound(to: UInt16.self) }
+    private var dst: UnsafeMutablePointer<UInt16> {
+        UnsafeMutableRawPointer(out.dst).assumingMemoryBound(to: UInt16.self)
+    }
+
+    @inline(__always) func write16(_ i: Int) { pairs.write16(i) }
+    @inline(__always) func write8(_ i: Int) { pairs.write8(i) }
+    @inline(__always) func write1(_ i: Int) { pairs.write1(i) }
+
+    static var sumsInC: Bool { true }
+
+    @inline(__always)
+    func sumsAndWrite16(_ p: UnsafeRawPointer, _ n: Int, pivot: Float, sums: UnsafeMutablePointer<Double>,
+                        squares: UnsafeMutablePointer<Double>) -> Int {
+        nk_bf16_hw_shifted_sums(p.assumingMemoryBound(to: UInt16.self), n, pivot, sums, squares, src, dst,
+                                out.c.pivot, out.c.scale, out.c.shift, out.affine.gammaOperand,
+                                out.affine.betaOperand, S.streams ? 1 : 0)
+    }
+
+    @inline(__always) func writeRow(_ n: Int) {
+        let whole = n / 16 * 16
+        if whole > 0 {
+            nk_bf16_hw_elementwise(src, dst, whole, out.c.pivot, out.c.scale, out.c.shift, out.affine.gammaOperand,
+                                   out.affine.betaOperand, S.streams ? 1 : 0)
+        }
+        var i = whole
+        if i + 8 <= n { write8(i); i += 8 }
+        while i < n { write1(i); i += 1 }
+    }
+}

@@ -56,6 +56,17 @@ enum ShiftedRowSums {
         let k = F8(repeating: pivot)
         var sums = D8(), squares = D8()
         var i = 0
+        if O.sumsInC {
+            // The whole 16-value steps in one C loop with the same operations
+            // (`nk_bf16_hw_shifted_sums`); the lanes come back as this loop leaves them.
+            i = withUnsafeMutableBytes(of: &sums) { s in
+                withUnsafeMutableBytes(of: &squares) { q in
+                    out.sumsAndWrite16(UnsafeRawPointer(p), n, pivot: pivot,
+                                       sums: s.baseAddress!.assumingMemoryBound(to: Double.self),
+                                       squares: q.baseAddress!.assumingMemoryBound(to: Double.self))
+                }
+            }
+        }
         while i + 16 <= n {
             let end = min(i + block, n)
             var s0 = F8(), s1 = F8(), q0 = F8(), q1 = F8()
@@ -141,6 +152,29 @@ protocol RowSweepOutput {
     func write16(_ i: Int)
     func write8(_ i: Int)
     func write1(_ i: Int)
+    /// Whether `sumsAndWrite16` runs the sweep's whole 16-value steps (a C loop).
+    static var sumsInC: Bool { get }
+    /// The sweep's 16-value steps over the BFloat16 row `p` (sums about `pivot`
+    /// into the Float64 lanes `sums`, `squares`) and this output's `write16` at
+    /// the same indices, in C; returns the values done. Only where `sumsInC`.
+    func sumsAndWrite16(_ p: UnsafeRawPointer, _ n: Int, pivot: Float, sums: UnsafeMutablePointer<Double>,
+                        squares: UnsafeMutablePointer<Double>) -> Int
+    /// Every output of the row (`n` values) without a sweep.
+    func writeRow(_ n: Int)
+}
+
+extension RowSweepOutput {
+    static var sumsInC: Bool { false }
+
+    func sumsAndWrite16(_ p: UnsafeRawPointer, _ n: Int, pivot: Float, sums: UnsafeMutablePointer<Double>,
+                        squares: UnsafeMutablePointer<Double>) -> Int { 0 }
+
+    @inline(__always) func writeRow(_ n: Int) {
+        var i = 0
+        while i + 16 <= n { write16(i); i += 16 }
+        if i + 8 <= n { write8(i); i += 8 }
+        while i < n { write1(i); i += 1 }
+    }
 }
 
 /// A sweep that only sums.

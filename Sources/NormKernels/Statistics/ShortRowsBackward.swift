@@ -1,3 +1,5 @@
+import CNormSupport
+
 /// LayerNorm/RMSNorm backward over short rows (one group, up to `maxLength`
 /// values): a row block in one sweep, eight rows at a time.
 ///
@@ -77,6 +79,12 @@ enum ShortRowsBackward {
         _ prepare: (Int, Int) -> Void, _ finish: (Int, Int) -> Void
     ) {
         let vectorEnd = D / 8 * 8
+        // BFloat16 on a CPU with AVX-512 BF16: sweep 2's whole 16-value steps in C,
+        // rounded by `vcvtne2ps2bf16` (`nk_bf16_hw_row_gradient`, the same
+        // operations: the same bits); the integer rounding took ~12 of its ~20
+        // vector operations per 16 values (docs/PERFORMANCE.md, "16-bit rows:
+        // hardware rounding inside the row passes").
+        let hardwareEnd = BFloat16Pairs.enabled(E.self) && BFloat16Hardware.available ? D / 16 * 16 : 0
         let sums = columnSums != nil
         let accG = scratch, accH = scratch + D
         let invCount = 1 / Double(D)
@@ -208,6 +216,14 @@ enum ShortRowsBackward {
                         let a = F8(repeating: k[i]), b = F8(repeating: k[8 + i])
                         let c = F8(repeating: k[16 + i]), q = F8(repeating: k[24 + i])
                         var j = 0
+                        if hardwareEnd > 0 {
+                            nk_bf16_hw_row_gradient(UnsafeRawPointer(xr).assumingMemoryBound(to: UInt16.self),
+                                                    UnsafeRawPointer(dr).assumingMemoryBound(to: UInt16.self), gamma,
+                                                    UnsafeMutableRawPointer(out).assumingMemoryBound(to: UInt16.self),
+                                                    hardwareEnd, k[24 + i], k[i], k[8 + i], k[16 + i],
+                                                    S.streams ? 1 : 0)
+                            j = hardwareEnd
+                        }
                         // scalar math: dx = a·(dy·γ) + (b·(x − q) + c)
                         while j < vectorEnd {
                             let d = E.load8(dr + j)
