@@ -20,20 +20,11 @@ int nk_avx512bf16_set(int enable) {
 #include <immintrin.h>
 
 int nk_avx512bf16_detect(void) {
-    unsigned a, b, c, d;
-    int ok = 0;
     const char *env = getenv("NORMKERNELS_BF16_HARDWARE");
-    if (!(env && strcmp(env, "never") == 0) && __get_cpuid(1, &a, &b, &c, &d) && ((c >> 27) & 1)) {
-        unsigned lo, hi;
-        __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-        // XMM, YMM, opmask, ZMM upper halves and ZMM16-31 saved by the OS.
-        if ((lo & 0xE6) == 0xE6 && __get_cpuid_count(7, 0, &a, &b, &c, &d)) {
-            int avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1, avx512bw = (b >> 30) & 1;
-            int avx512vl = (b >> 31) & 1, avx2 = (b >> 5) & 1;
-            unsigned a1, b1, c1, d1;
-            int bf16 = __get_cpuid_count(7, 1, &a1, &b1, &c1, &d1) && ((a1 >> 5) & 1);
-            ok = avx512f && avx512dq && avx512vl && avx512bw && avx2 && bf16;
-        }
+    int ok = !(env && strcmp(env, "never") == 0) && nk_cpu_has_avx512();
+    if (ok) {
+        unsigned a, b, c, d;   // AVX-512 BF16: CPUID leaf 7, subleaf 1, EAX bit 5.
+        ok = __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 5) & 1);
     }
     __atomic_store_n(&nk_avx512bf16_flag, ok, __ATOMIC_RELAXED);
     return ok;

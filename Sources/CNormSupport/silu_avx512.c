@@ -34,29 +34,12 @@ int nk_avx512_silu_set(int enable) {
     return 0;
 }
 
-#if defined(__x86_64__)
-#include <cpuid.h>
-
-int nk_avx512_silu_cpu_supports(void) {
-    unsigned a, b, c, d;
-    if (!(__get_cpuid(1, &a, &b, &c, &d) && ((c >> 27) & 1))) return 0;   // OSXSAVE
-    unsigned lo, hi;
-    __asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-    // XMM, YMM, opmask, ZMM upper halves and ZMM16-31 saved by the OS.
-    if ((lo & 0xE6) != 0xE6 || !__get_cpuid_count(7, 0, &a, &b, &c, &d)) return 0;
-    int avx512f = (b >> 16) & 1, avx512dq = (b >> 17) & 1, avx512bw = (b >> 30) & 1, avx512vl = (b >> 31) & 1;
-    return avx512f && avx512dq && avx512bw && avx512vl;
-}
-#else
-int nk_avx512_silu_cpu_supports(void) { return 0; }
-#endif
-
 #if defined(__x86_64__) && defined(__FMA__) && defined(__F16C__)
 #include <immintrin.h>
 
 int nk_avx512_silu_detect(void) {
     const char *env = getenv("NORMKERNELS_AVX512_SILU");
-    int ok = !(env && strcmp(env, "never") == 0) && nk_avx512_silu_cpu_supports();
+    int ok = !(env && strcmp(env, "never") == 0) && nk_cpu_has_avx512();
     __atomic_store_n(&nk_avx512_silu_flag, ok, __ATOMIC_RELAXED);
     return ok;
 }

@@ -17,7 +17,7 @@ import Testing
 @testable import NormKernels
 
 private let wideBuildFuses = nk_build_has_fma() != 0 && nk_build_has_f16c() != 0
-private let wideCPUSupports = nk_avx512_silu_cpu_supports() != 0
+private let wideCPUSupports = nk_cpu_has_avx512() != 0
 private let wideNotSwitchedOff = ProcessInfo.processInfo.environment["NORMKERNELS_AVX512_SILU"] != "never"
 
 private struct WideCase: CustomStringConvertible {

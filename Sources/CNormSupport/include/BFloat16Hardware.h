@@ -4,6 +4,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "CPUFeatures.h"
 #include "HalfPrecision.h"
 
 // BFloat16 output loops that round in hardware on a CPU with AVX-512 BF16

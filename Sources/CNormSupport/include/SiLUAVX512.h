@@ -4,6 +4,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "CPUFeatures.h"
+
 // The hot SiLU loops of GroupNorm + SiLU (issue 21) in 16 AVX-512 lanes, chosen
 // at run time on a CPU with AVX-512 F, VL, BW and DQ, in builds that target
 // AVX2 and FMA (`-Xcc -march=x86-64-v3`) but not AVX-512 (silu_avx512.c).
@@ -40,10 +42,6 @@ int nk_avx512_silu_detect(void);
 /// Tests: 0 turns the AVX-512 loops off, 1 runs the check again (on where the
 /// CPU allows). Returns the new flag. Either way every loop gives the same bits.
 int nk_avx512_silu_set(int enable);
-
-/// 1 when the CPU has AVX-512 F, VL, BW and DQ with OS support, regardless of
-/// the switch (tests: to tell "not reached" from "not possible").
-int nk_avx512_silu_cpu_supports(void);
 
 /// Whether nk_silu512_* may be called on this CPU: one load and a predictable branch.
 static inline __attribute__((always_inline)) int nk_cpu_runs_avx512_silu(void) {

@@ -94,10 +94,10 @@ struct SiLUGradientPass {
         while start < count {
             let n = min(SiLUGradientPass.chunk, count - start)
             var a = F8(), b = F8(), i = start
-            if start + n - i >= 16, let code = SiLUWide.enabled(E.self) {
+            if n >= 16, let code = SiLUWide.enabled(E.self) {
                 // AVX-512: the two-vector loop below, 16 lanes at a time in C
                 // (SiLUWide.swift; the same bits, A and B summed in the same order).
-                let steps = (start + n - i) / 16 * 16
+                let steps = n / 16 * 16
                 var acc = SIMD16<Float>(lowHalf: a, highHalf: b)
                 var table = F8(pivot[k], zScale[k], zShift[k], hatScale[k], hatShift[k], multiplier[k], 0, 0)
                 withUnsafeMutableBytes(of: &acc) { accumulators in
