@@ -190,11 +190,16 @@ struct ColumnsGeometry: CustomStringConvertible {
         }
     }
 
-    /// Rows per step of the output pass: about 32 KiB of one input's values, at
-    /// least 16 rows (64 columns: 128 rows; 320: 25; ≥ 512: 16). Fewer than 8
-    /// columns: the whole block in one step, since the output loops then fold
-    /// rows together and a short step would send its rows down another loop.
-    var applyStep: Int { columns < 8 ? Int.max : max(16, (32 << 10) / (4 * columns)) }
+    /// Rows per step of the output pass: 1/32 of the L2 of one input's values
+    /// (Float32), at least 16 rows. On a 1 MiB L2: 32 KiB, 128 rows of 64
+    /// columns, 25 of 320; on a 2 MiB L2 twice that. A step is where the pass
+    /// can lose hits (see below), so small against the L2; and long enough that
+    /// the output loops' per-call setup stays negligible. Fewer than 8 columns:
+    /// the whole block in one step, since the output loops then fold rows
+    /// together and a short step would send its rows down another loop.
+    var applyStep: Int {
+        columns < 8 ? Int.max : max(16, Topology.current.l2CacheBytes / 32 / (4 * columns))
+    }
 
     /// The output pass over one row block, rows `first ..< first + count` of
     /// matrix m, handed to `apply` in steps of `applyStep` rows, the last step
