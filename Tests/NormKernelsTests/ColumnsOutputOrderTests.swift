@@ -2,60 +2,72 @@ import Synchronization
 import Testing
 @testable import NormKernels
 
-/// The columns geometry's output pass (`ColumnsGeometry.applyDescending`): each
-/// row block from its end back in steps of `applyStep` rows, steps that never
-/// cross a block, the same steps whatever the thread count; and the kernels that
-/// take it (InstanceNorm NHWC backward with a sample over two row blocks) still
-/// match the Float64 reference. Sizes come from the geometry on this machine's
+/// The columns geometry's output pass (`ColumnsGeometry.applyMatrix`): with whole
+/// matrices per worker, the rows the reduction left in the L2 first, from the
+/// end back in steps of `applyStep` rows, then the others last block first; on
+/// the split path one call per block; every row once for any thread count. And
+/// the kernels that take it (InstanceNorm and GroupNorm NHWC backward with a
+/// sample over three row blocks) match the Float64 reference, bit for bit on
+/// 1 to 8 threads. Sizes come from the geometry on this machine's
 /// L2 (`columnsRowBlock`), so every case spans the blocks it needs on any cache.
-@Suite("Columns geometry: the output pass from each block's end back")
+@Suite("Columns geometry: the output pass, cached tail first")
 struct ColumnsOutputOrderTests {
     /// The (matrix, first row, rows) calls of one `reduceThenApply`, in call order
     /// (concurrent calls: in the order they took the lock).
-    static func outputCalls(_ g: ColumnsGeometry, threading: Threading) -> [[Int]] {
+    static func outputCalls(_ g: ColumnsGeometry, threading: Threading, inputs: Int = 1) -> [[Int]] {
         let calls = Mutex<[[Int]]>([])
         let workspace = Arena()
         g.reduceThenApply(
             threading: threading, workspace: workspace,
             reduce: { _, _, _, out in out.initialize(repeating: .zero, count: g.columns) },
             finalize: { (_: Int, _: Range<Int>, _: UnsafePointer<GradientSums>) in },
-            apply: { m, first, rows in calls.withLock { $0.append([m, first, rows]) } })
+            inputs: inputs, apply: { m, first, rows in calls.withLock { $0.append([m, first, rows]) } })
         return calls.withLock { $0 }
     }
 
-    @Test("steps of applyStep rows cover each block once, last step first, the same steps on 1 to 8 threads",
+    @Test("whole matrices per worker: the cached tail from the end back in steps of applyStep rows, then the other rows last block first; every row once on 1 to 8 threads",
           arguments: [64, 320, 13])
-    func stepsPerBlock(columns: Int) throws {
+    func tailFirst(columns: Int) throws {
         let rowBlock = columnsRowBlock(columns)
-        // Two full blocks and a short one per matrix; 3 matrices (split across
-        // workers at 2+ threads) and 40 (whole matrices per worker).
-        for matrices in [3, 40] {
+        // Two full blocks and a short one per matrix; 40 matrices (whole matrices
+        // per worker on 1–8 threads) and 3 (split across workers from 2 threads).
+        for matrices in [40, 3] {
             let g = ColumnsGeometry(matrices: matrices, rows: 2 * rowBlock + 37, columns: columns)
             let step = g.applyStep
-            #expect(step < rowBlock, "\(columns) columns: a block (\(rowBlock) rows) takes several steps of \(step)")
-            let serial = Self.outputCalls(g, threading: .serial)
-            for call in serial {
-                let (first, rows) = (call[1], call[2])
-                let block = first / rowBlock, end = min(g.rows, (block + 1) * rowBlock)
-                #expect(rows >= 1 && rows <= step && first + rows <= end, "step \(call) crosses block \(block) or exceeds \(step) rows")
-            }
-            // Every row of every matrix exactly once.
-            var seen = [Int](repeating: 0, count: matrices * g.rows)
-            for call in serial { for r in call[1]..<(call[1] + call[2]) { seen[call[0] * g.rows + r] += 1 } }
-            #expect(seen.allSatisfy { $0 == 1 }, "\(columns) columns, \(matrices) matrices: rows written \(Set(seen)) times")
-            // One thread: each matrix's steps go from its last row back to its first.
-            for m in 0..<matrices {
-                let starts = serial.filter { $0[0] == m }.map { $0[1] }
-                #expect(starts == starts.sorted(by: >), "matrix \(m): steps not from the end back: \(starts.prefix(8))")
-                #expect(serial.filter { $0[0] == m }.first.map { $0[1] + $0[2] } == g.rows, "matrix \(m) starts at its last row")
-            }
-            // The same set of steps on any thread count (so the same rows per output call).
-            let expected = Set(serial)
-            for threads in [2, 3, 8] {
-                let threading = Threading(threads: threads, parallelThreshold: 1, spinMicroseconds: 0)
-                let got = Self.outputCalls(g, threading: threading)
-                #expect(got.count == serial.count && Set(got) == expected,
-                        "\(threads) threads, \(matrices) matrices, \(columns) columns: other steps than on one thread")
+            for inputs in [1, 2] {
+                let tail = g.cachedTailRows(inputs: inputs)
+                #expect(step < tail && tail < g.rows, "\(columns) columns: a tail of \(tail) rows in steps of \(step), \(g.rows) rows")
+                let serial = Self.outputCalls(g, threading: .serial, inputs: inputs)
+                for m in 0..<matrices {
+                    let calls = serial.filter { $0[0] == m }.map { ($0[1], $0[2]) }
+                    // The tail: consecutive steps of ≤ step rows from the last row back.
+                    var end = g.rows, k = 0
+                    while end > g.rows - tail, k < calls.count {
+                        let (first, rows) = calls[k]
+                        #expect(first + rows == end && rows <= step, "matrix \(m) step \(k): rows \(first)..<\(first + rows), expected to end at \(end)")
+                        end = first; k += 1
+                    }
+                    #expect(end == g.rows - tail, "matrix \(m): the tail ends at \(end), not \(g.rows - tail)")
+                    // Then each block's part before the tail, last block first, one call each.
+                    let rest = calls[k...].map { $0 }
+                    let expected = (0..<g.blocksPerMatrix).reversed().compactMap { b -> (Int, Int)? in
+                        let first = b * rowBlock
+                        return first < end ? (first, min(rowBlock, end - first)) : nil
+                    }
+                    #expect(rest.map { [$0.0, $0.1] } == expected.map { [$0.0, $0.1] },
+                            "matrix \(m): after the tail \(rest.prefix(4)), expected \(expected.prefix(4))")
+                }
+                // Every row of every matrix exactly once, on any thread count.
+                for threads in [1, 2, 3, 8] {
+                    let threading = Threading(threads: threads, parallelThreshold: 1, spinMicroseconds: 0)
+                    let calls = threads == 1 ? serial : Self.outputCalls(g, threading: threading, inputs: inputs)
+                    var seen = [Int](repeating: 0, count: matrices * g.rows)
+                    for call in calls { for r in call[1]..<(call[1] + call[2]) { seen[call[0] * g.rows + r] += 1 } }
+                    #expect(seen.allSatisfy { $0 == 1 }, "\(threads) threads, \(matrices) matrices, \(columns) columns: rows written \(Set(seen)) times")
+                    if g.splitsMatrices(threading: threading) {
+                        #expect(calls.allSatisfy { $0[1] % rowBlock == 0 }, "split path: one call per block")
+                    }
+                }
             }
         }
     }

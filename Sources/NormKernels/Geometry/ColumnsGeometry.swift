@@ -134,7 +134,8 @@ struct ColumnsGeometry: CustomStringConvertible {
         threading: Threading, workspace: Arena, partialsPerBlock width: Int? = nil, slotGroup: Int = 1,
         reduce: (_ matrix: Int, _ firstRow: Int, _ rowCount: Int, _ out: UnsafeMutablePointer<Partial>) -> Void,
         finalize: (_ matrix: Int, _ slots: Range<Int>, _ merged: UnsafePointer<Partial>) -> Void,
-        writesOutput: Bool = true, apply: (_ matrix: Int, _ firstRow: Int, _ rowCount: Int) -> Void
+        writesOutput: Bool = true, inputs: Int = 1,
+        apply: (_ matrix: Int, _ firstRow: Int, _ rowCount: Int) -> Void
     ) {
         let perMatrix = blocksPerMatrix, width = width ?? columns
         let chunk = min(width, (ColumnsGeometry.mergeWidth + slotGroup - 1) / slotGroup * slotGroup)
@@ -159,7 +160,7 @@ struct ColumnsGeometry: CustomStringConvertible {
         func applyBlock(_ b: Int) {
             let m = b / perMatrix
             let first = (b - m * perMatrix) * rowBlock
-            applyDescending(m, first, min(rowBlock, rows - first), apply)
+            apply(m, first, min(rowBlock, rows - first))
         }
 
         if splitsMatrices(threading: threading) {
@@ -172,8 +173,7 @@ struct ColumnsGeometry: CustomStringConvertible {
                 switch phase {
                 case 0: for b in range { reduceBlock(b) }
                 case 1: for i in range { mergeChunk(i / chunks, i % chunks) }
-                // Ranges from the end, each from its last block back (see `applyDescending`).
-                default: for b in range.reversed() { applyBlock(b) }
+                default: for b in range { applyBlock(b) }
                 }
             }
         } else {
@@ -181,52 +181,58 @@ struct ColumnsGeometry: CustomStringConvertible {
                 for m in range {
                     for b in (m * perMatrix)..<((m + 1) * perMatrix) { reduceBlock(b) }
                     for k in 0..<chunks { mergeChunk(m, k) }
-                    if writesOutput {
-                        // Last block first, each from its end back (see `applyDescending`).
-                        for b in ((m * perMatrix)..<((m + 1) * perMatrix)).reversed() { applyBlock(b) }
-                    }
+                    if writesOutput { applyMatrix(m, inputs: inputs, apply) }
                 }
             }
         }
     }
 
-    /// Rows per step of the output pass: 1/32 of the L2 of one input's values
-    /// (Float32), at least 16 rows. On a 1 MiB L2: 32 KiB, 128 rows of 64
-    /// columns, 25 of 320; on a 2 MiB L2 twice that. A step is where the pass
-    /// can lose hits (see below), so small against the L2; and long enough that
-    /// the output loops' per-call setup stays negligible. Fewer than 8 columns:
-    /// the whole block in one step, since the output loops then fold rows
-    /// together and a short step would send its rows down another loop.
+    /// Rows per step of the output pass's cached tail (`applyMatrix`): 1/32 of
+    /// the L2 of one input's values (Float32), at least 16 rows. On a 1 MiB L2:
+    /// 32 KiB, 128 rows of 64 columns, 25 of 320; on a 2 MiB L2 twice that.
+    /// Fewer than 8 columns: no steps (`Int.max`), since the output loops then
+    /// fold rows together and a short step would send its rows down another loop.
     var applyStep: Int {
         columns < 8 ? Int.max : max(16, Topology.current.l2CacheBytes / 32 / (4 * columns))
     }
 
-    /// The output pass over one row block, rows `first ..< first + count` of
-    /// matrix m, handed to `apply` in steps of `applyStep` rows, the last step
-    /// first (each step runs forward). Steps never cross a block, whichever
-    /// worker runs it, and with ≥ 8 columns the output loops give a row the same
-    /// arithmetic from its own coefficients in a step of any length: the same bits
-    /// as one call per block, for every thread count.
+    /// Rows of a matrix that the reduction leaves in the L2, counted from its
+    /// end: 3/4 of the L2 over the bytes per row of the `inputs` tensors read
+    /// (Float32; x alone forward, x and dy backward).
+    func cachedTailRows(inputs: Int) -> Int {
+        max(1, Topology.current.l2CacheBytes * 3 / 4 / (4 * columns * max(1, inputs)))
+    }
+
+    /// The output pass over matrix m, whole-matrices path (one worker reduced
+    /// the matrix just before). The reduction read the rows in ascending order,
+    /// so the L2 (about LRU within each set) holds the last ≈ L2-size of them
+    /// (`cachedTailRows`). Those go first, from the end back in steps of
+    /// `applyStep` rows (each step forward): read in ascending order, a stretch
+    /// that is only partly cached misses at its start, and each miss evicts the
+    /// oldest cached line, the next one the pass needs, so nothing of it is hit.
+    /// The rows before the tail then go as before, last block first, each block
+    /// forward: long streams for the prefetchers (descending steps over data
+    /// that is not in the L2 restart them at every step: InstanceNorm NHWC
+    /// backward `[1, 64, 256, 256]` ran 0.79× with the whole matrix in steps).
     ///
-    /// Why: the reduction just read these rows in ascending order, so the L2
-    /// (about LRU within each set) holds the most recently read ones, the last
-    /// ≈ L2-size of them. A second pass that starts at the *first* row of a
-    /// stretch that is only partly cached misses on those rows, and every miss
-    /// evicts the oldest cached line, the next rows the pass needs: each miss
-    /// makes another, and nothing of the stretch is hit. From the end back, the
-    /// cached rows are read before anything evicts them. InstanceNorm NHWC
-    /// backward `[32, 64, 56, 56]` reads 1.6 MB of x and dy per sample against
-    /// a 1 MiB L2: with the blocks' rows in order, only the last block (0.56 MB)
-    /// was hit; now about the last 1 MiB is.
-    @inline(__always)
-    func applyDescending(_ m: Int, _ first: Int, _ count: Int,
-                         _ apply: (_ matrix: Int, _ firstRow: Int, _ rowCount: Int) -> Void) {
-        let step = applyStep
-        var end = first + count
-        while end > first {
-            let start = end - first > step ? end - step : first
+    /// Only the order changes. With ≥ 8 columns the output loops give a row the
+    /// same arithmetic from its own coefficients in a call of any length, so the
+    /// bits are those of one call per block; with fewer, one call per block as
+    /// before. The split path (`splitsMatrices`) keeps one call per block.
+    func applyMatrix(_ m: Int, inputs: Int, _ apply: (_ matrix: Int, _ firstRow: Int, _ rowCount: Int) -> Void) {
+        let step = applyStep, perMatrix = blocksPerMatrix
+        let tail = step == Int.max ? 0 : min(rows, cachedTailRows(inputs: inputs))
+        var end = rows
+        while end > rows - tail {
+            let start = max(rows - tail, end - step)
             apply(m, start, end - start)
             end = start
+        }
+        // Rows 0 ..< end: last block first, each block forward.
+        for b in (0..<perMatrix).reversed() {
+            let first = b * rowBlock
+            guard first < end else { continue }
+            apply(m, first, min(rowBlock, end - first))
         }
     }
 
