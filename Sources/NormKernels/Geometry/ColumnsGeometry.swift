@@ -134,8 +134,7 @@ struct ColumnsGeometry: CustomStringConvertible {
         threading: Threading, workspace: Arena, partialsPerBlock width: Int? = nil, slotGroup: Int = 1,
         reduce: (_ matrix: Int, _ firstRow: Int, _ rowCount: Int, _ out: UnsafeMutablePointer<Partial>) -> Void,
         finalize: (_ matrix: Int, _ slots: Range<Int>, _ merged: UnsafePointer<Partial>) -> Void,
-        writesOutput: Bool = true, inputs: Int = 1,
-        apply: (_ matrix: Int, _ firstRow: Int, _ rowCount: Int) -> Void
+        writesOutput: Bool = true, apply: (_ matrix: Int, _ firstRow: Int, _ rowCount: Int) -> Void
     ) {
         let perMatrix = blocksPerMatrix, width = width ?? columns
         let chunk = min(width, (ColumnsGeometry.mergeWidth + slotGroup - 1) / slotGroup * slotGroup)
@@ -181,58 +180,12 @@ struct ColumnsGeometry: CustomStringConvertible {
                 for m in range {
                     for b in (m * perMatrix)..<((m + 1) * perMatrix) { reduceBlock(b) }
                     for k in 0..<chunks { mergeChunk(m, k) }
-                    if writesOutput { applyMatrix(m, inputs: inputs, apply) }
+                    if writesOutput {
+                        // Last block first: it is the one most surely still in cache.
+                        for b in ((m * perMatrix)..<((m + 1) * perMatrix)).reversed() { applyBlock(b) }
+                    }
                 }
             }
-        }
-    }
-
-    /// Rows per step of the output pass's cached tail (`applyMatrix`): 1/32 of
-    /// the L2 of one input's values (Float32), at least 16 rows. On a 1 MiB L2:
-    /// 32 KiB, 128 rows of 64 columns, 25 of 320; on a 2 MiB L2 twice that.
-    /// Fewer than 8 columns: no steps (`Int.max`), since the output loops then
-    /// fold rows together and a short step would send its rows down another loop.
-    var applyStep: Int {
-        columns < 8 ? Int.max : max(16, Topology.current.l2CacheBytes / 32 / (4 * columns))
-    }
-
-    /// Rows of a matrix that the reduction leaves in the L2, counted from its
-    /// end: 3/4 of the L2 over the bytes per row of the `inputs` tensors read
-    /// (Float32; x alone forward, x and dy backward).
-    func cachedTailRows(inputs: Int) -> Int {
-        max(1, Topology.current.l2CacheBytes * 3 / 4 / (4 * columns * max(1, inputs)))
-    }
-
-    /// The output pass over matrix m, whole-matrices path (one worker reduced
-    /// the matrix just before). The reduction read the rows in ascending order,
-    /// so the L2 (about LRU within each set) holds the last ≈ L2-size of them
-    /// (`cachedTailRows`). Those go first, from the end back in steps of
-    /// `applyStep` rows (each step forward): read in ascending order, a stretch
-    /// that is only partly cached misses at its start, and each miss evicts the
-    /// oldest cached line, the next one the pass needs, so nothing of it is hit.
-    /// The rows before the tail then go as before, last block first, each block
-    /// forward: long streams for the prefetchers (descending steps over data
-    /// that is not in the L2 restart them at every step: InstanceNorm NHWC
-    /// backward `[1, 64, 256, 256]` ran 0.79× with the whole matrix in steps).
-    ///
-    /// Only the order changes. With ≥ 8 columns the output loops give a row the
-    /// same arithmetic from its own coefficients in a call of any length, so the
-    /// bits are those of one call per block; with fewer, one call per block as
-    /// before. The split path (`splitsMatrices`) keeps one call per block.
-    func applyMatrix(_ m: Int, inputs: Int, _ apply: (_ matrix: Int, _ firstRow: Int, _ rowCount: Int) -> Void) {
-        let step = applyStep, perMatrix = blocksPerMatrix
-        let tail = step == Int.max ? 0 : min(rows, cachedTailRows(inputs: inputs))
-        var end = rows
-        while end > rows - tail {
-            let start = max(rows - tail, end - step)
-            apply(m, start, end - start)
-            end = start
-        }
-        // Rows 0 ..< end: last block first, each block forward.
-        for b in (0..<perMatrix).reversed() {
-            let first = b * rowBlock
-            guard first < end else { continue }
-            apply(m, first, min(rowBlock, end - first))
         }
     }
 

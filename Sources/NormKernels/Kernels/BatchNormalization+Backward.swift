@@ -214,7 +214,7 @@ extension BatchNormalization {
                         store: gradIdentity.map { $0 + o })
                 },
                 finalize: { _, range, sums in for c in range { finalize(c, sums[c]) } },
-                writesOutput: dx != nil, inputs: 2, apply: apply)
+                writesOutput: dx != nil, apply: apply)
         case .shortRuns:
             shortRunPasses(x: x, dy: dy, mask: mask, xForDx: xForDx, xhat: xhat, reduce: reduce, table: table,
                            dx: dx, streaming: streaming, workspace: workspace, gradIdentity: gradIdentity,

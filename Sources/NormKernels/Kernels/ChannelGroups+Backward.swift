@@ -52,7 +52,7 @@ func channelGroupsBackward<E: NormElement, D: NormElement>(
                     finalizeGroup(m * groups + group, channelSums + m * channels + group * groupSize)
                 }
             },
-            writesOutput: dx != nil, inputs: 2,   // x and dy read again
+            writesOutput: dx != nil,
             apply: { m, first, rows in
                 let o = m * g.matrixElements + first * channels
                 BlockGradients.applyColumns(x: x + o, dy: dy + o, mask: nil, dx! + o, rows: rows,
