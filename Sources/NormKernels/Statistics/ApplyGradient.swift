@@ -87,6 +87,18 @@ extension BlockGradients {
                                 k.pivot, k.a, k.b, k.c, S.streams ? 1 : 0)
             i += count
         }
+        if BFloat16Pairs.enabled(E.self) && D.self == Float.self && mask == nil && gamma == nil && useX && useDy
+            && BFloat16Hardware.available && n - i >= 16 {
+            // BFloat16 x and dx with a Float32 dy (GroupNorm + SiLU's g) on a CPU
+            // with AVX-512 BF16: the 8-lane loop below in C, rounded by
+            // `vcvtne2ps2bf16` (BFloat16Hardware.h; the same bits).
+            let count = (n - i) / 16 * 16
+            nk_bf16_hw_gradient_f32(UnsafeRawPointer(x! + i).assumingMemoryBound(to: UInt16.self),
+                                    UnsafeRawPointer(dy! + i).assumingMemoryBound(to: Float.self),
+                                    UnsafeMutableRawPointer(dst + i).assumingMemoryBound(to: UInt16.self), count,
+                                    k.pivot, k.a, k.b, k.c, S.streams ? 1 : 0)
+            i += count
+        }
         if BFloat16Pairs.enabled(E.self) && D.self == E.self && gamma == nil {
             // BFloat16: 16 values as even and odd lanes (BFloat16Pairs.swift), the same math per value.
             while i + 16 <= n {
