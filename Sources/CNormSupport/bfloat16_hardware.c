@@ -394,6 +394,35 @@ void nk_bf16_hw_gradient_f32(const uint16_t *x, const float *g, uint16_t *dst, s
     else nk_hw_gradient_f32(x, g, dst, count, pivot, a, b, c, 0);
 }
 
+static inline __attribute__((always_inline)) NK_BF16_TARGET void
+nk_hw_gradient_columns_f32(const uint16_t *x, const float *g, uint16_t *dst, size_t rows, size_t columns,
+                           size_t stride, const float *pivot, const float *a, const float *b, const float *c,
+                           int streaming) {
+    for (size_t r = 0; r < rows; r++) {
+        size_t o = r * stride;
+        for (size_t j = 0; j < columns; j += 16) {
+            // scalar math: dx[r, j] = a[j]·g + (b[j]·(x − p[j]) + c[j]), g Float32
+            __m256 v0 = _mm256_fmadd_ps(_mm256_loadu_ps(b + j),
+                                        _mm256_sub_ps(nk_hw_widen8(x + o + j), _mm256_loadu_ps(pivot + j)),
+                                        _mm256_loadu_ps(c + j));
+            __m256 v1 = _mm256_fmadd_ps(_mm256_loadu_ps(b + j + 8),
+                                        _mm256_sub_ps(nk_hw_widen8(x + o + j + 8), _mm256_loadu_ps(pivot + j + 8)),
+                                        _mm256_loadu_ps(c + j + 8));
+            __m256i v = nk_hw_round16(_mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(g + o + j), v0),
+                                      _mm256_fmadd_ps(_mm256_loadu_ps(a + j + 8), _mm256_loadu_ps(g + o + j + 8), v1));
+            nk_hw_store16(dst + o + j, v, streaming);
+        }
+    }
+}
+
+NK_BF16_TARGET
+void nk_bf16_hw_gradient_columns_f32(const uint16_t *x, const float *g, uint16_t *dst, size_t rows, size_t columns,
+                                     size_t stride, const float *pivot, const float *a, const float *b, const float *c,
+                                     int streaming) {
+    if (streaming) nk_hw_gradient_columns_f32(x, g, dst, rows, columns, stride, pivot, a, b, c, 1);
+    else nk_hw_gradient_columns_f32(x, g, dst, rows, columns, stride, pivot, a, b, c, 0);
+}
+
 #undef NK_AFFINE_VARIANTS
 
 #else
@@ -450,6 +479,13 @@ void nk_bf16_hw_row_gradient(const uint16_t *x, const uint16_t *dy, const float 
 void nk_bf16_hw_gradient_f32(const uint16_t *x, const float *g, uint16_t *dst, size_t count, float pivot, float a,
                              float b, float c, int streaming) {
     (void)x; (void)g; (void)dst; (void)count; (void)pivot; (void)a; (void)b; (void)c; (void)streaming;
+}
+
+void nk_bf16_hw_gradient_columns_f32(const uint16_t *x, const float *g, uint16_t *dst, size_t rows, size_t columns,
+                                     size_t stride, const float *pivot, const float *a, const float *b, const float *c,
+                                     int streaming) {
+    (void)x; (void)g; (void)dst; (void)rows; (void)columns; (void)stride; (void)pivot; (void)a; (void)b; (void)c;
+    (void)streaming;
 }
 
 #endif

@@ -163,6 +163,17 @@ extension BlockGradients {
                                         rows, columns, stride, pivot, a, b, c, stream ? 1 : 0)
             return
         }
+        if BFloat16Pairs.enabled(E.self) && D.self == Float.self && mask == nil && BFloat16Hardware.available,
+           let x, let dy, columns >= 16, columns % 16 == 0 {
+            // BFloat16 x and dx with a Float32 dy (GroupNorm + SiLU's g) on a CPU
+            // with AVX-512 BF16: the same loop in C, rounded by `vcvtne2ps2bf16`
+            // (BFloat16Hardware.h; the same bits), whole rows.
+            nk_bf16_hw_gradient_columns_f32(UnsafeRawPointer(x).assumingMemoryBound(to: UInt16.self),
+                                            UnsafeRawPointer(dy).assumingMemoryBound(to: Float.self),
+                                            UnsafeMutableRawPointer(dst).assumingMemoryBound(to: UInt16.self),
+                                            rows, columns, stride, pivot, a, b, c, stream ? 1 : 0)
+            return
+        }
         guard BFloat16Pairs.enabled(E.self) && D.self == E.self && columns >= 16 else { return run(nil) }
         // BFloat16: the whole 16-column chunks in pairs (BFloat16Pairs.swift), with
         // the coefficients deinterleaved once per call.
