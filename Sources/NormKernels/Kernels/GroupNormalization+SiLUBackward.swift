@@ -58,7 +58,9 @@ extension GroupNormalization {
     /// Float32 dx) bit for bit. The row-engine paths (H·W = 1, small maps) run
     /// GroupNorm's Float32 backward on x widened into a second scratch tensor (dx
     /// computed there in place, then rounded once into gradInput): two more
-    /// passes, on tensors small enough to sit in cache.
+    /// passes, on tensors small enough to sit in cache. 16-bit NCHW with
+    /// channels of one block and whole units per worker runs unit by unit with
+    /// no g tensor (`GroupNormalization+SiLUBackwardUnits.swift`; the same bits).
     func backwardSiLUElements<E: NormElement>(
         input: UnsafeBufferPointer<E>, gradOutput: UnsafeBufferPointer<E>,
         saved: SavedStatistics, scale: UnsafeBufferPointer<Float>?, bias: UnsafeBufferPointer<Float>?,
