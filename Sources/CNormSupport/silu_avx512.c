@@ -92,7 +92,7 @@ NK_SILU_INLINE __m256i nk_s5_bf16(__m512 v) {
 /// 16 floats rounded to BFloat16 by `vcvtneps2bf16` (element code 3, on a CPU
 /// with AVX-512 BF16): the formula's bits for every input but Float32
 /// subnormals, which the instruction flushes to ±0, so a vector holding one
-/// (one `vfpclassps`; silu(z) is subnormal only for subnormal z) takes the
+/// (one `vfpclassps`; silu(z) is subnormal only where |z| < 2^−125) takes the
 /// formula; NaNs keep their sign and top payload with the quiet bit set, as the
 /// formula's (f >> 16) | 0x40 (include/BFloat16Hardware.h). One conversion per
 /// 16 values where the formula takes ten integer operations.
