@@ -385,6 +385,56 @@ void nk_bf16_hw_row_gradient(const uint16_t *x, const uint16_t *dy, const float 
 #undef NK_ROW_GRADIENT
 }
 
+static inline __attribute__((always_inline)) NK_BF16_TARGET void
+nk_hw_gradient_f32(const uint16_t *x, const float *g, uint16_t *dst, size_t count, float pivot, float a, float b,
+                   float c, int streaming) {
+    const __m256 p = _mm256_set1_ps(pivot), va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b), vc = _mm256_set1_ps(c);
+    for (size_t i = 0; i < count; i += 16) {
+        // scalar math: dx = a·g + (b·(x − p) + c), g Float32
+        __m256 v0 = _mm256_fmadd_ps(vb, _mm256_sub_ps(nk_hw_widen8(x + i), p), vc);
+        __m256 v1 = _mm256_fmadd_ps(vb, _mm256_sub_ps(nk_hw_widen8(x + i + 8), p), vc);
+        __m256i r = nk_hw_round16(_mm256_fmadd_ps(va, _mm256_loadu_ps(g + i), v0),
+                                  _mm256_fmadd_ps(va, _mm256_loadu_ps(g + i + 8), v1));
+        nk_hw_store16(dst + i, r, streaming);
+    }
+}
+
+NK_BF16_TARGET
+void nk_bf16_hw_gradient_f32(const uint16_t *x, const float *g, uint16_t *dst, size_t count, float pivot, float a,
+                             float b, float c, int streaming) {
+    if (streaming) nk_hw_gradient_f32(x, g, dst, count, pivot, a, b, c, 1);
+    else nk_hw_gradient_f32(x, g, dst, count, pivot, a, b, c, 0);
+}
+
+static inline __attribute__((always_inline)) NK_BF16_TARGET void
+nk_hw_gradient_columns_f32(const uint16_t *x, const float *g, uint16_t *dst, size_t rows, size_t columns,
+                           size_t stride, const float *pivot, const float *a, const float *b, const float *c,
+                           int streaming) {
+    for (size_t r = 0; r < rows; r++) {
+        size_t o = r * stride;
+        for (size_t j = 0; j < columns; j += 16) {
+            // scalar math: dx[r, j] = a[j]·g + (b[j]·(x − p[j]) + c[j]), g Float32
+            __m256 v0 = _mm256_fmadd_ps(_mm256_loadu_ps(b + j),
+                                        _mm256_sub_ps(nk_hw_widen8(x + o + j), _mm256_loadu_ps(pivot + j)),
+                                        _mm256_loadu_ps(c + j));
+            __m256 v1 = _mm256_fmadd_ps(_mm256_loadu_ps(b + j + 8),
+                                        _mm256_sub_ps(nk_hw_widen8(x + o + j + 8), _mm256_loadu_ps(pivot + j + 8)),
+                                        _mm256_loadu_ps(c + j + 8));
+            __m256i v = nk_hw_round16(_mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(g + o + j), v0),
+                                      _mm256_fmadd_ps(_mm256_loadu_ps(a + j + 8), _mm256_loadu_ps(g + o + j + 8), v1));
+            nk_hw_store16(dst + o + j, v, streaming);
+        }
+    }
+}
+
+NK_BF16_TARGET
+void nk_bf16_hw_gradient_columns_f32(const uint16_t *x, const float *g, uint16_t *dst, size_t rows, size_t columns,
+                                     size_t stride, const float *pivot, const float *a, const float *b, const float *c,
+                                     int streaming) {
+    if (streaming) nk_hw_gradient_columns_f32(x, g, dst, rows, columns, stride, pivot, a, b, c, 1);
+    else nk_hw_gradient_columns_f32(x, g, dst, rows, columns, stride, pivot, a, b, c, 0);
+}
+
 #undef NK_AFFINE_VARIANTS
 
 #else
@@ -436,6 +486,18 @@ size_t nk_bf16_hw_shifted_sums(const uint16_t *p, size_t n, float k, double *sum
 void nk_bf16_hw_row_gradient(const uint16_t *x, const uint16_t *dy, const float *gamma, uint16_t *dst, size_t count,
                              float pivot, float a, float b, float c, int streaming) {
     (void)x; (void)dy; (void)gamma; (void)dst; (void)count; (void)pivot; (void)a; (void)b; (void)c; (void)streaming;
+}
+
+void nk_bf16_hw_gradient_f32(const uint16_t *x, const float *g, uint16_t *dst, size_t count, float pivot, float a,
+                             float b, float c, int streaming) {
+    (void)x; (void)g; (void)dst; (void)count; (void)pivot; (void)a; (void)b; (void)c; (void)streaming;
+}
+
+void nk_bf16_hw_gradient_columns_f32(const uint16_t *x, const float *g, uint16_t *dst, size_t rows, size_t columns,
+                                     size_t stride, const float *pivot, const float *a, const float *b, const float *c,
+                                     int streaming) {
+    (void)x; (void)g; (void)dst; (void)rows; (void)columns; (void)stride; (void)pivot; (void)a; (void)b; (void)c;
+    (void)streaming;
 }
 
 #endif

@@ -15,6 +15,7 @@
 //     silu = (z·num)/d;   dz = (dy·(1/d))·((z·e)·(1/d) + num)         (fused)
 
 #include "SiLUAVX512.h"
+#include "BFloat16Hardware.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -25,8 +26,15 @@
 int nk_avx512_silu_flag = -1;
 
 static _Thread_local uint64_t nk_silu512_calls = 0;
+static _Thread_local uint64_t nk_silu512_bf16_rounding_calls = 0;
 
 uint64_t nk_silu512_thread_calls(void) { return nk_silu512_calls; }
+uint64_t nk_silu512_bf16_hardware_thread_calls(void) { return nk_silu512_bf16_rounding_calls; }
+
+static _Thread_local uint64_t nk_silu_unit_backwards = 0;
+
+void nk_silu_units_note(void) { nk_silu_unit_backwards++; }
+uint64_t nk_silu_units_thread_calls(void) { return nk_silu_unit_backwards; }
 
 int nk_avx512_silu_set(int enable) {
     if (enable) return nk_avx512_silu_detect();
@@ -46,7 +54,11 @@ int nk_avx512_silu_detect(void) {
 
 __attribute__((constructor)) static void nk_avx512_silu_init(void) { (void)nk_avx512_silu_detect(); }
 
-#define NK_SILU_TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512dq")))
+// avx512bf16 is named so that the BFloat16 stores of element code 3 (below)
+// inline into the loops; it enables no other instruction (AVX-512 BF16 adds
+// only the bf16 conversions and dot product, which nothing else here asks
+// for), and code 3 is chosen only where nk_cpu_rounds_bf16() is 1.
+#define NK_SILU_TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512dq,avx512bf16")))
 #define NK_SILU_INLINE static inline __attribute__((always_inline)) NK_SILU_TARGET
 
 /// 16 values of `element` at p + i widened exactly (Float16: `vcvtph2ps`, as
@@ -77,10 +89,24 @@ NK_SILU_INLINE __m256i nk_s5_bf16(__m512 v) {
     return _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(rounded, isNaN, nan));
 }
 
+/// 16 floats rounded to BFloat16 by `vcvtneps2bf16` (element code 3, on a CPU
+/// with AVX-512 BF16): the formula's bits for every input but Float32
+/// subnormals, which the instruction flushes to ±0, so a vector holding one
+/// (one `vfpclassps`; silu(z) is subnormal only where |z| < 2^−125) takes the
+/// formula; NaNs keep their sign and top payload with the quiet bit set, as the
+/// formula's (f >> 16) | 0x40 (include/BFloat16Hardware.h). One conversion per
+/// 16 values where the formula takes ten integer operations.
+NK_SILU_INLINE __m256i nk_s5_bf16_hardware(__m512 v) {
+    if (__builtin_expect(_mm512_fpclass_ps_mask(v, 0x20) != 0, 0)) return nk_s5_bf16(v);
+    return (__m256i)_mm512_cvtneps_pbh(v);
+}
+
 /// 16 floats rounded to `element` (Float16: `vcvtps2ph` to nearest even, as
-/// nk_f16c_round8), as 16-bit patterns.
+/// nk_f16c_round8; BFloat16: the formula (2) or the instruction (3)), as
+/// 16-bit patterns.
 NK_SILU_INLINE __m256i nk_s5_narrow(__m512 v, int element) {
-    return element == 1 ? _mm512_cvtps_ph(v, 0) : nk_s5_bf16(v);
+    if (element == 1) return _mm512_cvtps_ph(v, 0);
+    return element == 3 ? nk_s5_bf16_hardware(v) : nk_s5_bf16(v);
 }
 
 /// Stores 16 values at p + i; `streaming`: non-temporal, in 8-value halves
@@ -173,18 +199,31 @@ NK_SILU_INLINE void nk_s5_affine(const void *src, void *dst, size_t count, float
     }
 }
 
+/// The element code of the stores: BFloat16 (2) rounds with `vcvtneps2bf16`
+/// (3) on a CPU with AVX-512 BF16 (the same bits; `NORMKERNELS_BF16_HARDWARE=never`
+/// and nk_avx512bf16_set(0) keep the formula).
+static inline __attribute__((always_inline)) int nk_s5_store_code(int element) {
+    if (element == 2 && nk_cpu_rounds_bf16()) {
+        nk_silu512_bf16_rounding_calls++;
+        return 3;
+    }
+    return element;
+}
+
 NK_SILU_TARGET
 void nk_silu512_affine(const void *src, void *dst, size_t count, float pivot, float scale, float shift,
                        int element, int streaming) {
     nk_silu512_calls++;
     // One loop per combination, the flags constant inside each.
-    switch (element * 2 + (streaming != 0)) {
+    switch (nk_s5_store_code(element) * 2 + (streaming != 0)) {
     case 0: nk_s5_affine(src, dst, count, pivot, scale, shift, 0, 0); break;
     case 1: nk_s5_affine(src, dst, count, pivot, scale, shift, 0, 1); break;
     case 2: nk_s5_affine(src, dst, count, pivot, scale, shift, 1, 0); break;
     case 3: nk_s5_affine(src, dst, count, pivot, scale, shift, 1, 1); break;
     case 4: nk_s5_affine(src, dst, count, pivot, scale, shift, 2, 0); break;
-    default: nk_s5_affine(src, dst, count, pivot, scale, shift, 2, 1); break;
+    case 5: nk_s5_affine(src, dst, count, pivot, scale, shift, 2, 1); break;
+    case 6: nk_s5_affine(src, dst, count, pivot, scale, shift, 3, 0); break;
+    default: nk_s5_affine(src, dst, count, pivot, scale, shift, 3, 1); break;
     }
 }
 
@@ -225,13 +264,15 @@ NK_SILU_TARGET
 void nk_silu512_columns(const void *src, void *dst, size_t rows, size_t columns, size_t stride,
                         const float *pivot, const float *scale, const float *shift, int element, int streaming) {
     nk_silu512_calls++;
-    switch (element * 2 + (streaming != 0)) {
+    switch (nk_s5_store_code(element) * 2 + (streaming != 0)) {
     case 0: nk_s5_columns(src, dst, rows, columns, stride, pivot, scale, shift, 0, 0); break;
     case 1: nk_s5_columns(src, dst, rows, columns, stride, pivot, scale, shift, 0, 1); break;
     case 2: nk_s5_columns(src, dst, rows, columns, stride, pivot, scale, shift, 1, 0); break;
     case 3: nk_s5_columns(src, dst, rows, columns, stride, pivot, scale, shift, 1, 1); break;
     case 4: nk_s5_columns(src, dst, rows, columns, stride, pivot, scale, shift, 2, 0); break;
-    default: nk_s5_columns(src, dst, rows, columns, stride, pivot, scale, shift, 2, 1); break;
+    case 5: nk_s5_columns(src, dst, rows, columns, stride, pivot, scale, shift, 2, 1); break;
+    case 6: nk_s5_columns(src, dst, rows, columns, stride, pivot, scale, shift, 3, 0); break;
+    default: nk_s5_columns(src, dst, rows, columns, stride, pivot, scale, shift, 3, 1); break;
     }
 }
 

@@ -9,16 +9,26 @@
 // The kernels' own tests (y16 == narrow(y32)) cover the paths end to end;
 // these reach the column loops (C a multiple of 16) their shapes do not.
 // Serialized, so that one test's switch does not fall inside another's
-// hardware run; other suites running meanwhile only change loops, never a result.
+// hardware run; other suites running meanwhile only change loops, never a result
+// (the suites that count hardware roundings take `bfloat16RoundingSwitch`).
 
 import CNormSupport
+import Foundation
 import Testing
 @testable import NormKernels
+
+/// Held while a test switches the AVX-512 BF16 rounding (nk_avx512bf16_set) and
+/// runs with it, by the tests whose expectations count the hardware roundings
+/// (`SiLUWideTests`) or switch it: another suite's switch would otherwise fall
+/// inside their runs.
+let bfloat16RoundingSwitch = NSLock()
 
 @Suite(.serialized) struct BFloat16HardwareTests {
     /// `body` once with the hardware loops allowed (as detected) and once with
     /// the Swift loops; returns both results.
     func bothPaths<R>(_ body: () -> R) -> (hardware: R, swift: R) {
+        bfloat16RoundingSwitch.lock()
+        defer { bfloat16RoundingSwitch.unlock() }
         _ = nk_avx512bf16_set(1)
         let h = body()
         _ = nk_avx512bf16_set(0)

@@ -19,6 +19,13 @@ import Testing
 private let wideBuildFuses = nk_build_has_fma() != 0 && nk_build_has_f16c() != 0
 private let wideCPUSupports = nk_cpu_has_avx512() != 0
 private let wideNotSwitchedOff = ProcessInfo.processInfo.environment["NORMKERNELS_AVX512_SILU"] != "never"
+/// Whether the wide loops' BFloat16 stores round with `vcvtneps2bf16` here (AVX-512 BF16, switch on).
+private let wideRoundsBFloat16 = nk_avx512bf16_set(1) != 0
+
+/// (AVX-512 SiLU loops, AVX-512 BF16 rounding) switches of the loop tests'
+/// runs: wide with the hardware rounding (where the CPU has it), wide with the
+/// integer formula, the Swift loops.
+private let wideConfigurations: [(Int32, Int32)] = [(1, 1), (1, 0), (0, 0)]
 
 private struct WideCase: CustomStringConvertible {
     let shape: TensorShape, groups: Int, note: String
@@ -175,38 +182,57 @@ private struct ResultBits: Equatable {
 
     /// The output loops alone on special values (±0, ±∞, NaN, subnormals, the
     /// cutoffs ±87.34, huge values) and random ones, through the cache and
-    /// streaming, at offsets that leave heads and tails.
+    /// streaming, at offsets that leave heads and tails; wide with BFloat16
+    /// rounded by `vcvtneps2bf16` (AVX-512 BF16) and by the integer formula, and
+    /// the Swift loops: the same bits.
     private func checkLoops<E: NormElement>(_: E.Type, _ name: String) {
-        let specials: [Float] = [0, -0, .infinity, -.infinity, .nan, -.nan, 0x1p-140, -0x1p-130, 87.3, -87.3, 87.4,
+        let specials: [Float] = [0, -0, .infinity, -.infinity, .nan, -.nan, 0x1p-140, -0x1p-130, 0x1p-127, -0x1.8p-129,
+                                 0x1.fep-127, 87.3, -87.3, 87.4,
                                  -87.4, 88.8, -88.8, 1e30, -1e30, 1, -1, 0.5, -0.5]
         var rng = SplitMix64("silu wide loops \(name)")
         let values = specials + rng.normals(1200, mean: 0, std: 30)
         let x = values.map { E.narrow($0) }
-        let c = AffineCoefficients(pivot: 0.25, scale: 1.5, shift: -0.5)
-        for n in [16, 37, 100, 1205] {
-            for streaming in [false, true] {
-                var out: [[E]] = []
-                var calls: [UInt64] = []
-                for enable in [1, 0] as [Int32] {
-                    _ = nk_avx512_silu_set(enable)
-                    var y = [E](repeating: E.narrow(7), count: n + 3)
-                    let c0 = nk_silu512_thread_calls()
-                    x.withUnsafeBufferPointer { xp in
-                        y.withUnsafeMutableBufferPointer { yp in
-                            Apply.affine(xp.baseAddress! + 1, yp.baseAddress! + 1, n, c, streaming: streaming,
-                                         activation: SiLUActivation.self)
+        // The second set passes x through (z = x): silu of subnormal z is subnormal,
+        // which `vcvtneps2bf16` would flush (the BFloat16 stores take the formula there).
+        for c in [AffineCoefficients(pivot: 0.25, scale: 1.5, shift: -0.5),
+                  AffineCoefficients(pivot: 0, scale: 1, shift: 0)] {
+            for n in [16, 37, 100, 1205] {
+                for streaming in [false, true] {
+                    var out: [[E]] = []
+                    var calls: [UInt64] = [], hardware: [UInt64] = []
+                    bfloat16RoundingSwitch.lock()
+                    defer { bfloat16RoundingSwitch.unlock() }
+                    for (wide, rounding) in wideConfigurations {
+                        _ = nk_avx512_silu_set(wide)
+                        _ = nk_avx512bf16_set(rounding)
+                        var y = [E](repeating: E.narrow(7), count: n + 3)
+                        let c0 = nk_silu512_thread_calls(), h0 = nk_silu512_bf16_hardware_thread_calls()
+                        x.withUnsafeBufferPointer { xp in
+                            y.withUnsafeMutableBufferPointer { yp in
+                                Apply.affine(xp.baseAddress! + 1, yp.baseAddress! + 1, n, c, streaming: streaming,
+                                             activation: SiLUActivation.self)
+                            }
                         }
+                        calls.append(nk_silu512_thread_calls() - c0)
+                        hardware.append(nk_silu512_bf16_hardware_thread_calls() - h0)
+                        nk_stream_fence()
+                        out.append(y)
                     }
-                    calls.append(nk_silu512_thread_calls() - c0)
-                    nk_stream_fence()
-                    out.append(y)
+                    _ = nk_avx512_silu_set(1)
+                    _ = nk_avx512bf16_set(1)
+                    let context = "\(name) affine \(c) n \(n) streaming \(streaming)"
+                    for k in 1..<out.count {
+                        let same = out[0].withUnsafeBytes { a in out[k].withUnsafeBytes { b in a.elementsEqual(b) } }
+                        #expect(same, "\(context): \(wideConfigurations[k]) vs \(wideConfigurations[0])")
+                    }
+                    // (Streaming, up to 7 head values go first: n = 16 may leave no 16-value step.)
+                    // (Both wide runs make the same calls.)
+                    #expect((calls[0] > 0 || (streaming && n < 32)) && calls[1] == calls[0] && calls[2] == 0,
+                            "\(context): calls \(calls)")
+                    // The hardware rounding ran exactly in the wide BFloat16 run with the rounding on.
+                    let rounds = E.self == BFloat16.self && wideRoundsBFloat16 && calls[0] > 0
+                    #expect(hardware == [rounds ? calls[0] : 0, 0, 0], "\(context): hardware roundings \(hardware)")
                 }
-                _ = nk_avx512_silu_set(1)
-                let same = out[0].withUnsafeBytes { a in out[1].withUnsafeBytes { b in a.elementsEqual(b) } }
-                #expect(same, "\(name) affine n \(n) streaming \(streaming)")
-                // (Streaming, up to 7 head values go first: n = 16 may leave no 16-value step.)
-                #expect((calls[0] > 0 || (streaming && n < 32)) && calls[1] == 0,
-                        "\(name) affine n \(n) streaming \(streaming): calls \(calls)")
             }
         }
         for (rows, columns) in [(7, 16), (9, 37), (5, 130), (3, 1030)] {
@@ -214,8 +240,11 @@ private struct ResultBits: Equatable {
             let shift = rng.uniforms(columns, -3...3)
             let data = (0..<(rows * columns)).map { x[$0 % x.count] }
             var out: [[E]] = []
-            for enable in [1, 0] as [Int32] {
-                _ = nk_avx512_silu_set(enable)
+            bfloat16RoundingSwitch.lock()
+            defer { bfloat16RoundingSwitch.unlock() }
+            for (wide, rounding) in wideConfigurations {
+                _ = nk_avx512_silu_set(wide)
+                _ = nk_avx512bf16_set(rounding)
                 var y = [E](repeating: E.narrow(7), count: rows * columns)
                 data.withUnsafeBufferPointer { xp in
                     y.withUnsafeMutableBufferPointer { yp in
@@ -227,8 +256,11 @@ private struct ResultBits: Equatable {
                 out.append(y)
             }
             _ = nk_avx512_silu_set(1)
-            let same = out[0].withUnsafeBytes { a in out[1].withUnsafeBytes { b in a.elementsEqual(b) } }
-            #expect(same, "\(name) columns \(rows)x\(columns)")
+            _ = nk_avx512bf16_set(1)
+            for k in 1..<out.count {
+                let same = out[0].withUnsafeBytes { a in out[k].withUnsafeBytes { b in a.elementsEqual(b) } }
+                #expect(same, "\(name) columns \(rows)x\(columns): \(wideConfigurations[k]) vs \(wideConfigurations[0])")
+            }
         }
     }
 

@@ -81,6 +81,22 @@ void nk_bf16_hw_columns(const uint16_t *src, uint16_t *dst, size_t rows, size_t 
 void nk_bf16_hw_gradient(const uint16_t *x, const uint16_t *dy, const uint16_t *mask, uint16_t *dst, size_t count,
                          float pivot, float a, float b, float c, int streaming);
 
+/// `nk_bf16_hw_gradient` with g in Float32 and no mask: `dst[i] = a·g[i] +
+/// (b·(x[i] − pivot) + c)` rounded to BFloat16, for `count` values (a multiple
+/// of 16): `BlockGradients.apply`'s vector loop where dy is GroupNorm + SiLU's
+/// Float32 g (`GroupNormalization+SiLUBackwardUnits.swift`). Only when
+/// nk_cpu_rounds_bf16() and nk_build_has_fma() are 1.
+void nk_bf16_hw_gradient_f32(const uint16_t *x, const float *g, uint16_t *dst, size_t count, float pivot, float a,
+                             float b, float c, int streaming);
+
+/// `nk_bf16_hw_gradient_columns` with g in Float32 and no mask (GroupNorm +
+/// SiLU's NHWC backward): `dst[r, j] = a[j]·g[r, j] + (b[j]·(x[r, j] − pivot[j])
+/// + c[j])` rounded to BFloat16, `columns` a multiple of 16, g with x's layout.
+/// Only when nk_cpu_rounds_bf16() and nk_build_has_fma() are 1.
+void nk_bf16_hw_gradient_columns_f32(const uint16_t *x, const float *g, uint16_t *dst, size_t rows, size_t columns,
+                                     size_t stride, const float *pivot, const float *a, const float *b, const float *c,
+                                     int streaming);
+
 /// `BlockGradients.applyColumns`' loop with x and dy: for `rows` rows of
 /// `columns` values (a multiple of 16; row stride `stride`), `dst[r, j] =
 /// a[j]·g + (b[j]·(x[r, j] − pivot[j]) + c[j])`, g as in nk_bf16_hw_gradient.

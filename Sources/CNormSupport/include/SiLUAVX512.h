@@ -26,7 +26,9 @@
 // (the file is compiled with `#pragma STDC FP_CONTRACT OFF`, so nothing else
 // is fused). Loads widen 16-bit values exactly; Float16 stores round with
 // `vcvtps2ph` to nearest even (nk_f16c_round8's instruction, so F16C builds
-// only), BFloat16 stores with nk_bf16_round8's integer formula and NaN rule.
+// only), BFloat16 stores with `vcvtneps2bf16` on a CPU with AVX-512 BF16 (the
+// formula for a vector holding a Float32 subnormal), else with
+// nk_bf16_round8's integer formula and NaN rule: the same bits either way.
 //
 // `element`: 0 Float32, 1 Float16, 2 BFloat16 (bit patterns).
 
@@ -52,6 +54,17 @@ static inline __attribute__((always_inline)) int nk_cpu_runs_avx512_silu(void) {
 /// Calls into the nk_silu512_* loops made on the calling thread so far (tests:
 /// proof that a path ran; a thread-local count, so no shared line in the loops).
 uint64_t nk_silu512_thread_calls(void);
+
+/// Of those, the forward output loops (nk_silu512_affine, nk_silu512_columns)
+/// that rounded BFloat16 with `vcvtneps2bf16` (a CPU with AVX-512 BF16,
+/// nk_cpu_rounds_bf16()); the same bits as the integer formula.
+uint64_t nk_silu512_bf16_hardware_thread_calls(void);
+
+/// GroupNorm + SiLU 16-bit backwards that ran unit by unit
+/// (`GroupNormalization+SiLUBackwardUnits.swift`) on the calling thread: noted
+/// once per call, counted per thread as above (tests).
+void nk_silu_units_note(void);
+uint64_t nk_silu_units_thread_calls(void);
 
 /// `Apply.affine`'s loop with SiLU: `dst[i] = silu((src[i] − pivot)·scale + shift)`
 /// for `count` values (a multiple of 16). `streaming`: non-temporal stores,

@@ -58,7 +58,9 @@ extension GroupNormalization {
     /// Float32 dx) bit for bit. The row-engine paths (H·W = 1, small maps) run
     /// GroupNorm's Float32 backward on x widened into a second scratch tensor (dx
     /// computed there in place, then rounded once into gradInput): two more
-    /// passes, on tensors small enough to sit in cache.
+    /// passes, on tensors small enough to sit in cache. 16-bit NCHW with
+    /// channels of one block and whole units per worker runs unit by unit with
+    /// no g tensor (`GroupNormalization+SiLUBackwardUnits.swift`; the same bits).
     func backwardSiLUElements<E: NormElement>(
         input: UnsafeBufferPointer<E>, gradOutput: UnsafeBufferPointer<E>,
         saved: SavedStatistics, scale: UnsafeBufferPointer<Float>?, bias: UnsafeBufferPointer<Float>?,
@@ -103,9 +105,15 @@ extension GroupNormalization {
         let pool = path.workspace
         let workspace = pool.take()
         defer { pool.recycle(workspace) }
-        let scratch: UnsafeMutablePointer<Float>? = normGradients && !intoGradInput
+        // 16-bit NCHW with short channels: g per unit in the worker's cache, no g
+        // tensor (`GroupNormalization+SiLUBackwardUnits.swift`; the same bits).
+        var unitPlan: ChannelGroupsPlan?
+        if !isFloat, normGradients, case .channelGroups(let plan) = path, Self.siluBackwardRunsUnits(plan) {
+            unitPlan = plan
+        }
+        let scratch: UnsafeMutablePointer<Float>? = normGradients && !intoGradInput && unitPlan == nil
             ? workspace.take(Float.self, count: shape.count) : nil
-        let g: UnsafeMutablePointer<Float>? = normGradients
+        let g: UnsafeMutablePointer<Float>? = normGradients && unitPlan == nil
             ? (intoGradInput ? UnsafeMutableRawPointer(gradInput!.baseAddress!).assumingMemoryBound(to: Float.self)
                              : scratch!)
             : nil
@@ -117,16 +125,18 @@ extension GroupNormalization {
             gamma: scale?.baseAddress, beta: bias?.baseAddress,
             modulation: SiLUModulation(scale: modulationScale?.baseAddress, shift: modulationShift?.baseAddress),
             in: workspace)
+        if let plan = unitPlan {
+            siluBackwardUnits(plan, pass: pass, x: x, dy: dy, saved: saved, gamma: scale?.baseAddress,
+                              dx: gradInput?.baseAddress, gradScale: gradScale?.baseAddress,
+                              gradBias: gradBias?.baseAddress, modulationSums: sums, workspace: workspace)
+            writeModulationGradients(sums, scale: scale, bias: bias, gradModulationScale: gradModulationScale,
+                                     gradModulationShift: gradModulationShift)
+            return
+        }
         pass.run(x: x, dy: dy, g: g, sums: sums, threading: threading, workspace: workspace)
 
-        if let sums {
-            for k in 0..<perSample {
-                let c = k % shape.c
-                let a = sums[k][0], b = sums[k][1]
-                gradModulationShift?[k] = Float(a)
-                gradModulationScale?[k] = Float(Double(scale?[c] ?? 1) * b + Double(bias?[c] ?? 0) * a)
-            }
-        }
+        writeModulationGradients(sums, scale: scale, bias: bias, gradModulationScale: gradModulationScale,
+                                 gradModulationShift: gradModulationShift)
         guard let g else { return }
         let count = shape.count, gradient = UnsafeBufferPointer(start: g, count: count)
         if isFloat {
@@ -150,5 +160,20 @@ extension GroupNormalization {
                      scale: scale, gradInput: gradInput == nil ? nil : UnsafeMutableBufferPointer(start: wide, count: count),
                      gradScale: gradScale, gradBias: gradBias)
         if let dx = gradInput?.baseAddress { narrow(wide, into: dx, count: count, threading: threading) }
+    }
+
+    /// d shift[n, c] = A and d scale[n, c] = γ·B + β·A from the per-(n, c) sums (A, B).
+    private func writeModulationGradients(
+        _ sums: UnsafeMutablePointer<SIMD2<Double>>?, scale: UnsafeBufferPointer<Float>?,
+        bias: UnsafeBufferPointer<Float>?, gradModulationScale: UnsafeMutableBufferPointer<Float>?,
+        gradModulationShift: UnsafeMutableBufferPointer<Float>?
+    ) {
+        guard let sums else { return }
+        for k in 0..<(shape.n * shape.c) {
+            let c = k % shape.c
+            let a = sums[k][0], b = sums[k][1]
+            gradModulationShift?[k] = Float(a)
+            gradModulationScale?[k] = Float(Double(scale?[c] ?? 1) * b + Double(bias?[c] ?? 0) * a)
+        }
     }
 }

@@ -23,7 +23,10 @@
 //   read x in 16 bits and g in Float32 and round dx once on store (x, g twice
 //   and dx once, no Float32 copy of x or dx); on the row-engine paths its
 //   Float32 backward runs on x widened into a second scratch tensor, dx rounded
-//   once at the end.
+//   once at the end. On NCHW with short channels (the plan's loop over units)
+//   g stays per unit in the worker's cache instead
+//   (`GroupNormalization+SiLUBackwardUnits.swift`): x and dy read once, dx
+//   written once.
 
 extension GroupNormalization {
     /// ``forwardSiLU(input:output:scale:bias:modulationScale:modulationShift:)-(UnsafeBufferPointer<Float>,_,_,_,_,_)`` on

@@ -87,6 +87,18 @@ extension BlockGradients {
                                 k.pivot, k.a, k.b, k.c, S.streams ? 1 : 0)
             i += count
         }
+        if BFloat16Pairs.enabled(E.self) && D.self == Float.self && mask == nil && gamma == nil && useX && useDy
+            && BFloat16Hardware.available && n - i >= 16 {
+            // BFloat16 x and dx with a Float32 dy (GroupNorm + SiLU's g) on a CPU
+            // with AVX-512 BF16: the 8-lane loop below in C, rounded by
+            // `vcvtne2ps2bf16` (BFloat16Hardware.h; the same bits).
+            let count = (n - i) / 16 * 16
+            nk_bf16_hw_gradient_f32(UnsafeRawPointer(x! + i).assumingMemoryBound(to: UInt16.self),
+                                    UnsafeRawPointer(dy! + i).assumingMemoryBound(to: Float.self),
+                                    UnsafeMutableRawPointer(dst + i).assumingMemoryBound(to: UInt16.self), count,
+                                    k.pivot, k.a, k.b, k.c, S.streams ? 1 : 0)
+            i += count
+        }
         if BFloat16Pairs.enabled(E.self) && D.self == E.self && gamma == nil {
             // BFloat16: 16 values as even and odd lanes (BFloat16Pairs.swift), the same math per value.
             while i + 16 <= n {
@@ -149,6 +161,17 @@ extension BlockGradients {
             nk_bf16_hw_gradient_columns(words(x), words(dy), mask.map(words),
                                         UnsafeMutableRawPointer(dst).assumingMemoryBound(to: UInt16.self),
                                         rows, columns, stride, pivot, a, b, c, stream ? 1 : 0)
+            return
+        }
+        if BFloat16Pairs.enabled(E.self) && D.self == Float.self && mask == nil && BFloat16Hardware.available,
+           let x, let dy, columns >= 16, columns % 16 == 0 {
+            // BFloat16 x and dx with a Float32 dy (GroupNorm + SiLU's g) on a CPU
+            // with AVX-512 BF16: the same loop in C, rounded by `vcvtne2ps2bf16`
+            // (BFloat16Hardware.h; the same bits), whole rows.
+            nk_bf16_hw_gradient_columns_f32(UnsafeRawPointer(x).assumingMemoryBound(to: UInt16.self),
+                                            UnsafeRawPointer(dy).assumingMemoryBound(to: Float.self),
+                                            UnsafeMutableRawPointer(dst).assumingMemoryBound(to: UInt16.self),
+                                            rows, columns, stride, pivot, a, b, c, stream ? 1 : 0)
             return
         }
         guard BFloat16Pairs.enabled(E.self) && D.self == E.self && columns >= 16 else { return run(nil) }

@@ -52,7 +52,7 @@ struct SiLUGradientPass {
             Parallel.forEach(count: shape.n * channels, elementsPerItem: hw, threading: threading) { range in
                 for k in range {
                     let o = k * hw
-                    let s = self.run(x + o, dy + o, g.map { $0 + o }, hw, k, wantSums: sums != nil)
+                    let s = self.channel(x + o, dy + o, g.map { $0 + o }, hw, k, wantSums: sums != nil)
                     sums?[k] = s
                 }
             }
@@ -84,8 +84,9 @@ struct SiLUGradientPass {
 
     /// One (n, c) run of `count` contiguous values (NCHW), slot k. Returns (A, B).
     /// Out of line, as `rows`: its own registers, not the caller's closure context.
+    /// (Also the 16-bit unit loop's first step, `GroupNormalization+SiLUBackwardUnits.swift`.)
     @inline(never)
-    private func run<E: NormElement>(_ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ g: UnsafeMutablePointer<Float>?,
+    func channel<E: NormElement>(_ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, _ g: UnsafeMutablePointer<Float>?,
                      _ count: Int, _ k: Int, wantSums: Bool) -> SIMD2<Double> {
         let p = F8(repeating: pivot[k]), s = F8(repeating: zScale[k]), t = F8(repeating: zShift[k])
         let r = F8(repeating: hatScale[k]), h = F8(repeating: hatShift[k]), m = F8(repeating: multiplier[k])
