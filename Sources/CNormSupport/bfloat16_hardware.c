@@ -200,6 +200,25 @@ void nk_bf16_hw_gradient(const uint16_t *x, const uint16_t *dy, const uint16_t *
     }
 }
 
+/// 16 rounded values stored at `dst` (two 16-byte non-temporal stores when streaming).
+static inline __attribute__((always_inline)) NK_BF16_TARGET void nk_hw_store16(uint16_t *dst, __m256i r,
+                                                                                 int streaming) {
+    if (streaming) {
+        _mm_stream_si128((__m128i *)dst, _mm256_castsi256_si128(r));
+        _mm_stream_si128((__m128i *)(dst + 8), _mm256_extracti128_si256(r, 1));
+    } else {
+        _mm256_storeu_si256((__m256i *)dst, r);
+    }
+}
+
+/// b[j]·(x[j] − p[j]) + c[j] on 8 lanes from column j of a row (the x-dependent
+/// term of the column dx loops).
+static inline __attribute__((always_inline)) NK_BF16_TARGET __m256
+nk_hw_column_term(const uint16_t *x, const float *pivot, const float *b, const float *c, size_t j) {
+    return _mm256_fmadd_ps(_mm256_loadu_ps(b + j), _mm256_sub_ps(nk_hw_widen8(x + j), _mm256_loadu_ps(pivot + j)),
+                           _mm256_loadu_ps(c + j));
+}
+
 static inline __attribute__((always_inline)) NK_BF16_TARGET void
 nk_hw_gradient_columns(const uint16_t *x, const uint16_t *dy, const uint16_t *mask, uint16_t *dst, size_t rows,
                        size_t columns, size_t stride, const float *pivot, const float *a, const float *b,
@@ -213,20 +232,10 @@ nk_hw_gradient_columns(const uint16_t *x, const uint16_t *dy, const uint16_t *ma
                 g0 = _mm256_andnot_ps(_mm256_cmp_ps(nk_hw_widen8(mask + o + j), zero, _CMP_LE_OQ), g0);
                 g1 = _mm256_andnot_ps(_mm256_cmp_ps(nk_hw_widen8(mask + o + j + 8), zero, _CMP_LE_OQ), g1);
             }
-            __m256 v0 = _mm256_fmadd_ps(_mm256_loadu_ps(b + j),
-                                        _mm256_sub_ps(nk_hw_widen8(x + o + j), _mm256_loadu_ps(pivot + j)),
-                                        _mm256_loadu_ps(c + j));
-            __m256 v1 = _mm256_fmadd_ps(_mm256_loadu_ps(b + j + 8),
-                                        _mm256_sub_ps(nk_hw_widen8(x + o + j + 8), _mm256_loadu_ps(pivot + j + 8)),
-                                        _mm256_loadu_ps(c + j + 8));
+            __m256 v0 = nk_hw_column_term(x + o, pivot, b, c, j), v1 = nk_hw_column_term(x + o, pivot, b, c, j + 8);
             __m256i v = nk_hw_round16(_mm256_fmadd_ps(_mm256_loadu_ps(a + j), g0, v0),
                                       _mm256_fmadd_ps(_mm256_loadu_ps(a + j + 8), g1, v1));
-            if (streaming) {
-                _mm_stream_si128((__m128i *)(dst + o + j), _mm256_castsi256_si128(v));
-                _mm_stream_si128((__m128i *)(dst + o + j + 8), _mm256_extracti128_si256(v, 1));
-            } else {
-                _mm256_storeu_si256((__m256i *)(dst + o + j), v);
-            }
+            nk_hw_store16(dst + o + j, v, streaming);
         }
     }
 }
@@ -241,16 +250,6 @@ void nk_bf16_hw_gradient_columns(const uint16_t *x, const uint16_t *dy, const ui
 #undef NK_GRAD
 }
 
-/// 16 rounded values stored at `dst` (two 16-byte non-temporal stores when streaming).
-static inline __attribute__((always_inline)) NK_BF16_TARGET void nk_hw_store16(uint16_t *dst, __m256i r,
-                                                                                 int streaming) {
-    if (streaming) {
-        _mm_stream_si128((__m128i *)dst, _mm256_castsi256_si128(r));
-        _mm_stream_si128((__m128i *)(dst + 8), _mm256_extracti128_si256(r, 1));
-    } else {
-        _mm256_storeu_si256((__m256i *)dst, r);
-    }
-}
 
 /// `ElementAffine.apply` on 8 lanes: v·γ + β fused (GammaBeta), v·γ, v + β, or v.
 static inline __attribute__((always_inline)) NK_BF16_TARGET __m256 nk_hw_element_affine(__m256 v, const float *gamma,
@@ -414,12 +413,7 @@ nk_hw_gradient_columns_f32(const uint16_t *x, const float *g, uint16_t *dst, siz
         size_t o = r * stride;
         for (size_t j = 0; j < columns; j += 16) {
             // scalar math: dx[r, j] = a[j]·g + (b[j]·(x − p[j]) + c[j]), g Float32
-            __m256 v0 = _mm256_fmadd_ps(_mm256_loadu_ps(b + j),
-                                        _mm256_sub_ps(nk_hw_widen8(x + o + j), _mm256_loadu_ps(pivot + j)),
-                                        _mm256_loadu_ps(c + j));
-            __m256 v1 = _mm256_fmadd_ps(_mm256_loadu_ps(b + j + 8),
-                                        _mm256_sub_ps(nk_hw_widen8(x + o + j + 8), _mm256_loadu_ps(pivot + j + 8)),
-                                        _mm256_loadu_ps(c + j + 8));
+            __m256 v0 = nk_hw_column_term(x + o, pivot, b, c, j), v1 = nk_hw_column_term(x + o, pivot, b, c, j + 8);
             __m256i v = nk_hw_round16(_mm256_fmadd_ps(_mm256_loadu_ps(a + j), _mm256_loadu_ps(g + o + j), v0),
                                       _mm256_fmadd_ps(_mm256_loadu_ps(a + j + 8), _mm256_loadu_ps(g + o + j + 8), v1));
             nk_hw_store16(dst + o + j, v, streaming);

@@ -63,6 +63,26 @@ extension GroupNormalization {
         }
     }
 
+    /// The dx coefficients of unit `slot` = n·G + g from its channels' sums
+    /// (`channelSums[j]`: channel g·size + j of sample n): the γ-weighted totals
+    /// over the unit, Σ γ·dy and Σ γ·dy·x̂ (a fixed tree), then per channel
+    /// a = γ·r, m1 = Σ γ·dy / count, m2 = Σ γ·dy·x̂ / count into `table` at n·C + c.
+    /// Shared by `channelGroupsPathBackward` and the GroupNorm + SiLU unit loop.
+    func unitGradientCoefficients(_ slot: Int, _ channelSums: UnsafePointer<GradientSums>, mean: [Double],
+                                  invStd: [Double], gamma scale: UnsafePointer<Float>?, into table: GradientTable) {
+        let size = shape.c / groups, count = Double(size * shape.spatial)
+        let n = slot / groups, first = (slot - n * groups) * size
+        func gain(_ j: Int) -> Double { Double(scale?[first + j] ?? 1) }   // a local func: no closure box per slot
+        let total = GradientSums.treeSum(count: size) { j in
+            GradientSums(dy: gain(j) * channelSums[j].dy, dyXhat: gain(j) * channelSums[j].dyXhat)
+        }
+        let r = invStd[slot]
+        for j in 0..<size {
+            table[n * shape.c + first + j] = GradientCoefficients(
+                mean: mean[slot], invStd: r, a: gain(j) * r, m1: total.dy / count, m2: total.dyXhat / count)
+        }
+    }
+
     /// The channel-groups path: per-(n, c) sums, then per (n, g) the γ-weighted
     /// sums of its channels and one dx coefficient set per (n, c). dy may have
     /// an element type of its own (GroupNorm + SiLU's 16-bit backward passes its
@@ -72,8 +92,7 @@ extension GroupNormalization {
         gamma scale: UnsafePointer<Float>?, dx: UnsafeMutablePointer<E>?,
         gradScale: UnsafeMutablePointer<Float>?, gradBias: UnsafeMutablePointer<Float>?
     ) {
-        let slots = shape.n * groups, size = shape.c / groups, channels = shape.c, G = groups
-        let count = Double(size * shape.spatial)
+        let slots = shape.n * groups, channels = shape.c
         let mean = saved.mean, invStd = saved.invStd
         let workspace = plan.workspace.take()
         defer { plan.workspace.recycle(workspace) }
@@ -84,16 +103,7 @@ extension GroupNormalization {
         channelGroupsBackward(plan, x: x, dy: dy, xhat: xhat, channelSums: sums.base, table: table, dx: dx,
                               workspace: workspace) { slot, channelSums in
             guard let table else { return }
-            let n = slot / G, first = (slot - n * G) * size
-            func gain(_ j: Int) -> Double { Double(scale?[first + j] ?? 1) }   // a local func: no closure box per slot
-            let total = GradientSums.treeSum(count: size) { j in
-                GradientSums(dy: gain(j) * channelSums[j].dy, dyXhat: gain(j) * channelSums[j].dyXhat)
-            }
-            let r = invStd[slot]
-            for j in 0..<size {
-                table[n * channels + first + j] = GradientCoefficients(
-                    mean: mean[slot], invStd: r, a: gain(j) * r, m1: total.dy / count, m2: total.dyXhat / count)
-            }
+            unitGradientCoefficients(slot, channelSums, mean: mean, invStd: invStd, gamma: scale, into: table)
         }
         channelGradients(sums.base, samples: shape.n, channels: channels,
                          gradScale: gradScale, gradBias: gradBias, threading: threading)

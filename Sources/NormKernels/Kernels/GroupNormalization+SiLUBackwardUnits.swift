@@ -51,7 +51,7 @@ extension GroupNormalization {
         guard case .rows(let geometry) = plan.backward else { return }
         nk_silu_units_note()
         let slots = shape.n * groups, size = shape.c / groups, channels = shape.c, G = groups
-        let spatial = shape.spatial, count = Double(size * spatial)
+        let spatial = shape.spatial
         let mean = saved.mean, invStd = saved.invStd
         let xhat = CoefficientTable(count: slots, in: workspace)
         for s in 0..<slots { xhat[s] = AffineCoefficients(mean: mean[s], invStd: invStd[s]) }
@@ -64,16 +64,9 @@ extension GroupNormalization {
         /// `channelGroupsPathBackward`'s coefficients of unit `slot` from its channel sums.
         func finalize(_ slot: Int) {
             guard let table else { return }
-            let n = slot / G, first = (slot - n * G) * size, sums = channelSums.base + n * channels + first
-            func gain(_ j: Int) -> Double { Double(scale?[first + j] ?? 1) }
-            let total = GradientSums.treeSum(count: size) { j in
-                GradientSums(dy: gain(j) * sums[j].dy, dyXhat: gain(j) * sums[j].dyXhat)
-            }
-            let r = invStd[slot]
-            for j in 0..<size {
-                table[n * channels + first + j] = GradientCoefficients(
-                    mean: mean[slot], invStd: r, a: gain(j) * r, m1: total.dy / count, m2: total.dyXhat / count)
-            }
+            let n = slot / G, first = (slot - n * G) * size
+            unitGradientCoefficients(slot, channelSums.base + n * channels + first, mean: mean, invStd: invStd,
+                                     gamma: scale, into: table)
         }
 
         Parallel.forEach(count: geometry.units, elementsPerItem: geometry.unitCost, threading: threading) { range in
