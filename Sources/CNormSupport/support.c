@@ -150,8 +150,3 @@ void nk_stream_triad_f32(float *a, const float *b, const float *c, float s, size
 }
 
 void nk_black_hole(const void *p) { __asm__ volatile("" : : "r"(p) : "memory"); }
-
-static _Thread_local uint64_t nk_prefetch16_blocks = 0;
-
-void nk_prefetch16_note(void) { nk_prefetch16_blocks++; }
-uint64_t nk_prefetch16_thread_blocks(void) { return nk_prefetch16_blocks; }

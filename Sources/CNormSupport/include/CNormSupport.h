@@ -178,11 +178,6 @@ static inline __attribute__((always_inline)) void nk_prefetch(const void *p) {
     __builtin_prefetch(p, 0, 3);
 }
 
-/// Rows-geometry statistics blocks of 16-bit units that prefetched ahead
-/// (`ContiguousPrefetch16`), counted per thread (tests): one note per block.
-void nk_prefetch16_note(void);
-uint64_t nk_prefetch16_thread_blocks(void);
-
 /// A spin-wait hint (x86 `pause`): lets the sibling hyperthread run and keeps a
 /// waiting loop from flooding the memory system while another thread finishes.
 static inline __attribute__((always_inline)) void nk_cpu_relax(void) {

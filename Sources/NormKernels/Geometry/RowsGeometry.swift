@@ -1,5 +1,3 @@
-import CNormSupport
-
 /// The contiguous-rows geometry: a reduction *unit* is `segments` runs of
 /// `segmentLength` contiguous values, `segmentStride` apart; unit u starts at
 /// `u · unitStride`.
@@ -73,12 +71,7 @@ struct RowsGeometry: CustomStringConvertible {
                                                    cache: StorePolicy.lastLevelCacheBytes)
         self.prefetchesAhead = segments > 1 && segmentStride != segmentLength
             && (segmentLength >= RowsGeometry.prefetchedRunLength || (grouped > 1 && pastCache))
-        self.pastCache = pastCache
     }
-
-    /// Whether the tensor is past the last-level cache (`StorePolicy.twoPassStreams`):
-    /// where 16-bit units of one segment prefetch their statistics pass (`ContiguousPrefetch16`).
-    let pastCache: Bool
 
     /// Shortest run (values) prefetched step by step along the logical stream;
     /// shorter runs grouped into blocks are prefetched a whole run at a time.
@@ -350,17 +343,8 @@ extension RowsGeometry {
     private func reduce<E: NormElement>(_ x: UnsafePointer<E>, _ b: RowBlock, _ statistic: RowStatistic) -> Moments {
         switch statistic {
         case .moments:
-            // A 16-bit block of one run that the next block continues in memory:
-            // prefetch along it and into the next block (`ContiguousPrefetch16`; a
-            // worker's last block prefetches past its range, which a prefetch may).
-            var following = b.following
-            if following == 0 && b.segmentCount == 1 && MemoryLayout<E>.stride == 2
-                && ContiguousPrefetch16.applies(pastCache: pastCache) {
-                following = b.count
-                nk_prefetch16_note()
-            }
             return BlockMoments.segmented(x + b.offset, length: b.count, stride: segmentStride, segments: b.segmentCount,
-                                          following: following)
+                                          following: b.following)
         case .meanSquare:
             var m = Moments.empty
             for i in 0..<b.segmentCount { m = m.merged(with: BlockMoments.meanSquare(x + b.offset + i * segmentStride, b.count)) }
