@@ -294,14 +294,44 @@ void nk_silu512_affine(const void *src, void *dst, size_t count, float pivot, fl
 /// (as `Apply.rowsPerStrip`).
 enum { nk_s5_strip = 8 };
 
+/// 32 coefficients at q, as the lanes of nk_s5_affine_bf16_pairs' two
+/// vectors: *lo columns {0–3, 8–11, 16–19, 24–27}, *hi {4–7, 12–15, 20–23, 28–31}.
+NK_SILU_INLINE void nk_s5_pair_coefficients(const float *q, __m512 *lo, __m512 *hi) {
+    const __m512i low = _mm512_setr_epi32(0, 1, 2, 3, 8, 9, 10, 11, 16, 17, 18, 19, 24, 25, 26, 27);
+    const __m512i high = _mm512_setr_epi32(4, 5, 6, 7, 12, 13, 14, 15, 20, 21, 22, 23, 28, 29, 30, 31);
+    __m512 a = _mm512_loadu_ps(q), b = _mm512_loadu_ps(q + 16);
+    *lo = _mm512_permutex2var_ps(a, low, b);
+    *hi = _mm512_permutex2var_ps(a, high, b);
+}
+
 NK_SILU_INLINE void nk_s5_columns(const void *src, void *dst, size_t rows, size_t columns, size_t stride,
                                   const float *pivot, const float *scale, const float *shift,
                                   int element, int streaming) {
     const size_t full = columns / 16 * 16;
     const __mmask16 tail = (__mmask16)((1u << (columns - full)) - 1);
+    // BFloat16 rounded by the instruction (code 3): 32-column tiles as
+    // nk_s5_affine_bf16_pairs (the coefficients permuted to its lanes; the same
+    // bits), then the 16-column and masked tiles below.
+    const size_t pairs = element == 3 ? columns / 32 * 32 : 0;
     for (size_t r0 = 0; r0 < rows; r0 += nk_s5_strip) {
         const size_t end = r0 + nk_s5_strip < rows ? r0 + nk_s5_strip : rows;
-        for (size_t c = 0; c < full; c += 16) {
+        for (size_t c = 0; c < pairs; c += 32) {
+            __m512 pa, pb, sa, sb, ta, tb;
+            nk_s5_pair_coefficients(pivot + c, &pa, &pb);
+            nk_s5_pair_coefficients(scale + c, &sa, &sb);
+            nk_s5_pair_coefficients(shift + c, &ta, &tb);
+            const __m512i zero = _mm512_setzero_si512();
+            for (size_t r = r0; r < end; r++) {
+                size_t o = r * stride + c;
+                __m512i w = _mm512_loadu_si512((const uint16_t *)src + o);
+                __m512 lo = _mm512_castsi512_ps(_mm512_unpacklo_epi16(zero, w));
+                __m512 hi = _mm512_castsi512_ps(_mm512_unpackhi_epi16(zero, w));
+                __m512 a = nk_s5_silu(_mm512_fmadd_ps(_mm512_sub_ps(lo, pa), sa, ta));
+                __m512 b = nk_s5_silu(_mm512_fmadd_ps(_mm512_sub_ps(hi, pb), sb, tb));
+                nk_s5_store_bf16_pair(dst, o, a, b, streaming);
+            }
+        }
+        for (size_t c = pairs; c < full; c += 16) {
             const __m512 p = _mm512_loadu_ps(pivot + c), s = _mm512_loadu_ps(scale + c), t = _mm512_loadu_ps(shift + c);
             for (size_t r = r0; r < end; r++) {
                 // scalar math: y[r, c] = silu((x[r, c] − p[c])·s[c] + t[c])
