@@ -125,7 +125,10 @@ private func pipelinedRows<E: NormElement, O: RowSweepOutput>(
             (invBase + u).initialize(to: r)
             return AffineCoefficients(mean: m.mean, invStd: r)
         }
-        ChunkSchedule.forEachChunk(units: rows, valuesPerUnit: n, chunk: ChunkSchedule.rowChunk(length: n),
+        // 16-bit rows: longer items (`pipelinedRowChunk`); Float32 rows as before.
+        let chunkRows = MemoryLayout<E>.size == 2
+            ? ChunkSchedule.pipelinedRowChunk(rows: rows, length: n) : ChunkSchedule.rowChunk(length: n)
+        ChunkSchedule.forEachChunk(units: rows, valuesPerUnit: n, chunk: chunkRows,
                                    threading: plan.threading) { chunk in
             guard let first = chunk.first else { return }
             let last = chunk.upperBound - 1

@@ -37,4 +37,16 @@ enum ChunkSchedule {
     /// every worker several items (`[256, 1024]` LayerNorm: 8 items, 2 threads
     /// 1.7× faster than one; with 512-row chunks it was one item, serial).
     static func rowChunk(length: Int) -> Int { max(1, min(chunk, 32_768 / max(1, length))) }
+
+    /// Rows per work item of the pipelined 16-bit LayerNorm rows
+    /// (`normalizeMomentRowsPipelined`): up to 4 × `rowChunk`, while the call
+    /// still has ≥ 16 items. Why: each item starts its pipeline with two rows
+    /// summed alone and ends it with two rows written alone (no sums and outputs
+    /// sharing a loop), 4 of 42 rows of 768 values per `rowChunk` item. A row's
+    /// statistics and outputs do not depend on where items begin (the same
+    /// `ShiftedRowSums.sweep` arithmetic), so the bits stay those of any chunking.
+    static func pipelinedRowChunk(rows: Int, length: Int) -> Int {
+        let base = rowChunk(length: length)
+        return max(base, min(4 * base, rows / 16))
+    }
 }

@@ -47,6 +47,10 @@ enum ShiftedRowSums {
     /// Values per block of Float32 lane sums (16 steps of 16 values).
     static let block = 256
 
+    /// How far ahead of the 16-value step the Swift sweep of a 16-bit row
+    /// prefetches, in bytes: `NK_SUMS_PREFETCH_BYTES` of the C loop.
+    static let prefetchBytes = 4096
+
     /// The sums of `p[0 ..< n]` about `pivot`, with `out`'s writes run in the
     /// same loop (`RowSweepOutput`: the previous row's outputs, or nothing):
     /// `out` sees every index exactly once, in 16-, 8- and 1-value pieces.
@@ -73,6 +77,14 @@ enum ShiftedRowSums {
             repeat {
                 // scalar math: d = x − K;  s += d;  q += d²
                 let d0 = E.load8(p + i) - k, d1 = E.load8(p + i + 8) - k
+                if MemoryLayout<E>.size == 2 {
+                    // 16-bit rows (Float16; BFloat16 without AVX-512 BF16): the prefetch of
+                    // `nk_hw_shifted_sums`, the same distance and reason (NK_SUMS_PREFETCH_BYTES:
+                    // the previous row's outputs in this loop fill the out-of-order window, so
+                    // the hardware prefetcher alone leaves DRAM loads waiting). A hint: no
+                    // fault past the row, no effect on the values. Float32 rows unchanged.
+                    nk_prefetch(UnsafeRawPointer(p + i) + ShiftedRowSums.prefetchBytes)
+                }
                 s0 += d0
                 s1 += d1
                 q0 = muladd(d0, d0, q0)
