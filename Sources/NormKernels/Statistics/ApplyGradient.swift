@@ -144,6 +144,12 @@ extension BlockGradients {
         }
         // Stream only when every row starts aligned to 8 values (see `Apply.columns`).
         let stream = streaming && stride % 8 == 0 && StreamingStore.isAligned(dst)
+        if let x, let dy, ColumnGradientsWide.runs(E.self, D.self, columns: columns) {
+            // AVX-512, the coefficients in registers (ColumnGradientsWide.swift): same bits.
+            ColumnGradientsWide.apply(x, dy, mask, dst, rows: rows, columns: columns, stride: stride,
+                                      pivot: pivot, a: a, b: b, c: c, streaming: stream)
+            return
+        }
         @inline(__always) func run(_ pairs: PairGradients?) {
             if stream {
                 applyColumns(x, dy, mask, dst, rows, columns, stride, pivot, a, b, c, pairs, StreamingStore.self)

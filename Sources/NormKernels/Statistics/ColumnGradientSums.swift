@@ -145,7 +145,14 @@ extension BlockGradients {
                     dy = UnsafePointer(store)
                     mask = nil
                 }
-                if usesStrips(columns: columns) {
+                if ColumnGradientsWide.runs(E.self, D.self, columns: columns) {
+                    // AVX-512, the accumulators in registers (ColumnGradientsWide.swift): same bits.
+                    let o = row * stride
+                    ColumnGradientsWide.sums(x + o, dy + o, mask.map { $0 + o }, rows: end - row, columns: columns,
+                                             stride: stride, pivot: pivot, scale: scale, shift: shift,
+                                             accG: accG, accH: accH)
+                    row = end
+                } else if usesStrips(columns: columns) {
                     accumulateStrips(x, dy, mask, rows: row..<end, columns, stride, pivot, scale, shift, accG, accH)
                     row = end
                 }
