@@ -123,7 +123,7 @@ struct RowPlan: Sendable {
 /// geometry: 160–256 values 1.16–1.43× faster on one and two threads
 /// (docs/PERFORMANCE-HISTORY.md, "Short rows: backward row sums inline, forwards
 /// one row at a time"), and on the Xeon (L2 2 MiB) 512–4096 values 1.15–1.3×
-/// faster on one and two threads (docs/PERFORMANCE.md, "Current state"): a row of up to 64 KiB is read, reduced and written while it sits
+/// faster on one and two threads (commit 8719d07's message): a row of up to 64 KiB is read, reduced and written while it sits
 /// in L1/L2, without the geometry's batches, block descriptors and closures.
 /// Longer rows keep the geometry, which splits one row over several blocks.
 let rowByRowMoments = 129...16384

@@ -35,8 +35,8 @@ enum ShortRowsBackward {
     /// at 200–300, 1.1–1.15× at 512; at 768 level (Zen 4, L1d 32 KiB). On the Xeon
     /// (L1d 48 KiB, L2 2 MiB) it is also ahead from 768 to 4096 values: one
     /// thread, two alternating rounds, [16384, 768] 1.2–1.3×, [8192, 1024]
-    /// 1.15–1.75×, [2048, 4096] 1.4–1.8×, [512, 1024] 1.4–1.6× (docs/PERFORMANCE.md,
-    /// "Current state"): eight rows of 4096 values and dy are 256 KiB, read again
+    /// 1.15–1.75×, [2048, 4096] 1.4–1.8×, [512, 1024] 1.4–1.6× (commit 3d7ee06; the
+    /// figures are in its message only): eight rows of 4096 values and dy are 256 KiB, read again
     /// from L2, where the general engine reads a row block twice from L3.
     static let maxLength = 4096
 
