@@ -301,16 +301,7 @@ void nk_bf16_hw_elementwise(const uint16_t *src, uint16_t *dst, size_t count, fl
 #undef NK_ELEMENTWISE
 }
 
-/// How far ahead of the row being summed `nk_hw_shifted_sums` prefetches x, in bytes: about
-/// one DRAM latency of one core's stream (~100–150 ns at 20–30 GB/s ≈ 2–4.5 KiB), so the
-/// line arrives as the loop reaches it. Why: this loop also writes the output of the row two
-/// before (~20 µops per 16 values), so the out-of-order window holds only ~15 steps of it and
-/// the hardware prefetcher alone left the loads of DRAM-sized tensors waiting: measured on
-/// Zen 4 (1 MiB L2), BFloat16 LayerNorm forward `[8192, 1024]` 1.18× and `[2048, 4096]` 1.21×
-/// faster on one thread with it, cached shapes unchanged (docs/PERFORMANCE.md, "LayerNorm
-/// bf16 forward: a prefetch ahead of the sums"). A prefetch never faults, so running past the
-/// end of x is harmless.
-#define NK_SUMS_PREFETCH_BYTES 4096
+// NK_SUMS_PREFETCH_BYTES: include/BFloat16Hardware.h (the Swift sweep of 16-bit rows uses it too).
 
 static inline __attribute__((always_inline)) NK_BF16_TARGET size_t
 nk_hw_shifted_sums(const uint16_t *x, size_t n, float k, double *sums, double *squares, const uint16_t *src,

@@ -119,6 +119,17 @@ void nk_bf16_hw_gradient_columns(const uint16_t *x, const uint16_t *dy, const ui
 void nk_bf16_hw_elementwise(const uint16_t *src, uint16_t *dst, size_t count, float pivot, float scale, float shift,
                             const float *gamma, const float *beta, int streaming);
 
+/// How far ahead of the row being summed `nk_hw_shifted_sums` prefetches x, in bytes: about
+/// one DRAM latency of one core's stream (~100–150 ns at 20–30 GB/s ≈ 2–4.5 KiB), so the
+/// line arrives as the loop reaches it. Why: this loop also writes the output of the row two
+/// before (~20 µops per 16 values), so the out-of-order window holds only ~15 steps of it and
+/// the hardware prefetcher alone left the loads of DRAM-sized tensors waiting: measured on
+/// Zen 4 (1 MiB L2), BFloat16 LayerNorm forward `[8192, 1024]` 1.18× and `[2048, 4096]` 1.21×
+/// faster on one thread with it, cached shapes unchanged (docs/PERFORMANCE.md, "LayerNorm
+/// bf16 forward: a prefetch ahead of the sums"). A prefetch never faults, so running past the
+/// end of x is harmless.
+#define NK_SUMS_PREFETCH_BYTES 4096
+
 /// `ShiftedRowSums.sweep`'s 16-value steps over a row `p` of `n` values about
 /// `k`, with the outputs of another row (`nk_bf16_hw_elementwise` of `src`
 /// into `dst` at the same indices) in the same loop:

@@ -48,8 +48,8 @@ enum ShiftedRowSums {
     static let block = 256
 
     /// How far ahead of the 16-value step the Swift sweep of a 16-bit row
-    /// prefetches, in bytes: `NK_SUMS_PREFETCH_BYTES` of the C loop.
-    static let prefetchBytes = 4096
+    /// prefetches, in bytes: the C loop's `NK_SUMS_PREFETCH_BYTES` (BFloat16Hardware.h).
+    static let prefetchBytes = Int(NK_SUMS_PREFETCH_BYTES)
 
     /// The sums of `p[0 ..< n]` about `pivot`, with `out`'s writes run in the
     /// same loop (`RowSweepOutput`: the previous row's outputs, or nothing):
