@@ -148,7 +148,13 @@ struct ColumnsGeometry: CustomStringConvertible {
             reduce(m, first, min(rowBlock, rows - first), partials + b * width)
         }
         func mergeChunk(_ m: Int, _ k: Int) {
-            mergeSlots(m, chunk: k, of: chunk, width: width, partials: partials, merged: merged, finalize: finalize)
+            let lo = k * chunk, hi = min(width, lo + chunk)
+            let out = merged + m * width
+            withScratch(of: Partial.self, capacity: RowTree.scratchCount(rows: perMatrix, width: chunk)) {
+                RowTree.merge(partials + m * perMatrix * width + lo, stride: width, rows: 0, perMatrix,
+                              width: hi - lo, into: out + lo, scratch: $0.baseAddress!)
+            }
+            finalize(m, lo..<hi, out)
         }
         func applyBlock(_ b: Int) {
             let m = b / perMatrix
@@ -181,24 +187,6 @@ struct ColumnsGeometry: CustomStringConvertible {
                 }
             }
         }
-    }
-
-    /// Matrix m's partials of slots [k·chunk, (k + 1)·chunk) merged down its row
-    /// blocks (`partials`: `width` per block, blocks in order) into `merged`
-    /// (`width` per matrix), then `finalize` of that slot range.
-    func mergeSlots<Partial: TreeMergeable>(
-        _ m: Int, chunk k: Int, of chunk: Int, width: Int,
-        partials: UnsafeMutablePointer<Partial>, merged: UnsafeMutablePointer<Partial>,
-        finalize: (_ matrix: Int, _ slots: Range<Int>, _ merged: UnsafePointer<Partial>) -> Void
-    ) {
-        let perMatrix = blocksPerMatrix
-        let lo = k * chunk, hi = min(width, lo + chunk)
-        let out = merged + m * width
-        withScratch(of: Partial.self, capacity: RowTree.scratchCount(rows: perMatrix, width: chunk)) {
-            RowTree.merge(partials + m * perMatrix * width + lo, stride: width, rows: 0, perMatrix,
-                          width: hi - lo, into: out + lo, scratch: $0.baseAddress!)
-        }
-        finalize(m, lo..<hi, out)
     }
 
     /// Normalization only (inference): `apply(m, firstRow, rowCount)` over all blocks.

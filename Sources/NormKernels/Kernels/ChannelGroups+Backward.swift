@@ -38,33 +38,6 @@ func channelGroupsBackward<E: NormElement, D: NormElement>(
             }
         }
         // Merge ranges hold whole groups, so each range finalizes its own groups.
-        func finalize(_ m: Int, _ range: Range<Int>, _ sums: UnsafePointer<GradientSums>) {
-            for c in range { channelSums[m * channels + c] = sums[c] }
-            for group in (range.lowerBound / groupSize)..<(range.upperBound / groupSize) {
-                finalizeGroup(m * groups + group, channelSums + m * channels + group * groupSize)
-            }
-        }
-        func apply(_ m: Int, _ first: Int, _ rows: Int) {
-            let o = m * g.matrixElements + first * channels
-            BlockGradients.applyColumns(x: x + o, dy: dy + o, mask: nil, dx! + o, rows: rows,
-                                        columns: channels, stride: channels, table: table!, slot: m * channels,
-                                        streaming: streaming)
-        }
-        if dx != nil && streaming && BlockGradients.sumsInPieces(columns: channels) && g.pipelines(threading: threading) {
-            // Samples streaming from memory, whole samples per worker: the next
-            // sample's sums between this sample's dx rows (ColumnsGeometry+Pipelined.swift).
-            g.reduceThenApplyPipelined(
-                threading: threading, workspace: workspace, slotGroup: groupSize, scratchFloats: 2 * channels,
-                reduce: { m, blockFirst, blockRows, first, count, accumulators, out in
-                    let o = m * g.matrixElements + blockFirst * channels, s = m * channels
-                    BlockGradients.columnsPiece(
-                        x + o, dy + o, blockRows: blockRows, first: first, count: count, columns: channels,
-                        stride: channels, pivot: expanded.pivot + s, scale: expanded.scale + s,
-                        shift: expanded.shift + s, accumulators: accumulators, into: out)
-                },
-                finalize: finalize, apply: apply)
-            return
-        }
         g.reduceThenApply(
             threading: threading, workspace: workspace, slotGroup: groupSize,
             reduce: { m, first, rows, out in
@@ -73,7 +46,19 @@ func channelGroupsBackward<E: NormElement, D: NormElement>(
                     x + o, dy + o, mask: nil, rows: rows, columns: channels, stride: channels,
                     pivot: expanded.pivot + s, scale: expanded.scale + s, shift: expanded.shift + s, into: out)
             },
-            finalize: finalize, writesOutput: dx != nil, apply: apply)
+            finalize: { m, range, sums in
+                for c in range { channelSums[m * channels + c] = sums[c] }
+                for group in (range.lowerBound / groupSize)..<(range.upperBound / groupSize) {
+                    finalizeGroup(m * groups + group, channelSums + m * channels + group * groupSize)
+                }
+            },
+            writesOutput: dx != nil,
+            apply: { m, first, rows in
+                let o = m * g.matrixElements + first * channels
+                BlockGradients.applyColumns(x: x + o, dy: dy + o, mask: nil, dx! + o, rows: rows,
+                                            columns: channels, stride: channels, table: table!, slot: m * channels,
+                                            streaming: streaming)
+            })
     case .rows(let g):
         let perSegment = g.blocksPerSegment
         /// Σdy and Σdy·x̂ of `count` values of unit u at element `o`.

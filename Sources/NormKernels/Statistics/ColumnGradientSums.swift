@@ -47,19 +47,6 @@ extension BlockGradients {
             stridedColumns(x, dy, mask: mask, rows: rows, columns: columns, stride: stride,
                            pivot: pivot, scale: scale, shift: shift, into: out, store: store)
         }
-        repairNonFinite(x, dy, mask: mask, rows: rows, columns: columns, stride: stride,
-                        pivot: pivot, scale: scale, shift: shift, out)
-    }
-
-    /// The block's columns whose Float32 sums overflowed (or met a non-finite value)
-    /// summed again in Float64, from the block's first row (`columns`' last step;
-    /// `columnsPiece` runs it after a block's last piece).
-    static func repairNonFinite<E: NormElement, D: NormElement>(
-        _ x: UnsafePointer<E>, _ dy: UnsafePointer<D>, mask: UnsafePointer<D>?,
-        rows: Int, columns: Int, stride: Int,
-        pivot: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
-        _ out: UnsafeMutablePointer<GradientSums>
-    ) {
         for j in 0..<columns where !out[j].isFinite {
             out[j] = columnFloat64(x + j, dy + j, mask.map { $0 + j }, rows, stride, pivot[j], scale[j], shift[j])
         }
@@ -158,45 +145,30 @@ extension BlockGradients {
                     dy = UnsafePointer(store)
                     mask = nil
                 }
-                accumulateRows(x, dy, mask, rows: row..<end, columns: columns, stride: stride,
-                               pivot: pivot, scale: scale, shift: shift, accG: accG, accH: accH)
-                row = end
+                if ColumnGradientsWide.runs(E.self, D.self, columns: columns) {
+                    // AVX-512, the accumulators in registers (ColumnGradientsWide.swift): same bits.
+                    let o = row * stride
+                    ColumnGradientsWide.sums(x + o, dy + o, mask.map { $0 + o }, rows: end - row, columns: columns,
+                                             stride: stride, pivot: pivot, scale: scale, shift: shift,
+                                             accG: accG, accH: accH)
+                    row = end
+                } else if usesStrips(columns: columns) {
+                    accumulateStrips(x, dy, mask, rows: row..<end, columns, stride, pivot, scale, shift, accG, accH)
+                    row = end
+                }
+                while row < end {
+                    let o = row * stride
+                    if let mask {
+                        accumulateRow(x + o, dy + o, mask + o, columns, pivot, scale, shift, accG, accH)
+                    } else {
+                        accumulateRow(x + o, dy + o, nil, columns, pivot, scale, shift, accG, accH)
+                    }
+                    row += 1
+                }
                 for j in 0..<columns {
                     out[j].dy += Double(accG[j])
                     out[j].dyXhat += Double(accH[j])
                 }
-            }
-        }
-    }
-
-    /// Rows `rows` of a tile added into the Float32 accumulators `accG`, `accH`
-    /// (no flush): each column adds its rows in row order, so a range cut into
-    /// pieces gives the same bits as in one call.
-    @inline(__always)
-    static func accumulateRows<E: NormElement, D: NormElement>(
-        _ x: UnsafePointer<E>, _ dy: UnsafePointer<D>, _ mask: UnsafePointer<D>?, rows: Range<Int>,
-        columns: Int, stride: Int,
-        pivot: UnsafePointer<Float>, scale: UnsafePointer<Float>, shift: UnsafePointer<Float>,
-        accG: UnsafeMutablePointer<Float>, accH: UnsafeMutablePointer<Float>
-    ) {
-        if ColumnGradientsWide.runs(E.self, D.self, columns: columns) {
-            // AVX-512, the accumulators in registers (ColumnGradientsWide.swift): same bits.
-            let o = rows.lowerBound * stride
-            ColumnGradientsWide.sums(x + o, dy + o, mask.map { $0 + o }, rows: rows.count, columns: columns,
-                                     stride: stride, pivot: pivot, scale: scale, shift: shift,
-                                     accG: accG, accH: accH)
-            return
-        }
-        if usesStrips(columns: columns) {
-            accumulateStrips(x, dy, mask, rows: rows, columns, stride, pivot, scale, shift, accG, accH)
-            return
-        }
-        for row in rows {
-            let o = row * stride
-            if let mask {
-                accumulateRow(x + o, dy + o, mask + o, columns, pivot, scale, shift, accG, accH)
-            } else {
-                accumulateRow(x + o, dy + o, nil, columns, pivot, scale, shift, accG, accH)
             }
         }
     }
