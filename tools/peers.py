@@ -67,6 +67,8 @@ def arguments():
     p.add_argument("--rounds", type=int, default=2)
     p.add_argument("--threads", default="1,2")
     p.add_argument("--budget-ms", default="300")
+    p.add_argument("--directions", default=DIRECTIONS,
+                   help="comma-separated subset of " + DIRECTIONS + " (default all), passed to every tool")
     p.add_argument("--sets", default=DEFAULT_SETS, help="comma-separated subset of " + ",".join(SETS)
                    + f" (default {DEFAULT_SETS})")
     p.add_argument("--dtype", default="f32",
@@ -195,7 +197,7 @@ def dtypes_run(path):
 
 
 def run_round(args, r, folder, normbench, onednn, peers):
-    common = ["--threads", args.threads, "--budget-ms", args.budget_ms, "--directions", DIRECTIONS]
+    common = ["--threads", args.threads, "--budget-ms", args.budget_ms, "--directions", args.directions]
     only_f32 = args.dtype == "f32"
     log = os.path.join(folder, "log.txt")
     for name in args.sets.split(","):
