@@ -7,16 +7,23 @@
 // row blocks. The wide runs must call the C loops (a thread-local call count,
 // read on 1 thread) and the Swift runs must not. Skipped, with the reason, in a
 // build without FMA or on a CPU without AVX-512 F/VL/BW/DQ.
-// Serialized, so that one test's switch does not fall inside another's wide run.
+// Serialized, so that one test's switch does not fall inside another's wide run;
+// tests of other suites that switch the column loops take `avx512ColumnsSwitch`.
+// The 16-bit cases: ColumnGradientsWideTests+SixteenBit.swift.
 
 import CNormSupport
 import Foundation
 import Testing
 @testable import NormKernels
 
-private let columnsBuildFuses = nk_build_has_fma() != 0
-private let columnsCPUSupports = nk_cpu_has_avx512() != 0
-private let columnsNotSwitchedOff = ProcessInfo.processInfo.environment["NORMKERNELS_AVX512_COLUMNS"] != "never"
+let columnsBuildFuses = nk_build_has_fma() != 0
+let columnsCPUSupports = nk_cpu_has_avx512() != 0
+let columnsNotSwitchedOff = ProcessInfo.processInfo.environment["NORMKERNELS_AVX512_COLUMNS"] != "never"
+
+/// Held while a test switches the AVX-512 column loops (nk_avx512_columns_set)
+/// and runs with them, so that a switch in one suite does not fall inside
+/// another's counted wide run. Taken before `bfloat16RoundingSwitch` when both are.
+let avx512ColumnsSwitch = NSLock()
 
 @Suite(.serialized) struct ColumnGradientsWideTests {
     /// dx, dγ, dβ of one backward, as raw bytes, and the C loop calls it made on this thread.
@@ -51,6 +58,8 @@ private let columnsNotSwitchedOff = ProcessInfo.processInfo.environment["NORMKER
           .enabled(if: columnsCPUSupports, "CPU without AVX-512 F/VL/BW/DQ: the AVX-512 column loops are never chosen"),
           .enabled(if: columnsNotSwitchedOff, "NORMKERNELS_AVX512_COLUMNS=never: the AVX-512 column loops are off"))
     func batchNormNHWC() throws {
+        avx512ColumnsSwitch.lock()
+        defer { avx512ColumnsSwitch.unlock() }
         // (channels, N, H = W): 64 channels over 2700 rows is two row blocks (2048 + 652);
         // 72 is not a multiple of 16: Swift both ways, no calls.
         let cases = [(16, 2, 9), (48, 1, 13), (64, 3, 30), (80, 2, 7), (128, 2, 23), (72, 1, 11)]
@@ -99,13 +108,21 @@ private let columnsNotSwitchedOff = ProcessInfo.processInfo.environment["NORMKER
     /// Runs in every build: says which way the loops go here, and that the switch turns them off.
     @Test("AVX-512 column loops: chosen exactly where the build and CPU allow, and the switch turns them off")
     func selection() {
+        avx512ColumnsSwitch.lock()
+        defer { avx512ColumnsSwitch.unlock() }
         let expected = columnsBuildFuses && columnsCPUSupports && columnsNotSwitchedOff
         #expect((nk_avx512_columns_set(1) != 0) == expected,
                 "build fuses \(columnsBuildFuses), CPU supports \(columnsCPUSupports), switch on \(columnsNotSwitchedOff)")
         #expect(ColumnGradientsWide.runs(Float.self, Float.self, columns: 64) == expected)
         #expect(!ColumnGradientsWide.runs(Float.self, Float.self, columns: 72))
         #expect(!ColumnGradientsWide.runs(Float.self, Float.self, columns: 144))
-        #expect(!ColumnGradientsWide.runs(BFloat16.self, BFloat16.self, columns: 64))
+        #expect(ColumnGradientsWide.runs(BFloat16.self, BFloat16.self, columns: 64) == expected)
+        #if !((os(macOS) || targetEnvironment(macCatalyst)) && arch(x86_64))
+        #expect(ColumnGradientsWide.runs(Float16.self, Float16.self, columns: 128) == expected)
+        #expect(!ColumnGradientsWide.runs(Float16.self, Float16.self, columns: 136))
+        #endif
+        #expect(!ColumnGradientsWide.runs(BFloat16.self, Float.self, columns: 64))
+        #expect(!ColumnGradientsWide.runs(Float.self, BFloat16.self, columns: 64))
         #expect(nk_avx512_columns_set(0) == 0 && !ColumnGradientsWide.runs(Float.self, Float.self, columns: 64))
         _ = nk_avx512_columns_set(1)
     }
