@@ -9,6 +9,10 @@
 
 int nk_avx512bf16_flag = -1;
 
+static _Thread_local uint64_t nk_bf16_layernorm_rows_calls = 0;
+
+uint64_t nk_bf16_hw_layernorm_rows_thread_calls(void) { return nk_bf16_layernorm_rows_calls; }
+
 int nk_avx512bf16_set(int enable) {
     if (enable) return nk_avx512bf16_detect();
     __atomic_store_n(&nk_avx512bf16_flag, 0, __ATOMIC_RELAXED);
@@ -306,7 +310,7 @@ void nk_bf16_hw_elementwise(const uint16_t *src, uint16_t *dst, size_t count, fl
 static inline __attribute__((always_inline)) NK_BF16_TARGET size_t
 nk_hw_shifted_sums(const uint16_t *x, size_t n, float k, double *sums, double *squares, const uint16_t *src,
                    uint16_t *dst, float pivot, float scale, float shift, const float *gamma, const float *beta,
-                   int streaming) {
+                   int streaming, int write) {
     const __m256 vk = _mm256_set1_ps(k);
     const __m256 p = _mm256_set1_ps(pivot), s = _mm256_set1_ps(scale), t = _mm256_set1_ps(shift);
     __m256d sumLo = _mm256_loadu_pd(sums), sumHi = _mm256_loadu_pd(sums + 4);
@@ -323,7 +327,7 @@ nk_hw_shifted_sums(const uint16_t *x, size_t n, float k, double *sums, double *s
             s1 = _mm256_add_ps(s1, d1);
             q0 = _mm256_fmadd_ps(d0, d0, q0);
             q1 = _mm256_fmadd_ps(d1, d1, q1);
-            nk_hw_element16(src, dst, i, p, s, t, gamma, beta, streaming);
+            if (write) nk_hw_element16(src, dst, i, p, s, t, gamma, beta, streaming);
             i += 16;
         } while (i + 16 <= end);
         // sums += widened(s0 + s1): lanes 0–3 and 4–7 converted exactly, added in Float64.
@@ -344,9 +348,144 @@ NK_BF16_TARGET
 size_t nk_bf16_hw_shifted_sums(const uint16_t *p, size_t n, float k, double *sums, double *squares,
                                const uint16_t *src, uint16_t *dst, float pivot, float scale, float shift,
                                const float *gamma, const float *beta, int streaming) {
-#define NK_SUMS(G, B, S) return nk_hw_shifted_sums(p, n, k, sums, squares, src, dst, pivot, scale, shift, G, B, S)
+#define NK_SUMS(G, B, S) return nk_hw_shifted_sums(p, n, k, sums, squares, src, dst, pivot, scale, shift, G, B, S, 1)
     NK_AFFINE_VARIANTS(NK_SUMS)
 #undef NK_SUMS
+}
+
+// The pipelined LayerNorm rows of one work item in one call (issue 20: on rows of
+// 768 values ~19 % of the time went to the Swift between the per-row C loops: the
+// call, the lane sums, the finish). The same loop order, arithmetic and rows as
+// `pipelinedRows` in RowNormalization+Pipelined.swift, so the same bits.
+
+/// `BlockMoments.blockPivot` of one row of n ≥ 16 values (`segments` 1): the mean
+/// of its first 32 values (n ≥ 32) or 8, summed in the Swift tree order, scaled by
+/// a power of two; x[0] when that is not finite.
+static inline __attribute__((always_inline)) NK_BF16_TARGET float nk_hw_row_pivot(const uint16_t *p, size_t n) {
+    __m256 v;
+    float scale;
+    if (n >= 32) {
+        v = _mm256_add_ps(_mm256_add_ps(nk_hw_widen8(p), nk_hw_widen8(p + 8)),
+                          _mm256_add_ps(nk_hw_widen8(p + 16), nk_hw_widen8(p + 24)));
+        scale = 0.03125f;
+    } else {
+        v = nk_hw_widen8(p);
+        scale = 0.125f;
+    }
+    // v4 = low half + high half; v2 = lanes 0, 1 + lanes 2, 3; k = (v2[0] + v2[1])·scale.
+    __m128 v4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    __m128 v2 = _mm_add_ps(v4, _mm_movehl_ps(v4, v4));
+    float k = (_mm_cvtss_f32(v2) + _mm_cvtss_f32(_mm_shuffle_ps(v2, v2, 1))) * scale;
+    if (__builtin_isfinite(k)) return k;
+    uint32_t w = (uint32_t)p[0] << 16;
+    float first;
+    memcpy(&first, &w, sizeof first);
+    return first;
+}
+
+/// `ShiftedRowSums.laneSum(v) + 0` (the sweep's empty tail): the Float64 lanes in lane order.
+static inline __attribute__((always_inline)) double nk_hw_lane_sum(const double *v) {
+    double s = 0.0;
+    for (int l = 0; l < 8; l++) s += v[l];
+    return s + 0.0;
+}
+
+/// A row's output coefficients (`AffineCoefficients`).
+typedef struct { float pivot, scale, shift; } nk_hw_row_coefficients;
+
+/// `finish` of `pipelinedRows`: mean and 1/σ of row u from its sums about `k`,
+/// saved, and its output coefficients. The common case in C, every operation of
+/// `ShiftedRowSums.moments`, `inverseStandardDeviation` and
+/// `AffineCoefficients(mean:invStd:)` (γ 1, β 0) in their order and precision;
+/// a row whose shift is far from its mean (recentred) or whose sums are not
+/// finite goes to `moments` (Swift's own function, the same code as before).
+static inline __attribute__((always_inline)) NK_BF16_TARGET nk_hw_row_coefficients
+nk_hw_row_finish(size_t u, size_t n, float k, double sum, double squares, float epsilon, double *mean,
+                 double *inv_std, nk_row_moments_fn moments, const void *context) {
+    // No fused multiply-adds here: Swift rounds q/n − m·m and β − (μ − p)·s twice.
+#pragma STDC FP_CONTRACT OFF
+    double count = (double)n;
+    double m = sum / count;                       // m = S/n
+    double variance = squares / count - m * m;    // σ² = Q/n − m²
+    double mu, r;
+    if (__builtin_isfinite(m) && __builtin_isfinite(variance) && !(4 * m * m > variance)) {
+        mu = (double)k + m;                       // μ = K + m
+        double v = variance >= 0 ? variance : 0;  // Swift's max(0, σ²): `y >= x ? y : x`
+        // 1/√(σ² + ε): `vsqrtsd` as Swift's squareRoot() (no libm call, no errno).
+        r = 1 / _mm_cvtsd_f64(_mm_sqrt_sd(_mm_setzero_pd(), _mm_set_sd(v + (double)epsilon)));
+    } else {
+        double out[2];
+        moments(context, u, k, sum, squares, out);
+        mu = out[0];
+        r = out[1];
+    }
+    mean[u] = mu;
+    inv_std[u] = r;
+    // AffineCoefficients: p = Float(μ), s = 1·r, scale = Float(s), shift = Float(0 − (μ − p)·s).
+    nk_hw_row_coefficients c;
+    c.pivot = (float)mu;
+    double s = 1 * r;
+    c.scale = (float)s;
+    c.shift = (float)(0 - (mu - (double)c.pivot) * s);
+    return c;
+}
+
+/// The sums of row `p` (n a multiple of 16) about `k`, with the outputs of `src` into
+/// `dst` with `c` in the same loop when `write` (a constant): `ShiftedRowSums.sweep`.
+static inline __attribute__((always_inline)) NK_BF16_TARGET void
+nk_hw_row_sums(const uint16_t *p, size_t n, float k, double *sum, double *squares, const uint16_t *src, uint16_t *dst,
+               nk_hw_row_coefficients c, const float *gamma, const float *beta, int streaming, int write) {
+    double ls[8] = {0, 0, 0, 0, 0, 0, 0, 0}, lq[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    (void)nk_hw_shifted_sums(p, n, k, ls, lq, src, dst, c.pivot, c.scale, c.shift, gamma, beta, streaming, write);
+    *sum = nk_hw_lane_sum(ls);
+    *squares = nk_hw_lane_sum(lq);
+}
+
+static inline __attribute__((always_inline)) NK_BF16_TARGET void
+nk_hw_layernorm_rows(const uint16_t *x, uint16_t *y, size_t n, size_t first, size_t end, float epsilon,
+                     const float *gamma, const float *beta, double *mean, double *inv_std, int streaming,
+                     nk_row_moments_fn moments, const void *context) {
+    if (first >= end) return;
+    const size_t last = end - 1;
+    const nk_hw_row_coefficients none = {0, 0, 0};
+    // Two rows ahead, as in Swift: the loop that writes row u sums row u + 2, and row
+    // u + 1's coefficients are formed before that loop (their Float64 chain overlaps it).
+    double sum, squares;
+    float k = nk_hw_row_pivot(x + first * n, n);
+    nk_hw_row_sums(x + first * n, n, k, &sum, &squares, NULL, NULL, none, NULL, NULL, 0, 0);
+    nk_hw_row_coefficients current =
+        nk_hw_row_finish(first, n, k, sum, squares, epsilon, mean, inv_std, moments, context);
+    sum = 0;
+    squares = 0;
+    if (first < last) {
+        k = nk_hw_row_pivot(x + (first + 1) * n, n);
+        nk_hw_row_sums(x + (first + 1) * n, n, k, &sum, &squares, NULL, NULL, none, NULL, NULL, 0, 0);
+    }
+    for (size_t u = first; u <= last; u++) {
+        // `current`: row u's coefficients; k, sum, squares: row u + 1's.
+        nk_hw_row_coefficients next =
+            u < last ? nk_hw_row_finish(u + 1, n, k, sum, squares, epsilon, mean, inv_std, moments, context) : current;
+        if (u + 2 <= last) {
+            k = nk_hw_row_pivot(x + (u + 2) * n, n);
+            nk_hw_row_sums(x + (u + 2) * n, n, k, &sum, &squares, x + u * n, y + u * n, current, gamma, beta,
+                           streaming, 1);
+        } else {
+            nk_hw_elementwise(x + u * n, y + u * n, n, current.pivot, current.scale, current.shift, gamma, beta,
+                              streaming);
+        }
+        current = next;
+    }
+}
+
+NK_BF16_TARGET
+void nk_bf16_hw_layernorm_rows(const uint16_t *x, uint16_t *y, size_t n, size_t first, size_t end, float epsilon,
+                               const float *gamma, const float *beta, double *mean, double *inv_std, int streaming,
+                               nk_row_moments_fn moments, const void *context) {
+    nk_bf16_layernorm_rows_calls++;
+#define NK_ROWS(G, B, S)                                                                                               \
+    nk_hw_layernorm_rows(x, y, n, first, end, epsilon, G, B, mean, inv_std, S, moments, context)
+    NK_AFFINE_VARIANTS(NK_ROWS)
+#undef NK_ROWS
 }
 
 static inline __attribute__((always_inline)) NK_BF16_TARGET void
@@ -466,6 +605,13 @@ size_t nk_bf16_hw_shifted_sums(const uint16_t *p, size_t n, float k, double *sum
     (void)p; (void)n; (void)k; (void)sums; (void)squares; (void)src; (void)dst; (void)pivot; (void)scale;
     (void)shift; (void)gamma; (void)beta; (void)streaming;
     return 0;
+}
+
+void nk_bf16_hw_layernorm_rows(const uint16_t *x, uint16_t *y, size_t n, size_t first, size_t end, float epsilon,
+                               const float *gamma, const float *beta, double *mean, double *inv_std, int streaming,
+                               nk_row_moments_fn moments, const void *context) {
+    (void)x; (void)y; (void)n; (void)first; (void)end; (void)epsilon; (void)gamma; (void)beta; (void)mean;
+    (void)inv_std; (void)streaming; (void)moments; (void)context;
 }
 
 void nk_bf16_hw_row_gradient(const uint16_t *x, const uint16_t *dy, const float *gamma, uint16_t *dst, size_t count,
