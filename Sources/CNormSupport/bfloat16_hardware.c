@@ -353,10 +353,15 @@ size_t nk_bf16_hw_shifted_sums(const uint16_t *p, size_t n, float k, double *sum
 #undef NK_SUMS
 }
 
-// The pipelined LayerNorm rows of one work item in one call (issue 20: on rows of
-// 768 values ~19 % of the time went to the Swift between the per-row C loops: the
-// call, the lane sums, the finish). The same loop order, arithmetic and rows as
-// `pipelinedRows` in RowNormalization+Pipelined.swift, so the same bits.
+// The pipelined LayerNorm rows of one work item in one call (issue 20). Why: on rows of
+// 768 values ~15 % of the samples sat in the Swift between the per-row C loops, and ~40 %
+// of those right after the Float64 division, √ and division of each row's finish: that
+// chain (~100 cycles with the lane sums) sat at the head of the reorder buffer between two
+// loops, and the next loop filled the buffer behind it. Here the finish of row u + 1 runs
+// in four short stages at the block ends (every 256 values) of the loop that writes row u
+// and sums row u + 2, so the next loop's steps retire while each stage's few operations
+// complete. The same rows in the same order, and every value, sum and finish by the same
+// operations as `pipelinedRows` in RowNormalization+Pipelined.swift, so the same bits.
 
 /// `BlockMoments.blockPivot` of one row of n ≥ 16 values (`segments` 1): the mean
 /// of its first 32 values (n ≥ 32) or 8, summed in the Swift tree order, scaled by
@@ -390,55 +395,152 @@ static inline __attribute__((always_inline)) double nk_hw_lane_sum(const double 
     return s + 0.0;
 }
 
+/// Keeps the compiler from moving what uses `v` above this point (no instruction, the
+/// value unchanged): each finish stage stays at the block end where it is written.
+#define NK_PIN(v) __asm__ volatile("" : "+x"(v))
+
 /// A row's output coefficients (`AffineCoefficients`).
 typedef struct { float pivot, scale, shift; } nk_hw_row_coefficients;
 
-/// `finish` of `pipelinedRows`: mean and 1/σ of row u from its sums about `k`,
-/// saved, and its output coefficients. The common case in C, every operation of
-/// `ShiftedRowSums.moments`, `inverseStandardDeviation` and
-/// `AffineCoefficients(mean:invStd:)` (γ 1, β 0) in their order and precision;
-/// a row whose shift is far from its mean (recentred) or whose sums are not
-/// finite goes to `moments` (Swift's own function, the same code as before).
-static inline __attribute__((always_inline)) NK_BF16_TARGET nk_hw_row_coefficients
-nk_hw_row_finish(size_t u, size_t n, float k, double sum, double squares, float epsilon, double *mean,
-                 double *inv_std, nk_row_moments_fn moments, const void *context) {
-    // No fused multiply-adds here: Swift rounds q/n − m·m and β − (μ − p)·s twice.
-#pragma STDC FP_CONTRACT OFF
-    double count = (double)n;
-    double m = sum / count;                       // m = S/n
-    double variance = squares / count - m * m;    // σ² = Q/n − m²
-    double mu, r;
-    if (__builtin_isfinite(m) && __builtin_isfinite(variance) && !(4 * m * m > variance)) {
-        mu = (double)k + m;                       // μ = K + m
-        double v = variance >= 0 ? variance : 0;  // Swift's max(0, σ²): `y >= x ? y : x`
-        // 1/√(σ² + ε): `vsqrtsd` as Swift's squareRoot() (no libm call, no errno).
-        r = 1 / _mm_cvtsd_f64(_mm_sqrt_sd(_mm_setzero_pd(), _mm_set_sd(v + (double)epsilon)));
-    } else {
-        double out[2];
-        moments(context, u, k, sum, squares, out);
-        mu = out[0];
-        r = out[1];
-    }
-    mean[u] = mu;
-    inv_std[u] = r;
-    // AffineCoefficients: p = Float(μ), s = 1·r, scale = Float(s), shift = Float(0 − (μ − p)·s).
-    nk_hw_row_coefficients c;
-    c.pivot = (float)mu;
-    double s = 1 * r;
-    c.scale = (float)s;
-    c.shift = (float)(0 - (mu - (double)c.pivot) * s);
-    return c;
+/// `finish` of `pipelinedRows` for one row, run in stages (`nk_hw_finish_stage`).
+typedef struct {
+    const double *lanes;  // the Float64 lanes of the row's sweep: 8 of Σ, then 8 of Σ²
+    size_t row, n;
+    float k, epsilon;     // the row's pivot; ε
+    double sum, squares, m, qn, mu, root, r;
+    int stage;            // the next stage, 4 when done
+    double *mean, *inv_std;
+    nk_row_moments_fn moments;
+    const void *context;
+    nk_hw_row_coefficients out;
+} nk_hw_finish;
+
+static inline __attribute__((always_inline)) nk_hw_finish
+nk_hw_finish_start(const double *lanes, size_t row, size_t n, float k, float epsilon, double *mean, double *inv_std,
+                   nk_row_moments_fn moments, const void *context) {
+    nk_hw_finish f;
+    memset(&f, 0, sizeof f);
+    f.lanes = lanes;
+    f.row = row;
+    f.n = n;
+    f.k = k;
+    f.epsilon = epsilon;
+    f.mean = mean;
+    f.inv_std = inv_std;
+    f.moments = moments;
+    f.context = context;
+    return f;
 }
 
-/// The sums of row `p` (n a multiple of 16) about `k`, with the outputs of `src` into
-/// `dst` with `c` in the same loop when `write` (a constant): `ShiftedRowSums.sweep`.
+/// One stage of a row's finish: every operation of `ShiftedRowSums.moments`,
+/// `inverseStandardDeviation` and `AffineCoefficients(mean:invStd:)` (γ 1, β 0) in its
+/// precision and order. A row whose shift is far from its mean (recentred) or whose
+/// sums are not finite gets its moments from `moments` (Swift's own function).
+static inline __attribute__((always_inline)) NK_BF16_TARGET void nk_hw_finish_stage(nk_hw_finish *f) {
+    // No fused multiply-adds: Swift rounds Q/n − m·m and β − (μ − p)·s twice.
+#pragma STDC FP_CONTRACT OFF
+    switch (f->stage++) {
+    case 0: {
+        // S and Q: the lanes in lane order; m = S/n, Q/n.
+        double s = nk_hw_lane_sum(f->lanes), q = nk_hw_lane_sum(f->lanes + 8);
+        NK_PIN(s);
+        NK_PIN(q);
+        double count = (double)f->n;
+        f->sum = s;
+        f->squares = q;
+        f->m = s / count;
+        f->qn = q / count;
+        break;
+    }
+    case 1: {
+        // σ² = Q/n − m²; common case μ = K + m and √(max(0, σ²) + ε).
+        double m = f->m, qn = f->qn;
+        NK_PIN(m);
+        NK_PIN(qn);
+        double variance = qn - m * m;
+        if (__builtin_isfinite(m) && __builtin_isfinite(variance) && !(4 * m * m > variance)) {
+            f->mu = (double)f->k + m;
+            double v = variance >= 0 ? variance : 0;  // Swift's max(0, σ²): `y >= x ? y : x`
+            // `vsqrtsd` as Swift's squareRoot() (no libm call, no errno).
+            f->root = _mm_cvtsd_f64(_mm_sqrt_sd(_mm_setzero_pd(), _mm_set_sd(v + (double)f->epsilon)));
+        } else {
+            double out[2];
+            f->moments(f->context, f->row, f->k, f->sum, f->squares, out);
+            f->mu = out[0];
+            f->r = out[1];
+            f->stage = 3;
+        }
+        break;
+    }
+    case 2: {
+        double root = f->root;
+        NK_PIN(root);
+        f->r = 1 / root;  // 1/σ
+        break;
+    }
+    default: {
+        // Saved; p = Float(μ), s = 1·r, scale = Float(s), shift = Float(0 − (μ − p)·s).
+        double mu = f->mu, r = f->r;
+        NK_PIN(mu);
+        NK_PIN(r);
+        f->mean[f->row] = mu;
+        f->inv_std[f->row] = r;
+        f->out.pivot = (float)mu;
+        double s = 1 * r;
+        f->out.scale = (float)s;
+        f->out.shift = (float)(0 - (mu - (double)f->out.pivot) * s);
+        f->stage = 4;
+        break;
+    }
+    }
+}
+
+/// One pass over a row length n (a multiple of 16): when `sum` (a constant), the sums of
+/// `x` about `k` into `lanes` (`ShiftedRowSums.sweep`: 8 Float64 lanes of Σ then of Σ²);
+/// when `write` (a constant), the outputs of `src` into `dst` with `c`
+/// (`nk_hw_element16`); when `f`, one stage of that finish at each block end, the rest
+/// after the loop.
 static inline __attribute__((always_inline)) NK_BF16_TARGET void
-nk_hw_row_sums(const uint16_t *p, size_t n, float k, double *sum, double *squares, const uint16_t *src, uint16_t *dst,
-               nk_hw_row_coefficients c, const float *gamma, const float *beta, int streaming, int write) {
-    double ls[8] = {0, 0, 0, 0, 0, 0, 0, 0}, lq[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    (void)nk_hw_shifted_sums(p, n, k, ls, lq, src, dst, c.pivot, c.scale, c.shift, gamma, beta, streaming, write);
-    *sum = nk_hw_lane_sum(ls);
-    *squares = nk_hw_lane_sum(lq);
+nk_hw_row_pass(const uint16_t *x, size_t n, float k, double *lanes, int sum, const uint16_t *src, uint16_t *dst,
+               nk_hw_row_coefficients c, const float *gamma, const float *beta, int streaming, int write,
+               nk_hw_finish *f) {
+    const __m256 vk = _mm256_set1_ps(k);
+    const __m256 p = _mm256_set1_ps(c.pivot), s = _mm256_set1_ps(c.scale), t = _mm256_set1_ps(c.shift);
+    __m256d sumLo = _mm256_setzero_pd(), sumHi = sumLo, sqLo = sumLo, sqHi = sumLo;
+    size_t i = 0;
+    while (i + 16 <= n) {
+        size_t end = i + 256 < n ? i + 256 : n;
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0, q0 = s0, q1 = s0;
+        do {
+            if (sum) {
+                // scalar math: d = x − K;  s += d;  q += d²   (ShiftedRowSums.sweep)
+                __m256 d0 = _mm256_sub_ps(nk_hw_widen8(x + i), vk), d1 = _mm256_sub_ps(nk_hw_widen8(x + i + 8), vk);
+                _mm_prefetch((const char *)(x + i) + NK_SUMS_PREFETCH_BYTES, _MM_HINT_T0);
+                s0 = _mm256_add_ps(s0, d0);
+                s1 = _mm256_add_ps(s1, d1);
+                q0 = _mm256_fmadd_ps(d0, d0, q0);
+                q1 = _mm256_fmadd_ps(d1, d1, q1);
+            }
+            if (write) nk_hw_element16(src, dst, i, p, s, t, gamma, beta, streaming);
+            i += 16;
+        } while (i + 16 <= end);
+        if (sum) {
+            // sums += widened(s0 + s1): lanes 0–3 and 4–7 converted exactly, added in Float64.
+            __m256 sv = _mm256_add_ps(s0, s1), qv = _mm256_add_ps(q0, q1);
+            sumLo = _mm256_add_pd(sumLo, _mm256_cvtps_pd(_mm256_castps256_ps128(sv)));
+            sumHi = _mm256_add_pd(sumHi, _mm256_cvtps_pd(_mm256_extractf128_ps(sv, 1)));
+            sqLo = _mm256_add_pd(sqLo, _mm256_cvtps_pd(_mm256_castps256_ps128(qv)));
+            sqHi = _mm256_add_pd(sqHi, _mm256_cvtps_pd(_mm256_extractf128_ps(qv, 1)));
+        }
+        if (f && f->stage < 4) nk_hw_finish_stage(f);
+    }
+    if (sum) {
+        _mm256_storeu_pd(lanes, sumLo);
+        _mm256_storeu_pd(lanes + 4, sumHi);
+        _mm256_storeu_pd(lanes + 8, sqLo);
+        _mm256_storeu_pd(lanes + 12, sqHi);
+    }
+    if (f) while (f->stage < 4) nk_hw_finish_stage(f);
 }
 
 static inline __attribute__((always_inline)) NK_BF16_TARGET void
@@ -448,34 +550,48 @@ nk_hw_layernorm_rows(const uint16_t *x, uint16_t *y, size_t n, size_t first, siz
     if (first >= end) return;
     const size_t last = end - 1;
     const nk_hw_row_coefficients none = {0, 0, 0};
-    // Two rows ahead, as in Swift: the loop that writes row u sums row u + 2, and row
-    // u + 1's coefficients are formed before that loop (their Float64 chain overlaps it).
-    double sum, squares;
+    double buffers[2][16];
+    double *lanes = buffers[0], *spare = buffers[1];  // lanes: row u + 1's sums
+    // Row `first` summed alone.
     float k = nk_hw_row_pivot(x + first * n, n);
-    nk_hw_row_sums(x + first * n, n, k, &sum, &squares, NULL, NULL, none, NULL, NULL, 0, 0);
-    nk_hw_row_coefficients current =
-        nk_hw_row_finish(first, n, k, sum, squares, epsilon, mean, inv_std, moments, context);
-    sum = 0;
-    squares = 0;
-    if (first < last) {
-        k = nk_hw_row_pivot(x + (first + 1) * n, n);
-        nk_hw_row_sums(x + (first + 1) * n, n, k, &sum, &squares, NULL, NULL, none, NULL, NULL, 0, 0);
+    nk_hw_row_pass(x + first * n, n, k, lanes, 1, NULL, NULL, none, NULL, NULL, 0, 0, NULL);
+    nk_hw_finish f = nk_hw_finish_start(lanes, first, n, k, epsilon, mean, inv_std, moments, context);
+    if (first == last) {
+        while (f.stage < 4) nk_hw_finish_stage(&f);
+        nk_hw_row_pass(NULL, n, 0, NULL, 0, x + first * n, y + first * n, f.out, gamma, beta, streaming, 1, NULL);
+        return;
     }
+    // Row first + 1 summed alone, with row first's finish.
+    k = nk_hw_row_pivot(x + (first + 1) * n, n);
+    nk_hw_row_pass(x + (first + 1) * n, n, k, spare, 1, NULL, NULL, none, NULL, NULL, 0, 0, &f);
+    nk_hw_row_coefficients current = f.out;
+    double *swap = lanes;
+    lanes = spare;
+    spare = swap;
     for (size_t u = first; u <= last; u++) {
-        // `current`: row u's coefficients; k, sum, squares: row u + 1's.
-        nk_hw_row_coefficients next =
-            u < last ? nk_hw_row_finish(u + 1, n, k, sum, squares, epsilon, mean, inv_std, moments, context) : current;
+        // `current`: row u's coefficients; k and `lanes`: row u + 1's pivot and sums.
         if (u + 2 <= last) {
+            // Row u's outputs, row u + 2's sums and row u + 1's finish in one loop.
+            f = nk_hw_finish_start(lanes, u + 1, n, k, epsilon, mean, inv_std, moments, context);
             k = nk_hw_row_pivot(x + (u + 2) * n, n);
-            nk_hw_row_sums(x + (u + 2) * n, n, k, &sum, &squares, x + u * n, y + u * n, current, gamma, beta,
-                           streaming, 1);
+            nk_hw_row_pass(x + (u + 2) * n, n, k, spare, 1, x + u * n, y + u * n, current, gamma, beta, streaming, 1,
+                           &f);
+            current = f.out;
+            swap = lanes;
+            lanes = spare;
+            spare = swap;
+        } else if (u < last) {
+            // Row last − 1's outputs with row last's finish.
+            f = nk_hw_finish_start(lanes, u + 1, n, k, epsilon, mean, inv_std, moments, context);
+            nk_hw_row_pass(NULL, n, 0, NULL, 0, x + u * n, y + u * n, current, gamma, beta, streaming, 1, &f);
+            current = f.out;
         } else {
-            nk_hw_elementwise(x + u * n, y + u * n, n, current.pivot, current.scale, current.shift, gamma, beta,
-                              streaming);
+            nk_hw_row_pass(NULL, n, 0, NULL, 0, x + u * n, y + u * n, current, gamma, beta, streaming, 1, NULL);
         }
-        current = next;
     }
 }
+
+#undef NK_PIN
 
 NK_BF16_TARGET
 void nk_bf16_hw_layernorm_rows(const uint16_t *x, uint16_t *y, size_t n, size_t first, size_t end, float epsilon,

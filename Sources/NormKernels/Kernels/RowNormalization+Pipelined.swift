@@ -128,8 +128,8 @@ private struct RowMomentsContext {
 /// (`nk_bf16_hw_layernorm_rows`: the same rows in the same order, each row's
 /// pivot, sums, finish and outputs by the same operations, so the same bits).
 /// Why: on rows of 768 values ~15 % of the samples sat in the Swift between the
-/// per-row C loops (the call, the lane sums, the finish's Float64 chain), and
-/// the per-row calls kept the loops from overlapping that chain. A row that
+/// per-row C loops (the call, the lane sums, the finish's Float64 chain); in C
+/// each row's finish runs in short stages inside the next loop. A row that
 /// needs recentring or the Float64 fallback gets its moments from
 /// `ShiftedRowSums.moments` through the callback (rare: its first 32 values
 /// far from its mean, or sums that overflow Float32).
