@@ -9,6 +9,10 @@
 
 int nk_avx512bf16_flag = -1;
 
+static _Thread_local uint64_t nk_bf16_layernorm_rows_calls = 0;
+
+uint64_t nk_bf16_hw_layernorm_rows_thread_calls(void) { return nk_bf16_layernorm_rows_calls; }
+
 int nk_avx512bf16_set(int enable) {
     if (enable) return nk_avx512bf16_detect();
     __atomic_store_n(&nk_avx512bf16_flag, 0, __ATOMIC_RELAXED);
@@ -306,7 +310,7 @@ void nk_bf16_hw_elementwise(const uint16_t *src, uint16_t *dst, size_t count, fl
 static inline __attribute__((always_inline)) NK_BF16_TARGET size_t
 nk_hw_shifted_sums(const uint16_t *x, size_t n, float k, double *sums, double *squares, const uint16_t *src,
                    uint16_t *dst, float pivot, float scale, float shift, const float *gamma, const float *beta,
-                   int streaming) {
+                   int streaming, int write) {
     const __m256 vk = _mm256_set1_ps(k);
     const __m256 p = _mm256_set1_ps(pivot), s = _mm256_set1_ps(scale), t = _mm256_set1_ps(shift);
     __m256d sumLo = _mm256_loadu_pd(sums), sumHi = _mm256_loadu_pd(sums + 4);
@@ -323,7 +327,7 @@ nk_hw_shifted_sums(const uint16_t *x, size_t n, float k, double *sums, double *s
             s1 = _mm256_add_ps(s1, d1);
             q0 = _mm256_fmadd_ps(d0, d0, q0);
             q1 = _mm256_fmadd_ps(d1, d1, q1);
-            nk_hw_element16(src, dst, i, p, s, t, gamma, beta, streaming);
+            if (write) nk_hw_element16(src, dst, i, p, s, t, gamma, beta, streaming);
             i += 16;
         } while (i + 16 <= end);
         // sums += widened(s0 + s1): lanes 0–3 and 4–7 converted exactly, added in Float64.
@@ -344,9 +348,260 @@ NK_BF16_TARGET
 size_t nk_bf16_hw_shifted_sums(const uint16_t *p, size_t n, float k, double *sums, double *squares,
                                const uint16_t *src, uint16_t *dst, float pivot, float scale, float shift,
                                const float *gamma, const float *beta, int streaming) {
-#define NK_SUMS(G, B, S) return nk_hw_shifted_sums(p, n, k, sums, squares, src, dst, pivot, scale, shift, G, B, S)
+#define NK_SUMS(G, B, S) return nk_hw_shifted_sums(p, n, k, sums, squares, src, dst, pivot, scale, shift, G, B, S, 1)
     NK_AFFINE_VARIANTS(NK_SUMS)
 #undef NK_SUMS
+}
+
+// The pipelined LayerNorm rows of one work item in one call (issue 20). Why: on rows of
+// 768 values ~15 % of the samples sat in the Swift between the per-row C loops, and ~40 %
+// of those right after the Float64 division, √ and division of each row's finish: that
+// chain (~100 cycles with the lane sums) sat at the head of the reorder buffer between two
+// loops, and the next loop filled the buffer behind it. Here the finish of row u + 1 runs
+// in four short stages at the block ends (every 256 values) of the loop that writes row u
+// and sums row u + 2, so the next loop's steps retire while each stage's few operations
+// complete. The same rows in the same order, and every value, sum and finish by the same
+// operations as `pipelinedRows` in RowNormalization+Pipelined.swift, so the same bits.
+
+/// `BlockMoments.blockPivot` of one row of n ≥ 16 values (`segments` 1): the mean
+/// of its first 32 values (n ≥ 32) or 8, summed in the Swift tree order, scaled by
+/// a power of two; x[0] when that is not finite.
+static inline __attribute__((always_inline)) NK_BF16_TARGET float nk_hw_row_pivot(const uint16_t *p, size_t n) {
+    __m256 v;
+    float scale;
+    if (n >= 32) {
+        v = _mm256_add_ps(_mm256_add_ps(nk_hw_widen8(p), nk_hw_widen8(p + 8)),
+                          _mm256_add_ps(nk_hw_widen8(p + 16), nk_hw_widen8(p + 24)));
+        scale = 0.03125f;
+    } else {
+        v = nk_hw_widen8(p);
+        scale = 0.125f;
+    }
+    // v4 = low half + high half; v2 = lanes 0, 1 + lanes 2, 3; k = (v2[0] + v2[1])·scale.
+    __m128 v4 = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+    __m128 v2 = _mm_add_ps(v4, _mm_movehl_ps(v4, v4));
+    float k = (_mm_cvtss_f32(v2) + _mm_cvtss_f32(_mm_shuffle_ps(v2, v2, 1))) * scale;
+    if (__builtin_isfinite(k)) return k;
+    uint32_t w = (uint32_t)p[0] << 16;
+    float first;
+    memcpy(&first, &w, sizeof first);
+    return first;
+}
+
+/// `ShiftedRowSums.laneSum(v) + 0` (the sweep's empty tail): the Float64 lanes in lane order.
+static inline __attribute__((always_inline)) double nk_hw_lane_sum(const double *v) {
+    double s = 0.0;
+    for (int l = 0; l < 8; l++) s += v[l];
+    return s + 0.0;
+}
+
+/// Keeps the compiler from moving what uses `v` above this point (no instruction, the
+/// value unchanged): each finish stage stays at the block end where it is written.
+#define NK_PIN(v) __asm__ volatile("" : "+x"(v))
+
+/// A row's output coefficients (`AffineCoefficients`).
+typedef struct { float pivot, scale, shift; } nk_hw_row_coefficients;
+
+/// `finish` of `pipelinedRows` for one row, run in stages (`nk_hw_finish_stage`).
+typedef struct {
+    const double *lanes;  // the Float64 lanes of the row's sweep: 8 of Σ, then 8 of Σ²
+    size_t row, n;
+    float k, epsilon;     // the row's pivot; ε
+    double sum, squares, m, qn, mu, root, r;
+    int stage;            // the next stage, 4 when done
+    double *mean, *inv_std;
+    nk_row_moments_fn moments;
+    const void *context;
+    nk_hw_row_coefficients out;
+} nk_hw_finish;
+
+static inline __attribute__((always_inline)) nk_hw_finish
+nk_hw_finish_start(const double *lanes, size_t row, size_t n, float k, float epsilon, double *mean, double *inv_std,
+                   nk_row_moments_fn moments, const void *context) {
+    nk_hw_finish f;
+    memset(&f, 0, sizeof f);
+    f.lanes = lanes;
+    f.row = row;
+    f.n = n;
+    f.k = k;
+    f.epsilon = epsilon;
+    f.mean = mean;
+    f.inv_std = inv_std;
+    f.moments = moments;
+    f.context = context;
+    return f;
+}
+
+/// One stage of a row's finish: every operation of `ShiftedRowSums.moments`,
+/// `inverseStandardDeviation` and `AffineCoefficients(mean:invStd:)` (γ 1, β 0) in its
+/// precision and order. A row whose shift is far from its mean (recentred) or whose
+/// sums are not finite gets its moments from `moments` (Swift's own function).
+static inline __attribute__((always_inline)) NK_BF16_TARGET void nk_hw_finish_stage(nk_hw_finish *f) {
+    // No fused multiply-adds: Swift rounds Q/n − m·m and β − (μ − p)·s twice.
+#pragma STDC FP_CONTRACT OFF
+    switch (f->stage++) {
+    case 0: {
+        // S and Q: the lanes in lane order; m = S/n, Q/n.
+        double s = nk_hw_lane_sum(f->lanes), q = nk_hw_lane_sum(f->lanes + 8);
+        NK_PIN(s);
+        NK_PIN(q);
+        double count = (double)f->n;
+        f->sum = s;
+        f->squares = q;
+        f->m = s / count;
+        f->qn = q / count;
+        break;
+    }
+    case 1: {
+        // σ² = Q/n − m²; common case μ = K + m and √(max(0, σ²) + ε).
+        double m = f->m, qn = f->qn;
+        NK_PIN(m);
+        NK_PIN(qn);
+        double variance = qn - m * m;
+        if (__builtin_isfinite(m) && __builtin_isfinite(variance) && !(4 * m * m > variance)) {
+            f->mu = (double)f->k + m;
+            double v = variance >= 0 ? variance : 0;  // Swift's max(0, σ²): `y >= x ? y : x`
+            // `vsqrtsd` as Swift's squareRoot() (no libm call, no errno).
+            f->root = _mm_cvtsd_f64(_mm_sqrt_sd(_mm_setzero_pd(), _mm_set_sd(v + (double)f->epsilon)));
+        } else {
+            double out[2];
+            f->moments(f->context, f->row, f->k, f->sum, f->squares, out);
+            f->mu = out[0];
+            f->r = out[1];
+            f->stage = 3;
+        }
+        break;
+    }
+    case 2: {
+        double root = f->root;
+        NK_PIN(root);
+        f->r = 1 / root;  // 1/σ
+        break;
+    }
+    default: {
+        // Saved; p = Float(μ), s = 1·r, scale = Float(s), shift = Float(0 − (μ − p)·s).
+        double mu = f->mu, r = f->r;
+        NK_PIN(mu);
+        NK_PIN(r);
+        f->mean[f->row] = mu;
+        f->inv_std[f->row] = r;
+        f->out.pivot = (float)mu;
+        double s = 1 * r;
+        f->out.scale = (float)s;
+        f->out.shift = (float)(0 - (mu - (double)f->out.pivot) * s);
+        f->stage = 4;
+        break;
+    }
+    }
+}
+
+/// One pass over a row length n (a multiple of 16): when `sum` (a constant), the sums of
+/// `x` about `k` into `lanes` (`ShiftedRowSums.sweep`: 8 Float64 lanes of Σ then of Σ²);
+/// when `write` (a constant), the outputs of `src` into `dst` with `c`
+/// (`nk_hw_element16`); when `f`, one stage of that finish at each block end, the rest
+/// after the loop.
+static inline __attribute__((always_inline)) NK_BF16_TARGET void
+nk_hw_row_pass(const uint16_t *x, size_t n, float k, double *lanes, int sum, const uint16_t *src, uint16_t *dst,
+               nk_hw_row_coefficients c, const float *gamma, const float *beta, int streaming, int write,
+               nk_hw_finish *f) {
+    const __m256 vk = _mm256_set1_ps(k);
+    const __m256 p = _mm256_set1_ps(c.pivot), s = _mm256_set1_ps(c.scale), t = _mm256_set1_ps(c.shift);
+    __m256d sumLo = _mm256_setzero_pd(), sumHi = sumLo, sqLo = sumLo, sqHi = sumLo;
+    size_t i = 0;
+    while (i + 16 <= n) {
+        size_t end = i + 256 < n ? i + 256 : n;
+        __m256 s0 = _mm256_setzero_ps(), s1 = s0, q0 = s0, q1 = s0;
+        do {
+            if (sum) {
+                // scalar math: d = x − K;  s += d;  q += d²   (ShiftedRowSums.sweep)
+                __m256 d0 = _mm256_sub_ps(nk_hw_widen8(x + i), vk), d1 = _mm256_sub_ps(nk_hw_widen8(x + i + 8), vk);
+                _mm_prefetch((const char *)(x + i) + NK_SUMS_PREFETCH_BYTES, _MM_HINT_T0);
+                s0 = _mm256_add_ps(s0, d0);
+                s1 = _mm256_add_ps(s1, d1);
+                q0 = _mm256_fmadd_ps(d0, d0, q0);
+                q1 = _mm256_fmadd_ps(d1, d1, q1);
+            }
+            if (write) nk_hw_element16(src, dst, i, p, s, t, gamma, beta, streaming);
+            i += 16;
+        } while (i + 16 <= end);
+        if (sum) {
+            // sums += widened(s0 + s1): lanes 0–3 and 4–7 converted exactly, added in Float64.
+            __m256 sv = _mm256_add_ps(s0, s1), qv = _mm256_add_ps(q0, q1);
+            sumLo = _mm256_add_pd(sumLo, _mm256_cvtps_pd(_mm256_castps256_ps128(sv)));
+            sumHi = _mm256_add_pd(sumHi, _mm256_cvtps_pd(_mm256_extractf128_ps(sv, 1)));
+            sqLo = _mm256_add_pd(sqLo, _mm256_cvtps_pd(_mm256_castps256_ps128(qv)));
+            sqHi = _mm256_add_pd(sqHi, _mm256_cvtps_pd(_mm256_extractf128_ps(qv, 1)));
+        }
+        if (f && f->stage < 4) nk_hw_finish_stage(f);
+    }
+    if (sum) {
+        _mm256_storeu_pd(lanes, sumLo);
+        _mm256_storeu_pd(lanes + 4, sumHi);
+        _mm256_storeu_pd(lanes + 8, sqLo);
+        _mm256_storeu_pd(lanes + 12, sqHi);
+    }
+    if (f) while (f->stage < 4) nk_hw_finish_stage(f);
+}
+
+static inline __attribute__((always_inline)) NK_BF16_TARGET void
+nk_hw_layernorm_rows(const uint16_t *x, uint16_t *y, size_t n, size_t first, size_t end, float epsilon,
+                     const float *gamma, const float *beta, double *mean, double *inv_std, int streaming,
+                     nk_row_moments_fn moments, const void *context) {
+    if (first >= end) return;
+    const size_t last = end - 1;
+    const nk_hw_row_coefficients none = {0, 0, 0};
+    double buffers[2][16];
+    double *lanes = buffers[0], *spare = buffers[1];  // lanes: row u + 1's sums
+    // Row `first` summed alone.
+    float k = nk_hw_row_pivot(x + first * n, n);
+    nk_hw_row_pass(x + first * n, n, k, lanes, 1, NULL, NULL, none, NULL, NULL, 0, 0, NULL);
+    nk_hw_finish f = nk_hw_finish_start(lanes, first, n, k, epsilon, mean, inv_std, moments, context);
+    if (first == last) {
+        while (f.stage < 4) nk_hw_finish_stage(&f);
+        nk_hw_row_pass(NULL, n, 0, NULL, 0, x + first * n, y + first * n, f.out, gamma, beta, streaming, 1, NULL);
+        return;
+    }
+    // Row first + 1 summed alone, with row first's finish.
+    k = nk_hw_row_pivot(x + (first + 1) * n, n);
+    nk_hw_row_pass(x + (first + 1) * n, n, k, spare, 1, NULL, NULL, none, NULL, NULL, 0, 0, &f);
+    nk_hw_row_coefficients current = f.out;
+    double *swap = lanes;
+    lanes = spare;
+    spare = swap;
+    for (size_t u = first; u <= last; u++) {
+        // `current`: row u's coefficients; k and `lanes`: row u + 1's pivot and sums.
+        if (u + 2 <= last) {
+            // Row u's outputs, row u + 2's sums and row u + 1's finish in one loop.
+            f = nk_hw_finish_start(lanes, u + 1, n, k, epsilon, mean, inv_std, moments, context);
+            k = nk_hw_row_pivot(x + (u + 2) * n, n);
+            nk_hw_row_pass(x + (u + 2) * n, n, k, spare, 1, x + u * n, y + u * n, current, gamma, beta, streaming, 1,
+                           &f);
+            current = f.out;
+            swap = lanes;
+            lanes = spare;
+            spare = swap;
+        } else if (u < last) {
+            // Row last − 1's outputs with row last's finish.
+            f = nk_hw_finish_start(lanes, u + 1, n, k, epsilon, mean, inv_std, moments, context);
+            nk_hw_row_pass(NULL, n, 0, NULL, 0, x + u * n, y + u * n, current, gamma, beta, streaming, 1, &f);
+            current = f.out;
+        } else {
+            nk_hw_row_pass(NULL, n, 0, NULL, 0, x + u * n, y + u * n, current, gamma, beta, streaming, 1, NULL);
+        }
+    }
+}
+
+#undef NK_PIN
+
+NK_BF16_TARGET
+void nk_bf16_hw_layernorm_rows(const uint16_t *x, uint16_t *y, size_t n, size_t first, size_t end, float epsilon,
+                               const float *gamma, const float *beta, double *mean, double *inv_std, int streaming,
+                               nk_row_moments_fn moments, const void *context) {
+    nk_bf16_layernorm_rows_calls++;
+#define NK_ROWS(G, B, S)                                                                                               \
+    nk_hw_layernorm_rows(x, y, n, first, end, epsilon, G, B, mean, inv_std, S, moments, context)
+    NK_AFFINE_VARIANTS(NK_ROWS)
+#undef NK_ROWS
 }
 
 static inline __attribute__((always_inline)) NK_BF16_TARGET void
@@ -466,6 +721,13 @@ size_t nk_bf16_hw_shifted_sums(const uint16_t *p, size_t n, float k, double *sum
     (void)p; (void)n; (void)k; (void)sums; (void)squares; (void)src; (void)dst; (void)pivot; (void)scale;
     (void)shift; (void)gamma; (void)beta; (void)streaming;
     return 0;
+}
+
+void nk_bf16_hw_layernorm_rows(const uint16_t *x, uint16_t *y, size_t n, size_t first, size_t end, float epsilon,
+                               const float *gamma, const float *beta, double *mean, double *inv_std, int streaming,
+                               nk_row_moments_fn moments, const void *context) {
+    (void)x; (void)y; (void)n; (void)first; (void)end; (void)epsilon; (void)gamma; (void)beta; (void)mean;
+    (void)inv_std; (void)streaming; (void)moments; (void)context;
 }
 
 void nk_bf16_hw_row_gradient(const uint16_t *x, const uint16_t *dy, const float *gamma, uint16_t *dst, size_t count,

@@ -144,6 +144,29 @@ size_t nk_bf16_hw_shifted_sums(const uint16_t *p, size_t n, float k, double *sum
                                const uint16_t *src, uint16_t *dst, float pivot, float scale, float shift,
                                const float *gamma, const float *beta, int streaming);
 
+/// The moments of one LayerNorm row that `nk_bf16_hw_layernorm_rows` leaves to Swift
+/// (`ShiftedRowSums.moments` then `inverseStandardDeviation`): row `row`, its pivot and
+/// the lane sums of its sweep in; `out[0]` = mean, `out[1]` = 1/σ.
+typedef void (*nk_row_moments_fn)(const void *context, size_t row, float pivot, double sum, double squares,
+                                  double *out);
+
+/// The pipelined LayerNorm forward of rows `first ..< end` of x (rows of `n` values, n a
+/// multiple of 16, n ≥ 16), γ and β (either may be NULL) shared by every row, in one call:
+/// `pipelinedRows` of RowNormalization+Pipelined.swift with `BFloat16HardwareOutput`, the
+/// same rows in the same order and the same operations (the row sums and outputs of
+/// `nk_bf16_hw_shifted_sums` / `nk_bf16_hw_elementwise`, the pivot of
+/// `BlockMoments.blockPivot`, and the finish's Float64 division, √ and division), so the
+/// same bits. Writes y, mean[r] and inv_std[r] of those rows. A row whose shift is far from
+/// its mean or whose sums are not finite gets its moments from `moments(context, ...)`.
+/// `streaming`: non-temporal stores, every row of y aligned to 16 bytes. Only when
+/// nk_cpu_rounds_bf16() and nk_build_has_fma() are 1.
+void nk_bf16_hw_layernorm_rows(const uint16_t *x, uint16_t *y, size_t n, size_t first, size_t end, float epsilon,
+                               const float *gamma, const float *beta, double *mean, double *inv_std, int streaming,
+                               nk_row_moments_fn moments, const void *context);
+
+/// Calls of nk_bf16_hw_layernorm_rows made on the calling thread so far (tests check the loop ran).
+uint64_t nk_bf16_hw_layernorm_rows_thread_calls(void);
+
 /// `ShortRowsBackward`'s dx loop: `dst[i] = a·g + (b·(x[i] − pivot) + c)`
 /// rounded to BFloat16, g = dy[i]·γ[i] (`gamma` NULL: dy[i]), for `count`
 /// values (a multiple of 16). `streaming` as in nk_bf16_hw_affine. Only when

@@ -1,3 +1,5 @@
+import CNormSupport
+
 /// LayerNorm rows taken one at a time (`RowPlan.Strategy.rowByRow`, moments),
 /// pipelined: one loop over the row length sums row u + 2 (`ShiftedRowSums`)
 /// and writes the outputs of row u, whose coefficients came from an earlier
@@ -87,6 +89,10 @@ private func pipelinedBFloat16Rows<A: ElementAffine>(
 ) -> SavedStatistics {
     let n = plan.length
     if BFloat16Hardware.available {
+        if n % 16 == 0 {
+            // Rows of whole 16-value steps: each item's whole loop in one C call.
+            return pipelinedBFloat16RowsInC(plan, x, y, eps, natural.gammaOperand, natural.betaOperand, streaming)
+        }
         // AVX-512 BF16: each loop in C, rounded by `vcvtne2ps2bf16` (the same bits).
         if streaming {
             return pipelinedRows(plan, x, eps) { u, c in
@@ -107,6 +113,51 @@ private func pipelinedBFloat16Rows<A: ElementAffine>(
     }
     return pipelinedRows(plan, x, eps) { u, c in
         BFloat16PairOutput(natural: RowOutputPass(x + u * n, y + u * n, c, natural, CachedStore.self), pairs: pairs)
+    }
+}
+
+/// What the C item loop needs to hand a row's moments back to Swift.
+private struct RowMomentsContext {
+    let x: UnsafePointer<BFloat16>
+    let n: Int
+    let eps: Float
+}
+
+/// BFloat16 rows of whole 16-value steps with AVX-512 BF16: `pipelinedRows` below
+/// with `BFloat16HardwareOutput`, each item's whole loop in one C call
+/// (`nk_bf16_hw_layernorm_rows`: the same rows in the same order, each row's
+/// pivot, sums, finish and outputs by the same operations, so the same bits).
+/// Why: on rows of 768 values ~15 % of the samples sat in the Swift between the
+/// per-row C loops (the call, the lane sums, the finish's Float64 chain); in C
+/// each row's finish runs in short stages inside the next loop. A row that
+/// needs recentring or the Float64 fallback gets its moments from
+/// `ShiftedRowSums.moments` through the callback (rare: its first 32 values
+/// far from its mean, or sums that overflow Float32).
+private func pipelinedBFloat16RowsInC(
+    _ plan: RowPlan, _ x: UnsafePointer<BFloat16>, _ y: UnsafeMutablePointer<BFloat16>, _ eps: Float,
+    _ gamma: UnsafePointer<Float>?, _ beta: UnsafePointer<Float>?, _ streaming: Bool
+) -> SavedStatistics {
+    let rows = plan.units, n = plan.length
+    let xw = UnsafeRawPointer(x).assumingMemoryBound(to: UInt16.self)
+    let yw = UnsafeMutableRawPointer(y).assumingMemoryBound(to: UInt16.self)
+    let context = RowMomentsContext(x: x, n: n, eps: eps)
+    return withUnsafePointer(to: context) { ctx in
+        SavedStatistics.filling(count: rows) { meanBase, invBase in
+            let chunkRows = ChunkSchedule.pipelinedRowChunk(rows: rows, length: n)
+            ChunkSchedule.forEachChunk(units: rows, valuesPerUnit: n, chunk: chunkRows,
+                                       threading: plan.threading) { chunk in
+                nk_bf16_hw_layernorm_rows(
+                    xw, yw, n, chunk.lowerBound, chunk.upperBound, eps, gamma, beta, meanBase, invBase,
+                    streaming ? 1 : 0, { context, row, pivot, sum, squares, out in
+                        // `finish` of `pipelinedRows` for a row the C loop leaves to Swift.
+                        let c = context!.assumingMemoryBound(to: RowMomentsContext.self).pointee
+                        let m = ShiftedRowSums.moments(c.x + row * c.n, c.n, pivot: pivot,
+                                                       ShiftedRowSums.Sums(sum: sum, squares: squares))
+                        out![0] = m.mean
+                        out![1] = inverseStandardDeviation(m.variance, c.eps)
+                    }, UnsafeRawPointer(ctx))
+            }
+        }
     }
 }
 
