@@ -16,9 +16,11 @@
 // 16-bit tensors: only the loads and the dx store differ. Values are widened
 // exactly (every Float16 and BFloat16 is a Float32) and all arithmetic is the
 // Float32 loop's; dx is rounded once from its Float32 value as the Swift
-// `store8` rounds it (Float16: `vcvtps2ph`; BFloat16: the integer formula).
+// `store8` rounds it (Float16: `vcvtps2ph`; BFloat16: `vcvtneps2bf16` on a CPU
+// with AVX-512 BF16, else the integer formula: the same bits).
 
 #include "ColumnGradientsAVX512.h"
+#include "BFloat16Hardware.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -29,8 +31,10 @@
 int nk_avx512_columns_flag = -1;
 
 static _Thread_local uint64_t nk_col512_calls = 0;
+static _Thread_local uint64_t nk_col512_bf16_hardware_calls = 0;
 
 uint64_t nk_col512_thread_calls(void) { return nk_col512_calls; }
+uint64_t nk_col512_bf16_hardware_thread_calls(void) { return nk_col512_bf16_hardware_calls; }
 
 int nk_avx512_columns_set(int enable) {
     if (enable) return nk_avx512_columns_detect();
@@ -50,11 +54,17 @@ int nk_avx512_columns_detect(void) {
 
 __attribute__((constructor)) static void nk_avx512_columns_init(void) { (void)nk_avx512_columns_detect(); }
 
-#define NK_COL_TARGET __attribute__((target("avx2,fma,avx512f,avx512vl,avx512bw,avx512dq")))
+// avx512bf16 is named so that the BFloat16 dx stores of element code 3
+// (below) inline into the loops; it enables no other instruction (AVX-512 BF16
+// adds only the bf16 conversions and dot product, which nothing else here asks
+// for), and code 3 is chosen only where nk_cpu_rounds_bf16() is 1.
+#define NK_COL_TARGET __attribute__((target("avx2,fma,avx512f,avx512vl,avx512bw,avx512dq,avx512bf16")))
 #define NK_COL_INLINE static inline __attribute__((always_inline)) NK_COL_TARGET
 
-/// The tensors' element type (x, dy, mask and dx alike), a constant in each loop.
-enum { NK_C5_F32 = 0, NK_C5_F16 = 1, NK_C5_BF16 = 2 };
+/// The tensors' element type (x, dy, mask and dx alike), a constant in each
+/// loop. NK_C5_BF16_HW: BFloat16 with dx rounded by `vcvtneps2bf16` (a CPU
+/// with AVX-512 BF16); loads and sums as NK_C5_BF16.
+enum { NK_C5_F32 = 0, NK_C5_F16 = 1, NK_C5_BF16 = 2, NK_C5_BF16_HW = 3 };
 
 /// 16 values at element offset `o`, widened exactly to Float32 as the Swift
 /// `load8` widens them:
@@ -69,18 +79,10 @@ NK_COL_INLINE __m512 nk_c5_load(const void *p, size_t o, const int E) {
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-/// 16 Float32 values rounded to nearest, ties to even, to 16-bit patterns, as
-/// the Swift `store8` rounds them:
-///     Float16:   vcvtps2ph with the rounding mode in the instruction
-///                (`nk_f16c_round8`, on 16 lanes): overflow to ±inf, subnormal
-///                results rounded on their grid, a NaN quieted with the top of
-///                its payload kept
-///     BFloat16:  b = (f + 0x7FFF + bit 16 of f) >> 16, a NaN (f >> 16) | 0x0040
-///                (`nk_bf16_round8`'s formula; f: the Float32 bits). The lanes
-///                are < 2^16, so `vpmovdw`'s truncation is exact. Not
-///                `vcvtne2ps2bf16`: it flushes subnormal inputs to ±0.
-NK_COL_INLINE __m256i nk_c5_round(__m512 v, const int E) {
-    if (E == NK_C5_F16) return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT);
+/// 16 Float32 values rounded to BFloat16 by `nk_bf16_round8`'s formula:
+/// b = (f + 0x7FFF + bit 16 of f) >> 16, a NaN (f >> 16) | 0x0040 (f: the
+/// Float32 bits). The lanes are < 2^16, so `vpmovdw`'s truncation is exact.
+NK_COL_INLINE __m256i nk_c5_bf16_formula(__m512 v) {
     __m512i f = _mm512_castps_si512(v);
     __m512i top = _mm512_srli_epi32(f, 16);
     __m512i bit = _mm512_and_si512(top, _mm512_set1_epi32(1));
@@ -88,6 +90,28 @@ NK_COL_INLINE __m256i nk_c5_round(__m512 v, const int E) {
     __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
     b = _mm512_mask_or_epi32(b, nan, top, _mm512_set1_epi32(0x40));
     return _mm512_cvtepi32_epi16(b);
+}
+
+/// 16 Float32 values rounded to nearest, ties to even, to 16-bit patterns, as
+/// the Swift `store8` rounds them:
+///     Float16:      vcvtps2ph with the rounding mode in the instruction
+///                   (`nk_f16c_round8`, on 16 lanes): overflow to ±inf,
+///                   subnormal results rounded on their grid, a NaN quieted
+///                   with the top of its payload kept
+///     BFloat16:     the integer formula (`nk_c5_bf16_formula`)
+///     BFloat16 HW:  one `vcvtneps2bf16`, the formula's bits for every input
+///                   but Float32 subnormals, which it flushes to ±0: a vector
+///                   holding one (one `vfpclassps`) takes the formula. NaNs keep
+///                   sign and top payload with the quiet bit set, as the
+///                   formula's (include/BFloat16Hardware.h). One instruction
+///                   where the formula takes eight (col16's measurement: the
+///                   formula only broke even with the hardware-rounded Swift
+///                   loop it replaced).
+NK_COL_INLINE __m256i nk_c5_round(__m512 v, const int E) {
+    if (E == NK_C5_F16) return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT);
+    if (E == NK_C5_BF16_HW && __builtin_expect(_mm512_fpclass_ps_mask(v, 0x20) == 0, 1))
+        return (__m256i)_mm512_cvtneps_pbh(v);
+    return nk_c5_bf16_formula(v);
 }
 
 /// dx's 16 values stored at element offset `o`, non-temporal when `streaming`
@@ -214,10 +238,9 @@ NK_COL_INLINE void nk_c5_apply(const void *x, const void *dy, const void *mask, 
 #define NK_C5_APPLY_ALL(T, E)                                                                                     \
     NK_C5_APPLY(1, T, E) NK_C5_APPLY(2, T, E) NK_C5_APPLY(3, T, E) NK_C5_APPLY(4, T, E)                         \
     NK_C5_APPLY(5, T, E) NK_C5_APPLY(6, T, E) NK_C5_APPLY(7, T, E) NK_C5_APPLY(8, T, E)                         \
-    void nk_col512_gradient_apply_##T(const void *x, const void *dy, const void *mask, void *dst, size_t rows,   \
-                                      size_t columns, size_t stride, const float *pivot, const float *a,        \
-                                      const float *b, const float *c, int streaming) {                          \
-        nk_col512_calls++;                                                                                       \
+    static NK_COL_TARGET void nk_c5_apply_##T(const void *x, const void *dy, const void *mask, void *dst,        \
+                                              size_t rows, size_t columns, size_t stride, const float *pivot,   \
+                                              const float *a, const float *b, const float *c, int streaming) {  \
         switch (columns / 16) {                                                                                  \
         case 1: nk_c5_apply1##T(x, dy, mask, dst, rows, stride, pivot, a, b, c, streaming); break;              \
         case 2: nk_c5_apply2##T(x, dy, mask, dst, rows, stride, pivot, a, b, c, streaming); break;              \
@@ -233,6 +256,33 @@ NK_COL_INLINE void nk_c5_apply(const void *x, const void *dy, const void *mask, 
 NK_C5_APPLY_ALL(f32, NK_C5_F32)
 NK_C5_APPLY_ALL(f16, NK_C5_F16)
 NK_C5_APPLY_ALL(bf16, NK_C5_BF16)
+NK_C5_APPLY_ALL(bf16hw, NK_C5_BF16_HW)
+
+void nk_col512_gradient_apply_f32(const void *x, const void *dy, const void *mask, void *dst, size_t rows,
+                                  size_t columns, size_t stride, const float *pivot, const float *a,
+                                  const float *b, const float *c, int streaming) {
+    nk_col512_calls++;
+    nk_c5_apply_f32(x, dy, mask, dst, rows, columns, stride, pivot, a, b, c, streaming);
+}
+
+void nk_col512_gradient_apply_f16(const void *x, const void *dy, const void *mask, void *dst, size_t rows,
+                                  size_t columns, size_t stride, const float *pivot, const float *a,
+                                  const float *b, const float *c, int streaming) {
+    nk_col512_calls++;
+    nk_c5_apply_f16(x, dy, mask, dst, rows, columns, stride, pivot, a, b, c, streaming);
+}
+
+void nk_col512_gradient_apply_bf16(const void *x, const void *dy, const void *mask, void *dst, size_t rows,
+                                   size_t columns, size_t stride, const float *pivot, const float *a,
+                                   const float *b, const float *c, int streaming) {
+    nk_col512_calls++;
+    if (nk_cpu_rounds_bf16()) {
+        nk_col512_bf16_hardware_calls++;
+        nk_c5_apply_bf16hw(x, dy, mask, dst, rows, columns, stride, pivot, a, b, c, streaming);
+    } else {
+        nk_c5_apply_bf16(x, dy, mask, dst, rows, columns, stride, pivot, a, b, c, streaming);
+    }
+}
 
 #else
 

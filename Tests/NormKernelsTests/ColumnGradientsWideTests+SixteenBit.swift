@@ -155,6 +155,54 @@ extension ColumnGradientsWideTests {
         #endif
     }
 
+    @Test("BFloat16 dx rounded by vcvtneps2bf16 in the AVX-512 column loop: Float32-subnormal dx takes the formula (dx = dy exactly)",
+          .enabled(if: columnsBuildFuses, "build without FMA (-Xcc -march=x86-64-v3): the AVX-512 column loops are never chosen"),
+          .enabled(if: columnsCPUSupports, "CPU without AVX-512 F/VL/BW/DQ: the AVX-512 column loops are never chosen"),
+          .enabled(if: columnsNotSwitchedOff, "NORMKERNELS_AVX512_COLUMNS=never: the AVX-512 column loops are off"))
+    func bfloat16HardwareSubnormalDx() throws {
+        // a = 1, b = c = p = 0: dx = fma(1, dy, fma(0, x, 0)) = dy + 0 = dy exactly, so
+        // BFloat16 subnormal dy (Float32 subnormals, which vcvtneps2bf16 flushes to
+        // ±0) must come back unchanged; every fourth vector holds normal values
+        // only, so both the instruction and the formula run.
+        avx512ColumnsSwitch.lock()
+        defer { avx512ColumnsSwitch.unlock() }
+        let rows = 40, columns = 64
+        var rng = SplitMix64("bf16 hardware subnormal dx")
+        let x = spread(BFloat16.self, rows * columns, -20...20, &rng)
+        let dy: [BFloat16] = (0..<rows * columns).map { i in
+            let sign: UInt16 = rng.next() & 1 == 0 ? 0 : 0x8000
+            let magnitude = (i / 16) % 4 == 3 ? UInt16(0x3F80 + rng.next() % 0x7F) : UInt16(1 + rng.next() % 0x7F)
+            return unsafeBitCast(sign | magnitude, to: BFloat16.self)
+        }
+        let pool = WorkspacePool(), arena = pool.take()
+        defer { pool.recycle(arena) }
+        let table = GradientTable(count: columns, in: arena)
+        for j in 0..<columns { table.pivot[j] = 0; table.a[j] = 1; table.b[j] = 0; table.c[j] = 0 }
+        bfloat16RoundingSwitch.lock()
+        defer { _ = nk_avx512bf16_set(1); bfloat16RoundingSwitch.unlock() }
+        for hardware in [1, 0] as [Int32] {
+            let rounds = nk_avx512bf16_set(hardware)
+            for streaming in [false, true] {
+                var dx = [BFloat16](repeating: BFloat16(Float.nan), count: rows * columns)
+                let c0 = nk_col512_thread_calls(), h0 = nk_col512_bf16_hardware_thread_calls()
+                x.withUnsafeBufferPointer { xp in
+                    dy.withUnsafeBufferPointer { dp in
+                        dx.withUnsafeMutableBufferPointer { dxp in
+                            BlockGradients.applyColumns(x: xp.baseAddress!, dy: dp.baseAddress!, mask: nil,
+                                                        dxp.baseAddress!, rows: rows, columns: columns,
+                                                        stride: columns, table: table, slot: 0, streaming: streaming)
+                        }
+                    }
+                }
+                let what = "hardware rounding \(rounds) streaming \(streaming)"
+                #expect(differing(bytes(dx), bytes(dy)) == 0, "\(what): dx != dy")
+                #expect(nk_col512_thread_calls() > c0, "\(what): the C loop did not run")
+                #expect((nk_col512_bf16_hardware_thread_calls() > h0) == (rounds == 1),
+                        "\(what): hardware-rounded calls \(nk_col512_bf16_hardware_thread_calls() - h0)")
+            }
+        }
+    }
+
     /// dx, dγ, dβ of BatchNorm (ReLU or not), InstanceNorm and GroupNorm NHWC backward on E.
     func backwards<E: NormElement>(_: E.Type) throws {
         let name = "\(E.self)"

@@ -25,8 +25,10 @@
 //     sums:  d = dy (0 where mask ≤ 0);  Σg += d;  Σgx̂ = fma(d, fma(x − p, s, t), Σgx̂)
 //     dx:    v = fma(b, x − p, c);  v = fma(a, g, v)
 // on values widened exactly (16-bit types), dx rounded once as the Swift
-// `store8` rounds it (Float16: vcvtps2ph, to nearest even; BFloat16: the
-// integer formula of `nk_bf16_round8`, NaNs quieted).
+// `store8` rounds it (Float16: vcvtps2ph, to nearest even; BFloat16:
+// `vcvtneps2bf16` on a CPU with AVX-512 BF16, a vector holding a Float32
+// subnormal and every other CPU the integer formula of `nk_bf16_round8`, NaNs
+// quieted: the same bits).
 // The Swift `muladd` is fused only in a build with FMA, so only a build where
 // nk_build_has_fma() is 1 may call these (the file is compiled with
 // `#pragma STDC FP_CONTRACT OFF`: nothing else is fused).
@@ -52,6 +54,10 @@ static inline __attribute__((always_inline)) int nk_cpu_runs_avx512_columns(void
 
 /// Calls of nk_col512_* on this thread (tests check that the loops ran).
 uint64_t nk_col512_thread_calls(void);
+
+/// Of those, the BFloat16 dx calls that rounded with `vcvtneps2bf16` (a CPU
+/// with AVX-512 BF16, nk_cpu_rounds_bf16()); the same bits as the formula.
+uint64_t nk_col512_bf16_hardware_thread_calls(void);
 
 /// Adds `rows` rows (row stride `stride`, in elements) of a `columns`-wide
 /// tile into the per-column Float32 accumulators `accG` (Σg) and `accH`
