@@ -310,7 +310,7 @@ void nk_bf16_hw_elementwise(const uint16_t *src, uint16_t *dst, size_t count, fl
 static inline __attribute__((always_inline)) NK_BF16_TARGET size_t
 nk_hw_shifted_sums(const uint16_t *x, size_t n, float k, double *sums, double *squares, const uint16_t *src,
                    uint16_t *dst, float pivot, float scale, float shift, const float *gamma, const float *beta,
-                   int streaming, int write) {
+                   int streaming) {
     const __m256 vk = _mm256_set1_ps(k);
     const __m256 p = _mm256_set1_ps(pivot), s = _mm256_set1_ps(scale), t = _mm256_set1_ps(shift);
     __m256d sumLo = _mm256_loadu_pd(sums), sumHi = _mm256_loadu_pd(sums + 4);
@@ -327,7 +327,7 @@ nk_hw_shifted_sums(const uint16_t *x, size_t n, float k, double *sums, double *s
             s1 = _mm256_add_ps(s1, d1);
             q0 = _mm256_fmadd_ps(d0, d0, q0);
             q1 = _mm256_fmadd_ps(d1, d1, q1);
-            if (write) nk_hw_element16(src, dst, i, p, s, t, gamma, beta, streaming);
+            nk_hw_element16(src, dst, i, p, s, t, gamma, beta, streaming);
             i += 16;
         } while (i + 16 <= end);
         // sums += widened(s0 + s1): lanes 0–3 and 4–7 converted exactly, added in Float64.
@@ -348,7 +348,7 @@ NK_BF16_TARGET
 size_t nk_bf16_hw_shifted_sums(const uint16_t *p, size_t n, float k, double *sums, double *squares,
                                const uint16_t *src, uint16_t *dst, float pivot, float scale, float shift,
                                const float *gamma, const float *beta, int streaming) {
-#define NK_SUMS(G, B, S) return nk_hw_shifted_sums(p, n, k, sums, squares, src, dst, pivot, scale, shift, G, B, S, 1)
+#define NK_SUMS(G, B, S) return nk_hw_shifted_sums(p, n, k, sums, squares, src, dst, pivot, scale, shift, G, B, S)
     NK_AFFINE_VARIANTS(NK_SUMS)
 #undef NK_SUMS
 }

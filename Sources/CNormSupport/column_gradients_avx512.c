@@ -54,96 +54,25 @@ int nk_avx512_columns_detect(void) {
 
 __attribute__((constructor)) static void nk_avx512_columns_init(void) { (void)nk_avx512_columns_detect(); }
 
-// avx512bf16 is named so that the BFloat16 dx stores of element code 3
-// (below) inline into the loops; it enables no other instruction (AVX-512 BF16
-// adds only the bf16 conversions and dot product, which nothing else here asks
-// for), and code 3 is chosen only where nk_cpu_rounds_bf16() is 1.
-#define NK_COL_TARGET __attribute__((target("avx2,fma,avx512f,avx512vl,avx512bw,avx512dq,avx512bf16")))
-#define NK_COL_INLINE static inline __attribute__((always_inline)) NK_COL_TARGET
+// The element loads and stores (nk_e5_load, nk_e5_store: the Swift `load8` /
+// `store8` bits) and the target they need: avx512_elements.h, shared with
+// silu_avx512.c.
+#include "avx512_elements.h"
+#define NK_COL_TARGET NK_E5_TARGET
+#define NK_COL_INLINE NK_E5_INLINE
 
 /// The tensors' element type (x, dy, mask and dx alike), a constant in each
-/// loop. NK_C5_BF16_HW: BFloat16 with dx rounded by `vcvtneps2bf16` (a CPU
-/// with AVX-512 BF16); loads and sums as NK_C5_BF16.
+/// loop: avx512_elements.h's element codes. NK_C5_BF16_HW: BFloat16 with dx
+/// rounded by `vcvtneps2bf16` (a CPU with AVX-512 BF16); loads and sums as
+/// NK_C5_BF16.
 enum { NK_C5_F32 = 0, NK_C5_F16 = 1, NK_C5_BF16 = 2, NK_C5_BF16_HW = 3 };
-
-/// 16 values at element offset `o`, widened exactly to Float32 as the Swift
-/// `load8` widens them:
-///     Float16:   vcvtph2ps (what `nk_f16c_load8` is, on 16 lanes; a NaN gets
-///                the quiet bit, as every Float16 widening here does)
-///     BFloat16:  the 16-bit pattern zero-extended and shifted to the top of
-///                its lane (Float(b) = b << 16)
-NK_COL_INLINE __m512 nk_c5_load(const void *p, size_t o, const int E) {
-    if (E == NK_C5_F32) return _mm512_loadu_ps((const float *)p + o);
-    __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)p + o));
-    if (E == NK_C5_F16) return _mm512_cvtph_ps(h);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-
-/// 16 Float32 values rounded to BFloat16 by `nk_bf16_round8`'s formula:
-/// b = (f + 0x7FFF + bit 16 of f) >> 16, a NaN (f >> 16) | 0x0040 (f: the
-/// Float32 bits). The lanes are < 2^16, so `vpmovdw`'s truncation is exact.
-NK_COL_INLINE __m256i nk_c5_bf16_formula(__m512 v) {
-    __m512i f = _mm512_castps_si512(v);
-    __m512i top = _mm512_srli_epi32(f, 16);
-    __m512i bit = _mm512_and_si512(top, _mm512_set1_epi32(1));
-    __m512i b = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(f, _mm512_set1_epi32(0x7FFF)), bit), 16);
-    __mmask16 nan = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-    b = _mm512_mask_or_epi32(b, nan, top, _mm512_set1_epi32(0x40));
-    return _mm512_cvtepi32_epi16(b);
-}
-
-/// 16 Float32 values rounded to nearest, ties to even, to 16-bit patterns, as
-/// the Swift `store8` rounds them:
-///     Float16:      vcvtps2ph with the rounding mode in the instruction
-///                   (`nk_f16c_round8`, on 16 lanes): overflow to ±inf,
-///                   subnormal results rounded on their grid, a NaN quieted
-///                   with the top of its payload kept
-///     BFloat16:     the integer formula (`nk_c5_bf16_formula`)
-///     BFloat16 HW:  one `vcvtneps2bf16`, the formula's bits for every input
-///                   but Float32 subnormals, which it flushes to ±0: a vector
-///                   holding one (one `vfpclassps`) takes the formula. NaNs keep
-///                   sign and top payload with the quiet bit set, as the
-///                   formula's (include/BFloat16Hardware.h). One instruction
-///                   where the formula takes eight (col16's measurement: the
-///                   formula only broke even with the hardware-rounded Swift
-///                   loop it replaced).
-NK_COL_INLINE __m256i nk_c5_round(__m512 v, const int E) {
-    if (E == NK_C5_F16) return _mm512_cvtps_ph(v, _MM_FROUND_TO_NEAREST_INT);
-    if (E == NK_C5_BF16_HW && __builtin_expect(_mm512_fpclass_ps_mask(v, 0x20) == 0, 1))
-        return (__m256i)_mm512_cvtneps_pbh(v);
-    return nk_c5_bf16_formula(v);
-}
-
-/// dx's 16 values stored at element offset `o`, non-temporal when `streaming`
-/// in 8-value halves (rows start aligned to 8 values, not always 16: 32 bytes
-/// for Float32, 16 for the 16-bit types).
-NK_COL_INLINE void nk_c5_store(void *p, size_t o, __m512 v, const int E, int streaming) {
-    if (E == NK_C5_F32) {
-        float *d = (float *)p + o;
-        if (streaming) {
-            _mm256_stream_ps(d, _mm512_castps512_ps256(v));
-            _mm256_stream_ps(d + 8, _mm512_extractf32x8_ps(v, 1));
-        } else {
-            _mm512_storeu_ps(d, v);
-        }
-        return;
-    }
-    __m256i h = nk_c5_round(v, E);
-    uint16_t *d = (uint16_t *)p + o;
-    if (streaming) {
-        _mm_stream_si128((__m128i *)d, _mm256_castsi256_si128(h));
-        _mm_stream_si128((__m128i *)(d + 8), _mm256_extracti128_si256(h, 1));
-    } else {
-        _mm256_storeu_si256((__m256i *)d, h);
-    }
-}
 
 /// g = dy at o, 0 where mask ≤ 0 (`gradient8`'s `replace(with: 0, where: mask .<= 0)`
 /// on the widened mask: a NaN mask keeps dy).
 NK_COL_INLINE __m512 nk_c5_gradient(const void *dy, const void *mask, size_t o, int masked, const int E) {
-    __m512 d = nk_c5_load(dy, o, E);
+    __m512 d = nk_e5_load(dy, o, E);
     if (!masked) return d;
-    __mmask16 off = _mm512_cmp_ps_mask(nk_c5_load(mask, o, E), _mm512_setzero_ps(), _CMP_LE_OQ);
+    __mmask16 off = _mm512_cmp_ps_mask(nk_e5_load(mask, o, E), _mm512_setzero_ps(), _CMP_LE_OQ);
     return _mm512_maskz_mov_ps((__mmask16)~off, d);
 }
 
@@ -162,7 +91,7 @@ NK_COL_INLINE void nk_c5_sums(const void *x, const void *dy, const void *mask, s
     for (size_t r = 0; r < rows; r++, o += stride) {
         for (int k = 0; k < K; k++) {
             __m512 d = nk_c5_gradient(dy, mask, o + 16 * k, masked, E);
-            __m512 xhat = _mm512_fmadd_ps(_mm512_sub_ps(nk_c5_load(x, o + 16 * k, E), p[k]), s[k], t[k]);
+            __m512 xhat = _mm512_fmadd_ps(_mm512_sub_ps(nk_e5_load(x, o + 16 * k, E), p[k]), s[k], t[k]);
             g[k] = _mm512_add_ps(g[k], d);
             h[k] = _mm512_fmadd_ps(d, xhat, h[k]);
         }
@@ -215,9 +144,9 @@ NK_COL_INLINE void nk_c5_apply(const void *x, const void *dy, const void *mask, 
     size_t o = 0;
     for (size_t r = 0; r < rows; r++, o += stride) {
         for (int k = 0; k < K; k++) {
-            __m512 v = _mm512_fmadd_ps(vb[k], _mm512_sub_ps(nk_c5_load(x, o + 16 * k, E), p[k]), vc[k]);
+            __m512 v = _mm512_fmadd_ps(vb[k], _mm512_sub_ps(nk_e5_load(x, o + 16 * k, E), p[k]), vc[k]);
             v = _mm512_fmadd_ps(va[k], nk_c5_gradient(dy, mask, o + 16 * k, masked, E), v);
-            nk_c5_store(dst, o + 16 * k, v, E, streaming);
+            nk_e5_store(dst, o + 16 * k, v, E, streaming);
         }
     }
     if (streaming) _mm_sfence();

@@ -54,23 +54,13 @@ int nk_avx512_silu_detect(void) {
 
 __attribute__((constructor)) static void nk_avx512_silu_init(void) { (void)nk_avx512_silu_detect(); }
 
-// avx512bf16 is named so that the BFloat16 stores of element code 3 (below)
-// inline into the loops; it enables no other instruction (AVX-512 BF16 adds
-// only the bf16 conversions and dot product, which nothing else here asks
-// for), and code 3 is chosen only where nk_cpu_rounds_bf16() is 1.
-#define NK_SILU_TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512dq,avx512bf16")))
-#define NK_SILU_INLINE static inline __attribute__((always_inline)) NK_SILU_TARGET
+// The element loads and stores (nk_e5_load, nk_e5_narrow, nk_e5_store) and
+// the target they need: avx512_elements.h.
+#include "avx512_elements.h"
+#define NK_SILU_TARGET NK_E5_TARGET
+#define NK_SILU_INLINE NK_E5_INLINE
 
-/// 16 values of `element` at p + i widened exactly (Float16: `vcvtph2ps`, as
-/// nk_f16c_load8; BFloat16: the bits shifted to the top of each lane).
-NK_SILU_INLINE __m512 nk_s5_load(const void *p, size_t i, int element) {
-    if (element == 0) return _mm512_loadu_ps((const float *)p + i);
-    __m256i h = _mm256_loadu_si256((const __m256i *)((const uint16_t *)p + i));
-    if (element == 1) return _mm512_cvtph_ps(h);
-    return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
-}
-
-/// `nk_s5_load` of the lanes in `m` (0 elsewhere).
+/// `nk_e5_load` of the lanes in `m` (0 elsewhere).
 NK_SILU_INLINE __m512 nk_s5_load_masked(const void *p, size_t i, int element, __mmask16 m) {
     if (element == 0) return _mm512_maskz_loadu_ps(m, (const float *)p + i);
     __m256i h = _mm256_maskz_loadu_epi16(m, (const uint16_t *)p + i);
@@ -78,64 +68,10 @@ NK_SILU_INLINE __m512 nk_s5_load_masked(const void *p, size_t i, int element, __
     return _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_cvtepu16_epi32(h), 16));
 }
 
-/// 16 floats rounded to BFloat16 by nk_bf16_round8's formula:
-/// (f + 0x7FFF + bit 16 of f) >> 16, a NaN (f >> 16) | 0x40.
-NK_SILU_INLINE __m256i nk_s5_bf16(__m512 v) {
-    __m512i f = _mm512_castps_si512(v);
-    __m512i bit = _mm512_and_si512(_mm512_srli_epi32(f, 16), _mm512_set1_epi32(1));
-    __m512i rounded = _mm512_srli_epi32(_mm512_add_epi32(_mm512_add_epi32(f, _mm512_set1_epi32(0x7FFF)), bit), 16);
-    __m512i nan = _mm512_or_si512(_mm512_srli_epi32(f, 16), _mm512_set1_epi32(0x40));
-    __mmask16 isNaN = _mm512_cmp_ps_mask(v, v, _CMP_UNORD_Q);
-    return _mm512_cvtepi32_epi16(_mm512_mask_mov_epi32(rounded, isNaN, nan));
-}
-
-/// 16 floats rounded to BFloat16 by `vcvtneps2bf16` (element code 3, on a CPU
-/// with AVX-512 BF16): the formula's bits for every input but Float32
-/// subnormals, which the instruction flushes to ±0, so a vector holding one
-/// (one `vfpclassps`; silu(z) is subnormal only where |z| < 2^−125) takes the
-/// formula; NaNs keep their sign and top payload with the quiet bit set, as the
-/// formula's (f >> 16) | 0x40 (include/BFloat16Hardware.h). One conversion per
-/// 16 values where the formula takes ten integer operations.
-NK_SILU_INLINE __m256i nk_s5_bf16_hardware(__m512 v) {
-    if (__builtin_expect(_mm512_fpclass_ps_mask(v, 0x20) != 0, 0)) return nk_s5_bf16(v);
-    return (__m256i)_mm512_cvtneps_pbh(v);
-}
-
-/// 16 floats rounded to `element` (Float16: `vcvtps2ph` to nearest even, as
-/// nk_f16c_round8; BFloat16: the formula (2) or the instruction (3)), as
-/// 16-bit patterns.
-NK_SILU_INLINE __m256i nk_s5_narrow(__m512 v, int element) {
-    if (element == 1) return _mm512_cvtps_ph(v, 0);
-    return element == 3 ? nk_s5_bf16_hardware(v) : nk_s5_bf16(v);
-}
-
-/// Stores 16 values at p + i; `streaming`: non-temporal, in 8-value halves
-/// (p + i aligned to 8 values, as the Swift loops' `stream8`).
-NK_SILU_INLINE void nk_s5_store(void *p, size_t i, __m512 v, int element, int streaming) {
-    if (element == 0) {
-        float *d = (float *)p + i;
-        if (streaming) {
-            _mm256_stream_ps(d, _mm512_castps512_ps256(v));
-            _mm256_stream_ps(d + 8, _mm512_extractf32x8_ps(v, 1));
-        } else {
-            _mm512_storeu_ps(d, v);
-        }
-        return;
-    }
-    __m256i h = nk_s5_narrow(v, element);
-    uint16_t *d = (uint16_t *)p + i;
-    if (streaming) {
-        _mm_stream_si128((__m128i *)d, _mm256_castsi256_si128(h));
-        _mm_stream_si128((__m128i *)(d + 8), _mm256_extracti128_si256(h, 1));
-    } else {
-        _mm256_storeu_si256((__m256i *)d, h);
-    }
-}
-
 /// Stores the lanes in `m` at p + i, through the cache.
 NK_SILU_INLINE void nk_s5_store_masked(void *p, size_t i, __m512 v, int element, __mmask16 m) {
     if (element == 0) _mm512_mask_storeu_ps((float *)p + i, m, v);
-    else _mm256_mask_storeu_epi16((uint16_t *)p + i, m, nk_s5_narrow(v, element));
+    else _mm256_mask_storeu_epi16((uint16_t *)p + i, m, nk_e5_narrow(v, element));
 }
 
 /// e^(−a), a = |z| ≤ 87.3365: `expNegative8` of v = −a, lane for lane. The
@@ -196,20 +132,20 @@ NK_SILU_INLINE __m512 nk_s5_gradient(__m512 z, __m512 dy) {
 /// low half, b's in the high half, by 64-bit groups of 4 values: a0 a1 a2 a3
 /// b0 b1 b2 b3) and one `vpermq` puts the groups back in memory order (a0 b0
 /// a1 b1 …). A vector holding a Float32 subnormal, which the instruction
-/// flushes, takes the formula for both halves (nk_s5_bf16_hardware's rule),
+/// flushes, takes the formula for both halves (nk_e5_bf16_hardware's rule),
 /// arranged the same way.
 NK_SILU_INLINE void nk_s5_store_bf16_pair(void *p, size_t i, __m512 a, __m512 b, int streaming) {
     const __m512i order = _mm512_setr_epi64(0, 4, 1, 5, 2, 6, 3, 7);
     __m512i packed;
     if (__builtin_expect((_mm512_fpclass_ps_mask(a, 0x20) | _mm512_fpclass_ps_mask(b, 0x20)) != 0, 0)) {
-        packed = _mm512_inserti64x4(_mm512_castsi256_si512(nk_s5_bf16(a)), nk_s5_bf16(b), 1);
+        packed = _mm512_inserti64x4(_mm512_castsi256_si512(nk_e5_bf16(a)), nk_e5_bf16(b), 1);
     } else {
         packed = (__m512i)_mm512_cvtne2ps_pbh(b, a);
     }
     packed = _mm512_permutexvar_epi64(order, packed);
     uint16_t *d = (uint16_t *)p + i;
     if (streaming) {
-        // p + i aligned to 8 values, as nk_s5_store's streaming halves.
+        // p + i aligned to 8 values, as nk_e5_store's streaming halves.
         _mm_stream_si128((__m128i *)d, _mm512_castsi512_si128(packed));
         _mm_stream_si128((__m128i *)(d + 8), _mm512_extracti32x4_epi32(packed, 1));
         _mm_stream_si128((__m128i *)(d + 16), _mm512_extracti32x4_epi32(packed, 2));
@@ -251,8 +187,8 @@ NK_SILU_INLINE void nk_s5_affine_bf16_pairs(const void *src, void *dst, size_t c
         nk_s5_silu_bf16_step32(src, dst, i, p, s, t, p, s, t, streaming);
     }
     if (i < count) {
-        __m512 z = _mm512_fmadd_ps(_mm512_sub_ps(nk_s5_load(src, i, 2), p), s, t);
-        nk_s5_store(dst, i, nk_s5_silu(z), 3, streaming);
+        __m512 z = _mm512_fmadd_ps(_mm512_sub_ps(nk_e5_load(src, i, 2), p), s, t);
+        nk_e5_store(dst, i, nk_s5_silu(z), 3, streaming);
     }
 }
 
@@ -265,8 +201,8 @@ NK_SILU_INLINE void nk_s5_affine(const void *src, void *dst, size_t count, float
     const __m512 p = _mm512_set1_ps(pivot), s = _mm512_set1_ps(scale), t = _mm512_set1_ps(shift);
     for (size_t i = 0; i < count; i += 16) {
         // scalar math: y = silu((x − p)·s + t)
-        __m512 z = _mm512_fmadd_ps(_mm512_sub_ps(nk_s5_load(src, i, element), p), s, t);
-        nk_s5_store(dst, i, nk_s5_silu(z), element, streaming);
+        __m512 z = _mm512_fmadd_ps(_mm512_sub_ps(nk_e5_load(src, i, element), p), s, t);
+        nk_e5_store(dst, i, nk_s5_silu(z), element, streaming);
     }
 }
 
@@ -336,8 +272,8 @@ NK_SILU_INLINE void nk_s5_columns(const void *src, void *dst, size_t rows, size_
             for (size_t r = r0; r < end; r++) {
                 // scalar math: y[r, c] = silu((x[r, c] − p[c])·s[c] + t[c])
                 size_t o = r * stride + c;
-                __m512 z = _mm512_fmadd_ps(_mm512_sub_ps(nk_s5_load(src, o, element), p), s, t);
-                nk_s5_store(dst, o, nk_s5_silu(z), element, streaming);
+                __m512 z = _mm512_fmadd_ps(_mm512_sub_ps(nk_e5_load(src, o, element), p), s, t);
+                nk_e5_store(dst, o, nk_s5_silu(z), element, streaming);
             }
         }
         if (tail) {
@@ -376,8 +312,8 @@ NK_SILU_INLINE void nk_s5_gradient_run(const void *x, const void *dy, float *g, 
     __m256 a = _mm256_loadu_ps(acc), b = _mm256_loadu_ps(acc + 8);
     for (size_t i = 0; i < count; i += 16) {
         // scalar math: z = (x − p)·s + t, dz = dy·silu′(z), g = dz·m, A += dz, B += dz·((x − p)·r + h)
-        __m512 d = _mm512_sub_ps(nk_s5_load(x, i, element), p);
-        __m512 dz = nk_s5_gradient(_mm512_fmadd_ps(d, s, t), nk_s5_load(dy, i, element));
+        __m512 d = _mm512_sub_ps(nk_e5_load(x, i, element), p);
+        __m512 dz = nk_s5_gradient(_mm512_fmadd_ps(d, s, t), nk_e5_load(dy, i, element));
         if (sums) {
             // The Swift loop's order: the first 8 values into A and B, then the next 8.
             __m512 hat = _mm512_fmadd_ps(d, r, h);
@@ -413,8 +349,8 @@ NK_SILU_INLINE void nk_s5_gradient_chunk(const void *x, const void *dy, float *g
                                          int element, int sums, float *a, float *b, int whole, __mmask16 mask) {
 #define NK_S5_LOADF(p) (whole ? _mm512_loadu_ps(p) : _mm512_maskz_loadu_ps(mask, p))
 #define NK_S5_STOREF(p, v) (whole ? _mm512_storeu_ps(p, v) : _mm512_mask_storeu_ps(p, mask, v))
-    __m512 xs = whole ? nk_s5_load(x, o + j, element) : nk_s5_load_masked(x, o + j, element, mask);
-    __m512 ds = whole ? nk_s5_load(dy, o + j, element) : nk_s5_load_masked(dy, o + j, element, mask);
+    __m512 xs = whole ? nk_e5_load(x, o + j, element) : nk_s5_load_masked(x, o + j, element, mask);
+    __m512 ds = whole ? nk_e5_load(dy, o + j, element) : nk_s5_load_masked(dy, o + j, element, mask);
     __m512 d = _mm512_sub_ps(xs, NK_S5_LOADF(pivot + j));
     __m512 dz = nk_s5_gradient(_mm512_fmadd_ps(d, NK_S5_LOADF(zScale + j), NK_S5_LOADF(zShift + j)), ds);
     if (g) NK_S5_STOREF(g + o + j, _mm512_mul_ps(dz, NK_S5_LOADF(multiplier + j)));

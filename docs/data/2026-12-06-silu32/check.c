@@ -5,7 +5,7 @@
 static double now(void){struct timespec t;clock_gettime(CLOCK_MONOTONIC,&t);return t.tv_sec+t.tv_nsec*1e-9;}
 NK_SILU_TARGET static void old16(const uint16_t *s, uint16_t *d, size_t n, float p, float sc, float sh, int code, int st){
   const __m512 P=_mm512_set1_ps(p), S=_mm512_set1_ps(sc), T=_mm512_set1_ps(sh);
-  for (size_t i=0;i<n;i+=16){ __m512 z=_mm512_fmadd_ps(_mm512_sub_ps(nk_s5_load(s,i,2),P),S,T); nk_s5_store(d,i,nk_s5_silu(z),code,st);} }
+  for (size_t i=0;i<n;i+=16){ __m512 z=_mm512_fmadd_ps(_mm512_sub_ps(nk_e5_load(s,i,2),P),S,T); nk_e5_store(d,i,nk_s5_silu(z),code,st);} }
 NK_SILU_TARGET static void new32(const uint16_t *s, uint16_t *d, size_t n, float p, float sc, float sh, int st){ nk_s5_affine(s,d,n,p,sc,sh,3,st); }
 static uint16_t bf(float f){uint32_t u; memcpy(&u,&f,4); return u>>16;}
 int main(){

@@ -3,7 +3,8 @@
 median_ms, the median of per-round new/base ratios, and 16-bit time / Float32 time (same binary, same round,
 median over rounds)."""
 import csv, glob, os, re, statistics, sys
-d = os.path.join(os.path.dirname(os.path.abspath(__file__)), 'raw')
+# The raw folder: the first argument (col16hw's runs: ../2026-12-07-col16hw/raw), else raw/ beside this file.
+d = sys.argv[1] if len(sys.argv) > 1 else os.path.join(os.path.dirname(os.path.abspath(__file__)), 'raw')
 ms = {}  # (which, op, t, dtype, round) -> ms
 for f in glob.glob(os.path.join(d, '*.csv')):
     which, _, t, r = re.match(r'(base|new)-(\w+)-t(\d)-r(\d+)\.csv', os.path.basename(f)).groups()
