@@ -26,10 +26,12 @@
 // whose `muladd` is fused and whose Float16 conversions are F16C (nk_build_has_fma(),
 // nk_build_has_f16c()) may call it: the bits are that build's Swift loop's.
 
-/// 1 when the CPU has AVX-512 F, DQ, BW and VL and the OS saves the AVX-512 state
-/// (the loop is compiled for them; 16 ymm registers were not enough for it with the
-/// finish staged inside); 0 when not; -1 before the first check. Set when the
-/// program loads.
+/// 1 when the CPU has AVX-512 F, DQ, BW and VL and the OS saves the AVX-512 state; 0
+/// when not; -1 before the first check. Set when the program loads. Why AVX-512 for an
+/// 8-lane loop: it is the BFloat16 loop's code, compiled for that loop's target
+/// (AVX-512 with BF16; the compiler may use EVEX encodings and ymm16–31 anywhere in
+/// it), and its Float16 copy holds no BFloat16 instruction (the kind is a constant).
+/// An AVX2 + F16C CPU without AVX-512 keeps the Swift loop (the same bits).
 extern int nk_f16_rows_flag;
 
 /// Runs the check again (`NORMKERNELS_F16_ROWS=never`: 0), stores it in
