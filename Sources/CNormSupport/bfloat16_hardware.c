@@ -1,8 +1,11 @@
 // BFloat16 output loops rounded by AVX-512 BF16, chosen at run time; see
-// include/BFloat16Hardware.h. Each function carries its own target
-// attribute, so this file needs no -march flag.
+// include/BFloat16Hardware.h. The LayerNorm item loop serves Float16 rows too
+// (include/Float16LayerNormRows.h): one loop with the element kind a constant
+// argument. Each function carries its own target attribute, so this file needs
+// no -march flag.
 
 #include "BFloat16Hardware.h"
+#include "Float16LayerNormRows.h"
 
 #include <stdlib.h>
 #include <string.h>
@@ -12,6 +15,18 @@ int nk_avx512bf16_flag = -1;
 static _Thread_local uint64_t nk_bf16_layernorm_rows_calls = 0;
 
 uint64_t nk_bf16_hw_layernorm_rows_thread_calls(void) { return nk_bf16_layernorm_rows_calls; }
+
+int nk_f16_rows_flag = -1;
+
+static _Thread_local uint64_t nk_f16_layernorm_rows_calls = 0;
+
+uint64_t nk_f16_hw_layernorm_rows_thread_calls(void) { return nk_f16_layernorm_rows_calls; }
+
+int nk_f16_rows_set(int enable) {
+    if (enable) return nk_f16_rows_detect();
+    __atomic_store_n(&nk_f16_rows_flag, 0, __ATOMIC_RELAXED);
+    return 0;
+}
 
 int nk_avx512bf16_set(int enable) {
     if (enable) return nk_avx512bf16_detect();
@@ -36,7 +51,19 @@ int nk_avx512bf16_detect(void) {
 
 __attribute__((constructor)) static void nk_avx512bf16_init(void) { (void)nk_avx512bf16_detect(); }
 
-#define NK_BF16_TARGET __attribute__((target("avx2,fma,avx512f,avx512vl,avx512bw,avx512dq,avx512bf16")))
+int nk_f16_rows_detect(void) {
+    // The item loop is compiled for AVX-512 F/VL/BW/DQ (and BF16, which its Float16 copy never
+    // uses: the kind is a constant, so no BFloat16 conversion is left in it).
+    const char *env = getenv("NORMKERNELS_F16_ROWS");
+    int ok = !(env && strcmp(env, "never") == 0) && nk_cpu_has_avx512();
+    __atomic_store_n(&nk_f16_rows_flag, ok, __ATOMIC_RELAXED);
+    return ok;
+}
+
+__attribute__((constructor)) static void nk_f16_rows_init(void) { (void)nk_f16_rows_detect(); }
+
+// f16c: implied by avx512f (named for the Float16 conversions of the row loops).
+#define NK_BF16_TARGET __attribute__((target("avx2,fma,f16c,avx512f,avx512vl,avx512bw,avx512dq,avx512bf16")))
 
 /// Eight BFloat16 values widened exactly: the 16 bytes in both halves
 /// (`vbroadcasti128`, a load), each value moved to the top of a 32-bit lane
@@ -46,6 +73,18 @@ static inline __attribute__((always_inline)) NK_BF16_TARGET __m256 nk_hw_widen8(
                                            -128, -128, 8, 9, -128, -128, 10, 11, -128, -128, 12, 13, -128, -128, 14, 15);
     __m256i both = _mm256_broadcastsi128_si256(_mm_loadu_si128((const __m128i *)p));
     return _mm256_castsi256_ps(_mm256_shuffle_epi8(both, order));
+}
+
+/// The element kinds of the row loops below, a constant at every call so that each
+/// kind gets its own copy of a loop with no branch on it: BFloat16 (widened by
+/// `vpshufb`, rounded by `vcvtne2ps2bf16`) or Float16 (`vcvtph2ps` / `vcvtps2ph` to
+/// nearest even: nk_f16c_load8 / nk_f16c_round8 of an F16C build, the same bits).
+enum { NK_HW_BF16 = 0, NK_HW_F16 = 1 };
+
+/// Eight values of `kind` at p widened exactly.
+static inline __attribute__((always_inline)) NK_BF16_TARGET __m256 nk_hw_load8(const uint16_t *p, int kind) {
+    if (kind == NK_HW_F16) return _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)p));
+    return nk_hw_widen8(p);
 }
 
 /// `lo` then `hi` rounded to 16 BFloat16 values in order: `vcvtne2ps2bf16`,
@@ -264,22 +303,42 @@ static inline __attribute__((always_inline)) NK_BF16_TARGET __m256 nk_hw_element
     return v;
 }
 
-/// The 16 outputs at index i of `nk_bf16_hw_elementwise`.
+/// `lo` then `hi` rounded to 16 values of `kind` and stored at `dst` (Float16: two
+/// `vcvtps2ph`, as two `store8` / `stream8` of the Swift loop; non-temporal when
+/// streaming, `dst` aligned to 16 bytes).
+static inline __attribute__((always_inline)) NK_BF16_TARGET void nk_hw_narrow_store16(uint16_t *dst, __m256 lo,
+                                                                                        __m256 hi, int kind,
+                                                                                        int streaming) {
+    if (kind == NK_HW_F16) {
+        __m128i a = _mm256_cvtps_ph(lo, _MM_FROUND_TO_NEAREST_INT), b = _mm256_cvtps_ph(hi, _MM_FROUND_TO_NEAREST_INT);
+        if (streaming) {
+            _mm_stream_si128((__m128i *)dst, a);
+            _mm_stream_si128((__m128i *)(dst + 8), b);
+        } else {
+            _mm_storeu_si128((__m128i *)dst, a);
+            _mm_storeu_si128((__m128i *)(dst + 8), b);
+        }
+        return;
+    }
+    nk_hw_store16(dst, nk_hw_round16(lo, hi), streaming);
+}
+
+/// The 16 outputs at index i of `nk_bf16_hw_elementwise` (elements of `kind`).
 static inline __attribute__((always_inline)) NK_BF16_TARGET void
 nk_hw_element16(const uint16_t *src, uint16_t *dst, size_t i, __m256 p, __m256 s, __m256 t, const float *gamma,
-                const float *beta, int streaming) {
-    __m256 a = _mm256_fmadd_ps(_mm256_sub_ps(nk_hw_widen8(src + i), p), s, t);
-    __m256 b = _mm256_fmadd_ps(_mm256_sub_ps(nk_hw_widen8(src + i + 8), p), s, t);
+                const float *beta, int streaming, int kind) {
+    __m256 a = _mm256_fmadd_ps(_mm256_sub_ps(nk_hw_load8(src + i, kind), p), s, t);
+    __m256 b = _mm256_fmadd_ps(_mm256_sub_ps(nk_hw_load8(src + i + 8, kind), p), s, t);
     a = nk_hw_element_affine(a, gamma ? gamma + i : NULL, beta ? beta + i : NULL);
     b = nk_hw_element_affine(b, gamma ? gamma + i + 8 : NULL, beta ? beta + i + 8 : NULL);
-    nk_hw_store16(dst + i, nk_hw_round16(a, b), streaming);
+    nk_hw_narrow_store16(dst + i, a, b, kind, streaming);
 }
 
 static inline __attribute__((always_inline)) NK_BF16_TARGET void
 nk_hw_elementwise(const uint16_t *src, uint16_t *dst, size_t count, float pivot, float scale, float shift,
                   const float *gamma, const float *beta, int streaming) {
     const __m256 p = _mm256_set1_ps(pivot), s = _mm256_set1_ps(scale), t = _mm256_set1_ps(shift);
-    for (size_t i = 0; i < count; i += 16) nk_hw_element16(src, dst, i, p, s, t, gamma, beta, streaming);
+    for (size_t i = 0; i < count; i += 16) nk_hw_element16(src, dst, i, p, s, t, gamma, beta, streaming, NK_HW_BF16);
 }
 
 /// One copy of a loop per combination of γ, β and store kind (`G`, `B`: the
@@ -327,7 +386,7 @@ nk_hw_shifted_sums(const uint16_t *x, size_t n, float k, double *sums, double *s
             s1 = _mm256_add_ps(s1, d1);
             q0 = _mm256_fmadd_ps(d0, d0, q0);
             q1 = _mm256_fmadd_ps(d1, d1, q1);
-            nk_hw_element16(src, dst, i, p, s, t, gamma, beta, streaming);
+            nk_hw_element16(src, dst, i, p, s, t, gamma, beta, streaming, NK_HW_BF16);
             i += 16;
         } while (i + 16 <= end);
         // sums += widened(s0 + s1): lanes 0–3 and 4–7 converted exactly, added in Float64.
@@ -366,15 +425,16 @@ size_t nk_bf16_hw_shifted_sums(const uint16_t *p, size_t n, float k, double *sum
 /// `BlockMoments.blockPivot` of one row of n ≥ 16 values (`segments` 1): the mean
 /// of its first 32 values (n ≥ 32) or 8, summed in the Swift tree order, scaled by
 /// a power of two; x[0] when that is not finite.
-static inline __attribute__((always_inline)) NK_BF16_TARGET float nk_hw_row_pivot(const uint16_t *p, size_t n) {
+static inline __attribute__((always_inline)) NK_BF16_TARGET float nk_hw_row_pivot(const uint16_t *p, size_t n,
+                                                                                     int kind) {
     __m256 v;
     float scale;
     if (n >= 32) {
-        v = _mm256_add_ps(_mm256_add_ps(nk_hw_widen8(p), nk_hw_widen8(p + 8)),
-                          _mm256_add_ps(nk_hw_widen8(p + 16), nk_hw_widen8(p + 24)));
+        v = _mm256_add_ps(_mm256_add_ps(nk_hw_load8(p, kind), nk_hw_load8(p + 8, kind)),
+                          _mm256_add_ps(nk_hw_load8(p + 16, kind), nk_hw_load8(p + 24, kind)));
         scale = 0.03125f;
     } else {
-        v = nk_hw_widen8(p);
+        v = nk_hw_load8(p, kind);
         scale = 0.125f;
     }
     // v4 = low half + high half; v2 = lanes 0, 1 + lanes 2, 3; k = (v2[0] + v2[1])·scale.
@@ -382,6 +442,7 @@ static inline __attribute__((always_inline)) NK_BF16_TARGET float nk_hw_row_pivo
     __m128 v2 = _mm_add_ps(v4, _mm_movehl_ps(v4, v4));
     float k = (_mm_cvtss_f32(v2) + _mm_cvtss_f32(_mm_shuffle_ps(v2, v2, 1))) * scale;
     if (__builtin_isfinite(k)) return k;
+    if (kind == NK_HW_F16) return _cvtsh_ss(p[0]);
     uint32_t w = (uint32_t)p[0] << 16;
     float first;
     memcpy(&first, &w, sizeof first);
@@ -495,7 +556,7 @@ static inline __attribute__((always_inline)) NK_BF16_TARGET void nk_hw_finish_st
     }
 }
 
-/// One pass over a row length n (a multiple of 16): when `sum` (a constant), the sums of
+/// One pass over a row length n (a multiple of 16) of elements of `kind`: when `sum` (a constant), the sums of
 /// `x` about `k` into `lanes` (`ShiftedRowSums.sweep`: 8 Float64 lanes of Σ then of Σ²);
 /// when `write` (a constant), the outputs of `src` into `dst` with `c`
 /// (`nk_hw_element16`); when `f`, one stage of that finish at each block end, the rest
@@ -503,7 +564,7 @@ static inline __attribute__((always_inline)) NK_BF16_TARGET void nk_hw_finish_st
 static inline __attribute__((always_inline)) NK_BF16_TARGET void
 nk_hw_row_pass(const uint16_t *x, size_t n, float k, double *lanes, int sum, const uint16_t *src, uint16_t *dst,
                nk_hw_row_coefficients c, const float *gamma, const float *beta, int streaming, int write,
-               nk_hw_finish *f) {
+               nk_hw_finish *f, int kind) {
     const __m256 vk = _mm256_set1_ps(k);
     const __m256 p = _mm256_set1_ps(c.pivot), s = _mm256_set1_ps(c.scale), t = _mm256_set1_ps(c.shift);
     __m256d sumLo = _mm256_setzero_pd(), sumHi = sumLo, sqLo = sumLo, sqHi = sumLo;
@@ -514,14 +575,15 @@ nk_hw_row_pass(const uint16_t *x, size_t n, float k, double *lanes, int sum, con
         do {
             if (sum) {
                 // scalar math: d = x − K;  s += d;  q += d²   (ShiftedRowSums.sweep)
-                __m256 d0 = _mm256_sub_ps(nk_hw_widen8(x + i), vk), d1 = _mm256_sub_ps(nk_hw_widen8(x + i + 8), vk);
+                __m256 d0 = _mm256_sub_ps(nk_hw_load8(x + i, kind), vk);
+                __m256 d1 = _mm256_sub_ps(nk_hw_load8(x + i + 8, kind), vk);
                 _mm_prefetch((const char *)(x + i) + NK_SUMS_PREFETCH_BYTES, _MM_HINT_T0);
                 s0 = _mm256_add_ps(s0, d0);
                 s1 = _mm256_add_ps(s1, d1);
                 q0 = _mm256_fmadd_ps(d0, d0, q0);
                 q1 = _mm256_fmadd_ps(d1, d1, q1);
             }
-            if (write) nk_hw_element16(src, dst, i, p, s, t, gamma, beta, streaming);
+            if (write) nk_hw_element16(src, dst, i, p, s, t, gamma, beta, streaming, kind);
             i += 16;
         } while (i + 16 <= end);
         if (sum) {
@@ -546,24 +608,25 @@ nk_hw_row_pass(const uint16_t *x, size_t n, float k, double *lanes, int sum, con
 static inline __attribute__((always_inline)) NK_BF16_TARGET void
 nk_hw_layernorm_rows(const uint16_t *x, uint16_t *y, size_t n, size_t first, size_t end, float epsilon,
                      const float *gamma, const float *beta, double *mean, double *inv_std, int streaming,
-                     nk_row_moments_fn moments, const void *context) {
+                     nk_row_moments_fn moments, const void *context, int kind) {
     if (first >= end) return;
     const size_t last = end - 1;
     const nk_hw_row_coefficients none = {0, 0, 0};
     double buffers[2][16];
     double *lanes = buffers[0], *spare = buffers[1];  // lanes: row u + 1's sums
     // Row `first` summed alone.
-    float k = nk_hw_row_pivot(x + first * n, n);
-    nk_hw_row_pass(x + first * n, n, k, lanes, 1, NULL, NULL, none, NULL, NULL, 0, 0, NULL);
+    float k = nk_hw_row_pivot(x + first * n, n, kind);
+    nk_hw_row_pass(x + first * n, n, k, lanes, 1, NULL, NULL, none, NULL, NULL, 0, 0, NULL, kind);
     nk_hw_finish f = nk_hw_finish_start(lanes, first, n, k, epsilon, mean, inv_std, moments, context);
     if (first == last) {
         while (f.stage < 4) nk_hw_finish_stage(&f);
-        nk_hw_row_pass(NULL, n, 0, NULL, 0, x + first * n, y + first * n, f.out, gamma, beta, streaming, 1, NULL);
+        nk_hw_row_pass(NULL, n, 0, NULL, 0, x + first * n, y + first * n, f.out, gamma, beta, streaming, 1, NULL,
+                       kind);
         return;
     }
     // Row first + 1 summed alone, with row first's finish.
-    k = nk_hw_row_pivot(x + (first + 1) * n, n);
-    nk_hw_row_pass(x + (first + 1) * n, n, k, spare, 1, NULL, NULL, none, NULL, NULL, 0, 0, &f);
+    k = nk_hw_row_pivot(x + (first + 1) * n, n, kind);
+    nk_hw_row_pass(x + (first + 1) * n, n, k, spare, 1, NULL, NULL, none, NULL, NULL, 0, 0, &f, kind);
     nk_hw_row_coefficients current = f.out;
     double *swap = lanes;
     lanes = spare;
@@ -573,9 +636,9 @@ nk_hw_layernorm_rows(const uint16_t *x, uint16_t *y, size_t n, size_t first, siz
         if (u + 2 <= last) {
             // Row u's outputs, row u + 2's sums and row u + 1's finish in one loop.
             f = nk_hw_finish_start(lanes, u + 1, n, k, epsilon, mean, inv_std, moments, context);
-            k = nk_hw_row_pivot(x + (u + 2) * n, n);
+            k = nk_hw_row_pivot(x + (u + 2) * n, n, kind);
             nk_hw_row_pass(x + (u + 2) * n, n, k, spare, 1, x + u * n, y + u * n, current, gamma, beta, streaming, 1,
-                           &f);
+                           &f, kind);
             current = f.out;
             swap = lanes;
             lanes = spare;
@@ -583,10 +646,10 @@ nk_hw_layernorm_rows(const uint16_t *x, uint16_t *y, size_t n, size_t first, siz
         } else if (u < last) {
             // Row last − 1's outputs with row last's finish.
             f = nk_hw_finish_start(lanes, u + 1, n, k, epsilon, mean, inv_std, moments, context);
-            nk_hw_row_pass(NULL, n, 0, NULL, 0, x + u * n, y + u * n, current, gamma, beta, streaming, 1, &f);
+            nk_hw_row_pass(NULL, n, 0, NULL, 0, x + u * n, y + u * n, current, gamma, beta, streaming, 1, &f, kind);
             current = f.out;
         } else {
-            nk_hw_row_pass(NULL, n, 0, NULL, 0, x + u * n, y + u * n, current, gamma, beta, streaming, 1, NULL);
+            nk_hw_row_pass(NULL, n, 0, NULL, 0, x + u * n, y + u * n, current, gamma, beta, streaming, 1, NULL, kind);
         }
     }
 }
@@ -599,7 +662,23 @@ void nk_bf16_hw_layernorm_rows(const uint16_t *x, uint16_t *y, size_t n, size_t 
                                nk_row_moments_fn moments, const void *context) {
     nk_bf16_layernorm_rows_calls++;
 #define NK_ROWS(G, B, S)                                                                                               \
-    nk_hw_layernorm_rows(x, y, n, first, end, epsilon, G, B, mean, inv_std, S, moments, context)
+    nk_hw_layernorm_rows(x, y, n, first, end, epsilon, G, B, mean, inv_std, S, moments, context, NK_HW_BF16)
+    NK_AFFINE_VARIANTS(NK_ROWS)
+#undef NK_ROWS
+}
+
+// The same item loop for Float16 rows (include/Float16LayerNormRows.h): the Swift Float16
+// loop is `pipelinedRows` with `RowOutputPass`, whose lanes are the ones above (two 8-lane
+// vectors per 16-value step, the values in memory order), so only the loads and the
+// rounding differ: `vcvtph2ps` and `vcvtps2ph` to nearest even, as that loop's F16C
+// `load8` / `store8` / `stream8`.
+NK_BF16_TARGET
+void nk_f16_hw_layernorm_rows(const uint16_t *x, uint16_t *y, size_t n, size_t first, size_t end, float epsilon,
+                              const float *gamma, const float *beta, double *mean, double *inv_std, int streaming,
+                              nk_row_moments_fn moments, const void *context) {
+    nk_f16_layernorm_rows_calls++;
+#define NK_ROWS(G, B, S)                                                                                               \
+    nk_hw_layernorm_rows(x, y, n, first, end, epsilon, G, B, mean, inv_std, S, moments, context, NK_HW_F16)
     NK_AFFINE_VARIANTS(NK_ROWS)
 #undef NK_ROWS
 }
@@ -726,6 +805,18 @@ size_t nk_bf16_hw_shifted_sums(const uint16_t *p, size_t n, float k, double *sum
 void nk_bf16_hw_layernorm_rows(const uint16_t *x, uint16_t *y, size_t n, size_t first, size_t end, float epsilon,
                                const float *gamma, const float *beta, double *mean, double *inv_std, int streaming,
                                nk_row_moments_fn moments, const void *context) {
+    (void)x; (void)y; (void)n; (void)first; (void)end; (void)epsilon; (void)gamma; (void)beta; (void)mean;
+    (void)inv_std; (void)streaming; (void)moments; (void)context;
+}
+
+int nk_f16_rows_detect(void) {
+    __atomic_store_n(&nk_f16_rows_flag, 0, __ATOMIC_RELAXED);
+    return 0;
+}
+
+void nk_f16_hw_layernorm_rows(const uint16_t *x, uint16_t *y, size_t n, size_t first, size_t end, float epsilon,
+                              const float *gamma, const float *beta, double *mean, double *inv_std, int streaming,
+                              nk_row_moments_fn moments, const void *context) {
     (void)x; (void)y; (void)n; (void)first; (void)end; (void)epsilon; (void)gamma; (void)beta; (void)mean;
     (void)inv_std; (void)streaming; (void)moments; (void)context;
 }

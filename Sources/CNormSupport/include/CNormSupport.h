@@ -7,6 +7,7 @@
 #include "HalfPrecision.h"
 #include "BFloat16Pairs.h"
 #include "BFloat16Hardware.h"
+#include "Float16LayerNormRows.h"
 #include "SiLUAVX512.h"
 #include "ColumnGradientsAVX512.h"
 

@@ -21,6 +21,13 @@ func normalizeMomentRowsPipelined<E: NormElement>(
     // Rows of whole 8-value groups from an aligned output: every streamed vector
     // is aligned (the plan streams only such outputs; checked again here).
     let stream = streaming && plan.length % 8 == 0 && StreamingStore.isAligned(y)
+    if Float16ItemRows.enabled(E.self) && plan.affinePeriod == 1 && plan.length >= 16 && plan.length % 16 == 0 {
+        // Float16 rows of whole 16-value steps: each item's whole loop in one C call
+        // (`nk_f16_hw_layernorm_rows`, the BFloat16 item loop with Float16 loads and
+        // rounding: the same bits as `pipelinedRows` below).
+        return pipelinedRowsInC(plan, UnsafeRawPointer(x), UnsafeMutableRawPointer(y), eps, gamma, beta, stream,
+                                .float16)
+    }
     if BFloat16Pairs.enabled(E.self) && plan.affinePeriod == 1 && plan.length >= 16 {
         return pipelinedBFloat16Rows(plan, UnsafeRawPointer(x).assumingMemoryBound(to: BFloat16.self),
                                      UnsafeMutableRawPointer(y).assumingMemoryBound(to: BFloat16.self), eps,
@@ -91,7 +98,8 @@ private func pipelinedBFloat16Rows<A: ElementAffine>(
     if BFloat16Hardware.available {
         if n % 16 == 0 {
             // Rows of whole 16-value steps: each item's whole loop in one C call.
-            return pipelinedBFloat16RowsInC(plan, x, y, eps, natural.gammaOperand, natural.betaOperand, streaming)
+            return pipelinedRowsInC(plan, UnsafeRawPointer(x), UnsafeMutableRawPointer(y), eps, natural.gammaOperand,
+                                    natural.betaOperand, streaming, .bfloat16)
         }
         // AVX-512 BF16: each loop in C, rounded by `vcvtne2ps2bf16` (the same bits).
         if streaming {
@@ -116,45 +124,85 @@ private func pipelinedBFloat16Rows<A: ElementAffine>(
     }
 }
 
-/// What the C item loop needs to hand a row's moments back to Swift.
-private struct RowMomentsContext {
-    let x: UnsafePointer<BFloat16>
-    let n: Int
-    let eps: Float
+/// The element types of the C item loops (`nk_bf16_hw_layernorm_rows`, `nk_f16_hw_layernorm_rows`).
+enum ItemRowElement {
+    case bfloat16, float16
 }
 
-/// BFloat16 rows of whole 16-value steps with AVX-512 BF16: `pipelinedRows` below
-/// with `BFloat16HardwareOutput`, each item's whole loop in one C call
-/// (`nk_bf16_hw_layernorm_rows`: the same rows in the same order, each row's
-/// pivot, sums, finish and outputs by the same operations, so the same bits).
-/// Why: on rows of 768 values ~15 % of the samples sat in the Swift between the
-/// per-row C loops (the call, the lane sums, the finish's Float64 chain); in C
-/// each row's finish runs in short stages inside the next loop. A row that
-/// needs recentring or the Float64 fallback gets its moments from
-/// `ShiftedRowSums.moments` through the callback (rare: its first 32 values
-/// far from its mean, or sums that overflow Float32).
-private func pipelinedBFloat16RowsInC(
-    _ plan: RowPlan, _ x: UnsafePointer<BFloat16>, _ y: UnsafeMutablePointer<BFloat16>, _ eps: Float,
-    _ gamma: UnsafePointer<Float>?, _ beta: UnsafePointer<Float>?, _ streaming: Bool
+/// Where Float16 LayerNorm rows may take the C item loop: this build fuses `muladd` and
+/// converts Float16 with F16C (compile-time constants: the C loop's operations are the
+/// Swift loop's only then) and the CPU has AVX-512 (`nk_cpu_f16_rows`;
+/// `NORMKERNELS_F16_ROWS=never` turns it off).
+enum Float16ItemRows {
+    @inline(__always)
+    static var available: Bool { nk_build_has_fma() != 0 && nk_build_has_f16c() != 0 && nk_cpu_f16_rows() != 0 }
+
+    /// Whether `E` is Float16 and the C item loop may run now.
+    @inline(__always)
+    static func enabled<E: NormElement>(_: E.Type) -> Bool {
+        #if !((os(macOS) || targetEnvironment(macCatalyst)) && arch(x86_64))
+        return E.self == Float16.self && available
+        #else
+        return false
+        #endif
+    }
+}
+
+/// What the C item loop needs to hand a row's moments back to Swift.
+private struct RowMomentsContext {
+    let x: UnsafeRawPointer
+    let n: Int
+    let eps: Float
+    let element: ItemRowElement
+
+    /// `finish` of `pipelinedRows` for row `row`, which the C loop leaves to Swift: mean and 1/σ.
+    func moments(_ row: Int, _ pivot: Float, _ sums: ShiftedRowSums.Sums) -> (mean: Double, invStd: Double) {
+        let m: (mean: Double, variance: Double)
+        switch element {
+        case .bfloat16:
+            m = ShiftedRowSums.moments(x.assumingMemoryBound(to: BFloat16.self) + row * n, n, pivot: pivot, sums)
+        case .float16:
+            #if !((os(macOS) || targetEnvironment(macCatalyst)) && arch(x86_64))
+            m = ShiftedRowSums.moments(x.assumingMemoryBound(to: Float16.self) + row * n, n, pivot: pivot, sums)
+            #else
+            fatalError("Float16 rows need Float16")
+            #endif
+        }
+        return (m.mean, inverseStandardDeviation(m.variance, eps))
+    }
+}
+
+/// 16-bit rows of whole 16-value steps (BFloat16 with AVX-512 BF16; Float16 with AVX-512
+/// in an F16C + FMA build): `pipelinedRows` below with `BFloat16HardwareOutput` /
+/// `RowOutputPass`, each item's whole loop in one C call (`nk_bf16_hw_layernorm_rows`,
+/// `nk_f16_hw_layernorm_rows`: one loop, the element kind a constant; the same rows in
+/// the same order, each row's pivot, sums, finish and outputs by the same operations,
+/// so the same bits). Why: on rows of 768 values ~15 % of the samples sat in the Swift
+/// between the per-row C loops (the call, the lane sums, the finish's Float64 chain);
+/// in C each row's finish runs in short stages inside the next loop. A row that needs
+/// recentring or the Float64 fallback gets its moments from `ShiftedRowSums.moments`
+/// through the callback (rare: its first 32 values far from its mean, or sums that
+/// overflow Float32).
+private func pipelinedRowsInC(
+    _ plan: RowPlan, _ x: UnsafeRawPointer, _ y: UnsafeMutableRawPointer, _ eps: Float,
+    _ gamma: UnsafePointer<Float>?, _ beta: UnsafePointer<Float>?, _ streaming: Bool, _ element: ItemRowElement
 ) -> SavedStatistics {
     let rows = plan.units, n = plan.length
-    let xw = UnsafeRawPointer(x).assumingMemoryBound(to: UInt16.self)
-    let yw = UnsafeMutableRawPointer(y).assumingMemoryBound(to: UInt16.self)
-    let context = RowMomentsContext(x: x, n: n, eps: eps)
+    let xw = x.assumingMemoryBound(to: UInt16.self)
+    let yw = y.assumingMemoryBound(to: UInt16.self)
+    let context = RowMomentsContext(x: x, n: n, eps: eps, element: element)
+    let run = element == .float16 ? nk_f16_hw_layernorm_rows : nk_bf16_hw_layernorm_rows
     return withUnsafePointer(to: context) { ctx in
         SavedStatistics.filling(count: rows) { meanBase, invBase in
             let chunkRows = ChunkSchedule.pipelinedRowChunk(rows: rows, length: n)
             ChunkSchedule.forEachChunk(units: rows, valuesPerUnit: n, chunk: chunkRows,
                                        threading: plan.threading) { chunk in
-                nk_bf16_hw_layernorm_rows(
-                    xw, yw, n, chunk.lowerBound, chunk.upperBound, eps, gamma, beta, meanBase, invBase,
+                run(xw, yw, n, chunk.lowerBound, chunk.upperBound, eps, gamma, beta, meanBase, invBase,
                     streaming ? 1 : 0, { context, row, pivot, sum, squares, out in
-                        // `finish` of `pipelinedRows` for a row the C loop leaves to Swift.
-                        let c = context!.assumingMemoryBound(to: RowMomentsContext.self).pointee
-                        let m = ShiftedRowSums.moments(c.x + row * c.n, c.n, pivot: pivot,
-                                                       ShiftedRowSums.Sums(sum: sum, squares: squares))
+                        let m = context!.assumingMemoryBound(to: RowMomentsContext.self).pointee
+                            .moments(row, pivot, ShiftedRowSums.Sums(sum: sum, squares: squares))
                         out![0] = m.mean
-                        out![1] = inverseStandardDeviation(m.variance, c.eps)
+                        out![1] = m.invStd
                     }, UnsafeRawPointer(ctx))
             }
         }
