@@ -14,6 +14,13 @@
 #include <unistd.h>
 #include <emmintrin.h>
 
+// Calls of the short-run output loop (`Apply.shortRuns`) on this thread: tests
+// prove with it that the loop ran.
+static _Thread_local uint64_t nk_short_runs_calls = 0;
+
+void nk_short_runs_note(void) { nk_short_runs_calls++; }
+uint64_t nk_short_runs_thread_calls(void) { return nk_short_runs_calls; }
+
 static hwloc_topology_t g_topology;
 static int g_loaded;
 static char g_error[256];

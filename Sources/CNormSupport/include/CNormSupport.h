@@ -11,6 +11,11 @@
 #include "SiLUAVX512.h"
 #include "ColumnGradientsAVX512.h"
 
+/// Counts a call of NormKernels' short-run output loop (`Apply.shortRuns`) on
+/// this thread; `nk_short_runs_thread_calls` reads the count (for tests).
+void nk_short_runs_note(void);
+uint64_t nk_short_runs_thread_calls(void);
+
 /// What hwloc reports about the machine, reduced to plain numbers.
 /// `ok` is 0 when hwloc could not load a topology; `message` then says why.
 typedef struct nk_topology_info {

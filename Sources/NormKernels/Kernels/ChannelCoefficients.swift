@@ -52,17 +52,34 @@ struct CoefficientTable {
                           residual: identity.map { $0 + block.offset })
             return
         }
-        var position = block.start
         let end = block.start + block.count
-        var offset = block.offset
-        while position < end {
-            let r = position / run
-            let n = min((r + 1) * run, end) - position
-            Apply.affine(x + offset, y + offset, n, self[slotBase + r], relu: relu, streaming: streaming,
-                         residual: identity.map { $0 + offset })
-            position += n
-            offset += n
+        /// Positions [from, to) of the block's segment, one `Apply.affine` call per run.
+        func runByRun(from: Int, to: Int) {
+            var position = from
+            var offset = block.offset + (from - block.start)
+            while position < to {
+                let r = position / run
+                let n = min((r + 1) * run, to) - position
+                Apply.affine(x + offset, y + offset, n, self[slotBase + r], relu: relu, streaming: streaming,
+                             residual: identity.map { $0 + offset })
+                position += n
+                offset += n
+            }
         }
+        // Short runs with cached stores: the whole runs of the block in one call
+        // (`Apply.shortRuns`, the same bits); a partial run at either end of the
+        // block (a thread's share may start or end inside a run) run by run.
+        let first = (block.start + run - 1) / run, last = end / run
+        if !streaming && run >= Apply.shortRunsMinimum && run < Apply.shortRunsLimit(E.self)
+            && first < last {
+            runByRun(from: block.start, to: first * run)
+            let o = block.offset + (first * run - block.start), s = slotBase + first
+            Apply.shortRuns(x + o, y + o, n: run, runs: last - first, pivot: pivot + s, scale: scale + s,
+                            shift: shift + s, relu: relu, residual: identity.map { $0 + o })
+            runByRun(from: last * run, to: end)
+            return
+        }
+        runByRun(from: block.start, to: end)
     }
 
     /// NHWC: rows [first, first + rows) of matrix m (C columns), slots m·C ..< m·C + C.
