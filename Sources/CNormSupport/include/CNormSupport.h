@@ -9,6 +9,7 @@
 #include "BFloat16Hardware.h"
 #include "SiLUAVX512.h"
 #include "ColumnGradientsAVX512.h"
+#include "WelfordAVX512.h"
 
 /// What hwloc reports about the machine, reduced to plain numbers.
 /// `ok` is 0 when hwloc could not load a topology; `message` then says why.
