@@ -71,4 +71,17 @@ void nk_welford512_lanes32_f16(const void *p, size_t length, size_t stride, size
 void nk_welford512_lanes32_bf16(const void *p, size_t length, size_t stride, size_t segments, float pivot,
                                 ptrdiff_t following, const float *weights, float *lanes);
 
+/// The 32 gradient-sum lanes of `BlockGradients.segmentedFloat32` without mask,
+/// γ or store (BatchNorm, InstanceNorm and GroupNorm NCHW backward) over
+/// `segments` runs of `length` 16-bit values of x and dy, `stride` apart: per
+/// lane g += dy;  h = fma(dy, fma(x − pivot, scale, shift), h), each run's
+/// 32-value steps into lanes 0–31 and its 8-value steps into lanes 0–7, the
+/// Swift loop's order; the last length % 8 values of each run are left to the
+/// caller. `lanes`: 64 floats, the Swift g0…g3, then h0…h3. `following` ≠ 0:
+/// x and dy prefetched as `PrefetchAhead` (runs of ≥ 256 values).
+void nk_welford512_gradient_sums_f16(const void *x, const void *dy, size_t length, size_t stride, size_t segments,
+                                     float pivot, float scale, float shift, ptrdiff_t following, float *lanes);
+void nk_welford512_gradient_sums_bf16(const void *x, const void *dy, size_t length, size_t stride, size_t segments,
+                                      float pivot, float scale, float shift, ptrdiff_t following, float *lanes);
+
 #endif

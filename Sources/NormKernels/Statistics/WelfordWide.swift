@@ -1,16 +1,21 @@
-// Stage 1 of the block moments (`BlockMoments.welfordLanes32`) for Float16 and
-// BFloat16 blocks in the AVX-512 C loop of welford_avx512.c: the same 32
-// Welford lanes, held as 2 zmm vectors instead of 4 ymm, each lane running the
-// Swift lane's operations in the same order and rounding, so the lanes, and
-// every statistic built from them, have the Swift loop's bits on every thread
-// count (include/WelfordAVX512.h states the rule).
+// Two loops of the rows geometry's channel kernels (BatchNorm, InstanceNorm,
+// GroupNorm NCHW) for Float16 and BFloat16 runs in the AVX-512 C loops of
+// welford_avx512.c:
+// - stage 1 of the block moments (`BlockMoments.welfordLanes32`): the same 32
+//   Welford lanes, held as 2 zmm vectors instead of 4 ymm;
+// - the backward's gradient sums without mask, γ or store
+//   (`BlockGradients.segmentedFloat32`): the same 32 lanes of Σg and Σg·x̂.
+// Each lane runs the Swift lane's operations in the same order and rounding,
+// so the lanes, and every statistic and gradient built from them, have the
+// Swift loops' bits on every thread count (include/WelfordAVX512.h states the
+// rule); only the instruction count changes.
 //
 // Why (issue 20): BatchNorm NCHW training on 16-bit tensors ran at 0.60–0.80
-// of its Float32 time where the target is 0.55; its statistics pass (this
-// loop, over the channel's runs) waits on its 16-bit loads behind 6 vector
-// operations per 8 values, and half the instructions per 64-byte line let the
-// core keep more lines in flight (docs/data/2026-12-07-chan16/summary.md for
-// the profile and the measurements). Float32 blocks keep the Swift loop.
+// of its Float32 time where the target is 0.55; its statistics pass waits on
+// its 16-bit loads behind 6 vector operations per 8 values (the gradient sums:
+// 4 and two widenings), and half the instructions per 64-byte line let the core
+// keep more lines in flight (docs/data/2026-12-07-chan16/summary.md for the
+// profile and the measurements). Float32 runs keep the Swift loops.
 
 import CNormSupport
 
@@ -54,5 +59,46 @@ enum WelfordWide {
         }
         return BlockMoments.Lanes(m0: out.0, m1: out.1, m2: out.2, m3: out.3,
                                   s0: out.4, s1: out.5, s2: out.6, s3: out.7)
+    }
+
+    /// `BlockGradients.segmentedFloat32`'s sums without mask, γ or store, for
+    /// x and dy of one 16-bit type `E`: the 32-value and 8-value steps in the C
+    /// loop (`nk_welford512_gradient_sums_*`, the Swift lanes bit for bit),
+    /// each run's last n mod 8 values here in Float64 as the Swift loop adds
+    /// them, the lanes summed in its order. Only where `runs` is true.
+    @inline(__always)
+    static func gradientSums<E: NormElement>(_ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, length n: Int,
+                                             stride: Int, segments: Int, _ c: AffineCoefficients,
+                                             following: Int) -> GradientSums {
+        // g0…g3, h0…h3 as the C loop writes them.
+        let z = F8()
+        var out = (z, z, z, z, z, z, z, z)
+        withUnsafeMutableBytes(of: &out) { bytes in
+            let o = bytes.baseAddress!.assumingMemoryBound(to: Float.self)
+            let xr = UnsafeRawPointer(x), dr = UnsafeRawPointer(dy)
+            switch kind(E.self) {
+            case .f16?:
+                nk_welford512_gradient_sums_f16(xr, dr, n, stride, segments, c.pivot, c.scale, c.shift, following, o)
+            case .bf16?:
+                nk_welford512_gradient_sums_bf16(xr, dr, n, stride, segments, c.pivot, c.scale, c.shift, following, o)
+            case nil: break
+            }
+        }
+        var tail = GradientSums.zero
+        let from = n - n % 8
+        if from < n {
+            for segment in 0..<segments {
+                let o = segment * stride
+                for i in from..<n {
+                    // scalar math: x̂ = (x − p)·s + t;  Σg += g;  Σgx̂ += g·x̂
+                    let d = E.widen(dy[o + i]), h = muladd(E.widen(x[o + i]) - c.pivot, c.scale, c.shift)
+                    tail.dy += Double(d)
+                    tail.dyXhat += Double(d) * Double(h)
+                }
+            }
+        }
+        return GradientSums(
+            dy: ((laneSum64(out.0) + laneSum64(out.1)) + (laneSum64(out.2) + laneSum64(out.3))) + tail.dy,
+            dyXhat: ((laneSum64(out.4) + laneSum64(out.5)) + (laneSum64(out.6) + laneSum64(out.7))) + tail.dyXhat)
     }
 }
