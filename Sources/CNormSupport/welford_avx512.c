@@ -43,6 +43,16 @@ __attribute__((constructor)) static void nk_avx512_welford_init(void) { (void)nk
 /// `PrefetchAhead.bytes`: the distance of a prefetch along the logical stream.
 enum { NK_WF_PREFETCH_BYTES = 8192, NK_WF_PREFETCHED_RUN = 256, NK_WF_TABLE = 512 };
 
+/// The prefetch of these loops: into L2 (`prefetcht1`), where the Swift loops'
+/// `nk_prefetch` asks for L1 (`prefetcht0`). Why: the channel order of
+/// BatchNorm NCHW [128, 64, 56, 56] in 16 bits (runs of 6 KiB, 392 KiB apart)
+/// read at 10–11 GB/s on one Zen 4 core with `prefetcht0` 8 KiB ahead, and at
+/// 16–19 GB/s with `prefetcht1` (memory order: 15.5), a plain sum loop and
+/// the Welford loop alike (docs/data/2026-12-07-chan16/read_pattern_bench.txt,
+/// stats_bench_hint.txt): the stats pass waited on its loads, not on its
+/// arithmetic. A hint only: no value changes.
+#define NK_WF_PREFETCH(p) __builtin_prefetch((p), 0, 2)
+
 /// One Welford step of 16 lanes (`welfordStep`): d = x − m;  m = fma(m, q, x·r);  s = fma(d, x − m, s).
 NK_E5_INLINE void nk_wf_step(__m512 x, __m512 *m, __m512 *s, __m512 r, __m512 q) {
     __m512 d = _mm512_sub_ps(x, *m);
@@ -72,7 +82,7 @@ NK_E5_INLINE void nk_wf_lanes32(const void *p, size_t length, size_t stride, siz
             const ptrdiff_t i = (ptrdiff_t)(32 * c);
             if (prefetch) {
                 ptrdiff_t t = i + ahead;
-                __builtin_prefetch(start + (t < len ? t : jump + t - len), 0, 3);
+                NK_WF_PREFETCH(start + (t < len ? t : jump + t - len));
             }
             step++;
             float r, w;
@@ -145,8 +155,8 @@ NK_E5_INLINE void nk_gs_sums(const void *x, const void *dy, size_t length, size_
             if (prefetch) {
                 ptrdiff_t o = (ptrdiff_t)i + ahead;
                 if (o >= len) o = jump + o - len;
-                __builtin_prefetch(xs + o, 0, 3);
-                __builtin_prefetch(ds + o, 0, 3);
+                NK_WF_PREFETCH(xs + o);
+                NK_WF_PREFETCH(ds + o);
             }
             nk_gs_step(nk_e5_load(xs, i, E), nk_e5_load(ds, i, E), &ga, &ha, p, s, t);
             nk_gs_step(nk_e5_load(xs, i + 16, E), nk_e5_load(ds, i + 16, E), &gb, &hb, p, s, t);

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # BatchNorm NCHW training forward and backward on the DRAM set's shape (docs/data/2026-12-06-dram16/dram-main.sh):
 # base (main 1a2e0a5 binary) vs new (branch chan16), alternating which binary goes first, f32 (unchanged: the
-# control) / bf16 / f16, threads THREADS, rounds FIRST..LAST; OPS=all adds GroupNorm and InstanceNorm NCHW.
+# control) / bf16 / f16, threads THREADS, rounds FIRST..LAST; OPS=all adds GroupNorm and InstanceNorm NCHW (SKIPBN=1: only those).
 # Run as: flock -x /work/notes/machine.lock bash measure.sh
 BASE=${BASE:-/tmp/nb-base-chan16}
 NEW=${NEW:-/tmp/nb-new-chan16}
@@ -14,7 +14,7 @@ for r in $(seq ${FIRST:-1} ${LAST:-3}); do
   for which in $order; do
     if [ $which = base ]; then BIN=$BASE; else BIN=$NEW; fi
     for t in ${THREADS:-2 1}; do
-      $BIN sweep --threads $t --budget-ms ${BUDGET:-250} --dtype f32,bf16,f16 --directions forward-training,backward \
+      [ "${SKIPBN:-0}" = 1 ] || $BIN sweep --threads $t --budget-ms ${BUDGET:-250} --dtype f32,bf16,f16 --directions forward-training,backward \
         --layouts nchw --ops batchnorm --shapes 128x64x56x56 --csv $OUT/$which-bn-t$t-r$r.csv > /dev/null 2>>$OUT/err.txt
       if [ "${OPS:-bn}" = all ]; then
         $BIN sweep --threads $t --budget-ms ${BUDGET:-250} --dtype f32,bf16,f16 --directions forward-training,backward \
