@@ -12,15 +12,18 @@
 // registers, chosen at run time on a CPU with AVX-512 F, VL, BW and DQ, in
 // builds that target AVX2, FMA and F16C (`-Xcc -march=x86-64-v3`).
 //
-// Why (issue 20): the Swift loop runs its 32 Welford lanes as 4 ymm vectors, 6
-// vector operations per 8 values plus the widening, and the statistics pass of
-// the channel kernels waits on its 16-bit loads (docs/PERFORMANCE.md, "Issue
-// 20"): with that many instructions per cache line, the out-of-order window
-// holds few lines ahead. Here the same 32 lanes are 2 zmm vectors (lanes 0–15
-// and 16–31) and 16 values widen in one instruction, so each 64-byte line of
-// 16-bit values costs half the instructions. (Zen 4 runs a 512-bit operation as
-// two 256-bit halves: the gain is fewer instructions in flight per line, not
-// wider units.)
+// Why (issue 20): BatchNorm NCHW on 16-bit tensors ran at 0.61–0.89 of its
+// Float32 time (target 0.55); the statistics pass (and the backward's
+// gradient sums) is over half of each kernel's samples and waits on its loads.
+// What helped is where the prefetches go: these loops prefetch along the
+// channel's runs as `PrefetchAhead` does, but into L2 (`prefetcht1`), where the
+// Swift loops' `nk_prefetch` asks for L1; the channel order then reads at
+// 16–19 GB/s on one Zen 4 core instead of 10–11, and BatchNorm NCHW 16-bit ÷
+// Float32 fell to 0.54–0.59 forward and 0.42–0.64 backward
+// (docs/data/2026-12-07-chan16/summary.md). The 512-bit width alone (2 zmm
+// instead of 4 ymm, with `prefetcht0`) measured no faster: the pass is not
+// bound by its instruction count. (Zen 4 runs a 512-bit operation as two
+// 256-bit halves.)
 //
 // Bits: each lane runs the Swift lane's operations in the same order with the
 // same roundings, so the lanes come back bit for bit as the Swift loop leaves
@@ -32,9 +35,9 @@
 // `vcvtph2ps`; BFloat16: the bits shifted up). The Swift `muladd` is one fused
 // operation only in a build with FMA, so only a build where nk_build_has_fma()
 // is 1 may call these (the file is compiled with `#pragma STDC FP_CONTRACT
-// OFF`: nothing else is fused). The prefetches are `PrefetchAhead`'s (8 KiB
-// ahead along the block's runs, then into the next block `following` values
-// on): hints that never change a value.
+// OFF`: nothing else is fused). The prefetches are at `PrefetchAhead`'s
+// places (8 KiB ahead along the block's runs, then into the next block
+// `following` values on), to L2: hints that never change a value.
 //
 // Output `lanes`: 64 floats, the Swift `Lanes` in order m0, m1, m2, m3 (means
 // of lanes 0–7, 8–15, 16–23, 24–31), then s0…s3 (their M2).

@@ -93,7 +93,7 @@ enum BlockGradients {
         let sums: GradientSums
         if store == nil && mask == nil && gamma == nil && D.self == E.self && WelfordWide.runs(E.self) {
             // 16-bit x and dy on an AVX-512 CPU (BatchNorm, InstanceNorm, GroupNorm NCHW backward):
-            // the same sums, bit for bit, in half the instructions (WelfordWide.swift).
+            // the same sums, bit for bit, prefetching into L2 (WelfordWide.swift).
             sums = WelfordWide.gradientSums(x, UnsafeRawPointer(dy).assumingMemoryBound(to: E.self), length: n,
                                             stride: stride, segments: segments, c, following: following)
         } else if let store {

@@ -10,12 +10,14 @@
 // Swift loops' bits on every thread count (include/WelfordAVX512.h states the
 // rule); only the instruction count changes.
 //
-// Why (issue 20): BatchNorm NCHW training on 16-bit tensors ran at 0.60–0.80
-// of its Float32 time where the target is 0.55; its statistics pass waits on
-// its 16-bit loads behind 6 vector operations per 8 values (the gradient sums:
-// 4 and two widenings), and half the instructions per 64-byte line let the core
-// keep more lines in flight (docs/data/2026-12-07-chan16/summary.md for the
-// profile and the measurements). Float32 runs keep the Swift loops.
+// Why (issue 20): BatchNorm NCHW training on 16-bit tensors ran at 0.61–0.89
+// of its Float32 time where the target is 0.55; its statistics pass and the
+// backward's gradient sums wait on their 16-bit loads. The C loops prefetch at
+// the Swift loops' places but into L2 (`prefetcht1`, not `nk_prefetch`'s
+// `prefetcht0`): the channel order read at 16–19 GB/s instead of 10–11 on one
+// Zen 4 core, and 16-bit ÷ Float32 fell to 0.54–0.59 forward and 0.42–0.64
+// backward (docs/data/2026-12-07-chan16/summary.md; the 512-bit width alone
+// measured no faster). Float32 runs keep the Swift loops and their bits.
 
 import CNormSupport
 
