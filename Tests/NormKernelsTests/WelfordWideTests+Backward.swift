@@ -39,7 +39,8 @@ extension WelfordWideTests {
                         let swift = runs[1].result.map { [$0.dy.bitPattern, $0.dyXhat.bitPattern] }
                         #expect(wide == swift, "\(context): gradient sums")
                         #expect(wide[0] == swift[1], "\(context): with and without prefetches")
-                        if on { #expect(runs[0].calls == 2, "\(context): C loop calls") }
+                        // Only the call with `following` (runs far apart) takes the C loop.
+                        if on { #expect(runs[0].calls == 1, "\(context): C loop calls") }
                         #expect(runs[1].calls == 0, "\(context): the C loop ran while off")
                     }
                 }
@@ -109,7 +110,10 @@ extension WelfordWideTests {
                     for (k, name) in ["BatchNorm", "InstanceNorm", "GroupNorm"].enumerated() {
                         #expect(differing(runs[0].result[k], runs[1].result[k]) == 0, "\(name) \(context): dx, dγ, dβ")
                     }
-                    if on && threads == 1 { #expect(runs[0].calls > 0, "\(context): the C loop did not run") }
+                    // BatchNorm's runs of ≥ 256 values far apart (shapes 0, 1, 3) take the C loop.
+                    if on && threads == 1 && index != 2 {
+                        #expect(runs[0].calls > 0, "\(context): the C loop did not run")
+                    }
                     #expect(runs[1].calls == 0, "\(context): the C loop ran while off")
                 }
             }

@@ -91,9 +91,10 @@ enum BlockGradients {
         store: UnsafeMutablePointer<D>? = nil
     ) -> GradientSums {
         let sums: GradientSums
-        if store == nil && mask == nil && gamma == nil && D.self == E.self && WelfordWide.runs(E.self) {
-            // 16-bit x and dy on an AVX-512 CPU (BatchNorm, InstanceNorm, GroupNorm NCHW backward):
-            // the same sums, bit for bit, prefetching into L2 (WelfordWide.swift).
+        if following != 0 && store == nil && mask == nil && gamma == nil && D.self == E.self
+            && WelfordWide.runs(E.self) {
+            // 16-bit x and dy in runs far apart (BatchNorm NCHW backward) on an AVX-512 CPU: the
+            // same sums, bit for bit, prefetching into L2 (WelfordWide.swift).
             sums = WelfordWide.gradientSums(x, UnsafeRawPointer(dy).assumingMemoryBound(to: E.self), length: n,
                                             stride: stride, segments: segments, c, following: following)
         } else if let store {

@@ -1,6 +1,6 @@
-// Two loops of the rows geometry's channel kernels (BatchNorm, InstanceNorm,
-// GroupNorm NCHW) for Float16 and BFloat16 runs in the AVX-512 C loops of
-// welford_avx512.c:
+// Two loops of the rows geometry for Float16 and BFloat16 runs far apart (the
+// blocks that prefetch along `RowBlock.following`: BatchNorm NCHW) in the
+// AVX-512 C loops of welford_avx512.c:
 // - stage 1 of the block moments (`BlockMoments.welfordLanes32`): the same 32
 //   Welford lanes, held as 2 zmm vectors instead of 4 ymm;
 // - the backward's gradient sums without mask, γ or store
