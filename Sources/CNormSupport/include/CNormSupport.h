@@ -10,6 +10,7 @@
 #include "Float16LayerNormRows.h"
 #include "SiLUAVX512.h"
 #include "ColumnGradientsAVX512.h"
+#include "WelfordAVX512.h"
 
 /// Counts a call of NormKernels' short-run output loop (`Apply.shortRuns`) on
 /// this thread; `nk_short_runs_thread_calls` reads the count (for tests).

@@ -91,7 +91,13 @@ enum BlockGradients {
         store: UnsafeMutablePointer<D>? = nil
     ) -> GradientSums {
         let sums: GradientSums
-        if let store {
+        if following != 0 && store == nil && mask == nil && gamma == nil && D.self == E.self
+            && WelfordWide.runs(E.self) {
+            // 16-bit x and dy in runs far apart (BatchNorm NCHW backward) on an AVX-512 CPU: the
+            // same sums, bit for bit, prefetching into L2 (WelfordWide.swift).
+            sums = WelfordWide.gradientSums(x, UnsafeRawPointer(dy).assumingMemoryBound(to: E.self), length: n,
+                                            stride: stride, segments: segments, c, following: following)
+        } else if let store {
             // BatchNorm + add (+ ReLU): g (dy, masked with the ReLU, no γ) also
             // written to `store`, d identity, in the same sweep (see `segmentedFloat32`).
             precondition(gamma == nil, "segmented: a stored g carries no γ")
