@@ -186,6 +186,13 @@ static inline __attribute__((always_inline)) void nk_prefetch(const void *p) {
     __builtin_prefetch(p, 0, 3);
 }
 
+/// The same hint into L2 (prefetcht1): for streams a loop reads a few KiB later
+/// (`PrefetchAhead`), where an L1 fill evicts lines still in use (measured:
+/// docs/PERFORMANCE.md, "BatchNorm NCHW reductions: prefetch into L2").
+static inline __attribute__((always_inline)) void nk_prefetch_l2(const void *p) {
+    __builtin_prefetch(p, 0, 2);
+}
+
 /// A spin-wait hint (x86 `pause`): lets the sibling hyperthread run and keeps a
 /// waiting loop from flooding the memory system while another thread finishes.
 static inline __attribute__((always_inline)) void nk_cpu_relax(void) {

@@ -35,8 +35,8 @@ extension StreamPrefetch {
         guard let o = offset(i, length: length, segment: segment, segments: segments, stride: stride,
                              following: following, distance: PrefetchAhead.distance(E.self)) else { return }
         let line = UnsafeRawPointer(p + o)
-        nk_prefetch(line)
-        if MemoryLayout<E>.stride > 2 { nk_prefetch(line + 64) }
+        nk_prefetch_l2(line)
+        if MemoryLayout<E>.stride > 2 { nk_prefetch_l2(line + 64) }
     }
 }
 
@@ -92,6 +92,6 @@ enum PrefetchAhead: StreamPrefetch {
         if t < segments { o = t * stride } else if following != 0 { o = following + (t - segments) * stride } else { return }
         let start = UnsafeRawPointer(p + o), end = start + length * MemoryLayout<E>.stride
         var line = UnsafeRawPointer(bitPattern: UInt(bitPattern: start) & ~63)!
-        while line < end { nk_prefetch(line); line += 64 }
+        while line < end { nk_prefetch_l2(line); line += 64 }
     }
 }
