@@ -39,8 +39,7 @@ int nk_avx512bf16_set(int enable) {
 #include <immintrin.h>
 
 int nk_avx512bf16_detect(void) {
-    const char *env = getenv("NORMKERNELS_BF16_HARDWARE");
-    int ok = !(env && strcmp(env, "never") == 0) && nk_cpu_has_avx512();
+    int ok = nk_avx512_allowed("NORMKERNELS_BF16_HARDWARE");
     if (ok) {
         unsigned a, b, c, d;   // AVX-512 BF16: CPUID leaf 7, subleaf 1, EAX bit 5.
         ok = __get_cpuid_count(7, 1, &a, &b, &c, &d) && ((a >> 5) & 1);
@@ -54,8 +53,7 @@ __attribute__((constructor)) static void nk_avx512bf16_init(void) { (void)nk_avx
 int nk_f16_rows_detect(void) {
     // The item loop is compiled for AVX-512 F/VL/BW/DQ (and BF16, which its Float16 copy never
     // uses: the kind is a constant, so no BFloat16 conversion is left in it).
-    const char *env = getenv("NORMKERNELS_F16_ROWS");
-    int ok = !(env && strcmp(env, "never") == 0) && nk_cpu_has_avx512();
+    int ok = nk_avx512_allowed("NORMKERNELS_F16_ROWS");
     __atomic_store_n(&nk_f16_rows_flag, ok, __ATOMIC_RELAXED);
     return ok;
 }

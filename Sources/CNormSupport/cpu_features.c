@@ -2,6 +2,9 @@
 
 #include "CPUFeatures.h"
 
+#include <stdlib.h>
+#include <string.h>
+
 #if defined(__x86_64__)
 #include <cpuid.h>
 
@@ -19,3 +22,8 @@ int nk_cpu_has_avx512(void) {
 #else
 int nk_cpu_has_avx512(void) { return 0; }
 #endif
+
+int nk_avx512_allowed(const char *variable) {
+    const char *value = getenv(variable);
+    return !(value && strcmp(value, "never") == 0) && nk_cpu_has_avx512();
+}

@@ -46,8 +46,7 @@ int nk_avx512_silu_set(int enable) {
 #include <immintrin.h>
 
 int nk_avx512_silu_detect(void) {
-    const char *env = getenv("NORMKERNELS_AVX512_SILU");
-    int ok = !(env && strcmp(env, "never") == 0) && nk_cpu_has_avx512();
+    int ok = nk_avx512_allowed("NORMKERNELS_AVX512_SILU");
     __atomic_store_n(&nk_avx512_silu_flag, ok, __ATOMIC_RELAXED);
     return ok;
 }

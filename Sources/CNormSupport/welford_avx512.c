@@ -29,8 +29,7 @@ int nk_avx512_welford_set(int enable) {
 #include <immintrin.h>
 
 int nk_avx512_welford_detect(void) {
-    const char *env = getenv("NORMKERNELS_AVX512_WELFORD");
-    int ok = !(env && strcmp(env, "never") == 0) && nk_cpu_has_avx512();
+    int ok = nk_avx512_allowed("NORMKERNELS_AVX512_WELFORD");
     __atomic_store_n(&nk_avx512_welford_flag, ok, __ATOMIC_RELAXED);
     return ok;
 }

@@ -8,4 +8,8 @@
 /// AVX-512 state (XMM, YMM, opmask, ZMM upper halves, ZMM16–31); else 0.
 int nk_cpu_has_avx512(void);
 
+/// `nk_cpu_has_avx512()`, unless the environment variable `variable` is
+/// `never` (the switch each run-time-chosen loop reads once at load).
+int nk_avx512_allowed(const char *variable);
+
 #endif
