@@ -21,6 +21,14 @@ static _Thread_local uint64_t nk_short_runs_calls = 0;
 void nk_short_runs_note(void) { nk_short_runs_calls++; }
 uint64_t nk_short_runs_thread_calls(void) { return nk_short_runs_calls; }
 
+// Calls of BatchNorm NCHW's tiny-run passes (planes of 2–7 values as one row of
+// per-position coefficients: `CoefficientTable.expanded`, `GradientTable.expand`)
+// on this thread, for the same purpose.
+static _Thread_local uint64_t nk_tiny_runs_calls = 0;
+
+void nk_tiny_runs_note(void) { nk_tiny_runs_calls++; }
+uint64_t nk_tiny_runs_thread_calls(void) { return nk_tiny_runs_calls; }
+
 static hwloc_topology_t g_topology;
 static int g_loaded;
 static char g_error[256];

@@ -10,7 +10,9 @@
 // segments cut into blocks inside a run (C·H·W past `RowsGeometry`'s 4096-value
 // blocks), out of place and in place (y = x, y = identity), Float, Float16 and
 // BFloat16, 1 and 3 threads. On one thread the thread's call counter
-// (`nk_short_runs_thread_calls`) proves the loop ran exactly where it should.
+// (`nk_short_runs_thread_calls`) proves the loop ran exactly where it should;
+// `nk_tiny_runs_thread_calls` likewise for planes of 2–7 values, which go as one
+// row of expanded per-position coefficients (TinyRuns.swift).
 
 import CNormSupport
 import Testing
@@ -19,7 +21,7 @@ import Testing
 private let streams = SeededStreams(salt: 0x5407_7A11)
 
 @Suite struct ShortRunApplyTests {
-    static let spatials = [1, 2, 3, 7, 8, 9, 15, 16, 17, 49, 63, 64, 65, 255, 256]
+    static let spatials = [1, 2, 3, 4, 5, 6, 7, 8, 9, 15, 16, 17, 49, 63, 64, 65, 255, 256]
 
     /// A few channels (one partial group of 8), and enough that a sample's
     /// C·H·W values span more than one 4096-value block.
@@ -81,7 +83,7 @@ private let streams = SeededStreams(salt: 0x5407_7A11)
                         var y = aliasing == 2 ? identity : x
                         if aliasing == 0 { y = [E](repeating: E.narrow(.nan), count: x.count) }
                         var streaming = false
-                        let before = nk_short_runs_thread_calls()
+                        let before = nk_short_runs_thread_calls(), beforeTiny = nk_tiny_runs_thread_calls()
                         try x.withUnsafeBufferPointer { xp in
                             try identity.withUnsafeBufferPointer { ip in
                                 try gamma.withUnsafeBufferPointer { g in
@@ -103,6 +105,8 @@ private let streams = SeededStreams(salt: 0x5407_7A11)
                         if threads == 1 {
                             #expect((nk_short_runs_thread_calls() > before) == Self.takesShortRuns(E.self, shape, streaming: streaming),
                                     "inference \(context): short-run loop calls")
+                            #expect((nk_tiny_runs_thread_calls() > beforeTiny) == Apply.tinyRuns(hw),
+                                    "inference \(context): tiny-run pass calls")
                         }
                     }
                 }
@@ -111,7 +115,7 @@ private let streams = SeededStreams(salt: 0x5407_7A11)
                 for inPlace in [false, true] {
                     var y = inPlace ? x : [E](repeating: E.narrow(.nan), count: x.count)
                     var streaming = false
-                    let before = nk_short_runs_thread_calls()
+                    let before = nk_short_runs_thread_calls(), beforeTiny = nk_tiny_runs_thread_calls()
                     let saved = try x.withUnsafeBufferPointer { xp in
                         try gamma.withUnsafeBufferPointer { g in
                             try beta.withUnsafeBufferPointer { b in
@@ -135,6 +139,8 @@ private let streams = SeededStreams(salt: 0x5407_7A11)
                         // Short runs reach the memory-order pass below 256 values (`shortRunSpatial`).
                         #expect((nk_short_runs_thread_calls() > before) == Self.takesShortRuns(E.self, shape, streaming: streaming),
                                 "training \(context): short-run loop calls")
+                        #expect((nk_tiny_runs_thread_calls() > beforeTiny) == Apply.tinyRuns(hw),
+                                "training \(context): tiny-run pass calls")
                     }
                 }
             }

@@ -17,6 +17,11 @@
 void nk_short_runs_note(void);
 uint64_t nk_short_runs_thread_calls(void);
 
+/// Counts a call of BatchNorm NCHW's tiny-run passes (planes of 2–7 values) on
+/// this thread; `nk_tiny_runs_thread_calls` reads the count (for tests).
+void nk_tiny_runs_note(void);
+uint64_t nk_tiny_runs_thread_calls(void);
+
 /// What hwloc reports about the machine, reduced to plain numbers.
 /// `ok` is 0 when hwloc could not load a topology; `message` then says why.
 typedef struct nk_topology_info {

@@ -36,6 +36,12 @@ extension BatchNormalization {
         let perSample = c * hw
         let partials: UnsafeMutablePointer<GradientSums>? = reduce ? workspace.take(GradientSums.self, count: n * c) : nil
         let write = dx != nil && table != nil
+        // Planes of 2–7 values: dx as one row of per-position coefficients per
+        // sample (TinyRuns.swift; same bits as `shortRunApply`'s run-by-run
+        // `apply`), the table expanded once its channels are final.
+        let wide: GradientTable? = write && Apply.tinyRuns(hw) ? GradientTable(count: c * hw, in: workspace) : nil
+        if wide != nil { nk_tiny_runs_note() }
+        if let wide, !reduce { table!.expand(into: wide, run: hw, channels: 0..<c) }
         /// Σ of the runs of `channels` in `sample`, into their partial slots.
         @inline(__always) func sums(_ sample: Int, _ channels: Range<Int>, _ lanes: UnsafeMutablePointer<F8>,
                                     afterGroup: (Int) -> Void = { _ in }) {
@@ -65,6 +71,13 @@ extension BatchNormalization {
         }
         @inline(__always) func writeDx(_ sample: Int, _ channels: Range<Int>) {
             let o = sample * perSample
+            if let wide {
+                let f = o + channels.lowerBound * hw, width = channels.count * hw
+                BlockGradients.applyColumns(x: xForDx.map { $0 + f }, dy: dyForDx + f, mask: maskForDx.map { $0 + f },
+                                            dx! + f, rows: 1, columns: width, stride: width, table: wide,
+                                            slot: channels.lowerBound * hw, streaming: streaming)
+                return
+            }
             BlockGradients.shortRunApply(x: xForDx.map { $0 + o }, dy: dyForDx + o, mask: maskForDx.map { $0 + o }, dx! + o,
                                          n: hw, channels: channels, table: table!, streaming: streaming)
         }
@@ -93,6 +106,7 @@ extension BatchNormalization {
                             }
                         }
                         RowTree.forEachColumn(partials!, stride: c, rows: n, columns: channels, finalize)
+                        if let wide { table!.expand(into: wide, run: hw, channels: channels) }
                         for sample in 0..<n { writeDx(sample, channels) }
                     }
                 }
@@ -111,6 +125,7 @@ extension BatchNormalization {
                 }
             case 1:
                 RowTree.forEachColumn(partials!, stride: c, rows: n, columns: range, finalize)
+                if let wide { table!.expand(into: wide, run: hw, channels: range) }
             default:
                 for sample in range { writeDx(sample, 0..<c) }
             }
