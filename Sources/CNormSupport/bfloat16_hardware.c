@@ -110,18 +110,10 @@ static inline __attribute__((always_inline)) NK_BF16_TARGET __m256i nk_hw_round1
 
 static inline __attribute__((always_inline)) NK_BF16_TARGET void
 nk_hw_affine(const uint16_t *src, uint16_t *dst, size_t count, float pivot, float scale, float shift,
-             const uint16_t *residual, int activation, ptrdiff_t ahead, ptrdiff_t next, int streaming) {
+             const uint16_t *residual, int activation, int streaming) {
     const __m256 p = _mm256_set1_ps(pivot), s = _mm256_set1_ps(scale), t = _mm256_set1_ps(shift);
     const __m256 zero = _mm256_setzero_ps();
-    const ptrdiff_t n = (ptrdiff_t)count;
     for (size_t i = 0; i < count; i += 16) {
-        if (ahead > 0 && (i & 16) == 0) {
-            // One 64-byte line of x per 32 values, `ahead` values on along the
-            // channel's stream, into L2 (as nk_hw_gradient).
-            ptrdiff_t u = (ptrdiff_t)i + ahead;
-            if (u >= n) u = next != 0 ? next + (u - n) : -1;
-            if (u >= 0) __builtin_prefetch(src + u, 0, 2);
-        }
         __m256 a = _mm256_fmadd_ps(_mm256_sub_ps(nk_hw_widen8(src + i), p), s, t);
         __m256 b = _mm256_fmadd_ps(_mm256_sub_ps(nk_hw_widen8(src + i + 8), p), s, t);
         if (residual) {
@@ -145,17 +137,25 @@ nk_hw_affine(const uint16_t *src, uint16_t *dst, size_t count, float pivot, floa
 
 NK_BF16_TARGET
 void nk_bf16_hw_affine(const uint16_t *src, uint16_t *dst, size_t count, float pivot, float scale, float shift,
-                       const uint16_t *residual, int activation, ptrdiff_t ahead, ptrdiff_t next, int streaming) {
+                       const uint16_t *residual, int activation, int streaming) {
     // One loop per combination, the flags constant inside each.
-#define NK_AFFINE(R, A, S) nk_hw_affine(src, dst, count, pivot, scale, shift, R, A, ahead, next, S)
     if (streaming) {
-        if (residual) { if (activation == 1) NK_AFFINE(residual, 1, 1); else NK_AFFINE(residual, 0, 1); }
-        else { if (activation == 1) NK_AFFINE(NULL, 1, 1); else NK_AFFINE(NULL, 0, 1); }
+        if (residual) {
+            if (activation == 1) nk_hw_affine(src, dst, count, pivot, scale, shift, residual, 1, 1);
+            else nk_hw_affine(src, dst, count, pivot, scale, shift, residual, 0, 1);
+        } else {
+            if (activation == 1) nk_hw_affine(src, dst, count, pivot, scale, shift, NULL, 1, 1);
+            else nk_hw_affine(src, dst, count, pivot, scale, shift, NULL, 0, 1);
+        }
     } else {
-        if (residual) { if (activation == 1) NK_AFFINE(residual, 1, 0); else NK_AFFINE(residual, 0, 0); }
-        else { if (activation == 1) NK_AFFINE(NULL, 1, 0); else NK_AFFINE(NULL, 0, 0); }
+        if (residual) {
+            if (activation == 1) nk_hw_affine(src, dst, count, pivot, scale, shift, residual, 1, 0);
+            else nk_hw_affine(src, dst, count, pivot, scale, shift, residual, 0, 0);
+        } else {
+            if (activation == 1) nk_hw_affine(src, dst, count, pivot, scale, shift, NULL, 1, 0);
+            else nk_hw_affine(src, dst, count, pivot, scale, shift, NULL, 0, 0);
+        }
     }
-#undef NK_AFFINE
 }
 
 static inline __attribute__((always_inline)) NK_BF16_TARGET void
@@ -773,9 +773,9 @@ int nk_avx512bf16_detect(void) {
 }
 
 void nk_bf16_hw_affine(const uint16_t *src, uint16_t *dst, size_t count, float pivot, float scale, float shift,
-                       const uint16_t *residual, int activation, ptrdiff_t ahead, ptrdiff_t next, int streaming) {
+                       const uint16_t *residual, int activation, int streaming) {
     (void)src; (void)dst; (void)count; (void)pivot; (void)scale; (void)shift;
-    (void)residual; (void)activation; (void)ahead; (void)next; (void)streaming;
+    (void)residual; (void)activation; (void)streaming;
 }
 
 void nk_bf16_hw_columns(const uint16_t *src, uint16_t *dst, size_t rows, size_t columns, size_t stride,

@@ -60,11 +60,9 @@ static inline __attribute__((always_inline)) int nk_cpu_rounds_bf16(void) {
 /// BFloat16, for `count` values (a multiple of 16): `Apply.affine`'s vector
 /// loop. `activation` 0: none, 1: ReLU (max(·, 0), NaN kept). `residual` may be
 /// NULL. `streaming`: non-temporal stores, `dst` aligned to 16 bytes.
-/// `ahead` > 0: src prefetched into L2 along the channel's stream, as x in
-/// nk_f16_dx512_gradient (Float16GradientAVX512.h; `next` as there); 0: none.
 /// Only when nk_cpu_rounds_bf16() and nk_build_has_fma() are 1.
 void nk_bf16_hw_affine(const uint16_t *src, uint16_t *dst, size_t count, float pivot, float scale, float shift,
-                       const uint16_t *residual, int activation, ptrdiff_t ahead, ptrdiff_t next, int streaming);
+                       const uint16_t *residual, int activation, int streaming);
 
 /// `Apply.columns`' loop: for `rows` rows of `columns` values (a multiple of
 /// 16; row stride `stride` values), `dst[r, c] = act(((src[r, c] − pivot[c])·

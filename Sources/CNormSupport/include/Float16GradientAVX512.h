@@ -15,10 +15,10 @@
 // Why (issue 20): BatchNorm NCHW backward on Float16 ran at 0.68–0.81 of its
 // Float32 time (target 0.55) and the Swift dx loop (8 values per step, two
 // `vcvtph2ps`, one `vcvtps2ph`) held about half of its samples
-// (docs/data/2026-12-07-f16dx/summary.md). Here 32 values per step, and the
-// x and dy of the channel's next run prefetched into L2 (`prefetcht1`) as the
-// statistics loops do (WelfordAVX512.h): the dx pass reads x and dy a second
-// time, from L3 once a channel's x and dy outgrow L2.
+// (docs/data/2026-12-07-f16dx/summary.md). Here 32 values per step, two
+// `vcvtph2ps` zmm and one `vcvtps2ph` zmm per 16 values; optionally x and dy
+// of the channel's next run prefetched into L2 (`prefetcht1`, as the
+// statistics loops: `OutputPrefetch`, off by default).
 //
 // Bits: each value runs the Swift lane's operations in the same order and
 // rounding: g = widen(dy) (0 where widen(mask) ≤ 0, a NaN mask keeps dy);

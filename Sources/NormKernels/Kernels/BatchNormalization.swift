@@ -134,10 +134,7 @@ public struct BatchNormalization: Sendable {
         case .channelRuns(let g):
             g.reduceThenApply(x, statistic: .moments, threading: threading, workspace: workspace,
                 finalize: coefficients,
-                apply: {
-                    table.applyRuns(x, y, $0, run: g.segmentLength, runsPerSegment: 1, relu: relu, identity: id,
-                                    along: g)
-                })
+                apply: { table.applyRuns(x, y, $0, run: g.segmentLength, runsPerSegment: 1, relu: relu, identity: id) })
         }
         let batch = moments.buffer
         let updated = running?.fold(batch: batch) ?? false

@@ -38,12 +38,9 @@ struct CoefficientTable {
     ///
     /// `identity` (same layout as `x`): added to the normalized value before the
     /// ReLU (BatchNorm + add + ReLU).
-    ///
-    /// `along` (one run per segment: BatchNorm NCHW training's channel runs):
-    /// the geometry whose runs the 16-bit loops prefetch along (`OutputPrefetch`).
     func applyRuns<E: NormElement>(_ x: UnsafePointer<E>, _ y: UnsafeMutablePointer<E>, _ block: RowBlock,
                                    run: Int, runsPerSegment: Int, slotsPerUnit: Int? = nil, relu: Bool,
-                                   identity: UnsafePointer<E>? = nil, along: RowsGeometry? = nil) {
+                                   identity: UnsafePointer<E>? = nil) {
         let slotBase = block.unit * (slotsPerUnit ?? runsPerSegment)
         if run == 1 {
             // One value per channel (H·W = 1): every element has its own slot and
@@ -56,12 +53,6 @@ struct CoefficientTable {
             return
         }
         let end = block.start + block.count
-        if let g = along, runsPerSegment == 1, MemoryLayout<E>.stride == 2, let ahead = OutputPrefetch.along(g, block) {
-            // One channel run (or part of one), prefetching along the channel.
-            Apply.affine(x + block.offset, y + block.offset, block.count, self[slotBase], relu: relu,
-                         streaming: streaming, residual: identity.map { $0 + block.offset }, ahead: ahead)
-            return
-        }
         /// Positions [from, to) of the block's segment, one `Apply.affine` call per run.
         func runByRun(from: Int, to: Int) {
             var position = from

@@ -114,37 +114,34 @@ enum Apply {
     /// With `residual` (BatchNorm + add + ReLU), `residual[i]` is added to the
     /// rounded affine result before the activation: `act(((src[i] − p)·s + t) + r[i])`.
     /// `dst` may also equal `residual`.
-    /// `ahead` (16-bit values of a channel's far-apart runs): x prefetched
-    /// along the channel's stream (`OutputPrefetch`); a hint, no value changes.
     static func affine<E: NormElement>(
         _ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>, _ n: Int,
-        _ c: AffineCoefficients, relu: Bool, streaming: Bool = false, residual: UnsafePointer<E>? = nil,
-        ahead: OutputPrefetch? = nil
+        _ c: AffineCoefficients, relu: Bool, streaming: Bool = false, residual: UnsafePointer<E>? = nil
     ) {
         if let residual {
-            affine(src, dst, n, c, relu: relu, streaming: streaming, Residual(base: residual), ahead)
+            affine(src, dst, n, c, relu: relu, streaming: streaming, Residual(base: residual))
         } else {
-            affine(src, dst, n, c, relu: relu, streaming: streaming, NoResidual(), ahead)
+            affine(src, dst, n, c, relu: relu, streaming: streaming, NoResidual())
         }
     }
 
     @inline(__always)
     private static func affine<E: NormElement, R: ResidualInput>(
         _ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>, _ n: Int,
-        _ c: AffineCoefficients, relu: Bool, streaming: Bool, _ r: R, _ ahead: OutputPrefetch?
+        _ c: AffineCoefficients, relu: Bool, streaming: Bool, _ r: R
     ) {
         switch (streaming, relu) {
-        case (true, true): affine(src, dst, n, c, r, StreamingStore.self, ReLUActivation.self, ahead: ahead)
-        case (true, false): affine(src, dst, n, c, r, StreamingStore.self, NoActivation.self, ahead: ahead)
-        case (false, true): affine(src, dst, n, c, r, CachedStore.self, ReLUActivation.self, ahead: ahead)
-        case (false, false): affine(src, dst, n, c, r, CachedStore.self, NoActivation.self, ahead: ahead)
+        case (true, true): affine(src, dst, n, c, r, StreamingStore.self, ReLUActivation.self)
+        case (true, false): affine(src, dst, n, c, r, StreamingStore.self, NoActivation.self)
+        case (false, true): affine(src, dst, n, c, r, CachedStore.self, ReLUActivation.self)
+        case (false, false): affine(src, dst, n, c, r, CachedStore.self, NoActivation.self)
         }
     }
 
     @inline(__always)
     static func affine<E: NormElement, R: ResidualInput, S: VectorStore, A: FusedActivation>(
         _ src: UnsafePointer<E>, _ dst: UnsafeMutablePointer<E>, _ n: Int,
-        _ c: AffineCoefficients, _ r: R, _: S.Type, _: A.Type, ahead: OutputPrefetch? = nil
+        _ c: AffineCoefficients, _ r: R, _: S.Type, _: A.Type
     ) {
         @inline(__always) func scalar(_ i: Int) {
             dst[i] = E.narrow(A.apply(r.add(muladd(E.widen(src[i]) - c.pivot, c.scale, c.shift), i)))
@@ -164,28 +161,12 @@ enum Apply {
             // BFloat16 on a CPU with AVX-512 BF16: the same loop in C, rounded by
             // `vcvtne2ps2bf16` (BFloat16Hardware.h; the same bits).
             let count = (n - i) / 16 * 16
-            let (distance, next) = ahead?.operands(count: count, of: n) ?? (0, 0)
             nk_bf16_hw_affine(UnsafeRawPointer(src + i).assumingMemoryBound(to: UInt16.self),
                               UnsafeMutableRawPointer(dst + i).assumingMemoryBound(to: UInt16.self), count,
                               c.pivot, c.scale, c.shift,
                               r.start.map { ($0 + i * MemoryLayout<E>.stride).assumingMemoryBound(to: UInt16.self) },
-                              code, distance, next, S.streams ? 1 : 0)
+                              code, S.streams ? 1 : 0)
             i += count
-        }
-        if MemoryLayout<E>.stride == 2, let ahead, !BFloat16Pairs.enabled(E.self) {
-            // Float16 along a channel's far-apart runs: the loop below 32 values a
-            // step, with one prefetch of x's line `distance` values on along the
-            // channel (into L2; past this run, `next` on: OutputPrefetch).
-            while i + 32 <= n {
-                var target = i &+ ahead.distance
-                if target >= n { target = ahead.next &+ (target &- n) }
-                nk_prefetch_l2(UnsafeRawPointer(src + target))
-                S.store(A.apply(r.add(muladd(E.load8(src + i) - p, s, t), i)), dst + i)
-                S.store(A.apply(r.add(muladd(E.load8(src + i + 8) - p, s, t), i + 8)), dst + i + 8)
-                S.store(A.apply(r.add(muladd(E.load8(src + i + 16) - p, s, t), i + 16)), dst + i + 16)
-                S.store(A.apply(r.add(muladd(E.load8(src + i + 24) - p, s, t), i + 24)), dst + i + 24)
-                i += 32
-            }
         }
         if BFloat16Pairs.enabled(E.self) {
             // BFloat16: 16 values as even and odd lanes (BFloat16Pairs.swift), the same math per value.

@@ -1,28 +1,31 @@
 import CNormSupport
 import Foundation
 
-/// The prefetch of a 16-bit output or dx pass along a channel's far-apart runs
+/// The prefetch of a 16-bit dx pass along a channel's far-apart runs
 /// (BatchNorm NCHW: N runs of H·W values, C·H·W apart), for the C loops that
-/// take one (`nk_f16_dx512_gradient`, `nk_bf16_hw_gradient`): the x (and dy)
+/// take one (`nk_f16_dx512_gradient`, `nk_bf16_hw_gradient`): the x and dy
 /// lines `distance` values on along the channel's stream, which after the
 /// call's `n` values continues `next` values from its x.
 ///
-/// Why (issue 20): these passes read x (and dy) a second time, after the
-/// statistics or gradient-sum pass; once a channel's 16-bit x and dy outgrow
-/// L2 (BatchNorm [128, 64, 56, 56]: 1.6 MB per channel in the backward) they
-/// come back from L3, and each 6 KiB run starts a new stream. The statistics
-/// loops prefetch the same way into L2 (`PrefetchAhead`, WelfordAVX512.h).
-/// A hint: no value changes. `NORMKERNELS_OUTPUT_PREFETCH=never` turns it off.
+/// Why it was tried (issue 20): the dx pass reads x and dy a second time,
+/// after the gradient-sum pass; once a channel's 16-bit x and dy outgrow L2
+/// (BatchNorm [128, 64, 56, 56]: 1.6 MB per channel) they come back from L3,
+/// and each 6 KiB run starts a new stream. The statistics loops prefetch the
+/// same way into L2 (`PrefetchAhead`, WelfordAVX512.h).
+/// Off by default: in paired rounds it measured no faster (the same prefetch
+/// in the forward output pass measured slower and was removed;
+/// docs/data/2026-12-07-f16dx/summary.md). `NORMKERNELS_OUTPUT_PREFETCH=always`
+/// turns it on, for measurements. A hint: no value changes either way.
 struct OutputPrefetch {
     /// Values from the call's x to where the stream continues after its n values.
     let next: Int
     /// Values ahead: a run's length, at most `PrefetchAhead.bytes` of 16-bit values.
     let distance: Int
 
-    /// Read once: `NORMKERNELS_OUTPUT_PREFETCH=never` turns the prefetches off.
+    /// Read once: `NORMKERNELS_OUTPUT_PREFETCH=always` turns the prefetches on.
     static let enabled: Bool = {
-        guard let value = getenv("NORMKERNELS_OUTPUT_PREFETCH") else { return true }
-        return String(cString: value) != "never"
+        guard let value = getenv("NORMKERNELS_OUTPUT_PREFETCH") else { return false }
+        return String(cString: value) == "always"
     }()
 
     /// The prefetch of piece `b` (one segment's values, as `applyPieces` hands
