@@ -11,6 +11,7 @@
 #include "SiLUAVX512.h"
 #include "ColumnGradientsAVX512.h"
 #include "WelfordAVX512.h"
+#include "Float16GradientAVX512.h"
 
 /// Counts a call of NormKernels' short-run output loop (`Apply.shortRuns`) on
 /// this thread; `nk_short_runs_thread_calls` reads the count (for tests).
