@@ -120,6 +120,49 @@ struct StorePolicyTests {
         }
     }
 
+    @Test("the backward rule counts x, dy and dx: it streams from 2/3 of the forward's element count")
+    func backwardCountsThreeTensors() {
+        let cache = 32 * Self.mib
+        let forward = (3 * cache + 31) / 32             // Float: the fewest elements with 4·2·4·n ≥ 3·cache
+        let backward = (3 * cache + 47) / 48            // Float: the fewest with 4·3·4·n ≥ 3·cache
+        #expect(!StorePolicy.twoPassStreams(backward - 1, cache: cache, tensors: 3))
+        #expect(StorePolicy.twoPassStreams(backward, cache: cache, tensors: 3))
+        #expect(!StorePolicy.twoPassStreams(backward, cache: cache))           // the forward's rule: not yet
+        #expect(backward < forward && 3 * backward >= 2 * forward - 2)
+        // 16-bit: twice the element count, as for the forward.
+        let narrow = (3 * cache + 23) / 24              // 4·3·2·n ≥ 3·cache
+        #expect(!StorePolicy.twoPassStreams(narrow - 1, cache: cache, elementBytes: 2, tensors: 3))
+        #expect(StorePolicy.twoPassStreams(narrow, cache: cache, elementBytes: 2, tensors: 3))
+        // The cases measured on the Zen 4 VM (32 MiB): [2, 128, 96, 96] (x + dy + dx
+        // = 0.84 of the L3) now streams its dx; [8, 64, 56, 56] (0.57) stays cached.
+        #expect(StorePolicy.twoPassStreams(2 * 128 * 96 * 96, cache: cache, tensors: 3))
+        #expect(!StorePolicy.twoPassStreams(2 * 128 * 96 * 96, cache: cache))
+        #expect(!StorePolicy.twoPassStreams(8 * 64 * 56 * 56, cache: cache, tensors: 3))
+    }
+
+    @Test("every backward plan takes the three-tensor rule; forward plans keep theirs")
+    func backwardPlansUseTheirRule() {
+        let cache = StorePolicy.lastLevelCacheBytes
+        // An element count between the two thresholds of the cache this process counts.
+        let count = (3 * cache + 47) / 48 + 64
+        let threading = Threading(threads: 2)
+        let forced = StorePolicy.parseOverride(ProcessInfo.processInfo.environment["NORMKERNELS_STREAMING"])
+        let nchw = TensorShape(n: 1, c: 4, h: 1, w: (count + 3) / 4)
+        let nhwc = TensorShape(n: 1, c: 64, h: 1, w: (count + 63) / 64, layout: .nhwc)
+        for shape in [nchw, nhwc] {
+            let bn = BatchNormPlan(shape: shape, threading: threading)
+            let groups = ChannelGroupsPlan(shape: shape, groupSize: 2, threading: threading)
+            #expect(bn.backward.streams == (forced ?? StorePolicy.twoPassStreams(shape.count, cache: cache, tensors: 3)))
+            #expect(groups.backwardStore.streams == bn.backward.streams)
+            #expect(bn.training.streams == (forced ?? StorePolicy.twoPassStreams(shape.count, cache: cache)))
+            #expect(groups.store.streams == bn.training.streams)
+            if forced == nil { #expect(bn.backward.streams && !bn.training.streams) }
+        }
+        let rows = RowBackwardPlan(rows: (count + 1023) / 1024, features: 1024, centered: true, threading: threading)
+        #expect(rows.store.streams == (forced ?? StorePolicy.twoPassStreams(rows.rows * 1024, cache: cache, tensors: 3)))
+        if forced == nil { #expect(rows.store.streams) }
+    }
+
     @Test("NORMKERNELS_STREAMING: always and never override, anything else leaves the size rules")
     func overrideParsing() {
         #expect(StorePolicy.parseOverride("always") == true)

@@ -191,7 +191,7 @@ extension BatchNormalization {
         let maskForDx = gradIdentity == nil ? mask : nil
         let xForDx: UnsafePointer<E>? = dxReadsInput ? x : nil
         let channels = shape.c
-        let streaming = dx.map { paths.training.streaming(output: $0, reading: x, dy, mask) } ?? false
+        let streaming = dx.map { paths.backward.streaming(output: $0, reading: x, dy, mask) } ?? false
         switch paths.path {
         case .columns(let g):
             func apply(_: Int, _ first: Int, _ rows: Int) {

@@ -230,8 +230,10 @@ struct BatchNormPlan: Sendable {
     let path: Path
     /// NCHW's memory-order output pass (inference, and training with short runs).
     let memoryOrder: RowsGeometry
-    /// Training forward and backward (two passes) and inference (one pass).
+    /// Training forward (two passes), backward (two passes over x and dy) and
+    /// inference (one pass).
     let training: StorePolicy
+    let backward: StorePolicy
     let inference: StorePolicy
     /// Where a call's workspace comes from.
     let workspace = WorkspacePool()
@@ -250,6 +252,7 @@ struct BatchNormPlan: Sendable {
         // H·W = 1 writes whole rows of C values.
         let shortPlanes = !shape.isChannelsLast && shape.spatial > 1 && shape.spatial < BatchNormalization.shortRunSpatial
         training = StorePolicy(twoPass: shape.count).unlessShortRuns(shortPlanes)
+        backward = StorePolicy(backward: shape.count).unlessShortRuns(shortPlanes)
         inference = StorePolicy(singlePass: shape.count, threads: threading.threads,
                                 wideRows: shape.c >= Apply.stripColumns && (shape.isChannelsLast || shape.spatial == 1))
             .unlessShortRuns(shortPlanes)

@@ -25,7 +25,7 @@ func channelGroupsBackward<E: NormElement, D: NormElement>(
     let groups = shape.c / groupSize, channels = shape.c, spatial = shape.spatial
     // (dy only compared with dx's address: in place when they are one buffer.)
     let streaming = dx.map {
-        plan.store.streaming(output: $0, reading: x, UnsafeRawPointer(dy).assumingMemoryBound(to: E.self))
+        plan.backwardStore.streaming(output: $0, reading: x, UnsafeRawPointer(dy).assumingMemoryBound(to: E.self))
     } ?? false
     switch plan.backward {
     case .columns(let g):

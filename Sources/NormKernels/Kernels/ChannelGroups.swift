@@ -33,7 +33,9 @@ struct ChannelGroupsPlan: Sendable {
     /// a plain loop over the units replaces the geometry's batches (unless the
     /// output streams; see `channelGroupsBackward`).
     let backwardLoopsOverUnits: Bool
+    /// The forward's output pass (x + y) and the backward's dx pass (x + dy + dx).
     let store: StorePolicy
+    let backwardStore: StorePolicy
     let threading: Threading
     /// Where a call's workspace comes from.
     let workspace = WorkspacePool()
@@ -59,6 +61,7 @@ struct ChannelGroupsPlan: Sendable {
             backwardLoopsOverUnits = g.blocksPerSegment == 1 && !g.splitsUnits(threading: threading)
         }
         store = StorePolicy(twoPass: shape.count)
+        backwardStore = StorePolicy(backward: shape.count)
     }
 
     var description: PlanDescription {

@@ -58,7 +58,7 @@ extension GroupNormalization {
         let channelSums = SlotBuffer(count: shape.n * channels, initial: GradientSums.zero, in: workspace)
         let table: GradientTable? = dx != nil ? GradientTable(count: shape.n * channels, in: workspace) : nil
         // dx streams under the plan's rule, as in `channelGroupsBackward` (never in place).
-        let streaming = dx.map { plan.store.streaming(output: $0, reading: x, dy) } ?? false
+        let streaming = dx.map { plan.backwardStore.streaming(output: $0, reading: x, dy) } ?? false
         let wantSums = modulationSums != nil
 
         /// `channelGroupsPathBackward`'s coefficients of unit `slot` from its channel sums.

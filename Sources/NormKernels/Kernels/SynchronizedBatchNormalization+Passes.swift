@@ -10,7 +10,7 @@ extension BatchNormalization {
     func gradientInputPass<E: NormElement>(x: UnsafePointer<E>, dy: UnsafePointer<E>, mask: UnsafePointer<E>?,
                            table: GradientTable, dx: UnsafeMutablePointer<E>) {
         let channels = shape.c
-        let streaming = paths.training.streaming(output: dx, reading: x, dy, mask)
+        let streaming = paths.backward.streaming(output: dx, reading: x, dy, mask)
         switch paths.path {
         case .columns(let g):
             g.apply(threading: threading, fromTheEnd: true) { _, first, rows in

@@ -49,6 +49,27 @@ struct StorePolicy: Sendable, Equatable {
                   requiresAlignedOutput: requiresAlignedOutput)
     }
 
+    /// Backward: `x` and `dy` read twice, `dx` written once. The two-pass rule
+    /// counted over the three tensors the pass moves: streaming from
+    /// x + dy + dx ≥ 3/4 of the last-level cache, `4·3·4·elements ≥ 3·LLC`
+    /// (the forward's rule is the same fraction of x + y).
+    ///
+    /// Why not the forward's element count: dx's stores evict x and dy lines the
+    /// second pass still has to read, and there are two of them. Measured on the
+    /// Zen 4 VM (32 MiB L3; docs/PERFORMANCE.md, "Backward store rule: count x,
+    /// dy and dx"), streaming against cached dx on one binary, 3 alternating
+    /// rounds, 1 thread: 1.33–1.58× faster at x + dy + dx = 0.75–0.84 of the L3
+    /// (BatchNorm, InstanceNorm NCHW and NHWC [2,128,96,96], LayerNorm and
+    /// RMSNorm [2048, 1024], GroupNorm [2,320,64,64]), 1.05–1.17× at 0.57, where
+    /// the forward's rule had kept them cached up to x + dy + dx = 1.125 × L3.
+    init(backward elements: Int, requiresAlignedOutput: Bool = false) {
+        let cache = StorePolicy.lastLevelCacheBytes
+        self.init(streams: StorePolicy.override ?? StorePolicy.twoPassStreams(elements, cache: cache, tensors: 3),
+                  narrow: StorePolicy.override
+                    ?? StorePolicy.twoPassStreams(elements, cache: cache, elementBytes: 2, tensors: 3),
+                  requiresAlignedOutput: requiresAlignedOutput)
+    }
+
     /// Inference (a single pass: `x` read once, `y` written once) on `threads`
     /// threads: as `twoPass`, but on two or more threads streaming only from
     /// 1.5× the last-level cache of `x` and `y` together, unless the output is
@@ -102,9 +123,10 @@ struct StorePolicy: Sendable, Equatable {
     }
 
     /// The two-pass size rule against `cache` bytes of last-level cache, for
-    /// tensors of `elementBytes`-byte elements.
-    static func twoPassStreams(_ elements: Int, cache: Int, elementBytes: Int = 4) -> Bool {
-        4 * 2 * elementBytes * elements >= 3 * cache
+    /// `tensors` tensors (2: x and y; 3: x, dy and dx) of `elementBytes`-byte
+    /// elements: their bytes together ≥ 3/4 of the cache.
+    static func twoPassStreams(_ elements: Int, cache: Int, elementBytes: Int = 4, tensors: Int = 2) -> Bool {
+        4 * tensors * elementBytes * elements >= 3 * cache
     }
 
     /// The single-pass size rule against `cache` bytes of last-level cache.
