@@ -108,7 +108,7 @@ private let welfordSwitch = NSLock()
     @Test func float16Blocks() { blocks(Float16.self) }
     @Test func bfloat16Blocks() { blocks(BFloat16.self) }
 
-X
+    /// BatchNorm NCHW training forward (runs of ≥ 256 values that prefetch, and grouped short runs)
     /// on 1 and 3 threads: the same bits, and never the C loop.
     func kernels<E: NormElement>(_: E.Type) throws {
         let shapes = [TensorShape(n: 3, c: 4, h: 24, w: 24), TensorShape(n: 2, c: 3, h: 70, w: 70),
