@@ -207,21 +207,10 @@ void nk_bf16_hw_columns(const uint16_t *src, uint16_t *dst, size_t rows, size_t 
 
 static inline __attribute__((always_inline)) NK_BF16_TARGET void
 nk_hw_gradient(const uint16_t *x, const uint16_t *dy, const uint16_t *mask, uint16_t *dst, size_t count,
-               float pivot, float a, float b, float c, ptrdiff_t ahead, ptrdiff_t next, int streaming) {
+               float pivot, float a, float b, float c, int streaming) {
     const __m256 p = _mm256_set1_ps(pivot), va = _mm256_set1_ps(a), vb = _mm256_set1_ps(b), vc = _mm256_set1_ps(c);
     const __m256 zero = _mm256_setzero_ps();
-    const ptrdiff_t n = (ptrdiff_t)count;
     for (size_t i = 0; i < count; i += 16) {
-        if (ahead > 0 && (i & 16) == 0) {
-            // One 64-byte line of x and of dy per 32 values, `ahead` values on along
-            // the channel's stream, into L2 (`prefetcht1`, as the statistics loops).
-            ptrdiff_t t = (ptrdiff_t)i + ahead;
-            if (t >= n) t = next != 0 ? next + (t - n) : -1;
-            if (t >= 0) {
-                __builtin_prefetch(x + t, 0, 2);
-                __builtin_prefetch(dy + t, 0, 2);
-            }
-        }
         __m256 g0 = nk_hw_widen8(dy + i), g1 = nk_hw_widen8(dy + i + 8);
         if (mask) {
             // g = 0 where mask ≤ 0 (a NaN mask keeps dy).
@@ -242,13 +231,13 @@ nk_hw_gradient(const uint16_t *x, const uint16_t *dy, const uint16_t *mask, uint
 
 NK_BF16_TARGET
 void nk_bf16_hw_gradient(const uint16_t *x, const uint16_t *dy, const uint16_t *mask, uint16_t *dst, size_t count,
-                         float pivot, float a, float b, float c, ptrdiff_t ahead, ptrdiff_t next, int streaming) {
+                         float pivot, float a, float b, float c, int streaming) {
     if (streaming) {
-        if (mask) nk_hw_gradient(x, dy, mask, dst, count, pivot, a, b, c, ahead, next, 1);
-        else nk_hw_gradient(x, dy, NULL, dst, count, pivot, a, b, c, ahead, next, 1);
+        if (mask) nk_hw_gradient(x, dy, mask, dst, count, pivot, a, b, c, 1);
+        else nk_hw_gradient(x, dy, NULL, dst, count, pivot, a, b, c, 1);
     } else {
-        if (mask) nk_hw_gradient(x, dy, mask, dst, count, pivot, a, b, c, ahead, next, 0);
-        else nk_hw_gradient(x, dy, NULL, dst, count, pivot, a, b, c, ahead, next, 0);
+        if (mask) nk_hw_gradient(x, dy, mask, dst, count, pivot, a, b, c, 0);
+        else nk_hw_gradient(x, dy, NULL, dst, count, pivot, a, b, c, 0);
     }
 }
 
@@ -793,9 +782,8 @@ void nk_bf16_hw_gradient_columns(const uint16_t *x, const uint16_t *dy, const ui
 }
 
 void nk_bf16_hw_gradient(const uint16_t *x, const uint16_t *dy, const uint16_t *mask, uint16_t *dst, size_t count,
-                         float pivot, float a, float b, float c, ptrdiff_t ahead, ptrdiff_t next, int streaming) {
-    (void)x; (void)dy; (void)mask; (void)dst; (void)count; (void)pivot; (void)a; (void)b; (void)c; (void)ahead;
-    (void)next; (void)streaming;
+                         float pivot, float a, float b, float c, int streaming) {
+    (void)x; (void)dy; (void)mask; (void)dst; (void)count; (void)pivot; (void)a; (void)b; (void)c; (void)streaming;
 }
 
 void nk_bf16_hw_elementwise(const uint16_t *src, uint16_t *dst, size_t count, float pivot, float scale, float shift,

@@ -37,10 +37,6 @@ __attribute__((constructor)) static void nk_f16_dx512_init(void) { (void)nk_f16_
 // `load8` / `store8` bits) and their target.
 #include "avx512_elements.h"
 
-/// Into L2 (`prefetcht1`), as the statistics loops (WelfordAVX512.h): the
-/// lines are read a few KiB later.
-#define NK_DX_PREFETCH(p) __builtin_prefetch((p), 0, 2)
-
 /// 16 values of dx at i. scalar math: g = dy (0 where mask ≤ 0);  dx = fma(a, g, fma(b, x − p, c))
 NK_E5_INLINE __m256i nk_dx16(const uint16_t *x, const uint16_t *dy, const uint16_t *mask, size_t i, __m512 p,
                              __m512 va, __m512 vb, __m512 vc) {
@@ -65,21 +61,10 @@ NK_E5_INLINE void nk_dx_store16(uint16_t *dst, __m256i r, int streaming) {
 }
 
 NK_E5_INLINE void nk_dx_loop(const uint16_t *x, const uint16_t *dy, const uint16_t *mask, uint16_t *dst,
-                             size_t count, float pivot, float a, float b, float c, ptrdiff_t ahead, ptrdiff_t next,
-                             int streaming) {
+                             size_t count, float pivot, float a, float b, float c, int streaming) {
     const __m512 p = _mm512_set1_ps(pivot), va = _mm512_set1_ps(a), vb = _mm512_set1_ps(b), vc = _mm512_set1_ps(c);
-    const ptrdiff_t n = (ptrdiff_t)count;
     size_t i = 0;
     for (; i + 32 <= count; i += 32) {
-        if (ahead > 0) {
-            // One 64-byte line of x and of dy per 32 values, `ahead` values on along the stream.
-            ptrdiff_t t = (ptrdiff_t)i + ahead;
-            if (t >= n) t = next != 0 ? next + (t - n) : -1;
-            if (t >= 0) {
-                NK_DX_PREFETCH(x + t);
-                NK_DX_PREFETCH(dy + t);
-            }
-        }
         __m256i r0 = nk_dx16(x, dy, mask, i, p, va, vb, vc);
         __m256i r1 = nk_dx16(x, dy, mask, i + 16, p, va, vb, vc);
         nk_dx_store16(dst + i, r0, streaming);
@@ -89,11 +74,10 @@ NK_E5_INLINE void nk_dx_loop(const uint16_t *x, const uint16_t *dy, const uint16
 }
 
 NK_E5_TARGET void nk_f16_dx512_gradient(const uint16_t *x, const uint16_t *dy, const uint16_t *mask, uint16_t *dst,
-                                        size_t count, float pivot, float a, float b, float c, ptrdiff_t ahead,
-                                        ptrdiff_t next, int streaming) {
+                                        size_t count, float pivot, float a, float b, float c, int streaming) {
     nk_f16_dx512_calls++;
     // One loop per combination, the flags constant inside each.
-#define NK_DX(M, S) nk_dx_loop(x, dy, M, dst, count, pivot, a, b, c, ahead, next, S)
+#define NK_DX(M, S) nk_dx_loop(x, dy, M, dst, count, pivot, a, b, c, S)
     if (streaming) { if (mask) NK_DX(mask, 1); else NK_DX(NULL, 1); }
     else { if (mask) NK_DX(mask, 0); else NK_DX(NULL, 0); }
 #undef NK_DX
@@ -107,9 +91,8 @@ int nk_f16_dx512_detect(void) {
 }
 
 void nk_f16_dx512_gradient(const uint16_t *x, const uint16_t *dy, const uint16_t *mask, uint16_t *dst, size_t count,
-                           float pivot, float a, float b, float c, ptrdiff_t ahead, ptrdiff_t next, int streaming) {
-    (void)x; (void)dy; (void)mask; (void)dst; (void)count; (void)pivot; (void)a; (void)b; (void)c; (void)ahead;
-    (void)next; (void)streaming;
+                           float pivot, float a, float b, float c, int streaming) {
+    (void)x; (void)dy; (void)mask; (void)dst; (void)count; (void)pivot; (void)a; (void)b; (void)c; (void)streaming;
 }
 
 #endif

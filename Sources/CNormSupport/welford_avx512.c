@@ -1,6 +1,6 @@
-// Stage 1 of the rows geometry's block moments for 16-bit blocks in AVX-512
-// registers, chosen at run time; see include/WelfordAVX512.h for why and for
-// the bit-for-bit rule. Each function carries its own target attribute, so
+// The backward's gradient sums of 16-bit runs far apart in AVX-512 registers,
+// chosen at run time; see include/WelfordAVX512.h for why and for the
+// bit-for-bit rule. Each function carries its own target attribute, so
 // this file needs no -march flag; its loops exist only in builds with FMA and
 // F16C (`__FMA__`, `__F16C__`), where the Swift `muladd` they mirror is one
 // fused operation.
@@ -40,7 +40,7 @@ __attribute__((constructor)) static void nk_avx512_welford_init(void) { (void)nk
 #include "avx512_elements.h"
 
 /// `PrefetchAhead.bytes`: the distance of a prefetch along the logical stream.
-enum { NK_WF_PREFETCH_BYTES = 8192, NK_WF_PREFETCHED_RUN = 256, NK_WF_TABLE = 512 };
+enum { NK_WF_PREFETCH_BYTES = 8192, NK_WF_PREFETCHED_RUN = 256 };
 
 /// The prefetch of these loops: into L2 (`prefetcht1`), where the Swift loops'
 /// `nk_prefetch` asks for L1 (`prefetcht0`). Why: the channel order of
@@ -51,72 +51,6 @@ enum { NK_WF_PREFETCH_BYTES = 8192, NK_WF_PREFETCHED_RUN = 256, NK_WF_TABLE = 51
 /// stats_bench_hint.txt): the stats pass waited on its loads, not on its
 /// arithmetic. A hint only: no value changes.
 #define NK_WF_PREFETCH(p) __builtin_prefetch((p), 0, 2)
-
-/// One Welford step of 16 lanes (`welfordStep`): d = x − m;  m = fma(m, q, x·r);  s = fma(d, x − m, s).
-NK_E5_INLINE void nk_wf_step(__m512 x, __m512 *m, __m512 *s, __m512 r, __m512 q) {
-    __m512 d = _mm512_sub_ps(x, *m);
-    *m = _mm512_fmadd_ps(*m, q, _mm512_mul_ps(x, r));
-    *s = _mm512_fmadd_ps(d, _mm512_sub_ps(x, *m), *s);
-}
-
-/// welfordLanes32 for element code E (1 Float16, 2 BFloat16), a constant after inlining.
-/// scalar math per lane, on x − K: d = x − m;  m += d / count;  s += d · (x − m)
-NK_E5_INLINE void nk_wf_lanes32(const void *p, size_t length, size_t stride, size_t segments, float pivot,
-                                ptrdiff_t following, const float *weights, float *lanes, const int E) {
-    const __m512 k = _mm512_set1_ps(pivot);
-    __m512 ma = _mm512_setzero_ps(), mb = _mm512_setzero_ps();
-    __m512 sa = _mm512_setzero_ps(), sb = _mm512_setzero_ps();
-    const size_t chunks = length / 32;
-    // PrefetchAhead.offset: only runs of ≥ 256 values are prefetched step by step.
-    const int prefetch = following != 0 && length >= NK_WF_PREFETCHED_RUN;
-    const ptrdiff_t ahead = (ptrdiff_t)(length < NK_WF_PREFETCH_BYTES / 2 ? length : NK_WF_PREFETCH_BYTES / 2);
-    const ptrdiff_t len = (ptrdiff_t)length;
-    size_t step = 0;
-    for (size_t segment = 0; segment < segments; segment++) {
-        const uint16_t *start = (const uint16_t *)p + segment * stride;
-        // From this run's start to the next run's: the block's next run, or the next block.
-        const ptrdiff_t jump = segment + 1 < segments ? (ptrdiff_t)stride
-                                                      : following - (ptrdiff_t)segment * (ptrdiff_t)stride;
-        for (size_t c = 0; c < chunks; c++) {
-            const ptrdiff_t i = (ptrdiff_t)(32 * c);
-            if (prefetch) {
-                ptrdiff_t t = i + ahead;
-                NK_WF_PREFETCH(start + (t < len ? t : jump + t - len));
-            }
-            step++;
-            float r, w;
-            if (step < NK_WF_TABLE) {
-                r = weights[2 * step];
-                w = weights[2 * step + 1];
-            } else {
-                r = 1.0f / (float)step;
-                w = 1.0f - r;
-            }
-            const __m512 vr = _mm512_set1_ps(r), vq = _mm512_set1_ps(w);
-            const __m512 xa = _mm512_sub_ps(nk_e5_load(start, (size_t)i, E), k);
-            const __m512 xb = _mm512_sub_ps(nk_e5_load(start, (size_t)i + 16, E), k);
-            nk_wf_step(xa, &ma, &sa, vr, vq);
-            nk_wf_step(xb, &mb, &sb, vr, vq);
-        }
-    }
-    _mm512_storeu_ps(lanes, ma);
-    _mm512_storeu_ps(lanes + 16, mb);
-    _mm512_storeu_ps(lanes + 32, sa);
-    _mm512_storeu_ps(lanes + 48, sb);
-}
-
-NK_E5_TARGET void nk_welford512_lanes32_f16(const void *p, size_t length, size_t stride, size_t segments,
-                                            float pivot, ptrdiff_t following, const float *weights, float *lanes) {
-    nk_welford512_calls++;
-    nk_wf_lanes32(p, length, stride, segments, pivot, following, weights, lanes, 1);
-}
-
-NK_E5_TARGET void nk_welford512_lanes32_bf16(const void *p, size_t length, size_t stride, size_t segments,
-                                             float pivot, ptrdiff_t following, const float *weights, float *lanes) {
-    nk_welford512_calls++;
-    nk_wf_lanes32(p, length, stride, segments, pivot, following, weights, lanes, 2);
-}
-
 
 // ---------------------------------------------------------------------------
 // The gradient sums of 16-bit runs (`BlockGradients.segmentedFloat32` without
@@ -195,15 +129,6 @@ NK_E5_TARGET void nk_welford512_gradient_sums_bf16(const void *x, const void *dy
 int nk_avx512_welford_detect(void) {
     __atomic_store_n(&nk_avx512_welford_flag, 0, __ATOMIC_RELAXED);
     return 0;
-}
-
-void nk_welford512_lanes32_f16(const void *p, size_t length, size_t stride, size_t segments, float pivot,
-                               ptrdiff_t following, const float *weights, float *lanes) {
-    (void)p; (void)length; (void)stride; (void)segments; (void)pivot; (void)following; (void)weights; (void)lanes;
-}
-void nk_welford512_lanes32_bf16(const void *p, size_t length, size_t stride, size_t segments, float pivot,
-                                ptrdiff_t following, const float *weights, float *lanes) {
-    (void)p; (void)length; (void)stride; (void)segments; (void)pivot; (void)following; (void)weights; (void)lanes;
 }
 
 void nk_welford512_gradient_sums_f16(const void *x, const void *dy, size_t length, size_t stride, size_t segments,

@@ -3,16 +3,13 @@
 // `nk_f16_dx512_set(0)`), bit for bit:
 // - the loop alone on 1…4103 values (lengths that do not fill a 16- or
 //   32-value step, so the Swift tail runs after it), with and without the
-//   ReLU mask, cached and streaming stores, with and without the prefetch
-//   along the next run (`OutputPrefetch`), out of place and in place (dx over
+//   ReLU mask, cached and streaming stores, out of place and in place (dx over
 //   x, dx over dy), on random 16-bit patterns (NaN, ±∞, subnormals) and
 //   coefficients from 2⁻³⁰ to 2³⁰ (outputs that overflow, and Float16
 //   subnormals);
 // - BatchNorm NCHW backward on Float16 (with and without fused ReLU; runs of
 //   ≥ 256 values that prefetch, runs split into blocks, short runs): dx, dγ,
 //   dβ, 1, 3 and 16 threads, all equal to the Swift loop's on 1 thread.
-// Also the BFloat16 dx loop with and without the prefetch (`OutputPrefetch`,
-// off by default; these tests pass it directly): a hint only, the same bits.
 // With the loop on, calls of 16 values or more must call it (this thread's
 // count); with it off, never. In a build without FMA and F16C (the default
 // build) or on a CPU without AVX-512, both runs are the Swift loop and only
@@ -74,7 +71,7 @@ private let float16GradientSwitch = NSLock()
     /// dx of one `BlockGradients.apply` call on `n` values at offset 3 of the arrays
     /// (so that streaming stores need a scalar head), as bits.
     func applied(_ x: [Float16], _ dy: [Float16], _ mask: [Float16]?, _ n: Int, _ k: GradientCoefficients,
-                 streaming: Bool, ahead: OutputPrefetch?, inPlace: Int = 0) -> [UInt16] {
+                 streaming: Bool, inPlace: Int = 0) -> [UInt16] {
         var out = [Float16](repeating: Float16(bitPattern: 0x7E01), count: x.count)
         var xs = x, dys = dy
         let m = mask ?? []
@@ -86,7 +83,7 @@ private let float16GradientSwitch = NSLock()
                         let dst = inPlace == 1 ? xb.baseAddress! : inPlace == 2 ? db.baseAddress! : ob.baseAddress!
                         BlockGradients.apply(x: UnsafePointer(xb.baseAddress! + 3), dy: UnsafePointer(db.baseAddress! + 3),
                                              mask: mask == nil ? nil : mb.baseAddress! + 3, gamma: nil, dst + 3, n, k,
-                                             streaming: streaming, ahead: ahead)
+                                             streaming: streaming)
                     }
                 }
             }
@@ -110,37 +107,29 @@ private let float16GradientSwitch = NSLock()
                                            c: coefficient(&rng))
                 for useMask in [false, true] {
                     for streaming in [false, true] {
-                        // The prefetch's next run: 40 values past this one's end.
-                        for ahead in [nil, OutputPrefetch(next: n + 40, distance: min(n, 4096))] {
-                            let context = "\(data) n \(n) round \(round) mask \(useMask) streaming \(streaming) "
-                                + "ahead \(ahead != nil)"
-                            let m = useMask ? mask : nil
-                            let runs = twoWays {
-                                (applied(x, dy, m, n, k, streaming: streaming, ahead: ahead),
-                                 applied(x, dy, m, n, k, streaming: streaming, ahead: nil))
+                        let context = "\(data) n \(n) round \(round) mask \(useMask) streaming \(streaming)"
+                        let m = useMask ? mask : nil
+                        let runs = twoWays { applied(x, dy, m, n, k, streaming: streaming) }
+                        let (wide, swift) = (runs[0].result, runs[1].result)
+                        #expect(differing(wide, swift) == 0, "\(context): C loop vs Swift loop")
+                        // Streaming stores start with up to 7 scalar values (to 16-byte alignment):
+                        // from 32 values on, at least 16 remain for the C loop.
+                        if on && (!streaming || n >= 32 || n < 16) {
+                            #expect(runs[0].calls == (n >= 16 ? 1 : 0), "\(context): C loop calls")
+                        }
+                        #expect(runs[1].calls == 0, "\(context): the C loop ran while off")
+                        if !streaming {
+                            // In place (the API allows dx over x or dy): the out-of-place bits.
+                            let inPlace = twoWays {
+                                [applied(x, dy, m, n, k, streaming: false, inPlace: 1),
+                                 applied(x, dy, m, n, k, streaming: false, inPlace: 2)]
                             }
-                            let (wide, swift) = (runs[0].result, runs[1].result)
-                            #expect(differing(wide.0, swift.0) == 0, "\(context): C loop vs Swift loop")
-                            #expect(differing(wide.0, swift.1) == 0, "\(context): with and without prefetch")
-                            // Streaming stores start with up to 7 scalar values (to 16-byte alignment):
-                            // from 32 values on, at least 16 remain for the C loop.
-                            if on && (!streaming || n >= 32 || n < 16) {
-                                #expect(runs[0].calls == (n >= 16 ? 2 : 0), "\(context): C loop calls")
-                            }
-                            #expect(runs[1].calls == 0, "\(context): the C loop ran while off")
-                            if !streaming {
-                                // In place (the API allows dx over x or dy): the out-of-place bits.
-                                let inPlace = twoWays {
-                                    [applied(x, dy, m, n, k, streaming: false, ahead: ahead, inPlace: 1),
-                                     applied(x, dy, m, n, k, streaming: false, ahead: ahead, inPlace: 2)]
-                                }
-                                func window(_ a: [UInt16]) -> [UInt16] { Array(a[3..<(3 + n)]) }
-                                for (r, name) in [(0, "on"), (1, "off")] {
-                                    #expect(differing(window(inPlace[r].result[0]), window(swift.0)) == 0,
-                                            "\(context): dx over x, loop \(name)")
-                                    #expect(differing(window(inPlace[r].result[1]), window(swift.0)) == 0,
-                                            "\(context): dx over dy, loop \(name)")
-                                }
+                            func window(_ a: [UInt16]) -> [UInt16] { Array(a[3..<(3 + n)]) }
+                            for (r, name) in [(0, "on"), (1, "off")] {
+                                #expect(differing(window(inPlace[r].result[0]), window(swift)) == 0,
+                                        "\(context): dx over x, loop \(name)")
+                                #expect(differing(window(inPlace[r].result[1]), window(swift)) == 0,
+                                        "\(context): dx over dy, loop \(name)")
                             }
                         }
                     }
@@ -206,38 +195,6 @@ private let float16GradientSwitch = NSLock()
                 }
                 #expect(results[1] == results[0], "\(context): 3 threads vs 1")
                 #expect(results[2] == results[0], "\(context): 16 threads vs 1")
-            }
-        }
-    }
-
-    /// The BFloat16 dx loop (C where the CPU rounds BFloat16) with and without the prefetch.
-    @Test(arguments: lengths)
-    func bfloat16GradientPrefetch(n: Int) {
-        var rng = SplitMix64("bf16 dx prefetch \(n)")
-        let total = n + 3 + 64
-        let x = patterns(BFloat16.self, total, &rng), dy = patterns(BFloat16.self, total, &rng)
-        let mask = patterns(BFloat16.self, total, &rng)
-        let k = GradientCoefficients(pivot: coefficient(&rng), a: coefficient(&rng), b: coefficient(&rng),
-                                     c: coefficient(&rng))
-        for useMask in [false, true] {
-            for streaming in [false, true] {
-                func run(_ ahead: OutputPrefetch?) -> [UInt16] {
-                    var out = [BFloat16](repeating: BFloat16.narrow(0), count: total)
-                    x.withUnsafeBufferPointer { xb in
-                        dy.withUnsafeBufferPointer { db in
-                            mask.withUnsafeBufferPointer { mb in
-                                out.withUnsafeMutableBufferPointer { ob in
-                                    BlockGradients.apply(x: xb.baseAddress! + 3, dy: db.baseAddress! + 3,
-                                                         mask: useMask ? mb.baseAddress! + 3 : nil, gamma: nil,
-                                                         ob.baseAddress! + 3, n, k, streaming: streaming, ahead: ahead)
-                                }
-                            }
-                        }
-                    }
-                    return bits(out)
-                }
-                let with = run(OutputPrefetch(next: n + 40, distance: min(n, 4096))), without = run(nil)
-                #expect(differing(with, without) == 0, "n \(n) mask \(useMask) streaming \(streaming)")
             }
         }
     }

@@ -76,12 +76,10 @@ void nk_bf16_hw_columns(const uint16_t *src, uint16_t *dst, size_t rows, size_t 
 /// `dst[i] = a·g + (b·(x[i] − pivot) + c)` rounded to BFloat16, g = dy[i] (0
 /// where mask[i] ≤ 0; `mask` may be NULL), for `count` values (a multiple of
 /// 16): `BlockGradients.apply`'s vector loop with x and dy and no γ.
-/// `streaming` as in nk_bf16_hw_affine. `ahead` > 0: x and dy prefetched
-/// into L2 along the channel's stream, as nk_f16_dx512_gradient
-/// (Float16GradientAVX512.h; `next` as there); 0: none. Only when
-/// nk_cpu_rounds_bf16() and nk_build_has_fma() are 1.
+/// `streaming` as in nk_bf16_hw_affine. Only when nk_cpu_rounds_bf16() and
+/// nk_build_has_fma() are 1.
 void nk_bf16_hw_gradient(const uint16_t *x, const uint16_t *dy, const uint16_t *mask, uint16_t *dst, size_t count,
-                         float pivot, float a, float b, float c, ptrdiff_t ahead, ptrdiff_t next, int streaming);
+                         float pivot, float a, float b, float c, int streaming);
 
 /// `nk_bf16_hw_gradient` with g in Float32 and no mask: `dst[i] = a·g[i] +
 /// (b·(x[i] − pivot) + c)` rounded to BFloat16, for `count` values (a multiple

@@ -16,9 +16,9 @@
 // Float32 time (target 0.55) and the Swift dx loop (8 values per step, two
 // `vcvtph2ps`, one `vcvtps2ph`) held about half of its samples
 // (docs/data/2026-12-07-f16dx/summary.md). Here 32 values per step, two
-// `vcvtph2ps` zmm and one `vcvtps2ph` zmm per 16 values; optionally x and dy
-// of the channel's next run prefetched into L2 (`prefetcht1`, as the
-// statistics loops: `OutputPrefetch`, off by default).
+// `vcvtph2ps` zmm and one `vcvtps2ph` zmm per 16 values. (An L2 prefetch of
+// the channel's next run measured no faster and was removed: `f16dx` and
+// `s16` in docs/data/2026-12-07-*.)
 //
 // Bits: each value runs the Swift lane's operations in the same order and
 // rounding: g = widen(dy) (0 where widen(mask) ≤ 0, a NaN mask keeps dy);
@@ -27,7 +27,7 @@
 // nk_f16c_round8; NaNs quieted, sign and payload top kept). The Swift
 // `muladd` is one fused operation only in a build with FMA, so only a build
 // where nk_build_has_fma() is 1 may call this (the file is compiled with
-// `#pragma STDC FP_CONTRACT OFF`). The prefetches are hints: no value changes.
+// `#pragma STDC FP_CONTRACT OFF`).
 
 /// 1 when the CPU has AVX-512 F, VL, BW and DQ, the OS saves the AVX-512 state
 /// and `NORMKERNELS_F16_DX` is not `never`; 0 when not; -1 before the first
@@ -54,14 +54,9 @@ uint64_t nk_f16_dx512_thread_calls(void);
 /// `dst[i] = a·g + (b·(x[i] − pivot) + c)` rounded to Float16, g = dy[i] (0
 /// where mask[i] ≤ 0; `mask` may be NULL), for `count` values (a multiple of
 /// 16). `streaming`: non-temporal stores, `dst` aligned to 16 bytes. `dst` may
-/// be `x` or `dy` (each value is read before it is written).
-///
-/// Prefetch (`ahead` > 0): the step at value i asks for x and dy at
-/// i + ahead, which past the end (i + ahead ≥ count) continues at
-/// `next` + (i + ahead − count) from x and dy (the channel's next run);
-/// `next` = 0: nothing past the end. Only when nk_cpu_runs_f16_dx512() and
-/// nk_build_has_fma() are 1.
+/// be `x` or `dy` (each value is read before it is written). Only when
+/// nk_cpu_runs_f16_dx512() and nk_build_has_fma() are 1.
 void nk_f16_dx512_gradient(const uint16_t *x, const uint16_t *dy, const uint16_t *mask, uint16_t *dst, size_t count,
-                           float pivot, float a, float b, float c, ptrdiff_t ahead, ptrdiff_t next, int streaming);
+                           float pivot, float a, float b, float c, int streaming);
 
 #endif

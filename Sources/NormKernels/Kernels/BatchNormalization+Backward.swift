@@ -223,8 +223,7 @@ extension BatchNormalization {
             func apply(_ b: RowBlock) {
                 BlockGradients.apply(x: xForDx.map { $0 + b.offset }, dy: dyForDx + b.offset,
                                      mask: maskForDx.map { $0 + b.offset },
-                                     gamma: nil, dx! + b.offset, b.count, table![b.unit], streaming: streaming,
-                                     ahead: OutputPrefetch.along(g, b))
+                                     gamma: nil, dx! + b.offset, b.count, table![b.unit], streaming: streaming)
             }
             guard reduce else {
                 if dx != nil { g.apply(threading: threading, apply) }

@@ -19,19 +19,15 @@ extension BlockGradients {
     /// `StorePolicy.streaming(output:reading:)`, which is false in place).
     /// dy and the mask may have an element type `D` of their own (widened
     /// exactly on load; see `contiguous`).
-    /// `ahead`: where the run is one of a channel's far-apart runs
-    /// (`OutputPrefetch`), the 16-bit C loops prefetch x and dy that many bytes
-    /// on along the channel's stream, which after the n values continues
-    /// `ahead.next` values from x and dy; nil: no prefetch. A hint: no value changes.
     static func apply<E: NormElement, D: NormElement>(
         x: UnsafePointer<E>?, dy: UnsafePointer<D>?, mask: UnsafePointer<D>?,
         gamma: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<E>, _ n: Int, _ k: GradientCoefficients,
-        streaming: Bool = false, ahead: OutputPrefetch? = nil
+        streaming: Bool = false
     ) {
         if streaming {
-            apply(x, dy, mask, gamma, dst, n, k, ahead, StreamingStore.self)
+            apply(x, dy, mask, gamma, dst, n, k, StreamingStore.self)
         } else {
-            apply(x, dy, mask, gamma, dst, n, k, ahead, CachedStore.self)
+            apply(x, dy, mask, gamma, dst, n, k, CachedStore.self)
         }
     }
 
@@ -39,26 +35,26 @@ extension BlockGradients {
     private static func apply<E: NormElement, D: NormElement, S: VectorStore>(
         _ x: UnsafePointer<E>?, _ dy: UnsafePointer<D>?, _ mask: UnsafePointer<D>?,
         _ gamma: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<E>, _ n: Int, _ k: GradientCoefficients,
-        _ ahead: OutputPrefetch?, _: S.Type
+        _: S.Type
     ) {
         guard let dy else {
-            if let x { applyCore(x, dy, nil, nil, dst, n, k, nil, useX: true, useDy: false, S.self) }
+            if let x { applyCore(x, dy, nil, nil, dst, n, k, useX: true, useDy: false, S.self) }
             return
         }
         guard let x else {
             switch (mask, gamma) {
-            case (nil, nil): applyCore(nil, dy, nil, nil, dst, n, k, nil, useX: false, useDy: true, S.self)
-            case let (mask?, nil): applyCore(nil, dy, mask, nil, dst, n, k, nil, useX: false, useDy: true, S.self)
-            case let (nil, gamma?): applyCore(nil, dy, nil, gamma, dst, n, k, nil, useX: false, useDy: true, S.self)
-            case let (mask?, gamma?): applyCore(nil, dy, mask, gamma, dst, n, k, nil, useX: false, useDy: true, S.self)
+            case (nil, nil): applyCore(nil, dy, nil, nil, dst, n, k, useX: false, useDy: true, S.self)
+            case let (mask?, nil): applyCore(nil, dy, mask, nil, dst, n, k, useX: false, useDy: true, S.self)
+            case let (nil, gamma?): applyCore(nil, dy, nil, gamma, dst, n, k, useX: false, useDy: true, S.self)
+            case let (mask?, gamma?): applyCore(nil, dy, mask, gamma, dst, n, k, useX: false, useDy: true, S.self)
             }
             return
         }
         switch (mask, gamma) {
-        case (nil, nil): applyCore(x, dy, nil, nil, dst, n, k, ahead, useX: true, useDy: true, S.self)
-        case let (mask?, nil): applyCore(x, dy, mask, nil, dst, n, k, ahead, useX: true, useDy: true, S.self)
-        case let (nil, gamma?): applyCore(x, dy, nil, gamma, dst, n, k, nil, useX: true, useDy: true, S.self)
-        case let (mask?, gamma?): applyCore(x, dy, mask, gamma, dst, n, k, nil, useX: true, useDy: true, S.self)
+        case (nil, nil): applyCore(x, dy, nil, nil, dst, n, k, useX: true, useDy: true, S.self)
+        case let (mask?, nil): applyCore(x, dy, mask, nil, dst, n, k, useX: true, useDy: true, S.self)
+        case let (nil, gamma?): applyCore(x, dy, nil, gamma, dst, n, k, useX: true, useDy: true, S.self)
+        case let (mask?, gamma?): applyCore(x, dy, mask, gamma, dst, n, k, useX: true, useDy: true, S.self)
         }
     }
 
@@ -66,7 +62,7 @@ extension BlockGradients {
     private static func applyCore<E: NormElement, D: NormElement, S: VectorStore>(
         _ x: UnsafePointer<E>?, _ dy: UnsafePointer<D>?, _ mask: UnsafePointer<D>?,
         _ gamma: UnsafePointer<Float>?, _ dst: UnsafeMutablePointer<E>, _ n: Int, _ k: GradientCoefficients,
-        _ ahead: OutputPrefetch?, useX: Bool, useDy: Bool, _: S.Type
+        useX: Bool, useDy: Bool, _: S.Type
     ) {
         @inline(__always) func scalar(_ i: Int) {
             var v: Float = 0
@@ -86,20 +82,18 @@ extension BlockGradients {
             // BFloat16 on a CPU with AVX-512 BF16: the same loop in C, rounded by
             // `vcvtne2ps2bf16` (BFloat16Hardware.h; the same bits).
             let count = (n - i) / 16 * 16
-            let (distance, next) = ahead?.operands(count: count, of: n) ?? (0, 0)
             nk_bf16_hw_gradient(words(x), words(dy), words(mask),
                                 UnsafeMutableRawPointer(dst + i).assumingMemoryBound(to: UInt16.self), count,
-                                k.pivot, k.a, k.b, k.c, distance, next, S.streams ? 1 : 0)
+                                k.pivot, k.a, k.b, k.c, S.streams ? 1 : 0)
             i += count
         }
         if Float16Gradient.runs(E.self) && D.self == E.self && gamma == nil && useX && useDy && n - i >= 16 {
             // Float16 on a CPU with AVX-512: the same operations per value in C,
             // 32 values a step (Float16GradientAVX512.h; the same bits).
             let count = (n - i) / 16 * 16
-            let (distance, next) = ahead?.operands(count: count, of: n) ?? (0, 0)
             nk_f16_dx512_gradient(words(x), words(dy), words(mask),
                                   UnsafeMutableRawPointer(dst + i).assumingMemoryBound(to: UInt16.self), count,
-                                  k.pivot, k.a, k.b, k.c, distance, next, S.streams ? 1 : 0)
+                                  k.pivot, k.a, k.b, k.c, S.streams ? 1 : 0)
             i += count
         }
         if BFloat16Pairs.enabled(E.self) && D.self == Float.self && mask == nil && gamma == nil && useX && useDy

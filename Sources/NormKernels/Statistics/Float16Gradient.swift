@@ -1,8 +1,7 @@
 // The Float16 dx loop of `BlockGradients.apply` (x and dy, optional mask, no
 // γ) in the AVX-512 C loop of float16_gradient_avx512.c: the Swift lane's
 // operations per value in the same order and rounding (Float16GradientAVX512.h
-// states the rule), 32 values a step, prefetching along the channel's runs
-// (`OutputPrefetch`). Why: BatchNorm NCHW backward on Float16 ran at
+// states the rule), 32 values a step. Why: BatchNorm NCHW backward on Float16 ran at
 // 0.68–0.81 of its Float32 time and its dx loop held about half of the
 // samples (docs/data/2026-12-07-f16dx/summary.md).
 

@@ -54,14 +54,6 @@ enum BlockMoments {
     static func welfordLanes32<E: NormElement, P: StreamPrefetch>(
         _ p: UnsafePointer<E>, length: Int, stride: Int, segments: Int, pivot: Float, following: Int, _: P.Type
     ) -> Lanes {
-        if P.self == PrefetchAhead.self && WelfordWide.runs(E.self) {
-            // 16-bit runs far apart (BatchNorm NCHW) on an AVX-512 CPU: the same lanes, bit for
-            // bit, with the `PrefetchAhead` prefetches into L2 (WelfordWide.swift: 1.6× faster
-            // reads). Blocks read in memory order (no prefetch) keep the Swift loop: the wider
-            // loop alone was not faster.
-            return WelfordWide.lanes32(p, length: length, stride: stride, segments: segments, pivot: pivot,
-                                       following: following)
-        }
         let k = F8(repeating: pivot)
         // scalar math per lane, on x − K: d = x − m;  m += d / count;  s += d · (x − m)
         var m0 = F8(), m1 = F8(), m2 = F8(), m3 = F8()

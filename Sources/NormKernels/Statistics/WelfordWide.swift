@@ -1,23 +1,19 @@
-// Two loops of the rows geometry for Float16 and BFloat16 runs far apart (the
+// The backward's gradient sums of Float16 and BFloat16 runs far apart (the
 // blocks that prefetch along `RowBlock.following`: BatchNorm NCHW) in the
-// AVX-512 C loops of welford_avx512.c:
-// - stage 1 of the block moments (`BlockMoments.welfordLanes32`): the same 32
-//   Welford lanes, held as 2 zmm vectors instead of 4 ymm;
-// - the backward's gradient sums without mask, γ or store
-//   (`BlockGradients.segmentedFloat32`): the same 32 lanes of Σg and Σg·x̂.
-// Each lane runs the Swift lane's operations in the same order and rounding,
-// so the lanes, and every statistic and gradient built from them, have the
-// Swift loops' bits on every thread count (include/WelfordAVX512.h states the
-// rule); only the instruction count changes.
+// AVX-512 C loop of welford_avx512.c: `BlockGradients.segmentedFloat32`'s 32
+// lanes of Σg and Σg·x̂ without mask, γ or store. Each lane runs the Swift
+// lane's operations in the same order and rounding, so the sums, and every
+// gradient built from them, have the Swift loop's bits on every thread count
+// (include/WelfordAVX512.h states the rule); only the instruction count
+// changes.
 //
-// Why (issue 20): BatchNorm NCHW training on 16-bit tensors ran at 0.61–0.89
-// of its Float32 time where the target is 0.55; its statistics pass and the
-// backward's gradient sums wait on their 16-bit loads. The C loops prefetch at
-// the Swift loops' places but into L2 (`prefetcht1`, not `nk_prefetch`'s
-// `prefetcht0`): the channel order read at 16–19 GB/s instead of 10–11 on one
-// Zen 4 core, and 16-bit ÷ Float32 fell to 0.54–0.59 forward and 0.42–0.64
-// backward (docs/data/2026-12-07-chan16/summary.md; the 512-bit width alone
-// measured no faster). Float32 runs keep the Swift loops and their bits.
+// Why (issue 20): the backward's gradient sums wait on their 16-bit loads; the
+// C loop prefetches at the Swift loop's places into L2 and, with the Swift
+// loops prefetching into L2 too since `pf2`, is still 1.08–1.19× faster
+// (docs/data/2026-12-07-welford-ab-zen4/summary.md). The forward's Welford
+// lanes had a C loop too; after `pf2` it was level with Swift (BFloat16) or
+// 3–5 % slower (Float16), so the forward statistics run the Swift loop
+// (`s16`). Float32 runs keep the Swift loops and their bits.
 
 import CNormSupport
 
@@ -40,27 +36,6 @@ enum WelfordWide {
     @inline(__always)
     static func runs<E: NormElement>(_: E.Type) -> Bool {
         kind(E.self) != nil && nk_build_has_fma() != 0 && nk_cpu_runs_avx512_welford() != 0
-    }
-
-    /// `welfordLanes32`'s lanes of the same block (prefetching along
-    /// `following` when ≠ 0, as `PrefetchAhead`); only where `runs` is true.
-    @inline(__always)
-    static func lanes32<E: NormElement>(_ p: UnsafePointer<E>, length: Int, stride: Int, segments: Int,
-                                        pivot: Float, following: Int) -> BlockMoments.Lanes {
-        // m0…m3, s0…s3 as the C loop writes them (a homogeneous tuple: contiguous, in order).
-        let z = F8()
-        var out = (z, z, z, z, z, z, z, z)
-        withUnsafeMutableBytes(of: &out) { bytes in
-            let o = bytes.baseAddress!.assumingMemoryBound(to: Float.self)
-            let w = WelfordWeights.table, x = UnsafeRawPointer(p)
-            switch kind(E.self) {
-            case .f16?: nk_welford512_lanes32_f16(x, length, stride, segments, pivot, following, w, o)
-            case .bf16?: nk_welford512_lanes32_bf16(x, length, stride, segments, pivot, following, w, o)
-            case nil: break
-            }
-        }
-        return BlockMoments.Lanes(m0: out.0, m1: out.1, m2: out.2, m3: out.3,
-                                  s0: out.4, s1: out.5, s2: out.6, s3: out.7)
     }
 
     /// `BlockGradients.segmentedFloat32`'s sums without mask, γ or store, for
