@@ -86,6 +86,21 @@ enum ShortRowsBackward {
         // hardware rounding inside the row passes").
         let hardwareEnd = BFloat16Pairs.enabled(E.self) && BFloat16Hardware.available ? D / 16 * 16 : 0
         let sums = columnSums != nil
+        // 16-bit rows: sweep 1 prefetches x and dy into L2 (`prefetcht1`), one
+        // 64-byte line per 32 values of each, `PrefetchAhead.bytes` (8 KiB) ahead
+        // along the block's contiguous rows. Why: past the cache its first loads of
+        // x and dy took most of the kernel's time (perf, Float16 [8192, 1024]: two
+        // thirds of the samples in sweep 1, on those loads); the hardware
+        // prefetchers alone kept 16-bit rows at ~0.6 of Float32's time. L2, not L1:
+        // the rows sweep 2 reads again are in L1 (docs/PERFORMANCE.md, "BatchNorm
+        // NCHW reductions: prefetch into L2"). A target past the block (the next
+        // block, or past the tensor) costs one line fetch at most; a prefetch
+        // never faults. No arithmetic changes: the same bits. Float32 keeps the
+        // hardware prefetchers (a prefetch during sweep 2 once slowed it by a quarter).
+        // The test and the distance are written in the loop, not held in `let`s here:
+        // captured by the row loop's closures they stayed run-time values, and the two
+        // extra live values spilled γ, the column sums and the loop bound to the stack
+        // in every type's loop (Float32 ran 0.86–0.94× of main's time).
         let accG = scratch, accH = scratch + D
         let invCount = 1 / Double(D)
         @inline(__always) func xhat(_ row: Int) -> AffineCoefficients {
@@ -170,6 +185,10 @@ enum ShortRowsBackward {
                         var j = 0
                         // scalar math: x̂ = (x − p)·s + t;  G += dy·γ;  H += dy·γ·x̂;  ΣG[j] += dy;  ΣH[j] += dy·x̂
                         while j < vectorEnd {
+                            if MemoryLayout<E>.stride == 2 && j & 31 == 0 {
+                                nk_prefetch_l2(UnsafeRawPointer(xr + (j &+ PrefetchAhead.distance(E.self))))
+                                nk_prefetch_l2(UnsafeRawPointer(dr + (j &+ PrefetchAhead.distance(E.self))))
+                            }
                             let d = E.load8(dr + j)
                             let xh = muladd(E.load8(xr + j) - p, s, t)
                             let gg = gamma.map { d * load8($0 + j) } ?? d
