@@ -140,6 +140,58 @@ struct StorePolicyTests {
         #expect(!StorePolicy.twoPassStreams(8 * 64 * 56 * 56, cache: cache, tensors: 3))
     }
 
+    @Test("on one thread the two-pass rules stream from half the cache, on two or more from 3/4")
+    func oneThreadRule() {
+        let cache = 32 * Self.mib
+        let half = (cache + 15) / 16                   // Float: the fewest elements with 2·2·4·n ≥ cache
+        let threeQuarters = (3 * cache + 31) / 32      // 4·2·4·n ≥ 3·cache
+        #expect(!StorePolicy.twoPassStreams(half - 1, cache: cache, threads: 1))
+        #expect(StorePolicy.twoPassStreams(half, cache: cache, threads: 1))
+        #expect(!StorePolicy.twoPassStreams(threeQuarters - 1, cache: cache, threads: 2))
+        #expect(!StorePolicy.twoPassStreams(threeQuarters - 1, cache: cache, threads: 16))
+        #expect(StorePolicy.twoPassStreams(threeQuarters, cache: cache, threads: 2))
+        // The backward counts x, dy and dx: 3·4·n against the same fractions.
+        let backwardHalf = (cache + 23) / 24
+        #expect(!StorePolicy.twoPassStreams(backwardHalf - 1, cache: cache, tensors: 3, threads: 1))
+        #expect(StorePolicy.twoPassStreams(backwardHalf, cache: cache, tensors: 3, threads: 1))
+        #expect(!StorePolicy.twoPassStreams(backwardHalf, cache: cache, tensors: 3, threads: 2))
+        // 16-bit tensors: twice the elements.
+        #expect(!StorePolicy.twoPassStreams(2 * half - 1, cache: cache, elementBytes: 2, threads: 1))
+        #expect(StorePolicy.twoPassStreams(2 * half, cache: cache, elementBytes: 2, threads: 1))
+        // A single pass keeps its 3/4 on one thread (measured there, not below).
+        #expect(!StorePolicy.singlePassStreams(half, threads: 1, wideRows: false, cache: cache))
+    }
+
+    @Test("the plans take the thread count: between the two thresholds, one thread streams and two do not")
+    func plansTakeTheThreadCount() {
+        let cache = StorePolicy.lastLevelCacheBytes
+        // x + y = 0.6 of the counted cache (forward), x + dy + dx = 0.6 of it (backward).
+        let forward = 6 * cache / 80, backward = 6 * cache / 120
+        let forced = StorePolicy.parseOverride(ProcessInfo.processInfo.environment["NORMKERNELS_STREAMING"])
+        for threads in [1, 2] {
+            let threading = Threading(threads: threads)
+            let one = threads == 1
+            for (count, isForward) in [(forward, true), (backward, false)] {
+                let nchw = TensorShape(n: 1, c: 4, h: 1, w: (count + 3) / 4)
+                let nhwc = TensorShape(n: 1, c: 64, h: 1, w: (count + 63) / 64, layout: .nhwc)
+                for shape in [nchw, nhwc] {
+                    let bn = BatchNormPlan(shape: shape, threading: threading)
+                    let groups = ChannelGroupsPlan(shape: shape, groupSize: 2, threading: threading)
+                    let policy = isForward ? [bn.training, groups.store] : [bn.backward, groups.backwardStore]
+                    for p in policy { #expect(p.streams == (forced ?? one), "\(shape) \(threads) threads") }
+                }
+                let features = 1024, rows = (count + features - 1) / features
+                if isForward {
+                    let plan = RowPlan(rows: rows, features: features, .moments, threading: threading)
+                    #expect(plan.store.streams == (forced ?? one), "rows forward \(threads) threads")
+                } else {
+                    let plan = RowBackwardPlan(rows: rows, features: features, centered: true, threading: threading)
+                    #expect(plan.store.streams == (forced ?? one), "rows backward \(threads) threads")
+                }
+            }
+        }
+    }
+
     @Test("every backward plan takes the three-tensor rule; forward plans keep theirs")
     func backwardPlansUseTheirRule() {
         let cache = StorePolicy.lastLevelCacheBytes
@@ -177,11 +229,13 @@ struct StorePolicyTests {
         let big = StorePolicy.lastLevelCacheBytes, small = 1024
         switch StorePolicy.parseOverride(ProcessInfo.processInfo.environment["NORMKERNELS_STREAMING"]) {
         case true?:
-            #expect(StorePolicy(twoPass: small).streams && StorePolicy(singlePass: small, threads: 2, wideRows: false).streams)
+            #expect(StorePolicy(twoPass: small, threads: 1).streams
+                    && StorePolicy(singlePass: small, threads: 2, wideRows: false).streams)
         case false?:
-            #expect(!StorePolicy(twoPass: big).streams && !StorePolicy(singlePass: big, threads: 1, wideRows: false).streams)
+            #expect(!StorePolicy(twoPass: big, threads: 2).streams
+                    && !StorePolicy(singlePass: big, threads: 1, wideRows: false).streams)
         case nil:
-            #expect(!StorePolicy(twoPass: small).streams && StorePolicy(twoPass: big).streams)
+            #expect(!StorePolicy(twoPass: small, threads: 1).streams && StorePolicy(twoPass: big, threads: 2).streams)
             #expect(StorePolicy(singlePass: big, threads: 2, wideRows: false).streams)
         }
     }

@@ -104,8 +104,9 @@ struct RowsGeometry: CustomStringConvertible {
     /// "Forward batches of half the L2 when the output streams"). Through the cache y's lines take L2 room too, and half the L2 ran
     /// 0.84–0.87× on 6 MB tensors; the backward, which holds x and dy, gained
     /// nothing from larger batches either.
-    static func forwardBatchBytes(elements: Int) -> Int {
-        StorePolicy(twoPass: elements).streams ? max(batchBytes, Topology.current.l2CacheBytes / 2) : batchBytes
+    static func forwardBatchBytes(elements: Int, threads: Int) -> Int {
+        StorePolicy(twoPass: elements, threads: threads).streams
+            ? max(batchBytes, Topology.current.l2CacheBytes / 2) : batchBytes
     }
 
     var blocks: Int { units * blocksPerUnit }
@@ -219,7 +220,7 @@ extension RowsGeometry {
             threading: threading, workspace: workspace,
             reduce: { reduce(x, $0, statistic) },
             finalize: { u, partials in finalize(u, Moments.treeMerge(partials)) },
-            apply: apply, batchBytes: RowsGeometry.forwardBatchBytes(elements: units * unitElements))
+            apply: apply, batchBytes: RowsGeometry.forwardBatchBytes(elements: units * unitElements, threads: threading.threads))
     }
 
     /// The engine behind every rows-geometry kernel, forward and backward: a

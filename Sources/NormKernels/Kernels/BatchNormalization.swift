@@ -251,8 +251,8 @@ struct BatchNormPlan: Sendable {
         // NCHW planes of 2–255 values keep cached stores (`unlessShortRuns`);
         // H·W = 1 writes whole rows of C values.
         let shortPlanes = !shape.isChannelsLast && shape.spatial > 1 && shape.spatial < BatchNormalization.shortRunSpatial
-        training = StorePolicy(twoPass: shape.count).unlessShortRuns(shortPlanes)
-        backward = StorePolicy(backward: shape.count).unlessShortRuns(shortPlanes)
+        training = StorePolicy(twoPass: shape.count, threads: threading.threads).unlessShortRuns(shortPlanes)
+        backward = StorePolicy(backward: shape.count, threads: threading.threads).unlessShortRuns(shortPlanes)
         inference = StorePolicy(singlePass: shape.count, threads: threading.threads,
                                 wideRows: shape.c >= Apply.stripColumns && (shape.isChannelsLast || shape.spatial == 1))
             .unlessShortRuns(shortPlanes)

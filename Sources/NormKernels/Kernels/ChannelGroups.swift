@@ -60,8 +60,8 @@ struct ChannelGroupsPlan: Sendable {
             backward = .rows(g)
             backwardLoopsOverUnits = g.blocksPerSegment == 1 && !g.splitsUnits(threading: threading)
         }
-        store = StorePolicy(twoPass: shape.count)
-        backwardStore = StorePolicy(backward: shape.count)
+        store = StorePolicy(twoPass: shape.count, threads: threading.threads)
+        backwardStore = StorePolicy(backward: shape.count, threads: threading.threads)
     }
 
     var description: PlanDescription {

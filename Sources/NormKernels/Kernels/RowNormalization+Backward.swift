@@ -112,7 +112,7 @@ struct RowBackwardPlan: Sendable {
         }
         workers = Parallel.workers(count: rowBlocks * tilesPerRowBlock, elementsPerItem: rowBlock * tileWidth,
                                    threading: threading)
-        store = StorePolicy(backward: rows * D)
+        store = StorePolicy(backward: rows * D, threads: threading.threads)
     }
 
     /// The strategy of a call that does or does not write dx.

@@ -343,6 +343,7 @@ private func fusedRowsGeometry<E: NormElement, L: FusedRowSource, G: FusedRowEpi
                                beta: beta.map { $0 + first }, epilogue, at: b.offset, streaming: streaming)
             }
         },
-        batchBytes: RowsGeometry.forwardBatchBytes(elements: units * geometry.unitElements))
+        batchBytes: RowsGeometry.forwardBatchBytes(elements: units * geometry.unitElements,
+                                                  threads: plan.threading.threads))
     return SavedStatistics(mean: mean.array, invStd: invStd.array)
 }

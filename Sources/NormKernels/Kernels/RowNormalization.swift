@@ -58,9 +58,9 @@ struct RowPlan: Sendable {
         // streamed line is whole (see `Apply.columns`).
         let store: StorePolicy
         if case .geometry = strategy {
-            store = StorePolicy(twoPass: rows * features)
+            store = StorePolicy(twoPass: rows * features, threads: threading.threads)
         } else {
-            store = features % 8 == 0 ? StorePolicy(twoPass: rows * features, requiresAlignedOutput: true) : .cached
+            store = features % 8 == 0 ? StorePolicy(twoPass: rows * features, threads: threading.threads, requiresAlignedOutput: true) : .cached
         }
         self.init(units: rows, length: features, statistic: statistic, strategy: strategy,
                   affinePeriod: affinePeriod, affineStride: features, store: store, threading: threading)

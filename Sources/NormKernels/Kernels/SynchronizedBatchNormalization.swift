@@ -197,7 +197,7 @@ public struct SynchronizedBatchNormalization: Sendable {
         let invStd = batch.map { inverseStandardDeviation($0.biasedVariance, eps) }
         if let local {
             let x = try Check.base(input, "input"), y = try Check.base(output, "output")
-            let table = CoefficientTable(count: c, streaming: StorePolicy(twoPass: shape.count).streaming(output: y, reading: x),
+            let table = CoefficientTable(count: c, streaming: StorePolicy(twoPass: shape.count, threads: threading.threads).streaming(output: y, reading: x),
                                          in: workspace)
             for ch in 0..<c {
                 table[ch] = AffineCoefficients(mean: batch[ch].mean, invStd: invStd[ch],

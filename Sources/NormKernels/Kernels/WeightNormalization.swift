@@ -43,7 +43,7 @@ public struct WeightNormalization: Sendable {
         self.threading = threading
         geometry = RowsGeometry(units: size, segments: outer, segmentLength: inner, unitStride: inner,
                                 segmentStride: size * inner, groupShortSegments: true)
-        store = StorePolicy(twoPass: total)
+        store = StorePolicy(twoPass: total, threads: threading.threads)
     }
 
     /// Number of norms (and of `g` values): `shape[dim]`, or 1 when `dim` is nil.

@@ -39,13 +39,24 @@ struct StorePolicy: Sendable, Equatable {
     /// other units' outputs: partial lines would each go to memory on their own).
     static let cached = StorePolicy(streams: false)
 
-    /// Training forward and backward: `x` (and `dy`) read twice, the output
-    /// written once. Streaming from 3/8 of the last-level cache of output:
-    /// `4·2·4·elements ≥ 3·LLC`.
-    init(twoPass elements: Int, requiresAlignedOutput: Bool = false) {
+    /// Training forward: `x` read twice, `y` written once, on `threads`
+    /// threads. Streaming from x + y ≥ 3/4 of the last-level cache on two or
+    /// more threads (`4·2·4·elements ≥ 3·LLC`), from 1/2 of it on one.
+    ///
+    /// Why the thread count: measured on the Zen 4 VM (32 MiB L3; one binary,
+    /// `NORMKERNELS_STREAMING=never` against `always`, 4 alternating rounds,
+    /// BatchNorm NCHW, GroupNorm NCHW and NHWC, InstanceNorm NHWC, LayerNorm;
+    /// docs/PERFORMANCE.md, "Forward store rule: half the cache on one thread"):
+    /// on one thread streaming is 1.15–1.65× faster from x + y = 0.57 of the L3
+    /// (level at 0.48–0.50: 0.90–1.25), cached 1.2× faster at 0.29–0.35; on two
+    /// threads cached stores are faster everywhere below 3/4 (0.52–0.92×), where
+    /// both cores' caches keep what one core's cannot.
+    init(twoPass elements: Int, threads: Int, requiresAlignedOutput: Bool = false) {
         let cache = StorePolicy.lastLevelCacheBytes
-        self.init(streams: StorePolicy.override ?? StorePolicy.twoPassStreams(elements, cache: cache),
-                  narrow: StorePolicy.override ?? StorePolicy.twoPassStreams(elements, cache: cache, elementBytes: 2),
+        self.init(streams: StorePolicy.override
+                    ?? StorePolicy.twoPassStreams(elements, cache: cache, threads: threads),
+                  narrow: StorePolicy.override
+                    ?? StorePolicy.twoPassStreams(elements, cache: cache, elementBytes: 2, threads: threads),
                   requiresAlignedOutput: requiresAlignedOutput)
     }
 
@@ -61,12 +72,16 @@ struct StorePolicy: Sendable, Equatable {
     /// rounds, 1 thread: 1.33–1.58× faster at x + dy + dx = 0.75–0.84 of the L3
     /// (BatchNorm, InstanceNorm NCHW and NHWC [2,128,96,96], LayerNorm and
     /// RMSNorm [2048, 1024], GroupNorm [2,320,64,64]), 1.05–1.17× at 0.57, where
-    /// the forward's rule had kept them cached up to x + dy + dx = 1.125 × L3.
-    init(backward elements: Int, requiresAlignedOutput: Bool = false) {
+    /// the forward's rule had kept them cached up to x + dy + dx = 1.125 × L3;
+    /// on two threads 1.06–1.30× at 0.75–0.94 and cached faster at 0.57. So on
+    /// one thread, as the forward, from 1/2 of the cache.
+    init(backward elements: Int, threads: Int, requiresAlignedOutput: Bool = false) {
         let cache = StorePolicy.lastLevelCacheBytes
-        self.init(streams: StorePolicy.override ?? StorePolicy.twoPassStreams(elements, cache: cache, tensors: 3),
+        self.init(streams: StorePolicy.override
+                    ?? StorePolicy.twoPassStreams(elements, cache: cache, tensors: 3, threads: threads),
                   narrow: StorePolicy.override
-                    ?? StorePolicy.twoPassStreams(elements, cache: cache, elementBytes: 2, tensors: 3),
+                    ?? StorePolicy.twoPassStreams(elements, cache: cache, elementBytes: 2, tensors: 3,
+                                                  threads: threads),
                   requiresAlignedOutput: requiresAlignedOutput)
     }
 
@@ -124,15 +139,20 @@ struct StorePolicy: Sendable, Equatable {
 
     /// The two-pass size rule against `cache` bytes of last-level cache, for
     /// `tensors` tensors (2: x and y; 3: x, dy and dx) of `elementBytes`-byte
-    /// elements: their bytes together ≥ 3/4 of the cache.
-    static func twoPassStreams(_ elements: Int, cache: Int, elementBytes: Int = 4, tensors: Int = 2) -> Bool {
-        4 * tensors * elementBytes * elements >= 3 * cache
+    /// elements: their bytes together ≥ 3/4 of the cache on `threads` ≥ 2, ≥ 1/2
+    /// of it on one thread.
+    static func twoPassStreams(_ elements: Int, cache: Int, elementBytes: Int = 4, tensors: Int = 2,
+                               threads: Int = 2) -> Bool {
+        let bytes = tensors * elementBytes * elements
+        return threads < 2 ? 2 * bytes >= cache : 4 * bytes >= 3 * cache
     }
 
     /// The single-pass size rule against `cache` bytes of last-level cache.
     static func singlePassStreams(_ elements: Int, threads: Int, wideRows: Bool, cache: Int,
                                   elementBytes: Int = 4) -> Bool {
-        twoPassStreams(elements, cache: cache, elementBytes: elementBytes)
+        // From 3/4 of the cache on any thread count (the one-thread figures
+        // above were taken at 3/4; below it a single pass was not measured).
+        twoPassStreams(elements, cache: cache, elementBytes: elementBytes, threads: 2)
             && (threads < 2 || wideRows || 2 * 2 * elementBytes * elements >= 3 * cache)
     }
 
