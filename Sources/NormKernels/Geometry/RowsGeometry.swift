@@ -372,9 +372,9 @@ extension RowsGeometry {
 
     /// Block `index` of each unit of `group` (≤ 8 units, flat layout), moments
     /// into `slot[j·stride]`: bitwise each block's `reduce` (TinyRunMoments.swift).
-    /// Blocks of runs shorter than 8 values are never prefetched along
-    /// `following` (`segmented` prefetches only in stages 1 and 2), so nothing
-    /// of that is lost.
+    /// Blocks of runs shorter than 8 values were never prefetched along
+    /// `following` (`segmented` prefetches only in stages 1 and 2); past the
+    /// cache (`prefetchesAhead`) the lanes prefetch the runs ahead themselves.
     @inline(__always)
     private func reduceUnits<E: NormElement>(_ x: UnsafePointer<E>, _ group: Range<Int>, _ index: Int,
                                              _ slot: UnsafeMutablePointer<Moments>, _ stride: Int) {
@@ -384,7 +384,8 @@ extension RowsGeometry {
             return
         }
         BlockMoments.tinyRunLanes(x + b.offset, laneStride: unitStride, units: group.count, length: b.count,
-                                  stride: segmentStride, segments: b.segmentCount, into: slot, outStride: stride)
+                                  stride: segmentStride, segments: b.segmentCount,
+                                  prefetch: prefetchesAhead && b.segmentCount > 1, into: slot, outStride: stride)
     }
 
     @inline(__always)
