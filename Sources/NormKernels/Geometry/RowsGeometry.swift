@@ -286,7 +286,11 @@ extension RowsGeometry {
             // from reading to writing every 4 KiB, and each new row's read stream
             // would start cold for the prefetcher (measured: LayerNorm [32768, 1024]
             // ran 1.5× slower than InstanceNorm on the same bytes in 64 KiB units).
-            let batch = max(1, min(units, batchBytes / (4 * max(1, unitElements))))
+            // Without an output pass the batch only bounds the scratch; it still holds
+            // `unitsAtATime` units, so that the tiny-run lanes stay full (BatchNorm
+            // [4096, 512, 2, 2]: 64 KiB per channel made batches of 2 channels).
+            let fill = writesOutput ? 1 : unitsAtATime
+            let batch = max(1, min(units, max(fill, batchBytes / (4 * max(1, unitElements)))))
             Parallel.forEach(count: units, elementsPerItem: unitCost, threading: threading) { range in
                 withScratch(of: Partial.self, capacity: perUnit * batch) { partials in
                     var first = range.lowerBound
