@@ -29,6 +29,18 @@ static _Thread_local uint64_t nk_tiny_runs_calls = 0;
 void nk_tiny_runs_note(void) { nk_tiny_runs_calls++; }
 uint64_t nk_tiny_runs_thread_calls(void) { return nk_tiny_runs_calls; }
 
+// Calls of the tiny-run sums (`BlockGradients.shortRunSums` on runs of < 8
+// values: each run's sums are its Float64 tail) and of the tiny-run moments
+// lanes (`BlockMoments.tinyRunLanes`: eight units' Welford in Float64 lanes) on
+// this thread, for the same purpose.
+static _Thread_local uint64_t nk_tiny_sums_calls = 0;
+static _Thread_local uint64_t nk_tiny_moments_calls = 0;
+
+void nk_tiny_sums_note(void) { nk_tiny_sums_calls++; }
+uint64_t nk_tiny_sums_thread_calls(void) { return nk_tiny_sums_calls; }
+void nk_tiny_moments_note(void) { nk_tiny_moments_calls++; }
+uint64_t nk_tiny_moments_thread_calls(void) { return nk_tiny_moments_calls; }
+
 static hwloc_topology_t g_topology;
 static int g_loaded;
 static char g_error[256];

@@ -23,6 +23,16 @@ uint64_t nk_short_runs_thread_calls(void);
 void nk_tiny_runs_note(void);
 uint64_t nk_tiny_runs_thread_calls(void);
 
+/// Counts a call of the backward's tiny-run sums (runs of < 8 values,
+/// `BlockGradients.shortRunSums`) on this thread; read by `nk_tiny_sums_thread_calls`.
+void nk_tiny_sums_note(void);
+uint64_t nk_tiny_sums_thread_calls(void);
+
+/// Counts a call of the tiny-run moments lanes (`BlockMoments.tinyRunLanes`) on
+/// this thread; read by `nk_tiny_moments_thread_calls`.
+void nk_tiny_moments_note(void);
+uint64_t nk_tiny_moments_thread_calls(void);
+
 /// What hwloc reports about the machine, reduced to plain numbers.
 /// `ok` is 0 when hwloc could not load a topology; `message` then says why.
 typedef struct nk_topology_info {

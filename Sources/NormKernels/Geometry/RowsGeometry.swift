@@ -220,7 +220,10 @@ extension RowsGeometry {
             threading: threading, workspace: workspace,
             reduce: { reduce(x, $0, statistic) },
             finalize: { u, partials in finalize(u, Moments.treeMerge(partials)) },
-            apply: apply, batchBytes: RowsGeometry.forwardBatchBytes(elements: units * unitElements, threads: threading.threads))
+            apply: apply,
+            batchBytes: RowsGeometry.forwardBatchBytes(elements: units * unitElements, threads: threading.threads),
+            unitsAtATime: unitsAtATime(statistic),
+            reduceUnits: { reduceUnits(x, $0, $1, $2, $3) })
     }
 
     /// The engine behind every rows-geometry kernel, forward and backward: a
@@ -242,6 +245,12 @@ extension RowsGeometry {
     /// - `workspace`: the call's arena, for the split strategy's partial per block
     ///   (a batch's partials are per-worker scratch, `withScratch`).
     ///
+    /// - `unitsAtATime` > 1: with whole units per worker, the partials of block i
+    ///   of up to that many consecutive units come from one call
+    ///   `reduceUnits(units, i, slot, stride)`, which must write, at `slot + j·stride`,
+    ///   exactly what `reduce` returns for that block of unit `units.lowerBound + j`
+    ///   (the tiny-run moments lanes; the split strategy keeps calling `reduce`).
+    ///
     /// The two strategies (whole units per worker, or every unit's blocks spread
     /// over the workers) compute the same partials and hand them over in the same
     /// order, so results do not depend on the thread count.
@@ -249,7 +258,10 @@ extension RowsGeometry {
         threading: Threading, workspace: Arena,
         reduce: (RowBlock) -> Partial,
         finalize: (_ unit: Int, _ partials: UnsafeBufferPointer<Partial>) -> Void,
-        writesOutput: Bool = true, apply: (RowBlock) -> Void, batchBytes: Int = RowsGeometry.batchBytes
+        writesOutput: Bool = true, apply: (RowBlock) -> Void, batchBytes: Int = RowsGeometry.batchBytes,
+        unitsAtATime: Int = 1,
+        reduceUnits: (_ units: Range<Int>, _ block: Int, _ slot: UnsafeMutablePointer<Partial>, _ stride: Int) -> Void
+            = { _, _, _, _ in }
     ) {
         let perUnit = blocksPerUnit
         if splitsUnits(threading: threading) {
@@ -276,16 +288,30 @@ extension RowsGeometry {
             // from reading to writing every 4 KiB, and each new row's read stream
             // would start cold for the prefetcher (measured: LayerNorm [32768, 1024]
             // ran 1.5× slower than InstanceNorm on the same bytes in 64 KiB units).
-            let batch = max(1, min(units, batchBytes / (4 * max(1, unitElements))))
+            // Without an output pass the batch only bounds the scratch; it still holds
+            // `unitsAtATime` units, so that the tiny-run lanes stay full (BatchNorm
+            // [4096, 512, 2, 2]: 64 KiB per channel made batches of 2 channels).
+            let fill = writesOutput ? 1 : unitsAtATime
+            let batch = max(1, min(units, max(fill, batchBytes / (4 * max(1, unitElements)))))
             Parallel.forEach(count: units, elementsPerItem: unitCost, threading: threading) { range in
                 withScratch(of: Partial.self, capacity: perUnit * batch) { partials in
                     var first = range.lowerBound
                     while first < range.upperBound {
                         let end = min(range.upperBound, first + batch)
-                        for u in first..<end {
-                            let slots = partials.baseAddress! + (u - first) * perUnit
-                            for i in 0..<perUnit {
-                                (slots + i).initialize(to: reduce(block(u * perUnit + i, before: end * perUnit)))
+                        if unitsAtATime > 1 {
+                            var u = first
+                            while u < end {
+                                let k = min(unitsAtATime, end - u)
+                                let slots = partials.baseAddress! + (u - first) * perUnit
+                                for i in 0..<perUnit { reduceUnits(u..<(u + k), i, slots + i, perUnit) }
+                                u += k
+                            }
+                        } else {
+                            for u in first..<end {
+                                let slots = partials.baseAddress! + (u - first) * perUnit
+                                for i in 0..<perUnit {
+                                    (slots + i).initialize(to: reduce(block(u * perUnit + i, before: end * perUnit)))
+                                }
                             }
                         }
                         for u in first..<end {
@@ -319,7 +345,9 @@ extension RowsGeometry {
         reduceThenApply(threading: threading, workspace: workspace,
                         reduce: { reduce(x, $0, statistic) },
                         finalize: { u, partials in finalize(u, Moments.treeMerge(partials)) },
-                        writesOutput: false, apply: { _ in })
+                        writesOutput: false, apply: { _ in },
+                        unitsAtATime: unitsAtATime(statistic),
+                        reduceUnits: { reduceUnits(x, $0, $1, $2, $3) })
     }
 
     /// Normalization only, with coefficients already known (inference).
@@ -338,6 +366,32 @@ extension RowsGeometry {
             apply(RowBlock(unit: b.unit, segment: b.segment + i, start: 0, count: b.count,
                            offset: b.offset + i * segmentStride))
         }
+    }
+
+    /// Units whose blocks `reduceUnits` takes together: eight for moments of runs
+    /// shorter than 8 values laid out flat (unit u at u·unitStride), else 1.
+    @inline(__always)
+    private func unitsAtATime(_ statistic: RowStatistic) -> Int {
+        statistic == .moments && BlockMoments.tinyRuns(segmentLength) && unitsPerRun >= units && units > 1
+            ? BlockMoments.tinyRunUnits : 1
+    }
+
+    /// Block `index` of each unit of `group` (≤ 8 units, flat layout), moments
+    /// into `slot[j·stride]`: bitwise each block's `reduce` (TinyRunMoments.swift).
+    /// Blocks of runs shorter than 8 values were never prefetched along
+    /// `following` (`segmented` prefetches only in stages 1 and 2); past the
+    /// cache (`prefetchesAhead`) the lanes prefetch the runs ahead themselves.
+    @inline(__always)
+    private func reduceUnits<E: NormElement>(_ x: UnsafePointer<E>, _ group: Range<Int>, _ index: Int,
+                                             _ slot: UnsafeMutablePointer<Moments>, _ stride: Int) {
+        let b = block(group.lowerBound * blocksPerUnit + index)
+        guard group.count > 1 else {
+            slot.initialize(to: reduce(x, b, .moments))
+            return
+        }
+        BlockMoments.tinyRunLanes(x + b.offset, laneStride: unitStride, units: group.count, length: b.count,
+                                  stride: segmentStride, segments: b.segmentCount,
+                                  prefetch: prefetchesAhead && b.segmentCount > 1, into: slot, outStride: stride)
     }
 
     @inline(__always)

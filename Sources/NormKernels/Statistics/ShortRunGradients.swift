@@ -37,6 +37,7 @@ extension BlockGradients {
         xhat: CoefficientTable, lanes: UnsafeMutablePointer<F8>, into partials: UnsafeMutablePointer<GradientSums>,
         afterGroup: (Int) -> Void = { _ in }
     ) {
+        if n < 8 { nk_tiny_sums_note() }
         var ch = channels.lowerBound
         while ch < channels.upperBound {
             let count = min(8, channels.upperBound - ch), o = ch * n
@@ -113,6 +114,13 @@ extension BlockGradients {
         _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, mask: UnsafePointer<E>?, n: Int, count: Int,
         xhat: CoefficientTable, first: Int, lanes: UnsafeMutablePointer<F8>, into out: UnsafeMutablePointer<GradientSums>
     ) {
+        if n < 8 {
+            for r in 0..<count {
+                let o = r * n
+                out[r] = tinyRun(x + o, dy + o, mask: mask.map { $0 + o }, n: n, xhat[first + r])
+            }
+            return
+        }
         withUnsafeTemporaryAllocation(of: Double.self, capacity: 96) { buffer in
             // d[0..<64]: the lane sums of the 8 accumulators (8 runs each); d[64..<80]:
             // Σg and Σg·x̂ of the 8 runs; d[80..<96]: the runs' Float64 tails.
@@ -169,5 +177,34 @@ extension BlockGradients {
                     : contiguous(x + r * n, dy + r * n, n, xhat[first + r], mask: mask.map { $0 + r * n }, gamma: nil)
             }
         }
+    }
+
+    /// Σg and Σg·x̂ of one run of n < 8 values: bitwise `runs`' result for it
+    /// (and so `contiguous`'s).
+    ///
+    /// Why: below 8 values `runs` has no full vector, so its 8 accumulators per
+    /// run stay zero; it still stored 64 zero vectors, transposed them
+    /// (`nk_lane_sums8`) and added the zero lane sums to each run's Float64 tail,
+    /// which was most of the backward's time on 2×2 planes. The result is the tail:
+    /// ```
+    /// Σg = ((0 + 0) + (0 + 0)) + tail.dy = tail.dy
+    /// ```
+    /// since +0 + t = t for every t except t = −0, and the tail, a sum that
+    /// starts at +0, is never −0 (+0 + −0 = +0; IEEE round-to-nearest gives −0
+    /// for a sum only when both addends are −0). NaN and ±∞ are not finite
+    /// either way, and the run is redone by `contiguous`, as `runs` does.
+    @inline(__always)
+    static func tinyRun<E: NormElement>(
+        _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, mask: UnsafePointer<E>?, n: Int, _ c: AffineCoefficients
+    ) -> GradientSums {
+        var tail = GradientSums.zero
+        // scalar math, `runs`' tail loop: x̂ = (x − p)·s + t;  Σg += g;  Σgx̂ += g·x̂ (in Float64)
+        for i in 0..<n {
+            let v = gradient1(dy, mask, nil, i)
+            let h = muladd(E.widen(x[i]) - c.pivot, c.scale, c.shift)
+            tail.dy += Double(v)
+            tail.dyXhat += Double(v) * Double(h)
+        }
+        return tail.isFinite ? tail : contiguous(x, dy, n, c, mask: mask, gamma: nil)
     }
 }
