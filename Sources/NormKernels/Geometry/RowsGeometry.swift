@@ -67,8 +67,11 @@ struct RowsGeometry: CustomStringConvertible {
         // few KiB ahead: `PrefetchAhead.run`) in a tensor past the cache, by the
         // size rule of streaming stores: in cache the prefetches only cost
         // instructions (BatchNorm [64, 512, 7, 7], 6.4 MB, 1.03–1.05× slower).
+        // The 3/4 rule of two threads on every thread count: a geometry does not
+        // know its thread count, and the one-thread store rule (1/2) was measured
+        // for stores, not for these prefetches.
         let pastCache = StorePolicy.twoPassStreams(units * segments * segmentLength,
-                                                   cache: StorePolicy.lastLevelCacheBytes)
+                                                   cache: StorePolicy.lastLevelCacheBytes, threads: 2)
         self.prefetchesAhead = segments > 1 && segmentStride != segmentLength
             && (segmentLength >= RowsGeometry.prefetchedRunLength || (grouped > 1 && pastCache))
     }
@@ -298,21 +301,20 @@ extension RowsGeometry {
                     var first = range.lowerBound
                     while first < range.upperBound {
                         let end = min(range.upperBound, first + batch)
-                        if unitsAtATime > 1 {
-                            var u = first
-                            while u < end {
-                                let k = min(unitsAtATime, end - u)
-                                let slots = partials.baseAddress! + (u - first) * perUnit
-                                for i in 0..<perUnit { reduceUnits(u..<(u + k), i, slots + i, perUnit) }
-                                u += k
-                            }
-                        } else {
-                            for u in first..<end {
-                                let slots = partials.baseAddress! + (u - first) * perUnit
-                                for i in 0..<perUnit {
+                        // Up to `unitsAtATime` units per step (one call of `reduceUnits`
+                        // per block index), else one unit's blocks through `reduce`.
+                        var u = first
+                        while u < end {
+                            let k = min(unitsAtATime, end - u)
+                            let slots = partials.baseAddress! + (u - first) * perUnit
+                            for i in 0..<perUnit {
+                                if unitsAtATime > 1 {
+                                    reduceUnits(u..<(u + k), i, slots + i, perUnit)
+                                } else {
                                     (slots + i).initialize(to: reduce(block(u * perUnit + i, before: end * perUnit)))
                                 }
                             }
+                            u += k
                         }
                         for u in first..<end {
                             let slots = partials.baseAddress! + (u - first) * perUnit
