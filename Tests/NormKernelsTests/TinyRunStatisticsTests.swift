@@ -26,6 +26,9 @@ private let streams = SeededStreams(salt: 0x3A11_4D2F)
 
 @Suite struct TinyRunStatisticsTests {
     static let lengths = Array(1...9)
+    /// Runs for the sums: the tiny ones, then `runs`' vector paths (one accumulator
+    /// pair below 32 values, four from 32) with and without a tail.
+    static let sumLengths = lengths + [15, 16, 17, 24, 25, 31, 32, 33, 40, 63]
 
     /// BatchNorm NCHW channel geometries (one block per channel; two blocks, the
     /// second partial; three channels, split across workers when blocks > 1) and
@@ -99,7 +102,7 @@ private let streams = SeededStreams(salt: 0x3A11_4D2F)
         }
     }
 
-    @Test("gradient sums of runs of 1–7 values: bitwise contiguous run by run", arguments: lengths)
+    @Test("gradient sums of runs of 1–63 values: bitwise contiguous run by run", arguments: sumLengths)
     func sums(n: Int) {
         checkSums(Float.self, n)
         checkSums(Float16.self, n)
@@ -112,6 +115,7 @@ private let streams = SeededStreams(salt: 0x3A11_4D2F)
         var dyValues = rng.normals(c * n)
         dyValues[2 * n] = .nan                 // channel 2: NaN (the `contiguous` redo)
         dyValues[5 * n + n - 1] = .infinity    // channel 5: +∞
+        for i in 0..<n { dyValues[7 * n + i] = -0.0 }   // channel 7: Σg of −0s (the sign of a zero lane sum)
         let x = rng.normals(c * n, mean: 1, std: 3).map { E.narrow($0) }
         let dy = dyValues.map { E.narrow($0) }
         let mask = rng.normals(c * n).map { E.narrow($0) }

@@ -125,6 +125,8 @@ public struct GroupNormalization: Sendable {
     /// directions gain 1.3–1.5×, at 7×7 with 8- or 16-channel groups they lose 2×
     /// (one short segment per position: the Welford chains run a few steps each).
     static let smallMapSpatialNHWC = 16
+    /// Row blocks at least of the NCHW small-map backward (its rows are samples).
+    static let smallMapRowBlocks = 8
 
     static func smallMapPath(_ shape: TensorShape, groups: Int) -> SmallMapPath? {
         guard shape.spatial > 1, shape.spatial < smallMapSpatial else { return nil }
@@ -167,9 +169,13 @@ enum GroupNormPlan: Sendable {
         }
         switch GroupNormalization.smallMapPath(shape, groups: groups) {
         case .expandedAffine:
+            // Backward rows of C·H·W ≤ 4096 values are one tile, so with the
+            // natural row block (≥ 128 rows) [128, 256, 4, 4] was one item and one
+            // worker at any thread count; eight row blocks give the workers work.
             self = .expandedAffine(
                 RowPlan(rows: n * groups, features: size * hw, .moments, affinePeriod: groups, threading: threading),
-                RowBackwardPlan(rows: n, features: shape.c * hw, groups: groups, centered: true, threading: threading))
+                RowBackwardPlan(rows: n, features: shape.c * hw, groups: groups, centered: true,
+                                rowBlocksAtLeast: GroupNormalization.smallMapRowBlocks, threading: threading))
         case .groupSegments:
             let units = RowsGeometry(units: n * groups, segments: hw, segmentLength: size, unitStride: size,
                                      segmentStride: shape.c, unitsPerRun: groups, runStride: shape.c * hw,

@@ -84,7 +84,12 @@ struct RowBackwardPlan: Sendable {
     /// The one-block plans of the blockwise fused backwards (`BlockwiseRowBackward`).
     let blockPlans = RowBlockPlans()
 
-    init(rows: Int, features D: Int, groups: Int = 1, rowsPerSlot R: Int = 1, centered: Bool, threading: Threading) {
+    /// `rowBlocksAtLeast`: cut the rows (R = 1) into at least that many row blocks of
+    /// a multiple of 8 rows, for plans whose one row block would be one tile and so
+    /// one worker. A function of the shape only, so the column partials' tree, and
+    /// with it dγ and dβ, are the same on every thread count.
+    init(rows: Int, features D: Int, groups: Int = 1, rowsPerSlot R: Int = 1, centered: Bool,
+         rowBlocksAtLeast: Int = 1, threading: Threading) {
         let S = D / groups
         self.rows = rows
         self.features = D
@@ -96,7 +101,9 @@ struct RowBackwardPlan: Sendable {
         self.threading = threading
         rowGeometry = RowsGeometry(units: slots, segments: R, segmentLength: S, unitStride: S, segmentStride: D,
                                    unitsPerRun: groups, runStride: R * D, groupShortSegments: R > 1)
-        rowBlock = max(1, ColumnsGeometry(matrices: 1, rows: rows, columns: D).rowBlock / R) * R
+        let natural = max(1, ColumnsGeometry(matrices: 1, rows: rows, columns: D).rowBlock / R) * R
+        let split = (rows + rowBlocksAtLeast - 1) / max(1, rowBlocksAtLeast)
+        rowBlock = R == 1 && rowBlocksAtLeast > 1 ? min(natural, max(8, (split + 7) / 8 * 8)) : natural
         rowBlocks = (rows + rowBlock - 1) / rowBlock
         // Tiles hold whole groups, so a tile row is whole segments.
         tileWidth = groups == 1 ? min(D, rowNormalizationTileColumns)

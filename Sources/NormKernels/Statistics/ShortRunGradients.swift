@@ -121,13 +121,19 @@ extension BlockGradients {
             }
             return
         }
+        // Accumulators the loops below reach: g1…g3 and h1…h3 only from 32 values
+        // on. The others stay zero for every run, and their lane sums are +0
+        // exactly, so they are written as +0 instead of transposed (runs of 9–31
+        // values, e.g. 3×3, 4×4 and 5×5 planes, transposed six zero accumulators
+        // of eight: most of the backward's sums pass on [128, 256, 4, 4]).
+        let used = n >= 32 ? 4 : 1
         withUnsafeTemporaryAllocation(of: Double.self, capacity: 96) { buffer in
             // d[0..<64]: the lane sums of the 8 accumulators (8 runs each); d[64..<80]:
             // Σg and Σg·x̂ of the 8 runs; d[80..<96]: the runs' Float64 tails.
             let d = buffer.baseAddress!
             for r in 0..<8 {
                 guard r < count else {
-                    for k in 0..<8 { lanes[8 * k + r] = F8() }
+                    for k in 0..<8 where k % 4 < used { lanes[8 * k + r] = F8() }
                     d[80 + r] = 0; d[88 + r] = 0
                     continue
                 }
@@ -160,13 +166,23 @@ extension BlockGradients {
                     tail.dyXhat += Double(v) * Double(h)
                     i += 1
                 }
-                lanes[r] = g0; lanes[8 + r] = g1; lanes[16 + r] = g2; lanes[24 + r] = g3
-                lanes[32 + r] = h0; lanes[40 + r] = h1; lanes[48 + r] = h2; lanes[56 + r] = h3
+                lanes[r] = g0; lanes[32 + r] = h0
+                if used > 1 {
+                    lanes[8 + r] = g1; lanes[16 + r] = g2; lanes[24 + r] = g3
+                    lanes[40 + r] = h1; lanes[48 + r] = h2; lanes[56 + r] = h3
+                }
                 d[80 + r] = tail.dy; d[88 + r] = tail.dyXhat
             }
-            // `laneSum64` of each accumulator, 8 runs at a time, then `segmentedFloat32`'s
+            // `laneSum64` of each accumulator, 8 runs at a time (+0 for those never
+            // reached: the lane sum of a zero vector), then `segmentedFloat32`'s
             // combination in Float64 vectors (one lane per run).
-            for k in 0..<8 { nk_lane_sums8(UnsafeRawPointer(lanes + 8 * k), d + 8 * k) }
+            for k in 0..<8 {
+                if k % 4 < used {
+                    nk_lane_sums8(UnsafeRawPointer(lanes + 8 * k), d + 8 * k)
+                } else {
+                    (d + 8 * k).initialize(repeating: 0, count: 8)
+                }
+            }
             store8(((load8(d) + load8(d + 8)) + (load8(d + 16) + load8(d + 24))) + load8(d + 80), d + 64)
             store8(((load8(d + 32) + load8(d + 40)) + (load8(d + 48) + load8(d + 56))) + load8(d + 88), d + 72)
             for r in 0..<count {
