@@ -53,6 +53,12 @@ SETS = {
     # Not in issue 6's set (so not in the default --sets): RMSNorm on LayerNorm's rows,
     # against PyTorch's rms_norm and ONNX Runtime's SimplifiedLayerNormalization.
     "peer-rmsnorm": ["--ops", "rmsnorm", "--shapes", "8192x1024x1x1,2048x4096x1x1,16384x768x1x1"],
+    # Small maps and feature vectors (issue 18's follow-up survey, docs/data/2026-12-07-gnsmall):
+    # also not in the default --sets.
+    "small-groupnorm": ["--ops", "groupnorm", "--groups", "32", "--layouts", "nchw,nhwc", "--shapes",
+                        "128x256x4x4,64x512x7x7,32x256x8x8,256x128x2x2,1024x512x1x1"],
+    "small-batchnorm": ["--ops", "batchnorm", "--layouts", "nchw", "--shapes",
+                        "256x512x2x2,128x256x4x4,512x1024x1x1,256x256x3x3,128x512x5x5"],
 }
 DEFAULT_SETS = "peer-batchnorm,peer-layernorm,peer-groupnorm,peer-instancenorm"
 RECYCLING = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": "68719476736"}

@@ -63,6 +63,31 @@ struct BackwardDeterminismTests {
         }
     }
 
+    @Test("GroupNorm NCHW small-map backward: one-tile rows in row blocks that do not depend on the thread count")
+    func smallMapRowBlocks() throws {
+        // (shape, G, row blocks): one tile and ≤ 128 rows: split in two (rows rounded
+        // up to 8 per block); several tiles or many rows: the natural blocks.
+        var cases: [(TensorShape, Int, Int)] = [
+            (TensorShape(n: 128, c: 256, h: 4, w: 4, layout: .nchw), 32, 2),
+            (TensorShape(n: 256, c: 128, h: 2, w: 2, layout: .nchw), 32, 2),
+            (TensorShape(n: 40, c: 27, h: 7, w: 7, layout: .nchw), 3, 2),     // blocks of 24 and 16 rows
+            (TensorShape(n: 6, c: 16, h: 4, w: 4, layout: .nchw), 4, 1),      // fewer than 9 rows: one block
+            (TensorShape(n: 64, c: 512, h: 7, w: 7, layout: .nchw), 32, 1),   // several tiles already
+        ]
+        // Many rows: the natural blocks (their size follows the L2).
+        let natural = ColumnsGeometry(matrices: 1, rows: 1024, columns: 512).rowBlock
+        cases.append((TensorShape(n: 1024, c: 32, h: 4, w: 4, layout: .nchw), 8, (1024 + natural - 1) / natural))
+        for (shape, groups, expected) in cases {
+            for threads in [1, 2, 5] {
+                let gn = try GroupNormalization(shape: shape, groups: groups, threading: Threading(threads: threads))
+                guard case .expandedAffine(_, let backward) = gn.path else {
+                    Issue.record("\(shape) G \(groups) takes the expanded-affine path"); continue
+                }
+                #expect(backward.rowBlocks == expected, "\(shape) G \(groups) threads \(threads): \(backward.rowBlocks) row blocks")
+            }
+        }
+    }
+
     @Test("GroupNorm backward on feature vectors (H·W = 1) is bitwise identical for any thread count",
           arguments: [(2048, 96, 3), (300, 60, 4), (4, 20_000, 5), (1024, 64, 64)])
     func groupedRowDeterminism(rows: Int, channels: Int, groups: Int) throws {

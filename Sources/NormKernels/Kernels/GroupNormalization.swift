@@ -126,7 +126,12 @@ public struct GroupNormalization: Sendable {
     /// (one short segment per position: the Welford chains run a few steps each).
     static let smallMapSpatialNHWC = 16
     /// Row blocks at least of the NCHW small-map backward (its rows are samples).
-    static let smallMapRowBlocks = 8
+    /// Measured on Zen 4 (6 rounds, one binary, docs/data/2026-12-07-smallbwd):
+    /// against one block, 2 blocks gave 2.01× / 1.44× at 2 threads on [128, 256, 4, 4]
+    /// / [256, 128, 2, 2] and 0.98× / 1.00× at 1 thread; 4 blocks 1.89× / 1.41× and
+    /// 0.94× / 0.99×; 8 blocks 1.61× / 1.58× and 0.89× / 0.97× (each block adds a
+    /// row of column partials to write and merge).
+    static let smallMapRowBlocks = 2
 
     static func smallMapPath(_ shape: TensorShape, groups: Int) -> SmallMapPath? {
         guard shape.spatial > 1, shape.spatial < smallMapSpatial else { return nil }
@@ -171,7 +176,7 @@ enum GroupNormPlan: Sendable {
         case .expandedAffine:
             // Backward rows of C·H·W ≤ 4096 values are one tile, so with the
             // natural row block (≥ 128 rows) [128, 256, 4, 4] was one item and one
-            // worker at any thread count; eight row blocks give the workers work.
+            // worker at any thread count; two row blocks give two workers work.
             self = .expandedAffine(
                 RowPlan(rows: n * groups, features: size * hw, .moments, affinePeriod: groups, threading: threading),
                 RowBackwardPlan(rows: n, features: shape.c * hw, groups: groups, centered: true,

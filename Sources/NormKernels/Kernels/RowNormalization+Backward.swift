@@ -101,14 +101,18 @@ struct RowBackwardPlan: Sendable {
         self.threading = threading
         rowGeometry = RowsGeometry(units: slots, segments: R, segmentLength: S, unitStride: S, segmentStride: D,
                                    unitsPerRun: groups, runStride: R * D, groupShortSegments: R > 1)
-        let natural = max(1, ColumnsGeometry(matrices: 1, rows: rows, columns: D).rowBlock / R) * R
-        let split = (rows + rowBlocksAtLeast - 1) / max(1, rowBlocksAtLeast)
-        rowBlock = R == 1 && rowBlocksAtLeast > 1 ? min(natural, max(8, (split + 7) / 8 * 8)) : natural
-        rowBlocks = (rows + rowBlock - 1) / rowBlock
         // Tiles hold whole groups, so a tile row is whole segments.
         tileWidth = groups == 1 ? min(D, rowNormalizationTileColumns)
                                 : S * max(1, min(groups, rowNormalizationTileColumns / S))
         tilesPerRowBlock = (D + tileWidth - 1) / tileWidth
+        let natural = max(1, ColumnsGeometry(matrices: 1, rows: rows, columns: D).rowBlock / R) * R
+        if R == 1 && rowBlocksAtLeast > 1 && natural >= rows && tilesPerRowBlock == 1 {
+            let split = (rows + rowBlocksAtLeast - 1) / rowBlocksAtLeast
+            rowBlock = min(natural, max(8, (split + 7) / 8 * 8))
+        } else {
+            rowBlock = natural
+        }
+        rowBlocks = (rows + rowBlock - 1) / rowBlock
         sweepsShortRows = groups == 1 && R == 1 && D <= ShortRowsBackward.maxLength
         if R == 1 && S <= TinyUnits.maxBackwardRowLength {
             rowSums = .eightSlotsPerVector
