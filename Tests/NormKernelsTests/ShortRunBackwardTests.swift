@@ -1,6 +1,5 @@
 // BatchNorm NCHW backward with short runs (H·W < `BatchNormalization.shortRunSpatial`):
-// the channel blocks (whose width follows the thread count) give the same bits
-// for any thread count.
+// the same bits for any thread count.
 import Testing
 @testable import NormKernels
 
@@ -9,7 +8,7 @@ private let streams = SeededStreams(salt: 0x5A0B_7C11)
 @Suite("BatchNorm short-run backward")
 struct ShortRunBackwardTests {
     static let shapes: [TensorShape] = [
-        TensorShape(n: 64, c: 192, h: 7, w: 7, layout: .nchw),    // 4.8 MB of x and dy: channel blocks (192/(4·threads) wide)
+        TensorShape(n: 64, c: 192, h: 7, w: 7, layout: .nchw),    // 4.8 MB of x and dy: past the L2
         TensorShape(n: 9, c: 37, h: 13, w: 11, layout: .nchw),    // odd sizes, run tails
     ]
 

@@ -29,13 +29,11 @@ extension BlockGradients {
     /// The runs of `channels` in one sample (`x`, `dy`, `mask` at the sample's
     /// first value, runs of `n` values): Σg and Σg·x̂ of channel ch into
     /// `partials[ch]`, eight channels at a time (`runs`); `lanes` holds
-    /// `runLanes` vectors. `afterGroup(done)` runs after each group of eight
-    /// with the values of the sample's block done so far (the caller's prefetch).
+    /// `runLanes` vectors.
     @inline(__always)
     static func shortRunSums<E: NormElement>(
         _ x: UnsafePointer<E>, _ dy: UnsafePointer<E>, mask: UnsafePointer<E>?, n: Int, channels: Range<Int>,
-        xhat: CoefficientTable, lanes: UnsafeMutablePointer<F8>, into partials: UnsafeMutablePointer<GradientSums>,
-        afterGroup: (Int) -> Void = { _ in }
+        xhat: CoefficientTable, lanes: UnsafeMutablePointer<F8>, into partials: UnsafeMutablePointer<GradientSums>
     ) {
         if n < 8 { nk_tiny_sums_note() }
         var ch = channels.lowerBound
@@ -44,7 +42,6 @@ extension BlockGradients {
             runs(x + o, dy + o, mask: mask.map { $0 + o }, n: n, count: count, xhat: xhat, first: ch, lanes: lanes,
                  into: partials + ch)
             ch += count
-            afterGroup((ch - channels.lowerBound) * n)
         }
     }
 
