@@ -38,20 +38,11 @@ struct ColumnsGeometry: CustomStringConvertible {
     }
 
     /// Whole matrices per worker when there are ≥ 4 per worker (InstanceNorm and
-    /// GroupNorm NHWC with large N) or when they divide evenly among the workers
-    /// (N = 2 on 2 threads); otherwise row blocks spread over workers (BatchNorm
-    /// NHWC, small N that would leave a worker idle). Same partials, same merge
-    /// tree: same bits.
-    ///
-    /// Why whole matrices when they divide evenly: the split runs three parallel
-    /// steps (partials, merge, output) with a join after each, and a worker's
-    /// output blocks are not the ones it just read; one matrix per worker joins
-    /// once and writes its last row blocks while they are still in its L2.
-    /// GroupNorm NHWC `[2, 320, 64, 64]` G = 32 forward on 2 threads:
-    /// docs/data/2026-12-07-innhwc2/summary.md.
+    /// GroupNorm NHWC with large N); otherwise row blocks spread over workers
+    /// (BatchNorm NHWC, small N). Same partials, same merge tree: same bits.
     func splitsMatrices(threading: Threading) -> Bool {
         let workers = Parallel.workers(count: blocks, elementsPerItem: rowBlock * columns, threading: threading)
-        return workers > 1 && blocksPerMatrix > 1 && matrices < 4 * workers && matrices % workers != 0
+        return workers > 1 && blocksPerMatrix > 1 && matrices < 4 * workers
     }
 
     func plan(threading: Threading) -> PlanDescription {
