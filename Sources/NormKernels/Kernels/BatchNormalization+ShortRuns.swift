@@ -42,14 +42,14 @@ extension BatchNormalization {
         let wide: GradientTable? = write && Apply.tinyRuns(hw) ? GradientTable(count: c * hw, in: workspace) : nil
         if wide != nil { nk_tiny_runs_note() }
         if let wide, !reduce { table!.expand(into: wide, run: hw, channels: 0..<c) }
-        /// Σ of the runs of `channels` in `sample`, into their partial slots.
-        @inline(__always) func sums(_ sample: Int, _ channels: Range<Int>, _ lanes: UnsafeMutablePointer<F8>) {
+        /// Σ of the runs of every channel of `sample`, into their partial slots.
+        @inline(__always) func sums(_ sample: Int, _ lanes: UnsafeMutablePointer<F8>) {
             let o = sample * perSample
             if gradIdentity != nil || hw > BlockGradients.runsAtATimeSpatial {
                 // Run by run: `segmented` (one segment) also stores g; `contiguous` for
                 // runs too long to gain from eight at a time. The same sums as
                 // `shortRunSums` (all three are the per-run kernel's order).
-                for ch in channels {
+                for ch in 0..<c {
                     let r = o + ch * hw
                     if let gradIdentity {
                         (partials! + sample * c + ch).initialize(to: BlockGradients.segmented(
@@ -62,20 +62,20 @@ extension BatchNormalization {
                 }
                 return
             }
-            BlockGradients.shortRunSums(x + o, dy + o, mask: mask.map { $0 + o }, n: hw, channels: channels, xhat: xhat,
+            BlockGradients.shortRunSums(x + o, dy + o, mask: mask.map { $0 + o }, n: hw, channels: 0..<c, xhat: xhat,
                                         lanes: lanes, into: partials! + sample * c)
         }
-        @inline(__always) func writeDx(_ sample: Int, _ channels: Range<Int>) {
+        /// dx of every channel of `sample`.
+        @inline(__always) func writeDx(_ sample: Int) {
             let o = sample * perSample
             if let wide {
-                let f = o + channels.lowerBound * hw, width = channels.count * hw
-                BlockGradients.applyColumns(x: xForDx.map { $0 + f }, dy: dyForDx + f, mask: maskForDx.map { $0 + f },
-                                            dx! + f, rows: 1, columns: width, stride: width, table: wide,
-                                            slot: channels.lowerBound * hw, streaming: streaming)
+                BlockGradients.applyColumns(x: xForDx.map { $0 + o }, dy: dyForDx + o, mask: maskForDx.map { $0 + o },
+                                            dx! + o, rows: 1, columns: perSample, stride: perSample, table: wide,
+                                            slot: 0, streaming: streaming)
                 return
             }
             BlockGradients.shortRunApply(x: xForDx.map { $0 + o }, dy: dyForDx + o, mask: maskForDx.map { $0 + o }, dx! + o,
-                                         n: hw, channels: channels, table: table!, streaming: streaming)
+                                         n: hw, channels: 0..<c, table: table!, streaming: streaming)
         }
         // One parallel call: sums per (sample, channel) run, the per-channel trees, then dx.
         let phases: InlineArray = [Parallel.Phase(count: reduce ? n : 0, elementsPerItem: perSample),
@@ -85,13 +85,13 @@ extension BatchNormalization {
             switch phase {
             case 0:
                 withScratch(of: F8.self, capacity: BlockGradients.runLanes) { lanes in
-                    for sample in range { sums(sample, 0..<c, lanes.baseAddress!) }
+                    for sample in range { sums(sample, lanes.baseAddress!) }
                 }
             case 1:
                 RowTree.forEachColumn(partials!, stride: c, rows: n, columns: range, finalize)
                 if let wide { table!.expand(into: wide, run: hw, channels: range) }
             default:
-                for sample in range { writeDx(sample, 0..<c) }
+                for sample in range { writeDx(sample) }
             }
         }
     }
