@@ -45,6 +45,9 @@ struct GridOptions: ParsableArguments {
     @Option(name: .customLong("min-reps"), help: "Minimum timed samples per case.")
     var minReps: Int?
 
+    @Option(help: "Where the tensors go: staggered (each its own mapping, 576·k bytes into its page; default), pages (each page-aligned: the 4K-aliasing worst case) or heap (malloc, depends on earlier cases).")
+    var placement: String?
+
     @Option(help: "JSON file with any of these options as keys (e.g. {\"ops\": [\"batchnorm\"], \"batch\": [1, 8], \"budget-ms\": 200}).")
     var config: String?
 
@@ -73,13 +76,14 @@ struct ConfigFile: Decodable {
     var groups: [Int]?
     var threads: [Int]?
     var affinity: String?
+    var placement: String?
     var budgetMilliseconds: Double?
     var minReps: Int?
     var csv: String?
     var json: String?
 
     enum CodingKeys: String, CodingKey {
-        case ops, dtype, directions, layouts, batch, channels, spatial, shapes, groups, threads, affinity, csv, json
+        case ops, dtype, directions, layouts, batch, channels, spatial, shapes, groups, threads, affinity, placement, csv, json
         case budgetMilliseconds = "budget-ms", minReps = "min-reps"
     }
 
@@ -129,6 +133,7 @@ struct ResolvedGrid {
     var csv: String?
     var json: String?
     var pairedCopy = false
+    var placement = Placement.staggered
 
     /// The effective settings, recorded in the JSON file.
     var settings: [String: String] {
@@ -140,6 +145,7 @@ struct ResolvedGrid {
             "groups": grid.groups.map(String.init).joined(separator: ","),
             "threads": grid.threads.map(String.init).joined(separator: ","),
             "affinity": grid.affinity.rawValue,
+            "placement": placement.rawValue,
             "budget-ms": "\(policy.budget * 1e3)",
             "min-reps": "\(policy.minReps)",
             "paired-copy": "\(pairedCopy)",
@@ -198,6 +204,14 @@ extension GridOptions {
         guard let affinity = Affinity(rawValue: affinityText.lowercased()) else {
             throw ValidationError("--affinity: '\(affinityText)' is not none, compact or scatter")
         }
+        // NORMBENCH_PLACEMENT stands in for the flag, so that tools/ab.py can
+        // run one binary under two placements (--base-env / --new-env).
+        let placementText = self.placement ?? file?.placement
+            ?? ProcessInfo.processInfo.environment["NORMBENCH_PLACEMENT"] ?? Placement.staggered.rawValue
+        guard let placement = Placement(rawValue: placementText.lowercased()) else {
+            throw ValidationError("--placement: '\(placementText)' is not "
+                                  + Placement.allCases.map(\.rawValue).joined(separator: ", "))
+        }
         var policy = MeasurementPolicy()
         policy.budget = (budgetMilliseconds ?? file?.budgetMilliseconds ?? defaults.budgetMilliseconds) / 1e3
         policy.minReps = max(1, minReps ?? file?.minReps ?? defaults.minReps)
@@ -207,6 +221,6 @@ extension GridOptions {
                             groups: groups,
                             threads: threads, affinity: affinity)
         return ResolvedGrid(grid: grid, policy: policy, csv: csv ?? file?.csv, json: json ?? file?.json,
-                            pairedCopy: pairedCopy)
+                            pairedCopy: pairedCopy, placement: placement)
     }
 }

@@ -49,6 +49,7 @@ struct ScaleCommand: ParsableCommand {
 
     func run() throws {
         let resolved = try options.resolve(Self.defaults)
+        Placement.current = resolved.placement
         let report = SweepRunner(grid: resolved.grid, policy: resolved.policy).run()
         let scaling = Self.scaling(report.results)
         var table = Table(

@@ -22,6 +22,7 @@ struct SweepCommand: ParsableCommand {
 
     func run() throws {
         let resolved = try options.resolve(Self.defaults)
+        Placement.current = resolved.placement
         let report = SweepRunner(grid: resolved.grid, policy: resolved.policy, pairedCopy: resolved.pairedCopy).run()
         print(SweepTable.render(report.results), terminator: "")
         print(CopySummary.text(report.copy))

@@ -14,19 +14,27 @@ final class Buffer {
     let dtype: DType
     /// The 16-bit elements; nil for f32 (the kernels use `pointer`).
     private let halves: UnsafeMutableRawPointer?
+    /// Frees the memory (`Placement.allocate`).
+    private let free: [() -> Void]
 
     init(count: Int, dtype: DType = .f32) {
         self.count = count
         self.dtype = dtype
-        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 4, alignment: 64)
-        pointer = raw.bindMemory(to: Float.self, capacity: max(1, count))
-        halves = dtype == .f32 ? nil : UnsafeMutableRawPointer.allocate(byteCount: max(1, count) * 2, alignment: 64)
+        // The Float32 values first, then the 16-bit elements the kernels use:
+        // the buffer the kernels touch gets its own place in `Placement`'s order.
+        let values = Placement.allocate(byteCount: max(1, count) * 4)
+        pointer = values.pointer.bindMemory(to: Float.self, capacity: max(1, count))
+        if dtype == .f32 {
+            halves = nil
+            free = [values.free]
+        } else {
+            let elements = Placement.allocate(byteCount: max(1, count) * 2)
+            halves = elements.pointer
+            free = [values.free, elements.free]
+        }
     }
 
-    deinit {
-        UnsafeMutableRawPointer(pointer).deallocate()
-        halves?.deallocate()
-    }
+    deinit { for f in free { f() } }
 
     var mutable: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
     var readOnly: UnsafeBufferPointer<Float> { UnsafeBufferPointer(start: pointer, count: count) }
@@ -139,6 +147,7 @@ final class Workload {
         // Activation tensors in the case's dtype (generated in Float32 and rounded
         // once: the same data at every element size); parameters in Float32.
         self.key = key
+        Placement.beginCase()
         let s = key.shape, operands = key.op.operands(s), dtype = key.dtype
         x = Workload.tensor(s, key.memoryLayout, seed: 1, dtype: dtype)
         out = Buffer(count: s.count, dtype: dtype)
