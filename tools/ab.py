@@ -54,8 +54,12 @@ def measure(args):
     os.makedirs(args.out, exist_ok=True)
     sides = {"base": (args.base, environment(args.base_env)), "new": (args.new, environment(args.new_env))}
     with open(os.path.join(args.out, "machine.txt"), "w") as f:
-        f.write(shell("lscpu | grep -E 'Model name|^CPU\\(s\\)|Thread|L3'") + "\n")
-        f.write(shell("lstopo-no-graphics --no-io --of console 2>/dev/null | grep -E 'L[123]' | sort | uniq -c") + "\n")
+        # lscpu's model name alone does not tell the kind ("AMD EPYC" is a Zen 3 at
+        # family 25 model 1 and a Zen 4 at model 17); the caches come from
+        # normbench's own hwloc reading (lstopo is not among the project's deps).
+        f.write(shell("lscpu | grep -E 'Model name|^CPU family|^Model:|^CPU\\(s\\)|Thread|L3'") + "\n")
+        f.write("avx512: " + (shell("grep -o -w -E 'avx512(f|bw|vl|dq|_bf16|_fp16)' /proc/cpuinfo | sort -u | tr '\\n' ' '") or "none") + "\n")
+        f.write(shell(f"{shlex.quote(args.base)} topology --op layernorm 2>/dev/null | head -4") + "\n")
         for side in ("base", "new"):
             f.write(f"{side}: {sides[side][0]} env {' '.join(getattr(args, side + '_env')) or '-'}\n")
         for i, case in enumerate(args.case):
@@ -116,7 +120,8 @@ def main():
     p.add_argument("--new-env", action="append", default=[], metavar="NAME=VALUE")
     p.add_argument("--case", action="append", default=[], help="normbench sweep arguments of one case set (repeatable)")
     p.add_argument("--rounds", type=int, default=6)
-    p.add_argument("--budget-ms", type=int, default=150)
+    p.add_argument("--budget-ms", type=int, default=150,
+                   help="time budget per case, passed after each --case's arguments (so it wins over a --budget-ms there)")
     p.add_argument("--out", help="folder for the CSVs and table.md")
     p.add_argument("--table", metavar="FOLDER", help="only print (and write) the table of FOLDER")
     args = p.parse_args()
