@@ -191,6 +191,30 @@ func withElementOffsets<T>(_ count: Int, of _: T.Type, _ body: (UnsafeMutablePoi
         }
     }
 
+    /// `nk_bf16_round_widen8` (the fused gate's z rounded to BFloat16 in its
+    /// 32-bit lanes, `roundedThrough`) against `store8` then `load8`: the same
+    /// bits for every input of the narrowing test, NaNs (quieted, sign and top
+    /// payload kept), subnormals, ties and the overflow to infinity included.
+    @Test func bfloat16RoundingInLanesMatchesStoreThenLoad() {
+        let inputs = narrowingInputs { Float(bitPattern: UInt32($0) << 16) }
+            + [Float.nan, -Float.nan, Float(bitPattern: 0x7F80_0001), Float(bitPattern: 0xFFC1_2345),
+               Float.greatestFiniteMagnitude, -Float.leastNonzeroMagnitude, Float(bitPattern: 0x3F80_8000)]
+        var chunk = [Float](repeating: 0, count: 8)
+        for start in stride(from: 0, to: inputs.count, by: 8) {
+            for lane in 0..<8 { chunk[lane] = inputs[min(start + lane, inputs.count - 1)] }
+            var stored = [BFloat16](repeating: 0, count: 8)
+            BFloat16.store8(SIMD8<Float>(chunk), &stored)
+            let reloaded = stored.withUnsafeBufferPointer { BFloat16.load8($0.baseAddress!) }
+            let inLanes = nk_bf16_round_widen8(SIMD8<Float>(chunk))
+            let viaHelper = roundedThrough(BFloat16.self, SIMD8<Float>(chunk))
+            for lane in 0..<8 {
+                #expect(inLanes[lane].bitPattern == reloaded[lane].bitPattern,
+                        "\(chunk[lane]) (\(chunk[lane].bitPattern)): \(inLanes[lane].bitPattern) vs \(reloaded[lane].bitPattern)")
+                #expect(viaHelper[lane].bitPattern == reloaded[lane].bitPattern)
+            }
+        }
+    }
+
     @Test func bfloat16FromDoubleRoundsOnce() {
         // 1 + 2⁻⁸ + 2⁻³⁰ lies just above a BFloat16 midpoint; through Float it would
         // land on the midpoint and tie down to 1.

@@ -119,6 +119,22 @@ static inline __attribute__((always_inline)) nk_half8 nk_bf16_round8(nk_float8h 
 #endif
 }
 
+/// Eight floats rounded to BFloat16 and widened back, in their 32-bit lanes:
+/// the value `nk_bf16_round8` stores, as the Float32 a load of it gives (its
+/// bits in the top half of the lane, zeros below), with no pack to 16 bits and
+/// no unpack (the gate's z, rounded once before its multiply, BFloat16 the
+/// element type: the pack and unpack were a third of that loop's shuffles).
+/// The same formula, and for NaN the same (f >> 16) | 0x0040, in every build.
+static inline __attribute__((always_inline)) nk_float8h nk_bf16_round_widen8(nk_float8h v) {
+    nk_uint8 f = __builtin_bit_cast(nk_uint8, v);
+    nk_int8 nan = v != v;
+    nk_uint8 rounded = (f + 0x7FFFu + ((f >> 16) & 1u)) & 0xFFFF0000u;
+    if (__builtin_expect(nan[0] | nan[1] | nan[2] | nan[3] | nan[4] | nan[5] | nan[6] | nan[7], 0)) {
+        rounded = nan ? ((f & 0xFFFF0000u) | 0x00400000u) : rounded;
+    }
+    return __builtin_bit_cast(nk_float8h, rounded);
+}
+
 /// 1 when this build targets AVX2 (`-Xcc -march=x86-64-v3` or newer), else 0:
 /// the build where `nk_bf16_load8` is one `vpshufb`. A compile-time constant.
 static inline __attribute__((always_inline)) int nk_build_has_avx2(void) {

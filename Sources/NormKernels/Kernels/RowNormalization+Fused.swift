@@ -6,14 +6,15 @@
 // The plan is the plain kernel's `RowPlan`, and each strategy below is its plain
 // twin (`RowNormalization.swift`) with two type parameters resolved once at the
 // strategy's entry, never per element: a `FusedRowSource`, which yields the
-// Float32 values a unit normalizes (x, or the sum formed as x and the residual
-// are loaded), and a `FusedRowEpilogue` (the gate's multiply, or nothing).
+// values a unit normalizes in the element type (x in place, or the sum formed
+// as x and the residual are loaded), and a `FusedRowEpilogue` (the gate's
+// multiply, the SiLU, or nothing).
 //
-// The sum of a unit, or of one block of it, is formed in an L1/L2 scratch (or
-// straight into the `sum` output, which the caller wants anyway) as the unit is
-// read for its statistics; the output pass reads it back from cache, or — in
-// the rows geometry, whose output pass comes after a whole batch — re-forms it
-// from x and the residual (or reads the written sum). No pass over memory is
+// The sum of a unit, or of one block of it, is formed in an L1/L2 scratch of
+// the element type (or straight into the `sum` output, which the caller wants
+// anyway) as the unit is read for its statistics; the output pass reads it
+// back from cache, or — in the rows geometry, whose output pass comes after a
+// whole batch — re-forms it from x and the residual (or reads the written sum). No pass over memory is
 // added: x and the residual are read where the plain kernel reads x.
 //
 // The values normalized are s rounded once to the element type (Float32: s
@@ -23,26 +24,34 @@
 // unfused sequence — s = x + r (+ b) in the element type, then the plain
 // forward on s, then `y ⊙ gate` — bit for bit, for any thread count.
 
-/// Where a fused strategy gets the Float32 values of a unit.
+import CNormSupport
+
+/// Where a fused strategy gets the values of a unit, in the element type
+/// `Value` its microkernels read (widened exactly on load, as the plain
+/// 16-bit kernels read x): x itself, or the sum as stored.
 protocol FusedRowSource {
+    associatedtype Value: NormElement
     /// The values of positions `o ..< o + n` of the normalized tensor, which are
     /// positions `c ..< c + n` of their row (for the per-feature bias): in
     /// memory, or formed into `scratch` (room for `n` values). `statistics`: the
     /// unit's first read (the one that writes the `sum` output).
-    func values(_ o: Int, _ n: Int, column c: Int, scratch: UnsafeMutablePointer<Float>, statistics: Bool)
-        -> UnsafePointer<Float>
+    func values(_ o: Int, _ n: Int, column c: Int, scratch: UnsafeMutablePointer<Value>, statistics: Bool)
+        -> UnsafePointer<Value>
 }
 
-/// x itself (the gate's forward): read in place when it is Float32.
+/// x itself (the gate's forward, GroupNorm + SiLU's feature vectors), read in
+/// place in its own type. (Widening 16-bit rows into a Float32 scratch first
+/// cost a store and a load per value: the 16-bit gate ran 2.8–3.5× the plain
+/// 16-bit RMSNorm and slower than our unfused sequence;
+/// docs/data/2026-12-07-fused16-rows/summary.md.)
 struct PlainRows<E: NormElement>: FusedRowSource {
+    typealias Value = E
     let x: UnsafePointer<E>
 
     @inline(__always)
-    func values(_ o: Int, _ n: Int, column c: Int, scratch: UnsafeMutablePointer<Float>, statistics: Bool)
-        -> UnsafePointer<Float> {
-        if E.self == Float.self { return UnsafeRawPointer(x + o).assumingMemoryBound(to: Float.self) }
-        widenValues(x + o, into: scratch, n)
-        return UnsafePointer(scratch)
+    func values(_ o: Int, _ n: Int, column c: Int, scratch: UnsafeMutablePointer<E>, statistics: Bool)
+        -> UnsafePointer<E> {
+        x + o
     }
 }
 
@@ -64,51 +73,29 @@ struct FeatureBias: AddedBias {
     @inline(__always) func add(_ v: Float, _ c: Int) -> Float { v + base[c] }
 }
 
-/// s = (x + r) + b in Float32, rounded once to `E`; written to `sum` when given.
+/// s = (x + r) + b in Float32, rounded once to `E`; written to `sum` when given
+/// (else to the scratch), and read from there in `E` like any x.
 struct ResidualRows<E: NormElement, B: AddedBias>: FusedRowSource {
+    typealias Value = E
     let x: UnsafePointer<E>
     let residual: UnsafePointer<E>
     let bias: B
     let sum: UnsafeMutablePointer<E>?
 
     @inline(__always)
-    func values(_ o: Int, _ n: Int, column c: Int, scratch: UnsafeMutablePointer<Float>, statistics: Bool)
-        -> UnsafePointer<Float> {
-        if !statistics, let sum {
-            // The output pass of the rows geometry: the sum is written (and x or
-            // the residual may already be overwritten by it).
-            if E.self == Float.self { return UnsafeRawPointer(sum + o).assumingMemoryBound(to: Float.self) }
-            widenValues(UnsafePointer(sum + o), into: scratch, n)
-            return UnsafePointer(scratch)
-        }
+    func values(_ o: Int, _ n: Int, column c: Int, scratch: UnsafeMutablePointer<E>, statistics: Bool)
+        -> UnsafePointer<E> {
+        // The output pass of the rows geometry: the sum is written (and x or
+        // the residual may already be overwritten by it).
+        if !statistics, let sum { return UnsafePointer(sum + o) }
         let x = self.x + o, r = residual + o
-        if E.self == Float.self {
-            // Float32: the sum output (if any) is the scratch.
-            let dst = sum.map { UnsafeMutableRawPointer($0 + o).assumingMemoryBound(to: Float.self) } ?? scratch
-            var i = 0
-            // scalar math: s = (x + r) + b
-            while i + 8 <= n { store8(bias.add(E.load8(x + i) + E.load8(r + i), c + i), dst + i); i += 8 }
-            while i < n { dst[i] = bias.add(E.widen(x[i]) + E.widen(r[i]), c + i); i += 1 }
-            return UnsafePointer(dst)
-        }
-        // 16-bit: each value rounded once to E (into the sum output, or a vector's
-        // worth of E on the stack) and widened back, so s is the stored sum.
-        withScratch(of: E.self, capacity: 8) { eight in
-            var i = 0
-            while i + 8 <= n {
-                let p = sum.map { $0 + o + i } ?? eight.baseAddress!
-                E.store8(bias.add(E.load8(x + i) + E.load8(r + i), c + i), p)
-                store8(E.load8(p), scratch + i)
-                i += 8
-            }
-            while i < n {
-                let s = E.narrow(bias.add(E.widen(x[i]) + E.widen(r[i]), c + i))
-                sum?[o + i] = s
-                scratch[i] = E.widen(s)
-                i += 1
-            }
-        }
-        return UnsafePointer(scratch)
+        let dst = sum.map { $0 + o } ?? scratch
+        var i = 0
+        // scalar math: s = E((x + r) + b). Each vector is read before it is
+        // written, so the sum may be x or the residual (in place).
+        while i + 8 <= n { E.store8(bias.add(E.load8(x + i) + E.load8(r + i), c + i), dst + i); i += 8 }
+        while i < n { dst[i] = E.narrow(bias.add(E.widen(x[i]) + E.widen(r[i]), c + i)); i += 1 }
+        return UnsafePointer(dst)
     }
 }
 
@@ -133,10 +120,12 @@ struct GateEpilogue<E: NormElement>: FusedRowEpilogue {
     @inline(__always) func apply(_ v: Float, _ o: Int) -> Float { E.widen(E.narrow(v)) * E.widen(gate[o]) }
 }
 
-/// `v` rounded to `E` and widened back (Float32: `v`), in registers.
+/// `v` rounded to `E` and widened back (Float32: `v`), in registers
+/// (BFloat16: in the 32-bit lanes, `nk_bf16_round_widen8`, the same bits).
 @inline(__always)
 func roundedThrough<E: NormElement>(_: E.Type, _ v: F8) -> F8 {
     if E.self == Float.self { return v }
+    if E.self == BFloat16.self { return nk_bf16_round_widen8(v) }
     var eight = (E.narrow(0), E.narrow(0), E.narrow(0), E.narrow(0), E.narrow(0), E.narrow(0), E.narrow(0),
                  E.narrow(0))
     return withUnsafeMutableBytes(of: &eight) { raw in
@@ -155,10 +144,10 @@ struct NoElementAffine: ElementAffine {
 }
 
 /// `dst[i] = E(epi(((src[i] − p)·r + t)·γ[i] + β[i], o + i))`: `Apply.elementwise`'s
-/// arithmetic on Float32 values that may live in a scratch, then the epilogue.
+/// arithmetic on values of the source's type (widened exactly on load), then the epilogue.
 @inline(__always)
-func fusedRowOutput<E: NormElement, G: FusedRowEpilogue>(
-    _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<E>, _ n: Int, _ k: AffineCoefficients,
+func fusedRowOutput<V: NormElement, E: NormElement, G: FusedRowEpilogue>(
+    _ src: UnsafePointer<V>, _ dst: UnsafeMutablePointer<E>, _ n: Int, _ k: AffineCoefficients,
     gamma: UnsafePointer<Float>?, beta: UnsafePointer<Float>?, _ epilogue: G, at o: Int, streaming: Bool
 ) {
     @inline(__always) func run<A: ElementAffine>(_ a: A) {
@@ -177,31 +166,23 @@ func fusedRowOutput<E: NormElement, G: FusedRowEpilogue>(
 }
 
 @inline(__always)
-private func fusedRowOutput<E: NormElement, A: ElementAffine, G: FusedRowEpilogue, S: VectorStore>(
-    _ src: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<E>, _ n: Int, _ k: AffineCoefficients,
+private func fusedRowOutput<V: NormElement, E: NormElement, A: ElementAffine, G: FusedRowEpilogue, S: VectorStore>(
+    _ src: UnsafePointer<V>, _ dst: UnsafeMutablePointer<E>, _ n: Int, _ k: AffineCoefficients,
     _ a: A, _ g: G, _ o: Int, _: S.Type
 ) {
     let p = F8(repeating: k.pivot), s = F8(repeating: k.scale), t = F8(repeating: k.shift)
     @inline(__always) func scalar(_ i: Int) {
-        dst[i] = E.narrow(g.apply(a.apply(muladd(src[i] - k.pivot, k.scale, k.shift), i), o + i))
+        dst[i] = E.narrow(g.apply(a.apply(muladd(V.widen(src[i]) - k.pivot, k.scale, k.shift), i), o + i))
     }
     var i = 0
     let head = S.prologue(dst, n)
     while i < head { scalar(i); i += 1 }
     while i + 8 <= n {
         // scalar math: y = (((s − p)·r + t)·γ + β) ⊙ gate
-        S.store(g.apply(a.apply(muladd(load8(src + i) - p, s, t), i), o + i), dst + i)
+        S.store(g.apply(a.apply(muladd(V.load8(src + i) - p, s, t), i), o + i), dst + i)
         i += 8
     }
     while i < n { scalar(i); i += 1 }
-}
-
-/// `dst[i] = Float(src[i])` for i < n.
-@inline(__always)
-func widenValues<E: NormElement>(_ src: UnsafePointer<E>, into dst: UnsafeMutablePointer<Float>, _ n: Int) {
-    var i = 0
-    while i + 8 <= n { store8(E.load8(src + i), dst + i); i += 8 }
-    while i < n { dst[i] = E.widen(src[i]); i += 1 }
 }
 
 /// The forward of a row plan with a fused source and epilogue (see the top of
@@ -234,7 +215,11 @@ private func fusedEightRowsPerVector<E: NormElement, L: FusedRowSource, G: Fused
     return SavedStatistics.filling(count: rows) { meanBase, invBase in
         ChunkSchedule.forEachChunk(units: rows, valuesPerUnit: features, threading: plan.threading) { chunk in
             withScratch(of: Moments.self, capacity: 8) { eight in
-                withScratch(of: Float.self, capacity: 8 * features) { wide in
+                // Eight short rows are read across (position by position) by
+                // `TinyUnits`, so 16-bit rows are widened into a Float32 scratch
+                // first: a scalar widening per value there cost more (GroupNorm +
+                // SiLU on 16-bit feature vectors, 0.71–0.94× when read in place).
+                withScratch(of: L.Value.self, capacity: 8 * features) { formed in withScratch(of: Float.self, capacity: 8 * features) { wide in
                     let m8 = eight.baseAddress!, scratch = wide.baseAddress!
                     for first in stride(from: chunk.lowerBound, to: chunk.upperBound, by: 8) {
                         let count = min(8, chunk.upperBound - first)
@@ -242,8 +227,12 @@ private func fusedEightRowsPerVector<E: NormElement, L: FusedRowSource, G: Fused
                         var values = scratch
                         for k in 0..<count {
                             let p = source.values((first + k) * features, features, column: 0,
-                                                  scratch: scratch + k * features, statistics: true)
-                            if k == 0 { values = UnsafeMutablePointer(mutating: p) }
+                                                  scratch: formed.baseAddress! + k * features, statistics: true)
+                            if L.Value.self == Float.self {
+                                if k == 0 { values = UnsafeMutableRawPointer(mutating: p).assumingMemoryBound(to: Float.self) }
+                            } else {
+                                widenRow(p, into: scratch + k * features, features)
+                            }
                         }
                         let rows = UnsafePointer(values)
                         if centered {
@@ -263,10 +252,18 @@ private func fusedEightRowsPerVector<E: NormElement, L: FusedRowSource, G: Fused
                                            streaming: streaming)
                         }
                     }
-                }
+                } }
             }
         }
     }
+}
+
+/// `dst[i] = Float(src[i])` for i < n.
+@inline(__always)
+private func widenRow<V: NormElement>(_ src: UnsafePointer<V>, into dst: UnsafeMutablePointer<Float>, _ n: Int) {
+    var i = 0
+    while i + 8 <= n { store8(V.load8(src + i), dst + i); i += 8 }
+    while i < n { dst[i] = V.widen(src[i]); i += 1 }
 }
 
 /// `normalizeRowByRow` fused: each row's values formed once (scratch or the sum
@@ -277,7 +274,7 @@ private func fusedRowByRow<E: NormElement, L: FusedRowSource, G: FusedRowEpilogu
 ) -> SavedStatistics {
     let rows = plan.units, n = plan.length
     return SavedStatistics.filling(count: rows) { meanBase, invBase in
-        @inline(__always) func sweep(_ chunk: Range<Int>, _ scratch: UnsafeMutablePointer<Float>, centered: Bool) {
+        @inline(__always) func sweep(_ chunk: Range<Int>, _ scratch: UnsafeMutablePointer<L.Value>, centered: Bool) {
             for u in chunk {
                 let row = source.values(u * n, n, column: 0, scratch: scratch, statistics: true)
                 let k = rowCoefficients(row, n, centered: centered, eps, mean: meanBase + u, invStd: invBase + u)
@@ -290,7 +287,7 @@ private func fusedRowByRow<E: NormElement, L: FusedRowSource, G: FusedRowEpilogu
                                    threading: plan.threading) { chunk in
             // A row of up to 64 KiB: from the thread's scratch arena, which keeps it
             // from one call to the next (a warm call does not touch the heap).
-            withScratch(of: Float.self, capacity: n) { buffer in
+            withScratch(of: L.Value.self, capacity: n) { buffer in
                 let scratch = buffer.baseAddress!
                 if plan.statistic == .moments { sweep(chunk, scratch, centered: true) } else { sweep(chunk, scratch, centered: false) }
             }
@@ -315,7 +312,7 @@ private func fusedRowsGeometry<E: NormElement, L: FusedRowSource, G: FusedRowEpi
     geometry.reduceThenApply(
         threading: plan.threading, workspace: workspace,
         reduce: { b in
-            withScratch(of: Float.self, capacity: blockLength) { scratch in
+            withScratch(of: L.Value.self, capacity: blockLength) { scratch in
                 // The rows geometry's own block reduction (one segment per block).
                 let p = source.values(b.offset, b.count, column: b.start, scratch: scratch.baseAddress!, statistics: true)
                 return centered
@@ -335,7 +332,7 @@ private func fusedRowsGeometry<E: NormElement, L: FusedRowSource, G: FusedRowEpi
             }
         },
         apply: { b in
-            withScratch(of: Float.self, capacity: blockLength) { scratch in
+            withScratch(of: L.Value.self, capacity: blockLength) { scratch in
                 let p = source.values(b.offset, b.count, column: b.start, scratch: scratch.baseAddress!,
                                       statistics: false)
                 let first = plan.affineOffset(b.unit) + b.start
