@@ -14,8 +14,9 @@
 // the element type (or straight into the `sum` output, which the caller wants
 // anyway) as the unit is read for its statistics; the output pass reads it
 // back from cache, or — in the rows geometry, whose output pass comes after a
-// whole batch — re-forms it from x and the residual (or reads the written sum). No pass over memory is
-// added: x and the residual are read where the plain kernel reads x.
+// whole batch — re-forms it from x and the residual (or reads the written
+// sum). No pass over memory is added: x and the residual are read where the
+// plain kernel reads x.
 //
 // The values normalized are s rounded once to the element type (Float32: s
 // itself), exactly what the `sum` output holds, and they go through the plain
@@ -212,6 +213,44 @@ private func fusedEightRowsPerVector<E: NormElement, L: FusedRowSource, G: Fused
 ) -> SavedStatistics {
     let rows = plan.units, features = plan.length
     let centered = plan.statistic == .moments
+    /// Groups of eight rows of `chunk`: their values (formed in `formed` unless
+    /// they are x itself), Float32 rows for `TinyUnits` (16-bit ones widened
+    /// into `wide`), the statistics in the lanes of a vector, each row's outputs.
+    @inline(__always)
+    func eightRows(_ formed: UnsafeMutablePointer<L.Value>, _ wide: UnsafeMutablePointer<Float>,
+                   m8: UnsafeMutablePointer<Moments>, _ chunk: Range<Int>,
+                   _ meanBase: UnsafeMutablePointer<Double>, _ invBase: UnsafeMutablePointer<Double>) {
+        for first in stride(from: chunk.lowerBound, to: chunk.upperBound, by: 8) {
+            let count = min(8, chunk.upperBound - first)
+            // Row k's values are at rows + k·features (in x, the sum or a scratch).
+            var rows = UnsafePointer(wide)
+            for k in 0..<count {
+                let p = source.values((first + k) * features, features, column: 0,
+                                      scratch: formed + k * features, statistics: true)
+                if L.Value.self != Float.self {
+                    widen(p, into: wide + k * features, features)
+                } else if k == 0 {
+                    rows = UnsafeRawPointer(p).assumingMemoryBound(to: Float.self)
+                }
+            }
+            if centered {
+                TinyUnits.moments8(rows, first: 0, last: count - 1, length: features, into: m8)
+            } else {
+                TinyUnits.meanSquare8(rows, first: 0, last: count - 1, length: features, into: m8)
+            }
+            for u in first..<(first + count) {
+                let m = m8[u - first]
+                let r = inverseStandardDeviation(centered ? m.biasedVariance : m.mean, eps)
+                (meanBase + u).initialize(to: centered ? m.mean : 0)
+                (invBase + u).initialize(to: r)
+                let k = AffineCoefficients(mean: centered ? m.mean : 0, invStd: r)
+                let o = u * features, a = plan.affineOffset(u)
+                fusedRowOutput(rows + (u - first) * features, y + o, features, k,
+                               gamma: gamma.map { $0 + a }, beta: beta.map { $0 + a }, epilogue, at: o,
+                               streaming: streaming)
+            }
+        }
+    }
     return SavedStatistics.filling(count: rows) { meanBase, invBase in
         ChunkSchedule.forEachChunk(units: rows, valuesPerUnit: features, threading: plan.threading) { chunk in
             withScratch(of: Moments.self, capacity: 8) { eight in
@@ -219,51 +258,14 @@ private func fusedEightRowsPerVector<E: NormElement, L: FusedRowSource, G: Fused
                 // `TinyUnits`, so 16-bit rows are widened into a Float32 scratch
                 // first: a scalar widening per value there cost more (GroupNorm +
                 // SiLU on 16-bit feature vectors, 0.71–0.94× when read in place).
-                withScratch(of: L.Value.self, capacity: 8 * features) { formed in withScratch(of: Float.self, capacity: 8 * features) { wide in
-                    let m8 = eight.baseAddress!, scratch = wide.baseAddress!
-                    for first in stride(from: chunk.lowerBound, to: chunk.upperBound, by: 8) {
-                        let count = min(8, chunk.upperBound - first)
-                        // Row k's values are at rows + k·features, in memory or in the scratch.
-                        var values = scratch
-                        for k in 0..<count {
-                            let p = source.values((first + k) * features, features, column: 0,
-                                                  scratch: formed.baseAddress! + k * features, statistics: true)
-                            if L.Value.self == Float.self {
-                                if k == 0 { values = UnsafeMutableRawPointer(mutating: p).assumingMemoryBound(to: Float.self) }
-                            } else {
-                                widenRow(p, into: scratch + k * features, features)
-                            }
-                        }
-                        let rows = UnsafePointer(values)
-                        if centered {
-                            TinyUnits.moments8(rows, first: 0, last: count - 1, length: features, into: m8)
-                        } else {
-                            TinyUnits.meanSquare8(rows, first: 0, last: count - 1, length: features, into: m8)
-                        }
-                        for u in first..<(first + count) {
-                            let m = m8[u - first]
-                            let r = inverseStandardDeviation(centered ? m.biasedVariance : m.mean, eps)
-                            (meanBase + u).initialize(to: centered ? m.mean : 0)
-                            (invBase + u).initialize(to: r)
-                            let k = AffineCoefficients(mean: centered ? m.mean : 0, invStd: r)
-                            let o = u * features, a = plan.affineOffset(u)
-                            fusedRowOutput(rows + (u - first) * features, y + o, features, k,
-                                           gamma: gamma.map { $0 + a }, beta: beta.map { $0 + a }, epilogue, at: o,
-                                           streaming: streaming)
-                        }
+                withScratch(of: L.Value.self, capacity: 8 * features) { formed in
+                    withScratch(of: Float.self, capacity: 8 * features) { wide in
+                        eightRows(formed.baseAddress!, wide.baseAddress!, m8: eight.baseAddress!, chunk, meanBase, invBase)
                     }
-                } }
+                }
             }
         }
     }
-}
-
-/// `dst[i] = Float(src[i])` for i < n.
-@inline(__always)
-private func widenRow<V: NormElement>(_ src: UnsafePointer<V>, into dst: UnsafeMutablePointer<Float>, _ n: Int) {
-    var i = 0
-    while i + 8 <= n { store8(V.load8(src + i), dst + i); i += 8 }
-    while i < n { dst[i] = V.widen(src[i]); i += 1 }
 }
 
 /// `normalizeRowByRow` fused: each row's values formed once (scratch or the sum

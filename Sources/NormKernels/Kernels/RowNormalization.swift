@@ -256,9 +256,10 @@ private func normalizeRowByRow<E: NormElement>(
     }
 }
 
-/// `dst[i] = Float(src[i])` for i < n, eight values per `E.load8`.
+/// `dst[i] = Float(src[i])` for i < n, eight values per `E.load8` (also the
+/// fused engine's eight-rows-per-vector strategy, `RowNormalization+Fused.swift`).
 @inline(__always)
-private func widen<E: NormElement>(_ src: UnsafePointer<E>, into dst: UnsafeMutablePointer<Float>, _ n: Int) {
+func widen<E: NormElement>(_ src: UnsafePointer<E>, into dst: UnsafeMutablePointer<Float>, _ n: Int) {
     var i = 0
     while i + 8 <= n { store8(E.load8(src + i), dst + i); i += 8 }
     while i < n { dst[i] = E.widen(src[i]); i += 1 }
