@@ -752,6 +752,70 @@ void nk_bf16_hw_gradient_columns_f32(const uint16_t *x, const float *g, uint16_t
     else nk_hw_gradient_columns_f32(x, g, dst, rows, columns, stride, pivot, a, b, c, 0);
 }
 
+// The fused row engine's output blocks (RowNormalization+Fused.swift): the
+// Swift loop leaves each block's Float32 results in an L1 buffer and these
+// round it, so the fused kernels round as the plain ones do.
+static inline __attribute__((always_inline)) NK_BF16_TARGET void
+nk_hw_narrow(const float *src, uint16_t *dst, size_t count, int streaming) {
+    for (size_t i = 0; i < count; i += 16) {
+        nk_hw_store16(dst + i, nk_hw_round16(_mm256_loadu_ps(src + i), _mm256_loadu_ps(src + i + 8)), streaming);
+    }
+}
+
+NK_BF16_TARGET
+void nk_bf16_hw_narrow(const float *src, uint16_t *dst, size_t count, int streaming) {
+    if (streaming) nk_hw_narrow(src, dst, count, 1);
+    else nk_hw_narrow(src, dst, count, 0);
+}
+
+/// Sixteen rounded values (`nk_hw_round16`'s order) widened back exactly.
+static inline __attribute__((always_inline)) NK_BF16_TARGET void nk_hw_widen16(__m256i r, __m256 *lo, __m256 *hi) {
+    *lo = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_castsi256_si128(r)), 16));
+    *hi = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_cvtepu16_epi32(_mm256_extracti128_si256(r, 1)), 16));
+}
+
+static inline __attribute__((always_inline)) NK_BF16_TARGET void
+nk_hw_gate(const float *z, const uint16_t *gate, uint16_t *dst, size_t count, int streaming) {
+    for (size_t i = 0; i < count; i += 16) {
+        // scalar math: y = bf16(widen(bf16(z))·widen(gate))
+        __m256 lo, hi;
+        nk_hw_widen16(nk_hw_round16(_mm256_loadu_ps(z + i), _mm256_loadu_ps(z + i + 8)), &lo, &hi);
+        __m256i r = nk_hw_round16(_mm256_mul_ps(lo, nk_hw_widen8(gate + i)), _mm256_mul_ps(hi, nk_hw_widen8(gate + i + 8)));
+        nk_hw_store16(dst + i, r, streaming);
+    }
+}
+
+NK_BF16_TARGET
+void nk_bf16_hw_gate(const float *z, const uint16_t *gate, uint16_t *dst, size_t count, int streaming) {
+    if (streaming) nk_hw_gate(z, gate, dst, count, 1);
+    else nk_hw_gate(z, gate, dst, count, 0);
+}
+
+static inline __attribute__((always_inline)) NK_BF16_TARGET void
+nk_hw_residual_sum(const uint16_t *x, const uint16_t *r, const float *bias, uint16_t *dst, size_t count) {
+    for (size_t i = 0; i < count; i += 16) {
+        if ((i & 31) == 0) {
+            // One prefetch per cache line of each input (ResidualRows.values: the same distance).
+            __builtin_prefetch((const char *)(x + i) + NK_SUMS_PREFETCH_BYTES, 0, 3);
+            __builtin_prefetch((const char *)(r + i) + NK_SUMS_PREFETCH_BYTES, 0, 3);
+        }
+        // scalar math: s = bf16((x + r) + b); both inputs read before the store (in place allowed)
+        __m256 a = _mm256_add_ps(nk_hw_widen8(x + i), nk_hw_widen8(r + i));
+        __m256 b = _mm256_add_ps(nk_hw_widen8(x + i + 8), nk_hw_widen8(r + i + 8));
+        if (bias) {
+            a = _mm256_add_ps(a, _mm256_loadu_ps(bias + i));
+            b = _mm256_add_ps(b, _mm256_loadu_ps(bias + i + 8));
+        }
+        _mm256_storeu_si256((__m256i *)(dst + i), nk_hw_round16(a, b));
+    }
+}
+
+NK_BF16_TARGET
+void nk_bf16_hw_residual_sum(const uint16_t *x, const uint16_t *r, const float *bias, uint16_t *dst, size_t count) {
+    if (bias) nk_hw_residual_sum(x, r, bias, dst, count);
+    else nk_hw_residual_sum(x, r, NULL, dst, count);
+}
+
 #undef NK_AFFINE_VARIANTS
 
 #else
@@ -834,6 +898,18 @@ void nk_bf16_hw_gradient_columns_f32(const uint16_t *x, const float *g, uint16_t
                                      int streaming) {
     (void)x; (void)g; (void)dst; (void)rows; (void)columns; (void)stride; (void)pivot; (void)a; (void)b; (void)c;
     (void)streaming;
+}
+
+void nk_bf16_hw_narrow(const float *src, uint16_t *dst, size_t count, int streaming) {
+    (void)src; (void)dst; (void)count; (void)streaming;
+}
+
+void nk_bf16_hw_gate(const float *z, const uint16_t *gate, uint16_t *dst, size_t count, int streaming) {
+    (void)z; (void)gate; (void)dst; (void)count; (void)streaming;
+}
+
+void nk_bf16_hw_residual_sum(const uint16_t *x, const uint16_t *r, const float *bias, uint16_t *dst, size_t count) {
+    (void)x; (void)r; (void)bias; (void)dst; (void)count;
 }
 
 #endif

@@ -174,4 +174,24 @@ uint64_t nk_bf16_hw_layernorm_rows_thread_calls(void);
 void nk_bf16_hw_row_gradient(const uint16_t *x, const uint16_t *dy, const float *gamma, uint16_t *dst, size_t count,
                              float pivot, float a, float b, float c, int streaming);
 
+/// `dst[i] = src[i]` rounded to BFloat16 for `count` Float32 values (a
+/// multiple of 16): the fused row engine's output blocks
+/// (RowNormalization+Fused.swift). `streaming` as in nk_bf16_hw_affine. Only
+/// when nk_cpu_rounds_bf16() is 1.
+void nk_bf16_hw_narrow(const float *src, uint16_t *dst, size_t count, int streaming);
+
+/// RMSNorm × gate's output block: `dst[i] = bf16(widen(bf16(z[i]))·widen(gate[i]))`
+/// for `count` values (a multiple of 16), z the RMSNorm output in Float32 as
+/// the Swift loop formed it (`GateEpilogue`: z rounded once, as the plain
+/// kernel stores it, then the gate). `streaming` as in nk_bf16_hw_affine. Only
+/// when nk_cpu_rounds_bf16() is 1.
+void nk_bf16_hw_gate(const float *z, const uint16_t *gate, uint16_t *dst, size_t count, int streaming);
+
+/// The fused residual's sum, `dst[i] = bf16((x[i] + r[i]) + bias[i])` (`bias`
+/// may be NULL), for `count` values (a multiple of 16): `ResidualRows.values`'
+/// loop with the rounding in one instruction, prefetching x and r
+/// `NK_SUMS_PREFETCH_BYTES` ahead. Each step reads x and r before it writes,
+/// so `dst` may be `x` or `r`. Only when nk_cpu_rounds_bf16() is 1.
+void nk_bf16_hw_residual_sum(const uint16_t *x, const uint16_t *r, const float *bias, uint16_t *dst, size_t count);
+
 #endif

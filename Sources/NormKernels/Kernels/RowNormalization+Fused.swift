@@ -61,17 +61,21 @@ struct PlainRows<E: NormElement>: FusedRowSource {
 protocol AddedBias {
     func add(_ v: F8, _ c: Int) -> F8
     func add(_ v: Float, _ c: Int) -> Float
+    /// The bias from column `c` on, for a C loop (nil: none).
+    func pointer(_ c: Int) -> UnsafePointer<Float>?
 }
 
 struct NoAddedBias: AddedBias {
     @inline(__always) func add(_ v: F8, _ c: Int) -> F8 { v }
     @inline(__always) func add(_ v: Float, _ c: Int) -> Float { v }
+    @inline(__always) func pointer(_ c: Int) -> UnsafePointer<Float>? { nil }
 }
 
 struct FeatureBias: AddedBias {
     let base: UnsafePointer<Float>
     @inline(__always) func add(_ v: F8, _ c: Int) -> F8 { v + load8(base + c) }
     @inline(__always) func add(_ v: Float, _ c: Int) -> Float { v + base[c] }
+    @inline(__always) func pointer(_ c: Int) -> UnsafePointer<Float>? { base + c }
 }
 
 /// s = (x + r) + b in Float32, rounded once to `E`; written to `sum` when given
@@ -92,9 +96,30 @@ struct ResidualRows<E: NormElement, B: AddedBias>: FusedRowSource {
         let x = self.x + o, r = residual + o
         let dst = sum.map { $0 + o } ?? scratch
         var i = 0
+        if E.self == BFloat16.self && n >= 16 && BFloat16Hardware.available {
+            // BFloat16 rounded by AVX-512 BF16 (`nk_bf16_hw_residual_sum`: the
+            // loop below, prefetches included, in C; same bits), as the output
+            // loop rounds (`fusedRowOutput`).
+            let whole = n & ~15
+            nk_bf16_hw_residual_sum(UnsafeRawPointer(x).assumingMemoryBound(to: UInt16.self),
+                                    UnsafeRawPointer(r).assumingMemoryBound(to: UInt16.self), bias.pointer(c),
+                                    UnsafeMutableRawPointer(dst).assumingMemoryBound(to: UInt16.self), whole)
+            i = whole
+        }
+        // One prefetch of x and of the residual per cache line, a DRAM latency
+        // ahead (`ShiftedRowSums.prefetchBytes`, as the plain BFloat16 row
+        // loop): with ~19 operations per 8 values of a 16-bit type the
+        // out-of-order window held only a few lines of each stream, and the
+        // 16-bit sum ran slower than Float32's twice the bytes
+        // (docs/PERFORMANCE.md, "Fused residual rows: a prefetch ahead").
+        let line = 64 / MemoryLayout<E>.stride, ahead = ShiftedRowSums.prefetchBytes / MemoryLayout<E>.stride
         // scalar math: s = E((x + r) + b). Each vector is read before it is
         // written, so the sum may be x or the residual (in place).
-        while i + 8 <= n { E.store8(bias.add(E.load8(x + i) + E.load8(r + i), c + i), dst + i); i += 8 }
+        while i + 8 <= n {
+            if i & (line - 1) == 0 { nk_prefetch(x + i + ahead); nk_prefetch(r + i + ahead) }
+            E.store8(bias.add(E.load8(x + i) + E.load8(r + i), c + i), dst + i)
+            i += 8
+        }
         while i < n { dst[i] = E.narrow(bias.add(E.widen(x[i]) + E.widen(r[i]), c + i)); i += 1 }
         return UnsafePointer(dst)
     }
@@ -105,6 +130,24 @@ struct ResidualRows<E: NormElement, B: AddedBias>: FusedRowSource {
 protocol FusedRowEpilogue {
     func apply(_ v: F8, _ o: Int) -> F8
     func apply(_ v: Float, _ o: Int) -> Float
+    /// BFloat16 outputs rounded by AVX-512 BF16 (`fusedRowOutput`): what the
+    /// Swift loop leaves in the Float32 block for `roundBFloat16` (default:
+    /// `apply` whole).
+    func beforeHardwareRounding(_ v: F8, _ o: Int) -> F8
+    /// The rest of `apply` and the rounding of `count` values (a multiple of
+    /// 16) from the block `z` to BFloat16 at `dst`, in C (default:
+    /// `nk_bf16_hw_narrow`). Only where `BFloat16Hardware.available`.
+    func roundBFloat16(_ z: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<UInt16>, _ count: Int, at o: Int,
+                       streaming: Bool)
+}
+
+extension FusedRowEpilogue {
+    @inline(__always) func beforeHardwareRounding(_ v: F8, _ o: Int) -> F8 { apply(v, o) }
+    @inline(__always)
+    func roundBFloat16(_ z: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<UInt16>, _ count: Int, at o: Int,
+                       streaming: Bool) {
+        nk_bf16_hw_narrow(z, dst, count, streaming ? 1 : 0)
+    }
 }
 
 struct NoEpilogue: FusedRowEpilogue {
@@ -119,6 +162,23 @@ struct GateEpilogue<E: NormElement>: FusedRowEpilogue {
     let gate: UnsafePointer<E>
     @inline(__always) func apply(_ v: F8, _ o: Int) -> F8 { roundedThrough(E.self, v) * E.load8(gate + o) }
     @inline(__always) func apply(_ v: Float, _ o: Int) -> Float { E.widen(E.narrow(v)) * E.widen(gate[o]) }
+
+    /// BFloat16: z's rounding, the multiply and the output's rounding all in
+    /// `nk_bf16_hw_gate` (the same operations).
+    @inline(__always) func beforeHardwareRounding(_ v: F8, _ o: Int) -> F8 {
+        E.self == BFloat16.self ? v : apply(v, o)
+    }
+
+    @inline(__always)
+    func roundBFloat16(_ z: UnsafePointer<Float>, _ dst: UnsafeMutablePointer<UInt16>, _ count: Int, at o: Int,
+                       streaming: Bool) {
+        if E.self == BFloat16.self {
+            nk_bf16_hw_gate(z, UnsafeRawPointer(gate + o).assumingMemoryBound(to: UInt16.self), dst, count,
+                            streaming ? 1 : 0)
+        } else {
+            nk_bf16_hw_narrow(z, dst, count, streaming ? 1 : 0)
+        }
+    }
 }
 
 /// `v` rounded to `E` and widened back (Float32: `v`), in registers
@@ -178,6 +238,27 @@ private func fusedRowOutput<V: NormElement, E: NormElement, A: ElementAffine, G:
     var i = 0
     let head = S.prologue(dst, n)
     while i < head { scalar(i); i += 1 }
+    if E.self == BFloat16.self && n - i >= fusedRoundingMinimum && BFloat16Hardware.available {
+        // BFloat16 rounded by AVX-512 BF16, as the plain row kernels round
+        // (`nk_bf16_hw_elementwise`): blocks of Float32 results in an L1 buffer,
+        // then one C call per block. The integer rounding of `S.store` was
+        // about a third of the loop's vector operations. Same bits.
+        let out = UnsafeMutableRawPointer(dst).assumingMemoryBound(to: UInt16.self)
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: fusedRoundingBlock) { buffer in
+            let z = buffer.baseAddress!
+            while n - i >= 16 {
+                let m = min(fusedRoundingBlock, (n - i) & ~15)
+                var j = 0
+                while j < m {
+                    store8(g.beforeHardwareRounding(a.apply(muladd(V.load8(src + i + j) - p, s, t), i + j),
+                                                    o + i + j), z + j)
+                    j += 8
+                }
+                g.roundBFloat16(z, out + i, m, at: o + i, streaming: S.streams)
+                i += m
+            }
+        }
+    }
     while i + 8 <= n {
         // scalar math: y = (((s − p)·r + t)·γ + β) ⊙ gate
         S.store(g.apply(a.apply(muladd(V.load8(src + i) - p, s, t), i), o + i), dst + i)
@@ -185,6 +266,15 @@ private func fusedRowOutput<V: NormElement, E: NormElement, A: ElementAffine, G:
     }
     while i < n { scalar(i); i += 1 }
 }
+
+/// Values per C call of the BFloat16 hardware rounding in `fusedRowOutput`:
+/// 2 KiB of Float32 results, written and read back in L1.
+private let fusedRoundingBlock = 512
+
+/// Shortest row (values) that `fusedRowOutput` rounds in C: on GroupNorm +
+/// SiLU's feature vectors (rows of 16 values, one call each) the buffer and
+/// the call took 2.5–3× the row's time (docs/data/2026-12-07-fusedhw-zen5/).
+private let fusedRoundingMinimum = 128
 
 /// The forward of a row plan with a fused source and epilogue (see the top of
 /// this file); returns per-unit mean and 1/σ of the normalized values (the sum).

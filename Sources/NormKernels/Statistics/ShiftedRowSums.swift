@@ -47,8 +47,8 @@ enum ShiftedRowSums {
     /// Values per block of Float32 lane sums (16 steps of 16 values).
     static let block = 256
 
-    /// How far ahead of the 16-value step the Swift sweep of a 16-bit row
-    /// prefetches, in bytes: the C loop's `NK_SUMS_PREFETCH_BYTES` (BFloat16Hardware.h).
+    /// How far ahead of the 16-value step the Swift sweep prefetches, in
+    /// bytes: the C loop's `NK_SUMS_PREFETCH_BYTES` (BFloat16Hardware.h).
     static let prefetchBytes = Int(NK_SUMS_PREFETCH_BYTES)
 
     /// The sums of `p[0 ..< n]` about `pivot`, with `out`'s writes run in the
@@ -77,14 +77,15 @@ enum ShiftedRowSums {
             repeat {
                 // scalar math: d = x − K;  s += d;  q += d²
                 let d0 = E.load8(p + i) - k, d1 = E.load8(p + i + 8) - k
-                if MemoryLayout<E>.size == 2 {
-                    // 16-bit rows (Float16; BFloat16 without AVX-512 BF16): the prefetch of
-                    // `nk_hw_shifted_sums`, the same distance and reason (NK_SUMS_PREFETCH_BYTES:
-                    // the previous row's outputs in this loop fill the out-of-order window, so
-                    // the hardware prefetcher alone leaves DRAM loads waiting). A hint: no
-                    // fault past the row, no effect on the values. Float32 rows unchanged.
-                    nk_prefetch(UnsafeRawPointer(p + i) + ShiftedRowSums.prefetchBytes)
-                }
+                // The prefetch of `nk_hw_shifted_sums`, the same distance and reason
+                // (NK_SUMS_PREFETCH_BYTES: the previous row's outputs in this loop fill the
+                // out-of-order window, so the hardware prefetcher alone leaves DRAM loads
+                // waiting): 16-bit rows (Float16; BFloat16 without AVX-512 BF16) since
+                // `rows16`, Float32 rows since Zen 5 showed the same wait (half the
+                // samples of LayerNorm `[8192, 1024]` on one thread on the load of the row
+                // being summed; docs/PERFORMANCE.md, "LayerNorm rows: a prefetch ahead of
+                // the sums"). A hint: no fault past the row, no effect on the values.
+                nk_prefetch(UnsafeRawPointer(p + i) + ShiftedRowSums.prefetchBytes)
                 s0 += d0
                 s1 += d1
                 q0 = muladd(d0, d0, q0)
