@@ -329,11 +329,8 @@ private func fusedEightRowsPerVector<E: NormElement, L: FusedRowSource, G: Fused
                 TinyUnits.meanSquare8(rows, first: 0, last: count - 1, length: features, into: m8)
             }
             for u in first..<(first + count) {
-                let m = m8[u - first]
-                let r = inverseStandardDeviation(centered ? m.biasedVariance : m.mean, eps)
-                (meanBase + u).initialize(to: centered ? m.mean : 0)
-                (invBase + u).initialize(to: r)
-                let k = AffineCoefficients(mean: centered ? m.mean : 0, invStd: r)
+                let k = rowCoefficients(m8[u - first], centered: centered, eps, mean: meanBase + u,
+                                        invStd: invBase + u)
                 let o = u * features, a = plan.affineOffset(u)
                 fusedRowOutput(rows + (u - first) * features, y + o, features, k,
                                gamma: gamma.map { $0 + a }, beta: beta.map { $0 + a }, epilogue, at: o,

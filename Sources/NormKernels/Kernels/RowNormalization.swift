@@ -184,11 +184,8 @@ private func normalizeEightRowsPerVector<E: NormElement>(
                 /// Saved statistics and outputs of rows `first ..< first + 8` (within the chunk).
                 @inline(__always) func write(_ first: Int) {
                     for u in first..<min(chunk.upperBound, first + 8) {
-                        let m = m8[u - first]
-                        let r = inverseStandardDeviation(centered ? m.biasedVariance : m.mean, eps)
-                        (meanBase + u).initialize(to: centered ? m.mean : 0)
-                        (invBase + u).initialize(to: r)
-                        let k = AffineCoefficients(mean: centered ? m.mean : 0, invStd: r)
+                        let k = rowCoefficients(m8[u - first], centered: centered, eps, mean: meanBase + u,
+                                                invStd: invBase + u)
                         let o = u * features, a = plan.affineOffset(u)
                         Apply.elementwise(x + o, y + o, features, pivot: k.pivot, invStd: k.scale, shift: k.shift,
                                           gamma: gamma.map { $0 + a }, beta: beta.map { $0 + a },
@@ -285,6 +282,21 @@ func rowCoefficients<E: NormElement>(
     mean.initialize(to: 0)
     invStd.initialize(to: r)
     return AffineCoefficients(pivot: 0, scale: Float(r), shift: 0)
+}
+
+/// `rowCoefficients` from a row's moments already formed (the eight-rows
+/// strategies: `TinyUnits`' lanes hold the mean and biased variance, or the
+/// mean square in `mean`): writes the saved mean and 1/σ, returns the output's
+/// coefficients.
+@inline(__always)
+func rowCoefficients(
+    _ m: Moments, centered: Bool, _ eps: Float,
+    mean: UnsafeMutablePointer<Double>, invStd: UnsafeMutablePointer<Double>
+) -> AffineCoefficients {
+    let r = inverseStandardDeviation(centered ? m.biasedVariance : m.mean, eps)
+    mean.initialize(to: centered ? m.mean : 0)
+    invStd.initialize(to: r)
+    return AffineCoefficients(mean: centered ? m.mean : 0, invStd: r)
 }
 
 /// Σx²/n of a short row (see `normalizeRowByRow`).
